@@ -1,0 +1,102 @@
+# Starling - build, run, test.
+#   make            build/starling and build/starlingctl
+#   make run        a server for localhost in the foreground (example.cfg)
+#   make test       every test a fresh machine can run
+#   make test-asan  the same suite on an ASan + UBSan build
+#   make deps       install the Debian packages needed (root), or say which
+
+PREFIX ?= /usr/local
+CC ?= cc
+BUILD ?= build
+PYTHON ?= /usr/bin/python3
+
+PKGS := lua5.4 libidn openssl expat
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow \
+	-Wstrict-prototypes -Wmissing-prototypes -D_GNU_SOURCE -Icore \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -llmdb -lm
+
+BUILD_DEPS := gcc make pkg-config libev-dev libexpat1-dev libssl-dev \
+	liblua5.4-dev liblmdb-dev libidn-dev openssl
+TEST_DEPS := python3 python3-slixmpp python3-aioxmpp lua-check lmdb-utils
+
+CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c))
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ := $(BUILD)/obj/core/main.o
+CTL_OBJ := $(BUILD)/obj/tools/starlingctl.o
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+HEADERS := $(wildcard core/*.h tests/unit/*.h)
+
+all: $(BUILD)/starling $(BUILD)/starlingctl
+
+$(BUILD)/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/starling: $(MAIN_OBJ) $(CORE_OBJ)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/starlingctl: $(CTL_OBJ) $(CORE_OBJ)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+unit: $(UNIT_BIN)
+
+# Packages: install what is missing when root, else print the command.
+define need_pkgs
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing: $$missing"; \
+			(apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+		else \
+			echo "missing packages; run: sudo apt-get install -y $$missing"; exit 1; \
+		fi; \
+	fi
+endef
+
+deps:
+	$(call need_pkgs,$(BUILD_DEPS))
+
+test-deps: deps
+	$(call need_pkgs,$(TEST_DEPS))
+
+certs/localhost.crt:
+	@mkdir -p certs
+	openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=localhost \
+		-addext subjectAltName=DNS:localhost -keyout certs/localhost.key \
+		-out certs/localhost.crt 2>/dev/null
+	chmod 600 certs/localhost.key
+
+run: deps
+	$(MAKE) all
+	$(MAKE) certs/localhost.crt
+	@mkdir -p data
+	exec $(BUILD)/starling -c example.cfg
+
+test: test-deps
+	$(MAKE) all unit
+	$(PYTHON) tests/run.py --build $(BUILD)
+
+test-asan: test-deps
+	$(MAKE) BUILD=build-asan \
+		CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+		LDFLAGS="-fsanitize=address,undefined" all unit
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+		$(PYTHON) tests/run.py --build build-asan --asan
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/starling
+	install -m 755 $(BUILD)/starling $(BUILD)/starlingctl $(DESTDIR)$(PREFIX)/bin/
+	cp -r lua modules $(DESTDIR)$(PREFIX)/share/starling/
+	install -m 644 example.cfg $(DESTDIR)$(PREFIX)/share/starling/
+
+clean:
+	rm -rf build build-asan
+
+.PHONY: all unit deps test-deps run test test-asan install clean

@@ -1,0 +1,187 @@
+/*
+ * accounts.c - user accounts on the "accounts" db of the store.
+ *
+ * Record (key host \0 user), version 1:
+ *   u8 version (1)
+ *   for SHA-1, then SHA-256:
+ *     u32 iterations (big endian), u8 salt_len, salt,
+ *     StoredKey, ServerKey (20 bytes each for SHA-1, 32 for SHA-256)
+ * A record that does not parse is reported (-EIO) and never used.
+ */
+#include "accounts.h"
+#include "store.h"
+#include "log.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+
+#define ACCOUNTS_VERSION 1
+
+static const enum sasl_hash record_hashes[] = { SASL_HASH_SHA1, SASL_HASH_SHA256 };
+
+static size_t key_len(enum sasl_hash hash)
+{
+	return hash == SASL_HASH_SHA1 ? 20 : 32;
+}
+
+static void put_creds(struct sbuf *b, const struct scram_creds *c)
+{
+	unsigned char h[5] = {
+		(unsigned char)(c->iterations >> 24), (unsigned char)(c->iterations >> 16),
+		(unsigned char)(c->iterations >> 8), (unsigned char)c->iterations,
+		(unsigned char)c->salt_len,
+	};
+
+	sbuf_add(b, h, sizeof(h));
+	sbuf_add(b, c->salt, c->salt_len);
+	sbuf_add(b, c->stored_key, key_len(c->hash));
+	sbuf_add(b, c->server_key, key_len(c->hash));
+}
+
+/* Parses the part for one hash at *off: 0 or -EIO. */
+static int get_creds(const struct sbuf *b, size_t *off, enum sasl_hash hash,
+		     struct scram_creds *out)
+{
+	const unsigned char *p = (const unsigned char *)b->p + *off;
+	size_t left = b->len - *off, klen = key_len(hash);
+
+	if (left < 5)
+		return -EIO;
+	memset(out, 0, sizeof(*out));
+	out->hash = hash;
+	out->iterations = (unsigned)p[0] << 24 | (unsigned)p[1] << 16 |
+			  (unsigned)p[2] << 8 | p[3];
+	out->salt_len = p[4];
+	if (out->iterations == 0 || out->salt_len == 0 ||
+	    out->salt_len > SASL_MAX_SALT || left < 5 + out->salt_len + 2 * klen)
+		return -EIO;
+	p += 5;
+	memcpy(out->salt, p, out->salt_len);
+	p += out->salt_len;
+	memcpy(out->stored_key, p, klen);
+	memcpy(out->server_key, p + klen, klen);
+	*off += 5 + out->salt_len + 2 * klen;
+	return 0;
+}
+
+int accounts_get(const char *host, const char *user, enum sasl_hash hash,
+		 struct scram_creds *out)
+{
+	struct scram_creds c;
+	struct sbuf b;
+	size_t off = 1;
+	int rc;
+
+	sbuf_init(&b);
+	rc = store_get(STORE_ACCOUNTS, host, user, NULL, NULL, 0, &b);
+	if (rc)
+		goto out;
+	if (b.len < 1 || (unsigned char)b.p[0] != ACCOUNTS_VERSION) {
+		rc = -EIO;
+		goto out;
+	}
+	rc = -ENOENT;
+	for (size_t i = 0; i < ARRAY_SIZE(record_hashes); i++) {
+		int r = get_creds(&b, &off, record_hashes[i], &c);
+		if (r) {
+			rc = r;
+			break;
+		}
+		if (record_hashes[i] == hash) {
+			*out = c;
+			rc = 0;
+		}
+	}
+	if (rc == 0 && off != b.len)
+		rc = -EIO;
+	OPENSSL_cleanse(&c, sizeof(c));
+out:
+	if (rc == -EIO)
+		log_error("accounts: the record of %s@%s is corrupt", user, host);
+	if (b.p)
+		OPENSSL_cleanse(b.p, b.cap);
+	sbuf_free(&b);
+	return rc;
+}
+
+bool accounts_exists(const char *host, const char *user)
+{
+	struct sbuf b;
+	int rc;
+
+	sbuf_init(&b);
+	rc = store_get(STORE_ACCOUNTS, host, user, NULL, NULL, 0, &b);
+	sbuf_free(&b);
+	return rc == 0;
+}
+
+int accounts_set_password(const char *host, const char *user,
+			  const char *password, unsigned iterations)
+{
+	struct scram_creds c;
+	struct sbuf b;
+	int rc = 0;
+
+	if (!iterations)
+		iterations = ACCOUNTS_DEFAULT_ITERATIONS;
+	sbuf_init(&b);
+	sbuf_addc(&b, ACCOUNTS_VERSION);
+	for (size_t i = 0; i < ARRAY_SIZE(record_hashes) && rc == 0; i++) {
+		rc = scram_derive(record_hashes[i], password, NULL, 0,
+				  iterations, &c);
+		if (rc == 0)
+			put_creds(&b, &c);
+	}
+	if (rc == 0)
+		rc = store_put(STORE_ACCOUNTS, host, user, NULL, NULL, 0,
+			       b.p, b.len);
+	OPENSSL_cleanse(&c, sizeof(c));
+	OPENSSL_cleanse(b.p, b.cap);
+	sbuf_free(&b);
+	return rc;
+}
+
+int accounts_delete(const char *host, const char *user)
+{
+	bool existed = accounts_exists(host, user);
+	int rc = store_purge_user(host, user);
+
+	if (rc == 0 && !existed)
+		rc = -ENOENT;
+	return rc;
+}
+
+int accounts_list(const char *host, int (*fn)(void *ctx, const char *user),
+		  void *ctx)
+{
+	return store_users(STORE_ACCOUNTS, host, NULL, fn, ctx);
+}
+
+int accounts_check_password(const char *host, const char *user,
+			    const char *password)
+{
+	struct scram_creds have, got;
+	int rc, derived;
+
+	rc = accounts_get(host, user, SASL_HASH_SHA256, &have);
+	if (rc == -ENOENT) {
+		/* Spend the same work as for a real user, so the time
+		 * taken does not tell whether the account exists. */
+		scram_derive(SASL_HASH_SHA256, password, NULL, 0,
+			     ACCOUNTS_DEFAULT_ITERATIONS, &got);
+		OPENSSL_cleanse(&got, sizeof(got));
+		return -ENOENT;
+	}
+	if (rc)
+		return rc;
+	derived = scram_derive(SASL_HASH_SHA256, password, have.salt,
+			       have.salt_len, have.iterations, &got);
+	if (derived == 0 && ct_memcmp(got.stored_key, have.stored_key,
+				      key_len(SASL_HASH_SHA256)) == 0)
+		rc = 0;
+	else
+		rc = -EACCES;
+	OPENSSL_cleanse(&have, sizeof(have));
+	OPENSSL_cleanse(&got, sizeof(got));
+	return rc;
+}

@@ -1,0 +1,173 @@
+/* config.c - config lookups from C into the config table held in Lua. */
+#include "config.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+static int cfg_ref = LUA_NOREF;
+static char *cfg_path;
+
+int config_load(const char *path)
+{
+	lua_State *L = lx_state();
+
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "starling.config");
+	if (lx_pcall(L, 1, 1, "config") != 0)
+		return -1;
+	lua_getfield(L, -1, "load");
+	lua_pushstring(L, path);
+	if (lx_pcall(L, 1, 2, "config") != 0) {
+		lua_pop(L, 1);
+		return -1;
+	}
+	if (lua_isnil(L, -2)) {
+		log_error("cannot load config %s: %s", path, lua_tostring(L, -1));
+		lua_pop(L, 3);
+		return -1;
+	}
+	lua_pop(L, 1);
+	lua_pushvalue(L, -1);
+	lua_setfield(L, LUA_REGISTRYINDEX, CONFIG_REGISTRY_KEY);
+	cfg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pop(L, 1);
+	free(cfg_path);
+	cfg_path = xstrdup(path);
+	return 0;
+}
+
+void config_free(void)
+{
+	lua_State *L = lx_state();
+
+	if (L && cfg_ref != LUA_NOREF) {
+		luaL_unref(L, LUA_REGISTRYINDEX, cfg_ref);
+		lua_pushnil(L);
+		lua_setfield(L, LUA_REGISTRYINDEX, CONFIG_REGISTRY_KEY);
+	}
+	cfg_ref = LUA_NOREF;
+	free(cfg_path);
+	cfg_path = NULL;
+}
+
+const char *config_path(void)
+{
+	return cfg_path;
+}
+
+void config_push(const char *host, const char *key)
+{
+	lua_State *L = lx_state();
+
+	lua_rawgeti(L, LUA_REGISTRYINDEX, cfg_ref);
+	if (!lua_istable(L, -1)) {
+		lua_pop(L, 1);
+		lua_pushnil(L);
+		return;
+	}
+	lua_getfield(L, -1, "get");
+	lua_pushvalue(L, -2);
+	lua_pushstring(L, host ? host : "*");
+	lua_pushstring(L, key);
+	if (lx_pcall(L, 3, 1, "config") != 0)
+		lua_pushnil(L);
+	lua_remove(L, -2);
+}
+
+const char *config_string(const char *host, const char *key, const char *def)
+{
+	lua_State *L = lx_state();
+	const char *v = def;
+
+	config_push(host, key);
+	if (lua_type(L, -1) == LUA_TSTRING)
+		v = lua_tostring(L, -1);	/* anchored in the config table */
+	else if (!lua_isnil(L, -1))
+		log_warn("option '%s' should be a string; using the default", key);
+	lua_pop(L, 1);
+	return v;
+}
+
+long config_int(const char *host, const char *key, long def)
+{
+	lua_State *L = lx_state();
+	long v = def;
+	int isnum = 0;
+
+	config_push(host, key);
+	if (!lua_isnil(L, -1)) {
+		lua_Integer i = lua_tointegerx(L, -1, &isnum);
+		if (isnum && lua_type(L, -1) == LUA_TNUMBER)
+			v = (long)i;
+		else
+			log_warn("option '%s' should be a whole number; using %ld", key, def);
+	}
+	lua_pop(L, 1);
+	return v;
+}
+
+bool config_bool(const char *host, const char *key, bool def)
+{
+	lua_State *L = lx_state();
+	bool v = def;
+
+	config_push(host, key);
+	if (lua_isboolean(L, -1))
+		v = lua_toboolean(L, -1);
+	else if (!lua_isnil(L, -1))
+		log_warn("option '%s' should be true or false; using %s", key,
+			 def ? "true" : "false");
+	lua_pop(L, 1);
+	return v;
+}
+
+int config_each(const char *host, const char *key,
+		int (*fn)(void *ctx, const char *item), void *ctx)
+{
+	lua_State *L = lx_state();
+	int r = 0;
+
+	config_push(host, key);
+	if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
+		r = fn(ctx, lua_tostring(L, -1));
+	} else if (lua_istable(L, -1)) {
+		lua_Integer n = luaL_len(L, -1);
+		for (lua_Integer i = 1; i <= n && r == 0; i++) {
+			lua_rawgeti(L, -1, i);
+			if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)
+				r = fn(ctx, lua_tostring(L, -1));
+			else
+				log_warn("option '%s': item %lld is not a string or number",
+					 key, (long long)i);
+			lua_pop(L, 1);
+		}
+	} else if (!lua_isnil(L, -1)) {
+		log_warn("option '%s' should be a list", key);
+	}
+	lua_pop(L, 1);
+	return r;
+}
+
+bool config_host_next(size_t *pos, const char **name, const char **type,
+		      const char **module)
+{
+	lua_State *L = lx_state();
+	bool found = false;
+
+	lua_rawgeti(L, LUA_REGISTRYINDEX, cfg_ref);
+	lua_getfield(L, -1, "hosts");
+	if (lua_rawgeti(L, -1, (lua_Integer)*pos + 1) == LUA_TTABLE) {
+		lua_getfield(L, -1, "name");
+		*name = lua_tostring(L, -1);
+		lua_getfield(L, -2, "type");
+		*type = lua_tostring(L, -1);
+		lua_getfield(L, -3, "module");
+		*module = lua_tostring(L, -1);
+		lua_pop(L, 3);
+		found = *name != NULL;
+		(*pos)++;
+	}
+	lua_pop(L, 3);
+	return found;
+}

@@ -1,0 +1,520 @@
+/* conn.c - sockets, transports, write queues, flow control, deferred free. */
+#include "conn.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <openssl/err.h>
+
+#define READ_BUF_SIZE (64 * 1024)
+#define READ_BUDGET (256 * 1024)	/* bytes per connection per wake-up */
+#define CHUNK_SIZE (16 * 1024)
+#define MAX_IOV 64
+#define CLOSE_GRACE 5.0			/* seconds to flush before a hard close */
+
+struct wq_chunk {
+	struct wq_chunk *next;
+	size_t start, end, cap;
+	char data[];
+};
+
+struct conn_priv {
+	struct conn c;
+	ev_timer close_timer;
+	SSL_CTX *tls_pending;		/* STARTTLS waiting for the flush */
+};
+
+static struct ev_loop *loop;
+static char *read_buf;
+static struct conn *flush_list;
+static struct conn *dead_list;
+
+static void conn_finalize(struct conn *c);
+static void try_flush(struct conn *c);
+
+struct ev_loop *conn_loop(void)
+{
+	return loop;
+}
+
+void conn_global_init(struct ev_loop *l)
+{
+	loop = l;
+	if (!read_buf)
+		read_buf = xmalloc(READ_BUF_SIZE);
+}
+
+static void conn_free(struct conn *c)
+{
+	struct conn_priv *p = container_of(c, struct conn_priv, c);
+	struct wq_chunk *k = c->wq_head;
+
+	while (k) {
+		struct wq_chunk *next = k->next;
+		free(k);
+		k = next;
+	}
+	if (c->ssl)
+		SSL_free(c->ssl);
+	free(p);
+}
+
+static void free_dead(void)
+{
+	while (dead_list) {
+		struct conn *c = dead_list;
+		dead_list = c->flush_next;
+		conn_free(c);
+	}
+}
+
+void conn_global_free(void)
+{
+	free_dead();
+	free(read_buf);
+	read_buf = NULL;
+}
+
+/* --- plain TCP transport ------------------------------------------------ */
+
+static ssize_t plain_read(struct conn *c, void *buf, size_t len)
+{
+	ssize_t n = read(c->fd, buf, len);
+
+	if (n >= 0)
+		return n;
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return -EAGAIN;
+	return -errno;
+}
+
+static ssize_t plain_writev(struct conn *c, const struct iovec *iov, int n)
+{
+	ssize_t w = writev(c->fd, iov, n);
+
+	if (w >= 0)
+		return w;
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return -EAGAIN;
+	return -errno;
+}
+
+static void plain_shutdown(struct conn *c)
+{
+	shutdown(c->fd, SHUT_WR);
+}
+
+static const struct conn_ops plain_ops = {
+	.name = "tcp",
+	.read = plain_read,
+	.writev = plain_writev,
+	.shutdown = plain_shutdown,
+};
+
+/* --- TLS transport ------------------------------------------------------ */
+
+static ssize_t tls_result(struct conn *c, int r, unsigned want_flag_read,
+			  unsigned want_flag_write)
+{
+	int err = SSL_get_error(c->ssl, r);
+
+	switch (err) {
+	case SSL_ERROR_WANT_READ:
+		if (want_flag_read)
+			c->flags |= want_flag_read;
+		return -EAGAIN;
+	case SSL_ERROR_WANT_WRITE:
+		if (want_flag_write) {
+			c->flags |= want_flag_write;
+			ev_io_start(loop, &c->wio);
+		}
+		return -EAGAIN;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	default:
+		ERR_clear_error();
+		return -EIO;
+	}
+}
+
+static ssize_t tls_read(struct conn *c, void *buf, size_t len)
+{
+	int r;
+
+	c->flags &= ~CONN_F_READ_WANTS_WRITE;
+	ERR_clear_error();
+	r = SSL_read(c->ssl, buf, (int)MIN(len, (size_t)INT32_MAX));
+	if (r > 0)
+		return r;
+	return tls_result(c, r, 0, CONN_F_READ_WANTS_WRITE);
+}
+
+static ssize_t tls_writev(struct conn *c, const struct iovec *iov, int n)
+{
+	ssize_t total = 0;
+
+	c->flags &= ~CONN_F_WRITE_WANTS_READ;
+	for (int i = 0; i < n; i++) {
+		ERR_clear_error();
+		int r = SSL_write(c->ssl, iov[i].iov_base,
+				  (int)MIN(iov[i].iov_len, (size_t)INT32_MAX));
+		if (r <= 0) {
+			ssize_t e = tls_result(c, r, CONN_F_WRITE_WANTS_READ, 0);
+			if (total)
+				return total;
+			return e == 0 ? -EPIPE : e;
+		}
+		total += r;
+		if ((size_t)r < iov[i].iov_len)
+			break;
+	}
+	return total;
+}
+
+static void tls_shutdown(struct conn *c)
+{
+	if (!(c->flags & CONN_F_HANDSHAKE)) {
+		ERR_clear_error();
+		SSL_shutdown(c->ssl);
+		ERR_clear_error();
+	}
+	shutdown(c->fd, SHUT_WR);
+}
+
+static const struct conn_ops tls_ops = {
+	.name = "tls",
+	.read = tls_read,
+	.writev = tls_writev,
+	.shutdown = tls_shutdown,
+};
+
+static void handshake_step(struct conn *c)
+{
+	int r;
+
+	ERR_clear_error();
+	r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		c->flags &= ~CONN_F_HANDSHAKE;
+		ev_io_stop(loop, &c->wio);
+		if (c->ev->tls_ready)
+			c->ev->tls_ready(c);
+		/* Application data may already sit in OpenSSL's buffer. */
+		if (!(c->flags & CONN_F_CLOSING))
+			ev_feed_event(loop, &c->rio, EV_READ);
+		if (c->wq_bytes)
+			try_flush(c);
+		return;
+	}
+	switch (SSL_get_error(c->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		ev_io_stop(loop, &c->wio);
+		return;
+	case SSL_ERROR_WANT_WRITE:
+		ev_io_start(loop, &c->wio);
+		return;
+	default: {
+		unsigned long e = ERR_get_error();
+		char msg[128];
+		ERR_error_string_n(e, msg, sizeof(msg));
+		log_debug("%s:%d: TLS handshake failed: %s", c->ip, c->port,
+			  e ? msg : "connection closed");
+		ERR_clear_error();
+		conn_close(c, "TLS handshake failed");
+	}
+	}
+}
+
+int conn_start_tls(struct conn *c, SSL_CTX *ctx)
+{
+	struct conn_priv *p = container_of(c, struct conn_priv, c);
+
+	if (c->wq_bytes) {
+		p->tls_pending = ctx;	/* after the flush of <proceed/> */
+		return 0;
+	}
+	c->ssl = SSL_new(ctx);
+	if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+		ERR_clear_error();
+		conn_close(c, "TLS setup failed");
+		return -EIO;
+	}
+	SSL_set_accept_state(c->ssl);
+	c->ops = &tls_ops;
+	c->flags |= CONN_F_HANDSHAKE;
+	handshake_step(c);
+	return 0;
+}
+
+/* --- reading ------------------------------------------------------------ */
+
+static void on_readable(struct ev_loop *l, ev_io *w, int revents)
+{
+	struct conn *c = container_of(w, struct conn, rio);
+	size_t budget = READ_BUDGET;
+
+	if (c->flags & CONN_F_HANDSHAKE) {
+		handshake_step(c);
+		return;
+	}
+	if (c->flags & CONN_F_WRITE_WANTS_READ)
+		try_flush(c);
+	while (!(c->flags & (CONN_F_CLOSING | CONN_F_PAUSED | CONN_F_HANDSHAKE))) {
+		ssize_t n = c->ops->read(c, read_buf, READ_BUF_SIZE);
+		if (n == -EAGAIN)
+			return;
+		if (n <= 0) {
+			conn_close(c, n == 0 ? "connection closed by peer"
+					     : "read error");
+			return;
+		}
+		c->bytes_in += (uint64_t)n;
+		c->ev->data(c, read_buf, (size_t)n);
+		if ((size_t)n >= budget) {
+			/* Fairness: continue on the next iteration. */
+			if (!(c->flags & (CONN_F_CLOSING | CONN_F_PAUSED)))
+				ev_feed_event(l, &c->rio, EV_READ);
+			return;
+		}
+		budget -= (size_t)n;
+	}
+}
+
+/* --- writing ------------------------------------------------------------ */
+
+static void queue_for_flush(struct conn *c)
+{
+	if (c->flags & CONN_F_QUEUED)
+		return;
+	c->flags |= CONN_F_QUEUED;
+	c->flush_next = flush_list;
+	flush_list = c;
+}
+
+int conn_send(struct conn *c, const void *data, size_t len)
+{
+	const char *d = data;
+
+	if (c->flags & (CONN_F_CLOSING | CONN_F_DEAD))
+		return -EPIPE;
+	if (c->wq_bytes + len > c->wq_limit) {
+		log_info("%s:%d: send queue over %zu bytes, closing", c->ip,
+			 c->port, c->wq_limit);
+		conn_close(c, "send queue full");
+		return -ENOBUFS;
+	}
+	while (len) {
+		struct wq_chunk *t = c->wq_tail;
+		if (!t || t->end == t->cap) {
+			size_t cap = MAX((size_t)CHUNK_SIZE, MIN(len, (size_t)256 * 1024));
+			t = xmalloc(sizeof(*t) + cap);
+			t->next = NULL;
+			t->start = t->end = 0;
+			t->cap = cap;
+			if (c->wq_tail)
+				c->wq_tail->next = t;
+			else
+				c->wq_head = t;
+			c->wq_tail = t;
+		}
+		size_t k = MIN(len, t->cap - t->end);
+		memcpy(t->data + t->end, d, k);
+		t->end += k;
+		d += k;
+		len -= k;
+		c->wq_bytes += k;
+	}
+	if (c->wq_bytes > c->wq_high && !(c->flags & CONN_F_PAUSED)) {
+		c->flags |= CONN_F_PAUSED;
+		ev_io_stop(loop, &c->rio);
+	}
+	queue_for_flush(c);
+	return 0;
+}
+
+/* Writes what it can: 0 when the queue is empty, -EAGAIN when the socket
+ * is full, another -errno on a dead socket. */
+int conn_flush(struct conn *c)
+{
+	while (c->wq_head) {
+		struct iovec iov[MAX_IOV];
+		int n = 0;
+
+		if (c->flags & (CONN_F_HANDSHAKE | CONN_F_DEAD))
+			return -EAGAIN;
+		for (struct wq_chunk *k = c->wq_head; k && n < MAX_IOV; k = k->next) {
+			iov[n].iov_base = k->data + k->start;
+			iov[n].iov_len = k->end - k->start;
+			n++;
+		}
+		ssize_t w = c->ops->writev(c, iov, n);
+		if (w < 0)
+			return (int)w;
+		c->bytes_out += (uint64_t)w;
+		c->wq_bytes -= (size_t)w;
+		while (w > 0) {
+			struct wq_chunk *k = c->wq_head;
+			size_t avail = k->end - k->start;
+			if ((size_t)w < avail) {
+				k->start += (size_t)w;
+				break;
+			}
+			w -= (ssize_t)avail;
+			c->wq_head = k->next;
+			if (!c->wq_head)
+				c->wq_tail = NULL;
+			free(k);
+		}
+	}
+	return 0;
+}
+
+static void try_flush(struct conn *c)
+{
+	struct conn_priv *p = container_of(c, struct conn_priv, c);
+	int r = conn_flush(c);
+
+	if (r == -EAGAIN) {
+		if (!(c->flags & (CONN_F_WRITE_WANTS_READ | CONN_F_DEAD)))
+			ev_io_start(loop, &c->wio);
+		return;
+	}
+	if (!(c->flags & CONN_F_READ_WANTS_WRITE))
+		ev_io_stop(loop, &c->wio);
+	if (r < 0) {
+		c->flags |= CONN_F_CLOSING;
+		conn_finalize(c);
+		return;
+	}
+	if ((c->flags & CONN_F_PAUSED) && c->wq_bytes <= c->wq_low &&
+	    !(c->flags & CONN_F_CLOSING)) {
+		c->flags &= ~CONN_F_PAUSED;
+		ev_io_start(loop, &c->rio);
+	}
+	if (p->tls_pending && !c->wq_bytes) {
+		SSL_CTX *ctx = p->tls_pending;
+		p->tls_pending = NULL;
+		conn_start_tls(c, ctx);
+		return;
+	}
+	if ((c->flags & CONN_F_CLOSING) && !c->wq_bytes)
+		conn_finalize(c);
+}
+
+static void on_writable(struct ev_loop *l, ev_io *w, int revents)
+{
+	struct conn *c = container_of(w, struct conn, wio);
+
+	if (c->flags & CONN_F_HANDSHAKE) {
+		handshake_step(c);
+		return;
+	}
+	try_flush(c);
+	if ((c->flags & CONN_F_READ_WANTS_WRITE) && !(c->flags & CONN_F_DEAD))
+		ev_feed_event(l, &c->rio, EV_READ);
+}
+
+void conn_flush_all(void)
+{
+	while (flush_list) {
+		struct conn *c = flush_list;
+		flush_list = c->flush_next;
+		c->flush_next = NULL;
+		c->flags &= ~CONN_F_QUEUED;
+		if (!(c->flags & CONN_F_DEAD))
+			try_flush(c);
+	}
+	free_dead();
+}
+
+/* --- lifetime ----------------------------------------------------------- */
+
+static void on_close_timeout(struct ev_loop *l, ev_timer *t, int revents)
+{
+	struct conn_priv *p = container_of(t, struct conn_priv, close_timer);
+
+	conn_finalize(&p->c);
+}
+
+struct conn *conn_new(int fd, const char *ip, int port,
+		      const struct conn_events *ev, void *owner)
+{
+	struct conn_priv *p = xcalloc(1, sizeof(*p));
+	struct conn *c = &p->c;
+	int fl = fcntl(fd, F_GETFL);
+
+	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	c->fd = fd;
+	c->ops = &plain_ops;
+	c->ev = ev;
+	c->owner = owner;
+	c->wq_high = 256 * 1024;
+	c->wq_low = 64 * 1024;
+	c->wq_limit = 4 * 1024 * 1024;
+	snprintf(c->ip, sizeof(c->ip), "%s", ip);
+	c->port = port;
+	ev_io_init(&c->rio, on_readable, fd, EV_READ);
+	ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
+	ev_timer_init(&p->close_timer, on_close_timeout, CLOSE_GRACE, 0.);
+	ev_io_start(loop, &c->rio);
+	return c;
+}
+
+static void conn_finalize(struct conn *c)
+{
+	struct conn_priv *p = container_of(c, struct conn_priv, c);
+
+	if (c->flags & CONN_F_DEAD)
+		return;
+	c->flags |= CONN_F_DEAD | CONN_F_CLOSING;
+	ev_io_stop(loop, &c->rio);
+	ev_io_stop(loop, &c->wio);
+	ev_timer_stop(loop, &p->close_timer);
+	if (c->fd >= 0) {
+		c->ops->shutdown(c);
+		close(c->fd);
+		c->fd = -1;
+	}
+	if (!(c->flags & CONN_F_QUEUED)) {
+		c->flush_next = dead_list;
+		dead_list = c;
+	} else {
+		/* Still on the flush list: unlink it there first. */
+		for (struct conn **pp = &flush_list; *pp; pp = &(*pp)->flush_next) {
+			if (*pp == c) {
+				*pp = c->flush_next;
+				break;
+			}
+		}
+		c->flags &= ~CONN_F_QUEUED;
+		c->flush_next = dead_list;
+		dead_list = c;
+	}
+}
+
+void conn_close(struct conn *c, const char *reason)
+{
+	struct conn_priv *p = container_of(c, struct conn_priv, c);
+	bool first = !(c->flags & CONN_F_CLOSING);
+
+	if (c->flags & CONN_F_DEAD)
+		return;
+	c->flags |= CONN_F_CLOSING;
+	ev_io_stop(loop, &c->rio);
+	if (first) {
+		snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+		if (c->ev->closed)
+			c->ev->closed(c, reason);
+	}
+	if (c->flags & CONN_F_DEAD)
+		return;
+	if (!c->wq_bytes || (c->flags & CONN_F_HANDSHAKE)) {
+		conn_finalize(c);
+		return;
+	}
+	ev_timer_start(loop, &p->close_timer);
+	queue_for_flush(c);
+}

@@ -1,0 +1,104 @@
+/*
+ * conn.h - one client or server socket: transport, write queue, flow
+ * control and lifetime.
+ *
+ * transport:   an ops struct (plain TCP, TLS); STARTTLS swaps one for the
+ *              other on a live connection.
+ * write queue: a chain of chunks appended by conn_send(); flushed with
+ *              writev once per loop iteration (conn_flush_all(), after the
+ *              storage batch is committed), so nothing a client sees is
+ *              sent before what it depends on is on disk.
+ * watermarks:  when the queue holds more than wq_high bytes the connection
+ *              stops reading (its peer is not reading what it asked for)
+ *              and resumes below wq_low; above wq_limit it is closed.
+ * lifetime:    conn_close() marks it closing and queues the free to the
+ *              end of the loop iteration (a Lua handler may close a
+ *              connection in the middle of dispatching its stanza).
+ */
+#ifndef STARLING_CONN_H
+#define STARLING_CONN_H
+
+#include <ev.h>
+#include <sys/uio.h>
+#include <openssl/ssl.h>
+
+#include "util.h"
+
+struct conn;
+
+struct conn_ops {
+	const char *name;
+	/* > 0 bytes, 0 at EOF, -EAGAIN, or another -errno. */
+	ssize_t (*read)(struct conn *c, void *buf, size_t len);
+	/* bytes written (possibly fewer), -EAGAIN, or another -errno. */
+	ssize_t (*writev)(struct conn *c, const struct iovec *iov, int n);
+	/* Orderly close of the transport (TLS close_notify). */
+	void (*shutdown)(struct conn *c);
+};
+
+/* What the owner of a connection (a session) is told. */
+struct conn_events {
+	/* Bytes arrived; they are only valid during the call. */
+	void (*data)(struct conn *c, const char *buf, size_t len);
+	/* The connection is gone (EOF, error, or conn_close); called once,
+	 * then the owner must forget c. */
+	void (*closed)(struct conn *c, const char *reason);
+	/* The TLS handshake finished (STARTTLS or direct TLS). */
+	void (*tls_ready)(struct conn *c);
+};
+
+#define CONN_F_CLOSING    0x01	/* no more reads; free after flush */
+#define CONN_F_PAUSED     0x02	/* reading paused at the high watermark */
+#define CONN_F_QUEUED     0x04	/* on the flush list */
+#define CONN_F_HANDSHAKE  0x08	/* TLS handshake in progress */
+#define CONN_F_READ_WANTS_WRITE 0x10	/* SSL_read needs the socket writable */
+#define CONN_F_WRITE_WANTS_READ 0x20	/* SSL_write needs the socket readable */
+#define CONN_F_DEAD       0x40	/* closed callback done, free pending */
+
+struct wq_chunk;
+
+struct conn {
+	int fd;
+	unsigned flags;
+	ev_io rio;
+	ev_io wio;
+	const struct conn_ops *ops;
+	SSL *ssl;			/* owned; NULL for plain */
+	const struct conn_events *ev;
+	void *owner;
+	struct wq_chunk *wq_head, *wq_tail;
+	size_t wq_bytes;
+	size_t wq_high, wq_low, wq_limit;
+	uint64_t bytes_in, bytes_out;
+	struct conn *flush_next;	/* flush list / dead list */
+	char ip[46];
+	int port;
+	char close_reason[64];
+};
+
+void conn_global_init(struct ev_loop *loop);
+void conn_global_free(void);
+struct ev_loop *conn_loop(void);
+
+/* Takes ownership of fd (non-blocking is set here). */
+struct conn *conn_new(int fd, const char *ip, int port,
+		      const struct conn_events *ev, void *owner);
+
+/* Queues bytes for the peer. Returns -ENOBUFS (and closes) when the
+ * queue would exceed wq_limit. */
+int conn_send(struct conn *c, const void *data, size_t len);
+/* Tries to write the queue now (used before a STARTTLS switch). */
+int conn_flush(struct conn *c);
+/* Flushes every connection that has queued data; called once per loop
+ * iteration by the main loop, then frees dead connections. */
+void conn_flush_all(void);
+
+/* Starts server-side TLS on c with ctx (direct TLS, or after STARTTLS's
+ * <proceed/> has been flushed). */
+int conn_start_tls(struct conn *c, SSL_CTX *ctx);
+
+/* Closes after the queue is flushed (or at once when it cannot be).
+ * Calls ev->closed. Safe to call more than once. */
+void conn_close(struct conn *c, const char *reason);
+
+#endif

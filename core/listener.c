@@ -1,0 +1,127 @@
+/* listener.c - accepting connections and handing them to sessions. */
+#include "listener.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#define ACCEPTS_PER_WAKEUP 64
+
+struct listener {
+	ev_io w;
+	bool direct_tls;
+	const struct session_config *cfg;
+	struct listener *next;
+};
+
+static struct listener *listeners;
+static size_t n_listeners;
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct listener *l = container_of(w, struct listener, w);
+
+	for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
+		struct sockaddr_storage sa;
+		socklen_t len = sizeof(sa);
+		char ip[INET6_ADDRSTRLEN] = "?";
+		int port = 0;
+		int fd = accept4(w->fd, (struct sockaddr *)&sa, &len,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				log_warn("accept: %s", strerror(errno));
+			return;
+		}
+		if (sa.ss_family == AF_INET) {
+			struct sockaddr_in *in = (struct sockaddr_in *)&sa;
+			inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+			port = ntohs(in->sin_port);
+		} else if (sa.ss_family == AF_INET6) {
+			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa;
+			inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+			port = ntohs(in6->sin6_port);
+			if (strncmp(ip, "::ffff:", 7) == 0)
+				memmove(ip, ip + 7, strlen(ip + 7) + 1);
+		}
+		session_accept(fd, ip, port, l->cfg, l->direct_tls);
+	}
+}
+
+static int open_socket(const char *addr, int port)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICHOST };
+	struct addrinfo *res = NULL;
+	char portstr[16];
+	int fd = -1, one = 1, zero = 0, r;
+	bool any = strcmp(addr, "*") == 0;
+
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	r = getaddrinfo(any ? "::" : addr, portstr, &hints, &res);
+	if (r != 0) {
+		log_error("cannot listen on %s:%d: %s", addr, port, gai_strerror(r));
+		return -EINVAL;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (any)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0)
+		goto fail;
+	freeaddrinfo(res);
+	return fd;
+fail:
+	r = -errno;
+	log_error("cannot listen on %s:%d: %s", addr, port, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(res);
+	return r;
+}
+
+int listener_add(const char *addr, int port, bool direct_tls,
+		 const struct session_config *cfg)
+{
+	int fd = open_socket(addr, port);
+	struct listener *l;
+
+	if (fd < 0)
+		return fd;
+	l = xcalloc(1, sizeof(*l));
+	l->direct_tls = direct_tls;
+	l->cfg = cfg;
+	ev_io_init(&l->w, on_accept, fd, EV_READ);
+	ev_io_start(conn_loop(), &l->w);
+	l->next = listeners;
+	listeners = l;
+	n_listeners++;
+	log_info("listening on %s:%d (%s)", addr, port,
+		 direct_tls ? "direct TLS" : "c2s, STARTTLS");
+	return 0;
+}
+
+void listener_close_all(void)
+{
+	while (listeners) {
+		struct listener *l = listeners;
+		listeners = l->next;
+		ev_io_stop(conn_loop(), &l->w);
+		close(l->w.fd);
+		free(l);
+	}
+	n_listeners = 0;
+}
+
+size_t listener_count(void)
+{
+	return n_listeners;
+}

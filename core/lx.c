@@ -1,0 +1,81 @@
+/* lx.c - the Lua state, protected calls, the starling.* preloads. */
+#include "lx.h"
+#include "log.h"
+#include "lx_session.h"
+
+#include <stdlib.h>
+
+static lua_State *state;
+
+lua_State *lx_state(void)
+{
+	return state;
+}
+
+static int msghandler(lua_State *L)
+{
+	const char *msg = lua_tostring(L, 1);
+
+	if (!msg) {
+		if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+			return 1;
+		msg = lua_pushfstring(L, "(error object is a %s value)",
+				      luaL_typename(L, 1));
+	}
+	luaL_traceback(L, L, msg, 1);
+	return 1;
+}
+
+int lx_pcall(lua_State *L, int nargs, int nresults, const char *source)
+{
+	int base = lua_gettop(L) - nargs;
+	int r;
+
+	lua_pushcfunction(L, msghandler);
+	lua_insert(L, base);
+	r = lua_pcall(L, nargs, nresults, base);
+	lua_remove(L, base);
+	if (r != LUA_OK) {
+		log_msg(LOG_ERROR, source ? source : "lua", "%s",
+			lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error)");
+		lua_pop(L, 1);
+	}
+	return r;
+}
+
+static void preload(lua_State *L, const char *name, lua_CFunction fn)
+{
+	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+	lua_pushcfunction(L, fn);
+	lua_setfield(L, -2, name);
+	lua_pop(L, 1);
+}
+
+int lx_init(const char *lua_dir)
+{
+	lua_State *L = luaL_newstate();
+
+	if (!L)
+		return -1;
+	state = L;
+	luaL_openlibs(L);
+	lua_getglobal(L, "package");
+	lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", lua_dir, lua_dir);
+	lua_setfield(L, -2, "path");
+	lua_pushliteral(L, "");
+	lua_setfield(L, -2, "cpath");
+	lua_pop(L, 1);
+	preload(L, "starling.stanza", luaopen_starling_stanza);
+	preload(L, "starling.jid", luaopen_starling_jid);
+	preload(L, "starling.store", luaopen_starling_store);
+	preload(L, "starling.core", luaopen_starling_core);
+	lx_session_register(L);
+	return 0;
+}
+
+void lx_close(void)
+{
+	if (state)
+		lua_close(state);
+	state = NULL;
+}

@@ -1,0 +1,59 @@
+/*
+ * lx.h - the Lua bridge: one Lua 5.4 state for the whole server.
+ *
+ * Every entry into Lua goes through lx_pcall(), which adds a traceback
+ * and logs the error with the source it is given. Types exposed to Lua
+ * have one binding file each (lx_stanza.c, lx_session.c, lx_store.c,
+ * lx_jid.c) with one metatable each.
+ *
+ * Lua modules (require names):
+ *   starling.core    the server: hooks, routing, sessions, timers, log
+ *   starling.stanza  stanza userdata constructors (util.stanza wraps it)
+ *   starling.jid     JID split/prep (util.jid wraps it)
+ *   starling.store   open_store for modules (keyval, map)
+ */
+#ifndef STARLING_LX_H
+#define STARLING_LX_H
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "stanza.h"
+
+/* Creates the state, opens the libraries, sets package.path to the
+ * server's lua/ directory. 0 or -1. */
+int lx_init(const char *lua_dir);
+void lx_close(void);
+/* Where the shipped Lua libraries and modules are (core.lua_dir,
+ * core.modules_dir); set before the first require of starling.core. */
+void lx_core_set_dirs(const char *lua_dir, const char *modules_dir);
+lua_State *lx_state(void);
+
+/* lua_pcall with a traceback message handler. On error logs
+ * "<source>: <message + traceback>", pops it and returns nonzero. */
+int lx_pcall(lua_State *L, int nargs, int nresults, const char *source);
+
+/* Stanza userdata ("starling.stanza"): a view of node in doc; takes a
+ * new reference on doc. */
+void lx_stanza_push(lua_State *L, struct st_doc *doc, struct st_node *node);
+/* The node of the stanza at idx (raises a Lua error when it is not one);
+ * *doc (if not NULL) gets its doc, borrowed. */
+struct st_node *lx_stanza_check(lua_State *L, int idx, struct st_doc **doc);
+/* Like check, but NULL instead of an error. */
+struct st_node *lx_stanza_test(lua_State *L, int idx, struct st_doc **doc);
+
+int luaopen_starling_stanza(lua_State *L);
+int luaopen_starling_jid(lua_State *L);
+int luaopen_starling_store(lua_State *L);
+int luaopen_starling_core(lua_State *L);
+
+/* Stored values (value.c): a compact binary encoding of nil, booleans,
+ * numbers, strings, tables (no cycles, depth <= 64) and stanzas, with a
+ * version byte. encode: 0, or -EINVAL (a function, userdata, cycle or
+ * too deep) leaving the stack as it was. decode: pushes one value and
+ * returns 0, or returns -EINVAL (corrupt bytes) pushing nothing. */
+int value_encode(lua_State *L, int idx, struct sbuf *out);
+int value_decode(lua_State *L, const void *data, size_t len);
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * lx_session.h - sessions as Lua sees them: userdata "starling.session".
+ *
+ * One userdata per session for its whole life (kept in the registry while
+ * the session lives), with a table of module-set fields as its user value
+ * (s.presence, s.priority, ...). When the session ends the userdata stays
+ * valid for Lua but reports s.closed = true and sends nothing.
+ */
+#ifndef STARLING_LX_SESSION_H
+#define STARLING_LX_SESSION_H
+
+#include "lx.h"
+
+struct session;
+
+void lx_session_push(lua_State *L, struct session *s);
+/* The session of the userdata at idx, or NULL when closed; raises when
+ * idx is not a session. */
+struct session *lx_session_check(lua_State *L, int idx);
+void lx_session_detach(struct session *s);
+/* Fires event on the session's host with { session = s }. */
+void lx_session_fire(struct session *s, const char *event);
+/* Fires "stream-features" with { origin = s, features = features }. */
+void lx_session_fire_features(struct session *s, struct st_doc *d,
+			      struct st_node *features);
+void lx_session_register(lua_State *L);
+
+#endif

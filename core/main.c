@@ -1,0 +1,387 @@
+/* main.c - start-up, the loop's per-iteration work, and shutdown. */
+#include "config.h"
+#include "conn.h"
+#include "listener.h"
+#include "log.h"
+#include "lx.h"
+#include "route.h"
+#include "session.h"
+#include "store.h"
+#include "tls.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+static struct session_config c2s_cfg;
+static ev_prepare prepare_w;
+static ev_signal sigint_w, sigterm_w;
+static ev_timer shutdown_timer;
+static bool shutting_down;
+static char lua_dir[PATH_MAX + 64], modules_dir[PATH_MAX + 64], cfg_dir[PATH_MAX];
+
+static void usage(FILE *f)
+{
+	fputs("usage: starling [-c CONFIG]\n"
+	      "  -c CONFIG  the config file (default: ./starling.cfg)\n"
+	      "  -v         print the version\n", f);
+}
+
+static bool is_dir(const char *p)
+{
+	struct stat st;
+
+	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* lua/ and modules/ next to the binary's build dir, or installed. */
+static void find_dirs(void)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	const char *env = getenv("STARLING_HOME");
+
+	if (env) {
+		snprintf(lua_dir, sizeof(lua_dir), "%s/lua", env);
+		snprintf(modules_dir, sizeof(modules_dir), "%s/modules", env);
+		return;
+	}
+	if (n > 0) {
+		exe[n] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash)
+			*slash = '\0';
+		snprintf(lua_dir, sizeof(lua_dir), "%s/../lua", exe);
+		snprintf(modules_dir, sizeof(modules_dir), "%s/../modules", exe);
+		if (is_dir(lua_dir))
+			return;
+		snprintf(lua_dir, sizeof(lua_dir), "%s/../share/starling/lua", exe);
+		snprintf(modules_dir, sizeof(modules_dir), "%s/../share/starling/modules", exe);
+		return;
+	}
+	snprintf(lua_dir, sizeof(lua_dir), "lua");
+	snprintf(modules_dir, sizeof(modules_dir), "modules");
+}
+
+/* A config path relative to the config file's directory. */
+static const char *resolve(const char *path, char *buf, size_t n)
+{
+	if (!path || path[0] == '/')
+		return path;
+	if ((size_t)snprintf(buf, n, "%.*s/%s", (int)(n / 2), cfg_dir, path) >= n)
+		log_warn("path too long: %s", path);
+	return buf;
+}
+
+static int setup_log(void)
+{
+	lua_State *L = lx_state();
+	const char *level = "info", *dest = "stderr";
+	char buf[PATH_MAX];
+
+	config_push("*", "log");
+	if (lua_type(L, -1) == LUA_TSTRING) {
+		const char *v = lua_tostring(L, -1);
+		if (log_level_parse(v) >= 0)
+			level = v;
+		else
+			dest = v;
+	} else if (lua_istable(L, -1)) {
+		lua_getfield(L, -1, "level");
+		lua_getfield(L, -2, "to");
+		if (lua_isstring(L, -2))
+			level = lua_tostring(L, -2);
+		if (lua_isstring(L, -1))
+			dest = lua_tostring(L, -1);
+		lua_pop(L, 2);
+		/* Prosody's form: { info = "file.log" } - the lowest level given. */
+		static const char *const lv[] = { "debug", "info", "warn", "error" };
+		for (size_t i = 0; i < ARRAY_SIZE(lv); i++) {
+			lua_getfield(L, -1, lv[i]);
+			if (lua_isstring(L, -1)) {
+				level = lv[i];
+				dest = lua_tostring(L, -1);
+				lua_pop(L, 1);
+				break;
+			}
+			lua_pop(L, 1);
+		}
+	}
+	if (strcmp(dest, "stderr") != 0 && strcmp(dest, "*console") != 0)
+		dest = resolve(dest, buf, sizeof(buf));
+	int r = log_setup(level, dest);
+	lua_pop(L, 1);
+	if (r != 0)
+		fprintf(stderr, "starling: bad log setting (level '%s', to '%s')\n", level, dest);
+	return r;
+}
+
+static void load_secret(unsigned char secret[32])
+{
+	struct sbuf v;
+
+	sbuf_init(&v);
+	if (store_get(STORE_KEYVAL, "", "", "server-secret", NULL, 0, &v) == 0 &&
+	    v.len == 32) {
+		memcpy(secret, v.p, 32);
+	} else {
+		random_bytes(secret, 32);
+		store_put(STORE_KEYVAL, "", "", "server-secret", NULL, 0, secret, 32);
+		store_commit();
+	}
+	sbuf_free(&v);
+}
+
+static int setup_tls_for(const char *host)
+{
+	lua_State *L = lx_state();
+	char cb[PATH_MAX], kb[PATH_MAX];
+	int r = 0;
+
+	config_push(host, "ssl");
+	if (lua_istable(L, -1)) {
+		lua_getfield(L, -1, "certificate");
+		lua_getfield(L, -2, "key");
+		const char *cert = lua_tostring(L, -2), *key = lua_tostring(L, -1);
+		if (!cert || !key) {
+			log_error("ssl for %s needs both certificate and key", host);
+			r = -EINVAL;
+		} else {
+			SSL_CTX *ctx = tls_ctx_new(resolve(cert, cb, sizeof(cb)),
+						   resolve(key, kb, sizeof(kb)));
+			if (ctx)
+				tls_register(host, ctx);
+			else
+				r = -EINVAL;
+		}
+		lua_pop(L, 2);
+	}
+	lua_pop(L, 1);
+	return r;
+}
+
+static int setup_hosts(void)
+{
+	size_t pos = 0;
+	const char *name, *type, *module;
+	int n = 0;
+
+	while (config_host_next(&pos, &name, &type, &module)) {
+		bool comp = type && strcmp(type, "component") == 0;
+		route_host_add(name, comp ? HOST_COMPONENT : HOST_LOCAL);
+		if (!comp && setup_tls_for(name) != 0)
+			return -EINVAL;
+		n++;
+	}
+	if (!n)
+		log_warn("no VirtualHost in the config: nobody can log in");
+	if (!tls_default_ctx())
+		log_warn("no TLS certificate configured: %s",
+			 c2s_cfg.require_encryption ? "clients cannot authenticate"
+						    : "streams are unencrypted");
+	return 0;
+}
+
+static void read_session_config(void)
+{
+	c2s_cfg.require_encryption = config_bool("*", "c2s_require_encryption", true);
+	c2s_cfg.allow_plain_unencrypted = config_bool("*", "allow_unencrypted_plain_auth", false);
+	c2s_cfg.strict_channel_binding = config_bool("*", "c2s_strict_channel_binding", false);
+	c2s_cfg.preauth_timeout = (double)config_int("*", "c2s_timeout", 60);
+	c2s_cfg.idle_timeout = (double)config_int("*", "c2s_idle_timeout", 900);
+	c2s_cfg.limits.max_stanza = (size_t)config_int("*", "c2s_stanza_size_limit", 256 * 1024);
+	c2s_cfg.limits.max_depth = (unsigned)config_int("*", "c2s_stanza_depth_limit", 32);
+	c2s_cfg.limits.max_attrs = (unsigned)config_int("*", "c2s_stanza_attribute_limit", 64);
+	c2s_cfg.send_queue_limit = (size_t)config_int("*", "c2s_send_queue_limit", 4 * 1024 * 1024);
+	c2s_cfg.max_auth_failures = (unsigned)config_int("*", "c2s_max_auth_failures", 3);
+	if (c2s_cfg.preauth_timeout <= 0)
+		c2s_cfg.preauth_timeout = 60;
+	if (c2s_cfg.idle_timeout <= 0)
+		c2s_cfg.idle_timeout = 900;
+}
+
+struct listen_ctx {
+	const char *port_key;
+	bool direct_tls;
+	const char *iface;
+	int failed;
+};
+
+static int listen_port(void *ctx, const char *item)
+{
+	struct listen_ctx *lc = ctx;
+	int port = atoi(item);
+
+	if (port <= 0 || port > 65535) {
+		log_error("option '%s': bad port '%s'", lc->port_key, item);
+		lc->failed = 1;
+		return 1;
+	}
+	if (listener_add(lc->iface, port, lc->direct_tls, &c2s_cfg) != 0)
+		lc->failed = 1;
+	return lc->failed;
+}
+
+static int listen_iface(void *ctx, const char *iface)
+{
+	struct listen_ctx *lc = ctx;
+	struct listen_ctx tls = { "c2s_direct_tls_ports", true, iface, 0 };
+
+	lc->iface = iface;
+	config_push("*", "c2s_ports");
+	bool has_ports = !lua_isnil(lx_state(), -1);
+	lua_pop(lx_state(), 1);
+	if (has_ports)
+		config_each("*", "c2s_ports", listen_port, lc);
+	else
+		listen_port(lc, "5222");
+	if (!lc->failed)
+		config_each("*", "c2s_direct_tls_ports", listen_port, &tls);
+	lc->failed |= tls.failed;
+	return lc->failed;
+}
+
+static int setup_listeners(void)
+{
+	struct listen_ctx lc = { "c2s_ports", false, NULL, 0 };
+
+	config_push("*", "interfaces");
+	bool has = !lua_isnil(lx_state(), -1);
+	lua_pop(lx_state(), 1);
+	if (has)
+		config_each("*", "interfaces", listen_iface, &lc);
+	else
+		listen_iface(&lc, "*");
+	return lc.failed ? -1 : 0;
+}
+
+static int call_mm(const char *fn)
+{
+	lua_State *L = lx_state();
+
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "starling.modulemanager");
+	if (lx_pcall(L, 1, 1, "modulemanager") != 0)
+		return -1;
+	lua_getfield(L, -1, fn);
+	lua_remove(L, -2);
+	return lx_pcall(L, 0, 0, "modulemanager") == 0 ? 0 : -1;
+}
+
+static void fire_global(const char *event)
+{
+	lua_State *L = lx_state();
+
+	lua_newtable(L);
+	if (route_fire(route_global(), event, -1))
+		lua_pop(L, 1);
+	lua_pop(L, 1);
+}
+
+static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	store_commit();		/* before anything it covers is sent */
+	conn_flush_all();
+	session_free_dead();
+	store_end_read();
+	if (shutting_down && session_count() == 0)
+		ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_shutdown_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	log_warn("%zu sessions did not close in time", session_count());
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	if (shutting_down)
+		return;
+	shutting_down = true;
+	log_info("shutting down (signal %d)", w->signum);
+	fire_global("server-stopping");
+	listener_close_all();
+	session_close_all("system-shutdown");
+	ev_timer_init(&shutdown_timer, on_shutdown_timeout, 3., 0.);
+	ev_timer_start(loop, &shutdown_timer);
+}
+
+int main(int argc, char **argv)
+{
+	const char *cfg_file = "starling.cfg";
+	char real[PATH_MAX], buf[PATH_MAX];
+	unsigned char secret[32];
+	struct ev_loop *loop;
+	int opt, rc = 1;
+
+	while ((opt = getopt(argc, argv, "c:hv")) != -1) {
+		switch (opt) {
+		case 'c': cfg_file = optarg; break;
+		case 'v': puts("starling " STARLING_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (!realpath(cfg_file, real)) {
+		fprintf(stderr, "starling: cannot open config %s: %s\n", cfg_file, strerror(errno));
+		return 1;
+	}
+	snprintf(cfg_dir, sizeof(cfg_dir), "%s", real);
+	*strrchr(cfg_dir, '/') = '\0';
+	find_dirs();
+	loop = ev_default_loop(EVFLAG_AUTO);
+	conn_global_init(loop);
+	lx_core_set_dirs(lua_dir, modules_dir);
+	if (lx_init(lua_dir) != 0)
+		return 1;
+	route_init();
+	if (config_load(real) != 0 || setup_log() != 0)
+		goto out;
+	read_session_config();
+	const char *data = resolve(config_string("*", "data_path", "data"), buf, sizeof(buf));
+	long map_max = config_int("*", "storage_max_size", 1L << 30);
+	if (store_open(data, (size_t)map_max) != 0) {
+		log_error("cannot open the data directory %s", data);
+		goto out;
+	}
+	load_secret(secret);
+	session_global_init(secret);
+	if (setup_hosts() != 0 || setup_listeners() != 0)
+		goto out;
+	if (call_mm("load_all") != 0)
+		goto out;
+	ev_prepare_init(&prepare_w, on_prepare);
+	ev_prepare_start(loop, &prepare_w);
+	ev_signal_init(&sigint_w, on_signal, SIGINT);
+	ev_signal_init(&sigterm_w, on_signal, SIGTERM);
+	ev_signal_start(loop, &sigint_w);
+	ev_signal_start(loop, &sigterm_w);
+	fire_global("server-started");
+	log_info("Starling %s started (Lua from %s)", STARLING_VERSION, lua_dir);
+	ev_run(loop, 0);
+	rc = 0;
+	call_mm("unload_all");
+	store_commit();
+	conn_flush_all();
+	session_free_dead();
+	log_info("stopped");
+out:
+	listener_close_all();
+	route_free(lx_state());
+	config_free();
+	lx_close();
+	store_close();
+	tls_free_all();
+	conn_global_free();
+	ev_loop_destroy(loop);
+	log_close();
+	memset(secret, 0, sizeof(secret));
+	return rc;
+}

@@ -1,0 +1,367 @@
+/* route.c - hosts, the session directory, and stanza routing into hooks. */
+#include "route.h"
+#include "jid.h"
+#include "log.h"
+#include "lx_session.h"
+#include "session.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static struct hmap hosts;		/* name -> struct host */
+static struct host *global_host;
+static struct hmap by_full;		/* full JID -> struct session */
+static struct hmap by_bare;		/* bare JID -> first struct session */
+static size_t n_bound;
+
+static struct host *host_new(const char *name, enum host_type type)
+{
+	struct host *h = xcalloc(1, sizeof(*h));
+
+	h->name = xstrdup(name);
+	h->type = type;
+	hook_set_init(&h->hooks);
+	return h;
+}
+
+static void host_free(struct host *h, lua_State *L)
+{
+	hook_set_free(&h->hooks, L);
+	free(h->name);
+	free(h);
+}
+
+void route_init(void)
+{
+	hmap_init(&hosts);
+	hmap_init(&by_full);
+	hmap_init(&by_bare);
+	global_host = host_new("*", HOST_GLOBAL);
+}
+
+void route_free(lua_State *L)
+{
+	size_t pos = 0;
+	const char *k;
+	void *v;
+
+	while (hmap_next(&hosts, &pos, &k, &v))
+		host_free(v, L);
+	hmap_free(&hosts);
+	if (global_host)
+		host_free(global_host, L);
+	global_host = NULL;
+	hmap_free(&by_full);
+	hmap_free(&by_bare);
+}
+
+struct host *route_host_add(const char *name, enum host_type type)
+{
+	struct host *h = hmap_get(&hosts, name);
+
+	if (!h) {
+		h = host_new(name, type);
+		hmap_set(&hosts, name, h);
+	}
+	return h;
+}
+
+struct host *route_host(const char *name)
+{
+	if (name[0] == '*' && name[1] == '\0')
+		return global_host;
+	return hmap_get(&hosts, name);
+}
+
+struct host *route_global(void)
+{
+	return global_host;
+}
+
+bool route_host_next(size_t *pos, struct host **h)
+{
+	const char *k;
+	void *v;
+
+	if (!hmap_next(&hosts, pos, &k, &v))
+		return false;
+	*h = v;
+	return true;
+}
+
+/* --- directory ------------------------------------------------------------ */
+
+void route_bind(struct session *s)
+{
+	struct session *old = hmap_get(&by_full, s->full_jid);
+
+	if (old) {
+		log_info("%s: resource conflict, replacing the old session", s->full_jid);
+		session_close(old, "conflict", "replaced by a new session");
+	}
+	hmap_set(&by_full, s->full_jid, s);
+	s->user_next = hmap_get(&by_bare, s->bare_jid);
+	hmap_set(&by_bare, s->bare_jid, s);
+	n_bound++;
+}
+
+void route_unbind(struct session *s)
+{
+	struct session *head = hmap_get(&by_bare, s->bare_jid);
+
+	if (hmap_get(&by_full, s->full_jid) == s)
+		hmap_del(&by_full, s->full_jid);
+	if (head == s) {
+		if (s->user_next)
+			hmap_set(&by_bare, s->bare_jid, s->user_next);
+		else
+			hmap_del(&by_bare, s->bare_jid);
+	} else {
+		for (struct session *p = head; p; p = p->user_next)
+			if (p->user_next == s) {
+				p->user_next = s->user_next;
+				break;
+			}
+	}
+	s->user_next = NULL;
+	n_bound--;
+
+	lua_State *L = lx_state();
+	struct host *h = route_host(s->host);
+	struct hook_chain *ch = h ? hook_find(&h->hooks, "resource-unbind") : NULL;
+	if (ch) {
+		lua_createtable(L, 0, 2);
+		lx_session_push(L, s);
+		lua_setfield(L, -2, "session");
+		if (s->conn && s->conn->close_reason[0] &&
+		    strcmp(s->conn->close_reason, "closed") != 0) {
+			lua_pushstring(L, s->conn->close_reason);
+			lua_setfield(L, -2, "error");
+		}
+		if (hook_fire(L, ch, -1))
+			lua_pop(L, 1);
+		lua_pop(L, 1);
+	}
+}
+
+struct session *route_find_full(const char *full_jid)
+{
+	return hmap_get(&by_full, full_jid);
+}
+
+struct session *route_find_bare(const char *bare_jid)
+{
+	return hmap_get(&by_bare, bare_jid);
+}
+
+size_t route_session_count(void)
+{
+	return n_bound;
+}
+
+/* --- routing ---------------------------------------------------------------- */
+
+int route_fire(struct host *h, const char *event, int data_idx)
+{
+	struct hook_chain *ch = hook_find(&h->hooks, event);
+
+	return ch ? hook_fire(lx_state(), ch, data_idx) : 0;
+}
+
+/* Fires the chain named by printf-style parts if it has handlers; pops the
+ * stop value. Returns 1 when handled. */
+static int fire_named(struct host *h, int data_idx, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fire_named(struct host *h, int data_idx, const char *fmt, ...)
+{
+	char name[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(name, sizeof(name), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(name))
+		return 0;
+	struct hook_chain *ch = hook_findn(&h->hooks, name, (size_t)n);
+	if (!ch)
+		return 0;
+	lua_State *L = lx_state();
+	if (!hook_fire(L, ch, data_idx))
+		return 0;
+	lua_pop(L, 1);
+	return 1;
+}
+
+static bool is_type(const struct st_node *n, const char *type)
+{
+	const char *t = st_attr_get(n, "type");
+
+	return t && strcmp(t, type) == 0;
+}
+
+void route_bounce(const struct st_node *node, const char *type,
+		  const char *condition, const char *text)
+{
+	if (is_type(node, "error") || is_type(node, "result"))
+		return;
+	if (!st_attr_get(node, "from"))
+		return;
+	struct st_doc *e = st_error_reply(node, type, condition, text);
+	route_stanza(e, e->root, NULL);
+	st_doc_unref(e);
+}
+
+static struct st_node *first_child_elem(const struct st_node *n, bool *only)
+{
+	struct st_node *found = NULL;
+
+	*only = true;
+	for (struct st_node *c = n->first; c; c = c->next) {
+		if (!c->name)
+			continue;
+		if (found) {
+			*only = false;
+			break;
+		}
+		found = c;
+	}
+	return found;
+}
+
+/* Fires the delivery events for node (at host h, addressed as totype). */
+static void deliver_local(struct host *h, struct st_doc *doc,
+			  struct st_node *node, struct session *origin,
+			  const char *totype)
+{
+	lua_State *L = lx_state();
+	const char *kind = node->name;
+	int handled = 0;
+
+	lua_createtable(L, 0, 2);
+	if (origin) {
+		lx_session_push(L, origin);
+		lua_setfield(L, -2, "origin");
+	}
+	lx_stanza_push(L, doc, node);
+	lua_setfield(L, -2, "stanza");
+	int data = lua_gettop(L);
+
+	if (kind[0] == 'i') {
+		const char *type = st_attr_get(node, "type");
+		bool getset = type && (strcmp(type, "get") == 0 || strcmp(type, "set") == 0);
+		bool only;
+		struct st_node *child = getset ? first_child_elem(node, &only) : NULL;
+		if (child && only)
+			handled = fire_named(h, data, "iq-%s/%s/%s:%s", type, totype,
+					     child->ns, child->name);
+		if (!handled)
+			handled = fire_named(h, data, "iq/%s", totype);
+		if (!handled && getset)
+			route_bounce(node, "cancel", "service-unavailable", NULL);
+	} else {
+		handled = fire_named(h, data, "%s/%s", kind, totype);
+		if (!handled && kind[0] == 'm')
+			route_bounce(node, "cancel", "service-unavailable", NULL);
+	}
+	lua_settop(L, data - 1);
+}
+
+/* Works out where node goes; NULL host means remote. */
+static int address(struct st_node *node, struct st_doc *doc,
+		   struct session *origin, const char **totype, struct host **h)
+{
+	const char *to = st_attr_get(node, "to");
+	struct jid j;
+	char norm[3 * JID_PART_MAX];
+
+	if (!to) {
+		if (!origin)
+			return -EINVAL;
+		*totype = "self";
+		*h = route_host(origin->host);
+		return 0;
+	}
+	if (jid_parse(to, &j) != 0)
+		return -EINVAL;
+	if (jid_format(&j, JID_FULL, norm, sizeof(norm)) < 0)
+		return -EINVAL;
+	if (strcmp(norm, to) != 0)
+		st_attr_set(doc, node, "to", norm);
+	*totype = j.has_resource ? "full" : j.has_node ? "bare" : "host";
+	if (origin && node->name[0] == 'i' && !j.has_resource &&
+	    origin->bare_jid && strcmp(norm, origin->bare_jid) == 0)
+		*totype = "self";
+	*h = route_host(j.domain);
+	return 0;
+}
+
+void route_stanza(struct st_doc *doc, struct st_node *node,
+		  struct session *origin)
+{
+	const char *totype;
+	struct host *h = NULL;
+
+	if (address(node, doc, origin, &totype, &h) != 0) {
+		route_bounce(node, "modify", "jid-malformed", NULL);
+		return;
+	}
+	if (!h || h->type == HOST_GLOBAL) {
+		route_bounce(node, "cancel", "remote-server-not-found", NULL);
+		return;
+	}
+	deliver_local(h, doc, node, origin, totype);
+}
+
+void route_from_client(struct session *s, struct st_doc *doc)
+{
+	struct st_node *node = doc->root;
+	const char *from = st_attr_get(node, "from");
+	const char *type = st_attr_get(node, "type");
+	const char *totype;
+	struct host *h = NULL;
+
+	if (from && strcmp(from, s->full_jid) != 0 && strcmp(from, s->bare_jid) != 0) {
+		struct jid j;
+		char norm[3 * JID_PART_MAX];
+		if (jid_parse(from, &j) != 0 ||
+		    jid_format(&j, j.has_resource ? JID_FULL : JID_BARE, norm, sizeof(norm)) < 0 ||
+		    (strcmp(norm, s->full_jid) != 0 && strcmp(norm, s->bare_jid) != 0)) {
+			session_close(s, "invalid-from", NULL);
+			goto out;
+		}
+	}
+	st_attr_set(doc, node, "from", s->full_jid);
+	if (node->name[0] == 'i' && (!st_attr_get(node, "id") || !type ||
+	    (strcmp(type, "get") && strcmp(type, "set") &&
+	     strcmp(type, "result") && strcmp(type, "error")))) {
+		route_bounce(node, "modify", "bad-request", "an iq needs an id and a type");
+		goto out;
+	}
+	if (address(node, doc, s, &totype, &h) != 0) {
+		route_bounce(node, "modify", "jid-malformed", NULL);
+		goto out;
+	}
+	struct host *own = route_host(s->host);
+	if (own) {
+		lua_State *L = lx_state();
+		lua_createtable(L, 0, 2);
+		lx_session_push(L, s);
+		lua_setfield(L, -2, "origin");
+		lx_stanza_push(L, doc, node);
+		lua_setfield(L, -2, "stanza");
+		int handled = fire_named(own, lua_gettop(L), "pre-%s/%s", node->name, totype);
+		lua_pop(L, 1);
+		if (handled || (s->flags & SESS_F_CLOSING))
+			goto out;
+	}
+	if (!h || h->type == HOST_GLOBAL)
+		route_bounce(node, "cancel", "remote-server-not-found", NULL);
+	else
+		deliver_local(h, doc, node, s, totype);
+out:
+	st_doc_unref(doc);
+}

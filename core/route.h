@@ -1,0 +1,63 @@
+/*
+ * route.h - hosts, the session directory and stanza routing.
+ *
+ * host:      a domain this server serves (a VirtualHost, or a Component);
+ *            each has its own hook set. The pseudo-host "*" holds the
+ *            global hooks.
+ * directory: bound sessions by full JID, and per bare JID the list of an
+ *            account's sessions. All routing goes through route_find_*,
+ *            so later the directory can live in another thread or node.
+ * totype:    how a stanza is addressed: "full", "bare", "host", or "self"
+ *            (a client's stanza without 'to'; for iq also 'to' its own
+ *            bare JID). Event names are "<kind>/<totype>", see
+ *            docs/ARCHITECTURE.md.
+ */
+#ifndef STARLING_ROUTE_H
+#define STARLING_ROUTE_H
+
+#include "hooks.h"
+#include "stanza.h"
+
+struct session;
+
+enum host_type { HOST_LOCAL, HOST_COMPONENT, HOST_GLOBAL };
+
+struct host {
+	char *name;
+	enum host_type type;
+	struct hook_set hooks;
+};
+
+void route_init(void);
+void route_free(lua_State *L);
+
+struct host *route_host_add(const char *name, enum host_type type);
+struct host *route_host(const char *name);	/* NULL when not ours */
+struct host *route_global(void);		/* the "*" hook set */
+bool route_host_next(size_t *pos, struct host **h);
+
+/* Binds s under its full JID; an existing session with that full JID is
+ * closed with <conflict/> first. */
+void route_bind(struct session *s);
+void route_unbind(struct session *s);
+struct session *route_find_full(const char *full_jid);
+/* The first session of an account (see struct session's user_next). */
+struct session *route_find_bare(const char *bare_jid);
+size_t route_session_count(void);
+
+/* A stanza from a bound client: validates and stamps 'from', fires the
+ * pre- and delivery events. Takes ownership of doc. */
+void route_from_client(struct session *s, struct st_doc *doc);
+/* Routes a stanza (a module's, or a reply) to its 'to'. origin may be
+ * NULL. Does not take ownership (the caller keeps its reference). */
+void route_stanza(struct st_doc *doc, struct st_node *node,
+		  struct session *origin);
+/* Answers node with an error of the given condition, unless node is an
+ * error itself or a result. */
+void route_bounce(const struct st_node *node, const char *type,
+		  const char *condition, const char *text);
+
+/* Fires a non-stanza event (data at data_idx) on host h. See hook_fire. */
+int route_fire(struct host *h, const char *event, int data_idx);
+
+#endif

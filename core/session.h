@@ -1,0 +1,80 @@
+/*
+ * session.h - a client-to-server stream (RFC 6120): negotiation
+ * (STARTTLS, SASL, resource binding), then stanzas into the router.
+ *
+ * A session owns its connection and its XML parser. It is freed at the
+ * end of the loop iteration in which it ended (session_free_dead()), so
+ * code in the middle of dispatching can always still look at it.
+ */
+#ifndef STARLING_SESSION_H
+#define STARLING_SESSION_H
+
+#include <ev.h>
+
+#include "conn.h"
+#include "xmlstream.h"
+#include "sasl.h"
+
+struct listener;
+
+#define SESS_F_TLS        0x0001	/* the stream is encrypted */
+#define SESS_F_DIRECT_TLS 0x0002	/* accepted on a direct TLS port */
+#define SESS_F_OPENED     0x0004	/* we sent our stream header */
+#define SESS_F_AUTHED     0x0008
+#define SESS_F_BOUND      0x0010
+#define SESS_F_CLOSING    0x0020	/* no more stanzas in or out */
+#define SESS_F_DEAD       0x0040	/* connection gone, free pending */
+#define SESS_F_RESTART    0x0080	/* a stream restart is pending */
+#define SESS_F_STARTTLS   0x0100	/* switch to TLS after <proceed/> */
+
+struct session_config {
+	bool require_encryption;
+	bool allow_plain_unencrypted;
+	bool strict_channel_binding;	/* RFC 5802's "y" rule, see sasl.h */
+	double preauth_timeout;
+	double idle_timeout;
+	struct xs_limits limits;
+	size_t send_queue_limit;
+	unsigned max_auth_failures;
+	unsigned resources_max;		/* per account, 0 = unlimited */
+};
+
+struct session {
+	struct conn *conn;
+	struct xs *xs;
+	const struct session_config *cfg;
+	unsigned flags;
+	char id[20];
+	char *host;			/* the stream's 'to', a local host */
+	char *username;
+	char *resource;
+	char *bare_jid;
+	char *full_jid;
+	struct sasl *sasl;
+	unsigned auth_failures;
+	bool plus_offered;
+	ev_timer timer;			/* pre-auth, then idle timeout */
+	double last_activity;
+	double connected_at;
+	int ud_ref;			/* Lua userdata, LUA_NOREF when none */
+	struct session *user_next;	/* next session of the same account */
+	struct session *dead_next;
+	struct session *all_next, *all_prev;	/* every session */
+};
+
+void session_global_init(const unsigned char secret[32]);
+/* Takes ownership of fd: a new client connection. */
+void session_accept(int fd, const char *ip, int port,
+		    const struct session_config *cfg, bool direct_tls);
+/* Serializes node to the client (no-op once closing). 0 or -EPIPE. */
+int session_send(struct session *s, const struct st_node *node);
+/* Closes the stream: with a stream error when condition is not NULL. */
+void session_close(struct session *s, const char *condition,
+		   const char *text);
+/* Every session: close with condition (shutdown). */
+void session_close_all(const char *condition);
+size_t session_count(void);
+/* Frees the sessions that ended; called once per loop iteration. */
+void session_free_dead(void);
+
+#endif

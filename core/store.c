@@ -1,0 +1,882 @@
+/*
+ * store.c - the LMDB storage engine behind store.h.
+ *
+ * Transactions: one write transaction (the batch, st.wtxn) begun by the
+ * first write and kept until store_commit(); one read-only transaction
+ * (st.rtxn) for reads while no batch is open, kept live as a snapshot
+ * until store_end_read() resets it (mdb_txn_reset) and renewed by the next
+ * read (mdb_txn_renew). The environment has MDB_NOTLS, so the two can
+ * exist in one thread. Beginning a batch resets the snapshot: reads go
+ * through the batch while it is open and must see our own commits after.
+ * No cursor outlives one call into this file, and the iterators copy each
+ * record before calling back, so a callback may read, write or commit.
+ *
+ * Map size: a new environment starts at STORE_MAP_INITIAL (or map_max if
+ * smaller); an existing one keeps the size it has. The map grows by
+ * doubling, never past map_max, and only while this process has no
+ * transaction live (mdb_env_set_mapsize's rule):
+ *   - before a batch begins, when more than STORE_GROW_PERCENT of the map
+ *     is in use (high-water mark of the data file);
+ *   - when a write or the commit hits MDB_MAP_FULL. LMDB then wants the
+ *     transaction aborted, so every batch keeps a journal of its
+ *     operations: abort, grow, begin again and replay the journal, then
+ *     redo the failed operation. Nothing acknowledged is lost.
+ *   - at map_max (or on MDB_TXN_FULL) the journal is replayed and
+ *     committed early, and the operation is retried alone in a fresh
+ *     batch (pages freed by the batch become reusable only after it
+ *     commits); if it still does not fit it fails with -ENOSPC (-E2BIG).
+ * Another process (starlingctl) may grow the map: a transaction begin or
+ * renew then fails with MDB_MAP_RESIZED, and we adopt the size written in
+ * the environment (mdb_env_set_mapsize(env, 0)) and retry once.
+ *
+ * Keys longer than LMDB's key limit (511 bytes) are refused with
+ * -ENAMETOOLONG.
+ */
+#include "store.h"
+#include "log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <lmdb.h>
+
+#define STORE_MAP_INITIAL ((size_t)64 << 20)
+#define STORE_MAP_DEFAULT_MAX ((size_t)1 << 40)	/* map_max 0 */
+#define STORE_GROW_PERCENT 80
+#define STORE_MAXDBS 8		/* ours plus room for "archive" and more */
+
+/* Journal operations: what a batch did, to replay it. */
+enum store_op { OP_PUT = 1, OP_DEL, OP_DEL_PREFIX, OP_MAP_DEL_KEY };
+
+struct journal_hdr {
+	uint8_t op;
+	uint8_t db;
+	uint32_t klen;
+	uint32_t vlen;
+};
+
+static const char *const db_names[STORE_NDB] = {
+	[STORE_ACCOUNTS] = "accounts",
+	[STORE_KEYVAL] = "keyval",
+	[STORE_MAP] = "map",
+};
+
+static struct {
+	MDB_env *env;
+	MDB_dbi dbi[STORE_NDB];
+	MDB_txn *wtxn;		/* the open batch, or NULL */
+	MDB_txn *rtxn;		/* the read handle, live or reset, or NULL */
+	bool rtxn_live;
+	size_t map_max;
+	size_t max_key;
+	struct sbuf journal;	/* the batch's operations */
+	int batch_err;		/* a lost batch's error, for store_commit */
+} st;
+
+/* The one translator of LMDB results: 0 or a negative errno, logged with
+ * what we were doing (not for MDB_NOTFOUND, which is an answer). */
+static int lmdb_err(int rc, const char *what)
+{
+	int e;
+
+	switch (rc) {
+	case MDB_SUCCESS:
+		return 0;
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case MDB_KEYEXIST:
+		e = EEXIST;
+		break;
+	case MDB_MAP_FULL:
+		e = ENOSPC;
+		break;
+	case MDB_TXN_FULL:
+	case MDB_CURSOR_FULL:
+	case MDB_PAGE_FULL:
+		e = E2BIG;
+		break;
+	case MDB_DBS_FULL:
+	case MDB_READERS_FULL:
+	case MDB_TLS_FULL:
+		e = EMFILE;
+		break;
+	case MDB_MAP_RESIZED:
+		e = EAGAIN;
+		break;
+	case MDB_PAGE_NOTFOUND:
+	case MDB_CORRUPTED:
+	case MDB_PANIC:
+		e = EIO;
+		break;
+	case MDB_VERSION_MISMATCH:
+	case MDB_INVALID:
+	case MDB_INCOMPATIBLE:
+		e = EPROTO;
+		break;
+	case MDB_BAD_VALSIZE:
+		e = ENAMETOOLONG;
+		break;
+	case MDB_BAD_RSLOT:
+	case MDB_BAD_TXN:
+	case MDB_BAD_DBI:
+		e = EINVAL;
+		break;
+	default:
+		e = rc > 0 ? rc : EIO;
+		break;
+	}
+	log_error("store: %s: %s", what, mdb_strerror(rc));
+	return -e;
+}
+
+/* ---- keys ---- */
+
+/* host \0 user [\0 store [\0 mapkey]] into key (reset first). */
+static int key_build(struct sbuf *key, enum store_db db, const char *host,
+		     const char *user, const char *store, const char *mapkey,
+		     size_t mapkey_len)
+{
+	if (!st.env)
+		return -ENXIO;
+	if ((unsigned)db >= STORE_NDB || !host || !user)
+		return -EINVAL;
+	if (db != STORE_ACCOUNTS && !store)
+		return -EINVAL;
+	if (db == STORE_MAP && !mapkey)
+		return -EINVAL;
+	sbuf_reset(key);
+	sbuf_add(key, host, strlen(host) + 1);
+	sbuf_adds(key, user);
+	if (db != STORE_ACCOUNTS) {
+		sbuf_addc(key, '\0');
+		sbuf_adds(key, store);
+	}
+	if (db == STORE_MAP) {
+		sbuf_addc(key, '\0');
+		sbuf_add(key, mapkey, mapkey_len);
+	}
+	if (key->len > st.max_key)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static bool has_prefix(const MDB_val *k, const void *prefix, size_t len)
+{
+	return k->mv_size >= len && memcmp(k->mv_data, prefix, len) == 0;
+}
+
+/* The user part of a key under host_len bytes of "host\0". */
+static size_t key_user_len(const MDB_val *k, size_t host_len)
+{
+	const char *u = (const char *)k->mv_data + host_len;
+	const char *end = memchr(u, '\0', k->mv_size - host_len);
+
+	return end ? (size_t)(end - u) : k->mv_size - host_len;
+}
+
+/* ---- transactions ---- */
+
+static void rtxn_reset(void)
+{
+	if (st.rtxn_live) {
+		mdb_txn_reset(st.rtxn);
+		st.rtxn_live = false;
+	}
+}
+
+/* Another process grew the map past ours: take its size. */
+static int adopt_mapsize(void)
+{
+	MDB_envinfo info;
+	int rc;
+
+	rtxn_reset();
+	rc = mdb_env_set_mapsize(st.env, 0);
+	if (rc == 0 && mdb_env_info(st.env, &info) == 0)
+		log_info("store: map resized by another process to %zu MiB",
+			 info.me_mapsize >> 20);
+	return rc;
+}
+
+/* The transaction reads go through: the batch, else the snapshot. */
+static int read_txn(MDB_txn **out)
+{
+	int rc = 0;
+
+	if (!st.env)
+		return -ENXIO;
+	if (st.wtxn) {
+		*out = st.wtxn;
+		return 0;
+	}
+	for (int tries = 0; !st.rtxn_live && tries < 2; tries++) {
+		if (st.rtxn)
+			rc = mdb_txn_renew(st.rtxn);
+		else
+			rc = mdb_txn_begin(st.env, NULL, MDB_RDONLY, &st.rtxn);
+		if (rc == 0)
+			st.rtxn_live = true;
+		else if (rc != MDB_MAP_RESIZED || (rc = adopt_mapsize()) != 0)
+			break;
+	}
+	if (!st.rtxn_live) {
+		if (st.rtxn)
+			mdb_txn_abort(st.rtxn);
+		st.rtxn = NULL;
+		return lmdb_err(rc ? rc : MDB_MAP_RESIZED, "begin read");
+	}
+	*out = st.rtxn;
+	return 0;
+}
+
+static void map_usage(size_t *used, size_t *size)
+{
+	MDB_envinfo info;
+	MDB_stat stat;
+
+	mdb_env_info(st.env, &info);
+	mdb_env_stat(st.env, &stat);
+	*used = ((size_t)info.me_last_pgno + 1) * stat.ms_psize;
+	*size = info.me_mapsize;
+}
+
+/* Doubles the map (at least to need bytes), up to map_max. No
+ * transaction of ours may be live. MDB_MAP_FULL when at the limit. */
+static int map_grow(size_t need)
+{
+	size_t used, size, next;
+	int rc;
+
+	map_usage(&used, &size);
+	if (size >= st.map_max)
+		return MDB_MAP_FULL;
+	next = size;
+	do
+		next = next > st.map_max / 2 ? st.map_max : next * 2;
+	while (next < need && next < st.map_max);
+	rtxn_reset();
+	rc = mdb_env_set_mapsize(st.env, next);
+	if (rc == 0)
+		log_info("store: map grown from %zu to %zu MiB (%zu MiB used)",
+			 size >> 20, next >> 20, used >> 20);
+	return rc;
+}
+
+static int wtxn_begin(void)
+{
+	int rc = 0;
+
+	rtxn_reset();
+	for (int tries = 0; tries < 2; tries++) {
+		rc = mdb_txn_begin(st.env, NULL, 0, &st.wtxn);
+		if (rc != MDB_MAP_RESIZED || (rc = adopt_mapsize()) != 0)
+			break;
+	}
+	if (rc)
+		st.wtxn = NULL;
+	return rc;
+}
+
+static void wtxn_abort(void)
+{
+	if (st.wtxn)
+		mdb_txn_abort(st.wtxn);
+	st.wtxn = NULL;
+}
+
+/* Opens the batch if none is open, growing the map first when it is
+ * nearly full. An LMDB code. */
+static int batch_begin(void)
+{
+	size_t used, size;
+
+	if (st.wtxn)
+		return 0;
+	map_usage(&used, &size);
+	if (used / STORE_GROW_PERCENT > size / 100 && size < st.map_max) {
+		int rc = map_grow(used * 2);
+		if (rc)
+			lmdb_err(rc, "grow map");	/* go on at this size */
+	}
+	return wtxn_begin();
+}
+
+/* ---- operations ---- */
+
+/* Deletes every key starting with prefix. */
+static int del_prefix(MDB_txn *txn, MDB_dbi dbi, const MDB_val *prefix)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	rc = mdb_cursor_open(txn, dbi, &cur);
+	if (rc)
+		return rc;
+	for (;;) {
+		k = *prefix;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc || !has_prefix(&k, prefix->mv_data, prefix->mv_size))
+			break;
+		rc = mdb_cursor_del(cur, 0);
+		if (rc)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Deletes host \0 user \0 tail for every user of host (tail is
+ * store \0 mapkey). */
+static int map_del_key(MDB_txn *txn, const MDB_val *host, const MDB_val *tail)
+{
+	struct sbuf seek, key;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	rc = mdb_cursor_open(txn, st.dbi[STORE_MAP], &cur);
+	if (rc)
+		return rc;
+	sbuf_init(&seek);
+	sbuf_init(&key);
+	sbuf_add(&seek, host->mv_data, host->mv_size);
+	for (;;) {
+		k = (MDB_val){ seek.len, seek.p };
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc || !has_prefix(&k, host->mv_data, host->mv_size))
+			break;
+		size_t ulen = key_user_len(&k, host->mv_size);
+		sbuf_reset(&key);
+		sbuf_add(&key, k.mv_data, host->mv_size + ulen);
+		sbuf_reset(&seek);
+		sbuf_add(&seek, key.p, key.len);
+		sbuf_addc(&seek, '\1');		/* past this user */
+		sbuf_addc(&key, '\0');
+		sbuf_add(&key, tail->mv_data, tail->mv_size);
+		if (key.len > st.max_key)
+			continue;
+		k = (MDB_val){ key.len, key.p };
+		rc = mdb_del(txn, st.dbi[STORE_MAP], &k, NULL);
+		if (rc && rc != MDB_NOTFOUND)
+			break;
+	}
+	mdb_cursor_close(cur);
+	sbuf_free(&seek);
+	sbuf_free(&key);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int op_apply(MDB_txn *txn, int op, int db, const void *kp, size_t klen,
+		    const void *vp, size_t vlen)
+{
+	MDB_val k = { klen, (void *)kp }, v = { vlen, (void *)vp };
+
+	switch (op) {
+	case OP_PUT:
+		return mdb_put(txn, st.dbi[db], &k, &v, 0);
+	case OP_DEL:
+		return mdb_del(txn, st.dbi[db], &k, NULL);
+	case OP_DEL_PREFIX:
+		return del_prefix(txn, st.dbi[db], &k);
+	case OP_MAP_DEL_KEY:
+		return map_del_key(txn, &k, &v);
+	}
+	return EINVAL;
+}
+
+static void journal_add(int op, int db, const void *k, size_t klen,
+			const void *v, size_t vlen)
+{
+	struct journal_hdr h = { (uint8_t)op, (uint8_t)db, (uint32_t)klen,
+				 (uint32_t)vlen };
+
+	sbuf_add(&st.journal, &h, sizeof(h));
+	sbuf_add(&st.journal, k, klen);
+	sbuf_add(&st.journal, v, vlen);
+}
+
+/* Begins a batch and applies the journal to it. An LMDB code; on failure
+ * no batch is open. */
+static int batch_rebuild(void)
+{
+	size_t off = 0;
+	int rc = wtxn_begin();
+
+	while (rc == 0 && off < st.journal.len) {
+		struct journal_hdr h;
+		const char *p = st.journal.p + off;
+
+		memcpy(&h, p, sizeof(h));
+		p += sizeof(h);
+		rc = op_apply(st.wtxn, h.op, h.db, p, h.klen, p + h.klen, h.vlen);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+		off += sizeof(h) + h.klen + h.vlen;
+	}
+	if (rc)
+		wtxn_abort();
+	return rc;
+}
+
+/* The batch could not be rebuilt: what it held is gone. */
+static void batch_lost(int rc)
+{
+	wtxn_abort();
+	sbuf_reset(&st.journal);
+	if (!st.batch_err)
+		st.batch_err = lmdb_err(rc, "batch lost");
+}
+
+/* Commits the batch, growing the map and replaying the journal while the
+ * commit does not fit. An LMDB code; no batch is open afterwards. */
+static int batch_commit(void)
+{
+	int rc;
+
+	for (;;) {
+		rc = mdb_txn_commit(st.wtxn);
+		st.wtxn = NULL;
+		if (rc != MDB_MAP_FULL || map_grow(0) != 0)
+			break;
+		rc = batch_rebuild();
+		if (rc)
+			break;
+	}
+	sbuf_reset(&st.journal);
+	return rc;
+}
+
+/* An operation failed with MDB_MAP_FULL or MDB_TXN_FULL and LMDB wants
+ * the batch aborted: grow and redo the batch with the operation, or
+ * commit the batch and retry the operation alone. An LMDB code; on
+ * success the batch is open and holds the operation. */
+static int batch_recover(int rc, int op, int db, const void *k, size_t klen,
+			 const void *v, size_t vlen)
+{
+	while (rc == MDB_MAP_FULL) {
+		wtxn_abort();
+		if (map_grow(0) != 0)
+			break;
+		rc = batch_rebuild();
+		if (rc == 0)
+			rc = op_apply(st.wtxn, op, db, k, klen, v, vlen);
+		else if (rc != MDB_MAP_FULL) {
+			batch_lost(rc);
+			return rc;
+		}
+	}
+	if (rc != MDB_MAP_FULL && rc != MDB_TXN_FULL)
+		return rc;
+	wtxn_abort();
+	if (st.journal.len) {
+		int r2 = batch_rebuild();
+		if (r2 == 0)
+			r2 = batch_commit();
+		if (r2) {
+			batch_lost(r2);
+			return rc;
+		}
+	}
+	rc = wtxn_begin();
+	if (rc == 0)
+		rc = op_apply(st.wtxn, op, db, k, klen, v, vlen);
+	return rc;
+}
+
+/* Runs one write operation in the batch and journals it. */
+static int batch_op(int op, int db, const void *k, size_t klen,
+		    const void *v, size_t vlen, const char *what)
+{
+	int rc;
+
+	if (!st.env)
+		return -ENXIO;
+	if (klen > UINT32_MAX || vlen > UINT32_MAX)
+		return -E2BIG;
+	rc = batch_begin();
+	if (rc)
+		return lmdb_err(rc, "begin write");
+	rc = op_apply(st.wtxn, op, db, k, klen, v, vlen);
+	if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL)
+		rc = batch_recover(rc, op, db, k, klen, v, vlen);
+	if (rc == 0 || rc == MDB_NOTFOUND) {
+		journal_add(op, db, k, klen, v, vlen);
+	} else {
+		/* The transaction may be unusable now: rebuild it without
+		 * the failed operation. */
+		wtxn_abort();
+		if (st.journal.len) {
+			int r2 = batch_rebuild();
+			if (r2)
+				batch_lost(r2);
+		}
+	}
+	return lmdb_err(rc, what);
+}
+
+/* ---- opening and closing ---- */
+
+static int mkdir_p(const char *dir)
+{
+	char *p = xstrdup(dir);
+	int rc = 0;
+
+	for (char *s = p + 1; ; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+			rc = -errno;
+			break;
+		}
+		*s = c;
+		if (!c)
+			break;
+	}
+	free(p);
+	return rc;
+}
+
+static int open_dbs(void)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(st.env, NULL, 0, &txn);
+
+	if (rc)
+		return rc;
+	for (int i = 0; i < STORE_NDB && rc == 0; i++)
+		rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &st.dbi[i]);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return mdb_txn_commit(txn);
+}
+
+int store_open(const char *dir, size_t map_max)
+{
+	struct sbuf path;
+	struct stat sb;
+	bool fresh;
+	int rc, dead = 0;
+
+	if (st.env)
+		return -EBUSY;
+	rc = mkdir_p(dir);
+	if (rc) {
+		log_error("store: cannot create %s: %s", dir, strerror(-rc));
+		return rc;
+	}
+	sbuf_init(&path);
+	sbuf_printf(&path, "%s/data.mdb", dir);
+	fresh = stat(path.p, &sb) != 0;
+	sbuf_free(&path);
+	st.map_max = map_max ? map_max : STORE_MAP_DEFAULT_MAX;
+	rc = mdb_env_create(&st.env);
+	if (rc == 0)
+		rc = mdb_env_set_maxdbs(st.env, STORE_MAXDBS);
+	if (rc == 0 && fresh)
+		rc = mdb_env_set_mapsize(st.env, MIN(STORE_MAP_INITIAL, st.map_max));
+	if (rc == 0)
+		rc = mdb_env_open(st.env, dir, MDB_NOTLS, 0600);
+	if (rc == 0)
+		rc = mdb_reader_check(st.env, &dead);
+	if (rc == 0)
+		rc = open_dbs();
+	if (rc) {
+		if (st.env)
+			mdb_env_close(st.env);
+		st.env = NULL;
+		return lmdb_err(rc, dir);
+	}
+	st.max_key = (size_t)mdb_env_get_maxkeysize(st.env);
+	sbuf_init(&st.journal);
+	st.batch_err = 0;
+	if (dead)
+		log_info("store: cleared %d stale readers", dead);
+	return 0;
+}
+
+void store_close(void)
+{
+	if (!st.env)
+		return;
+	int rc = store_commit();
+	if (rc)
+		log_error("store: last batch not saved: %s", strerror(-rc));
+	if (st.rtxn)
+		mdb_txn_abort(st.rtxn);
+	st.rtxn = NULL;
+	st.rtxn_live = false;
+	mdb_env_close(st.env);
+	st.env = NULL;
+	sbuf_free(&st.journal);
+}
+
+bool store_is_open(void)
+{
+	return st.env != NULL;
+}
+
+int store_commit(void)
+{
+	int rc = st.batch_err;
+
+	st.batch_err = 0;
+	if (!st.wtxn)
+		return rc;
+	int r2 = batch_commit();
+	if (r2) {
+		r2 = lmdb_err(r2, "commit");
+		if (!rc)
+			rc = r2;
+	}
+	return rc;
+}
+
+bool store_pending(void)
+{
+	return st.wtxn != NULL;
+}
+
+void store_end_read(void)
+{
+	rtxn_reset();
+}
+
+/* ---- records ---- */
+
+int store_get(enum store_db db, const char *host, const char *user,
+	      const char *store, const char *mapkey, size_t mapkey_len,
+	      struct sbuf *out)
+{
+	struct sbuf key;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	sbuf_init(&key);
+	rc = key_build(&key, db, host, user, store, mapkey, mapkey_len);
+	if (rc == 0)
+		rc = read_txn(&txn);
+	if (rc)
+		goto out;
+	k = (MDB_val){ key.len, key.p };
+	rc = mdb_get(txn, st.dbi[db], &k, &v);
+	if (rc == 0) {
+		sbuf_reset(out);
+		sbuf_add(out, v.mv_data, v.mv_size);
+	}
+	rc = lmdb_err(rc, "get");
+out:
+	sbuf_free(&key);
+	return rc;
+}
+
+int store_put(enum store_db db, const char *host, const char *user,
+	      const char *store, const char *mapkey, size_t mapkey_len,
+	      const void *val, size_t len)
+{
+	struct sbuf key;
+	int rc;
+
+	sbuf_init(&key);
+	rc = key_build(&key, db, host, user, store, mapkey, mapkey_len);
+	if (rc == 0)
+		rc = batch_op(OP_PUT, db, key.p, key.len, val, len, "put");
+	sbuf_free(&key);
+	return rc;
+}
+
+int store_del(enum store_db db, const char *host, const char *user,
+	      const char *store, const char *mapkey, size_t mapkey_len)
+{
+	struct sbuf key;
+	int rc;
+
+	sbuf_init(&key);
+	rc = key_build(&key, db, host, user, store, mapkey, mapkey_len);
+	if (rc == 0)
+		rc = batch_op(OP_DEL, db, key.p, key.len, NULL, 0, "delete");
+	sbuf_free(&key);
+	return rc;
+}
+
+/* ---- iteration ---- */
+
+/* The first record at or after seek that starts with prefix, copied into
+ * key (and val unless NULL). 0, -ENOENT or another -errno. */
+static int seek_copy(enum store_db db, const struct sbuf *seek,
+		     const void *prefix, size_t plen, struct sbuf *key,
+		     struct sbuf *val)
+{
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	MDB_val k = { seek->len, seek->p }, v;
+	int rc = read_txn(&txn);
+
+	if (rc)
+		return rc;
+	rc = mdb_cursor_open(txn, st.dbi[db], &cur);
+	if (rc)
+		return lmdb_err(rc, "open cursor");
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	if (rc == 0 && !has_prefix(&k, prefix, plen))
+		rc = MDB_NOTFOUND;
+	if (rc == 0) {
+		sbuf_reset(key);
+		sbuf_add(key, k.mv_data, k.mv_size);
+		if (val) {
+			sbuf_reset(val);
+			sbuf_add(val, v.mv_data, v.mv_size);
+		}
+	}
+	mdb_cursor_close(cur);
+	return lmdb_err(rc, "seek");
+}
+
+/* Whether host \0 user has a record in store (keyval/map). */
+static int user_has_store(enum store_db db, const struct sbuf *user_prefix,
+			  const char *store)
+{
+	struct sbuf seek, key;
+	int rc;
+
+	sbuf_init(&seek);
+	sbuf_init(&key);
+	sbuf_add(&seek, user_prefix->p, user_prefix->len);
+	sbuf_adds(&seek, store);
+	if (db == STORE_MAP)
+		sbuf_addc(&seek, '\0');
+	rc = seek_copy(db, &seek, seek.p, seek.len, &key, NULL);
+	if (rc == 0 && db == STORE_KEYVAL && key.len != seek.len)
+		rc = -ENOENT;
+	sbuf_free(&seek);
+	sbuf_free(&key);
+	return rc;
+}
+
+int store_users(enum store_db db, const char *host, const char *store,
+		int (*fn)(void *ctx, const char *user), void *ctx)
+{
+	struct sbuf prefix, seek, key, user;
+	size_t hlen = strlen(host) + 1;
+	int rc;
+
+	if ((unsigned)db >= STORE_NDB)
+		return -EINVAL;
+	sbuf_init(&prefix);
+	sbuf_init(&seek);
+	sbuf_init(&key);
+	sbuf_init(&user);
+	sbuf_add(&prefix, host, hlen);
+	sbuf_add(&seek, host, hlen);
+	for (;;) {
+		rc = seek_copy(db, &seek, prefix.p, prefix.len, &key, NULL);
+		if (rc)
+			break;
+		MDB_val k = { key.len, key.p };
+		size_t ulen = key_user_len(&k, hlen);
+		sbuf_reset(&user);
+		sbuf_add(&user, key.p + hlen, ulen);
+		sbuf_reset(&seek);
+		sbuf_add(&seek, key.p, hlen + ulen);
+		sbuf_addc(&seek, '\0');
+		if (ulen && store && db != STORE_ACCOUNTS) {
+			rc = user_has_store(db, &seek, store);
+			if (rc && rc != -ENOENT)
+				break;
+		}
+		seek.p[seek.len - 1] = '\1';		/* past this user */
+		if (ulen && rc == 0 && fn(ctx, user.p))
+			break;
+	}
+	sbuf_free(&prefix);
+	sbuf_free(&seek);
+	sbuf_free(&key);
+	sbuf_free(&user);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+int store_map_each(const char *host, const char *user, const char *store,
+		   int (*fn)(void *ctx, const char *key, size_t klen,
+			     const void *val, size_t vlen), void *ctx)
+{
+	struct sbuf prefix, seek, key, val;
+	int rc;
+
+	sbuf_init(&prefix);
+	sbuf_init(&seek);
+	sbuf_init(&key);
+	sbuf_init(&val);
+	rc = key_build(&prefix, STORE_MAP, host, user, store, "", 0);
+	if (rc)
+		goto out;
+	sbuf_add(&seek, prefix.p, prefix.len);
+	for (;;) {
+		rc = seek_copy(STORE_MAP, &seek, prefix.p, prefix.len, &key, &val);
+		if (rc)
+			break;
+		sbuf_reset(&seek);
+		sbuf_add(&seek, key.p, key.len);
+		sbuf_addc(&seek, '\0');		/* the next key after this */
+		if (fn(ctx, key.p + prefix.len, key.len - prefix.len, val.p, val.len))
+			break;
+	}
+	if (rc == -ENOENT)
+		rc = 0;
+out:
+	sbuf_free(&prefix);
+	sbuf_free(&seek);
+	sbuf_free(&key);
+	sbuf_free(&val);
+	return rc;
+}
+
+int store_map_delete_key(const char *host, const char *store,
+			 const char *mapkey, size_t mapkey_len)
+{
+	struct sbuf hp, tail;
+	int rc;
+
+	if (!host || !store || !mapkey)
+		return -EINVAL;
+	sbuf_init(&hp);
+	sbuf_init(&tail);
+	sbuf_add(&hp, host, strlen(host) + 1);
+	sbuf_add(&tail, store, strlen(store) + 1);
+	sbuf_add(&tail, mapkey, mapkey_len);
+	rc = batch_op(OP_MAP_DEL_KEY, STORE_MAP, hp.p, hp.len, tail.p, tail.len,
+		      "map delete key");
+	sbuf_free(&hp);
+	sbuf_free(&tail);
+	return rc;
+}
+
+int store_purge_user(const char *host, const char *user)
+{
+	struct sbuf prefix;
+	int rc;
+
+	sbuf_init(&prefix);
+	rc = key_build(&prefix, STORE_ACCOUNTS, host, user, NULL, NULL, 0);
+	if (rc)
+		goto out;
+	rc = batch_op(OP_DEL, STORE_ACCOUNTS, prefix.p, prefix.len, NULL, 0,
+		      "purge account");
+	if (rc && rc != -ENOENT)
+		goto out;
+	sbuf_addc(&prefix, '\0');
+	rc = batch_op(OP_DEL_PREFIX, STORE_KEYVAL, prefix.p, prefix.len, NULL, 0,
+		      "purge keyval");
+	if (rc == 0)
+		rc = batch_op(OP_DEL_PREFIX, STORE_MAP, prefix.p, prefix.len,
+			      NULL, 0, "purge map");
+out:
+	sbuf_free(&prefix);
+	return rc;
+}

@@ -1,0 +1,175 @@
+/* tls.c - OpenSSL contexts, SNI selection, channel binding. */
+#include "tls.h"
+#include "hmap.h"
+#include "log.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <openssl/evp.h>
+
+static struct hmap by_host;
+static SSL_CTX *default_ctx;
+static SSL_CTX **all_ctx;
+static size_t n_ctx;
+
+static void log_ssl_error(const char *what, const char *file)
+{
+	unsigned long e = ERR_get_error();
+	char msg[256];
+
+	ERR_error_string_n(e, msg, sizeof(msg));
+	log_error("%s %s: %s", what, file, e ? msg : "unknown error");
+	ERR_clear_error();
+}
+
+static int on_sni(SSL *ssl, int *alert, void *arg)
+{
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	SSL_CTX *ctx;
+	char lower[256];
+	size_t i;
+
+	if (!name)
+		return SSL_TLSEXT_ERR_OK;
+	for (i = 0; name[i] && i < sizeof(lower) - 1; i++)
+		lower[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+	lower[i] = '\0';
+	ctx = hmap_get(&by_host, lower);
+	if (ctx && ctx != SSL_get_SSL_CTX(ssl))
+		SSL_set_SSL_CTX(ssl, ctx);
+	return SSL_TLSEXT_ERR_OK;
+}
+
+SSL_CTX *tls_ctx_new(const char *cert_file, const char *key_file)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (!ctx) {
+		log_ssl_error("cannot create a TLS context for", cert_file);
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE |
+				 SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+				 SSL_OP_NO_TICKET);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
+			      SSL_MODE_ENABLE_PARTIAL_WRITE |
+			      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_cipher_list(ctx,
+		"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+		"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+		"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256");
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+		log_ssl_error("cannot load certificate", cert_file);
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+		log_ssl_error("cannot load key", key_file);
+		goto fail;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		log_ssl_error("key does not match certificate", cert_file);
+		goto fail;
+	}
+	SSL_CTX_set_tlsext_servername_callback(ctx, on_sni);
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+void tls_register(const char *host, SSL_CTX *ctx)
+{
+	bool known = false;
+
+	for (size_t i = 0; i < n_ctx; i++)
+		known |= all_ctx[i] == ctx;
+	if (!known) {
+		all_ctx = xrealloc(all_ctx, (n_ctx + 1) * sizeof(*all_ctx));
+		all_ctx[n_ctx++] = ctx;
+	}
+	if (!default_ctx)
+		default_ctx = ctx;
+	if (host)
+		hmap_set(&by_host, host, ctx);
+}
+
+SSL_CTX *tls_default_ctx(void)
+{
+	return default_ctx;
+}
+
+SSL_CTX *tls_ctx_for(const char *host)
+{
+	SSL_CTX *ctx = host ? hmap_get(&by_host, host) : NULL;
+
+	return ctx ? ctx : default_ctx;
+}
+
+void tls_free_all(void)
+{
+	for (size_t i = 0; i < n_ctx; i++)
+		SSL_CTX_free(all_ctx[i]);
+	free(all_ctx);
+	all_ctx = NULL;
+	n_ctx = 0;
+	default_ctx = NULL;
+	hmap_free(&by_host);
+}
+
+static int server_end_point(SSL *ssl, unsigned char *out, size_t *len)
+{
+	X509 *cert = SSL_get_certificate(ssl);
+	const EVP_MD *md;
+	int nid = 0;
+	unsigned int n = 0;
+
+	if (!cert)
+		return -ENOTSUP;
+	/* RFC 5929 4.1: the certificate's signature hash, MD5/SHA-1 -> SHA-256. */
+	if (!OBJ_find_sigid_algs(X509_get_signature_nid(cert), &nid, NULL))
+		return -ENOTSUP;
+	md = EVP_get_digestbynid(nid);
+	if (!md || nid == NID_md5 || nid == NID_sha1)
+		md = EVP_sha256();
+	if (*len < (size_t)EVP_MD_get_size(md))
+		return -ENOSPC;
+	if (X509_digest(cert, md, out, &n) != 1)
+		return -EIO;
+	*len = n;
+	return 0;
+}
+
+int tls_channel_binding(SSL *ssl, const char *type, unsigned char *out,
+			size_t *len)
+{
+	if (!ssl)
+		return -ENOTSUP;
+	if (strcmp(type, "tls-server-end-point") == 0)
+		return server_end_point(ssl, out, len);
+	if (strcmp(type, "tls-exporter") == 0) {
+		static const char label[] = "EXPORTER-Channel-Binding";
+		if (SSL_version(ssl) != TLS1_3_VERSION || *len < 32)
+			return -ENOTSUP;
+		if (SSL_export_keying_material(ssl, out, 32, label,
+					       sizeof(label) - 1, NULL, 0, 0) != 1) {
+			ERR_clear_error();
+			return -EIO;
+		}
+		*len = 32;
+		return 0;
+	}
+	return -ENOTSUP;
+}
+
+const char *tls_version(SSL *ssl)
+{
+	return ssl ? SSL_get_version(ssl) : "none";
+}
+
+const char *tls_cipher(SSL *ssl)
+{
+	return ssl ? SSL_get_cipher_name(ssl) : "none";
+}

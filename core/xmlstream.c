@@ -1,0 +1,602 @@
+/*
+ * xmlstream.c - an XMPP XML stream parsed with expat.
+ *
+ * Words used here:
+ *   depth   open elements, the stream root included: 0 before the header,
+ *           1 between stanzas, >= 2 inside a stanza.
+ *   fed     stream bytes handed to expat since the stream (re)started.
+ *   mark    stream offset where the unfinished top-level unit begins: the
+ *           start tag of the stanza being parsed, or else the end of the
+ *           last complete event (header, stanza, whitespace between
+ *           stanzas). fed - mark is what expat may be holding for it.
+ *   slice   the part of the caller's buffer handed to one XML_Parse call.
+ *           A slice never lets fed - mark exceed max_stanza, so expat never
+ *           buffers more than that for one stanza or one unfinished token,
+ *           while a buffer holding many small stanzas still goes through.
+ *
+ * Events: a callback that completes an event stores it and suspends the
+ * parser (XML_StopParser(p, XML_TRUE)); xs_feed()/xs_next() return it
+ * once expat has returned XML_STATUS_SUSPENDED. Errors stop the parser for
+ * good (XML_StopParser(p, XML_FALSE)); every callback first checks the
+ * failed flag, because expat finishes the current token (for <a/> both
+ * the start and the end callback run) before it looks at its status.
+ *
+ * Limits: a zero field of struct xs_limits takes the default below.
+ */
+#include "xmlstream.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <expat.h>
+
+/* Expat 2.6.0 added reparse deferral (on by default), and distributions
+ * backport it into older versions without changing the version number:
+ * find the switch at run time. */
+XMLPARSEAPI(XML_Bool) XML_SetReparseDeferralEnabled(XML_Parser parser,
+						    XML_Bool enabled);
+#pragma weak XML_SetReparseDeferralEnabled
+
+#define XS_SEP '\xff'			/* never valid in UTF-8 */
+#define XS_DEFAULT_STANZA (256 * 1024)
+#define XS_DEFAULT_DEPTH 64
+#define XS_DEFAULT_ATTRS 64
+#define XS_SCRATCH_KEEP 4096		/* buffers kept between stanzas */
+
+struct xs {
+	XML_Parser p;
+	struct xs_limits lim;
+	enum xs_event ev;		/* set by a callback, pending */
+	bool suspended;			/* expat holds an event for us */
+	bool close_pending;		/* <stream:stream/>: close after open */
+	bool closed;
+	bool failed;
+	const char *err;		/* condition, static */
+	const char *err_text;		/* static or expat's */
+	unsigned depth;
+	size_t fed;
+	size_t mark;
+	size_t event_end;		/* stream offset after the last event */
+	const char *buf;		/* the last buffer given to xs_feed */
+	size_t len;
+	size_t off;			/* bytes of buf handed to expat */
+	size_t buf_base;		/* stream offset of buf[0] */
+	const char *rest;		/* saved by xs_reset for xs_unparsed */
+	size_t rest_len;
+	struct st_doc *header;		/* owned; root is the header */
+	struct st_doc *doc;		/* the stanza being built, owned */
+	struct st_node *cur;		/* its open element */
+	struct st_doc *ready;		/* a finished stanza, owned */
+	struct sbuf text;		/* character data not yet in doc */
+	struct sbuf scratch;
+	struct sbuf root_ns;		/* default xmlns declared on the root */
+};
+
+static void fail(struct xs *xs, const char *cond, const char *text)
+{
+	if (xs->failed)
+		return;
+	xs->failed = true;
+	xs->err = cond;
+	xs->err_text = text;
+	XML_StopParser(xs->p, XML_FALSE);
+}
+
+static size_t event_end_offset(struct xs *xs)
+{
+	XML_Index i = XML_GetCurrentByteIndex(xs->p);
+	int n = XML_GetCurrentByteCount(xs->p);
+
+	return (size_t)(i < 0 ? 0 : i) + (size_t)(n < 0 ? 0 : n);
+}
+
+/* Ends the current callback's event: remember it and suspend. */
+static void emit(struct xs *xs, enum xs_event ev)
+{
+	xs->event_end = event_end_offset(xs);
+	xs->mark = xs->event_end;
+	if (xs->ev != XS_NEED_MORE) {
+		/* only <stream:stream/>: the open is still pending */
+		xs->close_pending = true;
+		return;
+	}
+	xs->ev = ev;
+	XML_StopParser(xs->p, XML_TRUE);
+}
+
+/* Building trees. */
+
+static struct st_node *elem_new(struct xs *xs, struct st_doc *d,
+				struct st_node *parent, const char *name)
+{
+	const char *sep = strchr(name, XS_SEP);
+	const char *ns;
+	size_t nslen;
+
+	if (!sep)
+		return st_elem_new(d, parent, name, "");
+	nslen = (size_t)(sep - name);
+	if (parent && strncmp(parent->ns, name, nslen) == 0 &&
+	    parent->ns[nslen] == '\0') {
+		ns = parent->ns;
+	} else {
+		sbuf_reset(&xs->scratch);
+		sbuf_add(&xs->scratch, name, nslen);
+		ns = xs->scratch.p;
+	}
+	return st_elem_new(d, parent, sep + 1, ns);
+}
+
+static const char *attr_name(struct xs *xs, struct st_doc *d,
+			     const char *name)
+{
+	const char *sep = strchr(name, XS_SEP);
+	size_t nslen;
+
+	if (!sep)
+		return st_strdup(d, name, strlen(name));
+	nslen = (size_t)(sep - name);
+	sbuf_reset(&xs->scratch);
+	if (nslen == sizeof(NS_XML) - 1 && memcmp(name, NS_XML, nslen) == 0) {
+		sbuf_add(&xs->scratch, "xml:", 4);
+	} else {
+		sbuf_add(&xs->scratch, name, nslen);
+		sbuf_addc(&xs->scratch, '\1');
+	}
+	sbuf_adds(&xs->scratch, sep + 1);
+	return st_strdup(d, xs->scratch.p, xs->scratch.len);
+}
+
+/* Attributes in document order (expat already refused duplicates). */
+static void add_attrs(struct xs *xs, struct st_doc *d, struct st_node *n,
+		      const XML_Char **atts)
+{
+	struct st_attr **tail = &n->attrs;
+
+	for (; *atts; atts += 2) {
+		struct st_attr *a = st_alloc(d, sizeof(*a));
+
+		a->next = NULL;
+		a->name = attr_name(xs, d, atts[0]);
+		a->value = st_strdup(d, atts[1], strlen(atts[1]));
+		*tail = a;
+		tail = &a->next;
+	}
+}
+
+static bool too_many_attrs(struct xs *xs, const XML_Char **atts)
+{
+	unsigned n = 0;
+
+	while (atts[2 * n])
+		n++;
+	if (n <= xs->lim.max_attrs)
+		return false;
+	fail(xs, "policy-violation", "too many attributes");
+	return true;
+}
+
+static void flush_text(struct xs *xs)
+{
+	if (!xs->text.len)
+		return;
+	st_text_add(xs->doc, xs->cur, xs->text.p, xs->text.len);
+	sbuf_reset(&xs->text);
+}
+
+static void trim_buffers(struct xs *xs)
+{
+	if (xs->text.cap > XS_SCRATCH_KEEP)
+		sbuf_free(&xs->text);
+	if (xs->scratch.cap > XS_SCRATCH_KEEP)
+		sbuf_free(&xs->scratch);
+}
+
+/* Expat callbacks. */
+
+static void header_start(struct xs *xs, const XML_Char *name,
+			 const XML_Char **atts)
+{
+	struct st_node *root;
+
+	if (strcmp(name, NS_STREAMS "\xff" "stream") != 0) {
+		fail(xs, "invalid-namespace",
+		     "the root must be {" NS_STREAMS "}stream");
+		return;
+	}
+	if (too_many_attrs(xs, atts))
+		return;
+	xs->header = st_doc_new();
+	root = st_elem_new(xs->header, NULL, "stream",
+			   xs->root_ns.p ? xs->root_ns.p : "");
+	add_attrs(xs, xs->header, root, atts);
+	xs->depth = 1;
+	emit(xs, XS_STREAM_OPEN);
+}
+
+static void on_start(void *ud, const XML_Char *name, const XML_Char **atts)
+{
+	struct xs *xs = ud;
+
+	if (xs->failed)
+		return;
+	if (xs->depth == 0) {
+		header_start(xs, name, atts);
+		return;
+	}
+	if (xs->depth == 1) {
+		XML_Index i = XML_GetCurrentByteIndex(xs->p);
+
+		xs->mark = (size_t)(i < 0 ? 0 : i);
+		xs->doc = st_doc_new();
+		xs->cur = NULL;
+	} else {
+		flush_text(xs);
+		if (xs->depth > xs->lim.max_depth) {
+			fail(xs, "policy-violation", "stanza too deep");
+			return;
+		}
+	}
+	if (too_many_attrs(xs, atts))
+		return;
+	xs->cur = elem_new(xs, xs->doc, xs->cur, name);
+	add_attrs(xs, xs->doc, xs->cur, atts);
+	xs->depth++;
+}
+
+static void on_end(void *ud, const XML_Char *name)
+{
+	struct xs *xs = ud;
+
+	if (xs->failed)
+		return;
+	if (xs->depth == 1) {
+		xs->depth = 0;
+		xs->closed = true;
+		emit(xs, XS_STREAM_CLOSE);
+		return;
+	}
+	flush_text(xs);
+	xs->cur = xs->cur->parent;
+	if (--xs->depth > 1)
+		return;
+	xs->doc->cursor = xs->doc->root;
+	xs->ready = xs->doc;
+	xs->doc = NULL;
+	trim_buffers(xs);
+	emit(xs, XS_STANZA);
+}
+
+static void on_text(void *ud, const XML_Char *s, int len)
+{
+	struct xs *xs = ud;
+	int i;
+
+	if (xs->failed)
+		return;
+	if (xs->depth >= 2) {
+		sbuf_add(&xs->text, s, (size_t)len);
+		return;
+	}
+	for (i = 0; i < len; i++) {
+		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') {
+			fail(xs, "bad-format", "text between stanzas");
+			return;
+		}
+	}
+	/* a whitespace keepalive: nothing is pending for it any more */
+	xs->mark = event_end_offset(xs);
+}
+
+static void on_ns_start(void *ud, const XML_Char *prefix, const XML_Char *uri)
+{
+	struct xs *xs = ud;
+
+	if (xs->failed || xs->depth != 0 || prefix)
+		return;
+	sbuf_reset(&xs->root_ns);
+	sbuf_adds(&xs->root_ns, uri ? uri : "");
+}
+
+static void on_xml_decl(void *ud, const XML_Char *version,
+			const XML_Char *encoding, int standalone)
+{
+	struct xs *xs = ud;
+
+	if (encoding && strcasecmp(encoding, "UTF-8") != 0)
+		fail(xs, "unsupported-encoding", "only UTF-8 is supported");
+}
+
+/* Restricted XML (RFC 6120 11.1): each of these ends the stream. */
+
+static void on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
+		       const XML_Char *pubid, int has_internal_subset)
+{
+	fail(ud, "restricted-xml", "DOCTYPE is not allowed");
+}
+
+static void on_entity_decl(void *ud, const XML_Char *name, int is_pe,
+			   const XML_Char *value, int value_len,
+			   const XML_Char *base, const XML_Char *sysid,
+			   const XML_Char *pubid, const XML_Char *notation)
+{
+	fail(ud, "restricted-xml", "entity declarations are not allowed");
+}
+
+static void on_unparsed_entity(void *ud, const XML_Char *name,
+			       const XML_Char *base, const XML_Char *sysid,
+			       const XML_Char *pubid, const XML_Char *notation)
+{
+	fail(ud, "restricted-xml", "entity declarations are not allowed");
+}
+
+static void on_notation(void *ud, const XML_Char *name, const XML_Char *base,
+			const XML_Char *sysid, const XML_Char *pubid)
+{
+	fail(ud, "restricted-xml", "notation declarations are not allowed");
+}
+
+static int on_external_entity(XML_Parser p, const XML_Char *context,
+			      const XML_Char *base, const XML_Char *sysid,
+			      const XML_Char *pubid)
+{
+	fail(XML_GetUserData(p), "restricted-xml",
+	     "external entities are not allowed");
+	return XML_STATUS_ERROR;
+}
+
+static void on_skipped_entity(void *ud, const XML_Char *name, int is_pe)
+{
+	fail(ud, "restricted-xml", "undefined entity");
+}
+
+static void on_pi(void *ud, const XML_Char *target, const XML_Char *data)
+{
+	fail(ud, "restricted-xml", "processing instructions are not allowed");
+}
+
+static void on_comment(void *ud, const XML_Char *data)
+{
+	fail(ud, "restricted-xml", "comments are not allowed");
+}
+
+static void parser_setup(struct xs *xs)
+{
+	XML_Parser p = xs->p;
+
+	XML_SetUserData(p, xs);
+	XML_SetElementHandler(p, on_start, on_end);
+	XML_SetCharacterDataHandler(p, on_text);
+	XML_SetStartNamespaceDeclHandler(p, on_ns_start);
+	XML_SetXmlDeclHandler(p, on_xml_decl);
+	XML_SetStartDoctypeDeclHandler(p, on_doctype);
+	XML_SetEntityDeclHandler(p, on_entity_decl);
+	XML_SetUnparsedEntityDeclHandler(p, on_unparsed_entity);
+	XML_SetNotationDeclHandler(p, on_notation);
+	XML_SetExternalEntityRefHandler(p, on_external_entity);
+	XML_SetSkippedEntityHandler(p, on_skipped_entity);
+	XML_SetProcessingInstructionHandler(p, on_pi);
+	XML_SetCommentHandler(p, on_comment);
+	XML_SetParamEntityParsing(p, XML_PARAM_ENTITY_PARSING_NEVER);
+	/* Deferring the reparse of a partial token holds back a stanza whose
+	 * last bytes arrived until more data comes; our slices bound the
+	 * rescans instead. */
+	if (XML_SetReparseDeferralEnabled)
+		XML_SetReparseDeferralEnabled(p, XML_FALSE);
+}
+
+/* Public API. */
+
+struct xs *xs_new(const struct xs_limits *limits)
+{
+	struct xs *xs = xcalloc(1, sizeof(*xs));
+
+	if (limits)
+		xs->lim = *limits;
+	if (!xs->lim.max_stanza)
+		xs->lim.max_stanza = XS_DEFAULT_STANZA;
+	if (!xs->lim.max_depth)
+		xs->lim.max_depth = XS_DEFAULT_DEPTH;
+	if (!xs->lim.max_attrs)
+		xs->lim.max_attrs = XS_DEFAULT_ATTRS;
+	xs->p = XML_ParserCreateNS("UTF-8", XS_SEP);
+	if (!xs->p) {
+		fputs("starling: out of memory (expat)\n", stderr);
+		abort();
+	}
+	sbuf_init(&xs->text);
+	sbuf_init(&xs->scratch);
+	sbuf_init(&xs->root_ns);
+	parser_setup(xs);
+	return xs;
+}
+
+static void drop_docs(struct xs *xs)
+{
+	st_doc_unref(xs->header);
+	st_doc_unref(xs->doc);
+	st_doc_unref(xs->ready);
+	xs->header = xs->doc = xs->ready = NULL;
+	xs->cur = NULL;
+}
+
+void xs_free(struct xs *xs)
+{
+	if (!xs)
+		return;
+	drop_docs(xs);
+	XML_ParserFree(xs->p);
+	sbuf_free(&xs->text);
+	sbuf_free(&xs->scratch);
+	sbuf_free(&xs->root_ns);
+	free(xs);
+}
+
+/* The part of buf after the last event (nothing once all is parsed). */
+static size_t unparsed_now(const struct xs *xs, const char **rest)
+{
+	size_t used;
+
+	*rest = NULL;
+	if (!xs->buf || xs->failed || !(xs->suspended || xs->closed))
+		return 0;
+	used = xs->event_end > xs->buf_base ? xs->event_end - xs->buf_base : 0;
+	if (used > xs->len)
+		used = xs->len;
+	*rest = xs->buf + used;
+	return xs->len - used;
+}
+
+void xs_reset(struct xs *xs)
+{
+	xs->rest_len = unparsed_now(xs, &xs->rest);
+	XML_ParserReset(xs->p, "UTF-8");
+	parser_setup(xs);
+	drop_docs(xs);
+	xs->ev = XS_NEED_MORE;
+	xs->suspended = xs->close_pending = xs->closed = xs->failed = false;
+	xs->err = xs->err_text = NULL;
+	xs->depth = 0;
+	xs->fed = xs->mark = xs->event_end = 0;
+	xs->buf = NULL;
+	xs->len = xs->off = xs->buf_base = 0;
+	sbuf_reset(&xs->text);
+	sbuf_free(&xs->root_ns);
+	trim_buffers(xs);
+}
+
+/* What a return from XML_Parse/XML_ResumeParser means for us. */
+static enum xs_event parse_result(struct xs *xs, enum XML_Status st)
+{
+	enum XML_Error code;
+
+	if (xs->failed)
+		return XS_ERROR;
+	if (st == XML_STATUS_SUSPENDED) {
+		if (xs->ev == XS_NEED_MORE) {
+			fail(xs, "internal-server-error", "parser suspended");
+			return XS_ERROR;
+		}
+		xs->suspended = true;
+		return xs->ev;
+	}
+	if (st == XML_STATUS_OK)
+		return XS_NEED_MORE;
+	code = XML_GetErrorCode(xs->p);
+	switch (code) {
+	case XML_ERROR_UNDEFINED_ENTITY:
+	case XML_ERROR_RECURSIVE_ENTITY_REF:
+	case XML_ERROR_BINARY_ENTITY_REF:
+	case XML_ERROR_ATTRIBUTE_EXTERNAL_ENTITY_REF:
+	case XML_ERROR_EXTERNAL_ENTITY_HANDLING:
+	case XML_ERROR_NOT_STANDALONE:
+		fail(xs, "restricted-xml", XML_ErrorString(code));
+		break;
+	case XML_ERROR_UNKNOWN_ENCODING:
+	case XML_ERROR_INCORRECT_ENCODING:
+		fail(xs, "unsupported-encoding", XML_ErrorString(code));
+		break;
+	default:
+		fail(xs, "not-well-formed", XML_ErrorString(code));
+		break;
+	}
+	return XS_ERROR;
+}
+
+/* Hands the next slice of buf to expat until an event or the end. */
+static enum xs_event feed_slices(struct xs *xs)
+{
+	enum xs_event ev;
+	size_t left, pending, n;
+
+	while ((left = xs->len - xs->off) > 0) {
+		pending = xs->fed - xs->mark;
+		if (pending >= xs->lim.max_stanza) {
+			fail(xs, "policy-violation", "stanza too large");
+			return XS_ERROR;
+		}
+		n = MIN(left, xs->lim.max_stanza - pending);
+		n = MIN(n, (size_t)INT_MAX / 2);
+		xs->ev = XS_NEED_MORE;
+		xs->fed += n;
+		xs->off += n;
+		ev = parse_result(xs, XML_Parse(xs->p, xs->buf + xs->off - n,
+						(int)n, XML_FALSE));
+		if (ev != XS_NEED_MORE)
+			return ev;
+	}
+	return XS_NEED_MORE;
+}
+
+enum xs_event xs_feed(struct xs *xs, const char *buf, size_t len)
+{
+	if (xs->failed)
+		return XS_ERROR;
+	st_doc_unref(xs->ready);
+	xs->ready = NULL;
+	xs->rest = NULL;
+	xs->rest_len = 0;
+	if (xs->suspended && !xs->closed) {
+		fail(xs, "internal-server-error", "fed before the events were read");
+		return XS_ERROR;
+	}
+	xs->buf = buf;
+	xs->len = len;
+	xs->off = 0;
+	xs->buf_base = xs->fed;
+	if (xs->closed)
+		return XS_NEED_MORE;	/* nothing may follow the close */
+	return feed_slices(xs);
+}
+
+enum xs_event xs_next(struct xs *xs)
+{
+	enum xs_event ev;
+
+	if (xs->failed)
+		return XS_ERROR;
+	st_doc_unref(xs->ready);
+	xs->ready = NULL;
+	if (xs->close_pending) {
+		xs->close_pending = false;
+		return XS_STREAM_CLOSE;
+	}
+	if (!xs->suspended || xs->closed)
+		return XS_NEED_MORE;
+	xs->suspended = false;
+	xs->ev = XS_NEED_MORE;
+	ev = parse_result(xs, XML_ResumeParser(xs->p));
+	if (ev != XS_NEED_MORE)
+		return ev;
+	return feed_slices(xs);
+}
+
+const struct st_node *xs_header(struct xs *xs)
+{
+	return xs->header ? xs->header->root : NULL;
+}
+
+struct st_doc *xs_take_stanza(struct xs *xs)
+{
+	struct st_doc *d = xs->ready;
+
+	xs->ready = NULL;
+	return d;
+}
+
+const char *xs_error(const struct xs *xs, const char **text)
+{
+	if (text)
+		*text = xs->err_text;
+	return xs->err;
+}
+
+size_t xs_unparsed(const struct xs *xs, const char **rest)
+{
+	if (xs->rest) {
+		*rest = xs->rest;
+		return xs->rest_len;
+	}
+	return unparsed_now(xs, rest);
+}

@@ -1,0 +1,70 @@
+/*
+ * xmlstream.h - an XMPP XML stream parsed with expat.
+ *
+ * Bytes go in, events come out, one at a time: the parser suspends after
+ * every stream header, stanza and stream close, so the caller dispatches
+ * each stanza (into Lua) outside any expat callback and in order.
+ *
+ * Restricted XML (RFC 6120 section 11): a DOCTYPE, entity declaration,
+ * processing instruction or comment is the stream error restricted-xml.
+ * Limits: a stanza larger than max_stanza bytes, deeper than max_depth or
+ * with an element of more than max_attrs attributes is policy-violation;
+ * bytes that do not parse are not-well-formed; a root element other than
+ * <stream:stream xmlns:stream='http://etherx.jabber.org/streams'> is
+ * invalid-namespace.
+ *
+ * Usage:
+ *   ev = xs_feed(xs, buf, len);
+ *   while (ev != XS_NEED_MORE && ev != XS_ERROR) {
+ *           handle ev (xs_header / xs_take_stanza);
+ *           ev = xs_next(xs);
+ *   }
+ * buf must stay valid until XS_NEED_MORE or XS_ERROR. After a stream
+ * restart (STARTTLS, SASL success) call xs_reset(); xs_unparsed() gives
+ * the bytes of buf the old stream had not reached yet.
+ */
+#ifndef STARLING_XMLSTREAM_H
+#define STARLING_XMLSTREAM_H
+
+#include "stanza.h"
+
+struct xs_limits {
+	size_t max_stanza;	/* bytes, the stanza's whole text */
+	unsigned max_depth;	/* element depth inside a stanza */
+	unsigned max_attrs;	/* attributes on one element */
+};
+
+enum xs_event {
+	XS_NEED_MORE,		/* buf consumed, feed more */
+	XS_STREAM_OPEN,		/* xs_header() is the <stream:stream> */
+	XS_STANZA,		/* xs_take_stanza() */
+	XS_STREAM_CLOSE,	/* </stream:stream> */
+	XS_ERROR,		/* xs_error(); the stream is dead */
+};
+
+struct xs;
+
+struct xs *xs_new(const struct xs_limits *limits);
+void xs_free(struct xs *xs);
+void xs_reset(struct xs *xs);		/* a new stream on the same parser */
+
+enum xs_event xs_feed(struct xs *xs, const char *buf, size_t len);
+enum xs_event xs_next(struct xs *xs);
+
+/* After XS_STREAM_OPEN: an element named "stream" with its attributes
+ * (to, from, version, id, xml:lang) and as ns the stream's content
+ * namespace (the default xmlns, e.g. "jabber:client", "" when absent).
+ * Borrowed until the next xs_* call. */
+const struct st_node *xs_header(struct xs *xs);
+
+/* After XS_STANZA: the stanza; the caller owns the doc (root = stanza). */
+struct st_doc *xs_take_stanza(struct xs *xs);
+
+/* After XS_ERROR: the stream error condition (RFC 6120 4.9.3, e.g.
+ * "not-well-formed") and an optional human-readable text (or NULL). */
+const char *xs_error(const struct xs *xs, const char **text);
+
+/* Bytes of the buffer given to the last xs_feed not yet parsed. */
+size_t xs_unparsed(const struct xs *xs, const char **rest);
+
+#endif

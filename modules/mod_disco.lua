@@ -1,0 +1,190 @@
+-- mod_disco: XEP-0030 service discovery for the server and for accounts,
+-- with XEP-0128 extended information (docs/modules/disco.md).
+--
+-- What it lists comes from the items loaded modules contribute:
+--   "identity", "feature", "extension"   the host (module:add_identity,
+--                                        add_feature, add_extension)
+--   "disco-item"  { jid =, name =, node = }  the host's disco#items
+--   "account-feature", "account-identity", "account-extension"
+--                                        every account's bare JID
+-- and from events other modules may hook (each gets { origin, stanza,
+-- reply, node, username?, host? }; reply is the result being built):
+--   "host-disco-info-node", "host-disco-items-node",
+--   "account-disco-info-node", "account-disco-items-node"
+--                        a query for a node: return true to send reply
+--                        (else item-not-found)
+--   "host-disco-items", "account-disco-items"
+--                        add items to reply and return nil
+
+local core = require "starling.core"
+local jid = require "util.jid"
+local roster_lib = require "util.roster"
+local st = require "util.stanza"
+
+local NS_INFO = "http://jabber.org/protocol/disco#info"
+local NS_ITEMS = "http://jabber.org/protocol/disco#items"
+
+local server_name = module:get_option_string("disco_name", "Starling")
+
+local roster_store = module:open_store("roster", "keyval")
+
+local function send(event, stanza)
+	if event.origin then
+		event.origin:send(stanza)
+	else
+		module:send(stanza)
+	end
+	return true
+end
+
+local function unique_sorted(list)
+	local seen, out = {}, {}
+	for _, v in ipairs(list) do
+		if not seen[v] then
+			seen[v] = true
+			out[#out + 1] = v
+		end
+	end
+	table.sort(out)
+	return out
+end
+
+local function add_info(reply, identities, features, extensions)
+	for _, i in ipairs(identities) do
+		reply:tag("identity", { category = i.category, type = i.type, name = i.name }):up()
+	end
+	for _, var in ipairs(features) do
+		reply:tag("feature", { var = var }):up()
+	end
+	for _, form in ipairs(extensions) do
+		reply:add_child(form)
+	end
+	return reply
+end
+
+-- Answers a query for a node through the named event, or item-not-found.
+local function node_query(event, ns, name, node, extra)
+	local reply = st.reply(event.stanza):tag("query", { xmlns = ns, node = node })
+	local data = { origin = event.origin, stanza = event.stanza, reply = reply, node = node }
+	for k, v in pairs(extra or {}) do
+		data[k] = v
+	end
+	if module:fire_event(name, data) then
+		return send(event, reply)
+	end
+	return send(event, st.error_reply(event.stanza, "cancel", "item-not-found"))
+end
+
+-- --- the server ---------------------------------------------------------
+
+local function host_info(event)
+	local node = event.stanza:get_child("query", NS_INFO).attr.node
+	if node then
+		return node_query(event, NS_INFO, "host-disco-info-node", node)
+	end
+	local reply = st.reply(event.stanza):tag("query", { xmlns = NS_INFO })
+	add_info(reply, module:get_identities(), module:get_features(),
+		module:get_host_items("extension"))
+	return send(event, reply)
+end
+
+local function host_items(event)
+	local node = event.stanza:get_child("query", NS_ITEMS).attr.node
+	if node then
+		return node_query(event, NS_ITEMS, "host-disco-items-node", node)
+	end
+	local reply = st.reply(event.stanza):tag("query", { xmlns = NS_ITEMS })
+	for _, item in ipairs(module:get_host_items("disco-item")) do
+		reply:tag("item", { jid = item.jid, name = item.name, node = item.node }):up()
+	end
+	module:fire_event("host-disco-items", { origin = event.origin, stanza = event.stanza,
+		reply = reply })
+	return send(event, reply)
+end
+
+-- --- accounts -------------------------------------------------------------
+
+-- The account itself, and contacts subscribed to its presence, may look.
+local function may_see(stanza, username, host)
+	local asker = stanza.attr.from and jid.bare(stanza.attr.from)
+	if not asker then
+		return false
+	end
+	if asker == username .. "@" .. host then
+		return true
+	end
+	local roster = roster_lib.load(roster_store, username)
+	return roster ~= nil and roster_lib.is_subscribed(roster, asker)
+end
+
+local function account_identities()
+	local list = { { category = "account", type = "registered" } }
+	for _, i in ipairs(module:get_host_items("account-identity")) do
+		list[#list + 1] = i
+	end
+	return list
+end
+
+local function account_info(event, username, host)
+	local stanza = event.stanza
+	if not (core.user_exists(username, host) and may_see(stanza, username, host)) then
+		return send(event, st.error_reply(stanza, "cancel", "service-unavailable"))
+	end
+	local node = stanza:get_child("query", NS_INFO).attr.node
+	if node then
+		return node_query(event, NS_INFO, "account-disco-info-node", node,
+			{ username = username, host = host })
+	end
+	local reply = st.reply(stanza):tag("query", { xmlns = NS_INFO })
+	add_info(reply, account_identities(),
+		unique_sorted(module:get_host_items("account-feature")),
+		module:get_host_items("account-extension"))
+	return send(event, reply)
+end
+
+local function account_items(event, username, host)
+	local stanza = event.stanza
+	if not (core.user_exists(username, host) and may_see(stanza, username, host)) then
+		return send(event, st.error_reply(stanza, "cancel", "service-unavailable"))
+	end
+	local node = stanza:get_child("query", NS_ITEMS).attr.node
+	if node then
+		return node_query(event, NS_ITEMS, "account-disco-items-node", node,
+			{ username = username, host = host })
+	end
+	local reply = st.reply(stanza):tag("query", { xmlns = NS_ITEMS })
+	module:fire_event("account-disco-items", { origin = event.origin, stanza = stanza,
+		reply = reply, username = username, host = host })
+	return send(event, reply)
+end
+
+local function bare_info(event)
+	local username, host = jid.split(event.stanza.attr.to)
+	return account_info(event, username, host)
+end
+
+local function self_info(event)
+	return account_info(event, event.origin.username, event.origin.host)
+end
+
+local function bare_items(event)
+	local username, host = jid.split(event.stanza.attr.to)
+	return account_items(event, username, host)
+end
+
+local function self_items(event)
+	return account_items(event, event.origin.username, event.origin.host)
+end
+
+module:add_identity("server", "im", server_name)
+module:add_feature(NS_INFO)
+module:add_feature(NS_ITEMS)
+module:add_item("account-feature", NS_INFO)
+module:add_item("account-feature", NS_ITEMS)
+
+module:hook("iq-get/host/" .. NS_INFO .. ":query", host_info)
+module:hook("iq-get/host/" .. NS_ITEMS .. ":query", host_items)
+module:hook("iq-get/bare/" .. NS_INFO .. ":query", bare_info)
+module:hook("iq-get/bare/" .. NS_ITEMS .. ":query", bare_items)
+module:hook("iq-get/self/" .. NS_INFO .. ":query", self_info)
+module:hook("iq-get/self/" .. NS_ITEMS .. ":query", self_items)

@@ -1,0 +1,63 @@
+"""starlingctl account commands against a running server: what a client
+sees after register, adduser, passwd and deluser; and list."""
+
+from harness import check, fixture
+from xmpp import AuthFailed, new_id
+
+
+@fixture
+def server(scope):
+    return scope.server()
+
+
+def can_login(server, user, password):
+    c = server.client()
+    try:
+        c.auth_scram(user, password)
+    except AuthFailed as e:
+        check(e.condition == "not-authorized", "condition %s" % e.condition)
+        return False
+    c.bind()
+    return True
+
+
+def test_register_then_login(server):
+    user = "reg%s" % new_id()
+    server.ctl("register", user, "localhost", "s3cret")
+    check(can_login(server, user, "s3cret"), "cannot log in after register")
+
+
+def test_adduser_reads_the_password_from_stdin(server):
+    user = "add%s" % new_id()
+    server.ctl("adduser", "%s@localhost" % user, input="from-stdin\n")
+    check(can_login(server, user, "from-stdin"), "cannot log in after adduser")
+
+
+def test_passwd_changes_the_password(server):
+    a = server.account("pw")
+    server.ctl("passwd", a.jid, input="new-password\n")
+    check(not can_login(server, a.user, a.password), "old password still works")
+    check(can_login(server, a.user, "new-password"), "new password fails")
+
+
+def test_deluser_removes_the_account(server):
+    a = server.account("gone")
+    check(can_login(server, a.user, a.password), "cannot log in before deluser")
+    server.ctl("deluser", a.jid)
+    check(not can_login(server, a.user, a.password), "still logs in after deluser")
+
+
+def test_list_shows_the_host_users(server):
+    a = server.account("listed")
+    b = server.account("listed")
+    out = server.ctl("list", "localhost").stdout
+    names = out.split()
+    for acct in (a, b):
+        check(acct.user in names or acct.jid in names,
+              "%s missing from list output:\n%s" % (acct.user, out))
+
+
+def test_unicode_password(server):
+    a = server.register("uni%s" % new_id(), "p\u00e4ssw\u00f6rd-\u2603")
+    check(can_login(server, a.user, a.password), "unicode password fails")
+    check(not can_login(server, a.user, "passwort"), "wrong password works")

@@ -1,0 +1,222 @@
+"""Stream negotiation up to authentication: STARTTLS, direct TLS (XEP-0368),
+SASL SCRAM (RFC 5802/7677, -PLUS with XEP-0440 channel binding) and PLAIN.
+
+Channel binding: tls-server-end-point is computed from the server
+certificate through Python's ssl module; tls-exporter needs the TLS
+exporter, which Python's ssl module lacks, so those tests connect through
+pyOpenSSL (python3-openssl, a dependency of python3-aioxmpp).
+"""
+
+from harness import check, fixture, raises
+from xmpp import NS, AuthFailed, find, to_xml
+
+ALL_MECHANISMS = {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256",
+                  "SCRAM-SHA-1", "PLAIN"}
+
+
+@fixture
+def server(scope):
+    return scope.server()
+
+
+def logged_in(c, account, resource="r"):
+    """After SASL success: bind works and gives the account's JID."""
+    check(find(c.features, "bind:bind") is not None,
+          "no <bind/> in the features after SASL: %s" % to_xml(c.features))
+    jid = c.bind(resource)
+    check(jid == "%s/%s" % (account.jid, resource), "bound %s" % jid)
+
+
+# -- features
+
+def test_plain_stream_offers_only_required_starttls(server):
+    c = server.client(tls=None)
+    check(find(c.features, "tls:starttls/tls:required") is not None,
+          "no <starttls><required/></starttls>: %s" % to_xml(c.features))
+    check(find(c.features, "sasl:mechanisms") is None,
+          "mechanisms offered before TLS: %s" % to_xml(c.features))
+    check(c.header.get("from") == "localhost", "stream from %r"
+          % c.header.get("from"))
+    check(c.header.get("id"), "no stream id")
+    check(c.header.get("version") == "1.0", "stream version %r"
+          % c.header.get("version"))
+
+
+def test_tls_stream_offers_all_mechanisms(server):
+    c = server.client()
+    mechs = set(c.mechanisms())
+    check(ALL_MECHANISMS <= mechs, "mechanisms %s lack %s"
+          % (sorted(mechs), sorted(ALL_MECHANISMS - mechs)))
+    check(find(c.features, "tls:starttls") is None,
+          "STARTTLS offered again after TLS")
+
+
+def test_tls13_advertises_exporter_and_end_point_binding(server):
+    c = server.client(version="1.3")
+    types = c.channel_binding_types()
+    check({"tls-exporter", "tls-server-end-point"} <= set(types),
+          "channel binding types on TLS 1.3: %s" % types)
+
+
+def test_tls12_advertises_end_point_binding(server):
+    c = server.client(version="1.2")
+    check(c.tls_version == "TLSv1.2", c.tls_version)
+    types = c.channel_binding_types()
+    check("tls-server-end-point" in types,
+          "channel binding types on TLS 1.2: %s" % types)
+
+
+def test_direct_tls_offers_mechanisms_without_starttls(server):
+    c = server.client(tls="direct")
+    check(find(c.features, "tls:starttls") is None, "STARTTLS on direct TLS")
+    check(ALL_MECHANISMS <= set(c.mechanisms()), c.mechanisms())
+
+
+# -- mechanisms
+
+def test_scram_sha1_over_starttls(server):
+    a = server.account("sha1")
+    c = server.client()
+    c.auth_scram(a.user, a.password, "SCRAM-SHA-1")
+    logged_in(c, a)
+
+
+def test_scram_sha256_over_starttls(server):
+    a = server.account("sha256")
+    c = server.client()
+    c.auth_scram(a.user, a.password, "SCRAM-SHA-256")
+    logged_in(c, a)
+
+
+def test_scram_sha256_plus_server_end_point_tls13(server):
+    a = server.account("plus")
+    c = server.client(version="1.3")
+    c.auth_scram(a.user, a.password, "SCRAM-SHA-256-PLUS",
+                 cb_type="tls-server-end-point")
+    logged_in(c, a)
+
+
+def test_scram_sha256_plus_server_end_point_tls12(server):
+    a = server.account("plus")
+    c = server.client(version="1.2")
+    c.auth_scram(a.user, a.password, "SCRAM-SHA-256-PLUS",
+                 cb_type="tls-server-end-point")
+    logged_in(c, a)
+
+
+def test_scram_sha1_plus_server_end_point(server):
+    a = server.account("plus")
+    c = server.client()
+    c.auth_scram(a.user, a.password, "SCRAM-SHA-1-PLUS",
+                 cb_type="tls-server-end-point")
+    logged_in(c, a)
+
+
+def test_scram_sha256_plus_tls_exporter(server):
+    a = server.account("exporter")
+    c = server.client(backend="pyopenssl", version="1.3")
+    c.auth_scram(a.user, a.password, "SCRAM-SHA-256-PLUS",
+                 cb_type="tls-exporter")
+    logged_in(c, a)
+
+
+def test_scram_plus_with_wrong_binding_data_fails(server):
+    a = server.account("badcb")
+    c = server.client()
+    real = c.transport.channel_binding("tls-server-end-point")
+    forged = bytes([real[0] ^ 1]) + real[1:]
+    raises(AuthFailed, c.auth_scram, a.user, a.password, "SCRAM-SHA-256-PLUS",
+           cb_type="tls-server-end-point", cb_data=forged)
+
+
+def test_scram_y_flag_fails_when_plus_is_offered(server):
+    # RFC 5802 section 6: 'y' says "I support channel binding but think the
+    # server does not"; a server that offered -PLUS must fail it (downgrade).
+    a = server.account("yflag")
+    c = server.client()
+    raises(AuthFailed, c.auth_scram, a.user, a.password, "SCRAM-SHA-256",
+           cb_flag="y")
+
+
+def test_plain_over_starttls(server):
+    a = server.account("plain")
+    c = server.client()
+    c.auth_plain(a.user, a.password)
+    logged_in(c, a)
+
+
+def test_direct_tls_login(server):
+    a = server.account("direct")
+    c = server.client(tls="direct")
+    c.auth_scram(a.user, a.password, "SCRAM-SHA-256")
+    logged_in(c, a)
+
+
+def test_direct_tls_scram_plus(server):
+    a = server.account("directplus")
+    c = server.client(tls="direct")
+    c.auth_scram(a.user, a.password, "SCRAM-SHA-1-PLUS")
+    logged_in(c, a)
+
+
+# -- failures
+
+def test_wrong_password_and_unknown_user_look_the_same(server):
+    a = server.account("victim")
+    for mech in ("SCRAM-SHA-1", "SCRAM-SHA-256", "PLAIN"):
+        failures = []
+        for user, password in ((a.user, a.password + "x"),
+                               ("nosuchuser" + a.user, a.password)):
+            c = server.client()
+            if mech == "PLAIN":
+                e = raises(AuthFailed, c.auth_plain, user, password)
+            else:
+                e = raises(AuthFailed, c.auth_scram, user, password, mech)
+            check(e.condition == "not-authorized",
+                  "%s %s: %s" % (mech, user, to_xml(e.element)))
+            failures.append((to_xml(e.element), e.stage))
+        check(failures[0] == failures[1],
+              "%s: wrong password and unknown user differ: %s" % (mech, failures))
+
+
+def test_unknown_user_gets_a_scram_challenge(server):
+    # failing only after the proof keeps user names from being probed
+    c = server.client()
+    e = raises(AuthFailed, c.auth_scram, "nobody-here", "whatever",
+               "SCRAM-SHA-256")
+    check(e.stage == "client-final-message",
+          "unknown user failed after the %s" % e.stage)
+
+
+def test_retry_after_failure_on_the_same_stream(server):
+    a = server.account("retry")
+    c = server.client()
+    raises(AuthFailed, c.auth_scram, a.user, "wrong", "SCRAM-SHA-256")
+    c.auth_scram(a.user, a.password, "SCRAM-SHA-256")
+    logged_in(c, a)
+
+
+def test_auth_before_tls_is_encryption_required(server):
+    a = server.account("early")
+    c = server.client(tls=None)
+    e = raises(AuthFailed, c.auth_plain, a.user, a.password)
+    check(e.condition == "encryption-required", to_xml(e.element))
+
+
+def test_unknown_mechanism_is_invalid_mechanism(server):
+    c = server.client()
+    c.send("<auth xmlns='%s' mechanism='X-NO-SUCH-MECH'>AAAA</auth>"
+           % NS["sasl"])
+    c.expect("sasl:failure", child="sasl:invalid-mechanism")
+
+
+def test_encryption_not_required_allows_scram_on_plain_streams(ctx):
+    srv = ctx.server(options={"c2s_require_encryption": False})
+    c = srv.client(tls=None)
+    check(find(c.features, "tls:starttls") is not None, "STARTTLS not offered")
+    check(find(c.features, "tls:starttls/tls:required") is None,
+          "STARTTLS required although c2s_require_encryption = false")
+    check("SCRAM-SHA-256" in c.mechanisms(), c.mechanisms())
+    a = srv.account("cleartext")
+    c.auth_scram(a.user, a.password, "SCRAM-SHA-256")
+    logged_in(c, a)

@@ -1,0 +1,123 @@
+"""Interop clients in subprocesses: each Agent runs xmpp_agent.py with
+slixmpp or aioxmpp, so a library that hangs fails the test instead of the
+suite.
+
+    bob = Agent("slixmpp", server, account, resource="slix", mech="SCRAM-SHA-1")
+    bob.ready()                                 # the bound JID
+    bob.send(alice_jid, "hello")
+    msg = bob.wait_message(body="hi back")      # the message event (a dict)
+"""
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import server as server_mod
+import xmpp
+
+AGENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "xmpp_agent.py")
+
+
+class AgentError(AssertionError):
+    pass
+
+
+class Agent:
+    def __init__(self, lib, server, account, resource=None, direct_tls=False,
+                 mech=None, priority=0, lifetime=60, name=None):
+        self.lib = lib
+        self.name = name or "%s:%s" % (lib, account.user)
+        self.events = queue.Queue()
+        self.seen = []
+        self.jid = None
+        jid = account.jid + ("/" + resource if resource else "")
+        port = server.tls_port if direct_tls else server.port
+        cmd = [sys.executable, AGENT, "--lib", lib, "--jid", jid,
+               "--password", account.password, "--port", str(port),
+               "--priority", str(priority),
+               "--lifetime", str(xmpp.timeout_value(lifetime))]
+        if direct_tls:
+            cmd.append("--direct-tls")
+        if mech:
+            cmd += ["--mech", mech]
+        self.stderr = tempfile.TemporaryFile()
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.stderr,
+                                     text=True, env=env)
+        for hook in server_mod.CLIENT_CREATED:
+            hook(self)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                self.events.put(json.loads(line))
+            except ValueError:
+                self.events.put({"event": "garbage", "line": line})
+        self.events.put({"event": "exited"})
+
+    def wait(self, event, timeout=20, **match):
+        """The next event of this kind with these fields; a 'failed' or
+        'exited' event on the way fails the test."""
+        deadline = time.monotonic() + xmpp.timeout_value(timeout)
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                ev = self.events.get(timeout=max(left, 0))
+            except queue.Empty:
+                raise AgentError("%s: no %s event %s within %ss; seen: %s"
+                                 % (self.name, event, match, timeout,
+                                    self.seen[-10:])) from None
+            self.seen.append(ev)
+            if ev["event"] == event and all(ev.get(k) == v
+                                            for k, v in match.items()):
+                return ev
+            if ev["event"] in ("failed", "exited", "disconnected"):
+                raise AgentError("%s: %s while waiting for %s %s: %s"
+                                 % (self.name, ev["event"], event, match, ev))
+
+    def ready(self, timeout=30):
+        self.jid = self.wait("ready", timeout)["jid"]
+        return self.jid
+
+    def send(self, to, body, type="chat", id=None):
+        cmd = {"cmd": "send", "to": to, "body": body, "type": type}
+        if id:
+            cmd["id"] = id
+        self._command(cmd)
+
+    def wait_message(self, timeout=20, **match):
+        return self.wait("message", timeout, **match)
+
+    def _command(self, cmd):
+        try:
+            self.proc.stdin.write(json.dumps(cmd) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError) as e:
+            raise AgentError("%s: agent is gone (%s)" % (self.name, e)) from None
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self._command({"cmd": "quit"})
+                self.proc.stdin.close()
+            except (AgentError, OSError):
+                pass
+            try:
+                self.proc.wait(xmpp.timeout_value(10))
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def dump(self, limit=40):
+        self.stderr.seek(0)
+        lines = self.stderr.read().decode(errors="replace").splitlines()
+        out = ["--- %s events: %s" % (self.name, self.seen[-20:]),
+               "--- %s log (last %d lines) ---" % (self.name, limit)]
+        return "\n".join(out + [l[:500] for l in lines[-limit:]])

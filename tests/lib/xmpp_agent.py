@@ -1,0 +1,202 @@
+#!/usr/bin/python3
+"""An XMPP client built on a library we did not write (slixmpp or aioxmpp),
+driven over stdin/stdout by an interop test (see agents.py).
+
+    xmpp_agent.py --lib slixmpp|aioxmpp --jid USER@HOST/RES --password PW
+                  --port N [--host 127.0.0.1] [--direct-tls] [--mech NAME]
+                  [--priority N] [--lifetime SECONDS]
+
+stdout, one JSON object a line:
+    {"event": "ready", "jid": FULL_JID}         logged in, presence sent
+    {"event": "message", "from": .., "to": .., "type": .., "id": .., "body": ..}
+    {"event": "failed", "reason": ..}            login or connection failed
+    {"event": "disconnected", "reason": ..}
+stdin, one JSON object a line:
+    {"cmd": "send", "to": JID, "body": TEXT, "type": "chat", "id": ID}
+    {"cmd": "quit"}
+The library's debug log goes to stderr. The agent exits by itself after
+--lifetime seconds.
+
+Library notes (versions in Debian 12):
+- slixmpp 1.8.3 sends the gs2 flag 'y' with a forced non-PLUS SCRAM
+  mechanism whenever TLS is up, even when the server offered -PLUS, and
+  RFC 5802 section 6 requires such a server to fail the authentication. A
+  client that knows the server offers -PLUS but does not use it should say
+  'n'; the agent makes slixmpp do so by hiding the channel binding
+  credential (--slixmpp-cb keeps slixmpp's own behaviour).
+- aioxmpp 0.13.3 (aiosasl 0.5) uses non-PLUS SCRAM only (the best hash
+  offered, flag 'n') and enforces at least 4096 iterations.
+"""
+
+import argparse
+import asyncio
+import json
+import logging
+import ssl
+import sys
+import threading
+
+
+def emit(event, **fields):
+    fields["event"] = event
+    sys.stdout.write(json.dumps(fields) + "\n")
+    sys.stdout.flush()
+
+
+def start_stdin_reader(loop, queue):
+    def pump():
+        for line in sys.stdin:
+            line = line.strip()
+            if line:
+                loop.call_soon_threadsafe(queue.put_nowait, json.loads(line))
+        loop.call_soon_threadsafe(queue.put_nowait, {"cmd": "quit"})
+    threading.Thread(target=pump, daemon=True).start()
+
+
+async def run_slixmpp(args, commands):
+    import slixmpp
+
+    xmpp = slixmpp.ClientXMPP(args.jid, args.password, sasl_mech=args.mech)
+    xmpp.ssl_context.check_hostname = False
+    xmpp.ssl_context.verify_mode = ssl.CERT_NONE
+    if not args.slixmpp_cb:
+        mechanisms = xmpp["feature_mechanisms"]
+        default_credentials = mechanisms.sasl_callback
+
+        def credentials(required, optional):
+            values = default_credentials(required, optional)
+            if "channel_binding" in values:
+                values["channel_binding"] = None
+            return values
+        mechanisms.sasl_callback = credentials
+
+    done = asyncio.get_running_loop().create_future()
+
+    def finish(event, reason):
+        emit(event, reason=str(reason))
+        if not done.done():
+            done.set_result(None)
+
+    def session_start(_):
+        xmpp.send_presence(ppriority=args.priority)
+        mech = xmpp["feature_mechanisms"].mech
+        emit("ready", jid=str(xmpp.boundjid), mech=mech and mech.name)
+
+    def message(msg):
+        emit("message", **{"from": str(msg["from"]), "to": str(msg["to"]),
+                           "type": msg["type"], "id": msg["id"],
+                           "body": msg["body"]})
+
+    xmpp.add_event_handler("session_start", session_start)
+    xmpp.add_event_handler("message", message)
+    xmpp.add_event_handler("failed_auth",
+                           lambda s: emit("auth_failure", reason=str(s)))
+    xmpp.add_event_handler("failed_all_auth",
+                           lambda _: finish("failed", "all SASL mechanisms failed"))
+    xmpp.add_event_handler("connection_failed",
+                           lambda e: finish("failed", "connection failed: %s" % e))
+    xmpp.add_event_handler("disconnected",
+                           lambda r: finish("disconnected", r))
+    xmpp.connect(address=(args.host, args.port), use_ssl=args.direct_tls,
+                 disable_starttls=False)
+
+    async def serve():
+        while True:
+            cmd = await commands.get()
+            if cmd["cmd"] == "quit":
+                xmpp.disconnect()
+                return
+            if cmd["cmd"] == "send":
+                msg = xmpp.make_message(mto=cmd["to"], mbody=cmd["body"],
+                                        mtype=cmd.get("type", "chat"))
+                if cmd.get("id"):
+                    msg["id"] = cmd["id"]
+                msg.send()
+
+    server_task = asyncio.ensure_future(serve())
+    await asyncio.wait([server_task, done], return_when=asyncio.FIRST_COMPLETED)
+    if server_task.done():
+        try:
+            await asyncio.wait_for(asyncio.shield(done), 5)
+        except asyncio.TimeoutError:
+            pass
+    else:
+        server_task.cancel()
+
+
+async def run_aioxmpp(args, commands):
+    import aioxmpp
+    import aioxmpp.connector
+    import aioxmpp.dispatcher
+
+    jid = aioxmpp.JID.fromstr(args.jid)
+    connector = (aioxmpp.connector.XMPPOverTLSConnector() if args.direct_tls
+                 else aioxmpp.connector.STARTTLSConnector())
+    client = aioxmpp.Client(
+        jid, aioxmpp.make_security_layer(args.password, no_verify=True),
+        override_peer=[(args.host, args.port, connector)],
+        max_initial_attempts=1)
+    # available presence with our priority, sent once the stream is up
+    client.summon(aioxmpp.PresenceServer).set_presence(
+        aioxmpp.PresenceState(available=True), priority=args.priority)
+
+    def message(msg):
+        body = msg.body.any() if msg.body else None
+        emit("message", **{"from": str(msg.from_), "to": str(msg.to),
+                           "type": msg.type_.value, "id": msg.id_,
+                           "body": body})
+
+    dispatcher = client.summon(aioxmpp.dispatcher.SimpleMessageDispatcher)
+    dispatcher.register_callback(None, None, message)
+    try:
+        async with client.connected():
+            emit("ready", jid=str(client.local_jid))
+            while True:
+                cmd = await commands.get()
+                if cmd["cmd"] == "quit":
+                    break
+                if cmd["cmd"] == "send":
+                    msg = aioxmpp.Message(
+                        to=aioxmpp.JID.fromstr(cmd["to"]),
+                        type_=aioxmpp.MessageType(cmd.get("type", "chat")))
+                    if cmd.get("id"):
+                        msg.id_ = cmd["id"]
+                    msg.body[None] = cmd["body"]
+                    await client.send(msg)
+        emit("disconnected", reason="quit")
+    except Exception as e:      # report any library failure to the test
+        emit("failed", reason="%s: %s" % (type(e).__name__, e))
+
+
+async def main_async(args):
+    commands = asyncio.Queue()
+    start_stdin_reader(asyncio.get_running_loop(), commands)
+    runner = run_slixmpp if args.lib == "slixmpp" else run_aioxmpp
+    try:
+        await asyncio.wait_for(runner(args, commands), args.lifetime)
+    except asyncio.TimeoutError:
+        emit("failed", reason="agent lifetime of %ss reached" % args.lifetime)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lib", choices=["slixmpp", "aioxmpp"], required=True)
+    ap.add_argument("--jid", required=True)
+    ap.add_argument("--password", required=True)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--direct-tls", action="store_true")
+    ap.add_argument("--mech")
+    ap.add_argument("--priority", type=int, default=0)
+    ap.add_argument("--lifetime", type=float, default=60)
+    ap.add_argument("--slixmpp-cb", action="store_true",
+                    help="keep slixmpp's own channel binding behaviour")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(main_async(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,646 @@
+/*
+ * test_store.c - the LMDB store (store.c), accounts (accounts.c) and the
+ * Lua store binding (lx_store.c), on environments in temporary
+ * directories that are removed at the end.
+ */
+#include "harness.h"
+#include "store.h"
+#include "accounts.h"
+#include "log.h"
+#include "lx.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <lmdb.h>
+
+static char base[] = "/tmp/starling-test-store-XXXXXX";
+static char dir[256];
+static int ndirs;
+
+/* A fresh directory for one test's environment. */
+static const char *new_dir(void)
+{
+	snprintf(dir, sizeof(dir), "%s/env%d", base, ++ndirs);
+	return dir;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag,
+		  struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static int get_str(enum store_db db, const char *host, const char *user,
+		   const char *store, const char *mapkey, struct sbuf *out)
+{
+	return store_get(db, host, user, store, mapkey,
+			 mapkey ? strlen(mapkey) : 0, out);
+}
+
+static int put_str(enum store_db db, const char *host, const char *user,
+		   const char *store, const char *mapkey, const char *val)
+{
+	return store_put(db, host, user, store, mapkey,
+			 mapkey ? strlen(mapkey) : 0, val, strlen(val));
+}
+
+/* Whether a record exists and (val non-NULL) holds val. */
+static bool has(enum store_db db, const char *host, const char *user,
+		const char *store, const char *mapkey, const char *val)
+{
+	struct sbuf b;
+	bool ok;
+
+	sbuf_init(&b);
+	ok = get_str(db, host, user, store, mapkey, &b) == 0 &&
+	     (!val || (b.len == strlen(val) && memcmp(b.p, val, b.len) == 0));
+	sbuf_free(&b);
+	return ok;
+}
+
+/* An environment made with LMDB directly with a small map, so the store
+ * opens it at that size (it keeps an existing environment's size). */
+static void make_small_env(const char *path, size_t mapsize)
+{
+	MDB_env *env;
+
+	mkdir(path, 0700);
+	if (mdb_env_create(&env) == 0) {
+		mdb_env_set_mapsize(env, mapsize);
+		CHECK(mdb_env_open(env, path, 0, 0600) == 0);
+		mdb_env_close(env);
+	}
+}
+
+static void test_put_get_del(void)
+{
+	struct sbuf b;
+
+	sbuf_init(&b);
+	CHECK(!store_is_open());
+	CHECK(store_get(STORE_KEYVAL, "h", "u", "s", NULL, 0, &b) == -ENXIO);
+	CHECK(store_open(new_dir(), 0) == 0);
+	CHECK(store_is_open());
+	CHECK(store_open(dir, 0) == -EBUSY);
+	CHECK(get_str(STORE_KEYVAL, "h", "u", "s", NULL, &b) == -ENOENT);
+	CHECK(put_str(STORE_ACCOUNTS, "h", "u", NULL, NULL, "acct") == 0);
+	CHECK(put_str(STORE_KEYVAL, "h", "u", "s", NULL, "kv") == 0);
+	CHECK(put_str(STORE_MAP, "h", "u", "s", "k", "mv") == 0);
+	CHECK(store_put(STORE_MAP, "h", "u", "s", "k\0x", 3, "nul", 3) == 0);
+	CHECK(has(STORE_ACCOUNTS, "h", "u", NULL, NULL, "acct"));
+	CHECK(has(STORE_KEYVAL, "h", "u", "s", NULL, "kv"));
+	CHECK(has(STORE_MAP, "h", "u", "s", "k", "mv"));
+	CHECK(store_get(STORE_MAP, "h", "u", "s", "k\0x", 3, &b) == 0 &&
+	      b.len == 3 && memcmp(b.p, "nul", 3) == 0);
+	/* the dbs are separate */
+	CHECK(!has(STORE_KEYVAL, "h", "u", "t", NULL, NULL));
+	CHECK(!has(STORE_MAP, "h", "u", "s", "kk", NULL));
+	CHECK(put_str(STORE_KEYVAL, "h", "u", "s", NULL, "kv2") == 0);
+	CHECK(has(STORE_KEYVAL, "h", "u", "s", NULL, "kv2"));
+	CHECK(store_del(STORE_KEYVAL, "h", "u", "s", NULL, 0) == 0);
+	CHECK(store_del(STORE_KEYVAL, "h", "u", "s", NULL, 0) == -ENOENT);
+	CHECK(!has(STORE_KEYVAL, "h", "u", "s", NULL, NULL));
+	CHECK(store_del(STORE_MAP, "h", "u", "s", "k", 1) == 0);
+	CHECK(!has(STORE_MAP, "h", "u", "s", "k", NULL));
+	CHECK(store_del(STORE_ACCOUNTS, "h", "u", NULL, NULL, 0) == 0);
+	CHECK(!has(STORE_ACCOUNTS, "h", "u", NULL, NULL, NULL));
+	/* bad arguments and keys over LMDB's limit */
+	CHECK(store_put(STORE_MAP, "h", "u", "s", NULL, 0, "x", 1) == -EINVAL);
+	CHECK(store_put(STORE_KEYVAL, "h", "u", NULL, NULL, 0, "x", 1) == -EINVAL);
+	char big[600];
+	memset(big, 'k', sizeof(big));
+	CHECK(store_put(STORE_MAP, "h", "u", "s", big, sizeof(big), "x", 1) ==
+	      -ENAMETOOLONG);
+	CHECK(store_commit() == 0);
+	store_close();
+	CHECK(!store_is_open());
+	sbuf_free(&b);
+}
+
+static void test_batch(void)
+{
+	CHECK(store_open(new_dir(), 0) == 0);
+	CHECK(!store_pending());
+	CHECK(put_str(STORE_KEYVAL, "h", "u", "s", NULL, "v1") == 0);
+	CHECK(store_pending());
+	CHECK(has(STORE_KEYVAL, "h", "u", "s", NULL, "v1"));
+	CHECK(store_commit() == 0);
+	CHECK(!store_pending());
+	CHECK(has(STORE_KEYVAL, "h", "u", "s", NULL, "v1"));
+	/* a read snapshot taken before our own commit must not hide it */
+	CHECK(put_str(STORE_KEYVAL, "h", "u", "s", NULL, "v2") == 0);
+	CHECK(store_commit() == 0);
+	CHECK(has(STORE_KEYVAL, "h", "u", "s", NULL, "v2"));
+	CHECK(put_str(STORE_KEYVAL, "h", "u", "t", NULL, "w") == 0);
+	store_close();		/* commits what is pending */
+	CHECK(store_open(dir, 0) == 0);
+	CHECK(has(STORE_KEYVAL, "h", "u", "s", NULL, "v2"));
+	CHECK(has(STORE_KEYVAL, "h", "u", "t", NULL, "w"));
+	store_close();
+}
+
+static void fill_user(const char *host, const char *user)
+{
+	CHECK(put_str(STORE_ACCOUNTS, host, user, NULL, NULL, "a") == 0);
+	CHECK(put_str(STORE_KEYVAL, host, user, "roster", NULL, "r") == 0);
+	CHECK(put_str(STORE_KEYVAL, host, user, "vcard", NULL, "v") == 0);
+	CHECK(put_str(STORE_MAP, host, user, "pep", "n1", "p1") == 0);
+	CHECK(put_str(STORE_MAP, host, user, "pep", "n2", "p2") == 0);
+}
+
+static bool user_intact(const char *host, const char *user)
+{
+	return has(STORE_ACCOUNTS, host, user, NULL, NULL, "a") &&
+	       has(STORE_KEYVAL, host, user, "roster", NULL, "r") &&
+	       has(STORE_KEYVAL, host, user, "vcard", NULL, "v") &&
+	       has(STORE_MAP, host, user, "pep", "n1", "p1") &&
+	       has(STORE_MAP, host, user, "pep", "n2", "p2");
+}
+
+static bool user_gone(const char *host, const char *user)
+{
+	return !has(STORE_ACCOUNTS, host, user, NULL, NULL, NULL) &&
+	       !has(STORE_KEYVAL, host, user, "roster", NULL, NULL) &&
+	       !has(STORE_KEYVAL, host, user, "vcard", NULL, NULL) &&
+	       !has(STORE_MAP, host, user, "pep", "n1", NULL) &&
+	       !has(STORE_MAP, host, user, "pep", "n2", NULL);
+}
+
+static void test_purge(void)
+{
+	CHECK(store_open(new_dir(), 0) == 0);
+	fill_user("h", "al");
+	fill_user("h", "alice");
+	fill_user("h", "a");
+	fill_user("h", "bob");
+	fill_user("h2", "al");
+	CHECK(store_commit() == 0);
+	CHECK(store_purge_user("h", "al") == 0);
+	CHECK(user_gone("h", "al"));
+	CHECK(user_intact("h", "alice"));
+	CHECK(user_intact("h", "a"));
+	CHECK(user_intact("h", "bob"));
+	CHECK(user_intact("h2", "al"));
+	CHECK(store_commit() == 0);
+	CHECK(user_gone("h", "al"));
+	CHECK(user_intact("h", "alice"));
+	CHECK(store_purge_user("h", "nobody") == 0);
+	store_close();
+}
+
+struct names {
+	char buf[512];
+	int n;
+	int stop_after;
+};
+
+static int collect(void *ctx, const char *user)
+{
+	struct names *nm = ctx;
+
+	strcat(nm->buf, user);
+	strcat(nm->buf, ",");
+	return ++nm->n == nm->stop_after;
+}
+
+static const char *users_of(enum store_db db, const char *host,
+			    const char *store, struct names *nm)
+{
+	memset(nm, 0, sizeof(*nm));
+	CHECK(store_users(db, host, store, collect, nm) == 0);
+	return nm->buf;
+}
+
+static void test_users(void)
+{
+	struct names nm;
+
+	CHECK(store_open(new_dir(), 0) == 0);
+	CHECK_STR(users_of(STORE_KEYVAL, "h", NULL, &nm), "");
+	fill_user("h", "bob");
+	fill_user("h", "al");
+	fill_user("h", "alice");
+	fill_user("h.org", "zed");
+	fill_user("g", "gus");
+	CHECK(put_str(STORE_KEYVAL, "h", "carl", "other", NULL, "x") == 0);
+	CHECK(put_str(STORE_MAP, "h", "dora", "other", "k", "x") == 0);
+	CHECK(put_str(STORE_KEYVAL, "h", "", "roster", NULL, "host-wide") == 0);
+	CHECK(put_str(STORE_MAP, "h", "", "pep", "k", "host-wide") == 0);
+	CHECK_STR(users_of(STORE_ACCOUNTS, "h", NULL, &nm), "al,alice,bob,");
+	CHECK_STR(users_of(STORE_KEYVAL, "h", NULL, &nm), "al,alice,bob,carl,");
+	CHECK_STR(users_of(STORE_KEYVAL, "h", "roster", &nm), "al,alice,bob,");
+	CHECK_STR(users_of(STORE_KEYVAL, "h", "other", &nm), "carl,");
+	CHECK_STR(users_of(STORE_KEYVAL, "h", "rost", &nm), "");
+	CHECK_STR(users_of(STORE_MAP, "h", "pep", &nm), "al,alice,bob,");
+	CHECK_STR(users_of(STORE_MAP, "h", "other", &nm), "dora,");
+	CHECK_STR(users_of(STORE_MAP, "h", NULL, &nm), "al,alice,bob,dora,");
+	CHECK_STR(users_of(STORE_ACCOUNTS, "h.org", NULL, &nm), "zed,");
+	CHECK_STR(users_of(STORE_ACCOUNTS, "", NULL, &nm), "");
+	memset(&nm, 0, sizeof(nm));
+	nm.stop_after = 2;
+	CHECK(store_users(STORE_ACCOUNTS, "h", NULL, collect, &nm) == 0);
+	CHECK_STR(nm.buf, "al,alice,");
+	CHECK(store_commit() == 0);
+	CHECK_STR(users_of(STORE_ACCOUNTS, "h", NULL, &nm), "al,alice,bob,");
+	store_close();
+}
+
+/* A users callback that writes: the iteration must survive it. */
+static int write_during(void *ctx, const char *user)
+{
+	int *n = ctx;
+
+	(*n)++;
+	CHECK(put_str(STORE_KEYVAL, "h", user, "seen", NULL, "1") == 0);
+	if (*n == 2)
+		CHECK(store_commit() == 0);
+	return 0;
+}
+
+static void test_users_callback_writes(void)
+{
+	int n = 0;
+
+	CHECK(store_open(new_dir(), 0) == 0);
+	fill_user("h", "u1");
+	fill_user("h", "u2");
+	fill_user("h", "u3");
+	CHECK(store_commit() == 0);
+	CHECK(store_users(STORE_ACCOUNTS, "h", NULL, write_during, &n) == 0);
+	CHECK(n == 3);
+	CHECK(has(STORE_KEYVAL, "h", "u3", "seen", NULL, "1"));
+	store_close();
+}
+
+struct pairs {
+	char buf[512];
+};
+
+static int collect_pair(void *ctx, const char *key, size_t klen,
+			const void *val, size_t vlen)
+{
+	struct pairs *p = ctx;
+	size_t n = strlen(p->buf);
+
+	for (size_t i = 0; i < klen; i++)
+		p->buf[n++] = key[i] ? key[i] : '0';
+	p->buf[n++] = '=';
+	memcpy(p->buf + n, val, vlen);
+	n += vlen;
+	p->buf[n++] = ';';
+	p->buf[n] = '\0';
+	return 0;
+}
+
+static const char *map_of(const char *host, const char *user,
+			  const char *store, struct pairs *p)
+{
+	memset(p, 0, sizeof(*p));
+	CHECK(store_map_each(host, user, store, collect_pair, p) == 0);
+	return p->buf;
+}
+
+static void test_map(void)
+{
+	struct pairs p;
+
+	CHECK(store_open(new_dir(), 0) == 0);
+	CHECK_STR(map_of("h", "u", "m", &p), "");
+	CHECK(put_str(STORE_MAP, "h", "u", "m", "b", "2") == 0);
+	CHECK(put_str(STORE_MAP, "h", "u", "m", "a", "1") == 0);
+	CHECK(put_str(STORE_MAP, "h", "u", "m", "", "e") == 0);
+	CHECK(store_put(STORE_MAP, "h", "u", "m", "a\0b", 3, "n", 1) == 0);
+	CHECK(put_str(STORE_MAP, "h", "u", "mm", "a", "other store") == 0);
+	CHECK(put_str(STORE_MAP, "h", "uu", "m", "a", "other user") == 0);
+	CHECK(put_str(STORE_KEYVAL, "h", "u", "m", NULL, "keyval") == 0);
+	CHECK_STR(map_of("h", "u", "m", &p), "=e;a=1;a0b=n;b=2;");
+	CHECK_STR(map_of("h", "uu", "m", &p), "a=other user;");
+	CHECK_STR(map_of("h", "u", "mm", &p), "a=other store;");
+	/* delete_all("a") in store m: every user, no other store or key */
+	CHECK(put_str(STORE_MAP, "h", "al", "m", "a", "x") == 0);
+	CHECK(put_str(STORE_MAP, "h", "al", "m", "ab", "y") == 0);
+	CHECK(put_str(STORE_MAP, "h2", "u", "m", "a", "other host") == 0);
+	CHECK(store_map_delete_key("h", "m", "a", 1) == 0);
+	CHECK_STR(map_of("h", "u", "m", &p), "=e;a0b=n;b=2;");
+	CHECK_STR(map_of("h", "uu", "m", &p), "");
+	CHECK_STR(map_of("h", "al", "m", &p), "ab=y;");
+	CHECK_STR(map_of("h", "u", "mm", &p), "a=other store;");
+	CHECK_STR(map_of("h2", "u", "m", &p), "a=other host;");
+	CHECK(store_commit() == 0);
+	CHECK_STR(map_of("h", "u", "m", &p), "=e;a0b=n;b=2;");
+	store_close();
+}
+
+/* ~100 MB of values in ten commits, starting from a 1 MiB map: the map
+ * grows before batches and, mid-batch, on MDB_MAP_FULL (journal
+ * replay). */
+static void test_growth(void)
+{
+	enum { VAL = 100000, PER_BATCH = 100, BATCHES = 10 };
+	char *val = xmalloc(VAL);
+	struct sbuf b;
+	char key[32];
+	bool ok = true;
+
+	sbuf_init(&b);
+	make_small_env(new_dir(), 1 << 20);
+	CHECK(store_open(dir, (size_t)1 << 30) == 0);
+	for (int i = 0; i < BATCHES; i++) {
+		for (int j = 0; j < PER_BATCH; j++) {
+			snprintf(key, sizeof(key), "k%03d", i * PER_BATCH + j);
+			memset(val, 'a' + (i + j) % 26, VAL);
+			if (store_put(STORE_MAP, "h", "u", "big", key,
+				      strlen(key), val, VAL) != 0)
+				ok = false;
+		}
+		if (store_commit() != 0)
+			ok = false;
+	}
+	CHECK(ok);
+	store_close();
+	CHECK(store_open(dir, (size_t)1 << 30) == 0);
+	for (int i = 0; i < BATCHES * PER_BATCH && ok; i++) {
+		snprintf(key, sizeof(key), "k%03d", i);
+		ok = store_get(STORE_MAP, "h", "u", "big", key, strlen(key), &b) == 0 &&
+		     b.len == VAL && b.p[0] == 'a' + (i / PER_BATCH + i % PER_BATCH) % 26 &&
+		     b.p[VAL - 1] == b.p[0];
+	}
+	CHECK(ok);
+	store_close();
+	sbuf_free(&b);
+	free(val);
+}
+
+/* At map_max a write fails with -ENOSPC; what the batch held before it
+ * survives, and the store goes on working. */
+static void test_full(void)
+{
+	enum { VAL = 100000 };
+	char *val = xcalloc(1, VAL);
+	char key[32];
+	int rc = 0, i;
+
+	make_small_env(new_dir(), 1 << 20);
+	CHECK(store_open(dir, 4 << 20) == 0);
+	CHECK(put_str(STORE_KEYVAL, "h", "u", "first", NULL, "kept") == 0);
+	for (i = 0; i < 200 && rc == 0; i++) {
+		snprintf(key, sizeof(key), "k%03d", i);
+		rc = store_put(STORE_MAP, "h", "u", "big", key, strlen(key), val, VAL);
+	}
+	CHECK(rc == -ENOSPC);
+	CHECK(i > 10 && i < 200);
+	CHECK(has(STORE_KEYVAL, "h", "u", "first", NULL, "kept"));
+	CHECK(store_commit() == 0);
+	CHECK(has(STORE_KEYVAL, "h", "u", "first", NULL, "kept"));
+	/* freeing space makes room again */
+	CHECK(store_purge_user("h", "u") == 0);
+	CHECK(store_commit() == 0);
+	CHECK(put_str(STORE_KEYVAL, "h", "u", "again", NULL, "yes") == 0);
+	CHECK(store_commit() == 0);
+	CHECK(has(STORE_KEYVAL, "h", "u", "again", NULL, "yes"));
+	store_close();
+	free(val);
+}
+
+/* The child: another process writing with LMDB directly, with a bigger
+ * map, as starlingctl would. */
+static int child_write(const char *path)
+{
+	static const char key[] = "h\0u\0s";
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = { sizeof(key) - 1, (void *)key }, v = { 3, "new" };
+	char fill[4096];
+	int rc;
+
+	memset(fill, 'f', sizeof(fill));
+	rc = mdb_env_create(&env);
+	if (rc == 0)
+		rc = mdb_env_set_maxdbs(env, 8);
+	if (rc == 0)
+		rc = mdb_env_set_mapsize(env, 64 << 20);
+	if (rc == 0)
+		rc = mdb_env_open(env, path, MDB_NOTLS, 0600);
+	if (rc == 0)
+		rc = mdb_txn_begin(env, NULL, 0, &txn);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, "keyval", 0, &dbi);
+	if (rc == 0)
+		rc = mdb_put(txn, dbi, &k, &v, 0);
+	for (int i = 0; i < 2000 && rc == 0; i++) {
+		char fk[32];
+		int n = snprintf(fk, sizeof(fk), "h_fill_%d", i);
+		fk[1] = fk[6] = '\0';	/* host h, user fill, store <i> */
+		MDB_val kk = { (size_t)n, fk }, vv = { sizeof(fill), fill };
+		rc = mdb_put(txn, dbi, &kk, &vv, 0);
+	}
+	if (rc == 0)
+		rc = mdb_txn_commit(txn);
+	mdb_env_close(env);
+	return rc == 0 ? 0 : 1;
+}
+
+static void test_other_process(void)
+{
+	int status = -1;
+	pid_t pid;
+
+	make_small_env(new_dir(), 1 << 20);
+	CHECK(store_open(dir, 0) == 0);
+	CHECK(put_str(STORE_KEYVAL, "h", "u", "s", NULL, "old") == 0);
+	CHECK(store_commit() == 0);
+	CHECK(has(STORE_KEYVAL, "h", "u", "s", NULL, "old"));	/* snapshot */
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0)
+		_exit(child_write(dir));
+	CHECK(pid > 0);
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* still the snapshot */
+	CHECK(has(STORE_KEYVAL, "h", "u", "s", NULL, "old"));
+	store_end_read();
+	/* the child grew the map past ours: MDB_MAP_RESIZED, adopted */
+	CHECK(has(STORE_KEYVAL, "h", "u", "s", NULL, "new"));
+	CHECK(put_str(STORE_KEYVAL, "h", "u", "t", NULL, "after") == 0);
+	CHECK(store_commit() == 0);
+	CHECK(has(STORE_KEYVAL, "h", "u", "t", NULL, "after"));
+	store_close();
+}
+
+/* ---- accounts ---- */
+
+static int count_user(void *ctx, const char *user)
+{
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static void test_accounts(void)
+{
+	struct scram_creds c1, c256, want;
+	int n = 0;
+
+	CHECK(store_open(new_dir(), 0) == 0);
+	CHECK(!accounts_exists("h", "juliet"));
+	CHECK(accounts_check_password("h", "juliet", "pw") == -ENOENT);
+	CHECK(accounts_get("h", "juliet", SASL_HASH_SHA1, &c1) == -ENOENT);
+	CHECK(accounts_set_password("h", "juliet", "r0meo", 0) == 0);
+	CHECK(accounts_set_password("h", "romeo", "", 0) == -EINVAL);
+	CHECK(!accounts_exists("h", "romeo"));
+	CHECK(accounts_exists("h", "juliet"));
+	CHECK(!accounts_exists("h2", "juliet"));
+	CHECK(accounts_check_password("h", "juliet", "r0meo") == 0);
+	CHECK(accounts_check_password("h", "juliet", "r0me0") == -EACCES);
+	CHECK(accounts_check_password("h", "juliet", "") == -EACCES);
+	CHECK(accounts_get("h", "juliet", SASL_HASH_SHA1, &c1) == 0);
+	CHECK(accounts_get("h", "juliet", SASL_HASH_SHA256, &c256) == 0);
+	CHECK(c1.hash == SASL_HASH_SHA1 && c256.hash == SASL_HASH_SHA256);
+	CHECK(c1.iterations == ACCOUNTS_DEFAULT_ITERATIONS);
+	CHECK(c1.salt_len == 16 && c256.salt_len == 16);
+	CHECK(memcmp(c1.salt, c256.salt, 16) != 0);	/* a fresh salt each */
+	CHECK(scram_derive(SASL_HASH_SHA1, "r0meo", c1.salt, c1.salt_len,
+			   c1.iterations, &want) == 0);
+	CHECK(memcmp(want.stored_key, c1.stored_key, 20) == 0);
+	CHECK(memcmp(want.server_key, c1.server_key, 20) == 0);
+	CHECK(scram_derive(SASL_HASH_SHA256, "r0meo", c256.salt, c256.salt_len,
+			   c256.iterations, &want) == 0);
+	CHECK(memcmp(want.stored_key, c256.stored_key, 32) == 0);
+	CHECK(memcmp(want.server_key, c256.server_key, 32) == 0);
+	/* a new password, other iterations */
+	CHECK(accounts_set_password("h", "juliet", "balcony", 5000) == 0);
+	CHECK(accounts_check_password("h", "juliet", "r0meo") == -EACCES);
+	CHECK(accounts_check_password("h", "juliet", "balcony") == 0);
+	CHECK(accounts_get("h", "juliet", SASL_HASH_SHA1, &c1) == 0 &&
+	      c1.iterations == 5000);
+	/* a corrupt record is not used */
+	CHECK(put_str(STORE_ACCOUNTS, "h", "broken", NULL, NULL, "\1\0\0") == 0);
+	CHECK(accounts_get("h", "broken", SASL_HASH_SHA256, &c1) == -EIO);
+	CHECK(accounts_check_password("h", "broken", "x") == -EIO);
+	CHECK(store_del(STORE_ACCOUNTS, "h", "broken", NULL, NULL, 0) == 0);
+	/* list and delete with the user's data */
+	CHECK(accounts_set_password("h", "jul", "pw", 0) == 0);
+	CHECK(accounts_list("h", count_user, &n) == 0 && n == 2);
+	CHECK(put_str(STORE_KEYVAL, "h", "juliet", "roster", NULL, "r") == 0);
+	CHECK(put_str(STORE_MAP, "h", "juliet", "pep", "k", "p") == 0);
+	CHECK(put_str(STORE_KEYVAL, "h", "jul", "roster", NULL, "r") == 0);
+	CHECK(store_commit() == 0);
+	CHECK(accounts_delete("h", "juliet") == 0);
+	CHECK(!accounts_exists("h", "juliet"));
+	CHECK(!has(STORE_KEYVAL, "h", "juliet", "roster", NULL, NULL));
+	CHECK(!has(STORE_MAP, "h", "juliet", "pep", "k", NULL));
+	CHECK(has(STORE_KEYVAL, "h", "jul", "roster", NULL, "r"));
+	CHECK(accounts_check_password("h", "jul", "pw") == 0);
+	CHECK(accounts_delete("h", "juliet") == -ENOENT);
+	CHECK(store_commit() == 0);
+	n = 0;
+	CHECK(accounts_list("h", count_user, &n) == 0 && n == 1);
+	store_close();
+}
+
+/* ---- the Lua binding ---- */
+
+static const char lua_test[] =
+	"local store = require 'starling.store'\n"
+	"local kv = store.open('h', 'roster')\n"
+	"assert(tostring(kv):match('roster'))\n"
+	"assert(kv:get('romeo') == nil)\n"
+	"assert(kv:set('romeo', { contacts = { 'juliet@h', n = 2 }, v = 1.5 }) == true)\n"
+	"local r = kv:get('romeo')\n"
+	"assert(r.contacts[1] == 'juliet@h' and r.contacts.n == 2 and r.v == 1.5)\n"
+	"assert(kv:set(nil, 'host data'))\n"
+	"assert(kv:get() == 'host data')\n"
+	"assert(kv:set('tybalt', false))\n"
+	"assert(kv:get('tybalt') == false)\n"
+	"local seen = {}\n"
+	"for u in kv:users() do seen[#seen + 1] = u end\n"
+	"assert(table.concat(seen, ',') == 'romeo,tybalt', table.concat(seen, ','))\n"
+	"assert(kv:set('tybalt', nil))\n"
+	"assert(kv:get('tybalt') == nil)\n"
+	"assert(kv:set('nobody', nil))\n"
+	"local ok, err = kv:set('romeo', function() end)\n"
+	"assert(ok == nil and err:match('cannot be stored'))\n"
+	"ok, err = kv:set('a\\0b', 1)\n"
+	"assert(ok == nil and err == 'invalid user name')\n"
+	"assert(not pcall(kv.set, kv, 42, 1))\n"
+	"assert(not pcall(kv.get, {}, 'x'))\n"
+	"assert(not pcall(kv.set_keys, kv, 'romeo', {}))\n"
+	"local m = store.open('h', 'pep', 'map')\n"
+	"assert(m:get('romeo', 'mood') == nil)\n"
+	"assert(m:set('romeo', 'mood', 'happy'))\n"
+	"assert(m:set('juliet', 'mood', 'sad'))\n"
+	"assert(m:set('juliet', 'tune', { 'x' }))\n"
+	"assert(m:set_keys('romeo', { tune = 'la', ['k\\0'] = 7 }))\n"
+	"assert(m:get('romeo', 'mood') == 'happy')\n"
+	"local all = m:get('romeo')\n"
+	"assert(all.mood == 'happy' and all.tune == 'la' and all['k\\0'] == 7)\n"
+	"local moods = m:get_all('mood')\n"
+	"assert(moods.romeo == 'happy' and moods.juliet == 'sad')\n"
+	"local n = 0 for _ in pairs(moods) do n = n + 1 end assert(n == 2)\n"
+	"assert(m:delete_all('mood'))\n"
+	"assert(m:get('romeo', 'mood') == nil and m:get('juliet', 'mood') == nil)\n"
+	"assert(m:get('juliet', 'tune')[1] == 'x')\n"
+	"assert(next(m:get_all('mood')) == nil)\n"
+	"assert(m:set('romeo', 'tune', nil))\n"
+	"assert(m:get('romeo').tune == nil)\n"
+	"assert(not pcall(m.get, m, 'romeo', 5))\n"
+	"assert(not pcall(store.open, 'h', 'x', 'archive'))\n"
+	"assert(getmetatable(kv) == 'starling.store')\n"
+	"assert(kv:set('offline', { st, { st } }))\n"
+	"local back = kv:get('offline')\n"
+	"assert(type(back[1]) == 'userdata' and type(back[2][1]) == 'userdata')\n"
+	"assert(back[1] ~= st)\n"
+	"return true\n";
+
+static void test_lua(void)
+{
+	lua_State *L = luaL_newstate();
+
+	luaL_openlibs(L);
+	luaL_requiref(L, "starling.store", luaopen_starling_store, 0);
+	lua_pop(L, 1);
+	/* before the store is open: nil, message */
+	CHECK(luaL_dostring(L, "local s = require 'starling.store'.open('h', 'x')\n"
+			       "local v, err = s:get('u')\n"
+			       "assert(v == nil and err == 'storage is not open')") == 0);
+	CHECK(store_open(new_dir(), 0) == 0);
+	struct st_doc *d = st_doc_new();
+	st_elem_new(d, NULL, "message", NS_CLIENT);
+	lx_stanza_push(L, d, d->root);
+	lua_setglobal(L, "st");
+	st_doc_unref(d);
+	if (luaL_dostring(L, lua_test) != 0) {
+		fprintf(stderr, "  lua: %s\n", lua_tostring(L, -1));
+		CHECK(0);
+	}
+	CHECK(store_commit() == 0);
+	lua_close(L);
+	store_close();
+}
+
+int main(void)
+{
+	log_setup(getenv("TEST_LOG") ? getenv("TEST_LOG") : "error", "stderr");
+	if (!mkdtemp(base)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	RUN(test_put_get_del);
+	RUN(test_batch);
+	RUN(test_purge);
+	RUN(test_users);
+	RUN(test_users_callback_writes);
+	RUN(test_map);
+	RUN(test_growth);
+	RUN(test_full);
+	RUN(test_other_process);
+	RUN(test_accounts);
+	RUN(test_lua);
+	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	TEST_END();
+}

@@ -1,0 +1,231 @@
+/*
+ * starlingctl - account administration on the data directory.
+ *
+ * Works whether or not the server runs: LMDB lets both processes use the
+ * environment at once.
+ */
+#include "accounts.h"
+#include "config.h"
+#include "jid.h"
+#include "log.h"
+#include "lx.h"
+#include "store.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <termios.h>
+#include <unistd.h>
+
+static char cfg_dir[PATH_MAX];
+
+static void usage(FILE *f)
+{
+	fputs("usage: starlingctl [-c CONFIG] COMMAND ...\n"
+	      "  register USER HOST PASSWORD  create or update an account\n"
+	      "  adduser JID                  create an account (password prompted,\n"
+	      "                               or read from stdin when not a terminal)\n"
+	      "  passwd JID                   change a password (same input rules)\n"
+	      "  deluser JID                  delete an account and all its data\n"
+	      "  list HOST                    list the accounts of a host\n", f);
+}
+
+static int fail(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "starlingctl: ");
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+	return 1;
+}
+
+static bool host_known(const char *host)
+{
+	size_t pos = 0;
+	const char *name, *type, *module;
+
+	while (config_host_next(&pos, &name, &type, &module))
+		if (strcmp(name, host) == 0 && (!type || strcmp(type, "local") == 0))
+			return true;
+	return false;
+}
+
+/* Splits and prepares a bare JID into node and host. */
+static int parse_user(const char *jid, struct jid *j)
+{
+	if (jid_parse(jid, j) != 0 || !j->has_node || j->has_resource)
+		return fail("'%s' is not a valid user JID (user@host)", jid);
+	if (!host_known(j->domain))
+		return fail("host '%s' is not a VirtualHost in the config", j->domain);
+	return 0;
+}
+
+static char *read_password(const char *prompt)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	bool tty = isatty(STDIN_FILENO);
+	struct termios old, quiet;
+
+	if (tty) {
+		fprintf(stderr, "%s", prompt);
+		tcgetattr(STDIN_FILENO, &old);
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+	}
+	n = getline(&line, &cap, stdin);
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSANOW, &old);
+		fputc('\n', stderr);
+	}
+	if (n < 0) {
+		free(line);
+		return NULL;
+	}
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	return line;
+}
+
+static int set_password(const char *host, const char *node, const char *pw)
+{
+	int r;
+
+	if (!*pw)
+		return fail("%sempty passwords are not allowed", "");
+	r = accounts_set_password(host, node, pw, ACCOUNTS_DEFAULT_ITERATIONS);
+	if (r == 0)
+		r = store_commit();
+	if (r != 0)
+		return fail("cannot store the account: %s", strerror(-r));
+	return 0;
+}
+
+static int cmd_password(const char *jid, bool create)
+{
+	struct jid j;
+	char *pw, *again = NULL;
+	int r;
+
+	if (parse_user(jid, &j))
+		return 1;
+	if (create && accounts_exists(j.domain, j.node))
+		return fail("user %s already exists", jid);
+	if (!create && !accounts_exists(j.domain, j.node))
+		return fail("no such user: %s", jid);
+	pw = read_password("Password: ");
+	if (!pw)
+		return fail("%sno password given", "");
+	if (isatty(STDIN_FILENO)) {
+		again = read_password("Again: ");
+		if (!again || strcmp(pw, again) != 0) {
+			free(pw);
+			free(again);
+			return fail("%sthe passwords differ", "");
+		}
+	}
+	r = set_password(j.domain, j.node, pw);
+	free(pw);
+	free(again);
+	return r;
+}
+
+static int print_user(void *ctx, const char *user)
+{
+	printf("%s@%s\n", user, (const char *)ctx);
+	return 0;
+}
+
+static int run(int argc, char **argv)
+{
+	const char *cmd = argv[0];
+	struct jid j;
+
+	if (strcmp(cmd, "register") == 0 && argc == 4) {
+		char node[JID_PART_MAX], host[JID_PART_MAX];
+		if (jid_nodeprep(argv[1], node) != 0 || !*node)
+			return fail("'%s' is not a valid username", argv[1]);
+		if (jid_nameprep(argv[2], host) != 0 || !host_known(host))
+			return fail("host '%s' is not a VirtualHost in the config", argv[2]);
+		return set_password(host, node, argv[3]);
+	}
+	if (strcmp(cmd, "adduser") == 0 && argc == 2)
+		return cmd_password(argv[1], true);
+	if (strcmp(cmd, "passwd") == 0 && argc == 2)
+		return cmd_password(argv[1], false);
+	if (strcmp(cmd, "deluser") == 0 && argc == 2) {
+		if (parse_user(argv[1], &j))
+			return 1;
+		if (!accounts_exists(j.domain, j.node))
+			return fail("no such user: %s", argv[1]);
+		int r = accounts_delete(j.domain, j.node);
+		if (r == 0)
+			r = store_commit();
+		return r ? fail("cannot delete: %s", strerror(-r)) : 0;
+	}
+	if (strcmp(cmd, "list") == 0 && argc == 2) {
+		char host[JID_PART_MAX];
+		if (jid_nameprep(argv[1], host) != 0 || !host_known(host))
+			return fail("host '%s' is not a VirtualHost in the config", argv[1]);
+		return accounts_list(host, print_user, host) ? 1 : 0;
+	}
+	usage(stderr);
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cfg_file = "starling.cfg";
+	char real[PATH_MAX], data[PATH_MAX * 2], lua_dir[PATH_MAX + 64];
+	int opt, rc = 1;
+
+	while ((opt = getopt(argc, argv, "+c:h")) != -1) {
+		switch (opt) {
+		case 'c': cfg_file = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (!realpath(cfg_file, real))
+		return fail("cannot open config %s", cfg_file);
+	snprintf(cfg_dir, sizeof(cfg_dir), "%s", real);
+	*strrchr(cfg_dir, '/') = '\0';
+
+	const char *home = getenv("STARLING_HOME");
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (home) {
+		snprintf(lua_dir, sizeof(lua_dir), "%s/lua", home);
+	} else if (n > 0) {
+		exe[n] = '\0';
+		*strrchr(exe, '/') = '\0';
+		snprintf(lua_dir, sizeof(lua_dir), "%s/../lua", exe);
+		if (access(lua_dir, R_OK) != 0)
+			snprintf(lua_dir, sizeof(lua_dir), "%s/../share/starling/lua", exe);
+	}
+	log_setup("warn", "stderr");
+	if (lx_init(lua_dir) != 0 || config_load(real) != 0)
+		goto out;
+	const char *dp = config_string("*", "data_path", "data");
+	if (dp[0] == '/')
+		snprintf(data, sizeof(data), "%s", dp);
+	else
+		snprintf(data, sizeof(data), "%s/%s", cfg_dir, dp);
+	if (store_open(data, (size_t)config_int("*", "storage_max_size", 1L << 30)) != 0) {
+		fail("cannot open the data directory %s", data);
+		goto out;
+	}
+	rc = run(argc - optind, argv + optind);
+	store_close();
+out:
+	config_free();
+	lx_close();
+	return rc;
+}
