@@ -12,10 +12,13 @@ PYTHON ?= /usr/bin/python3
 
 PKGS := lua5.4 libidn openssl expat
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow \
+SANFLAGS ?=
+XCFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -D_GNU_SOURCE -Icore \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -llmdb -lm
+XLDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -llmdb -lm
+CC_ALL = $(CC) $(CFLAGS) $(SANFLAGS) $(XCFLAGS)
+LINK_ALL = $(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS)
 
 BUILD_DEPS := gcc make pkg-config libev-dev libexpat1-dev libssl-dev \
 	liblua5.4-dev liblmdb-dev libidn-dev openssl
@@ -33,17 +36,17 @@ all: $(BUILD)/starling $(BUILD)/starlingctl
 
 $(BUILD)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC_ALL) -c -o $@ $<
 
 $(BUILD)/starling: $(MAIN_OBJ) $(CORE_OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(LINK_ALL) -o $@ $^ $(XLDLIBS) $(LDLIBS)
 
 $(BUILD)/starlingctl: $(CTL_OBJ) $(CORE_OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(LINK_ALL) -o $@ $^ $(XLDLIBS) $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(LINK_ALL) -o $@ $^ $(XLDLIBS) $(LDLIBS)
 
 unit: $(UNIT_BIN)
 
@@ -84,9 +87,9 @@ test: test-deps
 	$(PYTHON) tests/run.py --build $(BUILD)
 
 test-asan: test-deps
-	$(MAKE) BUILD=build-asan \
-		CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-		LDFLAGS="-fsanitize=address,undefined" all unit
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g" \
+		SANFLAGS="-fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+		all unit
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 		$(PYTHON) tests/run.py --build build-asan --asan
 

@@ -4,6 +4,8 @@
 #include "session.h"
 #include "tls.h"
 
+#include <stdio.h>
+
 #define SESSION_MT "starling.session"
 
 struct lx_session {
@@ -86,6 +88,30 @@ void lx_session_fire_features(struct session *s, struct st_doc *d,
 	lua_pop(L, 1);
 }
 
+bool lx_session_fire_preauth(struct session *s, struct st_doc *doc,
+			     struct st_node *child)
+{
+	lua_State *L = lx_state();
+	struct host *h = s->host ? route_host(s->host) : NULL;
+	char name[512];
+	struct hook_chain *ch;
+	int n, handled;
+
+	n = snprintf(name, sizeof(name), "pre-auth/iq-%s/%s:%s",
+		     st_attr_get(doc->root, "type"), child->ns, child->name);
+	if (!h || n < 0 || (size_t)n >= sizeof(name) ||
+	    !(ch = hook_find(&h->hooks, name)))
+		return false;
+	lua_createtable(L, 0, 2);
+	lx_session_push(L, s);
+	lua_setfield(L, -2, "origin");
+	lx_stanza_push(L, doc, doc->root);
+	lua_setfield(L, -2, "stanza");
+	handled = hook_fire(L, ch, -1);
+	lua_pop(L, handled ? 2 : 1);
+	return handled;
+}
+
 static int l_send(lua_State *L)
 {
 	struct session *s = check_ud(L, 1)->s;
@@ -144,6 +170,10 @@ static bool push_field(lua_State *L, struct session *s, const char *k)
 		push_opt(L, s->conn && s->conn->ssl ? tls_version(s->conn->ssl) : NULL);
 	else if (strcmp(k, "connected_at") == 0)
 		lua_pushnumber(L, s->connected_at);
+	else if (strcmp(k, "idle") == 0)
+		lua_pushnumber(L, now_mono() - s->last_activity);
+	else if (strcmp(k, "authenticated") == 0)
+		lua_pushboolean(L, (s->flags & SESS_F_AUTHED) != 0);
 	else
 		return false;
 	return true;

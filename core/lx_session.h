@@ -23,6 +23,11 @@ void lx_session_fire(struct session *s, const char *event);
 /* Fires "stream-features" with { origin = s, features = features }. */
 void lx_session_fire_features(struct session *s, struct st_doc *d,
 			      struct st_node *features);
+/* An iq from a session that has not authenticated: fires
+ * "pre-auth/iq-<type>/<xmlns>:<name>" with { origin, stanza }. True when
+ * a handler took it. */
+bool lx_session_fire_preauth(struct session *s, struct st_doc *doc,
+			     struct st_node *child);
 void lx_session_register(lua_State *L);
 
 #endif

@@ -216,8 +216,10 @@ static void send_features(struct session *s)
 			if (s->cfg->require_encryption)
 				st_elem_new(d, t, "required", NULL);
 		}
-		if ((s->flags & SESS_F_TLS) || !s->cfg->require_encryption)
+		if ((s->flags & SESS_F_TLS) || !s->cfg->require_encryption) {
 			add_mechanisms(s, d, f);
+			lx_session_fire_features(s, d, f);	/* e.g. register */
+		}
 	} else {
 		st_elem_new(d, f, "bind", NS_BIND);
 		struct st_node *se = st_elem_new(d, f, "session", NS_SESSION);
@@ -516,12 +518,17 @@ static void handle_client_stanza(struct session *s, struct st_doc *doc)
 		session_close(s, "unsupported-stanza-type", NULL);
 		goto out;
 	}
-	if (!(s->flags & SESS_F_AUTHED)) {
-		session_close(s, "not-authorized", NULL);
-		goto out;
-	}
 	const char *type = st_attr_get(n, "type");
 	struct st_node *child = is_iq ? only_child(n) : NULL;
+	if (!(s->flags & SESS_F_AUTHED)) {
+		/* Before authentication only modules that ask for it see an
+		 * iq (in-band registration, XEP-0077), over TLS if required. */
+		if (!child || !type || !st_attr_get(n, "id") ||
+		    (!(s->flags & SESS_F_TLS) && s->cfg->require_encryption) ||
+		    !lx_session_fire_preauth(s, doc, child))
+			session_close(s, "not-authorized", NULL);
+		goto out;
+	}
 	if (!(s->flags & SESS_F_BOUND)) {
 		if (is_iq && type && strcmp(type, "set") == 0 && child &&
 		    strcmp(child->name, "bind") == 0 && strcmp(child->ns, NS_BIND) == 0)

@@ -129,13 +129,37 @@ def test_scram_plus_with_wrong_binding_data_fails(server):
            cb_type="tls-server-end-point", cb_data=forged)
 
 
-def test_scram_y_flag_fails_when_plus_is_offered(server):
-    # RFC 5802 section 6: 'y' says "I support channel binding but think the
-    # server does not"; a server that offered -PLUS must fail it (downgrade).
-    a = server.account("yflag")
+def test_scram_y_flag_is_accepted_by_default(server):
+    # A client whose only channel-binding types are ones this server lacks
+    # (slixmpp 1.8: tls-unique, undefined on TLS 1.3) says 'y' although
+    # -PLUS is offered (XEP-0440); by default Starling lets it log in.
+    a = server.account("yflagok")
     c = server.client()
+    c.auth_scram(a.user, a.password, "SCRAM-SHA-256", cb_flag="y")
+    logged_in(c, a)
+
+
+def test_scram_y_flag_fails_when_strict(ctx):
+    # RFC 5802 section 6: 'y' says "I support channel binding but think the
+    # server does not"; with c2s_strict_channel_binding a server that
+    # offered -PLUS fails it as a downgrade.
+    srv = ctx.server(options={"c2s_strict_channel_binding": True})
+    a = srv.account("yflag")
+    c = srv.client()
     raises(AuthFailed, c.auth_scram, a.user, a.password, "SCRAM-SHA-256",
            cb_flag="y")
+
+
+def test_unsupported_binding_type_does_not_use_up_attempts(server):
+    # tls-unique is not offered: such attempts fail without counting
+    # towards c2s_max_auth_failures, so a client can fall back.
+    a = server.account("cbfallback")
+    c = server.client()
+    for _ in range(4):
+        raises(AuthFailed, c.auth_scram, a.user, a.password,
+               "SCRAM-SHA-256-PLUS", cb_type="tls-unique", cb_data=b"x" * 12)
+    c.auth_scram(a.user, a.password, "SCRAM-SHA-256")
+    logged_in(c, a)
 
 
 def test_plain_over_starttls(server):

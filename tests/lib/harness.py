@@ -241,7 +241,7 @@ class FileRun:
         try:
             with _limit(xmpp.timeout_value(FIXTURE_TIME_LIMIT)):
                 self.values[name] = fn(**args)
-        except BaseException as e:
+        except Exception as e:
             self.values[name] = e
             raise
         return self.values[name]
@@ -257,20 +257,24 @@ class FileRun:
         t0 = time.monotonic()
         _current = scope
         try:
-            with contextlib.redirect_stdout(out), _limit(limit):
+            with contextlib.redirect_stdout(out):
                 args = {}
                 for p in inspect.signature(fn).parameters:
                     if p == "ctx":
                         args[p] = scope
-                    elif p in fixtures:
+                    elif p in fixtures:     # under the fixture's own limit
                         args[p] = self.fixture_value(p, fixtures)
                     else:
                         raise AssertionError("unknown test parameter %s" % p)
-                fn(**args)
+                with _limit(limit):
+                    fn(**args)
         except TestTimeout:
             error = "time limit of %.0fs reached\n%s" % (
                 limit, traceback.format_exc())
-        except BaseException:
+        except KeyboardInterrupt:
+            scope.close()
+            raise
+        except Exception:
             error = traceback.format_exc()
         finally:
             _current = None
@@ -307,8 +311,12 @@ class FileRun:
         tests, fixtures = collect(module)
         tests = [t for t in tests
                  if selected("%s::%s" % (self.display, t.__name__))]
-        for fn in tests:
-            self.run_test(fn, fixtures)
+        try:
+            for fn in tests:
+                self.run_test(fn, fixtures)
+        except KeyboardInterrupt:
+            self.file_scope.close()
+            raise
         if not tests:
             return
         t0 = time.monotonic()

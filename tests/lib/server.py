@@ -17,6 +17,7 @@ its workers) or once per process otherwise.
 """
 
 import atexit
+import ctypes
 import itertools
 import os
 import random
@@ -42,6 +43,15 @@ CLIENT_CREATED = []
 
 _counter = itertools.count(1)
 _cert_dir = None
+
+
+def _die_with_parent():
+    """In the child before exec: SIGTERM when the test process dies, so a
+    killed worker leaves no server behind (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 class ServerError(AssertionError):
@@ -199,16 +209,18 @@ class Server:
                 return self
             if "in use" not in self.log_text():
                 break
-        raise ServerError("%s did not start (ports %d, %d):\n%s"
+        self.proc = None        # reported here, not again at stop()
+        raise ServerError("%s did not start (ports %d, %d; exit code %s):\n%s"
                           % (self.name, self.port, self.tls_port,
-                             self.log_tail(80)))
+                             self.exit_code, self.log_tail(80)))
 
     def _launch(self, timeout):
         log = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
                 [self.binary, "-c", self.config_path], stdin=subprocess.DEVNULL,
-                stdout=log, stderr=log, cwd=self.dir)
+                stdout=log, stderr=log, cwd=self.dir,
+                preexec_fn=_die_with_parent)
         finally:
             log.close()
         deadline = time.monotonic() + xmpp.timeout_value(timeout)

@@ -11,9 +11,10 @@ the end of the stream.
     c.auth_scram("alice", "secret", "SCRAM-SHA-256")
     jid = c.bind("laptop")
     c.send("<message to='bob@localhost'><body>hi</body></message>")
-    c.expect("message", attrs={"type": "error"}, child="error/stanzas:service-unavailable")
+    c.expect("message", attrs={"type": "error"},
+             child="error/stanzas:service-unavailable")
 
-Matching (see match()):
+Matching (see mismatch()):
   tag     "message", "{jabber:client}message" or "prefix:name" with a prefix
           from NS ("stream:features", "sasl:success", ...). A bare name
           matches that local name in any namespace.
@@ -25,6 +26,8 @@ Matching (see match()):
           dict {path: expected}; "." is the element itself.
   regex   searched in the element's serialization (see to_xml: xmlns is
           written where the namespace changes, attribute values in '').
+  capture {"name": "path" | "path@attr" | "@attr"}: text or attribute
+          stored into client.vars[name].
 Elements are xml.etree.ElementTree.Element with {namespace}name tags.
 """
 
@@ -54,7 +57,7 @@ NS = {
     "roster": "jabber:iq:roster",
     "disco": "http://jabber.org/protocol/disco#info",
     "ping": "urn:xmpp:ping",
-    "sasl-cb": "urn:xsf:sasl-cb:0",
+    "sasl-cb": "urn:xmpp:sasl-cb:0",
     "xml": "http://www.w3.org/XML/1998/namespace",
 }
 
@@ -387,6 +390,8 @@ class Client:
         self.queue = collections.deque()
         self.parser = None
         self.eof = False
+        self.stream_ended = False  # </stream:stream> read
+        self.username = None
         self.header = None        # the server's current stream header
         self.features = None      # the last <stream:features/>
         self.jid = None           # bound full JID
@@ -587,6 +592,11 @@ class Client:
                 raise ExpectError("%s: stream ended without %s"
                                   % (self.name, what))
             if getattr(item, "is_header", False):
+                if item.tag != "{%s}stream" % NS["stream"]:
+                    raise ExpectError(
+                        "%s: the server's root element is %s, not a stream "
+                        "header (RFC 6120 4.9.1.1: open the stream, then send "
+                        "the error)" % (self.name, item.tag))
                 continue
             if item.tag == "{%s}error" % NS["stream"]:
                 break
@@ -667,14 +677,18 @@ class Client:
         return self.open_stream()
 
     def mechanisms(self):
-        return [m.text for m in find_all(self.features, "sasl:mechanisms/sasl:mechanism")]
+        """The SASL mechanisms of the last features."""
+        return [m.text for m in
+                find_all(self.features, "sasl:mechanisms/sasl:mechanism")]
 
     def channel_binding_types(self):
+        """The XEP-0440 channel binding types of the last features."""
         return [e.get("type") for e in
-                find_all(self.features, "sasl-cb:sasl-channel-binding/sasl-cb:channel-binding")]
+                find_all(self.features, "sasl-cb:sasl-channel-binding/"
+                         "sasl-cb:channel-binding")]
 
     def _sasl_step(self, stage):
-        el = self.expect(child=None, tag=None)
+        el = self.expect()
         ns, local = split_tag(el.tag)
         if ns != NS["sasl"] or local not in ("challenge", "success", "failure"):
             raise ExpectError("%s: expected a SASL answer after %s, got %s"
