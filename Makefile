@@ -22,7 +22,7 @@ LINK_ALL = $(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS)
 
 BUILD_DEPS := gcc make pkg-config libev-dev libexpat1-dev libssl-dev \
 	liblua5.4-dev liblmdb-dev libidn-dev openssl
-TEST_DEPS := python3 python3-slixmpp python3-aioxmpp lua-check lmdb-utils
+TEST_DEPS := python3 python3-slixmpp python3-aioxmpp python3-openssl lua-check lmdb-utils
 
 CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c))
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)

@@ -161,13 +161,10 @@ enum {
 	CF_TLS = 1 << 0,	/* TLS is on */
 	CF_AUTHED = 1 << 1,	/* SASL succeeded */
 	CF_DIRTY = 1 << 2,	/* on the worker's flush list */
-	CF_RESTART = 1 << 3,	/* reset the parser once XML_Parse returns */
-	CF_STARTTLS = 1 << 4,	/* begin the TLS handshake once XML_Parse returns */
-	CF_WANT_W = 1 << 5,	/* write watcher armed */
-	CF_COLLECT = 1 << 6,	/* collect character data into text */
-	CF_SESSION = 1 << 7,	/* roster result received */
-	CF_SHUT = 1 << 8,	/* we sent </stream:stream> */
-	CF_TLS_WW = 1 << 9,	/* SSL_write wants a read */
+	CF_COLLECT = 1 << 3,	/* collect character data into text */
+	CF_SESSION = 1 << 4,	/* roster result received */
+	CF_SHUT = 1 << 5,	/* we sent </stream:stream> */
+	CF_TLS_WW = 1 << 6,	/* SSL_write wants a read */
 };
 
 /* What kind of top-level element is being parsed. */
@@ -183,7 +180,7 @@ enum {
 	SF_TYPE_ERROR = 1 << 6, SF_TYPE_RESULT = 1 << 7, SF_TYPE_SET = 1 << 8,
 	SF_TYPE_GET = 1 << 9, SF_ROSTER = 1 << 10, SF_IN_BODY = 1 << 11,
 	SF_IN_STATUS = 1 << 12, SF_SUBSCRIBE = 1 << 13, SF_SUBSCRIBED = 1 << 14,
-	SF_UNAVAILABLE = 1 << 15, SF_OTHER_TYPE = 1 << 16,
+	SF_UNAVAILABLE = 1 << 15, SF_OTHER_TYPE = 1 << 16, SF_HAVE_COND = 1 << 17,
 };
 
 struct lg_worker;

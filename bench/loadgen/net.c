@@ -114,7 +114,7 @@ int lg_conn_start(struct lg_conn *c, int user)
 	c->fd = fd;
 	c->user = user;
 	c->state = ST_CONNECTING;
-	c->flags = 0;
+	c->flags &= CF_DIRTY;	/* the slot may still be on the flush list */
 	c->depth = 0;
 	c->seq = 0;
 	c->left = 0;
