@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/socket.h>
@@ -24,6 +25,7 @@ struct wq_chunk {
 struct conn_priv {
 	struct conn c;
 	ev_timer close_timer;
+	ev_timer throttle_timer;
 	SSL_CTX *tls_pending;		/* STARTTLS waiting for the flush */
 };
 
@@ -251,6 +253,70 @@ int conn_start_tls(struct conn *c, SSL_CTX *ctx)
 
 /* --- reading ------------------------------------------------------------ */
 
+#define CONN_F_NOREAD (CONN_F_CLOSING | CONN_F_DEAD | CONN_F_PAUSED | \
+		       CONN_F_THROTTLED | CONN_F_HELD)
+
+/* Starts or stops the read watcher to match the flags. */
+static void update_reading(struct conn *c)
+{
+	if (c->flags & CONN_F_NOREAD)
+		ev_io_stop(loop, &c->rio);
+	else
+		ev_io_start(loop, &c->rio);
+}
+
+void conn_hold(struct conn *c, bool hold)
+{
+	if (hold)
+		c->flags |= CONN_F_HELD;
+	else
+		c->flags &= ~CONN_F_HELD;
+	update_reading(c);
+	/* Bytes may wait in OpenSSL's buffer with nothing on the socket. */
+	if (!hold && c->ssl && !(c->flags & CONN_F_NOREAD))
+		ev_feed_event(loop, &c->rio, EV_READ);
+}
+
+void conn_set_rate(struct conn *c, double rate, double burst)
+{
+	c->rate = rate > 0 ? rate : 0;
+	c->burst = burst > 0 ? burst : c->rate;
+	c->tokens = c->burst;
+	c->refilled_at = ev_now(loop);
+}
+
+static void on_throttle_end(struct ev_loop *l, ev_timer *t, int revents)
+{
+	struct conn_priv *p = container_of(t, struct conn_priv, throttle_timer);
+
+	p->c.flags &= ~CONN_F_THROTTLED;
+	update_reading(&p->c);
+	if (!(p->c.flags & CONN_F_NOREAD))
+		ev_feed_event(l, &p->c.rio, EV_READ);
+}
+
+/* How many bytes the rate allows now (SIZE_MAX without a limit); when
+ * none, throttles the connection until the bucket has refilled. */
+static size_t read_allowance(struct conn *c)
+{
+	struct conn_priv *p = container_of(c, struct conn_priv, c);
+	double now;
+
+	if (!c->rate)
+		return SIZE_MAX;
+	now = ev_now(loop);
+	c->tokens = MIN(c->burst, c->tokens + (now - c->refilled_at) * c->rate);
+	c->refilled_at = now;
+	if (c->tokens >= 1)
+		return (size_t)c->tokens;
+	c->flags |= CONN_F_THROTTLED;
+	update_reading(c);
+	double wait = MIN(c->burst / 2, (double)READ_BUF_SIZE) / c->rate;
+	ev_timer_set(&p->throttle_timer, wait, 0.);
+	ev_timer_start(loop, &p->throttle_timer);
+	return 0;
+}
+
 static void on_readable(struct ev_loop *l, ev_io *w, int revents)
 {
 	struct conn *c = container_of(w, struct conn, rio);
@@ -262,8 +328,11 @@ static void on_readable(struct ev_loop *l, ev_io *w, int revents)
 	}
 	if (c->flags & CONN_F_WRITE_WANTS_READ)
 		try_flush(c);
-	while (!(c->flags & (CONN_F_CLOSING | CONN_F_PAUSED | CONN_F_HANDSHAKE))) {
-		ssize_t n = c->ops->read(c, read_buf, READ_BUF_SIZE);
+	while (!(c->flags & (CONN_F_NOREAD | CONN_F_HANDSHAKE))) {
+		size_t allow = read_allowance(c);
+		if (!allow)
+			return;
+		ssize_t n = c->ops->read(c, read_buf, MIN(allow, (size_t)READ_BUF_SIZE));
 		if (n == -EAGAIN)
 			return;
 		if (n <= 0) {
@@ -272,10 +341,12 @@ static void on_readable(struct ev_loop *l, ev_io *w, int revents)
 			return;
 		}
 		c->bytes_in += (uint64_t)n;
+		if (c->rate)
+			c->tokens -= (double)n;
 		c->ev->data(c, read_buf, (size_t)n);
 		if ((size_t)n >= budget) {
 			/* Fairness: continue on the next iteration. */
-			if (!(c->flags & (CONN_F_CLOSING | CONN_F_PAUSED)))
+			if (!(c->flags & CONN_F_NOREAD))
 				ev_feed_event(l, &c->rio, EV_READ);
 			return;
 		}
@@ -329,7 +400,7 @@ int conn_send(struct conn *c, const void *data, size_t len)
 	}
 	if (c->wq_bytes > c->wq_high && !(c->flags & CONN_F_PAUSED)) {
 		c->flags |= CONN_F_PAUSED;
-		ev_io_stop(loop, &c->rio);
+		update_reading(c);
 	}
 	queue_for_flush(c);
 	return 0;
@@ -389,10 +460,9 @@ static void try_flush(struct conn *c)
 		conn_finalize(c);
 		return;
 	}
-	if ((c->flags & CONN_F_PAUSED) && c->wq_bytes <= c->wq_low &&
-	    !(c->flags & CONN_F_CLOSING)) {
+	if ((c->flags & CONN_F_PAUSED) && c->wq_bytes <= c->wq_low) {
 		c->flags &= ~CONN_F_PAUSED;
-		ev_io_start(loop, &c->rio);
+		update_reading(c);
 	}
 	if (p->tls_pending && !c->wq_bytes) {
 		SSL_CTX *ctx = p->tls_pending;
@@ -459,6 +529,7 @@ struct conn *conn_new(int fd, const char *ip, int port,
 	ev_io_init(&c->rio, on_readable, fd, EV_READ);
 	ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
 	ev_timer_init(&p->close_timer, on_close_timeout, CLOSE_GRACE, 0.);
+	ev_timer_init(&p->throttle_timer, on_throttle_end, 1., 0.);
 	ev_io_start(loop, &c->rio);
 	return c;
 }
@@ -473,6 +544,7 @@ static void conn_finalize(struct conn *c)
 	ev_io_stop(loop, &c->rio);
 	ev_io_stop(loop, &c->wio);
 	ev_timer_stop(loop, &p->close_timer);
+	ev_timer_stop(loop, &p->throttle_timer);
 	if (c->fd >= 0) {
 		c->ops->shutdown(c);
 		close(c->fd);

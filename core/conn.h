@@ -54,6 +54,8 @@ struct conn_events {
 #define CONN_F_READ_WANTS_WRITE 0x10	/* SSL_read needs the socket writable */
 #define CONN_F_WRITE_WANTS_READ 0x20	/* SSL_write needs the socket readable */
 #define CONN_F_DEAD       0x40	/* closed callback done, free pending */
+#define CONN_F_THROTTLED  0x80	/* over the read rate, waiting for tokens */
+#define CONN_F_HELD       0x100	/* the owner paused reading */
 
 struct wq_chunk;
 
@@ -70,6 +72,10 @@ struct conn {
 	size_t wq_bytes;
 	size_t wq_high, wq_low, wq_limit;
 	uint64_t bytes_in, bytes_out;
+	double rate;			/* read limit, bytes/s; 0 = none */
+	double burst;			/* bucket size, bytes */
+	double tokens;
+	double refilled_at;
 	struct conn *flush_next;	/* flush list / dead list */
 	char ip[46];
 	int port;
@@ -96,6 +102,12 @@ void conn_flush_all(void);
 /* Starts server-side TLS on c with ctx (direct TLS, or after STARTTLS's
  * <proceed/> has been flushed). */
 int conn_start_tls(struct conn *c, SSL_CTX *ctx);
+
+/* Limits reading to rate bytes per second with a bucket of burst bytes
+ * (a token bucket); rate 0 removes the limit. */
+void conn_set_rate(struct conn *c, double rate, double burst);
+/* The owner stops (hold = true) or resumes reading. */
+void conn_hold(struct conn *c, bool hold);
 
 /* Closes after the queue is flushed (or at once when it cannot be).
  * Calls ev->closed. Safe to call more than once. */

@@ -1,6 +1,7 @@
 /* main.c - start-up, the loop's per-iteration work, and shutdown. */
 #include "config.h"
 #include "conn.h"
+#include "ipstate.h"
 #include "listener.h"
 #include "log.h"
 #include "lx.h"
@@ -15,6 +16,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <unistd.h>
 #include <sys/stat.h>
 
@@ -187,6 +189,61 @@ static int setup_hosts(void)
 	return 0;
 }
 
+/* "10kb/s", "1mb/s", "500b/s" or a number of bytes per second; "2s" or a
+ * number of seconds for the burst. Negative on a bad value. */
+static double parse_amount(lua_State *L, int idx, bool seconds)
+{
+	const char *v;
+	char *end;
+	double n;
+
+	if (lua_type(L, idx) == LUA_TNUMBER)
+		return lua_tonumber(L, idx);
+	if (!(v = lua_tostring(L, idx)))
+		return -1;
+	n = strtod(v, &end);
+	if (end == v || n < 0)
+		return -1;
+	while (*end == ' ')
+		end++;
+	if (seconds)
+		return (*end == '\0' || strcmp(end, "s") == 0) ? n : -1;
+	if (strncasecmp(end, "kb", 2) == 0)
+		n *= 1024, end += 2;
+	else if (strncasecmp(end, "mb", 2) == 0)
+		n *= 1024 * 1024, end += 2;
+	else if (*end == 'b' || *end == 'B')
+		end++;
+	return (*end == '\0' || strcmp(end, "/s") == 0) ? n : -1;
+}
+
+/* limits = { c2s = { rate = "100kb/s", burst = "5s" } }, as mod_limits. */
+static void read_rate_limit(void)
+{
+	lua_State *L = lx_state();
+	double rate = 100 * 1024, burst = 5;
+	int top = lua_gettop(L);
+
+	config_push("*", "limits");
+	if (lua_istable(L, -1) && lua_getfield(L, -1, "c2s") == LUA_TTABLE) {
+		lua_getfield(L, -1, "rate");
+		lua_getfield(L, -2, "burst");
+		if (!lua_isnil(L, -2))
+			rate = parse_amount(L, -2, false);
+		if (!lua_isnil(L, -1))
+			burst = parse_amount(L, -1, true);
+		lua_pop(L, 2);
+	}
+	lua_settop(L, top);
+	if (rate < 0 || burst < 0) {
+		log_warn("limits.c2s: bad rate or burst; using 100kb/s, 5s");
+		rate = 100 * 1024;
+		burst = 5;
+	}
+	c2s_cfg.rate = rate;
+	c2s_cfg.burst = MAX(rate * burst, 4096.0);
+}
+
 static void read_session_config(void)
 {
 	c2s_cfg.require_encryption = config_bool("*", "c2s_require_encryption", true);
@@ -199,6 +256,10 @@ static void read_session_config(void)
 	c2s_cfg.limits.max_attrs = (unsigned)config_int("*", "c2s_stanza_attribute_limit", 64);
 	c2s_cfg.send_queue_limit = (size_t)config_int("*", "c2s_send_queue_limit", 4 * 1024 * 1024);
 	c2s_cfg.max_auth_failures = (unsigned)config_int("*", "c2s_max_auth_failures", 3);
+	c2s_cfg.max_resources = (unsigned)config_int("*", "max_resources_per_account", 32);
+	c2s_cfg.max_unauth_per_ip = (unsigned)config_int("*", "c2s_max_unauthenticated_per_ip", 32);
+	c2s_cfg.auth_failure_delay = (double)config_int("*", "c2s_auth_failure_delay", 8);
+	read_rate_limit();
 	if (c2s_cfg.preauth_timeout <= 0)
 		c2s_cfg.preauth_timeout = 60;
 	if (c2s_cfg.idle_timeout <= 0)
@@ -379,6 +440,7 @@ out:
 	lx_close();
 	store_close();
 	tls_free_all();
+	ipstate_free_all();
 	conn_global_free();
 	ev_loop_destroy(loop);
 	log_close();

@@ -156,6 +156,15 @@ struct session *route_find_bare(const char *bare_jid)
 	return hmap_get(&by_bare, bare_jid);
 }
 
+size_t route_count_bare(const char *bare_jid)
+{
+	size_t n = 0;
+
+	for (struct session *s = hmap_get(&by_bare, bare_jid); s; s = s->user_next)
+		n++;
+	return n;
+}
+
 size_t route_session_count(void)
 {
 	return n_bound;

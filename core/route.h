@@ -44,6 +44,8 @@ struct session *route_find_full(const char *full_jid);
 /* The first session of an account (see struct session's user_next). */
 struct session *route_find_bare(const char *bare_jid);
 size_t route_session_count(void);
+/* How many sessions an account has bound. */
+size_t route_count_bare(const char *bare_jid);
 
 /* A stanza from a bound client: validates and stamps 'from', fires the
  * pre- and delivery events. Takes ownership of doc. */

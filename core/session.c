@@ -1,6 +1,7 @@
 /* session.c - client streams: negotiation, then stanzas to the router. */
 #include "session.h"
 #include "accounts.h"
+#include "ipstate.h"
 #include "jid.h"
 #include "log.h"
 #include "lx_session.h"
@@ -97,6 +98,11 @@ static void session_end(struct session *s, const char *reason)
 		return;
 	s->flags |= SESS_F_CLOSING;
 	ev_timer_stop(conn_loop(), &s->timer);
+	ev_timer_stop(conn_loop(), &s->delay_timer);
+	if ((s->flags & SESS_F_COUNTED) && s->conn) {
+		ipstate_unauth_del(s->conn->ip);
+		s->flags &= ~SESS_F_COUNTED;
+	}
 	if (s->flags & SESS_F_BOUND) {
 		log_info("%s: session ended: %s", s->full_jid, reason);
 		route_unbind(s);
@@ -305,21 +311,53 @@ static int cb_data(void *ctx, const char *type, unsigned char *out, size_t *len)
 	return tls_channel_binding(s->conn ? s->conn->ssl : NULL, type, out, len);
 }
 
-static void sasl_failure(struct session *s, const char *condition)
+/* Sends the failure and applies the attempt limit. */
+static void send_failure(struct session *s, const char *condition, bool counts)
 {
 	struct sbuf b;
-	bool cb_only = sasl_cb_type_unsupported(s->sasl);
 
 	sbuf_init(&b);
 	sbuf_printf(&b, "<failure xmlns='" NS_SASL "'><%s/></failure>", condition);
 	send_raw(s, b.p, b.len);
 	sbuf_free(&b);
+	if (counts && ++s->auth_failures >= s->cfg->max_auth_failures)
+		session_close(s, "policy-violation", "too many failed authentication attempts");
+}
+
+static void on_failure_delay(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct session *s = container_of(t, struct session, delay_timer);
+
+	send_failure(s, s->delayed_failure, true);
+	s->delayed_failure = NULL;
+	if (s->conn && !(s->flags & SESS_F_CLOSING))
+		conn_hold(s->conn, false);
+}
+
+/* condition is a static string. Failed credentials from an address that
+ * failed recently are answered late, and the stream reads nothing more
+ * until then. */
+static void sasl_failure(struct session *s, const char *condition)
+{
+	bool counts = strcmp(condition, "aborted") != 0 &&
+		      !sasl_cb_type_unsupported(s->sasl);
+	double delay = 0;
+
 	sasl_free(s->sasl);
 	s->sasl = NULL;
 	lx_session_fire(s, "authentication-failure");
-	if (strcmp(condition, "aborted") != 0 && !cb_only &&
-	    ++s->auth_failures >= s->cfg->max_auth_failures)
-		session_close(s, "policy-violation", "too many failed authentication attempts");
+	if (counts && strcmp(condition, "not-authorized") == 0 && s->conn)
+		delay = ipstate_auth_failed(s->conn->ip, s->cfg->auth_failure_delay);
+	if (delay <= 0 || !s->conn) {
+		send_failure(s, condition, counts);
+		return;
+	}
+	log_info("%s:%d: failed login, answering in %.1f s", s->conn->ip,
+		 s->conn->port, delay);
+	s->delayed_failure = condition;
+	conn_hold(s->conn, true);
+	ev_timer_init(&s->delay_timer, on_failure_delay, delay, 0.);
+	ev_timer_start(conn_loop(), &s->delay_timer);
 }
 
 static void sasl_success(struct session *s, const struct sbuf *data)
@@ -349,6 +387,10 @@ static void sasl_success(struct session *s, const struct sbuf *data)
 	send_raw(s, b.p, b.len);
 	sbuf_free(&b);
 	s->username = xstrdup(node);
+	if (s->flags & SESS_F_COUNTED) {
+		ipstate_unauth_del(s->conn->ip);
+		s->flags &= ~SESS_F_COUNTED;
+	}
 	sbuf_init(&b);
 	sbuf_printf(&b, "%s@%s", node, s->host);
 	s->bare_jid = b.p;
@@ -471,6 +513,12 @@ static void handle_bind(struct session *s, struct st_doc *doc, struct st_node *b
 	if (full.len >= 3071) {
 		sbuf_free(&full);
 		bind_error(s, iq, "modify", "bad-request");
+		return;
+	}
+	if (s->cfg->max_resources && !route_find_full(full.p) &&
+	    route_count_bare(s->bare_jid) >= s->cfg->max_resources) {
+		sbuf_free(&full);
+		bind_error(s, iq, "wait", "resource-constraint");
 		return;
 	}
 	s->resource = xstrdup(res);
@@ -654,6 +702,16 @@ void session_accept(int fd, const char *ip, int port,
 	ev_timer_init(&s->timer, on_timer, cfg->preauth_timeout, 0.);
 	ev_timer_start(conn_loop(), &s->timer);
 	log_debug("%s:%d: connected%s", ip, port, direct_tls ? " (direct TLS)" : "");
+	if (cfg->rate)
+		conn_set_rate(s->conn, cfg->rate, cfg->burst);
+	ev_timer_init(&s->delay_timer, on_failure_delay, 1., 0.);
+	if (!ipstate_unauth_add(ip, cfg->max_unauth_per_ip)) {
+		log_info("%s:%d: too many unauthenticated connections", ip, port);
+		session_close(s, "policy-violation",
+			      "too many unauthenticated connections from your address");
+		return;
+	}
+	s->flags |= SESS_F_COUNTED;
 	if (direct_tls) {
 		s->flags |= SESS_F_DIRECT_TLS;
 		conn_start_tls(s->conn, tls_default_ctx());

@@ -26,6 +26,7 @@ struct listener;
 #define SESS_F_DEAD       0x0040	/* connection gone, free pending */
 #define SESS_F_RESTART    0x0080	/* a stream restart is pending */
 #define SESS_F_STARTTLS   0x0100	/* switch to TLS after <proceed/> */
+#define SESS_F_COUNTED    0x0200	/* counted unauthenticated for its IP */
 
 struct session_config {
 	bool require_encryption;
@@ -35,8 +36,12 @@ struct session_config {
 	double idle_timeout;
 	struct xs_limits limits;
 	size_t send_queue_limit;
-	unsigned max_auth_failures;
-	unsigned resources_max;		/* per account, 0 = unlimited */
+	unsigned max_auth_failures;	/* per stream, then policy-violation */
+	double auth_failure_delay;	/* longest delay of a failure, s */
+	unsigned max_resources;		/* per account, 0 = unlimited */
+	unsigned max_unauth_per_ip;	/* 0 = unlimited */
+	double rate;			/* read limit, bytes/s, 0 = none */
+	double burst;			/* bytes */
 };
 
 struct session {
@@ -54,6 +59,8 @@ struct session {
 	unsigned auth_failures;
 	bool plus_offered;
 	ev_timer timer;			/* pre-auth, then idle timeout */
+	ev_timer delay_timer;		/* a delayed SASL failure */
+	const char *delayed_failure;	/* its condition (static) */
 	double last_activity;
 	double connected_at;
 	int ud_ref;			/* Lua userdata, LUA_NOREF when none */

@@ -4,6 +4,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
 #include <openssl/evp.h>
@@ -41,9 +42,32 @@ static int on_sni(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_OK;
 }
 
+/* A private key anyone on the machine can read is refused; one its group
+ * can read (Debian's ssl-cert group) is only worth a warning. */
+static int check_key_mode(const char *key_file)
+{
+	struct stat st;
+
+	if (stat(key_file, &st) != 0) {
+		log_error("cannot read key %s: %s", key_file, strerror(errno));
+		return -errno;
+	}
+	if (st.st_mode & S_IROTH) {
+		log_error("key %s is readable by everyone: chmod o-r it", key_file);
+		return -EPERM;
+	}
+	if (st.st_mode & S_IRGRP)
+		log_warn("key %s is readable by its group", key_file);
+	return 0;
+}
+
 SSL_CTX *tls_ctx_new(const char *cert_file, const char *key_file)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	SSL_CTX *ctx;
+
+	if (check_key_mode(key_file) != 0)
+		return NULL;
+	ctx = SSL_CTX_new(TLS_server_method());
 
 	if (!ctx) {
 		log_ssl_error("cannot create a TLS context for", cert_file);

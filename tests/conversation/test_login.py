@@ -16,7 +16,9 @@ ALL_MECHANISMS = {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256",
 
 @fixture
 def server(scope):
-    return scope.server()
+    # Failed logins are slowed down per address (tested on its own below);
+    # this file fails many on purpose.
+    return scope.server(options={"c2s_auth_failure_delay": 0})
 
 
 def logged_in(c, account, resource="r"):
@@ -201,6 +203,25 @@ def test_wrong_password_and_unknown_user_look_the_same(server):
             failures.append((to_xml(e.element), e.stage))
         check(failures[0] == failures[1],
               "%s: wrong password and unknown user differ: %s" % (mech, failures))
+
+
+def test_repeated_failures_from_one_address_are_answered_late(ctx):
+    import time
+    srv = ctx.server()
+    a = srv.account("guessed")
+    took = []
+    for _ in range(4):
+        c = srv.client()
+        start = time.monotonic()
+        e = raises(AuthFailed, c.auth_plain, a.user, "guess")
+        took.append(time.monotonic() - start)
+        check(e.condition == "not-authorized", to_xml(e.element))
+    # the first two are answered at once, later ones after a growing delay
+    check(took[2] >= 0.4 and took[3] >= 0.9, "failure timings: %s" % took)
+    # the right password still works (after its own wait for nothing)
+    c = srv.client()
+    c.auth_plain(a.user, a.password)
+    logged_in(c, a)
 
 
 def test_unknown_user_gets_a_scram_challenge(server):
