@@ -330,65 +330,12 @@ static void link_before(struct st_node *n, struct st_node *ref)
 	ref->prev = n;
 }
 
-static struct st_node *copy_one(struct st_doc *d, struct st_node *parent,
-				const struct st_node *s)
-{
-	const struct st_attr *a;
-	struct st_node *n;
-
-	if (!s->name)
-		return st_text_add(d, parent, s->text, s->len);
-	if (s->ns != lx_ns_default) {
-		n = st_elem_new(d, parent, s->name, s->ns);
-	} else {
-		n = st_elem_new(d, parent, s->name, NULL);
-		if (!parent)
-			n->ns = lx_ns_default;
-	}
-	for (a = s->attrs; a; a = a->next)
-		st_attr_set(d, n, a->name, a->value);
-	return n;
-}
-
 /* Deep copy of src under parent (NULL: as the root of d), keeping the
  * meaning of lx_ns_default. */
 static struct st_node *copy_tree(struct st_doc *d, struct st_node *parent,
 				 const struct st_node *src)
 {
-	const struct st_node *s, *p;
-	struct st_node *top, *dp, *c;
-
-	for (p = parent; p; p = p->parent) {
-		if (p == src) {
-			struct st_doc *tmp = st_doc_new();
-
-			copy_tree(tmp, NULL, src);
-			top = copy_tree(d, parent, tmp->root);
-			st_doc_unref(tmp);
-			return top;
-		}
-	}
-	top = copy_one(d, parent, src);
-	if (!src->name)
-		return top;
-	dp = top;
-	s = src->first;
-	while (s) {
-		c = copy_one(d, dp, s);
-		if (s->name && s->first) {
-			dp = c;
-			s = s->first;
-			continue;
-		}
-		while (!s->next) {
-			s = s->parent;
-			if (s == src)
-				return top;
-			dp = dp->parent;
-		}
-		s = s->next;
-	}
-	return top;
+	return st_copy_into_ns(d, parent, src, lx_ns_default);
 }
 
 /* Copies the value at idx (a stanza, or a string as text) under parent. */

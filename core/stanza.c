@@ -307,8 +307,9 @@ void st_unlink(struct st_node *n)
 }
 
 /* A shallow copy of s (name, ns, attributes; or the text) under parent. */
+/* inherit: a namespace pointer meaning "the parent's" (or NULL). */
 static struct st_node *copy_one(struct st_doc *d, struct st_node *parent,
-				const struct st_node *s)
+				const struct st_node *s, const char *inherit)
 {
 	const struct st_attr *a;
 	struct st_attr **tail;
@@ -316,7 +317,13 @@ static struct st_node *copy_one(struct st_doc *d, struct st_node *parent,
 
 	if (!s->name)
 		return st_text_add(d, parent, s->text, s->len);
-	n = st_elem_new(d, parent, s->name, s->ns);
+	if (inherit && s->ns == inherit) {
+		n = st_elem_new(d, parent, s->name, NULL);
+		if (!parent)
+			n->ns = inherit;
+	} else {
+		n = st_elem_new(d, parent, s->name, s->ns);
+	}
 	tail = &n->attrs;
 	for (a = s->attrs; a; a = a->next) {
 		struct st_attr *c = st_alloc(d, sizeof(*c));
@@ -338,27 +345,28 @@ static bool is_inside(const struct st_node *n, const struct st_node *top)
 	return false;
 }
 
-struct st_node *st_copy_into(struct st_doc *d, struct st_node *parent,
-			     const struct st_node *src)
+struct st_node *st_copy_into_ns(struct st_doc *d, struct st_node *parent,
+				const struct st_node *src, const char *inherit)
 {
 	const struct st_node *s;
 	struct st_node *top, *dp, *c;
 
 	if (parent && is_inside(parent, src)) {
 		/* Copying a subtree into itself: go through a snapshot. */
-		struct st_doc *tmp = st_clone(src);
+		struct st_doc *tmp = st_doc_new();
 
-		top = st_copy_into(d, parent, tmp->root);
+		st_copy_into_ns(tmp, NULL, src, inherit);
+		top = st_copy_into_ns(d, parent, tmp->root, inherit);
 		st_doc_unref(tmp);
 		return top;
 	}
-	top = copy_one(d, parent, src);
+	top = copy_one(d, parent, src, inherit);
 	if (!src->name)
 		return top;
 	dp = top;
 	s = src->first;
 	while (s) {
-		c = copy_one(d, dp, s);
+		c = copy_one(d, dp, s, inherit);
 		if (s->name && s->first) {
 			dp = c;
 			s = s->first;
@@ -373,6 +381,12 @@ struct st_node *st_copy_into(struct st_doc *d, struct st_node *parent,
 		s = s->next;
 	}
 	return top;
+}
+
+struct st_node *st_copy_into(struct st_doc *d, struct st_node *parent,
+			     const struct st_node *src)
+{
+	return st_copy_into_ns(d, parent, src, NULL);
 }
 
 struct st_doc *st_clone(const struct st_node *src)

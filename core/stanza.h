@@ -88,6 +88,10 @@ void st_unlink(struct st_node *n);
 /* Deep copy of src (from any doc) appended to parent in d. */
 struct st_node *st_copy_into(struct st_doc *d, struct st_node *parent,
 			     const struct st_node *src);
+/* The same, where an element whose ns pointer is `inherit` takes its new
+ * parent's namespace (the Lua builder's "no xmlns given" marker). */
+struct st_node *st_copy_into_ns(struct st_doc *d, struct st_node *parent,
+				const struct st_node *src, const char *inherit);
 /* A new doc whose root is a deep copy of src. */
 struct st_doc *st_clone(const struct st_node *src);
 
