@@ -2,9 +2,12 @@
 #include "lx_session.h"
 #include "route.h"
 #include "session.h"
+#include "sm.h"
 #include "tls.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #define SESSION_MT "starling.session"
 
@@ -88,19 +91,17 @@ void lx_session_fire_features(struct session *s, struct st_doc *d,
 	lua_pop(L, 1);
 }
 
-bool lx_session_fire_preauth(struct session *s, struct st_doc *doc,
-			     struct st_node *child)
+/* Fires the named event with { origin = s, stanza = doc's root } when it
+ * has handlers: true when one took it. */
+static bool fire_stanza_event(struct session *s, const char *name, int n,
+			      struct st_doc *doc)
 {
 	lua_State *L = lx_state();
 	struct host *h = s->host ? route_host(s->host) : NULL;
-	char name[512];
 	struct hook_chain *ch;
-	int n, handled;
+	int handled;
 
-	n = snprintf(name, sizeof(name), "pre-auth/iq-%s/%s:%s",
-		     st_attr_get(doc->root, "type"), child->ns, child->name);
-	if (!h || n < 0 || (size_t)n >= sizeof(name) ||
-	    !(ch = hook_find(&h->hooks, name)))
+	if (!h || n < 0 || (size_t)n >= 512 || !(ch = hook_find(&h->hooks, name)))
 		return false;
 	lua_createtable(L, 0, 2);
 	lx_session_push(L, s);
@@ -112,12 +113,118 @@ bool lx_session_fire_preauth(struct session *s, struct st_doc *doc,
 	return handled;
 }
 
+bool lx_session_fire_preauth(struct session *s, struct st_doc *doc,
+			     struct st_node *child)
+{
+	char name[512];
+	int n = snprintf(name, sizeof(name), "pre-auth/iq-%s/%s:%s",
+			 st_attr_get(doc->root, "type"), child->ns, child->name);
+
+	return fire_stanza_event(s, name, n, doc);
+}
+
+bool lx_session_fire_element(struct session *s, struct st_doc *doc)
+{
+	char name[512];
+	int n = snprintf(name, sizeof(name), "stream-element/%s:%s",
+			 doc->root->ns, doc->root->name);
+
+	return fire_stanza_event(s, name, n, doc);
+}
+
+void lx_session_fire_unacked(struct session *s, struct st_doc **docs, size_t n)
+{
+	lua_State *L = lx_state();
+	struct host *h = s->host ? route_host(s->host) : NULL;
+	struct hook_chain *ch = h ? hook_find(&h->hooks, "smacks-unacked") : NULL;
+
+	if (ch && n) {
+		lua_createtable(L, 0, 2);
+		lx_session_push(L, s);
+		lua_setfield(L, -2, "session");
+		lua_createtable(L, (int)n, 0);
+		for (size_t i = 0; i < n; i++) {
+			lx_stanza_push(L, docs[i], docs[i]->root);
+			lua_rawseti(L, -2, (lua_Integer)i + 1);
+		}
+		lua_setfield(L, -2, "stanzas");
+		if (hook_fire(L, ch, -1))
+			lua_pop(L, 1);
+		lua_pop(L, 1);
+	}
+	for (size_t i = 0; i < n; i++)
+		st_doc_unref(docs[i]);
+	free(docs);
+}
+
+/* s:sm_enable{ resume=, max_queue=, ack_every=, ack_after=, hibernate= }
+ * -> the stream management id, or nil and an error. */
+static int l_sm_enable(lua_State *L)
+{
+	struct session *s = check_ud(L, 1)->s;
+	struct sm_policy pol = { .max_queue = 500, .ack_every = 5,
+				 .ack_after = 30, .hibernate = 600 };
+
+	luaL_checktype(L, 2, LUA_TTABLE);
+	if (!s || !(s->flags & SESS_F_BOUND))
+		return luaL_error(L, "sm_enable needs a bound session");
+	lua_getfield(L, 2, "resume");
+	pol.resume = lua_toboolean(L, -1);
+	lua_getfield(L, 2, "max_queue");
+	pol.max_queue = (uint32_t)luaL_optinteger(L, -1, pol.max_queue);
+	lua_getfield(L, 2, "ack_every");
+	pol.ack_every = (uint32_t)luaL_optinteger(L, -1, pol.ack_every);
+	lua_getfield(L, 2, "ack_after");
+	pol.ack_after = luaL_optnumber(L, -1, pol.ack_after);
+	lua_getfield(L, 2, "hibernate");
+	pol.hibernate = luaL_optnumber(L, -1, pol.hibernate);
+	lua_pop(L, 5);
+	if (sm_enable(s, &pol) != 0) {
+		lua_pushnil(L);
+		lua_pushliteral(L, "stream management is already enabled");
+		return 2;
+	}
+	lua_pushstring(L, s->sm->id);
+	return 1;
+}
+
+/* s:sm_resume(previd, h) on a new authenticated session: true (the old
+ * session has taken over this connection and sent <resumed/>), or nil
+ * and "item-not-found" / "bad-request". */
+static int l_sm_resume(lua_State *L)
+{
+	struct session *s = check_ud(L, 1)->s;
+	const char *previd = luaL_checkstring(L, 2);
+	const char *h = luaL_checkstring(L, 3);
+	int r;
+
+	if (!s || !(s->flags & SESS_F_AUTHED) || (s->flags & SESS_F_BOUND))
+		return luaL_error(L, "sm_resume needs an authenticated, unbound session");
+	r = sm_resume(s, previd, h);
+	if (r == 0) {
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	lua_pushnil(L);
+	lua_pushstring(L, r == -ENOENT ? "item-not-found" : "bad-request");
+	return 2;
+}
+
 static int l_send(lua_State *L)
 {
 	struct session *s = check_ud(L, 1)->s;
 	struct st_node *n = lx_stanza_check(L, 2, NULL);
 
 	lua_pushboolean(L, s && session_send(s, n) == 0);
+	return 1;
+}
+
+static int l_send_nonza(lua_State *L)
+{
+	struct session *s = check_ud(L, 1)->s;
+	struct st_node *n = lx_stanza_check(L, 2, NULL);
+
+	lua_pushboolean(L, s && session_send_nonza(s, n) == 0);
 	return 1;
 }
 
@@ -170,6 +277,14 @@ static bool push_field(lua_State *L, struct session *s, const char *k)
 		push_opt(L, s->conn && s->conn->ssl ? tls_version(s->conn->ssl) : NULL);
 	else if (strcmp(k, "connected_at") == 0)
 		lua_pushnumber(L, s->connected_at);
+	else if (strcmp(k, "sm_id") == 0)
+		push_opt(L, s->sm ? s->sm->id : NULL);
+	else if (strcmp(k, "sm_resumable") == 0)
+		lua_pushboolean(L, s->sm && s->sm->pol.resume);
+	else if (strcmp(k, "sm_queued") == 0)
+		lua_pushinteger(L, s->sm ? (lua_Integer)s->sm->queued : 0);
+	else if (strcmp(k, "hibernating") == 0)
+		lua_pushboolean(L, (s->flags & SESS_F_HIBERNATING) != 0);
 	else if (strcmp(k, "idle") == 0)
 		lua_pushnumber(L, now_mono() - s->last_activity);
 	else if (strcmp(k, "authenticated") == 0)
@@ -236,7 +351,10 @@ void lx_session_register(lua_State *L)
 	};
 	static const luaL_Reg methods[] = {
 		{ "send", l_send },
+		{ "send_nonza", l_send_nonza },
 		{ "close", l_close },
+		{ "sm_enable", l_sm_enable },
+		{ "sm_resume", l_sm_resume },
 		{ NULL, NULL },
 	};
 

@@ -28,6 +28,15 @@ void lx_session_fire_features(struct session *s, struct st_doc *d,
  * a handler took it. */
 bool lx_session_fire_preauth(struct session *s, struct st_doc *doc,
 			     struct st_node *child);
+/* A top-level element in another namespace than jabber:client after
+ * authentication: fires "stream-element/<xmlns>:<name>" with
+ * { origin, stanza }. True when a handler took it. */
+bool lx_session_fire_element(struct session *s, struct st_doc *doc);
+/* The session ended with stanzas the client never acked (XEP-0198):
+ * fires "smacks-unacked" with { session, stanzas = {...} }; takes the
+ * docs and the array. */
+void lx_session_fire_unacked(struct session *s, struct st_doc **docs,
+			     size_t n);
 void lx_session_register(lua_State *L);
 
 #endif

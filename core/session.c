@@ -6,6 +6,7 @@
 #include "log.h"
 #include "lx_session.h"
 #include "route.h"
+#include "sm.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -62,6 +63,26 @@ static void send_str(struct session *s, const char *str)
 
 int session_send(struct session *s, const struct st_node *node)
 {
+	if (s->flags & (SESS_F_CLOSING | SESS_F_DEAD) ||
+	    (!s->conn && !(s->flags & SESS_F_HIBERNATING)))
+		return -EPIPE;
+	sbuf_reset(&out_buf);
+	st_serialize(node, NS_CLIENT, &out_buf);
+	if (s->sm && sm_outgoing(s, out_buf.p, out_buf.len) != 0) {
+		if (s->conn)
+			session_close(s, "resource-constraint",
+				      "too many unacknowledged stanzas");
+		else
+			session_expire(s, "too many stanzas while hibernating");
+		return -ENOBUFS;
+	}
+	if (!s->conn)
+		return 0;	/* hibernating: queued until it resumes */
+	return conn_send(s->conn, out_buf.p, out_buf.len);
+}
+
+int session_send_nonza(struct session *s, const struct st_node *node)
+{
 	if (s->flags & (SESS_F_CLOSING | SESS_F_DEAD) || !s->conn)
 		return -EPIPE;
 	sbuf_reset(&out_buf);
@@ -107,10 +128,50 @@ static void session_end(struct session *s, const char *reason)
 		log_info("%s: session ended: %s", s->full_jid, reason);
 		route_unbind(s);
 	}
+	if (s->sm) {
+		size_t n;
+		struct st_doc **docs = sm_take_unacked(s, &n);
+		lx_session_fire_unacked(s, docs, n);
+		sm_free(s);
+	}
 	s->flags |= SESS_F_DEAD;
 	lx_session_detach(s);
 	s->dead_next = dead_sessions;
 	dead_sessions = s;
+}
+
+void session_expire(struct session *s, const char *reason)
+{
+	s->flags &= ~SESS_F_HIBERNATING;
+	session_end(s, reason);
+}
+
+void session_transplant(struct session *o, struct session *n)
+{
+	struct xs *xs = o->xs;
+
+	if (o->conn) {
+		/* The old connection is still there: it loses the session. */
+		static const char err[] = "<stream:error><conflict xmlns="
+			"'urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>";
+		struct conn *old = o->conn;
+		old->owner = NULL;
+		conn_send(old, err, sizeof(err) - 1);
+		conn_close(old, "session resumed elsewhere");
+	}
+	o->conn = n->conn;
+	o->conn->owner = o;
+	o->xs = n->xs;
+	n->xs = xs;
+	n->conn = NULL;
+	o->flags &= ~(SESS_F_HIBERNATING | SESS_F_TLS | SESS_F_DIRECT_TLS);
+	o->flags |= n->flags & (SESS_F_TLS | SESS_F_DIRECT_TLS | SESS_F_OPENED);
+	memcpy(o->id, n->id, sizeof(o->id));
+	o->last_activity = now_mono();
+	ev_timer_stop(conn_loop(), &o->timer);
+	o->timer.repeat = o->cfg->idle_timeout;
+	ev_timer_again(conn_loop(), &o->timer);
+	session_end(n, "resumed into another session");
 }
 
 void session_close(struct session *s, const char *condition, const char *text)
@@ -119,6 +180,10 @@ void session_close(struct session *s, const char *condition, const char *text)
 
 	if (s->flags & (SESS_F_CLOSING | SESS_F_DEAD))
 		return;
+	if (!s->conn) {		/* hibernating: nobody to tell */
+		session_expire(s, condition ? condition : "closed");
+		return;
+	}
 	sbuf_init(&b);
 	if (condition) {
 		if (!(s->flags & SESS_F_OPENED))
@@ -166,6 +231,14 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 	}
 	double idle = now_mono() - s->last_activity;
 	if (idle >= s->cfg->idle_timeout) {
+		if (s->sm && s->conn && !(s->flags & SESS_F_CLOSING) && sm_hibernate(s)) {
+			/* A silent connection is a lost one: wait for a resume. */
+			struct conn *c = s->conn;
+			s->conn = NULL;
+			c->owner = NULL;
+			conn_close(c, "idle");
+			return;
+		}
 		session_close(s, "connection-timeout", NULL);
 		return;
 	}
@@ -287,6 +360,8 @@ static void on_tls_ready(struct conn *c)
 {
 	struct session *s = c->owner;
 
+	if (!s)
+		return;
 	s->flags |= SESS_F_TLS;
 	s->flags &= ~SESS_F_STARTTLS;
 	log_debug("%s:%d: %s %s", c->ip, c->port, tls_version(c->ssl),
@@ -594,6 +669,8 @@ static void handle_client_stanza(struct session *s, struct st_doc *doc)
 		st_doc_unref(r);
 		goto out;
 	}
+	if (s->sm)
+		sm_count_in(s->sm);
 	route_from_client(s, doc);
 	return;
 out:
@@ -615,7 +692,9 @@ static void handle_element(struct session *s, struct st_doc *doc)
 		handle_sasl(s, n);
 	else if (!(s->flags & SESS_F_AUTHED))
 		session_close(s, "not-authorized", NULL);
-	else
+	else if (strcmp(n->ns, NS_SM) == 0 && sm_handle(s, n->name, st_attr_get(n, "h")))
+		;	/* <r/>, <a/>: the hot path stays in C */
+	else if (!lx_session_fire_element(s, doc))
 		session_close(s, "unsupported-stanza-type", NULL);
 	st_doc_unref(doc);
 }
@@ -627,7 +706,7 @@ static void on_data(struct conn *c, const char *buf, size_t len)
 	struct session *s = c->owner;
 	enum xs_event ev;
 
-	if (s->flags & (SESS_F_CLOSING | SESS_F_STARTTLS))
+	if (!s || s->flags & (SESS_F_CLOSING | SESS_F_STARTTLS))
 		return;		/* after <starttls/>: plaintext is dropped */
 	s->last_activity = now_mono();
 	ev = xs_feed(s->xs, buf, len);
@@ -646,6 +725,11 @@ static void on_data(struct conn *c, const char *buf, size_t len)
 			break;
 		case XS_STANZA:
 			handle_element(s, xs_take_stanza(s->xs));
+			if (c->owner != s) {	/* XEP-0198 resumed another one */
+				s = c->owner;
+				if (!s)
+					return;
+			}
 			break;
 		case XS_STREAM_CLOSE:
 			session_close(s, NULL, NULL);
@@ -677,8 +761,14 @@ static void on_closed(struct conn *c, const char *reason)
 {
 	struct session *s = c->owner;
 
-	session_end(s, reason);
+	if (!s)
+		return;		/* its session moved on (XEP-0198) */
 	s->conn = NULL;
+	if ((s->flags & SESS_F_CLOSING) || !sm_hibernate(s)) {
+		s->conn = c;	/* session_end still reads the address */
+		session_end(s, reason);
+		s->conn = NULL;
+	}
 }
 
 void session_accept(int fd, const char *ip, int port,

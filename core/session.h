@@ -16,6 +16,7 @@
 #include "sasl.h"
 
 struct listener;
+struct sm_state;
 
 #define SESS_F_TLS        0x0001	/* the stream is encrypted */
 #define SESS_F_DIRECT_TLS 0x0002	/* accepted on a direct TLS port */
@@ -27,6 +28,7 @@ struct listener;
 #define SESS_F_RESTART    0x0080	/* a stream restart is pending */
 #define SESS_F_STARTTLS   0x0100	/* switch to TLS after <proceed/> */
 #define SESS_F_COUNTED    0x0200	/* counted unauthenticated for its IP */
+#define SESS_F_HIBERNATING 0x0400	/* XEP-0198: no connection, still bound */
 
 struct session_config {
 	bool require_encryption;
@@ -64,6 +66,7 @@ struct session {
 	double last_activity;
 	double connected_at;
 	int ud_ref;			/* Lua userdata, LUA_NOREF when none */
+	struct sm_state *sm;		/* XEP-0198, NULL until enabled */
 	struct session *user_next;	/* next session of the same account */
 	struct session *dead_next;
 	struct session *all_next, *all_prev;	/* every session */
@@ -75,12 +78,20 @@ void session_accept(int fd, const char *ip, int port,
 		    const struct session_config *cfg, bool direct_tls);
 /* Serializes node to the client (no-op once closing). 0 or -EPIPE. */
 int session_send(struct session *s, const struct st_node *node);
+/* Sends an element that is not a stanza (a "nonza": XEP-0198's
+ * <enabled/>, ...): never counted or queued by stream management. */
+int session_send_nonza(struct session *s, const struct st_node *node);
 /* Closes the stream: with a stream error when condition is not NULL. */
 void session_close(struct session *s, const char *condition,
 		   const char *text);
 /* Every session: close with condition (shutdown). */
 void session_close_all(const char *condition);
 size_t session_count(void);
+/* Ends a session that has no connection (a hibernation ran out). */
+void session_expire(struct session *s, const char *reason);
+/* XEP-0198 resumption: o (hibernating, or with a connection that is
+ * dropped) takes over n's connection and parser; n ends. */
+void session_transplant(struct session *o, struct session *n);
 /* Frees the sessions that ended; called once per loop iteration. */
 void session_free_dead(void);
 

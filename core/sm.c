@@ -1,0 +1,267 @@
+/* sm.c - XEP-0198 counters, the unacked queue, hibernation, resumption. */
+#include "sm.h"
+#include "conn.h"
+#include "hmap.h"
+#include "log.h"
+#include "session.h"
+#include "xmlstream.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+struct sm_item {
+	struct sm_item *next;
+	size_t len;
+	char data[];
+};
+
+static struct hmap resumable;		/* id -> struct session */
+
+void sm_global_free(void)
+{
+	hmap_free(&resumable);
+}
+
+static void send_text(struct session *s, const char *text)
+{
+	if (s->conn)
+		conn_send(s->conn, text, strlen(text));
+}
+
+static void request_ack(struct sm_state *sm)
+{
+	send_text(sm->s, "<r xmlns='" NS_SM "'/>");
+	sm->since_request = 0;
+	ev_timer_stop(conn_loop(), &sm->timer);
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct sm_state *sm = container_of(t, struct sm_state, timer);
+	struct session *s = sm->s;
+
+	if (s->flags & SESS_F_HIBERNATING) {
+		log_info("%s: hibernation timed out", s->full_jid);
+		session_expire(s, "hibernation timed out");
+		return;
+	}
+	if (sm->queued && s->conn)
+		request_ack(sm);
+}
+
+int sm_enable(struct session *s, const struct sm_policy *pol)
+{
+	struct sm_state *sm;
+
+	if (s->sm)
+		return -EALREADY;
+	sm = xcalloc(1, sizeof(*sm));
+	sm->pol = *pol;
+	sm->s = s;
+	random_id(sm->id, sizeof(sm->id) - 1);
+	ev_timer_init(&sm->timer, on_timer, 1., 0.);
+	s->sm = sm;
+	if (pol->resume)
+		hmap_set(&resumable, sm->id, s);
+	return 0;
+}
+
+int sm_outgoing(struct session *s, const char *data, size_t len)
+{
+	struct sm_state *sm = s->sm;
+	struct sm_item *it;
+
+	if (sm->queued >= sm->pol.max_queue)
+		return -ENOBUFS;
+	it = xmalloc(sizeof(*it) + len);
+	it->next = NULL;
+	it->len = len;
+	memcpy(it->data, data, len);
+	if (sm->tail)
+		sm->tail->next = it;
+	else
+		sm->head = it;
+	sm->tail = it;
+	sm->queued++;
+	sm->sent++;
+	sm->since_request++;
+	if (s->flags & SESS_F_HIBERNATING)
+		return 0;
+	if (sm->pol.ack_every && sm->since_request >= sm->pol.ack_every)
+		request_ack(sm);
+	else if (sm->pol.ack_after > 0 && !ev_is_active(&sm->timer)) {
+		ev_timer_set(&sm->timer, sm->pol.ack_after, 0.);
+		ev_timer_start(conn_loop(), &sm->timer);
+	}
+	return 0;
+}
+
+/* The client says it has handled h stanzas: drop those from the queue.
+ * -ERANGE when h counts stanzas never sent. */
+static int ack(struct sm_state *sm, uint32_t h)
+{
+	uint32_t acked = sm->sent - sm->queued;
+	uint32_t n = h - acked;		/* mod 2^32 */
+
+	if (n > sm->queued)
+		return -ERANGE;
+	while (n--) {
+		struct sm_item *it = sm->head;
+		sm->head = it->next;
+		if (!sm->head)
+			sm->tail = NULL;
+		free(it);
+		sm->queued--;
+	}
+	if (!sm->queued)
+		ev_timer_stop(conn_loop(), &sm->timer);
+	return 0;
+}
+
+static int parse_h(const char *h, uint32_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!h || !*h || *h == '-')
+		return -EINVAL;
+	v = strtoull(h, &end, 10);
+	if (*end || v > UINT32_MAX)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+bool sm_handle(struct session *s, const char *name, const char *h)
+{
+	struct sm_state *sm = s->sm;
+	char buf[64];
+	uint32_t v;
+
+	if (!sm)
+		return false;
+	if (strcmp(name, "r") == 0) {
+		snprintf(buf, sizeof(buf), "<a xmlns='" NS_SM "' h='%u'/>", sm->h_in);
+		send_text(s, buf);
+		return true;
+	}
+	if (strcmp(name, "a") != 0)
+		return false;
+	if (parse_h(h, &v) != 0) {
+		session_close(s, "bad-format", "<a/> needs a number h");
+		return true;
+	}
+	if (ack(sm, v) != 0) {
+		send_text(s, "<stream:error><undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+			     "<handled-count-too-high xmlns='" NS_SM "' h='");
+		snprintf(buf, sizeof(buf), "%u' send-count='%u'/>", v, sm->sent);
+		send_text(s, buf);
+		send_text(s, "</stream:error>");
+		session_close(s, NULL, NULL);
+	}
+	return true;
+}
+
+bool sm_hibernate(struct session *s)
+{
+	struct sm_state *sm = s->sm;
+
+	if (!sm || !sm->pol.resume || sm->pol.hibernate <= 0 ||
+	    !(s->flags & SESS_F_BOUND))
+		return false;
+	s->flags |= SESS_F_HIBERNATING;
+	ev_timer_stop(conn_loop(), &sm->timer);
+	ev_timer_set(&sm->timer, sm->pol.hibernate, 0.);
+	ev_timer_start(conn_loop(), &sm->timer);
+	log_info("%s: connection lost, hibernating for %.0f s (%u unacked)",
+		 s->full_jid, sm->pol.hibernate, sm->queued);
+	return true;
+}
+
+int sm_resume(struct session *n, const char *previd, const char *h)
+{
+	struct session *o = previd ? hmap_get(&resumable, previd) : NULL;
+	char buf[160];
+	uint32_t v;
+
+	if (!o || (o->flags & SESS_F_DEAD) || !o->bare_jid || !n->bare_jid ||
+	    strcmp(o->bare_jid, n->bare_jid) != 0)
+		return -ENOENT;
+	if (parse_h(h, &v) != 0)
+		return -EINVAL;
+	if (ack(o->sm, v) != 0)
+		return -ERANGE;
+	session_transplant(o, n);
+	ev_timer_stop(conn_loop(), &o->sm->timer);
+	o->sm->since_request = 0;
+	snprintf(buf, sizeof(buf), "<resumed xmlns='" NS_SM "' previd='%s' h='%u'/>",
+		 o->sm->id, o->sm->h_in);
+	send_text(o, buf);
+	for (struct sm_item *it = o->sm->head; it; it = it->next)
+		conn_send(o->conn, it->data, it->len);
+	if (o->sm->queued)
+		request_ack(o->sm);
+	log_info("%s: resumed, %u stanzas sent again", o->full_jid, o->sm->queued);
+	return 0;
+}
+
+struct st_doc **sm_take_unacked(struct session *s, size_t *count)
+{
+	static const char header[] = "<stream:stream xmlns='jabber:client' "
+		"xmlns:stream='http://etherx.jabber.org/streams'>";
+	struct sm_state *sm = s->sm;
+	struct st_doc **docs;
+	struct xs *xs;
+	size_t n = 0;
+
+	*count = 0;
+	if (!sm || !sm->queued)
+		return NULL;
+	docs = xcalloc(sm->queued, sizeof(*docs));
+	xs = xs_new(&(struct xs_limits){ 0 });
+	enum xs_event ev = xs_feed(xs, header, sizeof(header) - 1);
+	while (ev == XS_STREAM_OPEN)
+		ev = xs_next(xs);
+	while (sm->head) {
+		struct sm_item *it = sm->head;
+		ev = xs_feed(xs, it->data, it->len);
+		while (ev != XS_NEED_MORE && ev != XS_ERROR) {
+			if (ev == XS_STANZA && n < sm->queued)
+				docs[n++] = xs_take_stanza(xs);
+			ev = xs_next(xs);
+		}
+		sm->head = it->next;
+		free(it);
+		if (ev == XS_ERROR)
+			break;
+	}
+	while (sm->head) {
+		struct sm_item *it = sm->head;
+		sm->head = it->next;
+		free(it);
+	}
+	sm->tail = NULL;
+	sm->queued = 0;
+	xs_free(xs);
+	*count = n;
+	return docs;
+}
+
+void sm_free(struct session *s)
+{
+	struct sm_state *sm = s->sm;
+
+	if (!sm)
+		return;
+	ev_timer_stop(conn_loop(), &sm->timer);
+	if (sm->pol.resume && hmap_get(&resumable, sm->id) == s)
+		hmap_del(&resumable, sm->id);
+	while (sm->head) {
+		struct sm_item *it = sm->head;
+		sm->head = it->next;
+		free(it);
+	}
+	free(sm);
+	s->sm = NULL;
+}

@@ -1,0 +1,75 @@
+/*
+ * sm.h - Stream Management (XEP-0198) mechanics; the policy (when to ask
+ * for acks, how long to hibernate, what becomes of unacked stanzas) is a
+ * Lua module's (modules/mod_smacks.lua).
+ *
+ * h_in:        stanzas received from the client since <enable/> (mod 2^32)
+ * sent:        stanzas queued for the client since <enable/> (mod 2^32)
+ * queue:       copies of the serialized stanzas the client has not acked
+ *              yet, oldest first; sent - queued is what it has acked
+ * hibernating: the connection is gone but the session stays bound for a
+ *              while; stanzas to it queue up until it resumes on a new
+ *              connection or the time runs out
+ */
+#ifndef STARLING_SM_H
+#define STARLING_SM_H
+
+#include <ev.h>
+
+#include "util.h"
+
+struct session;
+struct st_doc;
+
+#define NS_SM "urn:xmpp:sm:3"
+
+struct sm_policy {
+	bool resume;
+	uint32_t max_queue;		/* unacked stanzas, then the stream ends */
+	uint32_t ack_every;		/* ask for an ack after this many */
+	double ack_after;		/* ... or this many seconds */
+	double hibernate;		/* seconds a lost session waits */
+};
+
+struct sm_item;
+
+struct sm_state {
+	char id[25];
+	struct sm_policy pol;
+	uint32_t h_in;
+	uint32_t sent;
+	uint32_t queued;
+	uint32_t since_request;		/* queued since the last <r/> */
+	struct sm_item *head, *tail;
+	ev_timer timer;			/* ack-after, or hibernation */
+	struct session *s;
+};
+
+void sm_global_free(void);
+
+/* Enables SM on s: 0, or -EALREADY. */
+int sm_enable(struct session *s, const struct sm_policy *pol);
+/* s sent a stanza that counts (message, presence, iq). */
+static inline void sm_count_in(struct sm_state *sm)
+{
+	sm->h_in++;
+}
+/* A stanza for the client (serialized): keeps a copy until acked and asks
+ * for acks by the policy. 0, or -ENOBUFS when the queue is full. */
+int sm_outgoing(struct session *s, const char *data, size_t len);
+/* <r/> and <a/>: true when handled; may close the session on a bad h. */
+bool sm_handle(struct session *s, const char *name, const char *h);
+/* The session lost its connection: hibernate (true), or not resumable. */
+bool sm_hibernate(struct session *s);
+/* On the new, authenticated session n: resume the session previd with the
+ * client's h. 0 (n is gone, the resumed session has the connection and
+ * has been sent <resumed/> and every unacked stanza), -ENOENT (no such
+ * session for this account), -ERANGE (h acks more than was sent). */
+int sm_resume(struct session *n, const char *previd, const char *h);
+/* Unacked stanzas as parsed docs, oldest first (the caller owns them and
+ * the array); empties the queue. */
+struct st_doc **sm_take_unacked(struct session *s, size_t *count);
+/* Frees the state (the session is going away). */
+void sm_free(struct session *s);
+
+#endif
