@@ -210,13 +210,67 @@ static int l_sm_resume(lua_State *L)
 	return 2;
 }
 
+/* While the client is inactive (XEP-0352) the policy decides each
+ * stanza's fate: "csi-outgoing" handlers return "send" (or nothing),
+ * "flush" (everything held, then this), "hold", "hold:<key>" (replacing
+ * a held stanza of the same key) or "drop". */
+static int csi_send(lua_State *L, struct session *s, struct st_node *n)
+{
+	struct host *h = route_host(s->host);
+	struct hook_chain *ch = h ? hook_find(&h->hooks, "csi-outgoing") : NULL;
+	const char *action = NULL;
+	int r;
+
+	if (ch) {
+		lua_createtable(L, 0, 2);
+		lua_pushvalue(L, 1);
+		lua_setfield(L, -2, "session");
+		lua_pushvalue(L, 2);
+		lua_setfield(L, -2, "stanza");
+		if (hook_fire(L, ch, -1))
+			action = lua_tostring(L, -1);
+	}
+	if (!action || strcmp(action, "send") == 0)
+		r = session_send(s, n);
+	else if (strcmp(action, "flush") == 0)
+		r = session_flush_held(s) == 0 ? session_send(s, n) : -EPIPE;
+	else if (strcmp(action, "drop") == 0)
+		r = 0;
+	else if (strncmp(action, "hold", 4) == 0)
+		r = session_hold(s, n, action[4] == ':' ? action + 5 : NULL);
+	else
+		r = session_send(s, n);
+	lua_settop(L, 2);
+	return r;
+}
+
 static int l_send(lua_State *L)
 {
 	struct session *s = check_ud(L, 1)->s;
 	struct st_node *n = lx_stanza_check(L, 2, NULL);
+	int r = -EPIPE;
 
-	lua_pushboolean(L, s && session_send(s, n) == 0);
+	if (s)
+		r = (s->flags & SESS_F_INACTIVE) ? csi_send(L, s, n) : session_send(s, n);
+	lua_pushboolean(L, r == 0);
 	return 1;
+}
+
+/* s:set_inactive(bool): XEP-0352 state; going active flushes what was
+ * held. */
+static int l_set_inactive(lua_State *L)
+{
+	struct session *s = check_ud(L, 1)->s;
+
+	if (!s)
+		return 0;
+	if (lua_toboolean(L, 2)) {
+		s->flags |= SESS_F_INACTIVE;
+	} else {
+		s->flags &= ~SESS_F_INACTIVE;
+		session_flush_held(s);
+	}
+	return 0;
 }
 
 static int l_send_nonza(lua_State *L)
@@ -283,6 +337,10 @@ static bool push_field(lua_State *L, struct session *s, const char *k)
 		lua_pushboolean(L, s->sm && s->sm->pol.resume);
 	else if (strcmp(k, "sm_queued") == 0)
 		lua_pushinteger(L, s->sm ? (lua_Integer)s->sm->queued : 0);
+	else if (strcmp(k, "inactive") == 0)
+		lua_pushboolean(L, (s->flags & SESS_F_INACTIVE) != 0);
+	else if (strcmp(k, "held_bytes") == 0)
+		lua_pushinteger(L, (lua_Integer)s->held_bytes);
 	else if (strcmp(k, "hibernating") == 0)
 		lua_pushboolean(L, (s->flags & SESS_F_HIBERNATING) != 0);
 	else if (strcmp(k, "idle") == 0)
@@ -352,6 +410,7 @@ void lx_session_register(lua_State *L)
 	static const luaL_Reg methods[] = {
 		{ "send", l_send },
 		{ "send_nonza", l_send_nonza },
+		{ "set_inactive", l_set_inactive },
 		{ "close", l_close },
 		{ "sm_enable", l_sm_enable },
 		{ "sm_resume", l_sm_resume },

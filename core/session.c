@@ -61,14 +61,11 @@ static void send_str(struct session *s, const char *str)
 	send_raw(s, str, strlen(str));
 }
 
-int session_send(struct session *s, const struct st_node *node)
+/* A serialized stanza on its way out: through stream management, then
+ * to the connection. */
+static int send_stanza_bytes(struct session *s, const char *data, size_t len)
 {
-	if (s->flags & (SESS_F_CLOSING | SESS_F_DEAD) ||
-	    (!s->conn && !(s->flags & SESS_F_HIBERNATING)))
-		return -EPIPE;
-	sbuf_reset(&out_buf);
-	st_serialize(node, NS_CLIENT, &out_buf);
-	if (s->sm && sm_outgoing(s, out_buf.p, out_buf.len) != 0) {
+	if (s->sm && sm_outgoing(s, data, len) != 0) {
 		if (s->conn)
 			session_close(s, "resource-constraint",
 				      "too many unacknowledged stanzas");
@@ -78,7 +75,91 @@ int session_send(struct session *s, const struct st_node *node)
 	}
 	if (!s->conn)
 		return 0;	/* hibernating: queued until it resumes */
-	return conn_send(s->conn, out_buf.p, out_buf.len);
+	return conn_send(s->conn, data, len);
+}
+
+static bool can_send(const struct session *s)
+{
+	return !(s->flags & (SESS_F_CLOSING | SESS_F_DEAD)) &&
+	       (s->conn || (s->flags & SESS_F_HIBERNATING));
+}
+
+int session_send(struct session *s, const struct st_node *node)
+{
+	if (!can_send(s))
+		return -EPIPE;
+	sbuf_reset(&out_buf);
+	st_serialize(node, NS_CLIENT, &out_buf);
+	return send_stanza_bytes(s, out_buf.p, out_buf.len);
+}
+
+/* --- held stanzas (XEP-0352: the client is inactive) -------------------- */
+
+struct held {
+	struct held *next;
+	char *key;			/* NULL: never replaced */
+	size_t len;
+	char data[];
+};
+
+int session_flush_held(struct session *s)
+{
+	int r = 0;
+
+	while (s->held) {
+		struct held *h = s->held;
+		s->held = h->next;
+		s->held_bytes -= h->len;
+		if (r == 0 && can_send(s))
+			r = send_stanza_bytes(s, h->data, h->len);
+		free(h->key);
+		free(h);
+	}
+	s->held_tail = NULL;
+	s->held_bytes = 0;
+	return r;
+}
+
+int session_hold(struct session *s, const struct st_node *node, const char *key)
+{
+	struct held *h, **pp;
+
+	if (!can_send(s))
+		return -EPIPE;
+	if (key) {
+		for (pp = &s->held; *pp; pp = &(*pp)->next) {
+			if ((*pp)->key && strcmp((*pp)->key, key) == 0) {
+				h = *pp;
+				*pp = h->next;
+				if (s->held_tail == h) {
+					struct held *t = s->held;
+					while (t && t->next)
+						t = t->next;
+					s->held_tail = t;
+				}
+				s->held_bytes -= h->len;
+				free(h->key);
+				free(h);
+				break;
+			}
+		}
+	}
+	sbuf_reset(&out_buf);
+	st_serialize(node, NS_CLIENT, &out_buf);
+	h = xmalloc(sizeof(*h) + out_buf.len);
+	h->next = NULL;
+	h->key = key ? xstrdup(key) : NULL;
+	h->len = out_buf.len;
+	memcpy(h->data, out_buf.p, out_buf.len);
+	if (s->held_tail)
+		s->held_tail->next = h;
+	else
+		s->held = h;
+	s->held_tail = h;
+	s->held_bytes += h->len;
+	if (s->held_bytes > s->cfg->max_held_bytes)
+		return session_flush_held(s);
+	return 0;
 }
 
 int session_send_nonza(struct session *s, const struct st_node *node)
@@ -820,6 +901,8 @@ void session_free_dead(void)
 		if (s->all_next)
 			s->all_next->all_prev = s->all_prev;
 		n_sessions--;
+		s->flags |= SESS_F_CLOSING;
+		session_flush_held(s);	/* frees them: nobody to send to */
 		xs_free(s->xs);
 		sasl_free(s->sasl);
 		free(s->host);

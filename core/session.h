@@ -17,6 +17,7 @@
 
 struct listener;
 struct sm_state;
+struct held;
 
 #define SESS_F_TLS        0x0001	/* the stream is encrypted */
 #define SESS_F_DIRECT_TLS 0x0002	/* accepted on a direct TLS port */
@@ -29,6 +30,7 @@ struct sm_state;
 #define SESS_F_STARTTLS   0x0100	/* switch to TLS after <proceed/> */
 #define SESS_F_COUNTED    0x0200	/* counted unauthenticated for its IP */
 #define SESS_F_HIBERNATING 0x0400	/* XEP-0198: no connection, still bound */
+#define SESS_F_INACTIVE   0x0800	/* XEP-0352: the client said inactive */
 
 struct session_config {
 	bool require_encryption;
@@ -41,6 +43,7 @@ struct session_config {
 	unsigned max_auth_failures;	/* per stream, then policy-violation */
 	double auth_failure_delay;	/* longest delay of a failure, s */
 	unsigned max_resources;		/* per account, 0 = unlimited */
+	size_t max_held_bytes;		/* XEP-0352 held stanzas, then flush */
 	unsigned max_unauth_per_ip;	/* 0 = unlimited */
 	double rate;			/* read limit, bytes/s, 0 = none */
 	double burst;			/* bytes */
@@ -67,6 +70,8 @@ struct session {
 	double connected_at;
 	int ud_ref;			/* Lua userdata, LUA_NOREF when none */
 	struct sm_state *sm;		/* XEP-0198, NULL until enabled */
+	struct held *held, *held_tail;	/* XEP-0352: stanzas held back */
+	size_t held_bytes;
 	struct session *user_next;	/* next session of the same account */
 	struct session *dead_next;
 	struct session *all_next, *all_prev;	/* every session */
@@ -78,6 +83,12 @@ void session_accept(int fd, const char *ip, int port,
 		    const struct session_config *cfg, bool direct_tls);
 /* Serializes node to the client (no-op once closing). 0 or -EPIPE. */
 int session_send(struct session *s, const struct st_node *node);
+/* XEP-0352: keeps a stanza back (serialized) until session_flush_held();
+ * a held stanza with the same key (e.g. presence from one contact) is
+ * replaced. Over max_held_bytes everything is flushed. */
+int session_hold(struct session *s, const struct st_node *node, const char *key);
+/* Sends what was held, in order. */
+int session_flush_held(struct session *s);
 /* Sends an element that is not a stanza (a "nonza": XEP-0198's
  * <enabled/>, ...): never counted or queued by stream management. */
 int session_send_nonza(struct session *s, const struct st_node *node);
