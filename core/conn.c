@@ -29,6 +29,41 @@ struct conn_priv {
 	SSL_CTX *tls_pending;		/* STARTTLS waiting for the flush */
 };
 
+/* Drained write-queue chunks of the standard size wait here for reuse,
+ * so a busy server does not malloc and free 16 KiB per delivery; an idle
+ * connection still holds none. */
+#define CHUNK_POOL_MAX 256
+static struct wq_chunk *chunk_pool;
+static size_t chunk_pool_len;
+
+static struct wq_chunk *chunk_get(size_t cap)
+{
+	struct wq_chunk *k;
+
+	if (cap == CHUNK_SIZE && chunk_pool) {
+		k = chunk_pool;
+		chunk_pool = k->next;
+		chunk_pool_len--;
+	} else {
+		k = xmalloc(sizeof(*k) + cap);
+	}
+	k->next = NULL;
+	k->start = k->end = 0;
+	k->cap = cap;
+	return k;
+}
+
+static void chunk_put(struct wq_chunk *k)
+{
+	if (k->cap == CHUNK_SIZE && chunk_pool_len < CHUNK_POOL_MAX) {
+		k->next = chunk_pool;
+		chunk_pool = k;
+		chunk_pool_len++;
+		return;
+	}
+	free(k);
+}
+
 static struct ev_loop *loop;
 static char *read_buf;
 static struct conn *flush_list;
@@ -56,11 +91,13 @@ static void conn_free(struct conn *c)
 
 	while (k) {
 		struct wq_chunk *next = k->next;
-		free(k);
+		chunk_put(k);
 		k = next;
 	}
 	if (c->ssl)
 		SSL_free(c->ssl);
+	if (p->tls_pending)
+		SSL_CTX_free(p->tls_pending);
 	free(p);
 }
 
@@ -76,6 +113,12 @@ static void free_dead(void)
 void conn_global_free(void)
 {
 	free_dead();
+	while (chunk_pool) {
+		struct wq_chunk *k = chunk_pool;
+		chunk_pool = k->next;
+		free(k);
+	}
+	chunk_pool_len = 0;
 	free(read_buf);
 	read_buf = NULL;
 }
@@ -235,7 +278,12 @@ int conn_start_tls(struct conn *c, SSL_CTX *ctx)
 	struct conn_priv *p = container_of(c, struct conn_priv, c);
 
 	if (c->wq_bytes) {
-		p->tls_pending = ctx;	/* after the flush of <proceed/> */
+		/* After the flush of <proceed/>. Our own reference: a reload
+		 * may free the registry's before then. */
+		SSL_CTX_up_ref(ctx);
+		if (p->tls_pending)
+			SSL_CTX_free(p->tls_pending);
+		p->tls_pending = ctx;
 		return 0;
 	}
 	c->ssl = SSL_new(ctx);
@@ -380,11 +428,7 @@ int conn_send(struct conn *c, const void *data, size_t len)
 	while (len) {
 		struct wq_chunk *t = c->wq_tail;
 		if (!t || t->end == t->cap) {
-			size_t cap = MAX((size_t)CHUNK_SIZE, MIN(len, (size_t)256 * 1024));
-			t = xmalloc(sizeof(*t) + cap);
-			t->next = NULL;
-			t->start = t->end = 0;
-			t->cap = cap;
+			t = chunk_get(MAX((size_t)CHUNK_SIZE, MIN(len, (size_t)256 * 1024)));
 			if (c->wq_tail)
 				c->wq_tail->next = t;
 			else
@@ -437,7 +481,7 @@ int conn_flush(struct conn *c)
 			c->wq_head = k->next;
 			if (!c->wq_head)
 				c->wq_tail = NULL;
-			free(k);
+			chunk_put(k);
 		}
 	}
 	return 0;
@@ -468,6 +512,7 @@ static void try_flush(struct conn *c)
 		SSL_CTX *ctx = p->tls_pending;
 		p->tls_pending = NULL;
 		conn_start_tls(c, ctx);
+		SSL_CTX_free(ctx);	/* the pending reference */
 		return;
 	}
 	if ((c->flags & CONN_F_CLOSING) && !c->wq_bytes)

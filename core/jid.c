@@ -41,6 +41,29 @@ static int part_store(const char *res, char *out)
 	return 0;
 }
 
+/* Printable ASCII needs none of stringprep's tables: Nodeprep only folds
+ * A-Z and prohibits space and "&'/:<>@; Resourceprep leaves it as it is.
+ * 1 when handled (0 or -EINVAL in *rc), 0 to take the full path. */
+static int prep_ascii(const char *in, size_t n, bool node, char *out, int *rc)
+{
+	if (n >= JID_PART_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c < 0x20 || c > 0x7e)
+			return 0;
+		if (node && (c == ' ' || c == '"' || c == '&' || c == '\'' ||
+			     c == '/' || c == ':' || c == '<' || c == '>' || c == '@')) {
+			*rc = -EINVAL;
+			return 1;
+		}
+		out[i] = (char)(node && c >= 'A' && c <= 'Z' ? c + 32 : c);
+	}
+	out[n] = '\0';
+	*rc = 0;
+	return 1;
+}
+
 static int prep_part(const char *in, size_t n, const char *profile,
 		     char *out)
 {
@@ -49,6 +72,8 @@ static int prep_part(const char *in, size_t n, const char *profile,
 
 	if (n == 0 || n > JID_RAW_MAX)
 		return -EINVAL;
+	if (prep_ascii(in, n, profile[0] == 'N', out, &rc))
+		return rc;
 	tmp = xstrndup(in, n);
 	rc = stringprep_profile(tmp, &res, profile, 0);
 	free(tmp);
@@ -142,6 +167,42 @@ static bool is_wide_dot(const unsigned char *p, size_t left)
 	       (p[0] == 0xef && p[1] == 0xbd && p[2] == 0xa1);
 }
 
+/* An ASCII host name that already follows the STD3 rules (labels of 1 to
+ * 63 letters, digits and inner hyphens) only needs lowercasing: true when
+ * done. Anything else takes the full path. */
+static bool domain_ascii(const char *in, size_t n, char *out)
+{
+	size_t label = 0;
+
+	if (n && in[n - 1] == '.')
+		n--;
+	if (n == 0 || n > 253)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = in[i];
+		if (c == '.') {
+			if (label == 0 || in[i - 1] == '-')
+				return false;
+			label = 0;
+		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			   (c == '-' && label > 0)) {
+			label++;
+		} else if (c >= 'A' && c <= 'Z') {
+			label++;
+			c = (char)(c + 32);
+		} else {
+			return false;
+		}
+		if (label > 63)
+			return false;
+		out[i] = c;
+	}
+	if (label == 0 || in[n - 1] == '-')
+		return false;
+	out[n] = '\0';
+	return true;
+}
+
 static int domain_prep(const char *in, size_t n, char *out)
 {
 	struct sbuf d;
@@ -150,6 +211,8 @@ static int domain_prep(const char *in, size_t n, char *out)
 
 	if (n == 0 || n > JID_RAW_MAX || memchr(in, '\0', n))
 		return -EINVAL;
+	if (domain_ascii(in, n, out))
+		return 0;
 	sbuf_init(&d);
 	for (size_t i = 0; i < n; i++) {
 		if (is_wide_dot((const unsigned char *)in + i, n - i)) {

@@ -160,10 +160,15 @@ static int l_user_exists(lua_State *L)
 {
 	const char *user = luaL_checkstring(L, 1);
 	const char *host = luaL_checkstring(L, 2);
-	char node[JID_PART_MAX];
+	char node[JID_PART_MAX], bare[2 * JID_PART_MAX + 2];
+	bool exists = false;
 
-	lua_pushboolean(L, jid_nodeprep(user, node) == 0 && route_host(host) &&
-			   accounts_exists(host, node));
+	if (jid_nodeprep(user, node) == 0 && route_host(host)) {
+		/* An account with a bound session exists: no storage read. */
+		snprintf(bare, sizeof(bare), "%s@%s", node, host);
+		exists = route_find_bare(bare) || accounts_exists(host, node);
+	}
+	lua_pushboolean(L, exists);
 	return 1;
 }
 
@@ -217,7 +222,11 @@ static int l_log_enabled(lua_State *L)
 {
 	static const char *const levels[] = { "debug", "info", "warn", "error", NULL };
 
-	lua_pushboolean(L, log_enabled((enum log_level)luaL_checkoption(L, 1, NULL, levels)));
+	enum log_level level = (enum log_level)luaL_checkoption(L, 1, NULL, levels);
+	const char *source = luaL_optstring(L, 2, NULL);
+
+	/* With a source ("host:module"), its own level decides. */
+	lua_pushboolean(L, source ? log_source_enabled(level, source) : log_enabled(level));
 	return 1;
 }
 

@@ -68,6 +68,23 @@ struct host *route_host_add(const char *name, enum host_type type)
 	return h;
 }
 
+int route_host_remove(const char *name, lua_State *L)
+{
+	struct host *h = hmap_get(&hosts, name);
+	size_t pos = 0;
+	const char *k;
+	void *v;
+
+	if (!h)
+		return -ENOENT;
+	while (hmap_next(&h->hooks.chains, &pos, &k, &v))
+		if (((struct hook_chain *)v)->firing)
+			return -EBUSY;
+	hmap_del(&hosts, name);
+	host_free(h, L);
+	return 0;
+}
+
 struct host *route_host(const char *name)
 {
 	if (name[0] == '*' && name[1] == '\0')
@@ -179,23 +196,28 @@ int route_fire(struct host *h, const char *event, int data_idx)
 	return ch ? hook_fire(lx_state(), ch, data_idx) : 0;
 }
 
-/* Fires the chain named by printf-style parts if it has handlers; pops the
- * stop value. Returns 1 when handled. */
-static int fire_named(struct host *h, int data_idx, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fire_named(struct host *h, int data_idx, const char *fmt, ...)
+/* Fires the chain whose name is the concatenation of the NULL-ended
+ * parts, if it has handlers; pops the stop value. 1 when handled. Names
+ * are joined on the stack: no formatting, no allocation. */
+static int fire_named(struct host *h, int data_idx, ...)
 {
 	char name[512];
+	size_t n = 0;
+	const char *part;
 	va_list ap;
-	int n;
 
-	va_start(ap, fmt);
-	n = vsnprintf(name, sizeof(name), fmt, ap);
+	va_start(ap, data_idx);
+	while ((part = va_arg(ap, const char *))) {
+		size_t k = strlen(part);
+		if (n + k >= sizeof(name)) {
+			va_end(ap);
+			return 0;
+		}
+		memcpy(name + n, part, k);
+		n += k;
+	}
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(name))
-		return 0;
-	struct hook_chain *ch = hook_findn(&h->hooks, name, (size_t)n);
+	struct hook_chain *ch = hook_findn(&h->hooks, name, n);
 	if (!ch)
 		return 0;
 	lua_State *L = lx_state();
@@ -242,14 +264,10 @@ static struct st_node *first_child_elem(const struct st_node *n, bool *only)
 }
 
 /* Fires the delivery events for node (at host h, addressed as totype). */
-static void deliver_local(struct host *h, struct st_doc *doc,
-			  struct st_node *node, struct session *origin,
-			  const char *totype)
+/* Pushes the event table { origin = origin, stanza = node }. */
+static int push_event(lua_State *L, struct st_doc *doc, struct st_node *node,
+		      struct session *origin)
 {
-	lua_State *L = lx_state();
-	const char *kind = node->name;
-	int handled = 0;
-
 	lua_createtable(L, 0, 2);
 	if (origin) {
 		lx_session_push(L, origin);
@@ -257,7 +275,21 @@ static void deliver_local(struct host *h, struct st_doc *doc,
 	}
 	lx_stanza_push(L, doc, node);
 	lua_setfield(L, -2, "stanza");
-	int data = lua_gettop(L);
+	return lua_gettop(L);
+}
+
+/* Fires the delivery events for node at host h. The event table is at
+ * data, or made here when data is 0; either way it is popped. */
+static void deliver_local(struct host *h, struct st_doc *doc,
+			  struct st_node *node, struct session *origin,
+			  const char *totype, int data)
+{
+	lua_State *L = lx_state();
+	const char *kind = node->name;
+	int handled = 0;
+
+	if (!data)
+		data = push_event(L, doc, node, origin);
 
 	if (kind[0] == 'i') {
 		const char *type = st_attr_get(node, "type");
@@ -265,14 +297,14 @@ static void deliver_local(struct host *h, struct st_doc *doc,
 		bool only;
 		struct st_node *child = getset ? first_child_elem(node, &only) : NULL;
 		if (child && only)
-			handled = fire_named(h, data, "iq-%s/%s/%s:%s", type, totype,
-					     child->ns, child->name);
+			handled = fire_named(h, data, "iq-", type, "/", totype, "/",
+					     child->ns, ":", child->name, NULL);
 		if (!handled)
-			handled = fire_named(h, data, "iq/%s", totype);
+			handled = fire_named(h, data, "iq/", totype, NULL);
 		if (!handled && getset)
 			route_bounce(node, "cancel", "service-unavailable", NULL);
 	} else {
-		handled = fire_named(h, data, "%s/%s", kind, totype);
+		handled = fire_named(h, data, kind, "/", totype, NULL);
 		if (!handled && kind[0] == 'm')
 			route_bounce(node, "cancel", "service-unavailable", NULL);
 	}
@@ -322,7 +354,7 @@ void route_stanza(struct st_doc *doc, struct st_node *node,
 		route_bounce(node, "cancel", "remote-server-not-found", NULL);
 		return;
 	}
-	deliver_local(h, doc, node, origin, totype);
+	deliver_local(h, doc, node, origin, totype, 0);
 }
 
 void route_from_client(struct session *s, struct st_doc *doc)
@@ -354,23 +386,21 @@ void route_from_client(struct session *s, struct st_doc *doc)
 		route_bounce(node, "modify", "jid-malformed", NULL);
 		goto out;
 	}
+	/* One event table serves the pre- event and the delivery events. */
+	lua_State *L = lx_state();
 	struct host *own = route_host(s->host);
-	if (own) {
-		lua_State *L = lx_state();
-		lua_createtable(L, 0, 2);
-		lx_session_push(L, s);
-		lua_setfield(L, -2, "origin");
-		lx_stanza_push(L, doc, node);
-		lua_setfield(L, -2, "stanza");
-		int handled = fire_named(own, lua_gettop(L), "pre-%s/%s", node->name, totype);
-		lua_pop(L, 1);
-		if (handled || (s->flags & SESS_F_CLOSING))
-			goto out;
+	int data = push_event(L, doc, node, s);
+	if (own && (fire_named(own, data, "pre-", node->name, "/", totype, NULL) ||
+		    (s->flags & SESS_F_CLOSING))) {
+		lua_settop(L, data - 1);
+		goto out;
 	}
-	if (!h || h->type == HOST_GLOBAL)
+	if (!h || h->type == HOST_GLOBAL) {
+		lua_settop(L, data - 1);
 		route_bounce(node, "cancel", "remote-server-not-found", NULL);
-	else
-		deliver_local(h, doc, node, s, totype);
+	} else {
+		deliver_local(h, doc, node, s, totype, data);
+	}
 out:
 	st_doc_unref(doc);
 }

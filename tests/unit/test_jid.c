@@ -5,7 +5,9 @@
 #include "lx.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <stringprep.h>
 
 /* The full prepared form of s, or "(invalid)". */
 static const char *prep(const char *s)
@@ -332,6 +334,36 @@ static void test_lua(void)
 	lua_close(L);
 }
 
+/* The ASCII shortcut in jid.c must agree with libidn's tables for every
+ * printable ASCII string: compare on random ones. */
+static void test_ascii_fast_path_matches_stringprep(void)
+{
+	static const char *const profiles[] = { "Nodeprep", "Resourceprep" };
+	char in[24], ours[JID_PART_MAX];
+	unsigned seed = 12345;
+
+	for (int k = 0; k < 20000; k++) {
+		size_t n = 1 + (seed = seed * 1103515245u + 12345u) % 20;
+		for (size_t i = 0; i < n; i++) {
+			seed = seed * 1103515245u + 12345u;
+			in[i] = (char)(0x20 + (seed >> 16) % 95);
+		}
+		in[n] = '\0';
+		for (int p = 0; p < 2; p++) {
+			char *lib = NULL;
+			int lrc = stringprep_profile(in, &lib, profiles[p], 0);
+			int rc = p == 0 ? jid_nodeprep(in, ours) : jid_resourceprep(in, ours);
+			bool lib_ok = lrc == STRINGPREP_OK && lib && *lib;
+			CHECK((rc == 0) == lib_ok);
+			if (rc == 0 && lib_ok && strcmp(ours, lib) != 0) {
+				fprintf(stderr, "  %s(%s): %s vs %s\n", profiles[p], in, ours, lib);
+				CHECK(0);
+			}
+			free(lib);
+		}
+	}
+}
+
 int main(void)
 {
 	RUN(test_rfc7622_valid);
@@ -340,5 +372,6 @@ int main(void)
 	RUN(test_parts);
 	RUN(test_lengths);
 	RUN(test_lua);
+	RUN(test_ascii_fast_path_matches_stringprep);
 	TEST_END();
 }
