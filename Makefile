@@ -102,4 +102,6 @@ install: all
 clean:
 	rm -rf build build-asan
 
+-include bench/bench.mk
+
 .PHONY: all unit deps test-deps run test test-asan install clean

@@ -28,13 +28,23 @@ int config_load(const char *path)
 		return -1;
 	}
 	lua_pop(L, 1);
-	lua_pushvalue(L, -1);
-	lua_setfield(L, LUA_REGISTRYINDEX, CONFIG_REGISTRY_KEY);
-	cfg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	lua_pop(L, 1);
 	free(cfg_path);
 	cfg_path = xstrdup(path);
+	config_replace(-1);
+	lua_pop(L, 2);
 	return 0;
+}
+
+void config_replace(int idx)
+{
+	lua_State *L = lx_state();
+
+	lua_pushvalue(L, idx);
+	lua_pushvalue(L, -1);
+	lua_setfield(L, LUA_REGISTRYINDEX, CONFIG_REGISTRY_KEY);
+	if (cfg_ref != LUA_NOREF)
+		luaL_unref(L, LUA_REGISTRYINDEX, cfg_ref);
+	cfg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 void config_free(void)
@@ -158,12 +168,15 @@ bool config_host_next(size_t *pos, const char **name, const char **type,
 	lua_rawgeti(L, LUA_REGISTRYINDEX, cfg_ref);
 	lua_getfield(L, -1, "hosts");
 	if (lua_rawgeti(L, -1, (lua_Integer)*pos + 1) == LUA_TTABLE) {
-		lua_getfield(L, -1, "name");
-		*name = lua_tostring(L, -1);
-		lua_getfield(L, -2, "type");
-		*type = lua_tostring(L, -1);
-		lua_getfield(L, -3, "module");
-		*module = lua_tostring(L, -1);
+		/* Only strings: they stay anchored in the table once popped
+		 * (lua_tostring of a number would make one only the stack
+		 * holds). */
+		*name = lua_getfield(L, -1, "name") == LUA_TSTRING ?
+			lua_tostring(L, -1) : NULL;
+		*type = lua_getfield(L, -2, "type") == LUA_TSTRING ?
+			lua_tostring(L, -1) : NULL;
+		*module = lua_getfield(L, -3, "module") == LUA_TSTRING ?
+			lua_tostring(L, -1) : NULL;
 		lua_pop(L, 3);
 		found = *name != NULL;
 		(*pos)++;

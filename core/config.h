@@ -4,7 +4,7 @@
  *
  * Lookups go to the host's section first, then the global one ("*" or
  * NULL for global only). Strings returned are owned by the config and
- * valid until config_free().
+ * valid until config_free() or config_replace().
  */
 #ifndef STARLING_CONFIG_H
 #define STARLING_CONFIG_H
@@ -17,6 +17,10 @@
 
 /* Loads path into the Lua state. 0, or -1 with the error logged. */
 int config_load(const char *path);
+/* Makes the config object at idx (from starling.config's load) the
+ * server's config: a reload. Strings the old one gave out are invalid
+ * once it is collected. */
+void config_replace(int idx);
 void config_free(void);
 const char *config_path(void);
 

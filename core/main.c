@@ -1,11 +1,14 @@
-/* main.c - start-up, the loop's per-iteration work, and shutdown. */
+/* main.c - start-up, the loop's per-iteration work, signals, shutdown. */
+#include "admin.h"
 #include "config.h"
 #include "conn.h"
 #include "ipstate.h"
 #include "listener.h"
 #include "log.h"
 #include "lx.h"
+#include "lx_server.h"
 #include "route.h"
+#include "server.h"
 #include "session.h"
 #include "store.h"
 #include "tls.h"
@@ -22,7 +25,7 @@
 
 static struct session_config c2s_cfg;
 static ev_prepare prepare_w;
-static ev_signal sigint_w, sigterm_w;
+static ev_signal sigint_w, sigterm_w, sighup_w, sigusr1_w;
 static ev_timer shutdown_timer;
 static bool shutting_down;
 static char lua_dir[PATH_MAX + 64], modules_dir[PATH_MAX + 64], cfg_dir[PATH_MAX];
@@ -82,44 +85,13 @@ static const char *resolve(const char *path, char *buf, size_t n)
 
 static int setup_log(void)
 {
-	lua_State *L = lx_state();
-	const char *level = "info", *dest = "stderr";
-	char buf[PATH_MAX];
+	struct sbuf err;
+	int r;
 
-	config_push("*", "log");
-	if (lua_type(L, -1) == LUA_TSTRING) {
-		const char *v = lua_tostring(L, -1);
-		if (log_level_parse(v) >= 0)
-			level = v;
-		else
-			dest = v;
-	} else if (lua_istable(L, -1)) {
-		lua_getfield(L, -1, "level");
-		lua_getfield(L, -2, "to");
-		if (lua_isstring(L, -2))
-			level = lua_tostring(L, -2);
-		if (lua_isstring(L, -1))
-			dest = lua_tostring(L, -1);
-		lua_pop(L, 2);
-		/* Prosody's form: { info = "file.log" } - the lowest level given. */
-		static const char *const lv[] = { "debug", "info", "warn", "error" };
-		for (size_t i = 0; i < ARRAY_SIZE(lv); i++) {
-			lua_getfield(L, -1, lv[i]);
-			if (lua_isstring(L, -1)) {
-				level = lv[i];
-				dest = lua_tostring(L, -1);
-				lua_pop(L, 1);
-				break;
-			}
-			lua_pop(L, 1);
-		}
-	}
-	if (strcmp(dest, "stderr") != 0 && strcmp(dest, "*console") != 0)
-		dest = resolve(dest, buf, sizeof(buf));
-	int r = log_setup(level, dest);
-	lua_pop(L, 1);
-	if (r != 0)
-		fprintf(stderr, "starling: bad log setting (level '%s', to '%s')\n", level, dest);
+	sbuf_init(&err);
+	if ((r = server_apply_log(&err)) != 0)
+		fprintf(stderr, "starling: %s\n", err.p);
+	sbuf_free(&err);
 	return r;
 }
 
@@ -139,47 +111,29 @@ static void load_secret(unsigned char secret[32])
 	sbuf_free(&v);
 }
 
-static int setup_tls_for(const char *host)
-{
-	lua_State *L = lx_state();
-	char cb[PATH_MAX], kb[PATH_MAX];
-	int r = 0;
-
-	config_push(host, "ssl");
-	if (lua_istable(L, -1)) {
-		lua_getfield(L, -1, "certificate");
-		lua_getfield(L, -2, "key");
-		const char *cert = lua_tostring(L, -2), *key = lua_tostring(L, -1);
-		if (!cert || !key) {
-			log_error("ssl for %s needs both certificate and key", host);
-			r = -EINVAL;
-		} else {
-			SSL_CTX *ctx = tls_ctx_new(resolve(cert, cb, sizeof(cb)),
-						   resolve(key, kb, sizeof(kb)));
-			if (ctx)
-				tls_register(host, ctx);
-			else
-				r = -EINVAL;
-		}
-		lua_pop(L, 2);
-	}
-	lua_pop(L, 1);
-	return r;
-}
-
 static int setup_hosts(void)
 {
 	size_t pos = 0;
 	const char *name, *type, *module;
 	int n = 0;
 
+	struct sbuf err;
+	lua_State *L = lx_state();
+
 	while (config_host_next(&pos, &name, &type, &module)) {
 		bool comp = type && strcmp(type, "component") == 0;
 		route_host_add(name, comp ? HOST_COMPONENT : HOST_LOCAL);
-		if (!comp && setup_tls_for(name) != 0)
-			return -EINVAL;
 		n++;
 	}
+	sbuf_init(&err);
+	lua_getfield(L, LUA_REGISTRYINDEX, CONFIG_REGISTRY_KEY);
+	int r = server_load_tls(L, -1, &err, NULL);
+	lua_pop(L, 1);
+	if (r != 0)
+		log_error("%s", err.p);
+	sbuf_free(&err);
+	if (r != 0)
+		return r;
 	if (!n)
 		log_warn("no VirtualHost in the config: nobody can log in");
 	if (!tls_default_ctx())
@@ -367,11 +321,59 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 		return;
 	shutting_down = true;
 	log_info("shutting down (signal %d)", w->signum);
+	admin_close();
 	fire_global("server-stopping");
 	listener_close_all();
 	session_close_all("system-shutdown");
 	ev_timer_init(&shutdown_timer, on_shutdown_timeout, 3., 0.);
 	ev_timer_start(loop, &shutdown_timer);
+}
+
+/* SIGHUP: the same reload as starlingctl reload; admin.lua logs how it
+ * went. */
+static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	lua_State *L = lx_state();
+
+	if (shutting_down)
+		return;
+	log_info("SIGHUP: reloading the config");
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "starling.admin");
+	if (lx_pcall(L, 1, 1, "admin") != 0)
+		return;
+	lua_getfield(L, -1, "reload");
+	lua_remove(L, -2);
+	lx_pcall(L, 0, 0, "admin");
+}
+
+/* SIGUSR1: the log file again (logrotate moved it). */
+static void on_sigusr1(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	int r = log_reopen();
+
+	if (r != 0)
+		log_error("SIGUSR1: cannot reopen the log: %s", strerror(-r));
+	else
+		log_info("SIGUSR1: log reopened");
+}
+
+/* The admin socket: option admin_socket (a path, or false for none),
+ * by default starling.sock in the data directory. */
+static int setup_admin(const char *data)
+{
+	char def[PATH_MAX + 32], buf[PATH_MAX];
+	lua_State *L = lx_state();
+	const char *path;
+
+	config_push("*", "admin_socket");
+	bool off = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	if (off)
+		return 0;
+	snprintf(def, sizeof(def), "%s/starling.sock", data);
+	path = resolve(config_string("*", "admin_socket", def), buf, sizeof(buf));
+	return admin_open(path);
 }
 
 int main(int argc, char **argv)
@@ -403,12 +405,16 @@ int main(int argc, char **argv)
 	lx_core_set_dirs(lua_dir, modules_dir);
 	if (lx_init(lua_dir) != 0)
 		return 1;
+	lx_server_register(lx_state());
+	server_set_options_reader(read_session_config);
 	route_init();
 	if (config_load(real) != 0 || setup_log() != 0)
 		goto out;
 	read_session_config();
 	const char *data = resolve(config_string("*", "data_path", "data"), buf, sizeof(buf));
 	long map_max = config_int("*", "storage_max_size", 1L << 30);
+	if (setup_admin(data) != 0)
+		goto out;
 	if (store_open(data, (size_t)map_max) != 0) {
 		log_error("cannot open the data directory %s", data);
 		goto out;
@@ -423,8 +429,14 @@ int main(int argc, char **argv)
 	ev_prepare_start(loop, &prepare_w);
 	ev_signal_init(&sigint_w, on_signal, SIGINT);
 	ev_signal_init(&sigterm_w, on_signal, SIGTERM);
+	ev_signal_init(&sighup_w, on_sighup, SIGHUP);
+	ev_signal_init(&sigusr1_w, on_sigusr1, SIGUSR1);
 	ev_signal_start(loop, &sigint_w);
 	ev_signal_start(loop, &sigterm_w);
+	ev_signal_start(loop, &sighup_w);
+	ev_signal_start(loop, &sigusr1_w);
+	if (server_write_pidfile() != 0)
+		goto out;
 	fire_global("server-started");
 	log_info("Starling %s started (Lua from %s)", STARLING_VERSION, lua_dir);
 	ev_run(loop, 0);
@@ -435,6 +447,8 @@ int main(int argc, char **argv)
 	session_free_dead();
 	log_info("stopped");
 out:
+	admin_close();
+	server_remove_pidfile();
 	listener_close_all();
 	route_free(lx_state());
 	config_free();

@@ -34,6 +34,10 @@ void route_free(lua_State *L);
 struct host *route_host_add(const char *name, enum host_type type);
 struct host *route_host(const char *name);	/* NULL when not ours */
 struct host *route_global(void);		/* the "*" hook set */
+/* Forgets a host and frees its hooks (a reload removed it; its sessions
+ * and modules are gone first). -ENOENT, or -EBUSY while one of its hook
+ * chains is firing. */
+int route_host_remove(const char *name, lua_State *L);
 bool route_host_next(size_t *pos, struct host **h);
 
 /* Binds s under its full JID; an existing session with that full JID is

@@ -45,6 +45,11 @@ size_t session_count(void)
 	return n_sessions;
 }
 
+struct session *session_first(void)
+{
+	return all_sessions;
+}
+
 static const char *src(struct session *s)
 {
 	return s->full_jid ? s->full_jid : s->conn ? s->conn->ip : s->id;

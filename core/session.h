@@ -98,6 +98,9 @@ void session_close(struct session *s, const char *condition,
 /* Every session: close with condition (shutdown). */
 void session_close_all(const char *condition);
 size_t session_count(void);
+/* The first of every session (then s->all_next), for administration;
+ * includes closing and dead ones (check s->flags). */
+struct session *session_first(void);
 /* Ends a session that has no connection (a hibernation ran out). */
 void session_expire(struct session *s, const char *reason);
 /* XEP-0198 resumption: o (hibernating, or with a connection that is

@@ -400,12 +400,16 @@ struct st_doc *st_clone(const struct st_node *src)
 
 /* Serialization. */
 
+/* A parser normalizes line ends (CR LF and CR become LF) everywhere and
+ * turns tab, LF and CR in an attribute value into spaces (XML 1.0 2.11,
+ * 3.3.3): written as character references they come back as they were. */
 static const char *const esc_attr[256] = {
 	['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;",
 	['"'] = "&quot;", ['\''] = "&apos;",
+	['\t'] = "&#9;", ['\n'] = "&#10;", ['\r'] = "&#13;",
 };
 static const char *const esc_text[256] = {
-	['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;",
+	['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['\r'] = "&#13;",
 };
 
 static void escape_with(struct sbuf *out, const char *s, size_t n,

@@ -97,7 +97,9 @@ struct st_doc *st_clone(const struct st_node *src);
 
 /* Serializes n. default_ns is the stream's content namespace: an element
  * whose ns equals its parent's (or default_ns at the top) gets no xmlns.
- * Text and attribute values are escaped (&amp; &lt; &gt; &quot; &apos;). */
+ * Text and attribute values are escaped (&amp; &lt; &gt; &quot; &apos;;
+ * CR in text, and tab, LF, CR in attribute values as character references,
+ * so that parsing the result gives back the same characters). */
 void st_serialize(const struct st_node *n, const char *default_ns,
 		  struct sbuf *out);
 void xml_escape(struct sbuf *out, const char *s, size_t n);

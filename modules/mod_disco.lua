@@ -7,8 +7,10 @@
 --   "disco-item"  { jid =, name =, node = }  the host's disco#items
 --   "account-feature", "account-identity", "account-extension"
 --                                        every account's bare JID
--- and from events other modules may hook (each gets { origin, stanza,
--- reply, node, username?, host? }; reply is the result being built):
+-- plus the XEP-0157 contact addresses of the option contact_info (a
+-- serverinfo form in the host's disco#info), and from events other
+-- modules may hook (each gets { origin, stanza, reply, node, username?,
+-- host? }; reply is the result being built):
 --   "host-disco-info-node", "host-disco-items-node",
 --   "account-disco-info-node", "account-disco-items-node"
 --                        a query for a node: return true to send reply
@@ -18,13 +20,24 @@
 
 local core = require "starling.core"
 local jid = require "util.jid"
-local roster_lib = require "util.roster"
+local presence_access = require "util.presence_access"
 local st = require "util.stanza"
 
 local NS_INFO = "http://jabber.org/protocol/disco#info"
 local NS_ITEMS = "http://jabber.org/protocol/disco#items"
+local NS_DATA = "jabber:x:data"
+local NS_SERVERINFO = "http://jabber.org/network/serverinfo"
+
+-- XEP-0157: the kinds of contact address; option key -> form field.
+local contact_kinds = {
+	abuse = "abuse-addresses", admin = "admin-addresses",
+	feedback = "feedback-addresses", sales = "sales-addresses",
+	security = "security-addresses", status = "status-addresses",
+	support = "support-addresses",
+}
 
 local server_name = module:get_option_string("disco_name", "Starling")
+local contact_info = module:get_option("contact_info")
 
 local roster_store = module:open_store("roster", "keyval")
 
@@ -77,6 +90,51 @@ end
 
 -- --- the server ---------------------------------------------------------
 
+-- The XEP-0157 form for contact_info = { abuse = { "mailto:..." }, ... }
+-- (a single string counts as a list of one); nil when there is none.
+-- A value of the wrong shape stops the module from loading.
+local function serverinfo_form(info)
+	if info == nil then
+		return nil
+	end
+	local function bad(what)
+		error("option 'contact_info' on host '" .. module.host .. "': " .. what, 0)
+	end
+	if type(info) ~= "table" then
+		bad("expected a table such as { abuse = { \"mailto:abuse@example.com\" } }")
+	end
+	local kinds, lists = {}, {}
+	for kind, addresses in pairs(info) do
+		if not contact_kinds[kind] then
+			bad("unknown kind '" .. tostring(kind) .. "' (abuse, admin, feedback, sales, "
+				.. "security, status, support)")
+		end
+		if type(addresses) == "string" then
+			addresses = { addresses }
+		elseif type(addresses) ~= "table" then
+			bad("the addresses of '" .. kind .. "' must be a list of URIs")
+		end
+		for _, uri in ipairs(addresses) do
+			if type(uri) ~= "string" then
+				bad("the addresses of '" .. kind .. "' must be strings")
+			end
+		end
+		kinds[#kinds + 1], lists[kind] = kind, addresses
+	end
+	table.sort(kinds)
+	local form = st.stanza("x", { xmlns = NS_DATA, type = "result" })
+		:tag("field", { var = "FORM_TYPE", type = "hidden" })
+		:text_tag("value", NS_SERVERINFO):up()
+	for _, kind in ipairs(kinds) do
+		form:tag("field", { var = contact_kinds[kind], type = "list-multi" })
+		for _, uri in ipairs(lists[kind]) do
+			form:text_tag("value", uri)
+		end
+		form:up()
+	end
+	return form
+end
+
 local function host_info(event)
 	local node = event.stanza:get_child("query", NS_INFO).attr.node
 	if node then
@@ -106,15 +164,7 @@ end
 
 -- The account itself, and contacts subscribed to its presence, may look.
 local function may_see(stanza, username, host)
-	local asker = stanza.attr.from and jid.bare(stanza.attr.from)
-	if not asker then
-		return false
-	end
-	if asker == username .. "@" .. host then
-		return true
-	end
-	local roster = roster_lib.load(roster_store, username)
-	return roster ~= nil and roster_lib.is_subscribed(roster, asker)
+	return presence_access.may_see(roster_store, username, host, stanza.attr.from)
 end
 
 local function account_identities()
@@ -181,6 +231,10 @@ module:add_feature(NS_INFO)
 module:add_feature(NS_ITEMS)
 module:add_item("account-feature", NS_INFO)
 module:add_item("account-feature", NS_ITEMS)
+local serverinfo = serverinfo_form(contact_info)
+if serverinfo then
+	module:add_extension(serverinfo)
+end
 
 module:hook("iq-get/host/" .. NS_INFO .. ":query", host_info)
 module:hook("iq-get/host/" .. NS_ITEMS .. ":query", host_items)

@@ -2,6 +2,13 @@
 -- (RFC 6121 section 2; docs/modules/roster.md). Rosters live in the
 -- host's "roster" keyval store in the shape util.roster describes.
 --
+-- Exported for mod_presence (module:depends("roster")):
+--   module.load_roster(username)      the roster, or nil, err
+--   module.store_item(username, host, roster, jid, item)
+--                                     stores one changed item (nil: removed)
+--                                     and pushes it: true, or nil, err
+--   module.is_full(roster)            no room for another item
+--
 -- Events it fires on the host (for the presence logic):
 --   "roster-item-removed"  { username, host, jid, item }: after a removal
 --                          by the user (2.5.2: the subscription is
@@ -33,21 +40,58 @@ local function send_error(event, kind, condition, text)
 	return true
 end
 
+-- A roster push of one item (removed: nil) carrying version ver.
+local function push_iq(to, contact, item, ver)
+	local iq = st.iq({ type = "set", id = "push" .. id.new(), to = to })
+		:tag("query", { xmlns = NS, ver = versioning and ver or nil })
+	return roster_lib.add_item_xml(iq, contact, item or { subscription = "remove" })
+end
+
 -- Sends the change of one item to every interested resource of the
 -- account: those that asked for the roster (2.1.6).
-local function push(username, host, contact, item, version)
-	local bare = username .. "@" .. host
-	for _, s in ipairs(core.sessions(bare)) do
+local function push(username, host, contact, item, roster)
+	local ver = roster_lib.ver(roster)
+	for _, s in ipairs(core.sessions(username .. "@" .. host)) do
 		if s.roster_requested then
-			local iq = st.iq({ type = "set", id = "push" .. id.new(), to = s.full_jid })
-				:tag("query", { xmlns = NS, ver = versioning and tostring(version) or nil })
-			roster_lib.add_item_xml(iq, contact, item)
-			s:send(iq)
+			s:send(push_iq(s.full_jid, contact, item, ver))
 		end
 	end
 end
 
--- 2.1.3 / 2.6: the roster, or an empty result when the client's version
+local function store_item(username, host, roster, contact, item)
+	local ok, err = roster_lib.set_item(store, username, roster, contact, item)
+	if not ok then
+		module:log("error", "cannot store the roster of %s@%s: %s", username, host, err)
+		return nil, err
+	end
+	push(username, host, contact, item, roster)
+	return true
+end
+
+local function load_roster(username)
+	return roster_lib.load(store, username)
+end
+
+local function is_full(roster)
+	return roster_lib.count(roster) >= max_items
+end
+
+-- 2.6.3: a client whose version is a known older one gets an empty result
+-- and then the changes as pushes, when they are fewer than the items.
+local function answer_with_pushes(origin, stanza, roster, ver)
+	local changes = roster_lib.changes_since(roster, ver)
+	if not changes or #changes >= roster_lib.count(roster) then
+		return false
+	end
+	origin:send(st.reply(stanza))
+	for _, change in ipairs(changes) do
+		local v = roster_lib.ver({ epoch = roster.epoch, version = change.ver })
+		origin:send(push_iq(origin.full_jid, change.jid, change.item, v))
+	end
+	return true
+end
+
+-- 2.2 and 2.6: the roster, or an empty result when the client's version
 -- is the current one.
 local function handle_get(event)
 	local origin, stanza = event.origin, event.stanza
@@ -57,15 +101,16 @@ local function handle_get(event)
 		return send_error(event, "wait", "internal-server-error")
 	end
 	origin.roster_requested = true
-	local ver = stanza:get_child("query", NS).attr.ver
-	local current = tostring(roster.version)
-	if versioning and ver ~= nil and ver == current then
+	local ver = versioning and stanza:get_child("query", NS).attr.ver or nil
+	local current = roster_lib.ver(roster)
+	if ver == current then
 		origin:send(st.reply(stanza))
 		return true
 	end
-	local reply = st.reply(stanza):tag("query", {
-		xmlns = NS, ver = (versioning and ver ~= nil) and current or nil,
-	})
+	if ver and answer_with_pushes(origin, stanza, roster, ver) then
+		return true
+	end
+	local reply = st.reply(stanza):tag("query", { xmlns = NS, ver = ver and current or nil })
 	for _, contact in ipairs(roster_lib.jids(roster)) do
 		roster_lib.add_item_xml(reply, contact, roster.items[contact])
 	end
@@ -103,19 +148,16 @@ local function read_groups(item)
 	return groups
 end
 
+-- 2.5: the item goes; the presence logic cancels the subscriptions.
 local function remove_item(event, roster, contact)
 	local origin = event.origin
 	local old = roster.items[contact]
 	if not old then
 		return send_error(event, "cancel", "item-not-found")
 	end
-	roster.items[contact] = nil
-	local ok, err = roster_lib.save(store, origin.username, roster)
-	if not ok then
-		module:log("error", "cannot store the roster of %s: %s", origin.bare_jid, err)
+	if not store_item(origin.username, origin.host, roster, contact, nil) then
 		return send_error(event, "wait", "internal-server-error")
 	end
-	push(origin.username, origin.host, contact, { subscription = "remove" }, roster.version)
 	origin:send(st.reply(event.stanza))
 	module:fire_event("roster-item-removed", {
 		username = origin.username, host = origin.host, jid = contact, item = old,
@@ -123,7 +165,10 @@ local function remove_item(event, roster, contact)
 	return true
 end
 
-local function update_item(event, roster, contact, item)
+-- 2.3 and 2.4: adds or updates name and groups. subscription, ask and
+-- approved are the server's (2.1.2): a roster set never changes them, and
+-- any 'subscription' value other than "remove" is ignored (2.1.2.5).
+local function set_item(event, roster, contact, item)
 	local origin = event.origin
 	local name = item.attr.name
 	if name == "" then
@@ -136,38 +181,37 @@ local function update_item(event, roster, contact, item)
 		return send_error(event, "modify", condition, text)
 	end
 	local old = roster.items[contact]
-	if not old and roster_lib.count(roster) >= max_items then
+	if not old and is_full(roster) then
 		return send_error(event, "cancel", "not-allowed",
 			"the roster is full (" .. max_items .. " items)")
 	end
-	-- 2.1.2: subscription and ask are the server's; a roster set never
-	-- changes them.
 	local new = {
 		name = name, groups = groups,
 		subscription = old and old.subscription or "none",
 		ask = old and old.ask or nil,
+		approved = old and old.approved or nil,
 	}
-	roster.items[contact] = new
-	local ok, err = roster_lib.save(store, origin.username, roster)
-	if not ok then
-		module:log("error", "cannot store the roster of %s: %s", origin.bare_jid, err)
+	if not store_item(origin.username, origin.host, roster, contact, new) then
 		return send_error(event, "wait", "internal-server-error")
 	end
-	push(origin.username, origin.host, contact, new, roster.version)
 	origin:send(st.reply(event.stanza))
 	return true
 end
 
--- 2.3 and 2.5: add, update or remove one item (errors per 2.3.3, 2.5.3).
+-- 2.3, 2.4 and 2.5: add, update or remove one item (errors per 2.3.3,
+-- 2.5.3).
 local function handle_set(event)
 	local origin, stanza = event.origin, event.stanza
 	local item = only_item(stanza:get_child("query", NS))
 	if not item then
 		return send_error(event, "modify", "bad-request", "a roster set holds exactly one item")
 	end
-	local contact = item.attr.jid and jid.prep(item.attr.jid)
+	if not item.attr.jid then
+		return send_error(event, "modify", "bad-request", "the item has no jid")
+	end
+	local contact = jid.prep(item.attr.jid)
 	if not contact then
-		return send_error(event, "modify", "jid-malformed", "the item needs a valid jid")
+		return send_error(event, "modify", "jid-malformed", "the item's jid is not a valid JID")
 	end
 	if jid.resource(contact) then
 		return send_error(event, "modify", "bad-request", "roster items are bare JIDs")
@@ -183,19 +227,24 @@ local function handle_set(event)
 	if item.attr.subscription == "remove" then
 		return remove_item(event, roster, contact)
 	end
-	return update_item(event, roster, contact, item)
+	return set_item(event, roster, contact, item)
 end
 
 -- 2.1.5 / 2.3.3: nobody reads or changes another account's roster.
 local function forbidden(event)
-	return send_error(event, "auth", "forbidden")
+	return send_error(event, "auth", "forbidden", "this is not your roster")
 end
 
+-- 2.6.1: the stream feature, once authenticated.
 local function advertise_versioning(event)
-	if event.origin.username then
+	if event.origin.authenticated then
 		event.features:tag("ver", { xmlns = NS_VER }):up()
 	end
 end
+
+module.load_roster = load_roster
+module.store_item = store_item
+module.is_full = is_full
 
 module:hook("iq-get/self/jabber:iq:roster:query", handle_get)
 module:hook("iq-set/self/jabber:iq:roster:query", handle_set)

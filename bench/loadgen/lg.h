@@ -78,6 +78,7 @@ struct lg_opts {
 	bool to_full;		/* chat: address the full JID, not the bare one */
 	bool session;		/* login: roster get + presence before closing */
 	bool print_pairs;	/* rosters: only print the contact pairs */
+	const char *scram_cache;	/* file of derived SCRAM keys, or NULL */
 };
 
 extern struct lg_opts g_opts;
@@ -149,6 +150,11 @@ int lg_sasl_finish(struct lg_scram *st, const char *b64);
 void lg_sasl_free(struct lg_scram *st);
 /* PBKDF2 computations done so far (the rest were cache hits). */
 uint64_t lg_sasl_pbkdf2_count(void);
+/* The derived-key cache file: load returns entries read (0 when there is no
+ * file), save the entries written (0 when nothing new) or -1. */
+int lg_sasl_cache_load(const char *path);
+int lg_sasl_cache_save(const char *path);
+void lg_sasl_cache_free(void);
 
 /* ---- connections ---- */
 
@@ -238,6 +244,10 @@ struct lg_worker {
 	uint64_t quota;		/* login: logins this worker does in all */
 	uint64_t paced;		/* rate mode: sends done so far */
 	int next_user;		/* login: next account */
+	uint64_t logins;	/* login: logins started */
+	int *free_slots;	/* login: slots not in use */
+	int nfree;
+	uint64_t ticks;
 	int rr;			/* round-robin position over the slots */
 	int handshaking;	/* slots between connect and online */
 	/* open loop refills coming from other workers */
@@ -291,6 +301,7 @@ void lg_conn_deinit(struct lg_conn *c);
 int lg_tls_begin(struct lg_conn *c);
 
 /* xmpp.c: the client protocol */
+void lg_expat_setup(XML_Parser p, void *ud);	/* after create or reset */
 void lg_xmpp_reset(struct lg_conn *c);	/* new stream: parser reset */
 void lg_xmpp_open(struct lg_conn *c);	/* sends the stream header */
 int lg_xmpp_feed(struct lg_conn *c, const char *data, size_t n);

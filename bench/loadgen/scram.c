@@ -3,8 +3,11 @@
  *
  * PBKDF2 is the expensive part of a SCRAM login, and a load generator that
  * ran it for every login would measure itself. The keys derived from one
- * (hash, password, salt, iterations) are kept in a small cache shared by all
- * workers; accounts created with one salt cost one PBKDF2 in all.
+ * (hash, password, salt, iterations) are kept in a hash table shared by all
+ * workers: accounts created with one salt cost one PBKDF2 in all, and for
+ * servers that give every account its own salt the table can be saved to a
+ * file (--scram-cache) by an unmeasured warm-up run and loaded by the
+ * measured ones.
  *
  * Passwords are used as given (no SASLprep): keep benchmark passwords ASCII.
  */
@@ -13,11 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#define CACHE_SIZE 4096	/* slots; a full cache replaces by hash position */
 #define MAX_HASH 32
 #define GS2_HEADER "n,,"
 
@@ -44,7 +47,9 @@ struct lg_scram {
 };
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct scram_keys cache[CACHE_SIZE];
+static struct scram_keys *cache;	/* open addressing, linear probing */
+static size_t cache_cap, cache_used;
+static bool cache_dirty;
 static _Atomic uint64_t pbkdf2_count;
 
 const char *lg_mech_name(enum lg_mech m)
@@ -67,7 +72,7 @@ uint64_t lg_sasl_pbkdf2_count(void)
 	return atomic_load(&pbkdf2_count);
 }
 
-static unsigned cache_slot(enum lg_mech m, const char *pw, const unsigned char *salt,
+static uint64_t cache_hash(enum lg_mech m, const char *pw, const unsigned char *salt,
 			   size_t salt_len, int iter)
 {
 	uint64_t h = 1469598103934665603ull ^ (uint64_t)m ^ ((uint64_t)iter << 8);
@@ -76,7 +81,7 @@ static unsigned cache_slot(enum lg_mech m, const char *pw, const unsigned char *
 		h = (h ^ (unsigned char)*p) * 1099511628211ull;
 	for (size_t i = 0; i < salt_len; i++)
 		h = (h ^ salt[i]) * 1099511628211ull;
-	return (unsigned)(h % CACHE_SIZE);
+	return h;
 }
 
 static bool cache_match(const struct scram_keys *k, enum lg_mech m, const char *pw,
@@ -87,6 +92,56 @@ static bool cache_match(const struct scram_keys *k, enum lg_mech m, const char *
 	       strcmp(k->password, pw) == 0;
 }
 
+/* The slot holding these inputs, or the empty slot where they would go.
+ * Called with the lock held and cache_cap > 0. */
+static struct scram_keys *cache_find(enum lg_mech m, const char *pw,
+				     const unsigned char *salt, size_t salt_len, int iter)
+{
+	size_t i = cache_hash(m, pw, salt, salt_len, iter) & (cache_cap - 1);
+
+	while (cache[i].used && !cache_match(&cache[i], m, pw, salt, salt_len, iter))
+		i = (i + 1) & (cache_cap - 1);
+	return &cache[i];
+}
+
+/* Grows the table so one more entry keeps it at most 70% full. */
+static void cache_grow(void)
+{
+	struct scram_keys *old = cache;
+	size_t old_cap = cache_cap;
+
+	if (cache_cap && (cache_used + 1) * 10 <= cache_cap * 7)
+		return;
+	cache_cap = cache_cap ? 2 * cache_cap : 1024;
+	cache = lg_xcalloc(cache_cap, sizeof(*cache));
+	for (size_t i = 0; i < old_cap; i++) {
+		struct scram_keys *k = &old[i];
+
+		if (k->used)
+			*cache_find(k->mech, k->password, k->salt, k->salt_len,
+				    k->iterations) = *k;
+	}
+	free(old);
+}
+
+/* Takes a copy of the inputs; the keys are copied from k. Lock held. */
+static void cache_put(const struct scram_keys *k)
+{
+	struct scram_keys *slot;
+
+	cache_grow();
+	slot = cache_find(k->mech, k->password, k->salt, k->salt_len, k->iterations);
+	if (slot->used)
+		return;
+	*slot = *k;
+	slot->used = true;
+	slot->password = lg_xstrdup(k->password);
+	slot->salt = lg_xmalloc(k->salt_len ? k->salt_len : 1);
+	memcpy(slot->salt, k->salt, k->salt_len);
+	cache_used++;
+	cache_dirty = true;
+}
+
 /* Fills *out with the keys for these inputs, from the cache or computed. */
 static int scram_keys_get(enum lg_mech m, const char *pw, const unsigned char *salt,
 			  size_t salt_len, int iter, struct scram_keys *out)
@@ -94,46 +149,152 @@ static int scram_keys_get(enum lg_mech m, const char *pw, const unsigned char *s
 	const EVP_MD *md = mech_md(m);
 	unsigned hlen = (unsigned)EVP_MD_get_size(md);
 	unsigned char salted[MAX_HASH];
-	unsigned slot = cache_slot(m, pw, salt, salt_len, iter);
-	struct scram_keys *k = &cache[slot];
+	struct scram_keys *k;
 
 	pthread_mutex_lock(&cache_lock);
-	if (cache_match(k, m, pw, salt, salt_len, iter)) {
-		memcpy(out->client_key, k->client_key, MAX_HASH);
-		memcpy(out->stored_key, k->stored_key, MAX_HASH);
-		memcpy(out->server_key, k->server_key, MAX_HASH);
-		pthread_mutex_unlock(&cache_lock);
-		return 0;
+	if (cache_cap) {
+		k = cache_find(m, pw, salt, salt_len, iter);
+		if (k->used) {
+			*out = *k;
+			pthread_mutex_unlock(&cache_lock);
+			return 0;
+		}
 	}
 	pthread_mutex_unlock(&cache_lock);
 
+	/* computed outside the lock: other workers go on meanwhile */
 	if (!PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), salt, (int)salt_len, iter, md,
 			       (int)hlen, salted))
 		return -1;
 	atomic_fetch_add(&pbkdf2_count, 1);
+	memset(out, 0, sizeof(*out));
 	HMAC(md, salted, (int)hlen, (const unsigned char *)"Client Key", 10,
 	     out->client_key, NULL);
 	EVP_Digest(out->client_key, hlen, out->stored_key, NULL, md, NULL);
 	HMAC(md, salted, (int)hlen, (const unsigned char *)"Server Key", 10,
 	     out->server_key, NULL);
+	out->mech = m;
+	out->iterations = iter;
+	out->password = (char *)pw;
+	out->salt = (unsigned char *)salt;
+	out->salt_len = salt_len;
 
 	pthread_mutex_lock(&cache_lock);
-	if (k->used) {
-		free(k->password);
-		free(k->salt);
-	}
-	k->used = true;
-	k->mech = m;
-	k->iterations = iter;
-	k->password = lg_xstrdup(pw);
-	k->salt = lg_xmalloc(salt_len);
-	memcpy(k->salt, salt, salt_len);
-	k->salt_len = salt_len;
-	memcpy(k->client_key, out->client_key, MAX_HASH);
-	memcpy(k->stored_key, out->stored_key, MAX_HASH);
-	memcpy(k->server_key, out->server_key, MAX_HASH);
+	cache_put(out);
 	pthread_mutex_unlock(&cache_lock);
 	return 0;
+}
+
+/* ---- the cache file: one entry a line, hex fields ---- */
+
+static void put_hex(FILE *f, const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%02x", p[i]);
+	fputc(n ? ' ' : '-', f);
+	if (!n)
+		fputc(' ', f);
+}
+
+static size_t get_hex(const char *s, unsigned char *out, size_t cap)
+{
+	size_t n = 0;
+	unsigned v;
+
+	if (s[0] == '-')
+		return 0;
+	while (n < cap && sscanf(s + 2 * n, "%2x", &v) == 1) {
+		out[n++] = (unsigned char)v;
+		if (!s[2 * n] || s[2 * n] == ' ')
+			break;
+	}
+	return n;
+}
+
+int lg_sasl_cache_load(const char *path)
+{
+	char line[2048], pwhex[512], salthex[512], ck[80], sk[80], svk[80];
+	unsigned char pw[256], salt[256];
+	struct scram_keys k;
+	int mech, iter, n = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return 0;	/* no file yet */
+	while (fgets(line, sizeof(line), f)) {
+		size_t pwlen;
+
+		if (sscanf(line, "%d %d %511s %511s %79s %79s %79s", &mech, &iter, pwhex,
+			   salthex, ck, sk, svk) != 7 || mech < 0 || mech > LG_MECH_PLAIN)
+			continue;
+		memset(&k, 0, sizeof(k));
+		pwlen = get_hex(pwhex, pw, sizeof(pw) - 1);
+		pw[pwlen] = '\0';
+		k.mech = (enum lg_mech)mech;
+		k.iterations = iter;
+		k.password = (char *)pw;
+		k.salt = salt;
+		k.salt_len = get_hex(salthex, salt, sizeof(salt));
+		get_hex(ck, k.client_key, MAX_HASH);
+		get_hex(sk, k.stored_key, MAX_HASH);
+		get_hex(svk, k.server_key, MAX_HASH);
+		pthread_mutex_lock(&cache_lock);
+		cache_put(&k);
+		pthread_mutex_unlock(&cache_lock);
+		n++;
+	}
+	fclose(f);
+	cache_dirty = false;
+	return n;
+}
+
+int lg_sasl_cache_save(const char *path)
+{
+	char tmp[4096];
+	unsigned hlen;
+	FILE *f;
+	int n = 0;
+
+	if (!cache_dirty)
+		return 0;
+	snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
+	f = fopen(tmp, "w");
+	if (!f)
+		return -1;
+	pthread_mutex_lock(&cache_lock);
+	for (size_t i = 0; i < cache_cap; i++) {
+		struct scram_keys *k = &cache[i];
+
+		if (!k->used)
+			continue;
+		hlen = (unsigned)EVP_MD_get_size(mech_md(k->mech));
+		fprintf(f, "%d %d ", (int)k->mech, k->iterations);
+		put_hex(f, (const unsigned char *)k->password, strlen(k->password));
+		put_hex(f, k->salt, k->salt_len);
+		put_hex(f, k->client_key, hlen);
+		put_hex(f, k->stored_key, hlen);
+		put_hex(f, k->server_key, hlen);
+		fputc('\n', f);
+		n++;
+	}
+	pthread_mutex_unlock(&cache_lock);
+	if (fclose(f) != 0 || rename(tmp, path) != 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return n;
+}
+
+void lg_sasl_cache_free(void)
+{
+	for (size_t i = 0; i < cache_cap; i++)
+		if (cache[i].used) {
+			free(cache[i].password);
+			free(cache[i].salt);
+		}
+	free(cache);
+	cache = NULL;
+	cache_cap = cache_used = 0;
 }
 
 /* saslname: '=' and ',' are escaped (RFC 5802 section 5.1). */

@@ -19,6 +19,15 @@
 #define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind "
 #define NS_CLIENT "jabber:client "
 
+/* Expat 2.6.0 added reparse deferral (on by default): a token cut in two by
+ * a read is not parsed again until "enough" new bytes arrive, which on a
+ * live stream holds stanzas back for milliseconds. Distributions backport
+ * it without changing the version number, so the switch is found at run
+ * time. */
+XMLPARSEAPI(XML_Bool) XML_SetReparseDeferralEnabled(XML_Parser parser,
+						    XML_Bool enabled);
+#pragma weak XML_SetReparseDeferralEnabled
+
 enum { AFTER_NONE, AFTER_RESTART, AFTER_STARTTLS, AFTER_CLOSE, AFTER_FAIL };
 
 /* What to do once XML_Parse returns, and for AFTER_FAIL which counter. */
@@ -47,6 +56,13 @@ static void stop(struct lg_conn *c, int what, enum lg_ctr why, const char *msg)
 	XML_StopParser(c->xp, XML_FALSE);
 }
 
+void lg_expat_setup(XML_Parser p, void *ud)
+{
+	if (XML_SetReparseDeferralEnabled)
+		XML_SetReparseDeferralEnabled(p, XML_FALSE);
+	XML_SetUserData(p, ud);
+}
+
 void lg_xmpp_reset(struct lg_conn *c)
 {
 	if (!g_hash_salt) {
@@ -63,7 +79,7 @@ void lg_xmpp_reset(struct lg_conn *c)
 		abort();
 	}
 	XML_SetHashSalt(c->xp, g_hash_salt);
-	XML_SetUserData(c->xp, c);
+	lg_expat_setup(c->xp, c);
 	XML_SetElementHandler(c->xp, on_start, on_end);
 	XML_SetCharacterDataHandler(c->xp, on_text);
 	c->depth = 0;

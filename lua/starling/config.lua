@@ -7,8 +7,11 @@
 -- Lookups: cfg:get(host, key) tries the host's section, then the global one.
 
 local setmetatable, type, pairs, ipairs = setmetatable, type, pairs, ipairs
-local error, tostring, loadfile, pcall = error, tostring, loadfile, pcall
-local io_popen = io.popen
+local error, tostring, tonumber, loadfile, pcall = error, tostring, tonumber, loadfile, pcall
+local print = print
+local io_popen, table_sort = io.popen, table.sort
+local string_lib, table_lib, math_lib = string, table, math
+local os_getenv, os_time, os_date = os.getenv, os.time, os.date
 
 local M = {}
 
@@ -50,27 +53,49 @@ local function expand(base, pattern)
 		end
 		f:close()
 	end
-	table.sort(list)
+	table_sort(list)
 	return list
 end
 
-local allowed_env = {
-	os = { getenv = os.getenv, time = os.time, date = os.date },
-	string = string, table = table, math = math,
-	tostring = tostring, tonumber = tonumber, type = type,
-	pairs = pairs, ipairs = ipairs, print = print,
-}
+local function copy(t)
+	local c = {}
+	for k, v in pairs(t) do
+		c[k] = v
+	end
+	return c
+end
+
+-- What a config file may use besides its own functions. Fresh copies for
+-- every load: a config assigning to string.format or os.getenv must not
+-- change the libraries the server and its modules share, nor what the
+-- next load (a reload) starts from. math.randomseed is left out: the
+-- generator is shared with util.id.
+local function sandbox_globals()
+	local math_copy = copy(math_lib)
+	math_copy.randomseed = nil
+	return {
+		os = { getenv = os_getenv, time = os_time, date = os_date },
+		string = copy(string_lib), table = copy(table_lib), math = math_copy,
+		tostring = tostring, tonumber = tonumber, type = type,
+		pairs = pairs, ipairs = ipairs, print = print,
+	}
+end
 
 -- Loads path; returns a config object, or nil and an error message.
 function M.load(path)
 	local cfg = setmetatable({ path = path, global = {}, sections = {}, hosts = {} }, cfg_methods)
 	local current = cfg.global
 	local env = {}
+	local allowed_env = sandbox_globals()
 	local run_file
 
 	local function add_host(name, kind)
 		if type(name) ~= "string" or name == "" then
 			error("a host name must be a non-empty string", 3)
+		end
+		-- C sees names as C strings: a NUL would cut them short.
+		if name:find("[%c%s/@]") then
+			error("host name \"" .. name:gsub("%c", "?") .. "\" has a control character, space, '/' or '@'", 3)
 		end
 		name = name:lower()
 		local section = cfg.sections[name]
@@ -136,6 +161,9 @@ function M.load(path)
 	end
 	for _, h in ipairs(cfg.hosts) do
 		h.module = h.module or h.section.component_module
+		if h.module ~= nil and type(h.module) ~= "string" then
+			return nil, "host \"" .. h.name .. "\": component_module must be a string"
+		end
 	end
 	return cfg
 end

@@ -192,7 +192,7 @@ function api:log(level, fmt, ...)
 	if not lvl then
 		error(format("log: unknown level '%s' (debug, info, warn, error)", tostring(level)), 2)
 	end
-	if core.log_enabled and not core.log_enabled(lvl) then
+	if core.log_enabled and not core.log_enabled(lvl, owner(self)) then
 		return
 	end
 	local msg

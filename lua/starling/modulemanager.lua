@@ -102,9 +102,9 @@ local function dirname(path)
 	return path and path:match("^(.*)/[^/]*$") or "."
 end
 
-local function plugin_dirs()
+local function plugin_dirs(cfg)
 	local dirs = {}
-	local cfg = core.config()
+	cfg = cfg or core.config()
 	local paths = cfg and cfg:get("*", "plugin_paths")
 	if type(paths) == "string" then
 		paths = { paths }
@@ -123,8 +123,8 @@ local function plugin_dirs()
 	return dirs
 end
 
-local function search_dirs()
-	local dirs = plugin_dirs()
+local function search_dirs(cfg)
+	local dirs = plugin_dirs(cfg)
 	if core.modules_dir then
 		dirs[#dirs + 1] = core.modules_dir
 	end
@@ -153,9 +153,10 @@ local function valid_name(name)
 	return type(name) == "string" and name:match("^[%w_%-]+$") ~= nil
 end
 
--- path, source of module `name`; or nil, error.
-local function find_module(name)
-	local dirs = search_dirs()
+-- path, source of module `name`; or nil, error. cfg: the config whose
+-- plugin_paths to search (default: the server's).
+local function find_module(name, cfg)
+	local dirs = search_dirs(cfg)
 	for _, dir in ipairs(dirs) do
 		local file = "mod_" .. name .. ".lua"
 		for _, path in ipairs({ dir .. "/" .. file, dir .. "/mod_" .. name .. "/" .. file }) do
@@ -637,6 +638,88 @@ function M.load_all()
 	end
 	return failed
 end
+
+-- --- reload of the config -------------------------------------------------------
+
+local function name_set(list)
+	local out = {}
+	for _, name in ipairs(list) do
+		out[name] = true
+	end
+	return out
+end
+
+-- After a config reload (new_cfg is already the server's config): on each
+-- host of new_cfg, unloads the modules old_cfg enabled and new_cfg does
+-- not (unless a loaded module depends on them), and loads every module
+-- new_cfg enables that is not loaded. Modules loaded by hand
+-- (starlingctl module load) are left alone. Returns report lines and the
+-- number of modules that failed to load.
+function M.reconcile(old_cfg, new_cfg)
+	add_plugin_paths()
+	local old_sets = {}
+	for _, h in ipairs(old_cfg and old_cfg.hosts or {}) do
+		old_sets[h.name] = name_set(host_modules(old_cfg, h))
+	end
+	local report, failed = {}, 0
+	for _, h in ipairs(new_cfg.hosts or {}) do
+		local wanted = host_modules(new_cfg, h)
+		local want = name_set(wanted)
+		local dropped = {}
+		for name in pairs(old_sets[h.name] or {}) do
+			if not want[name] then
+				dropped[#dropped + 1] = name
+			end
+		end
+		sort(dropped)
+		for _, name in ipairs(dropped) do
+			local rec = get(h.name, name)
+			if rec and next(rec.dependents) then
+				report[#report + 1] = format("%s: kept %s (other modules depend on it)", h.name, name)
+			elseif rec then
+				unload_record(rec)
+				report[#report + 1] = format("%s: unloaded %s", h.name, name)
+			end
+		end
+		for _, name in ipairs(wanted) do
+			if not get(h.name, name) then
+				local mod, err = load_module(h.name, name, {})
+				if mod then
+					report[#report + 1] = format("%s: loaded %s", h.name, name)
+				else
+					failed = failed + 1
+					report[#report + 1] = format("%s: failed to load %s: %s", h.name, name,
+						tostring(err))
+				end
+			end
+		end
+	end
+	return report, failed
+end
+
+-- Unloads every module of host (a host being removed), newest first.
+function M.unload_host(host)
+	while true do
+		local rec
+		for i = #order, 1, -1 do
+			if order[i].host == host then
+				rec = order[i]
+				break
+			end
+		end
+		if not rec then
+			return
+		end
+		unload_record(rec)
+		drop(rec)
+	end
+end
+
+-- For starlingctl check and the admin commands: where modules are looked
+-- for, which a host enables, and finding one (path, source or nil, err).
+M.search_dirs = search_dirs
+M.host_modules = host_modules
+M.find = find_module
 
 -- Unloads everything, the most recently loaded first.
 function M.unload_all()

@@ -6,6 +6,14 @@ suite.
     bob.ready()                                 # the bound JID
     bob.send(alice_jid, "hello")
     msg = bob.wait_message(body="hi back")      # the message event (a dict)
+
+    carol = Agent("slixmpp", server, account, plugins=["xep_0191"])
+    carol.block([bob_jid])                      # XEP-0191, through slixmpp
+
+    dave = Agent("slixmpp", server, account, im=True, plugins=["xep_0203"])
+    dave.subscribe(bob_jid)                     # RFC 6121 subscriptions
+    dave.wait_presence(**{"from": bob_full_jid, "type": "available"})
+    dave.roster(ver="")                         # {"empty", "ver", "items"}
 """
 
 import json
@@ -29,7 +37,8 @@ class AgentError(AssertionError):
 
 class Agent:
     def __init__(self, lib, server, account, resource=None, direct_tls=False,
-                 mech=None, priority=0, lifetime=60, name=None):
+                 mech=None, priority=0, lifetime=60, name=None, plugins=(),
+                 im=False):
         self.lib = lib
         self.name = name or "%s:%s" % (lib, account.user)
         self.events = queue.Queue()
@@ -45,6 +54,10 @@ class Agent:
             cmd.append("--direct-tls")
         if mech:
             cmd += ["--mech", mech]
+        if plugins:
+            cmd += ["--plugins", ",".join(plugins)]
+        if im:
+            cmd.append("--im")
         self.stderr = tempfile.TemporaryFile()
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
@@ -94,6 +107,43 @@ class Agent:
 
     def wait_message(self, timeout=20, **match):
         return self.wait("message", timeout, **match)
+
+    def _blocking(self, cmd, timeout):
+        self._command(cmd)
+        return self.wait("iq_result", timeout, cmd=cmd["cmd"])
+
+    def block(self, jids, timeout=20):
+        """XEP-0191 block (slixmpp with plugins=["xep_0191"]): the
+        iq_result event ({"ok": ..., "condition": ...})."""
+        return self._blocking({"cmd": "block", "jids": list(jids)}, timeout)
+
+    def unblock(self, jids, timeout=20):
+        return self._blocking({"cmd": "unblock", "jids": list(jids)}, timeout)
+
+    def blocklist(self, timeout=20):
+        """The blocked JIDs, sorted."""
+        ev = self._blocking({"cmd": "blocklist"}, timeout)
+        if not ev.get("ok"):
+            raise AgentError("%s: blocklist failed: %s" % (self.name, ev))
+        return ev["jids"]
+
+    def subscribe(self, jid):
+        """Send a presence subscription request (the library then handles
+        the answers; slixmpp approves and subscribes back by default)."""
+        self._command({"cmd": "subscribe", "to": jid})
+
+    def wait_presence(self, timeout=20, **match):
+        """The next presence event (agents made with im=True) matching."""
+        return self.wait("presence", timeout, **match)
+
+    def roster(self, ver=None, timeout=20):
+        """A roster get with 'ver' (None: without): the roster event
+        ({"ok", "empty", "ver", "items": {jid: subscription}})."""
+        self._command({"cmd": "roster", "ver": ver})
+        ev = self.wait("roster", timeout)
+        if not ev.get("ok"):
+            raise AgentError("%s: roster get failed: %s" % (self.name, ev))
+        return ev
 
     def _command(self, cmd):
         try:

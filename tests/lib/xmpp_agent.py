@@ -4,15 +4,31 @@ driven over stdin/stdout by an interop test (see agents.py).
 
     xmpp_agent.py --lib slixmpp|aioxmpp --jid USER@HOST/RES --password PW
                   --port N [--host 127.0.0.1] [--direct-tls] [--mech NAME]
-                  [--priority N] [--lifetime SECONDS]
+                  [--priority N] [--lifetime SECONDS] [--plugins LIST]
+                  [--im]
 
 stdout, one JSON object a line:
     {"event": "ready", "jid": FULL_JID}         logged in, presence sent
-    {"event": "message", "from": .., "to": .., "type": .., "id": .., "body": ..}
+    {"event": "message", "from": .., "to": .., "type": .., "id": .., "body": ..,
+     "delay": STAMP or null, "delay_from": ..}   (delay: slixmpp with
+                                                 --plugins xep_0203)
+    {"event": "presence", "from": .., "to": .., "type": .., "status": ..}
+                                                 any presence (--im, slixmpp;
+                                                 type "available" when none)
+    {"event": "roster", "ok": true|false, "empty": bool, "ver": ..,
+     "items": {JID: SUBSCRIPTION}}               the answer to a roster command
+    {"event": "message_error", "from": .., "id": .., "condition": ..,
+     "app_condition": ..}                        a message bounced (slixmpp)
+    {"event": "iq_result", "cmd": .., "ok": true|false, "jids": [..],
+     "condition": ..}                            the answer to a blocking command
     {"event": "failed", "reason": ..}            login or connection failed
     {"event": "disconnected", "reason": ..}
 stdin, one JSON object a line:
     {"cmd": "send", "to": JID, "body": TEXT, "type": "chat", "id": ID}
+    {"cmd": "block"|"unblock", "jids": [JID, ..]}    XEP-0191 (slixmpp with
+    {"cmd": "blocklist"}                             --plugins xep_0191)
+    {"cmd": "subscribe", "to": JID}              presence subscription request
+    {"cmd": "roster", "ver": VER or null}        a roster get (slixmpp)
     {"cmd": "quit"}
 The library's debug log goes to stderr. The agent exits by itself after
 --lifetime seconds.
@@ -57,6 +73,8 @@ async def run_slixmpp(args, commands):
     import slixmpp
 
     xmpp = slixmpp.ClientXMPP(args.jid, args.password, sasl_mech=args.mech)
+    for plugin in args.plugins:
+        xmpp.register_plugin(plugin)
     xmpp.ssl_context.check_hostname = False
     xmpp.ssl_context.verify_mode = ssl.CERT_NONE
     if not args.slixmpp_cb:
@@ -77,18 +95,42 @@ async def run_slixmpp(args, commands):
         if not done.done():
             done.set_result(None)
 
-    def session_start(_):
+    async def session_start(_):
+        if args.im:     # an interested resource before initial presence
+            await xmpp.get_roster()
         xmpp.send_presence(ppriority=args.priority)
         mech = xmpp["feature_mechanisms"].mech
         emit("ready", jid=str(xmpp.boundjid), mech=mech and mech.name)
 
     def message(msg):
+        delay = None
+        if ("xep_0203" in args.plugins
+                and msg.xml.find("{urn:xmpp:delay}delay") is not None):
+            delay = msg["delay"]
+        stamp = delay["stamp"] if delay is not None else None
         emit("message", **{"from": str(msg["from"]), "to": str(msg["to"]),
                            "type": msg["type"], "id": msg["id"],
-                           "body": msg["body"]})
+                           "body": msg["body"],
+                           "delay": stamp.isoformat() if stamp else None,
+                           "delay_from": str(delay["from"]) if stamp else None})
+
+    def presence(pres):
+        emit("presence", **{"from": str(pres["from"]), "to": str(pres["to"]),
+                            "type": pres["type"], "status": pres["status"]})
+
+    def message_error(msg):
+        error = msg["error"]
+        app = [child.tag for child in error.xml
+               if not child.tag.startswith("{urn:ietf:params:xml:ns:xmpp-stanzas}")]
+        emit("message_error", **{"from": str(msg["from"]), "id": msg["id"],
+                                 "condition": error["condition"],
+                                 "app_condition": app[0] if app else None})
 
     xmpp.add_event_handler("session_start", session_start)
     xmpp.add_event_handler("message", message)
+    xmpp.add_event_handler("message_error", message_error)
+    if args.im:
+        xmpp.add_event_handler("presence", presence)
     xmpp.add_event_handler("failed_auth",
                            lambda s: emit("auth_failure", reason=str(s)))
     xmpp.add_event_handler("failed_all_auth",
@@ -112,6 +154,12 @@ async def run_slixmpp(args, commands):
                 if cmd.get("id"):
                     msg["id"] = cmd["id"]
                 msg.send()
+            elif cmd["cmd"] in ("block", "unblock", "blocklist"):
+                await slixmpp_blocking(xmpp, cmd)
+            elif cmd["cmd"] == "subscribe":
+                xmpp.send_presence(pto=cmd["to"], ptype="subscribe")
+            elif cmd["cmd"] == "roster":
+                await slixmpp_roster(xmpp, cmd.get("ver"))
 
     server_task = asyncio.ensure_future(serve())
     await asyncio.wait([server_task, done], return_when=asyncio.FIRST_COMPLETED)
@@ -122,6 +170,50 @@ async def run_slixmpp(args, commands):
             pass
     else:
         server_task.cancel()
+
+
+async def slixmpp_blocking(xmpp, cmd):
+    """A XEP-0191 command through slixmpp's xep_0191 plugin; reports the
+    answer as an iq_result event."""
+    from slixmpp.exceptions import IqError, IqTimeout
+
+    plugin = xmpp["xep_0191"]
+    try:
+        if cmd["cmd"] == "blocklist":
+            iq = await plugin.get_blocked(timeout=10)
+            jids = sorted(str(j) for j in iq["blocklist"]["items"])
+        else:
+            await getattr(plugin, cmd["cmd"])(cmd["jids"], timeout=10)
+            jids = cmd["jids"]
+        emit("iq_result", cmd=cmd["cmd"], ok=True, jids=jids)
+    except IqError as e:
+        emit("iq_result", cmd=cmd["cmd"], ok=False,
+             condition=e.iq["error"]["condition"])
+    except IqTimeout:
+        emit("iq_result", cmd=cmd["cmd"], ok=False, condition="timeout")
+
+
+async def slixmpp_roster(xmpp, ver):
+    """A roster get with 'ver' (None: without), sent as slixmpp builds it;
+    reports the answer as a roster event."""
+    from slixmpp.exceptions import IqError, IqTimeout
+
+    iq = xmpp.Iq()
+    iq["type"] = "get"
+    iq.enable("roster")
+    if ver is not None:
+        iq["roster"]["ver"] = ver
+    try:
+        result = await iq.send(timeout=10)
+    except (IqError, IqTimeout) as e:
+        emit("roster", ok=False, reason=str(e))
+        return
+    query = result.xml.find("{jabber:iq:roster}query")
+    items = {} if query is None else {
+        item.get("jid"): item.get("subscription", "none")
+        for item in query.findall("{jabber:iq:roster}item")}
+    emit("roster", ok=True, empty=query is None,
+         ver=None if query is None else query.get("ver"), items=items)
 
 
 async def run_aioxmpp(args, commands):
@@ -189,6 +281,12 @@ def main():
     ap.add_argument("--mech")
     ap.add_argument("--priority", type=int, default=0)
     ap.add_argument("--lifetime", type=float, default=60)
+    ap.add_argument("--plugins", default="",
+                    type=lambda v: [p for p in v.split(",") if p],
+                    help="slixmpp plugins to register, comma-separated")
+    ap.add_argument("--im", action="store_true",
+                    help="slixmpp: get the roster before initial presence "
+                         "and report every presence")
     ap.add_argument("--slixmpp-cb", action="store_true",
                     help="keep slixmpp's own channel binding behaviour")
     args = ap.parse_args()

@@ -1,0 +1,25 @@
+# bench/bench.mk - the load generator and the side-by-side benchmark.
+# Included from the top Makefile (which sets CC, BUILD and PYTHON).
+#   make build/loadgen   the load generator (bench/loadgen/*.c)
+#   make bench           build everything, run bench/run.py, append to
+#                        bench/RESULTS.md (BENCH_ARGS passes options on)
+
+LOADGEN_SRC := $(wildcard bench/loadgen/*.c)
+LOADGEN_OBJ := $(LOADGEN_SRC:%.c=$(BUILD)/obj/%.o)
+LOADGEN_CFLAGS := -O2 -g -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow \
+	-Wstrict-prototypes -Wmissing-prototypes -D_GNU_SOURCE -pthread \
+	$(shell pkg-config --cflags openssl expat 2>/dev/null)
+LOADGEN_LIBS := $(shell pkg-config --libs openssl expat 2>/dev/null) -lev -lm -pthread
+
+$(BUILD)/obj/bench/loadgen/%.o: bench/loadgen/%.c bench/loadgen/lg.h
+	@mkdir -p $(dir $@)
+	$(CC) $(LOADGEN_CFLAGS) -c -o $@ $<
+
+$(BUILD)/loadgen: $(LOADGEN_OBJ)
+	$(CC) $(LOADGEN_CFLAGS) -o $@ $^ $(LOADGEN_LIBS)
+
+bench: deps
+	$(MAKE) all $(BUILD)/loadgen
+	$(PYTHON) bench/run.py --build $(BUILD) $(BENCH_ARGS)
+
+.PHONY: bench

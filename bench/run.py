@@ -1,0 +1,655 @@
+#!/usr/bin/env python3
+"""bench/run.py - Starling side by side with the XMPP servers Debian ships.
+
+    make bench                          (builds, then runs this)
+    python3 bench/run.py [--build build] [--servers starling,prosody]
+                         [--scale 0.5] [--only login,chat_open] [--jobs 1]
+                         [--no-results] [--keep]
+
+For each server that is there (build/starling; Debian's prosody), it starts
+an instance on random 127.0.0.1 ports with its own temporary config and data
+directory, creates the same accounts, runs the same load generator scenarios
+against it (build/loadgen), stops it, and prints one table with the ratios.
+The results, the machine and the exact command line are appended to
+bench/RESULTS.md as a dated section.
+
+Every connection goes to 127.0.0.0/8; every run is bounded in time.
+"""
+
+import argparse
+import datetime
+import hashlib
+import hmac
+import json
+import os
+import platform
+import pwd
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PASSWORD = "p"
+DOMAIN = "localhost"
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=30.0):
+    """True once something accepts on 127.0.0.1:port (and proc still runs)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def machine():
+    model = "?"
+    mem = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal"):
+                    mem = "%.1f GiB" % (int(line.split()[1]) / 1048576)
+                    break
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "memory": mem,
+        "kernel": platform.release(),
+        "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[1],
+        "loadavg": "%.2f %.2f %.2f" % os.getloadavg(),
+    }
+
+
+def make_cert(work):
+    crt, key = os.path.join(work, "localhost.crt"), os.path.join(work, "localhost.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-days", "30", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost",
+                    "-keyout", key, "-out", crt],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.chmod(key, 0o600)
+    return crt, key
+
+
+def dpkg_version(pkg):
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg],
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+# --------------------------------------------------------------------------
+# servers
+
+
+class Server:
+    """One server instance on its own ports, config and data directory."""
+
+    name = "?"
+    mech = "SCRAM-SHA-256"
+    per_user_salt = True  # the load generator then needs a warm-up pass
+
+    def __init__(self, work, cert):
+        self.dir = os.path.join(work, self.name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.cert = cert
+        self.port = free_port()
+        self.tls_port = free_port()
+        self.proc = None
+        self.logf = None
+        self.version = "?"
+        self.crashes = []
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else 0
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    env = None  # extra environment for the server's processes
+
+    def launch(self, argv, user=None):
+        self.logf = open(os.path.join(self.dir, "server.log"), "ab")
+        kwargs = {"env": dict(os.environ, **self.env)} if self.env else {}
+        if user:
+            kwargs["user"] = user
+        self.proc = subprocess.Popen(argv, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=self.dir, **kwargs)
+        if not wait_port(self.port, self.proc):
+            tail = self.log_tail()
+            self.stop()
+            raise RuntimeError("%s did not start: %s" % (self.name, tail))
+
+    def log_tail(self, n=8):
+        try:
+            with open(os.path.join(self.dir, "server.log"), errors="replace") as f:
+                return " | ".join(f.read().splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if self.logf:
+            self.logf.close()
+            self.logf = None
+
+
+class Starling(Server):
+    name = "starling"
+    env = {"STARLING_HOME": ROOT}  # lua/ and modules/ of this tree
+
+    def __init__(self, work, cert, build):
+        super().__init__(work, cert)
+        self.bin = os.path.join(ROOT, build, "starling")
+        self.ctl = os.path.join(ROOT, build, "starlingctl")
+        self.cfg = os.path.join(self.dir, "starling.cfg")
+        self.version = "git " + (self.git_rev() or "?")
+        self.write_config()
+
+    @staticmethod
+    def available(build):
+        return all(os.access(os.path.join(ROOT, build, b), os.X_OK)
+                   for b in ("starling", "starlingctl"))
+
+    @staticmethod
+    def git_rev():
+        try:
+            out = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                                 capture_output=True, text=True, timeout=10)
+            return out.stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+
+    def write_config(self):
+        crt, key = self.cert
+        os.makedirs(os.path.join(self.dir, "data"), exist_ok=True)
+        with open(self.cfg, "w") as f:
+            f.write(f"""-- written by bench/run.py
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {self.port} }}
+c2s_direct_tls_ports = {{ {self.tls_port} }}
+data_path = "{self.dir}/data"
+log = {{ level = "warn" }}
+c2s_require_encryption = false
+modules_enabled = {{ "roster", "presence", "message", "iq", "disco", "ping" }}
+ssl = {{ certificate = "{crt}", key = "{key}" }}
+VirtualHost "{DOMAIN}"
+""")
+
+    def has_register_many(self):
+        out = subprocess.run([self.ctl, "--help"], capture_output=True, text=True,
+                             timeout=30, env=self.ctl_env())
+        return "register-many" in (out.stdout + out.stderr)
+
+    def create_accounts(self, prefix, first, last):
+        """Accounts prefix<first>..prefix<last>, created while the server is down."""
+        if self.has_register_many():
+            subprocess.run([self.ctl, "-c", self.cfg, "register-many", prefix,
+                            str(first), str(last), PASSWORD, DOMAIN],
+                           check=True, timeout=3600, env=self.ctl_env())
+            return "starlingctl register-many"
+        procs = []
+        width = max(2, 2 * (os.cpu_count() or 1))
+        for i in range(first, last + 1):
+            procs.append(subprocess.Popen(
+                [self.ctl, "-c", self.cfg, "register", f"{prefix}{i}", DOMAIN, PASSWORD],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.ctl_env()))
+            if len(procs) >= width:
+                self._reap(procs.pop(0))
+        for p in procs:
+            self._reap(p)
+        return "starlingctl register, one process per account"
+
+    def ctl_env(self):
+        return dict(os.environ, **self.env)
+
+    @staticmethod
+    def _reap(p):
+        _, err = p.communicate(timeout=120)
+        if p.returncode != 0:
+            raise RuntimeError("starlingctl register failed: " + err.decode(errors="replace"))
+
+    def start(self):
+        self.launch([self.bin, "-c", self.cfg])
+
+
+class Prosody(Server):
+    name = "prosody"
+    user = "prosody"
+    per_user_salt = False
+
+    def __init__(self, work, cert):
+        super().__init__(work, cert)
+        self.cfg = os.path.join(self.dir, "prosody.cfg.lua")
+        self.data = os.path.join(self.dir, "data")
+        self.version = "prosody " + (dpkg_version("prosody") or "?")
+        self.write_config()
+
+    @staticmethod
+    def available(build):
+        return shutil.which("prosody") is not None and dpkg_version("prosody") is not None
+
+    def write_config(self):
+        # its own copy of the certificate: it runs as the prosody user
+        crt, key = (os.path.join(self.dir, os.path.basename(f)) for f in self.cert)
+        for src, dst in zip(self.cert, (crt, key)):
+            shutil.copyfile(src, dst)
+        os.chmod(key, 0o600)
+        for sub in ("accounts", "roster"):
+            os.makedirs(os.path.join(self.data, DOMAIN, sub), exist_ok=True)
+        with open(self.cfg, "w") as f:
+            f.write(f"""-- written by bench/run.py
+pidfile = "{self.dir}/prosody.pid"
+data_path = "{self.data}"
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {self.port} }}
+c2s_direct_tls_ports = {{ {self.tls_port} }}
+s2s_ports = {{ }}
+network_backend = "epoll"
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+authentication = "internal_hashed"
+password_hash = "SHA-256"
+storage = "internal"
+modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping" }}
+modules_disabled = {{ "s2s", "offline" }}
+log = {{ warn = "{self.dir}/prosody.log" }}
+certificates = "{self.dir}/certs"
+ssl = {{ certificate = "{crt}", key = "{key}" }}
+VirtualHost "{DOMAIN}"
+ssl = {{ certificate = "{crt}", key = "{key}" }}
+""")
+        os.makedirs(os.path.join(self.dir, "certs"), exist_ok=True)
+        self._chown()
+
+    def _chown(self):
+        try:
+            pw = pwd.getpwnam(self.user)
+        except KeyError:
+            return
+        for base, dirs, files in os.walk(self.dir):
+            os.chown(base, pw.pw_uid, pw.pw_gid)
+            for n in files:
+                os.chown(os.path.join(base, n), pw.pw_uid, pw.pw_gid)
+
+    def create_accounts(self, prefix, first, last):
+        """Writes Prosody's internal_hashed account files (what prosodyctl
+        register writes), with one salt for all so the load generator's
+        SaltedPassword cache holds; the server's per-login work is the same."""
+        salt = "starling-bench-salt"
+        iters = 10000
+        salted = hashlib.pbkdf2_hmac("sha256", PASSWORD.encode(), salt.encode(), iters)
+        client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+        stored = hashlib.sha256(client_key).hexdigest()
+        server = hmac.new(salted, b"Server Key", "sha256").hexdigest()
+        body = ('return {\n\t["iteration_count"] = %d;\n\t["stored_key"] = "%s";\n'
+                '\t["server_key"] = "%s";\n\t["salt"] = "%s";\n};\n'
+                % (iters, stored, server, salt))
+        d = os.path.join(self.data, DOMAIN, "accounts")
+        for i in range(first, last + 1):
+            with open(os.path.join(d, f"{prefix}{i}.dat"), "w") as f:
+                f.write(body)
+        self._chown()
+        return "account files written directly (prosodyctl register format)"
+
+    def start(self):
+        user = self.user if os.geteuid() == 0 else None
+        self.launch(["prosody", "--config", self.cfg], user=user)
+
+
+SERVER_CLASSES = {"starling": Starling, "prosody": Prosody}
+
+
+# --------------------------------------------------------------------------
+# scenarios
+
+
+def scenario_list(a):
+    """(key, loadgen scenario, options, fresh) in the order they run; fresh
+    scenarios get a newly started server (memory is measured from its start)."""
+    s = a.scale
+
+    def n(x):
+        return str(max(2, int(x * s)))
+
+    common = ["--duration", str(a.duration)]
+    return [
+        ("login", "login", ["--users", n(2000), "--count", n(2000), "--concurrency", "200"],
+         False),
+        ("login_tls", "login", ["--users", n(1000), "--count", n(1000),
+                                "--concurrency", "100", "--tls", "starttls"], False),
+        ("chat_open", "chat", ["--users", n(1000), "--window", "8"] + common, False),
+        ("chat_rate", "chat", ["--users", n(1000), "--rate", str(a.chat_rate)] + common,
+         False),
+        ("idle_plain", "idle", ["--users", n(10000), "--settle", "3"], True),
+        ("idle_tls", "idle", ["--users", n(5000), "--settle", "3", "--tls", "starttls"],
+         True),
+        ("rosters", "rosters", ["--users", n(1000), "--user-prefix", "r",
+                                "--contacts", str(a.contacts), "--duration", "120"], False),
+        ("presence", "presence", ["--users", n(1000), "--user-prefix", "r",
+                                  "--contacts", str(a.contacts), "--changes", "10",
+                                  "--duration", str(max(a.duration, 30))], False),
+    ]
+
+
+def run_loadgen(a, server, scenario, opts, jobs=None):
+    argv = [a.loadgen, scenario, "--port", str(server.port), "--domain", DOMAIN,
+            "--password", PASSWORD, "--mech", server.mech, "--server-pid",
+            str(server.pid), "-j", str(jobs or a.jobs), "--json", "--quiet",
+            "--scram-cache", os.path.join(server.dir, "scram-keys")] + opts
+    log("  $ loadgen %s %s" % (scenario, " ".join(opts)))
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=a.timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": "loadgen timed out after %d s" % a.timeout}
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    if out.returncode != 0 or not lines:
+        return {"error": "loadgen exit %d: %s" % (out.returncode, out.stderr.strip()[-300:])}
+    return json.loads(lines[-1])
+
+
+def bench_server(a, server, scenarios):
+    results = {}
+    need = {}
+    for _key, _scenario, opts, _fresh in scenarios:
+        prefix = opts[opts.index("--user-prefix") + 1] if "--user-prefix" in opts else "u"
+        users = int(opts[opts.index("--users") + 1])
+        need[prefix] = max(need.get(prefix, 0), users)
+    t = time.monotonic()
+    how = None
+    for prefix, count in sorted(need.items()):
+        how = server.create_accounts(prefix, 1, count)
+    log("  accounts: %s in %.1f s (%s)" % (
+        ", ".join("%s1..%s%d" % (p, p, c) for p, c in sorted(need.items())),
+        time.monotonic() - t, how))
+    server.start()
+    log("  started %s (pid %d) on ports %d/%d" % (server.name, server.pid, server.port,
+                                                   server.tls_port))
+    try:
+        if server.per_user_salt:
+            # every account has its own salt: derive the SCRAM keys of all of
+            # them once, unmeasured, so the measured runs do no PBKDF2
+            t = time.monotonic()
+            for prefix, count in sorted(need.items()):
+                r = run_loadgen(a, server, "login", [
+                    "--users", str(count), "--user-prefix", prefix, "--no-session",
+                    "--concurrency", "100"], jobs=os.cpu_count() or 1)
+                if "error" in r or r.get("login_failed"):
+                    log("  warm-up %s: %s" % (prefix, summary("login", r)))
+            log("  warm-up (SCRAM keys of every account) took %.1f s"
+                % (time.monotonic() - t))
+        for key, scenario, opts, fresh in scenarios:
+            if fresh or not server.alive():
+                if not server.alive():
+                    server.crashes.append("%s had died before %s: %s" % (
+                        server.name, key, server.log_tail()))
+                server.stop()
+                try:
+                    server.start()
+                except RuntimeError as e:
+                    results[key] = {"error": str(e)}
+                    continue
+                log("  restarted %s (pid %d) for %s" % (server.name, server.pid, key))
+                time.sleep(2)
+            r = run_loadgen(a, server, scenario, opts)
+            results[key] = r
+            log("    %s: %s" % (key, summary(key, r)))
+            time.sleep(1)
+    finally:
+        server.stop()
+    return results
+
+
+# --------------------------------------------------------------------------
+# the table
+
+
+# (label, scenario key, field, format, higher is better)
+ROWS = [
+    ("logins/s", "login", "logins_per_s", "%.0f", True),
+    ("login latency p50 ms", "login", "login_latency_p50_ms", "%.1f", False),
+    ("login latency p99 ms", "login", "login_latency_p99_ms", "%.1f", False),
+    ("logins per server CPU-s", "login", "logins_per_server_cpu_s", "%.0f", True),
+    ("STARTTLS logins/s", "login_tls", "logins_per_s", "%.0f", True),
+    ("STARTTLS login p99 ms", "login_tls", "login_latency_p99_ms", "%.1f", False),
+    ("chat open loop: delivered msgs/s", "chat_open", "delivered_per_s", "%.0f", True),
+    ("chat open loop: latency p50 ms", "chat_open", "latency_p50_ms", "%.2f", False),
+    ("chat open loop: latency p99 ms", "chat_open", "latency_p99_ms", "%.2f", False),
+    ("chat open loop: latency p99.9 ms", "chat_open", "latency_p999_ms", "%.2f", False),
+    ("chat open loop: msgs per server CPU-s", "chat_open", "delivered_per_server_cpu_s", "%.0f", True),
+    ("chat open loop: lost", "chat_open", "lost", "%.0f", False),
+    ("chat fixed rate: delivered msgs/s", "chat_rate", "delivered_per_s", "%.0f", True),
+    ("chat fixed rate: latency p50 ms", "chat_rate", "latency_p50_ms", "%.2f", False),
+    ("chat fixed rate: latency p99 ms", "chat_rate", "latency_p99_ms", "%.2f", False),
+    ("chat fixed rate: latency p99.9 ms", "chat_rate", "latency_p999_ms", "%.2f", False),
+    ("chat fixed rate: server CPU (cores)", "chat_rate", "server_cpu_util", "%.2f", False),
+    ("chat fixed rate: lost", "chat_rate", "lost", "%.0f", False),
+    ("idle plain: connections held", "idle_plain", "online", "%.0f", True),
+    ("idle plain: server bytes/conn", "idle_plain", "bytes_per_conn", "%.0f", False),
+    ("idle TLS: connections held", "idle_tls", "online", "%.0f", True),
+    ("idle TLS: server bytes/conn", "idle_tls", "bytes_per_conn", "%.0f", False),
+    ("rosters: subscriptions done", "rosters", "subscribed_received", "%.0f", True),
+    ("presence: delivered/s", "presence", "delivered_per_s", "%.0f", True),
+    ("presence: latency p99 ms", "presence", "latency_p99_ms", "%.1f", False),
+    ("presence: per server CPU-s", "presence", "delivered_per_server_cpu_s", "%.0f", True),
+    ("presence: received/expected", "presence", None, None, True),
+]
+
+
+def cell(results, key, field, fmt):
+    r = results.get(key)
+    if r is None:
+        return None, "-"
+    if "error" in r:
+        return None, "failed"
+    if field is None:  # presence received/expected
+        return None, "%d/%d" % (r.get("presence_received", 0), r.get("presence_expected", 0))
+    v = r.get(field)
+    if v is None:
+        return None, "n/a"
+    return v, fmt % v
+
+
+def summary(key, r):
+    if "error" in r:
+        return "FAILED " + r["error"]
+    parts = []
+    for label, k, field, fmt, _ in ROWS:
+        if k == key and field:
+            v = r.get(field)
+            if v is not None:
+                parts.append("%s=%s" % (field, fmt % v))
+    if r.get("first_error"):
+        parts.append("first_error=" + r["first_error"])
+    return " ".join(parts[:6] + parts[-1:] if r.get("first_error") else parts[:6])
+
+
+def table(all_results, names):
+    base = "starling" if "starling" in names else names[0]
+    others = [n for n in names if n != base]
+    head = ["metric"] + names + ["%s/%s" % (base, o) for o in others]
+    rows = []
+    for label, key, field, fmt, _ in ROWS:
+        vals = [cell(all_results[n], key, field, fmt) for n in names]
+        if all(text == "-" for _, text in vals):
+            continue
+        line = [label] + [text for _, text in vals]
+        bv = vals[names.index(base)][0]
+        for o in others:
+            ov = vals[names.index(o)][0]
+            line.append("%.2f" % (bv / ov) if bv is not None and ov else "-")
+        rows.append(line)
+    return head, rows
+
+
+def markdown(head, rows):
+    out = ["| " + " | ".join(head) + " |",
+           "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def plain(head, rows):
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    fmt = "  ".join("%-" + str(w) + "s" if i == 0 else "%" + str(w) + "s"
+                    for i, w in enumerate(widths))
+    return "\n".join(fmt % tuple(r) for r in [head] + rows)
+
+
+def write_results(path, a, mach, servers, all_results, head, rows, notes):
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = ["", "## %s" % now, "",
+             "Command: `%s`" % " ".join(["python3", "bench/run.py"] + sys.argv[1:]), "",
+             "Machine: %s CPUs (%s), %s memory, Linux %s, descriptor limit %s; "
+             "load average %s at the start (other work on the machine skews "
+             "the numbers)." % (
+                 mach["nproc"], mach["cpu"], mach["memory"], mach["kernel"],
+                 mach["fd_limit"], mach["loadavg"]),
+             "Servers: %s. Load generator: build/loadgen, %d worker thread(s), "
+             "same host." % (", ".join("%s (%s)" % (s.name, s.version) for s in servers),
+                             a.jobs), "",
+             markdown(head, rows), ""]
+    if notes:
+        lines += ["Notes:", ""] + ["- " + n for n in notes] + [""]
+    lines += ["<details><summary>raw results (JSON)</summary>", "", "```json",
+              json.dumps(all_results, indent=1, sort_keys=True), "```", "</details>", ""]
+    new = not os.path.exists(path)
+    with open(path, "a") as f:
+        if new:
+            f.write("# Benchmark results\n\nAppended by `make bench` (bench/run.py); "
+                    "newest last.\n")
+        f.write("\n".join(lines))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--build", default="build")
+    p.add_argument("--loadgen", default=None, help="default: BUILD/loadgen")
+    p.add_argument("--servers", default="starling,prosody",
+                   help="comma separated; those not installed are skipped")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiplies every user count (0.1 for a quick look)")
+    p.add_argument("--duration", type=float, default=20, help="seconds per chat run")
+    p.add_argument("--chat-rate", type=float, default=5000,
+                   help="messages/s of the fixed-rate chat run")
+    p.add_argument("--contacts", type=int, default=10, help="roster size (even)")
+    p.add_argument("--jobs", type=int, default=1, help="load generator threads")
+    p.add_argument("--only", default="", help="comma separated scenario keys")
+    p.add_argument("--timeout", type=int, default=600, help="seconds per loadgen run")
+    p.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    p.add_argument("--no-results", action="store_true", help="do not write RESULTS.md")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    a = p.parse_args()
+
+    a.loadgen = a.loadgen or os.path.join(ROOT, a.build, "loadgen")
+    if not os.access(a.loadgen, os.X_OK):
+        sys.exit("no %s: run make %s/loadgen" % (a.loadgen, a.build))
+    raise_nofile()
+    mach = machine()
+    scenarios = scenario_list(a)
+    if a.only:
+        keep = set(a.only.split(","))
+        if "presence" in keep:
+            keep.add("rosters")
+        scenarios = [s for s in scenarios if s[0] in keep]
+
+    work = tempfile.mkdtemp(prefix="starling-bench-")
+    os.chmod(work, 0o755)
+    notes = []
+    servers, all_results = [], {}
+    try:
+        cert = make_cert(work)
+        for name in a.servers.split(","):
+            cls = SERVER_CLASSES.get(name)
+            if cls is None:
+                notes.append("%s: no such server in bench/run.py" % name)
+                continue
+            if not cls.available(a.build):
+                notes.append("%s: not installed or not built; skipped" % name)
+                log("%s: not available, skipped" % name)
+                continue
+            server = cls(work, cert, a.build) if cls is Starling else cls(work, cert)
+            log("%s (%s)" % (name, server.version))
+            try:
+                all_results[name] = bench_server(a, server, scenarios)
+                servers.append(server)
+            except (RuntimeError, subprocess.SubprocessError, OSError) as e:
+                notes.append("%s: %s" % (name, e))
+                log("%s: %s" % (name, e))
+                server.stop()
+        for server in servers:
+            notes.extend(server.crashes)
+        for name, res in all_results.items():
+            for key, r in res.items():
+                if "error" in r:
+                    notes.append("%s %s: %s" % (name, key, r["error"]))
+                elif r.get("first_error"):
+                    notes.append("%s %s: first error: %s" % (name, key, r["first_error"]))
+    finally:
+        if a.keep:
+            log("kept " + work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    if not all_results:
+        print("no server could be benchmarked:\n  " + "\n  ".join(notes))
+        return 1
+    names = list(all_results)
+    head, rows = table(all_results, names)
+    print()
+    print(plain(head, rows))
+    for n in notes:
+        print("note: " + n)
+    if not a.no_results:
+        write_results(a.results, a, mach, servers, all_results, head, rows, notes)
+        print("\nappended to " + os.path.relpath(a.results, os.getcwd()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

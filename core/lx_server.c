@@ -1,0 +1,314 @@
+/* lx_server.c - starling.server: sessions, hosts and reload for admin.lua. */
+#include "lx_server.h"
+#include "config.h"
+#include "conn.h"
+#include "listener.h"
+#include "log.h"
+#include "route.h"
+#include "server.h"
+#include "session.h"
+#include "store.h"
+#include "tls.h"
+
+#include <errno.h>
+#include <stdio.h>
+
+static bool is_live(const struct session *s)
+{
+	return !(s->flags & (SESS_F_CLOSING | SESS_F_DEAD));
+}
+
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+	if (v) {
+		lua_pushstring(L, v);
+		lua_setfield(L, -2, k);
+	}
+}
+
+static void set_num(lua_State *L, const char *k, double v)
+{
+	lua_pushnumber(L, v);
+	lua_setfield(L, -2, k);
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+	lua_pushinteger(L, v);
+	lua_setfield(L, -2, k);
+}
+
+static const char *session_state(const struct session *s)
+{
+	if (s->flags & SESS_F_HIBERNATING)
+		return "hibernating";
+	if (s->flags & SESS_F_BOUND)
+		return "bound";
+	if (s->flags & SESS_F_AUTHED)
+		return "authenticated";
+	return "negotiating";
+}
+
+static void push_session(lua_State *L, const struct session *s)
+{
+	const struct conn *c = s->conn;
+
+	lua_createtable(L, 0, 14);
+	set_str(L, "id", s->id);
+	set_str(L, "jid", s->full_jid);
+	set_str(L, "bare", s->bare_jid);
+	set_str(L, "host", s->host);
+	set_str(L, "state", session_state(s));
+	set_num(L, "connected_at", s->connected_at);
+	set_num(L, "idle", now_mono() - s->last_activity);
+	lua_pushboolean(L, (s->flags & SESS_F_DIRECT_TLS) != 0);
+	lua_setfield(L, -2, "direct_tls");
+	if (!c)
+		return;
+	set_str(L, "ip", c->ip);
+	set_int(L, "port", c->port);
+	set_int(L, "bytes_in", (lua_Integer)c->bytes_in);
+	set_int(L, "bytes_out", (lua_Integer)c->bytes_out);
+	set_int(L, "queued", (lua_Integer)c->wq_bytes);
+	if (c->ssl && !(c->flags & CONN_F_HANDSHAKE)) {
+		set_str(L, "tls_version", tls_version(c->ssl));
+		set_str(L, "cipher", tls_cipher(c->ssl));
+	}
+}
+
+/* sessions([host]) -> array of tables, every live session (bound or not)
+ * of host, or of every host. */
+static int l_sessions(lua_State *L)
+{
+	const char *host = luaL_optstring(L, 1, NULL);
+	int i = 0;
+
+	lua_newtable(L);
+	for (struct session *s = session_first(); s; s = s->all_next) {
+		if (!is_live(s) || (host && (!s->host || strcmp(s->host, host) != 0)))
+			continue;
+		push_session(L, s);
+		lua_rawseti(L, -2, ++i);
+	}
+	return 1;
+}
+
+/* Counts of the status command: connections, authenticated, bound. */
+static int l_counts(lua_State *L)
+{
+	lua_Integer live = 0, authed = 0, hibernating = 0;
+
+	for (struct session *s = session_first(); s; s = s->all_next) {
+		if (!is_live(s))
+			continue;
+		live++;
+		authed += (s->flags & SESS_F_AUTHED) != 0;
+		hibernating += (s->flags & SESS_F_HIBERNATING) != 0;
+	}
+	lua_createtable(L, 0, 6);
+	set_int(L, "connections", live);
+	set_int(L, "authenticated", authed);
+	set_int(L, "bound", (lua_Integer)route_session_count());
+	set_int(L, "hibernating", hibernating);
+	set_int(L, "listeners", (lua_Integer)listener_count());
+	set_int(L, "hook_errors", (lua_Integer)hook_error_count());
+	return 1;
+}
+
+/* The route's hosts, sorted by the caller. */
+static int l_hosts(lua_State *L)
+{
+	size_t pos = 0;
+	struct host *h;
+	int i = 0;
+
+	lua_newtable(L);
+	while (route_host_next(&pos, &h)) {
+		lua_createtable(L, 0, 2);
+		set_str(L, "name", h->name);
+		set_str(L, "type", h->type == HOST_COMPONENT ? "component" : "local");
+		lua_rawseti(L, -2, ++i);
+	}
+	return 1;
+}
+
+/* kick(jid, condition, text) -> n: closes the session of a full JID, or
+ * every session of a bare JID, with a stream error. */
+static int l_kick(lua_State *L)
+{
+	const char *jid = luaL_checkstring(L, 1);
+	const char *cond = luaL_optstring(L, 2, "policy-violation");
+	const char *text = luaL_optstring(L, 3, NULL);
+	struct session *s = route_find_full(jid);
+	lua_Integer n = 0;
+
+	if (s && is_live(s)) {
+		session_close(s, cond, text);
+		n = 1;
+	} else if (!s) {
+		/* session_close unbinds: take the next one before. */
+		for (s = route_find_bare(jid); s; ) {
+			struct session *next = s->user_next;
+			if (is_live(s)) {
+				session_close(s, cond, text);
+				n++;
+			}
+			s = next;
+		}
+	}
+	lua_pushinteger(L, n);
+	return 1;
+}
+
+/* close_host(host, condition, text) -> n: every session whose stream is
+ * to host (a host being removed). */
+static int l_close_host(lua_State *L)
+{
+	const char *host = luaL_checkstring(L, 1);
+	const char *cond = luaL_optstring(L, 2, "host-gone");
+	const char *text = luaL_optstring(L, 3, NULL);
+	lua_Integer n = 0;
+
+	for (struct session *s = session_first(); s; s = s->all_next) {
+		if (is_live(s) && s->host && strcmp(s->host, host) == 0) {
+			session_close(s, cond, text);
+			n++;
+		}
+	}
+	lua_pushinteger(L, n);
+	return 1;
+}
+
+static int l_host_add(lua_State *L)
+{
+	static const char *const types[] = { "local", "component", NULL };
+	const char *name = luaL_checkstring(L, 1);
+	int type = luaL_checkoption(L, 2, "local", types);
+
+	if (!*name || strcmp(name, "*") == 0)
+		return luaL_argerror(L, 1, "not a host name");
+	route_host_add(name, type == 1 ? HOST_COMPONENT : HOST_LOCAL);
+	return 0;
+}
+
+static int push_errno(lua_State *L, int r, const char *what)
+{
+	if (r == 0) {
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	lua_pushnil(L);
+	lua_pushfstring(L, "%s: %s", what, strerror(-r));
+	return 2;
+}
+
+static int l_host_remove(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+
+	return push_errno(L, route_host_remove(name, L), name);
+}
+
+static int push_sbuf_result(lua_State *L, int r, struct sbuf *err)
+{
+	if (r == 0) {
+		sbuf_free(err);
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	lua_pushnil(L);
+	if (err->len)
+		lua_pushlstring(L, err->p, err->len);
+	else
+		lua_pushstring(L, strerror(-r));
+	sbuf_free(err);
+	return 2;
+}
+
+/* load_tls(cfg) -> true, n | nil, err */
+static int l_load_tls(lua_State *L)
+{
+	struct sbuf err;
+	int n = 0, r;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	sbuf_init(&err);
+	r = server_load_tls(L, 1, &err, &n);
+	if (r != 0)
+		return push_sbuf_result(L, r, &err);
+	sbuf_free(&err);
+	lua_pushboolean(L, 1);
+	lua_pushinteger(L, n);
+	return 2;
+}
+
+/* replace_config(cfg): cfg becomes the config C and starling.core see. */
+static int l_replace_config(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	config_replace(1);
+	return 0;
+}
+
+static int l_apply_log(lua_State *L)
+{
+	struct sbuf err;
+
+	sbuf_init(&err);
+	return push_sbuf_result(L, server_apply_log(&err), &err);
+}
+
+static int l_read_options(lua_State *L)
+{
+	server_read_options();
+	return 0;
+}
+
+static int l_reopen_log(lua_State *L)
+{
+	return push_errno(L, log_reopen(), "cannot reopen the log");
+}
+
+static int l_has_default_tls(lua_State *L)
+{
+	lua_pushboolean(L, tls_default_ctx() != NULL);
+	return 1;
+}
+
+/* commit(): the storage batch, now (before an answer that depends on it). */
+static int l_commit(lua_State *L)
+{
+	return push_errno(L, store_commit(), "storage commit");
+}
+
+int luaopen_starling_server(lua_State *L)
+{
+	static const luaL_Reg fns[] = {
+		{ "sessions", l_sessions },
+		{ "counts", l_counts },
+		{ "hosts", l_hosts },
+		{ "kick", l_kick },
+		{ "close_host", l_close_host },
+		{ "host_add", l_host_add },
+		{ "host_remove", l_host_remove },
+		{ "load_tls", l_load_tls },
+		{ "replace_config", l_replace_config },
+		{ "apply_log", l_apply_log },
+		{ "read_options", l_read_options },
+		{ "reopen_log", l_reopen_log },
+		{ "has_default_tls", l_has_default_tls },
+		{ "commit", l_commit },
+		{ NULL, NULL },
+	};
+
+	luaL_newlib(L, fns);
+	return 1;
+}
+
+void lx_server_register(lua_State *L)
+{
+	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+	lua_pushcfunction(L, luaopen_starling_server);
+	lua_setfield(L, -2, "starling.server");
+	lua_pop(L, 1);
+}

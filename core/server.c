@@ -1,0 +1,351 @@
+/* server.c - the log, TLS contexts and pid file from the config. */
+#include "server.h"
+#include "config.h"
+#include "log.h"
+#include "tls.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#define MAX_LOG_SOURCES 64
+
+static void (*options_reader)(void);
+static char *pidfile_written;
+
+const char *server_path(const char *path, char *buf, size_t n)
+{
+	const char *cfg = config_path();
+	const char *slash = cfg ? strrchr(cfg, '/') : NULL;
+	int len;
+
+	if (!path || path[0] == '/' || !slash)
+		return path;
+	len = snprintf(buf, n, "%.*s/%s", (int)(slash - cfg), cfg, path);
+	return len < 0 || (size_t)len >= n ? NULL : buf;
+}
+
+/* --- log ------------------------------------------------------------------ */
+
+struct log_conf {
+	const char *level, *dest;
+	const char *names[MAX_LOG_SOURCES], *levels[MAX_LOG_SOURCES];
+	size_t n;
+};
+
+static bool is_level(const char *s)
+{
+	return s && log_level_parse(s) >= 0;
+}
+
+/* log.modules = { roster = "debug", ["localhost:ping"] = "warn" } */
+static int read_log_modules(lua_State *L, int idx, struct log_conf *lc, struct sbuf *err)
+{
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING ||
+		    !is_level(lua_tostring(L, -1))) {
+			sbuf_printf(err, "option 'log': modules must map names to levels "
+				    "(debug, info, warn, error)");
+			lua_pop(L, 2);
+			return -EINVAL;
+		}
+		if (lc->n == MAX_LOG_SOURCES) {
+			sbuf_printf(err, "option 'log': more than %d module levels", MAX_LOG_SOURCES);
+			lua_pop(L, 2);
+			return -EINVAL;
+		}
+		lc->names[lc->n] = lua_tostring(L, -2);	/* anchored in the config */
+		lc->levels[lc->n++] = lua_tostring(L, -1);
+		lua_pop(L, 1);
+	}
+	return 0;
+}
+
+static int read_log_table(lua_State *L, int idx, struct log_conf *lc, struct sbuf *err)
+{
+	static const char *const lv[] = { "debug", "info", "warn", "error" };
+	int tl = lua_getfield(L, idx, "level"), tt = lua_getfield(L, idx, "to");
+	int r = 0;
+
+	if ((tl != LUA_TNIL && tl != LUA_TSTRING) || (tt != LUA_TNIL && tt != LUA_TSTRING)) {
+		sbuf_printf(err, "option 'log': level and to must be strings");
+		lua_pop(L, 2);
+		return -EINVAL;
+	}
+	lc->level = tl == LUA_TSTRING ? lua_tostring(L, -2) : lc->level;
+	lc->dest = tt == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+	lua_pop(L, 2);
+	/* Prosody's form: { info = "file.log" } - the lowest level given. */
+	for (size_t i = 0; i < ARRAY_SIZE(lv) && !lc->dest; i++) {
+		if (lua_getfield(L, idx, lv[i]) == LUA_TSTRING) {
+			lc->level = lv[i];
+			lc->dest = lua_tostring(L, -1);
+		}
+		lua_pop(L, 1);
+	}
+	if (!lc->dest)
+		lc->dest = "stderr";
+	int t = lua_getfield(L, idx, "modules");
+	if (t == LUA_TTABLE) {
+		r = read_log_modules(L, lua_gettop(L), lc, err);
+	} else if (t != LUA_TNIL) {
+		sbuf_printf(err, "option 'log': modules must be a table");
+		r = -EINVAL;
+	}
+	lua_pop(L, 1);
+	return r;
+}
+
+int server_apply_log(struct sbuf *err)
+{
+	lua_State *L = lx_state();
+	struct log_conf lc = { .level = "info", .dest = "stderr" };
+	char buf[PATH_MAX];
+	int r = 0;
+
+	config_push("*", "log");
+	if (lua_type(L, -1) == LUA_TSTRING) {
+		const char *v = lua_tostring(L, -1);
+		if (is_level(v))
+			lc.level = v;
+		else
+			lc.dest = v;
+	} else if (lua_istable(L, -1)) {
+		r = read_log_table(L, lua_gettop(L), &lc, err);
+	} else if (!lua_isnil(L, -1)) {
+		sbuf_printf(err, "option 'log' must be a level, a destination or a table");
+		r = -EINVAL;
+	}
+	if (r == 0 && !is_level(lc.level)) {
+		sbuf_printf(err, "option 'log': the level must be debug, info, warn or error");
+		r = -EINVAL;
+	}
+	if (r == 0 && strcmp(lc.dest, "stderr") && strcmp(lc.dest, "*console") &&
+	    strcmp(lc.dest, "syslog") && strcmp(lc.dest, "*syslog") &&
+	    !(lc.dest = server_path(lc.dest, buf, sizeof(buf)))) {
+		sbuf_printf(err, "option 'log': the file name is too long");
+		r = -ENAMETOOLONG;
+	}
+	if (r == 0 && (r = log_setup(lc.level, lc.dest)) != 0)
+		sbuf_printf(err, "option 'log': cannot open %s: %s", lc.dest, strerror(-r));
+	if (r == 0 && (r = log_set_source_levels(lc.names, lc.levels, lc.n)) != 0)
+		sbuf_printf(err, "option 'log': a module name is empty or too long");
+	lua_pop(L, 1);
+	return r;
+}
+
+/* --- TLS ------------------------------------------------------------------ */
+
+struct tls_ctx_entry {
+	char cert[PATH_MAX], key[PATH_MAX];
+	SSL_CTX *ctx;
+};
+
+struct tls_build {
+	struct tls_ctx_entry *ctxs;	/* unique certificate + key pairs */
+	size_t n_ctx;
+	char **hosts;			/* hosts[i] uses ctxs[host_ctx[i]] */
+	size_t *host_ctx;
+	size_t n_hosts;
+};
+
+static void tls_build_free(struct tls_build *b, bool free_ctx)
+{
+	for (size_t i = 0; free_ctx && i < b->n_ctx; i++)
+		SSL_CTX_free(b->ctxs[i].ctx);
+	for (size_t i = 0; i < b->n_hosts; i++)
+		free(b->hosts[i]);
+	free(b->ctxs);
+	free(b->hosts);
+	free(b->host_ctx);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Readable certificate, a key that is not world-readable. */
+static int check_files(const char *host, const char *cert, const char *key,
+		       struct sbuf *err)
+{
+	struct stat st;
+
+	if (access(cert, R_OK) != 0) {
+		sbuf_printf(err, "host %s: certificate %s: %s", host, cert, strerror(errno));
+		return -errno;
+	}
+	if (stat(key, &st) != 0 || access(key, R_OK) != 0) {
+		sbuf_printf(err, "host %s: key %s: %s", host, key, strerror(errno));
+		return -errno;
+	}
+	if (st.st_mode & S_IROTH) {
+		sbuf_printf(err, "host %s: key %s is readable by everyone (chmod o-r)", host, key);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* The context for cert + key: an earlier one of this build, or a new one. */
+static int build_ctx(struct tls_build *b, const char *host, const char *cert,
+		     const char *key, struct sbuf *err)
+{
+	char cb[PATH_MAX], kb[PATH_MAX];
+	size_t i;
+
+	if (!(cert = server_path(cert, cb, sizeof(cb))) ||
+	    !(key = server_path(key, kb, sizeof(kb)))) {
+		sbuf_printf(err, "host %s: certificate or key path too long", host);
+		return -ENAMETOOLONG;
+	}
+	for (i = 0; i < b->n_ctx; i++)
+		if (!strcmp(b->ctxs[i].cert, cert) && !strcmp(b->ctxs[i].key, key))
+			break;
+	if (i == b->n_ctx) {
+		int r = check_files(host, cert, key, err);
+		if (r != 0)
+			return r;
+		SSL_CTX *ctx = tls_ctx_new(cert, key);
+		if (!ctx) {
+			sbuf_printf(err, "host %s: cannot use certificate %s with key %s "
+				    "(the log says why)", host, cert, key);
+			return -EINVAL;
+		}
+		b->ctxs = xrealloc(b->ctxs, (b->n_ctx + 1) * sizeof(*b->ctxs));
+		snprintf(b->ctxs[i].cert, sizeof(b->ctxs[i].cert), "%s", cert);
+		snprintf(b->ctxs[i].key, sizeof(b->ctxs[i].key), "%s", key);
+		b->ctxs[i].ctx = ctx;
+		b->n_ctx++;
+	}
+	b->hosts = xrealloc(b->hosts, (b->n_hosts + 1) * sizeof(*b->hosts));
+	b->host_ctx = xrealloc(b->host_ctx, (b->n_hosts + 1) * sizeof(*b->host_ctx));
+	b->hosts[b->n_hosts] = xstrdup(host);
+	b->host_ctx[b->n_hosts++] = i;
+	return 0;
+}
+
+/* The "ssl" option of host in the config object at cfg_idx: the
+ * certificate and key of a host that has one. */
+static int build_host(lua_State *L, int cfg_idx, const char *host,
+		      struct tls_build *b, struct sbuf *err)
+{
+	int r = 0;
+
+	lua_getfield(L, cfg_idx, "get");
+	lua_pushvalue(L, cfg_idx);
+	lua_pushstring(L, host);
+	lua_pushliteral(L, "ssl");
+	if (lx_pcall(L, 3, 1, "config") != 0) {
+		sbuf_printf(err, "host %s: cannot read the option 'ssl'", host);
+		return -EINVAL;
+	}
+	if (lua_istable(L, -1)) {
+		lua_getfield(L, -1, "certificate");
+		lua_getfield(L, -2, "key");
+		if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING) {
+			sbuf_printf(err, "host %s: ssl needs both certificate and key", host);
+			r = -EINVAL;
+		} else {
+			r = build_ctx(b, host, lua_tostring(L, -2), lua_tostring(L, -1), err);
+		}
+		lua_pop(L, 2);
+	} else if (!lua_isnil(L, -1)) {
+		sbuf_printf(err, "host %s: ssl must be a table { certificate = ..., key = ... }",
+			    host);
+		r = -EINVAL;
+	}
+	lua_pop(L, 1);
+	return r;
+}
+
+int server_load_tls(lua_State *L, int cfg_idx, struct sbuf *err, int *n_hosts)
+{
+	struct tls_build b = { 0 };
+	int top = lua_gettop(L), r = 0;
+
+	cfg_idx = lua_absindex(L, cfg_idx);
+	lua_getfield(L, cfg_idx, "hosts");
+	lua_Integer n = lua_istable(L, -1) ? luaL_len(L, -1) : 0;
+	for (lua_Integer i = 1; i <= n && r == 0; i++) {
+		if (lua_rawgeti(L, top + 1, i) != LUA_TTABLE) {
+			lua_pop(L, 1);
+			continue;
+		}
+		lua_getfield(L, -1, "name");
+		lua_getfield(L, -2, "type");
+		const char *name = lua_tostring(L, -2), *type = lua_tostring(L, -1);
+		if (name && !(type && strcmp(type, "component") == 0)) {
+			char host[256];
+			snprintf(host, sizeof(host), "%s", name);
+			lua_settop(L, top + 1);
+			r = build_host(L, cfg_idx, host, &b, err);
+		}
+		lua_settop(L, top + 1);
+	}
+	lua_settop(L, top);
+	if (r != 0) {
+		tls_build_free(&b, true);
+		return r;
+	}
+	/* The registry's references go; encrypted connections hold their own. */
+	tls_free_all();
+	for (size_t i = 0; i < b.n_hosts; i++)
+		tls_register(b.hosts[i], b.ctxs[b.host_ctx[i]].ctx);
+	if (n_hosts)
+		*n_hosts = (int)b.n_hosts;
+	tls_build_free(&b, false);
+	return 0;
+}
+
+/* --- options and pid file ------------------------------------------------------ */
+
+void server_set_options_reader(void (*fn)(void))
+{
+	options_reader = fn;
+}
+
+void server_read_options(void)
+{
+	if (options_reader)
+		options_reader();
+}
+
+int server_write_pidfile(void)
+{
+	char buf[PATH_MAX], tmp[PATH_MAX + 16], line[32];
+	const char *path = config_string("*", "pidfile", NULL);
+	int fd, len, r = 0;
+
+	if (!path)
+		return 0;
+	if (!(path = server_path(path, buf, sizeof(buf)))) {
+		log_error("option 'pidfile': the path is too long");
+		return -ENAMETOOLONG;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+	len = snprintf(line, sizeof(line), "%d\n", (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, line, (size_t)len) != len || fsync(fd) != 0)
+		r = -errno;
+	if (fd >= 0 && close(fd) != 0 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) != 0)
+		r = -errno;
+	if (r != 0) {
+		log_error("cannot write the pid file %s: %s", path, strerror(-r));
+		unlink(tmp);
+		return r;
+	}
+	free(pidfile_written);
+	pidfile_written = xstrdup(path);
+	return 0;
+}
+
+void server_remove_pidfile(void)
+{
+	if (pidfile_written && unlink(pidfile_written) != 0 && errno != ENOENT)
+		log_warn("cannot remove the pid file %s: %s", pidfile_written, strerror(errno));
+	free(pidfile_written);
+	pidfile_written = NULL;
+}

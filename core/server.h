@@ -1,0 +1,44 @@
+/*
+ * server.h - server-wide settings taken from the config: the log, the TLS
+ * contexts of the hosts, the pid file. Applied at start-up and again on
+ * every reload (SIGHUP, starlingctl reload).
+ *
+ * Each apply function is all or nothing: it checks everything first and
+ * changes nothing when something is wrong, writing why into err.
+ *
+ * options hook: settings main.c keeps (the c2s session limits) are read
+ * again on reload through the function it registers.
+ */
+#ifndef STARLING_SERVER_H
+#define STARLING_SERVER_H
+
+#include "util.h"
+#include "lx.h"
+
+/* path relative to the config file's directory (absolute paths as they
+ * are); buf holds the result when one is made. NULL when too long. */
+const char *server_path(const char *path, char *buf, size_t n);
+
+/* The log from the current config's option "log": a level ("debug"), a
+ * destination ("syslog", "stderr", a file), or a table { level =, to =,
+ * modules = { name = level } } (Prosody's { info = "file" } too). */
+int server_apply_log(struct sbuf *err);
+
+/* New TLS contexts for every VirtualHost of the config object at cfg_idx
+ * (its "ssl" option, host first then global), swapped in for new
+ * connections; connections already encrypted keep the context they have.
+ * Contexts are shared by hosts with the same certificate and key. On any
+ * error the current contexts stay. n_hosts (may be NULL) gets the number
+ * of hosts with a certificate. */
+int server_load_tls(lua_State *L, int cfg_idx, struct sbuf *err, int *n_hosts);
+
+/* Reading the c2s options again (main.c registers it). */
+void server_set_options_reader(void (*fn)(void));
+void server_read_options(void);
+
+/* The option "pidfile": written at start (after everything is set up),
+ * removed at stop. 0 or -errno (logged). */
+int server_write_pidfile(void);
+void server_remove_pidfile(void);
+
+#endif

@@ -1,0 +1,112 @@
+-- mod_vcard: XEP-0054 vcard-temp (docs/modules/vcard.md).
+--
+-- Each account's vCard is kept whole in the "vcard" keyval store (the
+-- <vCard/> element). A user sets their own (no 'to', or their own bare
+-- JID) and reads their own (an empty <vCard/> when none is stored);
+-- anyone reads another account's by sending the get to its bare JID,
+-- answered by the server on the account's behalf. Errors (XEP-0054
+-- section 3): another account's vCard that does not exist, or an account
+-- that does not exist: service-unavailable; a set on another account:
+-- forbidden; a vCard larger than vcard_max_size: policy-violation. Setting
+-- an empty <vCard/> removes the stored one.
+
+local jid = require "util.jid"
+local core = require "starling.core"
+local st = require "util.stanza"
+
+local NS = "vcard-temp"
+
+local max_size = module:get_option_integer("vcard_max_size", 128 * 1024, 1)
+
+local store = module:open_store("vcard", "keyval")
+
+local function send(event, stanza)
+	if event.origin then
+		event.origin:send(stanza)
+	else
+		module:send(stanza)
+	end
+	return true
+end
+
+local function reply_with(event, vcard)
+	local reply = st.reply(event.stanza)
+	if vcard then
+		reply:add_child(vcard)
+	else
+		reply:tag("vCard", { xmlns = NS }):up()
+	end
+	return send(event, reply)
+end
+
+local function load(event, username)
+	local vcard, err = store:get(username)
+	if err then
+		module:log("error", "cannot read the vCard of %s: %s", username, err)
+		return nil, send(event, st.error_reply(event.stanza, "wait", "internal-server-error"))
+	end
+	if vcard ~= nil and not st.is_stanza(vcard) then
+		module:log("error", "the stored vCard of %s is not an element", username)
+		return nil, send(event, st.error_reply(event.stanza, "wait", "internal-server-error"))
+	end
+	return vcard
+end
+
+local function get_own(event)
+	local vcard, handled = load(event, event.origin.username)
+	if handled then
+		return true
+	end
+	return reply_with(event, vcard)
+end
+
+local function get_other(event)
+	local stanza = event.stanza
+	local username, host = jid.split(stanza.attr.to)
+	if not core.user_exists(username, host) then
+		return send(event, st.error_reply(stanza, "cancel", "service-unavailable"))
+	end
+	local vcard, handled = load(event, username)
+	if handled then
+		return true
+	end
+	if not vcard then
+		return send(event, st.error_reply(stanza, "cancel", "service-unavailable"))
+	end
+	return reply_with(event, vcard)
+end
+
+local function set_own(event)
+	local origin, stanza = event.origin, event.stanza
+	local vcard = stanza:get_child("vCard", NS):clone()
+	if #tostring(vcard) > max_size then
+		return send(event, st.error_reply(stanza, "modify", "policy-violation",
+			"the vCard is larger than " .. max_size .. " bytes"))
+	end
+	local has_content = false
+	for child in vcard:children() do
+		if st.is_stanza(child) then
+			has_content = true
+			break
+		end
+	end
+	-- An empty <vCard/> removes the stored one.
+	local ok, err = store:set(origin.username, has_content and vcard or nil)
+	if not ok then
+		module:log("error", "cannot store the vCard of %s: %s", origin.bare_jid, err)
+		return send(event, st.error_reply(stanza, "wait", "internal-server-error"))
+	end
+	return send(event, st.reply(stanza))
+end
+
+local function set_other(event)
+	return send(event, st.error_reply(event.stanza, "auth", "forbidden"))
+end
+
+module:add_feature(NS)
+module:add_item("account-feature", NS)
+
+module:hook("iq-get/self/vcard-temp:vCard", get_own)
+module:hook("iq-get/bare/vcard-temp:vCard", get_other)
+module:hook("iq-set/self/vcard-temp:vCard", set_own)
+module:hook("iq-set/bare/vcard-temp:vCard", set_other)

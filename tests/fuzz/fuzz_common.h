@@ -1,0 +1,63 @@
+/*
+ * fuzz_common.h - what the libFuzzer targets in tests/fuzz share.
+ *
+ * Each fuzz_<target>.c defines one entry point, FUZZ_ENTRY, which is
+ * LLVMFuzzerTestOneInput unless the includer names it otherwise:
+ * tests/unit/test_fuzz_regress.c includes every target into one program
+ * (with FUZZ_ENTRY set to fuzz_<target>_one) to replay the seed corpora and
+ * the regression inputs under plain gcc. So the targets' static names carry
+ * a per-target prefix (xf_, sf_, jf_, vf_, cf_).
+ *
+ * A broken invariant is FUZZ_CHECK: print where and abort, which libFuzzer
+ * reports as a crash (and the regression test as a failed program).
+ */
+#ifndef STARLING_FUZZ_COMMON_H
+#define STARLING_FUZZ_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define FUZZ_CHECK(cond) do { \
+	if (!(cond)) { \
+		fprintf(stderr, "%s:%d: fuzz check failed: %s\n", \
+			__FILE__, __LINE__, #cond); \
+		abort(); \
+	} \
+} while (0)
+
+/* The server's log would drown the fuzzer's output: errors only, to
+ * /dev/null, unless STARLING_FUZZ_LOG is set (then everything, stderr). */
+static inline void fuzz_quiet_log(void)
+{
+	static int done;
+
+	if (done)
+		return;
+	done = 1;
+	if (getenv("STARLING_FUZZ_LOG"))
+		log_setup("debug", "stderr");
+	else
+		log_setup("error", "/dev/null");
+}
+
+/* Input bytes read front to back: control bytes first, then the rest. */
+struct fuzz_in {
+	const uint8_t *p;
+	size_t left;
+};
+
+/* The next control byte (0 once the input is used up). */
+static inline uint8_t fuzz_byte(struct fuzz_in *in)
+{
+	if (!in->left)
+		return 0;
+	in->left--;
+	return *in->p++;
+}
+
+#endif
