@@ -27,10 +27,10 @@ TEST_DEPS := python3 python3-slixmpp python3-aioxmpp python3-openssl lua-check l
 CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c))
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ := $(BUILD)/obj/core/main.o
-CTL_OBJ := $(BUILD)/obj/tools/starlingctl.o
+CTL_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/*.c))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-HEADERS := $(wildcard core/*.h tests/unit/*.h)
+HEADERS := $(wildcard core/*.h tools/*.h tests/unit/*.h)
 
 all: $(BUILD)/starling $(BUILD)/starlingctl
 

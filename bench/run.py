@@ -291,6 +291,7 @@ c2s_ports = {{ {self.port} }}
 c2s_direct_tls_ports = {{ {self.tls_port} }}
 s2s_ports = {{ }}
 network_backend = "epoll"
+network_settings = {{ tcp_backlog = 1024 }} -- Starling listens with 1024 too
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 authentication = "internal_hashed"

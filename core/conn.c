@@ -70,6 +70,7 @@ static struct conn *flush_list;
 static struct conn *dead_list;
 
 static void conn_finalize(struct conn *c);
+static void conn_abort(struct conn *c, const char *reason);
 static void try_flush(struct conn *c);
 
 struct ev_loop *conn_loop(void)
@@ -500,8 +501,7 @@ static void try_flush(struct conn *c)
 	if (!(c->flags & CONN_F_READ_WANTS_WRITE))
 		ev_io_stop(loop, &c->wio);
 	if (r < 0) {
-		c->flags |= CONN_F_CLOSING;
-		conn_finalize(c);
+		conn_abort(c, "write error");
 		return;
 	}
 	if ((c->flags & CONN_F_PAUSED) && c->wq_bytes <= c->wq_low) {
@@ -610,6 +610,21 @@ static void conn_finalize(struct conn *c)
 		c->flush_next = dead_list;
 		dead_list = c;
 	}
+}
+
+/* The connection is unusable (a write failed): tell the owner if it
+ * does not know yet, and drop it now, queue and all. */
+static void conn_abort(struct conn *c, const char *reason)
+{
+	if (c->flags & CONN_F_DEAD)
+		return;
+	if (!(c->flags & CONN_F_CLOSING)) {
+		c->flags |= CONN_F_CLOSING;
+		snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+		if (c->ev->closed)
+			c->ev->closed(c, reason);
+	}
+	conn_finalize(c);
 }
 
 void conn_close(struct conn *c, const char *reason)

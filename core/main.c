@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@ static struct session_config c2s_cfg;
 static ev_prepare prepare_w;
 static ev_signal sigint_w, sigterm_w, sighup_w, sigusr1_w;
 static ev_timer shutdown_timer;
+static ev_timer trim_timer;
 static bool shutting_down;
 static char lua_dir[PATH_MAX + 64], modules_dir[PATH_MAX + 64], cfg_dir[PATH_MAX];
 
@@ -212,6 +214,7 @@ static void read_session_config(void)
 	c2s_cfg.max_auth_failures = (unsigned)config_int("*", "c2s_max_auth_failures", 3);
 	c2s_cfg.max_resources = (unsigned)config_int("*", "max_resources_per_account", 32);
 	c2s_cfg.max_held_bytes = (size_t)config_int("*", "csi_max_held_bytes", 256 * 1024);
+	c2s_cfg.parser_release_after = (double)config_int("*", "c2s_parser_release_after", 20);
 	c2s_cfg.max_unauth_per_ip = (unsigned)config_int("*", "c2s_max_unauthenticated_per_ip", 32);
 	c2s_cfg.auth_failure_delay = (double)config_int("*", "c2s_auth_failure_delay", 8);
 	read_rate_limit();
@@ -297,6 +300,13 @@ static void fire_global(const char *event)
 	if (route_fire(route_global(), event, -1))
 		lua_pop(L, 1);
 	lua_pop(L, 1);
+}
+
+/* glibc keeps freed memory; give whole free pages back now and then, so
+ * the memory of connections that went quiet or away really returns. */
+static void on_trim(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	malloc_trim(0);
 }
 
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -427,6 +437,9 @@ int main(int argc, char **argv)
 		goto out;
 	ev_prepare_init(&prepare_w, on_prepare);
 	ev_prepare_start(loop, &prepare_w);
+	ev_timer_init(&trim_timer, on_trim, 30., 30.);
+	ev_timer_start(loop, &trim_timer);
+	ev_unref(loop);		/* the trim timer alone keeps nothing running */
 	ev_signal_init(&sigint_w, on_signal, SIGINT);
 	ev_signal_init(&sigterm_w, on_signal, SIGTERM);
 	ev_signal_init(&sighup_w, on_sighup, SIGHUP);

@@ -206,6 +206,7 @@ static void session_end(struct session *s, const char *reason)
 	s->flags |= SESS_F_CLOSING;
 	ev_timer_stop(conn_loop(), &s->timer);
 	ev_timer_stop(conn_loop(), &s->delay_timer);
+	ev_timer_stop(conn_loop(), &s->quiet_timer);
 	if ((s->flags & SESS_F_COUNTED) && s->conn) {
 		ipstate_unauth_del(s->conn->ip);
 		s->flags &= ~SESS_F_COUNTED;
@@ -249,6 +250,9 @@ void session_transplant(struct session *o, struct session *n)
 	o->conn->owner = o;
 	o->xs = n->xs;
 	n->xs = xs;
+	free(o->xs_context);
+	o->xs_context = n->xs_context;
+	n->xs_context = NULL;
 	n->conn = NULL;
 	o->flags &= ~(SESS_F_HIBERNATING | SESS_F_TLS | SESS_F_DIRECT_TLS);
 	o->flags |= n->flags & (SESS_F_TLS | SESS_F_DIRECT_TLS | SESS_F_OPENED);
@@ -787,6 +791,46 @@ static void handle_element(struct session *s, struct st_doc *doc)
 
 /* --- input -------------------------------------------------------------- */
 
+/* An idle stream keeps no XML parser (expat's state is most of what a
+ * quiet connection costs): after a quiet spell the parser is freed, and
+ * the next bytes get a new one primed to the same point of the stream. */
+static void on_quiet(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct session *s = container_of(t, struct session, quiet_timer);
+	struct sbuf ctx;
+
+	ev_timer_stop(loop, t);
+	if (!s->xs || !(s->flags & SESS_F_BOUND) || !xs_quiet(s->xs))
+		return;
+	sbuf_init(&ctx);
+	xs_context(s->xs, &ctx);
+	free(s->xs_context);
+	s->xs_context = ctx.p;
+	xs_free(s->xs);
+	s->xs = NULL;
+	log_debug("%s: quiet, parser released", s->full_jid);
+}
+
+static int ensure_parser(struct session *s)
+{
+	if (s->xs)
+		return 0;
+	s->xs = xs_new(&s->cfg->limits);
+	if (xs_prime(s->xs, s->xs_context, strlen(s->xs_context)) != 0)
+		return -EINVAL;
+	free(s->xs_context);
+	s->xs_context = NULL;
+	return 0;
+}
+
+static void quiet_later(struct session *s)
+{
+	if (s->cfg->parser_release_after > 0 && (s->flags & SESS_F_BOUND)) {
+		s->quiet_timer.repeat = s->cfg->parser_release_after;
+		ev_timer_again(conn_loop(), &s->quiet_timer);
+	}
+}
+
 static void on_data(struct conn *c, const char *buf, size_t len)
 {
 	struct session *s = c->owner;
@@ -795,10 +839,15 @@ static void on_data(struct conn *c, const char *buf, size_t len)
 	if (!s || s->flags & (SESS_F_CLOSING | SESS_F_STARTTLS))
 		return;		/* after <starttls/>: plaintext is dropped */
 	s->last_activity = now_mono();
+	if (ensure_parser(s) != 0) {
+		session_close(s, "internal-server-error", NULL);
+		return;
+	}
 	ev = xs_feed(s->xs, buf, len);
 	for (;;) {
 		switch (ev) {
 		case XS_NEED_MORE:
+			quiet_later(s);
 			return;
 		case XS_ERROR: {
 			const char *text = NULL;
@@ -881,6 +930,7 @@ void session_accept(int fd, const char *ip, int port,
 	if (cfg->rate)
 		conn_set_rate(s->conn, cfg->rate, cfg->burst);
 	ev_timer_init(&s->delay_timer, on_failure_delay, 1., 0.);
+	ev_timer_init(&s->quiet_timer, on_quiet, 0., 0.);
 	if (!ipstate_unauth_add(ip, cfg->max_unauth_per_ip)) {
 		log_info("%s:%d: too many unauthenticated connections", ip, port);
 		session_close(s, "policy-violation",
@@ -909,6 +959,7 @@ void session_free_dead(void)
 		s->flags |= SESS_F_CLOSING;
 		session_flush_held(s);	/* frees them: nobody to send to */
 		xs_free(s->xs);
+		free(s->xs_context);
 		sasl_free(s->sasl);
 		free(s->host);
 		free(s->username);

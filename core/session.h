@@ -44,6 +44,7 @@ struct session_config {
 	double auth_failure_delay;	/* longest delay of a failure, s */
 	unsigned max_resources;		/* per account, 0 = unlimited */
 	size_t max_held_bytes;		/* XEP-0352 held stanzas, then flush */
+	double parser_release_after;	/* seconds quiet before the parser goes */
 	unsigned max_unauth_per_ip;	/* 0 = unlimited */
 	double rate;			/* read limit, bytes/s, 0 = none */
 	double burst;			/* bytes */
@@ -65,6 +66,8 @@ struct session {
 	bool plus_offered;
 	ev_timer timer;			/* pre-auth, then idle timeout */
 	ev_timer delay_timer;		/* a delayed SASL failure */
+	ev_timer quiet_timer;		/* frees the parser of a quiet stream */
+	char *xs_context;		/* how to prime a new one (see xs_prime) */
 	const char *delayed_failure;	/* its condition (static) */
 	double last_activity;
 	double connected_at;

@@ -465,17 +465,28 @@ static void put_ns_attr(struct sbuf *out, const struct st_attr *a,
 	put_attr(out, prefix, (size_t)plen, sep + 1, a->value);
 }
 
+/* An element in the XML namespace (<xml:x/> parses to one) may not make
+ * that namespace the default (xmlns='...XML/1998/namespace' is not
+ * well-formed): it keeps the predeclared prefix xml instead. */
+static bool in_xml_ns(const struct st_node *n)
+{
+	return strcmp(n->ns, NS_XML) == 0;
+}
+
 static void open_tag(struct sbuf *out, const struct st_node *n,
 		     const char *parent_ns)
 {
 	const struct st_attr *a;
 	unsigned k = 0;
+	bool xml_ns = in_xml_ns(n);
 
 	sbuf_addc(out, '<');
+	if (xml_ns)
+		sbuf_add(out, "xml:", 4);
 	sbuf_adds(out, n->name);
 	if (!parent_ns)
 		parent_ns = "";
-	if (n->ns != parent_ns && strcmp(n->ns, parent_ns) != 0) {
+	if (!xml_ns && n->ns != parent_ns && strcmp(n->ns, parent_ns) != 0) {
 		sbuf_add(out, " xmlns='", 8);
 		xml_escape(out, n->ns, strlen(n->ns));
 		sbuf_addc(out, '\'');
@@ -497,6 +508,8 @@ static void open_tag(struct sbuf *out, const struct st_node *n,
 static void close_tag(struct sbuf *out, const struct st_node *n)
 {
 	sbuf_add(out, "</", 2);
+	if (in_xml_ns(n))
+		sbuf_add(out, "xml:", 4);
 	sbuf_adds(out, n->name);
 	sbuf_addc(out, '>');
 }

@@ -25,6 +25,7 @@
  */
 #include "xmlstream.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,7 @@ struct xs {
 	struct sbuf text;		/* character data not yet in doc */
 	struct sbuf scratch;
 	struct sbuf root_ns;		/* default xmlns declared on the root */
+	struct sbuf root_decls;		/* its prefixed declarations, as XML */
 };
 
 static void fail(struct xs *xs, const char *cond, const char *text)
@@ -293,8 +295,18 @@ static void on_ns_start(void *ud, const XML_Char *prefix, const XML_Char *uri)
 {
 	struct xs *xs = ud;
 
-	if (xs->failed || xs->depth != 0 || prefix)
+	if (xs->failed || xs->depth != 0)
 		return;
+	if (prefix) {
+		if (strcmp(uri ? uri : "", NS_STREAMS) == 0)
+			return;		/* the stream prefix: see xs_context() */
+		sbuf_adds(&xs->root_decls, " xmlns:");
+		sbuf_adds(&xs->root_decls, prefix);
+		sbuf_adds(&xs->root_decls, "='");
+		xml_escape(&xs->root_decls, uri ? uri : "", uri ? strlen(uri) : 0);
+		sbuf_addc(&xs->root_decls, '\'');
+		return;
+	}
 	sbuf_reset(&xs->root_ns);
 	sbuf_adds(&xs->root_ns, uri ? uri : "");
 }
@@ -408,6 +420,7 @@ struct xs *xs_new(const struct xs_limits *limits)
 	sbuf_init(&xs->text);
 	sbuf_init(&xs->scratch);
 	sbuf_init(&xs->root_ns);
+	sbuf_init(&xs->root_decls);
 	parser_setup(xs);
 	return xs;
 }
@@ -430,6 +443,7 @@ void xs_free(struct xs *xs)
 	sbuf_free(&xs->text);
 	sbuf_free(&xs->scratch);
 	sbuf_free(&xs->root_ns);
+	sbuf_free(&xs->root_decls);
 	free(xs);
 }
 
@@ -463,7 +477,36 @@ void xs_reset(struct xs *xs)
 	xs->len = xs->off = xs->buf_base = 0;
 	sbuf_reset(&xs->text);
 	sbuf_free(&xs->root_ns);
+	sbuf_free(&xs->root_decls);
 	trim_buffers(xs);
+}
+
+bool xs_quiet(const struct xs *xs)
+{
+	return xs->depth == 1 && !xs->suspended && !xs->failed && !xs->closed &&
+	       !xs->doc && !xs->ready && xs->fed == xs->mark;
+}
+
+void xs_context(const struct xs *xs, struct sbuf *out)
+{
+	sbuf_adds(out, "<sxs:stream xmlns:sxs='" NS_STREAMS "' xmlns='");
+	if (xs->root_ns.p)
+		xml_escape(out, xs->root_ns.p, xs->root_ns.len);
+	sbuf_addc(out, '\'');
+	if (xs->root_decls.len)
+		sbuf_add(out, xs->root_decls.p, xs->root_decls.len);
+	sbuf_addc(out, '>');
+}
+
+int xs_prime(struct xs *xs, const char *context, size_t len)
+{
+	enum xs_event ev = xs_feed(xs, context, len);
+
+	if (ev != XS_STREAM_OPEN || xs_next(xs) != XS_NEED_MORE)
+		return -EINVAL;
+	xs->buf = NULL;		/* context need not outlive this call */
+	xs->len = xs->off = 0;
+	return 0;
 }
 
 /* What a return from XML_Parse/XML_ResumeParser means for us. */

@@ -64,6 +64,17 @@ struct st_doc *xs_take_stanza(struct xs *xs);
  * "not-well-formed") and an optional human-readable text (or NULL). */
 const char *xs_error(const struct xs *xs, const char **text);
 
+/* Between stanzas with nothing half-parsed: the parser may be freed and
+ * a new one primed with xs_context() later (idle connections keep no
+ * parser). */
+bool xs_quiet(const struct xs *xs);
+/* Appends a stream header that puts a new parser where this one is: the
+ * same content namespace and prefixes, so later stanzas parse alike. */
+void xs_context(const struct xs *xs, struct sbuf *out);
+/* Feeds a new parser that header and takes its XS_STREAM_OPEN: 0, or
+ * -EINVAL when it does not parse as one. */
+int xs_prime(struct xs *xs, const char *context, size_t len);
+
 /* Bytes of the buffer given to the last xs_feed not yet parsed. */
 size_t xs_unparsed(const struct xs *xs, const char **rest);
 

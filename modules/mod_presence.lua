@@ -32,7 +32,7 @@ local roster_lib = require "util.roster"
 local st = require "util.stanza"
 local subscription = require "util.subscription"
 
-local math_type, tonumber, os_time = math.type, tonumber, os.time
+local math_type, tonumber, os_time, sort = math.type, tonumber, os.time, table.sort
 
 local NS_PREAPPROVAL = "urn:xmpp:features:pre-approval"
 local NS_DELAY = "urn:xmpp:delay"
@@ -307,6 +307,18 @@ local function probe_contacts(origin, roster)
 	end
 end
 
+-- A new resource learns of the account's other available resources (as
+-- a probe of its own account would tell it).
+local function send_own_resources(origin)
+	for _, s in ipairs(core.sessions(origin.bare_jid)) do
+		if s ~= origin and s.available and s.presence then
+			local p = s.presence:clone()
+			p.attr.to = origin.full_jid
+			origin:send(p)
+		end
+	end
+end
+
 -- 3.1.3: requests nobody answered yet reach every new available resource.
 local function redeliver_requests(origin)
 	local pending = requests:get(origin.username)
@@ -314,7 +326,7 @@ local function redeliver_requests(origin)
 	for contact in pairs(pending or {}) do
 		contacts[#contacts + 1] = contact
 	end
-	table.sort(contacts)
+	sort(contacts)
 	for _, contact in ipairs(contacts) do
 		origin:send(pending[contact])
 	end
@@ -329,6 +341,7 @@ local function become_available(origin, stanza)
 	local roster = load_roster(origin.username, origin.host)
 	broadcast(origin, stanza, roster)
 	if initial then
+		send_own_resources(origin)
 		probe_contacts(origin, roster)
 		redeliver_requests(origin)
 		module:fire_event("presence/initial", { origin = origin, stanza = stanza })
@@ -433,7 +446,7 @@ local function inbound_subscription(stanza, t)
 	local user = jid.bare(stanza.attr.to)
 	local username, host = jid.split(user)
 	local contact = stanza.attr.from and jid.bare(stanza.attr.from)
-	if not (username and contact) then
+	if not (username and contact) or contact == user then
 		return true
 	end
 	stanza.attr.to = user -- as if sent to the bare JID (3.1.3)

@@ -6,6 +6,7 @@
  */
 #include "accounts.h"
 #include "config.h"
+#include "ctl_admin.h"
 #include "jid.h"
 #include "log.h"
 #include "lx.h"
@@ -30,6 +31,7 @@ static void usage(FILE *f)
 	      "  passwd JID                   change a password (same input rules)\n"
 	      "  deluser JID                  delete an account and all its data\n"
 	      "  list HOST                    list the accounts of a host\n", f);
+	ctl_admin_usage(f);
 }
 
 static int fail(const char *fmt, const char *arg)
@@ -193,6 +195,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (strcmp(argv[optind], "check") == 0)
+		return ctl_check(argc - optind, argv + optind, cfg_file);
 	if (!realpath(cfg_file, real))
 		return fail("cannot open config %s", cfg_file);
 	snprintf(cfg_dir, sizeof(cfg_dir), "%s", real);
@@ -213,6 +217,10 @@ int main(int argc, char **argv)
 	log_setup("warn", "stderr");
 	if (lx_init(lua_dir) != 0 || config_load(real) != 0)
 		goto out;
+	if (ctl_admin_handles(argv[optind])) {
+		rc = ctl_admin_run(argc - optind, argv + optind);
+		goto out;
+	}
 	const char *dp = config_string("*", "data_path", "data");
 	if (dp[0] == '/')
 		snprintf(data, sizeof(data), "%s", dp);

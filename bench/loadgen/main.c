@@ -37,6 +37,7 @@ struct lg_conn **g_user_conn;
 _Atomic unsigned char *g_online;
 
 static int g_fd_limit;
+static int g_users_requested;
 static volatile sig_atomic_t g_interrupted;
 
 /* ---- report: "key value" lines, or one JSON object ---- */
@@ -182,7 +183,7 @@ static bool all_settled(void)
 
 static bool all_closed(void)
 {
-	return sum(C_CLOSED) + sum(C_ERR_CONNECT) >= sum(C_STARTED);
+	return sum(C_CLOSED) + sum(C_START_FAIL) >= sum(C_STARTED);
 }
 
 static uint64_t closed_count(void)
@@ -359,6 +360,7 @@ static void run_idle(double t0)
 	uint64_t online;
 
 	connect_all(t0);
+	set_phase(PH_RUN);	/* nothing to send: the pacing timer slows down */
 	sleep_s(g_opts.settle);
 	rss1 = lg_proc_rss_kb(g_opts.server_pid);
 	online = sum(C_ONLINE);
@@ -416,7 +418,9 @@ static void run_rosters(double t0)
 	g_target = sum(C_ONLINE) * (uint64_t)g_opts.contacts;
 	meter_read(&a);
 	set_phase(PH_RUN);
-	s = wait_until(subs_done, recv_count, g_opts.drain + 10, g_opts.duration,
+	/* a server may take long to answer the first subscription: every
+	 * one changes two stored rosters; wait the whole --duration */
+	s = wait_until(subs_done, recv_count, g_opts.duration, g_opts.duration,
 		       "rosters", t0);
 	meter_read(&b);
 	rep_num("subscribe_sent", (double)sum(C_SUB_SENT), NULL);
@@ -674,6 +678,7 @@ static void raise_nofile(void)
 		return;
 	}
 	need = g_opts.users + spare;
+	g_users_requested = g_opts.users;
 	if (need > g_fd_limit) {
 		fprintf(stderr, "loadgen: descriptor limit %d: holding at most %d "
 			"connections instead of %d\n", g_fd_limit, g_fd_limit - spare,
@@ -700,6 +705,8 @@ static void report_header(void)
 		g_opts.tls == LG_TLS_STARTTLS ? "starttls" : "direct");
 	rep_str("mech", lg_mech_name(g_opts.mech));
 	rep_num("users", g_opts.users, NULL);
+	if (g_users_requested > g_opts.users)
+		rep_num("users_requested", g_users_requested, NULL);
 	rep_num("jobs", g_opts.jobs, NULL);
 	rep_num("rate", g_opts.rate, "/s");
 	rep_num("fd_limit", g_fd_limit, NULL);

@@ -73,6 +73,7 @@ void lg_sc_setup(struct lg_worker *w)
 static void start_failed(struct lg_worker *w, int user, int err)
 {
 	lg_ctr_add(w, C_ERR_CONNECT, 1);
+	lg_ctr_add(w, C_START_FAIL, 1);
 	lg_ctr_add(w, C_LOGIN_FAIL, 1);
 	if (!w->first_error[0])
 		snprintf(w->first_error, sizeof(w->first_error), "%s%d: connect: %s",
@@ -430,8 +431,9 @@ void lg_sc_tick(struct lg_worker *w)
 double lg_sc_tick_interval(struct lg_worker *w)
 {
 	int phase = atomic_load(&g_phase);
+	bool sends = g_opts.scenario == LG_SC_CHAT || g_opts.scenario == LG_SC_PRESENCE;
 
-	return phase == PH_CONNECT || phase == PH_RUN ? 0.001 : 0.05;
+	return phase == PH_CONNECT || (phase == PH_RUN && sends) ? 0.001 : 0.05;
 }
 
 static void phase_run(struct lg_worker *w)

@@ -32,7 +32,7 @@ struct srv_conn {
 	bool authed, closed, dirty, restart, bye, in_bind, in_roster;
 	int kind;		/* 1 auth, 2 iq, 3 message, 4 other */
 	char *user;		/* local part once authenticated */
-	char *to;		/* message: local part of 'to' */
+	char to[64];		/* message: local part of 'to' */
 	char id[64];
 	struct lg_buf text;
 	struct lg_buf out;
@@ -87,7 +87,6 @@ static void conn_free(struct srv_conn *c)
 {
 	XML_ParserFree(c->xp);
 	free(c->user);
-	free(c->to);
 	lg_buf_free(&c->text);
 	lg_buf_free(&c->out);
 	free(c);
@@ -199,10 +198,8 @@ static void on_start(void *ud, const char *name, const char **atts)
 		} else if (strcmp(name, "jabber:client message") == 0) {
 			c->kind = 3;
 			v = attr(atts, "to");
-			free(c->to);
-			c->to = v ? lg_xstrdup(v) : NULL;
-			if (c->to)
-				c->to[strcspn(c->to, "@/")] = '\0';
+			snprintf(c->to, sizeof(c->to), "%.*s", v ? (int)strcspn(v, "@/") : 0,
+				 v ? v : "");
 		} else {
 			c->kind = 4;
 		}
@@ -271,7 +268,7 @@ static void on_iq(struct srv_conn *c)
 
 static void on_message(struct srv_conn *c)
 {
-	struct srv_conn *to = c->to && c->user ? find_user(c->to) : NULL;
+	struct srv_conn *to = c->to[0] && c->user ? find_user(c->to) : NULL;
 	struct lg_buf *b;
 
 	if (!to || lg_buf_pending(&to->out) > OUT_CAP) {

@@ -23,16 +23,17 @@ local type, pairs, ipairs, tostring, tonumber, select = type, pairs, ipairs, tos
 local setmetatable, getmetatable, load, xpcall = setmetatable, getmetatable, load, xpcall
 local collectgarbage = collectgarbage
 local format, char, concat, sort, pack = string.format, string.char, table.concat, table.sort, table.pack
-local floor, max = math.floor, math.max
-local io_open, os_date, os_clock = io.open, os.date, os.clock
+local floor, max, math_type = math.floor, math.max, math.type
+local io_open, os_date = io.open, os.date
 local co_create, co_resume, co_status = coroutine.create, coroutine.resume, coroutine.status
 local debug_sethook, debug_traceback = debug.sethook, debug.traceback
 local G = _G
 
 local M = {}
 
--- Seconds a shell evaluation may run before it is stopped.
-M.shell_time_limit = 5
+-- Seconds a shell evaluation may run before it is stopped (the whole
+-- server waits while it runs).
+M.shell_time_limit = 3
 
 -- --- small helpers -----------------------------------------------------------------
 
@@ -57,12 +58,19 @@ local function text(lines)
 	return concat(lines, "\n") .. "\n"
 end
 
+-- Keys sorted: integers first, in order, then the others by name.
 local function sorted_keys(t)
 	local keys = {}
 	for k in pairs(t) do
 		keys[#keys + 1] = k
 	end
 	sort(keys, function(a, b)
+		local ia, ib = math_type(a) == "integer", math_type(b) == "integer"
+		if ia ~= ib then
+			return ia
+		elseif ia then
+			return a < b
+		end
 		return tostring(a) < tostring(b)
 	end)
 	return keys
@@ -589,16 +597,21 @@ local function repr(v, depth, seen)
 		return tostring(v)
 	end
 	seen[v] = true
-	local parts, n = {}, 0
+	local parts, n, len = {}, 0, #v
 	for _, k in ipairs(sorted_keys(v)) do
 		n = n + 1
 		if n > 50 then
 			parts[#parts + 1] = "..."
 			break
 		end
-		local key = type(k) == "string" and k:match("^[%a_][%w_]*$") and k
-			or "[" .. repr(k, depth + 1, seen) .. "]"
-		parts[#parts + 1] = key .. " = " .. repr(v[k], depth + 1, seen)
+		local value = repr(v[k], depth + 1, seen)
+		if math_type(k) == "integer" and k >= 1 and k <= len then
+			parts[#parts + 1] = value
+		else
+			local key = type(k) == "string" and k:match("^[%a_][%w_]*$") and k
+				or "[" .. repr(k, depth + 1, seen) .. "]"
+			parts[#parts + 1] = key .. " = " .. value
+		end
 	end
 	seen[v] = nil
 	return "{ " .. concat(parts, ", ") .. (n > 0 and " }" or "}")
@@ -628,15 +641,26 @@ end
 -- false, error text.
 local function run_limited(chunk)
 	local co = co_create(chunk)
-	local deadline = os_clock() + M.shell_time_limit
+	local deadline = core.uptime() + M.shell_time_limit
 	debug_sethook(co, function()
-		if os_clock() > deadline then
+		if core.uptime() > deadline then
 			error(format("stopped after %d seconds", M.shell_time_limit), 0)
 		end
 	end, "", 10000)
 	local res = pack(co_resume(co))
 	if not res[1] then
-		return false, debug_traceback(co, tostring(res[2]))
+		-- The traceback of the shell's code, without the shell's own frames.
+		local lines = {}
+		for l in debug_traceback(co, tostring(res[2])):gmatch("[^\n]+") do
+			if not (l:find("starling/admin.lua", 1, true) or l:find("in function 'error'", 1, true)
+				or l:find("(...tail calls...)", 1, true)) then
+				lines[#lines + 1] = l
+			end
+		end
+		if lines[#lines] == "stack traceback:" then
+			lines[#lines] = nil
+		end
+		return false, concat(lines, "\n")
 	end
 	if co_status(co) ~= "dead" then
 		return false, "the code yielded: the shell cannot wait"

@@ -13,6 +13,17 @@ def server(scope):
     return scope.server()
 
 
+def login(server, account, resource=None, presence=None):
+    """Logged in; with presence (a priority), available once the server
+    has processed it (its echo came back)."""
+    c = server.login(account, resource=resource, ignore_presence=False)
+    if presence is not None:
+        c.presence(priority=presence)
+        c.expect("presence", attrs={"from": c.jid})
+    c.ignore = ("presence",)
+    return c
+
+
 def send(sender, to, type=None, body="hi", mid=None, extra=""):
     mid = mid or new_id("m")
     attrs = "" if to is None else " to='%s'" % esc(to)
@@ -27,10 +38,10 @@ def send(sender, to, type=None, body="hi", mid=None, extra=""):
 
 def test_normal_and_chat_go_to_the_most_available_resources(server):
     bob = server.account("most")
-    top1 = server.login(bob, resource="top1", presence=4)
-    top2 = server.login(bob, resource="top2", presence=4)
-    low = server.login(bob, resource="low", presence=0)
-    a = server.login("sender")
+    top1 = login(server, bob, resource="top1", presence=4)
+    top2 = login(server, bob, resource="top2", presence=4)
+    low = login(server, bob, resource="low", presence=0)
+    a = login(server, "sender")
     for t in (None, "normal", "chat", "x-unknown"):
         body = "type %s" % t
         send(a, bob.jid, t, body)
@@ -42,11 +53,11 @@ def test_normal_and_chat_go_to_the_most_available_resources(server):
 
 def test_headline_goes_to_every_non_negative_resource(server):
     bob = server.account("headline")
-    one = server.login(bob, resource="one", presence=9)
-    two = server.login(bob, resource="two", presence=0)
-    neg = server.login(bob, resource="neg", presence=-1)
-    silent = server.login(bob, resource="silent")          # not available
-    a = server.login("news")
+    one = login(server, bob, resource="one", presence=9)
+    two = login(server, bob, resource="two", presence=0)
+    neg = login(server, bob, resource="neg", presence=-1)
+    silent = login(server, bob, resource="silent")          # not available
+    a = login(server, "news")
     send(a, bob.jid, "headline", "breaking")
     for c in (one, two):
         c.expect("message", attrs={"type": "headline"}, child="body",
@@ -57,8 +68,8 @@ def test_headline_goes_to_every_non_negative_resource(server):
 
 def test_groupchat_to_a_bare_jid_is_service_unavailable(server):
     bob = server.account("gc")
-    b = server.login(bob, presence=0)
-    a = server.login("gcsender")
+    b = login(server, bob, presence=0)
+    a = login(server, "gcsender")
     mid = send(a, bob.jid, "groupchat")
     a.expect_error("message", "service-unavailable", type="cancel",
                    attrs={"id": mid, "from": bob.jid})
@@ -67,8 +78,8 @@ def test_groupchat_to_a_bare_jid_is_service_unavailable(server):
 
 def test_error_to_a_bare_jid_is_dropped(server):
     bob = server.account("errbare")
-    b = server.login(bob, presence=0)
-    a = server.login("errsender")
+    b = login(server, bob, presence=0)
+    a = login(server, "errsender")
     send(a, bob.jid, "error")
     sync(a, b)
     sync(b, a)                                   # and no error comes back
@@ -78,9 +89,9 @@ def test_error_to_a_bare_jid_is_dropped(server):
 
 def test_nothing_available_normal_and_chat_bounce_without_offline_storage(server):
     bob = server.account("away")
-    connected = server.login(bob)                # bound, never available
-    neg = server.login(bob, resource="neg", presence=-3)
-    a = server.login("knock")
+    connected = login(server, bob)                # bound, never available
+    neg = login(server, bob, resource="neg", presence=-3)
+    a = login(server, "knock")
     for t in (None, "normal", "chat"):
         mid = send(a, bob.jid, t)
         a.expect_error("message", "service-unavailable", attrs={"id": mid})
@@ -90,8 +101,8 @@ def test_nothing_available_normal_and_chat_bounce_without_offline_storage(server
 
 def test_nothing_available_headline_and_error_are_dropped(server):
     bob = server.account("awaynews")
-    neg = server.login(bob, presence=-1)
-    a = server.login("quietsender")
+    neg = login(server, bob, presence=-1)
+    a = login(server, "quietsender")
     send(a, bob.jid, "headline")
     send(a, bob.jid, "error")
     sync(neg, a)                                 # no error for a
@@ -100,7 +111,7 @@ def test_nothing_available_headline_and_error_are_dropped(server):
 
 def test_nothing_available_groupchat_is_service_unavailable(server):
     bob = server.account("awaygc")
-    a = server.login("gcaway")
+    a = login(server, "gcaway")
     mid = send(a, bob.jid, "groupchat")
     a.expect_error("message", "service-unavailable", attrs={"id": mid})
 
@@ -108,14 +119,14 @@ def test_nothing_available_groupchat_is_service_unavailable(server):
 # -- no such user (8.5.1)
 
 def test_unknown_user(server):
-    a = server.login("nosuch")
+    a = login(server, "nosuch")
     ghost = "ghost-%s@localhost" % new_id()
     for t in ("normal", "chat", "headline", "groupchat"):
         mid = send(a, ghost, t)
         a.expect_error("message", "service-unavailable", attrs={"id": mid})
     send(a, ghost, "error")
     send(a, ghost + "/res", "error")
-    b = server.login("witness")
+    b = login(server, "witness")
     sync(b, a)                                   # no answer to errors
 
 
@@ -123,8 +134,8 @@ def test_unknown_user(server):
 
 def test_full_jid_with_a_session_gets_every_type(server):
     bob = server.account("fullsess")
-    b = server.login(bob, resource="r")           # not even available
-    a = server.login("fullsender")
+    b = login(server, bob, resource="r")           # not even available
+    a = login(server, "fullsender")
     for t in ("normal", "chat", "headline", "groupchat", "error"):
         send(a, b.jid, t, "type " + t)
         b.expect("message", attrs={"type": t, "to": b.jid}, child="body",
@@ -133,8 +144,8 @@ def test_full_jid_with_a_session_gets_every_type(server):
 
 def test_full_jid_without_a_session(server):
     bob = server.account("fullgone")
-    other = server.login(bob, resource="other", presence=1)
-    a = server.login("fullmiss")
+    other = login(server, bob, resource="other", presence=1)
+    a = login(server, "fullmiss")
     gone = bob.jid + "/gone"
     send(a, gone, "chat", "chat goes to the bare jid")      # 8.5.3.2.1
     other.expect("message", attrs={"to": gone, "type": "chat"},
@@ -151,7 +162,7 @@ def test_full_jid_without_a_session(server):
 
 def test_chat_to_a_missing_resource_with_nothing_available_bounces(server):
     bob = server.account("fullnone")
-    a = server.login("fullnonesender")
+    a = login(server, "fullnonesender")
     mid = send(a, bob.jid + "/x", "chat")
     a.expect_error("message", "service-unavailable", attrs={"id": mid})
 
@@ -160,8 +171,8 @@ def test_chat_to_a_missing_resource_with_nothing_available_bounces(server):
 
 def test_message_without_to_goes_to_the_own_bare_jid(server):
     me = server.account("self")
-    a = server.login(me, resource="a", presence=2)
-    b = server.login(me, resource="b", presence=1)
+    a = login(server, me, resource="a", presence=2)
+    b = login(server, me, resource="b", presence=1)
     send(a, None, "chat", "note to self")
     got = a.expect("message", attrs={"from": a.jid, "to": ABSENT},
                    child="body", text="note to self")
@@ -171,8 +182,8 @@ def test_message_without_to_goes_to_the_own_bare_jid(server):
 
 def test_message_to_own_bare_jid(server):
     me = server.account("ownbare")
-    a = server.login(me, resource="a", presence=0)
-    b = server.login(me, resource="b", presence=0)
+    a = login(server, me, resource="a", presence=0)
+    b = login(server, me, resource="b", presence=0)
     send(a, me.jid, "chat", "both of us")
     a.expect("message", child="body", text="both of us")
     b.expect("message", child="body", text="both of us")
@@ -180,8 +191,8 @@ def test_message_to_own_bare_jid(server):
 
 def test_payload_and_attributes_are_kept(server):
     bob = server.account("payload")
-    b = server.login(bob, presence=0)
-    a = server.login("payloader")
+    b = login(server, bob, presence=0)
+    a = login(server, "payloader")
     mid = send(a, bob.jid, "chat", "with extras",
                extra="<thread>t1</thread><x xmlns='urn:example:x' a='1'>"
                      "<y>z</y></x>")

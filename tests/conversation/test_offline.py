@@ -42,8 +42,11 @@ def expect_stored(c, sender, body, type="chat"):
 
 
 def login(server, account, priority=0, resource=None):
-    c = server.login(account, resource=resource)
+    """Logged in and available (the echo of its presence came back)."""
+    c = server.login(account, resource=resource, ignore_presence=False)
     c.presence(priority=priority)
+    c.expect("presence", attrs={"from": c.jid})
+    c.ignore = ("presence",)
     return c
 
 

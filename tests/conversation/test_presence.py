@@ -8,11 +8,12 @@ Every client here asked for its roster (an interested resource) and sent
 initial presence (im_login), and sees presence stanzas in expect()."""
 
 import re
+import time
 
-from harness import check, fixture, sync
+from harness import check, fixture, sync, time_limit
 from im import (DELAY, befriend, expect_presence, expect_push, expect_result,
                 im_login, presence, roster_get, roster_set)
-from xmpp import ABSENT, ANY, find, new_id
+from xmpp import ABSENT, ExpectError, find, new_id, timeout_value
 
 
 @fixture
@@ -34,6 +35,7 @@ def test_initial_presence_is_echoed_to_all_own_resources(server):
     expect_presence(one, two.jid, attrs={"to": acct.jid},
                     child="priority", text="3")
     expect_presence(two, two.jid, attrs={"to": acct.jid})
+    expect_presence(two, one.jid, attrs={"to": two.jid})   # the other one
     one.presence(extra="<show>away</show>")
     expect_presence(two, one.jid, child="show", text="away")
     expect_presence(one, one.jid, child="show", text="away")
@@ -62,6 +64,7 @@ def test_request_is_stamped_with_the_bare_jid_and_sent_to_all_resources(server):
     b1 = im_login(server, bob, resource="b1")
     b2 = im_login(server, bob, resource="b2")
     expect_presence(b1, b2.jid)
+    expect_presence(b2, b1.jid)
     presence(a, b1.jid, "subscribe")           # to a full JID: the account
     expect_push(a, bob.jid, "none", ask="subscribe")
     expect_presence(b1, a.bare, "subscribe", attrs={"to": bob.jid})
@@ -113,6 +116,21 @@ def test_subscription_to_a_remote_domain_is_remote_server_not_found(server):
     a.expect_error("presence", "remote-server-not-found")
 
 
+def test_waiting_requests_are_limited(ctx):
+    srv = ctx.server(options={"presence_max_pending_requests": 1})
+    popular = srv.account("popular")
+    a, c = im_login(srv, "first"), im_login(srv, "second")
+    presence(a, popular.jid, "subscribe")
+    expect_push(a, popular.jid, "none", ask="subscribe")
+    presence(c, popular.jid, "subscribe")
+    expect_push(c, popular.jid, "none", ask="subscribe")
+    c.expect_error("presence", "resource-constraint", type="wait",
+                   attrs={"from": popular.jid})
+    b = im_login(srv, popular)
+    expect_presence(b, a.bare, "subscribe")
+    sync(c, b)                                  # only the first one waits
+
+
 def test_deny_a_request(server):
     a, b = pair(server, "denied", "denier")
     presence(a, b.bare, "subscribe")
@@ -123,6 +141,7 @@ def test_deny_a_request(server):
     expect_presence(a, b.bare, "unsubscribed")
     check(a.bare not in roster_get(b), "no item made for a denied request")
     b2 = im_login(server, b.account, resource="again")
+    expect_presence(b2, b.jid)                  # own resource
     sync(a, b2)                                 # the request is gone
 
 
@@ -266,13 +285,15 @@ def test_login_gets_contacts_presence_from_every_resource(server):
     expect_presence(b, b2.jid)                  # own resource
     expect_presence(a, b2.jid)                  # a is subscribed to b
     late = im_login(server, a.account, resource="late")
+    expect_presence(late, a.jid, attrs={"to": late.jid})    # own resource
     got = set()
     for _ in range(2):
         el = late.expect("presence", attrs={"type": ABSENT, "to": late.jid})
         got.add(el.get("from"))
     check(got == {b.jid, b2.jid}, "probe answers from %r" % got)
     expect_presence(b, late.jid)                # the broadcast reached b
-    expect_presence(b2, a.jid)                  # (b2's own probe answer)
+    expect_presence(b2, b.jid)                  # (b2's own resource
+    expect_presence(b2, a.jid)                  # and probe answer)
     expect_presence(b2, late.jid)
     expect_presence(a, late.jid)                # own resource
     sync(b, a)                                  # answers went to late only
@@ -288,6 +309,7 @@ def test_probe_of_an_offline_contact_gives_its_last_unavailable(server):
     b.end_stream()
     b.expect_closed()
     late = im_login(server, a.account, resource="late")
+    expect_presence(late, a.jid)                # own resource
     el = expect_presence(late, b.jid, "unavailable", child="status",
                          text="gone fishing")
     delay = find(el, "{%s}delay" % DELAY)
@@ -310,6 +332,7 @@ def test_abrupt_disconnect_is_the_last_unavailable(server):
     bc.close()                                  # abrupt: no status given
     expect_presence(a, bc.jid, "unavailable")
     late = im_login(server, a.account, resource="late")
+    expect_presence(late, a.jid)                # own resource
     expect_presence(late, bc.jid, "unavailable")
 
 
@@ -336,6 +359,7 @@ def test_disconnect_sends_unavailable(server):
     a2 = im_login(server, a.account, resource="other")
     expect_presence(a, a2.jid)
     expect_presence(b, a2.jid)
+    expect_presence(a2, a.jid)                  # own resource
     expect_presence(a2, b.jid)                  # probe answer
     a.close()                                   # no </stream:stream>
     expect_presence(b, a.jid, "unavailable")
@@ -343,6 +367,23 @@ def test_disconnect_sends_unavailable(server):
     a2.end_stream()
     a2.expect_closed()
     expect_presence(b, a2.jid, "unavailable")
+
+
+@time_limit(60)
+def test_idle_timeout_sends_unavailable(ctx):
+    srv = ctx.server(options={"c2s_idle_timeout": 2})
+    a, b = im_login(srv, "sleeper"), im_login(srv, "awake")
+    befriend(a, b)
+    deadline = time.monotonic() + timeout_value(15)
+    while True:                                 # b stays active, a does not
+        b.send(" ")
+        try:
+            el = expect_presence(b, a.jid, "unavailable", timeout=0.5)
+            break
+        except ExpectError:
+            check(time.monotonic() < deadline, "a never timed out")
+    check("connection-timeout" in (find(el, "status").text or ""),
+          "status %r" % (find(el, "status").text,))
 
 
 def test_unavailable_then_available_again(server):
@@ -397,3 +438,20 @@ def test_presence_to_a_missing_resource_is_dropped(server):
     a.send("<presence to='%s/nope' type='probe'/>" % c.bare)
     sync(a, c)
     sync(c, a)
+
+
+# -- between two hosts of this server
+
+def test_subscriptions_across_local_hosts(ctx):
+    srv = ctx.server(hosts=("localhost", "other.localhost"))
+    a = im_login(srv, "crosshost")
+    remote = srv.account("there", host="other.localhost")
+    presence(a, remote.jid, "subscribe")
+    expect_push(a, remote.jid, "none", ask="subscribe")
+    presence(a, remote.jid, "unsubscribe")      # its host kept the request
+    expect_push(a, remote.jid, "none", ask=ABSENT)
+    ghost = "ghost@other.localhost"
+    presence(a, ghost, "subscribe")             # nobody there: unsubscribed
+    expect_push(a, ghost, "none", ask="subscribe")
+    expect_push(a, ghost, "none", ask=ABSENT)
+    expect_presence(a, ghost, "unsubscribed")

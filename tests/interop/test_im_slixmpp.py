@@ -17,6 +17,7 @@ def server(scope):
 
 def im_agent(server, account, resource):
     agent = Agent("slixmpp", server, account, resource=resource, im=True,
+                  mech="SCRAM-SHA-256",
                   plugins=["xep_0203"], name="slixmpp:%s/%s"
                   % (account.user, resource))
     agent.ready()

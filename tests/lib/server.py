@@ -101,6 +101,13 @@ def free_port():
     raise ServerError("no free port found")
 
 
+def lua_key(key):
+    """A table key: a name as it is, anything else as ["..."]."""
+    if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+        return key
+    return "[%s]" % lua(key)
+
+
 def lua(value):
     """A Python value as a Lua literal (config writing)."""
     if isinstance(value, bool):
@@ -113,7 +120,7 @@ def lua(value):
     if isinstance(value, (list, tuple, set)):
         return "{ %s }" % ", ".join(lua(v) for v in value)
     if isinstance(value, dict):
-        return "{ %s }" % ", ".join("%s = %s" % (k, lua(v))
+        return "{ %s }" % ", ".join("%s = %s" % (lua_key(k), lua(v))
                                     for k, v in value.items())
     raise TypeError("cannot write %r as Lua" % (value,))
 

@@ -1,0 +1,286 @@
+-- starling.configcheck: what `starlingctl check` reports about a config
+-- file, without starting anything.
+--
+-- check(path, helpers) returns a list of problems, each
+-- { level = "error"|"warning", text = "..." }. helpers are C functions
+-- starlingctl gives it:
+--   tls(cert, key)  nil, or an error text, and a warning text (or nil)
+--   is_dir(path)    whether path is a directory
+--
+-- Known options: the core's (the list below) plus every name the enabled
+-- modules (and the Lua libraries they require) pass literally to
+-- module:get_option*(). An option nothing reads is a warning, not an
+-- error: a module may build option names at run time.
+
+local config = require "starling.config"
+local mm = require "starling.modulemanager"
+
+local type, pairs, ipairs, tostring, tonumber, load = type, pairs, ipairs, tostring, tonumber, load
+local format, concat, sort = string.format, table.concat, table.sort
+local io_open = io.open
+local package = package
+
+local M = {}
+
+-- Options the core and the module manager read (core/main.c, server.c,
+-- modulemanager.lua, config.lua).
+M.core_options = {
+	"interfaces", "c2s_ports", "c2s_direct_tls_ports", "data_path", "log",
+	"plugin_paths", "modules_enabled", "modules_disabled", "ssl", "admins",
+	"c2s_require_encryption", "allow_unencrypted_plain_auth",
+	"c2s_strict_channel_binding", "c2s_timeout", "c2s_idle_timeout",
+	"c2s_stanza_size_limit", "c2s_stanza_depth_limit",
+	"c2s_stanza_attribute_limit", "c2s_send_queue_limit",
+	"c2s_max_auth_failures", "max_resources_per_account",
+	"c2s_max_unauthenticated_per_ip", "c2s_auth_failure_delay",
+	"csi_max_held_bytes", "limits", "storage_max_size", "pidfile",
+	"admin_socket", "component_module",
+}
+
+local log_levels = { debug = true, info = true, warn = true, warning = true, error = true }
+
+local function dirname(path)
+	return path:match("^(.*)/[^/]*$") or "."
+end
+
+local function read_file(path)
+	local f = io_open(path, "rb")
+	if not f then
+		return nil
+	end
+	local data = f:read("a")
+	f:close()
+	return data
+end
+
+-- Option names read literally with get_option*, and what a source
+-- requires and depends on.
+local function scan(source, known, requires, depends)
+	for name in source:gmatch("get_option[%w_]*%s*%(%s*[\"']([^\"']+)[\"']") do
+		known[name] = true
+	end
+	for name in source:gmatch("require%s*%(?%s*[\"']([%w_%.]+)[\"']") do
+		requires[name] = true
+	end
+	for name in source:gmatch("depends%s*%(%s*[\"']([%w_%-]+)[\"']") do
+		depends[#depends + 1] = name
+	end
+end
+
+-- Finds, compiles and scans the modules of one host (and their
+-- dependencies).
+local function check_modules(cfg, h, known, requires, seen, report)
+	local queue = mm.host_modules(cfg, h)
+	local i = 1
+	while queue[i] do
+		local name = queue[i]
+		i = i + 1
+		if not seen[name] then
+			seen[name] = true
+			local path, source = mm.find(name, cfg)
+			if not path then
+				report("error", "host %s: %s", h.name, source)
+			else
+				local chunk, err = load(source, "@" .. path, "t", {})
+				if not chunk then
+					report("error", "module %s: %s", name, err)
+				end
+				local depends = {}
+				scan(source, known, requires, depends)
+				for _, d in ipairs(depends) do
+					queue[#queue + 1] = d
+				end
+			end
+		end
+	end
+end
+
+local function scan_libraries(requires, known)
+	local done = {}
+	local pending = true
+	while pending do
+		pending = false
+		for name in pairs(requires) do
+			if not done[name] then
+				done[name] = true
+				local path = package.searchpath(name, package.path)
+				local source = path and read_file(path)
+				if source then
+					local more = {}
+					scan(source, known, more, {})
+					for r in pairs(more) do
+						if not requires[r] then
+							requires[r] = true
+							pending = true
+						end
+					end
+				end
+			end
+		end
+	end
+end
+
+local function check_unknown(cfg, known, report)
+	local function each(section, where)
+		local keys = {}
+		for k in pairs(section) do
+			keys[#keys + 1] = tostring(k)
+		end
+		sort(keys)
+		for _, k in ipairs(keys) do
+			if not known[k] then
+				report("warning", "unknown option '%s' (%s): nothing enabled reads it", k, where)
+			end
+		end
+	end
+	each(cfg.global, "global")
+	for _, h in ipairs(cfg.hosts) do
+		each(h.section or {}, "host " .. h.name)
+	end
+end
+
+local function check_tls(cfg, base, helpers, report)
+	local function resolve(p)
+		return p:sub(1, 1) == "/" and p or base .. "/" .. p
+	end
+	local n = 0
+	for _, h in ipairs(cfg.hosts) do
+		if h.type ~= "component" then
+			local ssl = cfg:get(h.name, "ssl")
+			if ssl == nil then
+				report("warning", "host %s: no certificate (option ssl)", h.name)
+			elseif type(ssl) ~= "table" or type(ssl.certificate) ~= "string"
+				or type(ssl.key) ~= "string" then
+				report("error", "host %s: ssl must be { certificate = \"...\", key = \"...\" }", h.name)
+			else
+				n = n + 1
+				local err, warn = helpers.tls(resolve(ssl.certificate), resolve(ssl.key))
+				if err then
+					report("error", "host %s: %s", h.name, err)
+				end
+				if warn then
+					report("warning", "host %s: %s", h.name, warn)
+				end
+			end
+		end
+	end
+	return n
+end
+
+local function is_port_list(v)
+	if type(v) == "number" then
+		return v >= 1 and v <= 65535
+	end
+	if type(v) ~= "table" then
+		return false
+	end
+	for _, p in ipairs(v) do
+		local n = tonumber(p)
+		if not n or n < 1 or n > 65535 or n % 1 ~= 0 then
+			return false
+		end
+	end
+	return true
+end
+
+local function check_log(v, report)
+	if v == nil then
+		return
+	end
+	if type(v) == "string" then
+		return
+	end
+	if type(v) ~= "table" then
+		report("error", "option 'log' must be a level, a destination or a table")
+		return
+	end
+	if v.level ~= nil and not log_levels[v.level] then
+		report("error", "option 'log': unknown level %s", tostring(v.level))
+	end
+	if v.modules ~= nil then
+		if type(v.modules) ~= "table" then
+			report("error", "option 'log': modules must be a table of levels")
+		else
+			for k, l in pairs(v.modules) do
+				if not log_levels[l] then
+					report("error", "option 'log': module %s: unknown level %s", tostring(k), tostring(l))
+				end
+			end
+		end
+	end
+end
+
+local function check_core_types(cfg, base, helpers, report)
+	for _, k in ipairs({ "c2s_ports", "c2s_direct_tls_ports" }) do
+		local v = cfg.global[k]
+		if v ~= nil and not is_port_list(v) then
+			report("error", "option '%s' must be a list of port numbers", k)
+		end
+	end
+	check_log(cfg.global.log, report)
+	local data = cfg.global.data_path or "data"
+	if type(data) ~= "string" then
+		report("error", "option 'data_path' must be a string")
+	else
+		local dir = data:sub(1, 1) == "/" and data or base .. "/" .. data
+		if not helpers.is_dir(dir) then
+			report("warning", "data_path %s does not exist yet", dir)
+		end
+	end
+	for _, dir in ipairs(mm.search_dirs(cfg)) do
+		if not helpers.is_dir(dir) then
+			report("warning", "module directory %s does not exist", dir)
+		end
+	end
+end
+
+-- Checks the config file at path; returns the list of problems.
+function M.check(path, helpers)
+	local problems = {}
+	local function report(level, fmt, ...)
+		problems[#problems + 1] = { level = level, text = format(fmt, ...) }
+	end
+	local cfg, err = config.load(path)
+	if not cfg then
+		report("error", "%s", tostring(err))
+		return problems
+	end
+	local base = dirname(path)
+	if #cfg.hosts == 0 then
+		report("warning", "no VirtualHost: nobody can log in")
+	end
+	local known, requires = {}, {}
+	for _, k in ipairs(M.core_options) do
+		known[k] = true
+	end
+	for _, h in ipairs(cfg.hosts) do
+		check_modules(cfg, h, known, requires, {}, report)
+	end
+	scan_libraries(requires, known)
+	check_unknown(cfg, known, report)
+	check_core_types(cfg, base, helpers, report)
+	check_tls(cfg, base, helpers, report)
+	return problems
+end
+
+-- "error: ..." and "warning: ..." lines, then a summary; and the number
+-- of errors.
+function M.format(problems, path)
+	local lines, errors, warnings = {}, 0, 0
+	for _, p in ipairs(problems) do
+		lines[#lines + 1] = p.level .. ": " .. p.text
+		if p.level == "error" then
+			errors = errors + 1
+		else
+			warnings = warnings + 1
+		end
+	end
+	if errors == 0 then
+		lines[#lines + 1] = format("%s: OK (%d warnings)", path, warnings)
+	else
+		lines[#lines + 1] = format("%s: %d errors, %d warnings", path, errors, warnings)
+	end
+	return concat(lines, "\n") .. "\n", errors
+end
+
+return M

@@ -1,0 +1,31 @@
+/*
+ * ctl_admin.h - starlingctl's commands for a running server, over its
+ * admin socket (core/admin.h has the protocol): status, reload, module,
+ * sessions, kick, user, log, shell; and check, which validates a config
+ * file without starting anything.
+ *
+ * user create|password|delete act on the live server when it runs (so a
+ * deleted account's sessions are closed), and on the data directory
+ * directly when it does not.
+ */
+#ifndef STARLING_CTL_ADMIN_H
+#define STARLING_CTL_ADMIN_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+void ctl_admin_usage(FILE *f);
+
+/* check [CONFIG]: runs before any config is loaded (a config that does
+ * not load is what it reports). cfg_file: the -c file. Exit code: 0 when
+ * there is no error (warnings allowed), 1 otherwise, 2 for bad usage. */
+int ctl_check(int argc, char **argv, const char *cfg_file);
+
+/* Whether argv[0] is a command ctl_admin_run() handles. */
+bool ctl_admin_handles(const char *cmd);
+/* Runs it, with the config loaded (the data directory is opened only
+ * when needed). Returns the exit code: 0 done, 1 failed or refused, 2
+ * bad usage. */
+int ctl_admin_run(int argc, char **argv);
+
+#endif
