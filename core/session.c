@@ -873,6 +873,7 @@ static void on_data(struct conn *c, const char *buf, size_t len)
 		if (s->flags & (SESS_F_CLOSING | SESS_F_DEAD))
 			return;
 		if (s->flags & SESS_F_STARTTLS) {
+			s->flags &= ~SESS_F_OPENED;
 			xs_reset(s->xs);
 			conn_flush(s->conn);
 			conn_start_tls(s->conn, tls_default_ctx());
@@ -881,7 +882,8 @@ static void on_data(struct conn *c, const char *buf, size_t len)
 		if (s->flags & SESS_F_RESTART) {
 			const char *rest;
 			size_t n = xs_unparsed(s->xs, &rest);
-			s->flags &= ~SESS_F_RESTART;
+			/* a new stream: our next words start with a new header */
+			s->flags &= ~(SESS_F_RESTART | SESS_F_OPENED);
 			xs_reset(s->xs);
 			if (!n)
 				return;

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <strings.h>
 #include <expat.h>
+#include <sys/mman.h>
 
 /* Expat 2.6.0 added reparse deferral (on by default), and distributions
  * backport it into older versions without changing the version number:
@@ -56,6 +57,7 @@ struct xs {
 	const char *err;		/* condition, static */
 	const char *err_text;		/* static or expat's */
 	unsigned depth;
+	unsigned ns_decls;		/* on the element being started */
 	size_t fed;
 	size_t mark;
 	size_t event_end;		/* stream offset after the last event */
@@ -73,6 +75,7 @@ struct xs {
 	struct sbuf scratch;
 	struct sbuf root_ns;		/* default xmlns declared on the root */
 	struct sbuf root_decls;		/* its prefixed declarations, as XML */
+	struct pool_chunk *pool;	/* expat's memory, see pool_alloc() */
 };
 
 static void fail(struct xs *xs, const char *cond, const char *text)
@@ -167,10 +170,13 @@ static void add_attrs(struct xs *xs, struct st_doc *d, struct st_node *n,
 	}
 }
 
+/* Also ends the count of the element's namespace declarations, which
+ * on_ns_start() holds to the same limit. */
 static bool too_many_attrs(struct xs *xs, const XML_Char **atts)
 {
 	unsigned n = 0;
 
+	xs->ns_decls = 0;
 	while (atts[2 * n])
 		n++;
 	if (n <= xs->lim.max_attrs)
@@ -295,7 +301,14 @@ static void on_ns_start(void *ud, const XML_Char *prefix, const XML_Char *uri)
 {
 	struct xs *xs = ud;
 
-	if (xs->failed || xs->depth != 0)
+	if (xs->failed)
+		return;
+	/* expat keeps a binding for each until the element ends */
+	if (++xs->ns_decls > xs->lim.max_attrs) {
+		fail(xs, "policy-violation", "too many namespace declarations");
+		return;
+	}
+	if (xs->depth != 0)
 		return;
 	if (prefix) {
 		if (strcmp(uri ? uri : "", NS_STREAMS) == 0)
@@ -400,6 +413,106 @@ static void parser_setup(struct xs *xs)
 
 /* Public API. */
 
+/* Expat's memory comes from pages of the parser's own (mmap), given back
+ * whole when the parser goes: a stream's parser is freed when it goes
+ * quiet, and its memory must really leave the process then, not stay as
+ * holes between long-lived allocations. Expat frees nothing we need back
+ * before the parser itself (a realloc'd block's old space waits too),
+ * and its buffers only grow up to the stanza size limit. */
+#define POOL_CHUNK (16 * 1024)
+#define POOL_MAGIC 0x5053u		/* from a pool */
+#define HEAP_MAGIC 0x4845u		/* from malloc (no owner was set) */
+
+struct pool_chunk {
+	struct pool_chunk *next;
+	size_t size, used;
+};
+
+struct block_hdr {
+	size_t size;
+	size_t magic;
+};
+
+static struct xs *mm_owner;		/* whose expat call is running */
+
+static void *pool_alloc(struct xs *xs, size_t n)
+{
+	size_t need = sizeof(struct block_hdr) + ((n + 15) & ~(size_t)15);
+	struct pool_chunk *c = xs->pool;
+	struct block_hdr *h;
+
+	if (!c || c->size - c->used < need) {
+		size_t size = MAX((size_t)POOL_CHUNK, need + sizeof(*c));
+		size = (size + 4095) & ~(size_t)4095;
+		c = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (c == MAP_FAILED)
+			return NULL;
+		c->next = xs->pool;
+		c->size = size;
+		c->used = (sizeof(*c) + 15) & ~(size_t)15;
+		xs->pool = c;
+	}
+	h = (struct block_hdr *)((char *)c + c->used);
+	c->used += need;
+	h->size = n;
+	h->magic = POOL_MAGIC;
+	return h + 1;
+}
+
+static void *mm_malloc(size_t n)
+{
+	struct block_hdr *h;
+
+	if (mm_owner)
+		return pool_alloc(mm_owner, n);
+	h = malloc(sizeof(*h) + n);
+	if (!h)
+		return NULL;
+	h->size = n;
+	h->magic = HEAP_MAGIC;
+	return h + 1;
+}
+
+static void mm_free(void *p)
+{
+	struct block_hdr *h = p ? (struct block_hdr *)p - 1 : NULL;
+
+	if (h && h->magic == HEAP_MAGIC)
+		free(h);
+}
+
+static void *mm_realloc(void *p, size_t n)
+{
+	struct block_hdr *h;
+	void *q;
+
+	if (!p)
+		return mm_malloc(n);
+	h = (struct block_hdr *)p - 1;
+	if (n <= h->size && h->magic == POOL_MAGIC)
+		return p;
+	q = mm_malloc(n);
+	if (!q)
+		return NULL;
+	memcpy(q, p, MIN(n, h->size));
+	mm_free(p);
+	return q;
+}
+
+static const XML_Memory_Handling_Suite mm_suite = {
+	mm_malloc, mm_realloc, mm_free,
+};
+
+static void pool_release(struct xs *xs)
+{
+	while (xs->pool) {
+		struct pool_chunk *c = xs->pool;
+		xs->pool = c->next;
+		munmap(c, c->size);
+	}
+}
+
 struct xs *xs_new(const struct xs_limits *limits)
 {
 	struct xs *xs = xcalloc(1, sizeof(*xs));
@@ -412,7 +525,9 @@ struct xs *xs_new(const struct xs_limits *limits)
 		xs->lim.max_depth = XS_DEFAULT_DEPTH;
 	if (!xs->lim.max_attrs)
 		xs->lim.max_attrs = XS_DEFAULT_ATTRS;
-	xs->p = XML_ParserCreateNS("UTF-8", XS_SEP);
+	mm_owner = xs;
+	xs->p = XML_ParserCreate_MM("UTF-8", &mm_suite, (const XML_Char[]){ XS_SEP, 0 });
+	mm_owner = NULL;
 	if (!xs->p) {
 		fputs("starling: out of memory (expat)\n", stderr);
 		abort();
@@ -439,7 +554,10 @@ void xs_free(struct xs *xs)
 	if (!xs)
 		return;
 	drop_docs(xs);
+	mm_owner = xs;
 	XML_ParserFree(xs->p);
+	mm_owner = NULL;
+	pool_release(xs);
 	sbuf_free(&xs->text);
 	sbuf_free(&xs->scratch);
 	sbuf_free(&xs->root_ns);
@@ -465,13 +583,15 @@ static size_t unparsed_now(const struct xs *xs, const char **rest)
 void xs_reset(struct xs *xs)
 {
 	xs->rest_len = unparsed_now(xs, &xs->rest);
+	mm_owner = xs;
 	XML_ParserReset(xs->p, "UTF-8");
+	mm_owner = NULL;
 	parser_setup(xs);
 	drop_docs(xs);
 	xs->ev = XS_NEED_MORE;
 	xs->suspended = xs->close_pending = xs->closed = xs->failed = false;
 	xs->err = xs->err_text = NULL;
-	xs->depth = 0;
+	xs->depth = xs->ns_decls = 0;
 	xs->fed = xs->mark = xs->event_end = 0;
 	xs->buf = NULL;
 	xs->len = xs->off = xs->buf_base = 0;
@@ -564,8 +684,11 @@ static enum xs_event feed_slices(struct xs *xs)
 		xs->ev = XS_NEED_MORE;
 		xs->fed += n;
 		xs->off += n;
-		ev = parse_result(xs, XML_Parse(xs->p, xs->buf + xs->off - n,
-						(int)n, XML_FALSE));
+		mm_owner = xs;
+		enum XML_Status st = XML_Parse(xs->p, xs->buf + xs->off - n,
+					       (int)n, XML_FALSE);
+		mm_owner = NULL;
+		ev = parse_result(xs, st);
 		if (ev != XS_NEED_MORE)
 			return ev;
 	}
@@ -609,7 +732,10 @@ enum xs_event xs_next(struct xs *xs)
 		return XS_NEED_MORE;
 	xs->suspended = false;
 	xs->ev = XS_NEED_MORE;
-	ev = parse_result(xs, XML_ResumeParser(xs->p));
+	mm_owner = xs;
+	enum XML_Status st = XML_ResumeParser(xs->p);
+	mm_owner = NULL;
+	ev = parse_result(xs, st);
 	if (ev != XS_NEED_MORE)
 		return ev;
 	return feed_slices(xs);
