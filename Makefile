@@ -22,7 +22,7 @@ LINK_ALL = $(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS)
 
 BUILD_DEPS := gcc make pkg-config libev-dev libexpat1-dev libssl-dev \
 	liblua5.4-dev liblmdb-dev libidn-dev openssl
-TEST_DEPS := python3 python3-slixmpp python3-aioxmpp python3-openssl lua-check lmdb-utils
+TEST_DEPS := python3 python3-slixmpp python3-aioxmpp python3-openssl lua-check lmdb-utils prosody
 
 CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c))
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
@@ -49,6 +49,10 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(CORE_OBJ)
 	$(LINK_ALL) -o $@ $^ $(XLDLIBS) $(LDLIBS)
 
 unit: $(UNIT_BIN)
+
+# Storage benchmark (bench/storage_bench.c): make build/storage_bench
+$(BUILD)/storage_bench: $(BUILD)/obj/bench/storage_bench.o $(CORE_OBJ)
+	$(LINK_ALL) -o $@ $^ $(XLDLIBS) $(LDLIBS)
 
 # Packages: install what is missing when root, else print the command.
 define need_pkgs

@@ -3,6 +3,7 @@
 #   make build/loadgen   the load generator (bench/loadgen/*.c)
 #   make bench           build everything, run bench/run.py, append to
 #                        bench/RESULTS.md (BENCH_ARGS passes options on)
+#   make loadgen-test    the generator's own checks (bench/selftest.sh)
 
 LOADGEN_SRC := $(wildcard bench/loadgen/*.c)
 LOADGEN_OBJ := $(LOADGEN_SRC:%.c=$(BUILD)/obj/%.o)
@@ -24,4 +25,7 @@ bench: deps
 	-$(MAKE) all
 	$(PYTHON) bench/run.py --build $(BUILD) $(BENCH_ARGS)
 
-.PHONY: bench
+loadgen-test: $(BUILD)/loadgen
+	sh bench/selftest.sh $(BUILD)
+
+.PHONY: bench loadgen-test

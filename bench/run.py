@@ -125,6 +125,7 @@ class Server:
     name = "?"
     mech = "SCRAM-SHA-256"
     per_user_salt = True  # the load generator then needs a warm-up pass
+    user = None  # the user the server runs as, when not this one
 
     def __init__(self, work, cert):
         self.dir = os.path.join(work, self.name)
@@ -136,6 +137,19 @@ class Server:
         self.logf = None
         self.version = "?"
         self.crashes = []
+
+    def _chown(self):
+        """Gives the instance directory to the user the server runs as."""
+        if not self.user or os.geteuid() != 0:
+            return
+        try:
+            pw = pwd.getpwnam(self.user)
+        except KeyError:
+            return
+        for base, dirs, files in os.walk(self.dir):
+            os.chown(base, pw.pw_uid, pw.pw_gid)
+            for n in files:
+                os.chown(os.path.join(base, n), pw.pw_uid, pw.pw_gid)
 
     @property
     def pid(self):
@@ -308,16 +322,6 @@ ssl = {{ certificate = "{crt}", key = "{key}" }}
         os.makedirs(os.path.join(self.dir, "certs"), exist_ok=True)
         self._chown()
 
-    def _chown(self):
-        try:
-            pw = pwd.getpwnam(self.user)
-        except KeyError:
-            return
-        for base, dirs, files in os.walk(self.dir):
-            os.chown(base, pw.pw_uid, pw.pw_gid)
-            for n in files:
-                os.chown(os.path.join(base, n), pw.pw_uid, pw.pw_gid)
-
     def create_accounts(self, prefix, first, last):
         """Writes Prosody's internal_hashed account files (what prosodyctl
         register writes), with one salt for all so the load generator's
@@ -343,7 +347,146 @@ ssl = {{ certificate = "{crt}", key = "{key}" }}
         self.launch(["prosody", "--config", self.cfg], user=user)
 
 
-SERVER_CLASSES = {"starling": Starling, "prosody": Prosody}
+class Ejabberd(Server):
+    """Debian's ejabberd, run as its own user straight from erl (no
+    distribution, no ejabberdctl): accounts go through mod_http_api on a
+    loopback-only HTTP listener."""
+
+    name = "ejabberd"
+    user = "ejabberd"
+
+    def __init__(self, work, cert):
+        super().__init__(work, cert)
+        self.api_port = free_port()
+        self.cfg = os.path.join(self.dir, "ejabberd.yml")
+        self.version = "ejabberd " + (dpkg_version("ejabberd") or "?")
+        self.write_config()
+
+    @staticmethod
+    def available(build):
+        return shutil.which("erl") is not None and dpkg_version("ejabberd") is not None
+
+    def write_config(self):
+        pem = os.path.join(self.dir, "localhost.pem")
+        with open(pem, "w") as out:
+            for f in self.cert:
+                with open(f) as src:
+                    out.write(src.read())
+        os.chmod(pem, 0o600)
+        for sub in ("db", "logs"):
+            os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
+        c2s = """    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    max_stanza_size: 262144
+    shaper: none
+    access: c2s
+    backlog: 1024
+"""
+        with open(self.cfg, "w") as f:
+            f.write(f"""# written by bench/run.py
+hosts:
+  - {DOMAIN}
+loglevel: warning
+log_rotate_count: 0
+certfiles:
+  - "{pem}"
+listen:
+  -
+    port: {self.port}
+{c2s}    starttls: true
+  -
+    port: {self.tls_port}
+{c2s}    tls: true
+  -
+    port: {self.api_port}
+    ip: "127.0.0.1"
+    module: ejabberd_http
+    request_handlers:
+      /api: mod_http_api
+auth_method: internal
+auth_password_format: scram
+auth_scram_hash: sha256
+acl:
+  loopback:
+    ip:
+      - 127.0.0.0/8
+access_rules:
+  local:
+    allow: all
+  c2s:
+    allow: all
+shaper_rules:
+  max_user_sessions: 10
+api_permissions:
+  "bench accounts":
+    from:
+      - mod_http_api
+    who:
+      access:
+        allow:
+          - acl: loopback
+    what:
+      - register
+modules:
+  mod_roster: {{}}
+  mod_disco: {{}}
+  mod_ping: {{}}
+  mod_http_api: {{}}
+""")
+        self._chown()
+
+    def start(self):
+        env = {
+            "EJABBERD_CONFIG_PATH": self.cfg,
+            "EJABBERD_LOG_PATH": os.path.join(self.dir, "logs", "ejabberd.log"),
+            "ERL_CRASH_DUMP": os.path.join(self.dir, "logs", "erl_crash.dump"),
+            "ERL_LIBS": "/usr/lib/x86_64-linux-gnu",
+            "ERL_MAX_PORTS": "65536",
+            "ERL_MAX_ETS_TABLES": "1400",
+            "HOME": self.dir,
+        }
+        self.env = env
+        user = self.user if os.geteuid() == 0 else None
+        self.launch(["erl", "-noinput", "+K", "true", "+P", "1000000",
+                     "-mnesia", "dir", '"%s"' % os.path.join(self.dir, "db"),
+                     "-s", "ejabberd"], user=user)
+        # the c2s port opens before the HTTP one: wait for both
+        if not wait_port(self.api_port, self.proc):
+            raise RuntimeError("ejabberd: no HTTP API: " + self.log_tail())
+
+    def create_accounts(self, prefix, first, last):
+        """POST /api/register for each account (one keep-alive connection);
+        the server must be running, so it is started here when it is not."""
+        import http.client
+        if not self.alive():
+            self.start()
+        conn = http.client.HTTPConnection("127.0.0.1", self.api_port, timeout=60)
+        for i in range(first, last + 1):
+            body = json.dumps({"user": f"{prefix}{i}", "host": DOMAIN,
+                               "password": PASSWORD})
+            conn.request("POST", "/api/register", body,
+                         {"Content-Type": "application/json"})
+            r = conn.getresponse()
+            text = r.read().decode(errors="replace")
+            if r.status != 200 and "already registered" not in text:
+                conn.close()
+                raise RuntimeError("ejabberd register %s%d: %d %s"
+                                   % (prefix, i, r.status, text[:200]))
+        conn.close()
+        return "mod_http_api register, one request per account"
+
+    def log_tail(self, n=8):
+        tail = super().log_tail(n)
+        try:
+            with open(os.path.join(self.dir, "logs", "ejabberd.log"),
+                      errors="replace") as f:
+                tail += " | " + " | ".join(f.read().splitlines()[-n:])
+        except OSError:
+            pass
+        return tail
+
+
+SERVER_CLASSES = {"starling": Starling, "prosody": Prosody, "ejabberd": Ejabberd}
 
 
 # --------------------------------------------------------------------------
@@ -408,7 +551,8 @@ def bench_server(a, server, scenarios):
     log("  accounts: %s in %.1f s (%s)" % (
         ", ".join("%s1..%s%d" % (p, p, c) for p, c in sorted(need.items())),
         time.monotonic() - t, how))
-    server.start()
+    if not server.alive():
+        server.start()
     log("  started %s (pid %d) on ports %d/%d" % (server.name, server.pid, server.port,
                                                    server.tls_port))
     try:
@@ -571,7 +715,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--build", default="build")
     p.add_argument("--loadgen", default=None, help="default: BUILD/loadgen")
-    p.add_argument("--servers", default="starling,prosody",
+    p.add_argument("--servers", default="starling,prosody,ejabberd",
                    help="comma separated; those not installed are skipped")
     p.add_argument("--scale", type=float, default=1.0,
                    help="multiplies every user count (0.1 for a quick look)")

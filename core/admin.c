@@ -196,14 +196,19 @@ static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
 		process(c);
 }
 
-/* A short answer on a connection we refuse, then the close. */
+/* A short answer on a connection we refuse, then the close. What the
+ * peer already sent is read first: closing a Unix socket with unread
+ * data makes the peer's next read fail with ECONNRESET instead of
+ * showing it the answer. */
 static void refuse(int fd, const char *why)
 {
-	char buf[256];
+	char buf[4096];
 	int n = snprintf(buf, sizeof(buf), "error %zu\n%s\n", strlen(why) + 1, why);
 
 	if (n > 0 && write(fd, buf, (size_t)n) < 0)
 		log_debug("admin: cannot send the refusal: %s", strerror(errno));
+	for (int i = 0; i < 16 && read(fd, buf, sizeof(buf)) > 0; i++)
+		;
 	close(fd);
 }
 

@@ -1,9 +1,15 @@
 /*
  * lx_store.c - the "starling.store" Lua module: the stores modules open
  * (module:open_store wraps it). One userdata type, "starling.store",
- * holding a host, a store name and a kind.
+ * holding a host, a store name, a kind and an engine.
  *
- *   open(host, name[, kind])     kind "keyval" (the default) or "map"
+ *   open(host, name[, kind[, engine]])
+ *        kind "keyval" (the default), "map" or "archive". The engine is
+ *        the config's choice unless given: storage = "memory" (every
+ *        store), storage = { roster = "memory", ... } (per store name),
+ *        else default_storage, else "lmdb" (cfg:get(host, key): the
+ *        host's section, then the global one). Engines: "lmdb" (alias
+ *        "internal"), "memory". An unknown one: nil, "message".
  *
  * keyval store:
  *   get(user)                    the value, or nil when there is none
@@ -17,48 +23,52 @@
  *   get_all(key)                 { user = value, ... } for every user
  *   delete_all(key)              true: key removed for every user
  *   users()                      as for keyval
+ * archive store: see lx_store_archive.c.
  *
  * user nil means data of the host itself (stored under user ""). Keys are
  * strings. Values are what value.c encodes. A storage failure answers
  * nil, "message" (as Prosody's storage API does); a wrong argument type
- * raises. Writes join the current batch (store.h): they are on disk once
- * the server commits it, before any reply goes out.
+ * raises. LMDB writes join the current batch (store.h): they are on disk
+ * once the server commits it, before any reply goes out.
  */
-#include "lx.h"
-#include "store.h"
+#include "lx_store.h"
+#include "config.h"
 #include "log.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
-#define STORE_MT "starling.store"
+static const char *const kind_names[] = { "keyval", "map", "archive", NULL };
 
-enum lx_store_kind { KIND_KEYVAL, KIND_MAP };
-
-static const char *const kind_names[] = { "keyval", "map", NULL };
-
-struct lx_store {
-	char *host;		/* owned */
-	char *name;		/* owned */
-	enum lx_store_kind kind;
-};
-
-static struct lx_store *check_store(lua_State *L)
+struct lx_store *lx_store_check(lua_State *L)
 {
 	return luaL_checkudata(L, 1, STORE_MT);
 }
 
-static struct lx_store *check_map(lua_State *L, const char *method)
+struct lx_store *lx_store_check_kind(lua_State *L, enum lx_store_kind kind,
+				     const char *method)
 {
-	struct lx_store *s = check_store(L);
+	struct lx_store *s = lx_store_check(L);
 
-	if (s->kind != KIND_MAP)
-		luaL_error(L, "%s: store '%s' is not a map store", method, s->name);
+	if (s->kind != kind)
+		luaL_error(L, "%s: store '%s' is not a%s %s store", method,
+			   s->name, kind == KIND_ARCHIVE ? "n" : "",
+			   kind_names[kind]);
 	return s;
 }
 
-/* nil, "message" for a failed operation; returns 2 for the caller. */
-static int push_fail(lua_State *L, int rc)
+static enum store_db kind_db(const struct lx_store *s)
+{
+	static const enum store_db dbs[] = {
+		[KIND_KEYVAL] = STORE_KEYVAL,
+		[KIND_MAP] = STORE_MAP,
+		[KIND_ARCHIVE] = STORE_ARCHIVE,
+	};
+
+	return dbs[s->kind];
+}
+
+int lx_store_fail(lua_State *L, int rc)
 {
 	lua_pushnil(L);
 	if (rc == -ENXIO)
@@ -67,14 +77,14 @@ static int push_fail(lua_State *L, int rc)
 		lua_pushliteral(L, "corrupt stored value");
 	else if (rc == -ENAMETOOLONG)
 		lua_pushliteral(L, "storage key too long");
+	else if (rc == -ENOENT)
+		lua_pushliteral(L, "item-not-found");
 	else
 		lua_pushfstring(L, "storage error: %s", strerror(-rc));
 	return 2;
 }
 
-/* The user argument: nil is the host itself (""); a string with a NUL
- * gives NULL; other types raise. */
-static const char *arg_user(lua_State *L, int idx)
+const char *lx_store_arg_user(lua_State *L, int idx)
 {
 	size_t len;
 	const char *u;
@@ -94,51 +104,53 @@ static const char *arg_key(lua_State *L, int idx, size_t *len)
 	return lua_tolstring(L, idx, len);
 }
 
-static int fail_user(lua_State *L)
+int lx_store_fail_user(lua_State *L)
 {
 	lua_pushnil(L);
 	lua_pushliteral(L, "invalid user name");
 	return 2;
 }
 
-/* Decodes a stored record and pushes it: 0, or -EILSEQ (logged) pushing
- * nothing. */
-static int push_value(lua_State *L, const struct lx_store *s,
-		      const struct sbuf *b)
+int lx_store_push_value(lua_State *L, const struct lx_store *s,
+			const void *data, size_t len)
 {
-	if (value_decode(L, b->p, b->len) == 0)
+	if (value_decode(L, data, len) == 0)
 		return 0;
 	log_error("store %s/%s: a stored value does not decode", s->host,
 		  s->name);
 	return -EILSEQ;
 }
 
+int lx_store_encode(lua_State *L, int idx, struct sbuf *out)
+{
+	return value_encode(L, idx, out) == 0 ? 0 : -EDOM;
+}
+
 /* Stores the value at idx (nil deletes) for user [/key]. */
 static int put_value(lua_State *L, const struct lx_store *s, const char *user,
 		     const char *key, size_t klen, int idx)
 {
-	enum store_db db = s->kind == KIND_MAP ? STORE_MAP : STORE_KEYVAL;
+	enum store_db db = kind_db(s);
 	struct sbuf b;
 	int rc;
 
 	if (lua_isnil(L, idx)) {
-		rc = store_del(db, s->host, user, s->name, key, klen);
+		rc = store_del_in(s->engine, db, s->host, user, s->name, key, klen);
 		return rc == -ENOENT ? 0 : rc;
 	}
 	sbuf_init(&b);
-	rc = value_encode(L, idx, &b);
+	rc = lx_store_encode(L, idx, &b);
 	if (rc == 0)
-		rc = store_put(db, s->host, user, s->name, key, klen, b.p, b.len);
-	else
-		rc = -EDOM;
+		rc = store_put_in(s->engine, db, s->host, user, s->name, key,
+				  klen, b.p, b.len);
 	sbuf_free(&b);
 	return rc;
 }
 
-static int fail_put(lua_State *L, int rc)
+int lx_store_fail_put(lua_State *L, int rc)
 {
 	if (rc != -EDOM)
-		return push_fail(L, rc);
+		return lx_store_fail(L, rc);
 	lua_pushnil(L);
 	lua_pushliteral(L, "value cannot be stored (a function, userdata, "
 			   "NaN key, or tables nested too deep or in a cycle)");
@@ -147,22 +159,23 @@ static int fail_put(lua_State *L, int rc)
 
 /* ---- get ---- */
 
-static int get_one(lua_State *L, const struct lx_store *s, enum store_db db,
-		   const char *user, const char *key, size_t klen)
+static int get_one(lua_State *L, const struct lx_store *s, const char *user,
+		   const char *key, size_t klen)
 {
 	struct sbuf b;
 	int rc;
 
 	sbuf_init(&b);
-	rc = store_get(db, s->host, user, s->name, key, klen, &b);
+	rc = store_get_in(s->engine, kind_db(s), s->host, user, s->name, key,
+			  klen, &b);
 	if (rc == 0)
-		rc = push_value(L, s, &b);
+		rc = lx_store_push_value(L, s, b.p, b.len);
 	sbuf_free(&b);
 	if (rc == -ENOENT) {
 		lua_pushnil(L);
 		return 1;
 	}
-	return rc ? push_fail(L, rc) : 1;
+	return rc ? lx_store_fail(L, rc) : 1;
 }
 
 /* Records collected by an iterator: [size_t klen][size_t vlen][k][v]... */
@@ -180,13 +193,13 @@ static int collect_record(void *ctx, const char *key, size_t klen,
 
 static int get_keys(lua_State *L, const struct lx_store *s, const char *user)
 {
-	struct sbuf recs, v;
+	struct sbuf recs;
 	size_t off = 0, kl, vl;
 	int rc;
 
 	sbuf_init(&recs);
-	sbuf_init(&v);
-	rc = store_map_each(s->host, user, s->name, collect_record, &recs);
+	rc = store_map_each_in(s->engine, s->host, user, s->name,
+			       collect_record, &recs);
 	if (rc)
 		goto out;
 	lua_newtable(L);
@@ -195,10 +208,8 @@ static int get_keys(lua_State *L, const struct lx_store *s, const char *user)
 		memcpy(&vl, recs.p + off + sizeof(kl), sizeof(vl));
 		off += sizeof(kl) + sizeof(vl);
 		lua_pushlstring(L, recs.p + off, kl);
-		sbuf_reset(&v);
-		sbuf_add(&v, recs.p + off + kl, vl);
+		rc = lx_store_push_value(L, s, recs.p + off + kl, vl);
 		off += kl + vl;
-		rc = push_value(L, s, &v);
 		if (rc == 0)
 			lua_rawset(L, -3);
 		else
@@ -206,68 +217,72 @@ static int get_keys(lua_State *L, const struct lx_store *s, const char *user)
 	}
 out:
 	sbuf_free(&recs);
-	sbuf_free(&v);
-	return rc ? push_fail(L, rc) : 1;
+	return rc ? lx_store_fail(L, rc) : 1;
 }
 
 static int l_get(lua_State *L)
 {
-	struct lx_store *s = check_store(L);
-	const char *user = arg_user(L, 2);
+	struct lx_store *s = lx_store_check(L);
+	const char *user = lx_store_arg_user(L, 2);
 	const char *key;
 	size_t klen;
 
+	if (s->kind == KIND_ARCHIVE)
+		return lx_store_archive_get(L, s);
 	if (s->kind == KIND_KEYVAL) {
 		if (!user)
-			return fail_user(L);
-		return get_one(L, s, STORE_KEYVAL, user, NULL, 0);
+			return lx_store_fail_user(L);
+		return get_one(L, s, user, NULL, 0);
 	}
 	if (lua_isnoneornil(L, 3)) {
 		if (!user)
-			return fail_user(L);
+			return lx_store_fail_user(L);
 		return get_keys(L, s, user);
 	}
 	key = arg_key(L, 3, &klen);
 	if (!user)
-		return fail_user(L);
-	return get_one(L, s, STORE_MAP, user, key, klen);
+		return lx_store_fail_user(L);
+	return get_one(L, s, user, key, klen);
 }
 
 /* ---- set ---- */
 
 static int l_set(lua_State *L)
 {
-	struct lx_store *s = check_store(L);
-	const char *user = arg_user(L, 2);
+	struct lx_store *s = lx_store_check(L);
+	const char *user = lx_store_arg_user(L, 2);
 	const char *key = NULL;
 	size_t klen = 0;
 	int vidx = 3, rc;
 
+	if (s->kind == KIND_ARCHIVE)
+		return luaL_error(L, "set: store '%s' is an archive store "
+				  "(use append)", s->name);
 	if (s->kind == KIND_MAP) {
 		key = arg_key(L, 3, &klen);
 		vidx = 4;
 	}
 	if (!user)
-		return fail_user(L);
+		return lx_store_fail_user(L);
 	lua_settop(L, vidx);
 	rc = put_value(L, s, user, key, klen, vidx);
 	if (rc)
-		return fail_put(L, rc);
+		return lx_store_fail_put(L, rc);
 	lua_pushboolean(L, 1);
 	return 1;
 }
 
 static int l_set_keys(lua_State *L)
 {
-	struct lx_store *s = check_map(L, "set_keys");
-	const char *user = arg_user(L, 2);
+	struct lx_store *s = lx_store_check_kind(L, KIND_MAP, "set_keys");
+	const char *user = lx_store_arg_user(L, 2);
 	const char *key;
 	size_t klen;
 	int rc = 0;
 
 	luaL_checktype(L, 3, LUA_TTABLE);
 	if (!user)
-		return fail_user(L);
+		return lx_store_fail_user(L);
 	lua_settop(L, 3);
 	lua_pushnil(L);
 	while (lua_next(L, 3)) {
@@ -277,7 +292,7 @@ static int l_set_keys(lua_State *L)
 		rc = put_value(L, s, user, key, klen, lua_gettop(L));
 		lua_pop(L, 1);
 		if (rc)
-			return fail_put(L, rc);
+			return lx_store_fail_put(L, rc);
 	}
 	lua_pushboolean(L, 1);
 	return 1;
@@ -293,7 +308,7 @@ static int collect_user(void *ctx, const char *user)
 
 static int l_get_all(lua_State *L)
 {
-	struct lx_store *s = check_map(L, "get_all");
+	struct lx_store *s = lx_store_check_kind(L, KIND_MAP, "get_all");
 	struct sbuf users, v;
 	size_t klen;
 	const char *key = arg_key(L, 2, &klen);
@@ -301,16 +316,18 @@ static int l_get_all(lua_State *L)
 
 	sbuf_init(&users);
 	sbuf_init(&v);
-	rc = store_users(STORE_MAP, s->host, s->name, collect_user, &users);
+	rc = store_users_in(s->engine, STORE_MAP, s->host, s->name,
+			    collect_user, &users);
 	if (rc)
 		goto out;
 	lua_newtable(L);
 	for (size_t off = 0; off < users.len && (rc == 0 || rc == -ENOENT); ) {
 		const char *u = users.p + off;
 		off += strlen(u) + 1;
-		rc = store_get(STORE_MAP, s->host, u, s->name, key, klen, &v);
+		rc = store_get_in(s->engine, STORE_MAP, s->host, u, s->name,
+				  key, klen, &v);
 		if (rc == 0)
-			rc = push_value(L, s, &v);
+			rc = lx_store_push_value(L, s, v.p, v.len);
 		if (rc == 0)
 			lua_setfield(L, -2, u);
 	}
@@ -319,18 +336,18 @@ static int l_get_all(lua_State *L)
 out:
 	sbuf_free(&users);
 	sbuf_free(&v);
-	return rc ? push_fail(L, rc) : 1;
+	return rc ? lx_store_fail(L, rc) : 1;
 }
 
 static int l_delete_all(lua_State *L)
 {
-	struct lx_store *s = check_map(L, "delete_all");
+	struct lx_store *s = lx_store_check_kind(L, KIND_MAP, "delete_all");
 	size_t klen;
 	const char *key = arg_key(L, 2, &klen);
-	int rc = store_map_delete_key(s->host, s->name, key, klen);
+	int rc = store_map_delete_key_in(s->engine, s->host, s->name, key, klen);
 
 	if (rc)
-		return push_fail(L, rc);
+		return lx_store_fail(L, rc);
 	lua_pushboolean(L, 1);
 	return 1;
 }
@@ -347,17 +364,17 @@ static int users_next(lua_State *L)
 
 static int l_users(lua_State *L)
 {
-	struct lx_store *s = check_store(L);
-	enum store_db db = s->kind == KIND_MAP ? STORE_MAP : STORE_KEYVAL;
+	struct lx_store *s = lx_store_check(L);
 	struct sbuf users;
 	lua_Integer n = 0;
 	int rc;
 
 	sbuf_init(&users);
-	rc = store_users(db, s->host, s->name, collect_user, &users);
+	rc = store_users_in(s->engine, kind_db(s), s->host, s->name,
+			    collect_user, &users);
 	if (rc) {
 		sbuf_free(&users);
-		return push_fail(L, rc);
+		return lx_store_fail(L, rc);
 	}
 	lua_newtable(L);
 	for (size_t off = 0; off < users.len; ) {
@@ -376,7 +393,7 @@ static int l_users(lua_State *L)
 
 static int l_gc(lua_State *L)
 {
-	struct lx_store *s = check_store(L);
+	struct lx_store *s = lx_store_check(L);
 
 	free(s->host);
 	s->host = NULL;
@@ -387,10 +404,11 @@ static int l_gc(lua_State *L)
 
 static int l_tostring(lua_State *L)
 {
-	struct lx_store *s = check_store(L);
+	struct lx_store *s = lx_store_check(L);
 
-	lua_pushfstring(L, "store %s/%s (%s)", s->host ? s->host : "?",
-			s->name ? s->name : "?", kind_names[s->kind]);
+	lua_pushfstring(L, "store %s/%s (%s, %s)", s->host ? s->host : "?",
+			s->name ? s->name : "?", kind_names[s->kind],
+			s->engine->name);
 	return 1;
 }
 
@@ -403,19 +421,69 @@ static const char *arg_name(lua_State *L, int idx)
 	return s;
 }
 
+/* Pushes cfg:get(host, key), or nil when there is no config. */
+static void config_lookup(lua_State *L, const char *host, const char *key)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, CONFIG_REGISTRY_KEY);
+	if (!lua_istable(L, -1)) {
+		lua_pop(L, 1);
+		lua_pushnil(L);
+		return;
+	}
+	lua_getfield(L, -1, "get");
+	lua_insert(L, -2);
+	lua_pushstring(L, host);
+	lua_pushstring(L, key);
+	if (lx_pcall(L, 3, 1, "storage config") != 0)
+		lua_pushnil(L);
+}
+
+/* The engine name the config gives store name of host (pushed; nil for
+ * the default). */
+static void config_engine(lua_State *L, const char *host, const char *name)
+{
+	config_lookup(L, host, "storage");
+	if (lua_istable(L, -1)) {
+		lua_getfield(L, -1, name);
+		lua_remove(L, -2);
+	}
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		config_lookup(L, host, "default_storage");
+	}
+}
+
 static int l_open(lua_State *L)
 {
 	const char *host = arg_name(L, 1);
 	const char *name = arg_name(L, 2);
 	int kind = luaL_checkoption(L, 3, "keyval", kind_names);
+	const struct store_engine *engine = &store_lmdb;
 	struct lx_store *s;
 
 	luaL_argcheck(L, *host, 1, "empty host");
 	luaL_argcheck(L, *name, 2, "empty store name");
+	if (lua_isnoneornil(L, 4))
+		config_engine(L, host, name);
+	else
+		lua_pushvalue(L, 4);
+	if (!lua_isnil(L, -1)) {
+		const char *en = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+								: NULL;
+		engine = store_engine_find(en);
+		if (!engine) {
+			lua_pushnil(L);
+			lua_pushfstring(L, "unknown storage engine '%s' (there are "
+					"'lmdb' and 'memory')", en ? en : luaL_typename(L, -2));
+			return 2;
+		}
+	}
+	lua_pop(L, 1);
 	s = lua_newuserdatauv(L, sizeof(*s), 0);
 	s->host = NULL;
 	s->name = NULL;
 	s->kind = (enum lx_store_kind)kind;
+	s->engine = engine;
 	luaL_setmetatable(L, STORE_MT);
 	s->host = xstrdup(host);
 	s->name = xstrdup(name);
@@ -443,6 +511,7 @@ int luaopen_starling_store(lua_State *L)
 	if (luaL_newmetatable(L, STORE_MT)) {
 		luaL_setfuncs(L, store_meta, 0);
 		luaL_newlib(L, store_methods);
+		lx_store_archive_register(L);
 		lua_setfield(L, -2, "__index");
 		lua_pushliteral(L, "starling.store");
 		lua_setfield(L, -2, "__metatable");

@@ -412,6 +412,16 @@ int main(int argc, char **argv)
 	find_dirs();
 	loop = ev_default_loop(EVFLAG_AUTO);
 	conn_global_init(loop);
+	/* Signals during start-up wait for the loop: a SIGTERM then stops
+	 * the server cleanly as soon as it runs. */
+	ev_signal_init(&sigint_w, on_signal, SIGINT);
+	ev_signal_init(&sigterm_w, on_signal, SIGTERM);
+	ev_signal_init(&sighup_w, on_sighup, SIGHUP);
+	ev_signal_init(&sigusr1_w, on_sigusr1, SIGUSR1);
+	ev_signal_start(loop, &sigint_w);
+	ev_signal_start(loop, &sigterm_w);
+	ev_signal_start(loop, &sighup_w);
+	ev_signal_start(loop, &sigusr1_w);
 	lx_core_set_dirs(lua_dir, modules_dir);
 	if (lx_init(lua_dir) != 0)
 		return 1;
@@ -440,14 +450,6 @@ int main(int argc, char **argv)
 	ev_timer_init(&trim_timer, on_trim, 30., 30.);
 	ev_timer_start(loop, &trim_timer);
 	ev_unref(loop);		/* the trim timer alone keeps nothing running */
-	ev_signal_init(&sigint_w, on_signal, SIGINT);
-	ev_signal_init(&sigterm_w, on_signal, SIGTERM);
-	ev_signal_init(&sighup_w, on_sighup, SIGHUP);
-	ev_signal_init(&sigusr1_w, on_sigusr1, SIGUSR1);
-	ev_signal_start(loop, &sigint_w);
-	ev_signal_start(loop, &sigterm_w);
-	ev_signal_start(loop, &sighup_w);
-	ev_signal_start(loop, &sigusr1_w);
 	if (server_write_pidfile() != 0)
 		goto out;
 	fire_global("server-started");

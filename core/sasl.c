@@ -313,6 +313,14 @@ static int load_creds(struct sasl *s)
 	int rc;
 
 	rc = s->params.lookup(s->params.ctx, s->username, hash, &s->creds);
+	if (rc == -ENOENT && !s->mech->scram) {
+		/* PLAIN checks any credentials: an account imported from
+		 * another server may have SHA-1 ones only. */
+		rc = s->params.lookup(s->params.ctx, s->username,
+				      SASL_HASH_SHA1, &s->creds);
+		if (rc == 0)
+			hash = SASL_HASH_SHA1;
+	}
 	if (rc == 0 && creds_sane(&s->creds, hash)) {
 		s->known = true;
 		return 0;

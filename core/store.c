@@ -1,5 +1,6 @@
 /*
- * store.c - the LMDB storage engine behind store.h.
+ * store.c - the LMDB engine behind store.h: the environment, the batch,
+ * map growth, and the raw operations of store_lmdb.
  *
  * Transactions: one write transaction (the batch, st.wtxn) begun by the
  * first write and kept until store_commit(); one read-only transaction
@@ -8,8 +9,8 @@
  * read (mdb_txn_renew). The environment has MDB_NOTLS, so the two can
  * exist in one thread. Beginning a batch resets the snapshot: reads go
  * through the batch while it is open and must see our own commits after.
- * No cursor outlives one call into this file, and the iterators copy each
- * record before calling back, so a callback may read, write or commit.
+ * No cursor outlives one call into this file; a scan callback may read
+ * (through the same transaction) but not write.
  *
  * Map size: a new environment starts at STORE_MAP_INITIAL (or map_max if
  * smaller); an existing one keeps the size it has. The map grows by
@@ -29,8 +30,8 @@
  * renew then fails with MDB_MAP_RESIZED, and we adopt the size written in
  * the environment (mdb_env_set_mapsize(env, 0)) and retry once.
  *
- * Keys longer than LMDB's key limit (511 bytes) are refused with
- * -ENAMETOOLONG.
+ * Durability: commits are synced (no MDB_NOSYNC / MDB_NOMETASYNC), so a
+ * committed batch survives a crash of the process or of the machine.
  */
 #include "store.h"
 #include "log.h"
@@ -45,10 +46,10 @@
 #define STORE_MAP_INITIAL ((size_t)64 << 20)
 #define STORE_MAP_DEFAULT_MAX ((size_t)1 << 40)	/* map_max 0 */
 #define STORE_GROW_PERCENT 80
-#define STORE_MAXDBS 8		/* ours plus room for "archive" and more */
+#define STORE_MAXDBS 16		/* ours plus room for more */
 
 /* Journal operations: what a batch did, to replay it. */
-enum store_op { OP_PUT = 1, OP_DEL, OP_DEL_PREFIX, OP_MAP_DEL_KEY };
+enum store_op { OP_PUT = 1, OP_DEL, OP_DEL_PREFIX };
 
 struct journal_hdr {
 	uint8_t op;
@@ -61,6 +62,9 @@ static const char *const db_names[STORE_NDB] = {
 	[STORE_ACCOUNTS] = "accounts",
 	[STORE_KEYVAL] = "keyval",
 	[STORE_MAP] = "map",
+	[STORE_ARCHIVE] = "archive",
+	[STORE_ARCHIVE_WITH] = "archive_with",
+	[STORE_ARCHIVE_ID] = "archive_id",
 };
 
 static struct {
@@ -129,51 +133,6 @@ static int lmdb_err(int rc, const char *what)
 	}
 	log_error("store: %s: %s", what, mdb_strerror(rc));
 	return -e;
-}
-
-/* ---- keys ---- */
-
-/* host \0 user [\0 store [\0 mapkey]] into key (reset first). */
-static int key_build(struct sbuf *key, enum store_db db, const char *host,
-		     const char *user, const char *store, const char *mapkey,
-		     size_t mapkey_len)
-{
-	if (!st.env)
-		return -ENXIO;
-	if ((unsigned)db >= STORE_NDB || !host || !user)
-		return -EINVAL;
-	if (db != STORE_ACCOUNTS && !store)
-		return -EINVAL;
-	if (db == STORE_MAP && !mapkey)
-		return -EINVAL;
-	sbuf_reset(key);
-	sbuf_add(key, host, strlen(host) + 1);
-	sbuf_adds(key, user);
-	if (db != STORE_ACCOUNTS) {
-		sbuf_addc(key, '\0');
-		sbuf_adds(key, store);
-	}
-	if (db == STORE_MAP) {
-		sbuf_addc(key, '\0');
-		sbuf_add(key, mapkey, mapkey_len);
-	}
-	if (key->len > st.max_key)
-		return -ENAMETOOLONG;
-	return 0;
-}
-
-static bool has_prefix(const MDB_val *k, const void *prefix, size_t len)
-{
-	return k->mv_size >= len && memcmp(k->mv_data, prefix, len) == 0;
-}
-
-/* The user part of a key under host_len bytes of "host\0". */
-static size_t key_user_len(const MDB_val *k, size_t host_len)
-{
-	const char *u = (const char *)k->mv_data + host_len;
-	const char *end = memchr(u, '\0', k->mv_size - host_len);
-
-	return end ? (size_t)(end - u) : k->mv_size - host_len;
 }
 
 /* ---- transactions ---- */
@@ -305,6 +264,11 @@ static int batch_begin(void)
 
 /* ---- operations ---- */
 
+static bool has_prefix(const MDB_val *k, const void *prefix, size_t len)
+{
+	return k->mv_size >= len && memcmp(k->mv_data, prefix, len) == 0;
+}
+
 /* Deletes every key starting with prefix. */
 static int del_prefix(MDB_txn *txn, MDB_dbi dbi, const MDB_val *prefix)
 {
@@ -328,47 +292,6 @@ static int del_prefix(MDB_txn *txn, MDB_dbi dbi, const MDB_val *prefix)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* Deletes host \0 user \0 tail for every user of host (tail is
- * store \0 mapkey). */
-static int map_del_key(MDB_txn *txn, const MDB_val *host, const MDB_val *tail)
-{
-	struct sbuf seek, key;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc;
-
-	rc = mdb_cursor_open(txn, st.dbi[STORE_MAP], &cur);
-	if (rc)
-		return rc;
-	sbuf_init(&seek);
-	sbuf_init(&key);
-	sbuf_add(&seek, host->mv_data, host->mv_size);
-	for (;;) {
-		k = (MDB_val){ seek.len, seek.p };
-		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-		if (rc || !has_prefix(&k, host->mv_data, host->mv_size))
-			break;
-		size_t ulen = key_user_len(&k, host->mv_size);
-		sbuf_reset(&key);
-		sbuf_add(&key, k.mv_data, host->mv_size + ulen);
-		sbuf_reset(&seek);
-		sbuf_add(&seek, key.p, key.len);
-		sbuf_addc(&seek, '\1');		/* past this user */
-		sbuf_addc(&key, '\0');
-		sbuf_add(&key, tail->mv_data, tail->mv_size);
-		if (key.len > st.max_key)
-			continue;
-		k = (MDB_val){ key.len, key.p };
-		rc = mdb_del(txn, st.dbi[STORE_MAP], &k, NULL);
-		if (rc && rc != MDB_NOTFOUND)
-			break;
-	}
-	mdb_cursor_close(cur);
-	sbuf_free(&seek);
-	sbuf_free(&key);
-	return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
 static int op_apply(MDB_txn *txn, int op, int db, const void *kp, size_t klen,
 		    const void *vp, size_t vlen)
 {
@@ -381,8 +304,6 @@ static int op_apply(MDB_txn *txn, int op, int db, const void *kp, size_t klen,
 		return mdb_del(txn, st.dbi[db], &k, NULL);
 	case OP_DEL_PREFIX:
 		return del_prefix(txn, st.dbi[db], &k);
-	case OP_MAP_DEL_KEY:
-		return map_del_key(txn, &k, &v);
 	}
 	return EINVAL;
 }
@@ -648,235 +569,131 @@ void store_end_read(void)
 	rtxn_reset();
 }
 
-/* ---- records ---- */
+/* ---- the engine's operations ---- */
 
-int store_get(enum store_db db, const char *host, const char *user,
-	      const char *store, const char *mapkey, size_t mapkey_len,
-	      struct sbuf *out)
+static int check_key(enum store_db db, size_t klen)
 {
-	struct sbuf key;
-	MDB_txn *txn;
-	MDB_val k, v;
-	int rc;
+	if (!st.env)
+		return -ENXIO;
+	if ((unsigned)db >= STORE_NDB)
+		return -EINVAL;
+	if (klen == 0)
+		return -EINVAL;
+	if (klen > st.max_key || klen > STORE_KEY_MAX)
+		return -ENAMETOOLONG;
+	return 0;
+}
 
-	sbuf_init(&key);
-	rc = key_build(&key, db, host, user, store, mapkey, mapkey_len);
+static int lmdb_get(enum store_db db, const void *k, size_t klen,
+		    struct sbuf *out)
+{
+	MDB_txn *txn;
+	MDB_val key = { klen, (void *)k }, v;
+	int rc = check_key(db, klen);
+
 	if (rc == 0)
 		rc = read_txn(&txn);
 	if (rc)
-		goto out;
-	k = (MDB_val){ key.len, key.p };
-	rc = mdb_get(txn, st.dbi[db], &k, &v);
+		return rc;
+	rc = mdb_get(txn, st.dbi[db], &key, &v);
 	if (rc == 0) {
 		sbuf_reset(out);
 		sbuf_add(out, v.mv_data, v.mv_size);
 	}
-	rc = lmdb_err(rc, "get");
-out:
-	sbuf_free(&key);
-	return rc;
+	return lmdb_err(rc, "get");
 }
 
-int store_put(enum store_db db, const char *host, const char *user,
-	      const char *store, const char *mapkey, size_t mapkey_len,
-	      const void *val, size_t len)
+static int lmdb_put(enum store_db db, const void *k, size_t klen,
+		    const void *v, size_t vlen)
 {
-	struct sbuf key;
+	int rc = check_key(db, klen);
+
+	return rc ? rc : batch_op(OP_PUT, db, k, klen, v, vlen, "put");
+}
+
+static int lmdb_del(enum store_db db, const void *k, size_t klen)
+{
+	int rc = check_key(db, klen);
+
+	return rc ? rc : batch_op(OP_DEL, db, k, klen, NULL, 0, "delete");
+}
+
+static int lmdb_del_prefix(enum store_db db, const void *k, size_t klen)
+{
+	int rc = check_key(db, klen);
+
+	return rc ? rc : batch_op(OP_DEL_PREFIX, db, k, klen, NULL, 0,
+				  "delete range");
+}
+
+static int key_cmp(const MDB_val *a, const void *b, size_t blen)
+{
+	int c = memcmp(a->mv_data, b, MIN(a->mv_size, blen));
+
+	if (c)
+		return c;
+	return a->mv_size < blen ? -1 : a->mv_size > blen;
+}
+
+/* The cursor at the first record of the scan: 0 or an LMDB code. */
+static int scan_first(MDB_cursor *cur, const void *lo, size_t lolen,
+		      const void *hi, size_t hilen, bool reverse, MDB_val *k,
+		      MDB_val *v)
+{
 	int rc;
 
-	sbuf_init(&key);
-	rc = key_build(&key, db, host, user, store, mapkey, mapkey_len);
+	if (!reverse) {
+		*k = (MDB_val){ lolen, (void *)lo };
+		return mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+	}
+	*k = (MDB_val){ hilen, (void *)hi };
+	rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
 	if (rc == 0)
-		rc = batch_op(OP_PUT, db, key.p, key.len, val, len, "put");
-	sbuf_free(&key);
+		return mdb_cursor_get(cur, k, v, MDB_PREV);
+	if (rc == MDB_NOTFOUND)
+		return mdb_cursor_get(cur, k, v, MDB_LAST);
 	return rc;
 }
 
-int store_del(enum store_db db, const char *host, const char *user,
-	      const char *store, const char *mapkey, size_t mapkey_len)
-{
-	struct sbuf key;
-	int rc;
-
-	sbuf_init(&key);
-	rc = key_build(&key, db, host, user, store, mapkey, mapkey_len);
-	if (rc == 0)
-		rc = batch_op(OP_DEL, db, key.p, key.len, NULL, 0, "delete");
-	sbuf_free(&key);
-	return rc;
-}
-
-/* ---- iteration ---- */
-
-/* The first record at or after seek that starts with prefix, copied into
- * key (and val unless NULL). 0, -ENOENT or another -errno. */
-static int seek_copy(enum store_db db, const struct sbuf *seek,
-		     const void *prefix, size_t plen, struct sbuf *key,
-		     struct sbuf *val)
+static int lmdb_scan(enum store_db db, const void *lo, size_t lolen,
+		     const void *hi, size_t hilen, bool reverse,
+		     store_scan_fn fn, void *ctx)
 {
 	MDB_cursor *cur;
 	MDB_txn *txn;
-	MDB_val k = { seek->len, seek->p }, v;
-	int rc = read_txn(&txn);
+	MDB_val k, v;
+	int rc, r = 0;
 
+	if (!st.env)
+		return -ENXIO;
+	if ((unsigned)db >= STORE_NDB)
+		return -EINVAL;
+	rc = read_txn(&txn);
 	if (rc)
 		return rc;
 	rc = mdb_cursor_open(txn, st.dbi[db], &cur);
 	if (rc)
 		return lmdb_err(rc, "open cursor");
-	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	if (rc == 0 && !has_prefix(&k, prefix, plen))
-		rc = MDB_NOTFOUND;
-	if (rc == 0) {
-		sbuf_reset(key);
-		sbuf_add(key, k.mv_data, k.mv_size);
-		if (val) {
-			sbuf_reset(val);
-			sbuf_add(val, v.mv_data, v.mv_size);
-		}
+	rc = scan_first(cur, lo, lolen, hi, hilen, reverse, &k, &v);
+	while (rc == 0) {
+		if (key_cmp(&k, lo, lolen) < 0 || key_cmp(&k, hi, hilen) >= 0)
+			break;
+		r = fn(ctx, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+		if (r)
+			break;
+		rc = mdb_cursor_get(cur, &k, &v, reverse ? MDB_PREV : MDB_NEXT);
 	}
 	mdb_cursor_close(cur);
-	return lmdb_err(rc, "seek");
+	if (r < 0)
+		return r;
+	return rc == MDB_NOTFOUND ? 0 : lmdb_err(rc, "scan");
 }
 
-/* Whether host \0 user has a record in store (keyval/map). */
-static int user_has_store(enum store_db db, const struct sbuf *user_prefix,
-			  const char *store)
-{
-	struct sbuf seek, key;
-	int rc;
-
-	sbuf_init(&seek);
-	sbuf_init(&key);
-	sbuf_add(&seek, user_prefix->p, user_prefix->len);
-	sbuf_adds(&seek, store);
-	if (db == STORE_MAP)
-		sbuf_addc(&seek, '\0');
-	rc = seek_copy(db, &seek, seek.p, seek.len, &key, NULL);
-	if (rc == 0 && db == STORE_KEYVAL && key.len != seek.len)
-		rc = -ENOENT;
-	sbuf_free(&seek);
-	sbuf_free(&key);
-	return rc;
-}
-
-int store_users(enum store_db db, const char *host, const char *store,
-		int (*fn)(void *ctx, const char *user), void *ctx)
-{
-	struct sbuf prefix, seek, key, user;
-	size_t hlen = strlen(host) + 1;
-	int rc;
-
-	if ((unsigned)db >= STORE_NDB)
-		return -EINVAL;
-	sbuf_init(&prefix);
-	sbuf_init(&seek);
-	sbuf_init(&key);
-	sbuf_init(&user);
-	sbuf_add(&prefix, host, hlen);
-	sbuf_add(&seek, host, hlen);
-	for (;;) {
-		rc = seek_copy(db, &seek, prefix.p, prefix.len, &key, NULL);
-		if (rc)
-			break;
-		MDB_val k = { key.len, key.p };
-		size_t ulen = key_user_len(&k, hlen);
-		sbuf_reset(&user);
-		sbuf_add(&user, key.p + hlen, ulen);
-		sbuf_reset(&seek);
-		sbuf_add(&seek, key.p, hlen + ulen);
-		sbuf_addc(&seek, '\0');
-		if (ulen && store && db != STORE_ACCOUNTS) {
-			rc = user_has_store(db, &seek, store);
-			if (rc && rc != -ENOENT)
-				break;
-		}
-		seek.p[seek.len - 1] = '\1';		/* past this user */
-		if (ulen && rc == 0 && fn(ctx, user.p))
-			break;
-	}
-	sbuf_free(&prefix);
-	sbuf_free(&seek);
-	sbuf_free(&key);
-	sbuf_free(&user);
-	return rc == -ENOENT ? 0 : rc;
-}
-
-int store_map_each(const char *host, const char *user, const char *store,
-		   int (*fn)(void *ctx, const char *key, size_t klen,
-			     const void *val, size_t vlen), void *ctx)
-{
-	struct sbuf prefix, seek, key, val;
-	int rc;
-
-	sbuf_init(&prefix);
-	sbuf_init(&seek);
-	sbuf_init(&key);
-	sbuf_init(&val);
-	rc = key_build(&prefix, STORE_MAP, host, user, store, "", 0);
-	if (rc)
-		goto out;
-	sbuf_add(&seek, prefix.p, prefix.len);
-	for (;;) {
-		rc = seek_copy(STORE_MAP, &seek, prefix.p, prefix.len, &key, &val);
-		if (rc)
-			break;
-		sbuf_reset(&seek);
-		sbuf_add(&seek, key.p, key.len);
-		sbuf_addc(&seek, '\0');		/* the next key after this */
-		if (fn(ctx, key.p + prefix.len, key.len - prefix.len, val.p, val.len))
-			break;
-	}
-	if (rc == -ENOENT)
-		rc = 0;
-out:
-	sbuf_free(&prefix);
-	sbuf_free(&seek);
-	sbuf_free(&key);
-	sbuf_free(&val);
-	return rc;
-}
-
-int store_map_delete_key(const char *host, const char *store,
-			 const char *mapkey, size_t mapkey_len)
-{
-	struct sbuf hp, tail;
-	int rc;
-
-	if (!host || !store || !mapkey)
-		return -EINVAL;
-	sbuf_init(&hp);
-	sbuf_init(&tail);
-	sbuf_add(&hp, host, strlen(host) + 1);
-	sbuf_add(&tail, store, strlen(store) + 1);
-	sbuf_add(&tail, mapkey, mapkey_len);
-	rc = batch_op(OP_MAP_DEL_KEY, STORE_MAP, hp.p, hp.len, tail.p, tail.len,
-		      "map delete key");
-	sbuf_free(&hp);
-	sbuf_free(&tail);
-	return rc;
-}
-
-int store_purge_user(const char *host, const char *user)
-{
-	struct sbuf prefix;
-	int rc;
-
-	sbuf_init(&prefix);
-	rc = key_build(&prefix, STORE_ACCOUNTS, host, user, NULL, NULL, 0);
-	if (rc)
-		goto out;
-	rc = batch_op(OP_DEL, STORE_ACCOUNTS, prefix.p, prefix.len, NULL, 0,
-		      "purge account");
-	if (rc && rc != -ENOENT)
-		goto out;
-	sbuf_addc(&prefix, '\0');
-	rc = batch_op(OP_DEL_PREFIX, STORE_KEYVAL, prefix.p, prefix.len, NULL, 0,
-		      "purge keyval");
-	if (rc == 0)
-		rc = batch_op(OP_DEL_PREFIX, STORE_MAP, prefix.p, prefix.len,
-			      NULL, 0, "purge map");
-out:
-	sbuf_free(&prefix);
-	return rc;
-}
+const struct store_engine store_lmdb = {
+	.name = "lmdb",
+	.get = lmdb_get,
+	.put = lmdb_put,
+	.del = lmdb_del,
+	.del_prefix = lmdb_del_prefix,
+	.scan = lmdb_scan,
+};

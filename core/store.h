@@ -1,25 +1,82 @@
 /*
- * store.h - persistent storage on LMDB: one environment in data_path.
+ * store.h - storage: ordered records in engines, and the record layouts
+ * of accounts, keyval, map and archive stores on top of them.
  *
- * dbs:     named LMDB databases, one per store kind: "accounts",
- *          "keyval", "map" (and "archive" later).
+ * engine:  where records live. "lmdb" (store.c): one LMDB environment in
+ *          data_path, durable. "memory" (store_mem.c): this process only,
+ *          gone at exit, for tests and data that need not persist. Both
+ *          keep the same sorted key spaces, so every layer above behaves
+ *          the same on either; the config picks one per store.
+ * dbs:     the key spaces of an engine, one per record kind: "accounts",
+ *          "keyval", "map", and for archives "archive" (items by time),
+ *          "archive_with" (index by the 'with' of an item) and
+ *          "archive_id" (index by item id).
  * key:     host \0 user \0 store [\0 mapkey]; every record of a user sits
  *          under the prefix host \0 user \0, so purging a user is one
- *          range delete per db. "accounts" keys are host \0 user.
- * batch:   writes go into one write transaction that stays open until
+ *          range delete per db. "accounts" keys are host \0 user. Archive
+ *          layouts are in store_archive.c.
+ * batch:   LMDB writes go into one write transaction that stays open until
  *          store_commit(); the server commits once per loop iteration,
  *          before it writes anything to a socket, so nothing is
  *          acknowledged before it is on disk. Reads see the open batch.
+ *          Memory writes are applied at once.
+ * user "": the data of the host itself.
  *
- * Other processes (starlingctl) may use the same environment at the same
- * time; LMDB serialises writers.
+ * Other processes (starlingctl) may use the same LMDB environment at the
+ * same time; LMDB serialises writers.
  */
 #ifndef STARLING_STORE_H
 #define STARLING_STORE_H
 
 #include "util.h"
 
-enum store_db { STORE_ACCOUNTS, STORE_KEYVAL, STORE_MAP, STORE_NDB };
+enum store_db {
+	STORE_ACCOUNTS, STORE_KEYVAL, STORE_MAP,
+	STORE_ARCHIVE, STORE_ARCHIVE_WITH, STORE_ARCHIVE_ID,
+	STORE_NDB
+};
+
+/* The longest key any engine takes (LMDB's limit), so data moves between
+ * engines; longer keys are -ENAMETOOLONG. */
+#define STORE_KEY_MAX 511
+
+/* ---- engines ---- */
+
+/* Called for each record of a scan, with borrowed bytes valid until it
+ * returns. It may read (engine get) but not write. Returns 0 to go on, 1
+ * to stop, or a negative error that ends the scan and is returned. */
+typedef int (*store_scan_fn)(void *ctx, const void *k, size_t klen,
+			     const void *v, size_t vlen);
+
+/* The operations of an engine on raw keys. All return 0 or -errno
+ * (-ENOENT: no such record; -ENXIO: the engine is not open). */
+struct store_engine {
+	const char *name;
+	int (*get)(enum store_db db, const void *k, size_t klen,
+		   struct sbuf *out);
+	int (*put)(enum store_db db, const void *k, size_t klen,
+		   const void *v, size_t vlen);
+	int (*del)(enum store_db db, const void *k, size_t klen);
+	/* Deletes every key that starts with the klen bytes of k. */
+	int (*del_prefix)(enum store_db db, const void *k, size_t klen);
+	/* Calls fn for each record with lo <= key < hi, ascending (or
+	 * descending when reverse). */
+	int (*scan)(enum store_db db, const void *lo, size_t lolen,
+		    const void *hi, size_t hilen, bool reverse,
+		    store_scan_fn fn, void *ctx);
+};
+
+extern const struct store_engine store_lmdb;	/* store.c */
+extern const struct store_engine store_memory;	/* store_mem.c */
+
+/* An engine by config name: "lmdb" (also "internal", Prosody's name for
+ * its default), "memory"; NULL when unknown. */
+const struct store_engine *store_engine_find(const char *name);
+
+/* Frees everything the memory engine holds (tests; exit). */
+void store_memory_clear(void);
+
+/* ---- the LMDB environment ---- */
 
 /* Opens (creating dir and the environment when missing). map_max is the
  * largest map size in bytes the environment may grow to. 0 or -errno. */
@@ -35,7 +92,41 @@ bool store_pending(void);
 /* Ends the read snapshot so the next read sees other processes' writes. */
 void store_end_read(void);
 
-/* Records by parts; mapkey NULL for keyval and accounts. */
+/* ---- records (store_records.c) ---- */
+
+/* Records by parts in engine e; mapkey NULL for keyval and accounts. */
+int store_get_in(const struct store_engine *e, enum store_db db,
+		 const char *host, const char *user, const char *store,
+		 const char *mapkey, size_t mapkey_len, struct sbuf *out);
+int store_put_in(const struct store_engine *e, enum store_db db,
+		 const char *host, const char *user, const char *store,
+		 const char *mapkey, size_t mapkey_len,
+		 const void *val, size_t len);
+int store_del_in(const struct store_engine *e, enum store_db db,
+		 const char *host, const char *user, const char *store,
+		 const char *mapkey, size_t mapkey_len);
+
+/* Calls fn for each distinct user of host that has a record in db (for
+ * keyval, map and archive: in this store; store NULL = any), in byte
+ * order, the host's own "" excluded. Stops when fn returns nonzero. fn
+ * may read and write the store. */
+int store_users_in(const struct store_engine *e, enum store_db db,
+		   const char *host, const char *store,
+		   int (*fn)(void *ctx, const char *user), void *ctx);
+
+/* Calls fn for each map key (and value) of (host, user, store), in key
+ * order; stops when fn returns nonzero. fn may read and write. */
+int store_map_each_in(const struct store_engine *e, const char *host,
+		      const char *user, const char *store,
+		      int (*fn)(void *ctx, const char *key, size_t klen,
+				const void *val, size_t vlen), void *ctx);
+/* Deletes every record of (host, store, mapkey) for all users
+ * ("delete_all(key)"). */
+int store_map_delete_key_in(const struct store_engine *e, const char *host,
+			    const char *store, const char *mapkey,
+			    size_t mapkey_len);
+
+/* The same on LMDB, the engine of accounts and the server's own data. */
 int store_get(enum store_db db, const char *host, const char *user,
 	      const char *store, const char *mapkey, size_t mapkey_len,
 	      struct sbuf *out);			/* 0 or -ENOENT */
@@ -44,23 +135,112 @@ int store_put(enum store_db db, const char *host, const char *user,
 	      const void *val, size_t len);
 int store_del(enum store_db db, const char *host, const char *user,
 	      const char *store, const char *mapkey, size_t mapkey_len);
-
-/* Calls fn for each distinct user of host that has a record in db (for
- * keyval/map: in this store; store NULL = any). Stops when fn returns
- * nonzero. */
 int store_users(enum store_db db, const char *host, const char *store,
 		int (*fn)(void *ctx, const char *user), void *ctx);
-
-/* Calls fn for each map key (and value) of (host, user, store). */
 int store_map_each(const char *host, const char *user, const char *store,
 		   int (*fn)(void *ctx, const char *key, size_t klen,
 			     const void *val, size_t vlen), void *ctx);
-/* Deletes every record of (host, store, mapkey) for all users
- * ("delete_all(key)"). */
 int store_map_delete_key(const char *host, const char *store,
 			 const char *mapkey, size_t mapkey_len);
 
-/* Removes every record of host/user from every db, account included. */
+/* Removes every record of host/user from every db of every engine (LMDB
+ * when open, and memory), account and archives included. */
 int store_purge_user(const char *host, const char *user);
+
+/* ---- archives (store_archive.c) ---- */
+
+#define STORE_ID_MAX 255	/* bytes in an archive item id */
+#define STORE_ID_GEN_LEN 15	/* length of a generated id */
+
+/* A place in an archive's order: (when, id). */
+struct store_arch_pos {
+	int64_t when;			/* microseconds since the epoch */
+	const char *id;
+	size_t id_len;
+};
+
+/* What find, delete and summary select. Times are microseconds since the
+ * epoch, inclusive. after/before are exclusive positions (see
+ * store_archive_locate); ids restricts to those items. limit counts in
+ * the direction of the scan (newest first when reverse). */
+struct store_arch_query {
+	bool has_start, has_end;
+	int64_t start, end;
+	const char *with;		/* NULL: any */
+	size_t with_len;
+	const struct store_arch_pos *after, *before;	/* NULL: none */
+	const char *const *ids;		/* NULL: any; else nids ids */
+	const size_t *id_lens;
+	size_t nids;
+	bool has_limit;
+	size_t limit;
+	bool reverse;
+};
+
+/* One item as find hands it over, borrowed for the callback only. with
+ * is NULL when the item has none. */
+struct store_arch_item {
+	int64_t when;
+	const char *id;
+	size_t id_len;
+	const char *with;
+	size_t with_len;
+	const void *val;
+	size_t val_len;
+};
+
+/* Appends an item. id NULL: a new unique id, sortable by time of
+ * appending, is made. An id that exists replaces that item. idout (at
+ * least STORE_ID_MAX + 1 bytes, or NULL) gets the id, NUL-terminated. */
+int store_archive_append(const struct store_engine *e, const char *host,
+			 const char *user, const char *store,
+			 const char *id, size_t id_len, int64_t when,
+			 const char *with, size_t with_len,
+			 const void *val, size_t val_len, char *idout);
+/* The item with this id: fn is called once. -ENOENT when none. */
+int store_archive_get(const struct store_engine *e, const char *host,
+		      const char *user, const char *store,
+		      const char *id, size_t id_len,
+		      int (*fn)(void *ctx, const struct store_arch_item *it),
+		      void *ctx);
+/* Where the item with this id is: pos->id points to id. -ENOENT. */
+int store_archive_locate(const struct store_engine *e, const char *host,
+			 const char *user, const char *store,
+			 const char *id, size_t id_len,
+			 struct store_arch_pos *pos);
+/* Calls fn for each item q selects, in order; fn returning nonzero stops
+ * (a negative value is returned). fn may read but not write. total (if
+ * not NULL) gets the number of items matching start, end, with and ids,
+ * ignoring after, before and limit. */
+int store_archive_find(const struct store_engine *e, const char *host,
+		       const char *user, const char *store,
+		       const struct store_arch_query *q,
+		       int (*fn)(void *ctx, const struct store_arch_item *it),
+		       void *ctx, size_t *total);
+/* Deletes what q selects (keep_newest > 0: all but the newest that many
+ * of them); *deleted gets the count. */
+int store_archive_delete(const struct store_engine *e, const char *host,
+			 const char *user, const char *store,
+			 const struct store_arch_query *q, size_t keep_newest,
+			 size_t *deleted);
+/* Deletes every item older than before (user NULL: of every user, the
+ * host's own included). */
+int store_archive_trim(const struct store_engine *e, const char *host,
+		       const char *user, const char *store, int64_t before,
+		       size_t *deleted);
+/* Per 'with' (items without one are not counted; no particular order):
+ * the number of items q selects (its with, start and end apply) and the
+ * times of the oldest and newest. */
+int store_archive_summary(const struct store_engine *e, const char *host,
+			  const char *user, const char *store,
+			  const struct store_arch_query *q,
+			  int (*fn)(void *ctx, const char *with, size_t wlen,
+				    size_t count, int64_t first,
+				    int64_t last), void *ctx);
+/* Calls fn with the first microsecond of each UTC day that has items,
+ * ascending. */
+int store_archive_dates(const struct store_engine *e, const char *host,
+			const char *user, const char *store,
+			int (*fn)(void *ctx, int64_t day), void *ctx);
 
 #endif

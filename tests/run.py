@@ -186,7 +186,8 @@ def run_worker_file(path, display, args, env, totals):
                 continue
             results += 1
             totals.report(record["name"], record["ok"], record["time"],
-                          record.get("details", ""))
+                          record.get("details", ""),
+                          note=record.get("note", ""))
         proc.wait()
     finally:
         killer.cancel()

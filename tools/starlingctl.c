@@ -1,5 +1,7 @@
 /*
- * starlingctl - account administration on the data directory.
+ * starlingctl - administration on the data directory: accounts, and
+ * XEP-0227 export and import (lua/starling/pie.lua, run in starlingctl's
+ * Lua state with the admin modules of lx_admin.h).
  *
  * Works whether or not the server runs: LMDB lets both processes use the
  * environment at once.
@@ -10,13 +12,16 @@
 #include "jid.h"
 #include "log.h"
 #include "lx.h"
+#include "lx_admin.h"
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -30,7 +35,11 @@ static void usage(FILE *f)
 	      "                               or read from stdin when not a terminal)\n"
 	      "  passwd JID                   change a password (same input rules)\n"
 	      "  deluser JID                  delete an account and all its data\n"
-	      "  list HOST                    list the accounts of a host\n", f);
+	      "  list HOST                    list the accounts of a host\n"
+	      "  export [-o FILE] [HOST...]   write accounts and user data (XEP-0227)\n"
+	      "                               of the hosts (all when none) to FILE\n"
+	      "                               (made mode 0600) or stdout\n"
+	      "  import FILE...               read XEP-0227 files (with XInclude)\n", f);
 	ctl_admin_usage(f);
 }
 
@@ -141,6 +150,160 @@ static int print_user(void *ctx, const char *user)
 	return 0;
 }
 
+/* ---- XEP-0227 export and import (lua/starling/pie.lua) ---- */
+
+static int l_write(lua_State *L)
+{
+	FILE *f = lua_touserdata(L, lua_upvalueindex(1));
+	size_t len;
+	const char *s = luaL_checklstring(L, 1, &len);
+
+	if (fwrite(s, 1, len, f) != len)
+		return luaL_error(L, "write failed: %s", strerror(errno));
+	return 0;
+}
+
+static int l_warn(lua_State *L)
+{
+	fprintf(stderr, "starlingctl: warning: %s\n", luaL_checkstring(L, 1));
+	return 0;
+}
+
+
+static int l_known_host(lua_State *L)
+{
+	lua_pushboolean(L, host_known(luaL_checkstring(L, 1)));
+	return 1;
+}
+
+static int l_commit(lua_State *L)
+{
+	int rc = store_commit();
+
+	if (rc)
+		return luaL_error(L, "cannot commit: %s", strerror(-rc));
+	return 0;
+}
+
+/* Pushes the starling.pie module's function name. 0 or -1. */
+static int pie_function(lua_State *L, const char *name)
+{
+	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+	lua_pushcfunction(L, luaopen_starling_accounts);
+	lua_setfield(L, -2, "starling.accounts");
+	lua_pushcfunction(L, luaopen_starling_xmlfile);
+	lua_setfield(L, -2, "starling.xmlfile");
+	lua_pop(L, 1);
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "starling.pie");
+	if (lx_pcall(L, 1, 1, "starlingctl") != 0)
+		return -1;
+	lua_getfield(L, -1, name);
+	lua_remove(L, -2);
+	return 0;
+}
+
+/* Runs the function on the stack with nargs: true, or nil, err (printed). */
+static int pie_call(lua_State *L, int nargs, const char *what)
+{
+	if (lx_pcall(L, nargs, 2, "starlingctl") != 0)
+		return fail("%s failed (see above)", what);
+	if (lua_isnil(L, -2)) {
+		fail("%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "failed");
+		lua_pop(L, 2);
+		return 1;
+	}
+	return 0;
+}
+
+static FILE *open_output(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	FILE *f;
+
+	if (fd < 0)
+		return NULL;
+	fchmod(fd, 0600);
+	f = fdopen(fd, "w");
+	if (!f)
+		close(fd);
+	return f;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+	lua_State *L = lx_state();
+	const char *out = NULL;
+	FILE *f = stdout;
+	int first = 1, n = 0, rc;
+
+	if (argc >= 3 && strcmp(argv[1], "-o") == 0) {
+		out = argv[2];
+		first = 3;
+	}
+	if (pie_function(L, "export") != 0)
+		return 1;
+	lua_newtable(L);
+	for (int i = first; i < argc; i++) {
+		char host[JID_PART_MAX];
+		if (jid_nameprep(argv[i], host) != 0 || !host_known(host))
+			return fail("host '%s' is not a VirtualHost in the config", argv[i]);
+		lua_pushstring(L, host);
+		lua_rawseti(L, -2, ++n);
+	}
+	for (size_t pos = 0; first == argc; ) {
+		const char *name, *type, *module;
+		if (!config_host_next(&pos, &name, &type, &module))
+			break;
+		if (!type || strcmp(type, "local") == 0) {
+			lua_pushstring(L, name);
+			lua_rawseti(L, -2, ++n);
+		}
+	}
+	if (out && !(f = open_output(out)))
+		return fail("cannot create %s", out);
+	lua_pushlightuserdata(L, f);
+	lua_pushcclosure(L, l_write, 1);
+	lua_pushcfunction(L, l_warn);
+	rc = pie_call(L, 3, "export");
+	if (fflush(f) != 0 || ferror(f))
+		rc = fail("cannot write the export: %s", strerror(errno));
+	if (out && fclose(f) != 0 && rc == 0)
+		rc = fail("cannot write %s", out);
+	return rc;
+}
+
+static int cmd_import(int argc, char **argv)
+{
+	lua_State *L = lx_state();
+	int rc;
+
+	if (pie_function(L, "import") != 0)
+		return 1;
+	lua_newtable(L);
+	for (int i = 1; i < argc; i++) {
+		lua_pushstring(L, argv[i]);
+		lua_rawseti(L, -2, i);
+	}
+	lua_createtable(L, 0, 3);
+	lua_pushcfunction(L, l_known_host);
+	lua_setfield(L, -2, "known_host");
+	lua_pushcfunction(L, l_commit);
+	lua_setfield(L, -2, "commit");
+	lua_pushcfunction(L, l_warn);
+	lua_setfield(L, -2, "warn");
+	rc = pie_call(L, 2, "import");
+	if (rc == 0) {
+		lua_getfield(L, -2, "users");
+		lua_getfield(L, -3, "hosts");
+		fprintf(stderr, "starlingctl: imported %lld users on %lld hosts\n",
+			(long long)lua_tointeger(L, -2), (long long)lua_tointeger(L, -1));
+		lua_pop(L, 4);
+		rc = store_commit() ? fail("%s", "cannot commit the import") : 0;
+	}
+	return rc;
+}
+
 static int run(int argc, char **argv)
 {
 	const char *cmd = argv[0];
@@ -174,6 +337,10 @@ static int run(int argc, char **argv)
 			return fail("host '%s' is not a VirtualHost in the config", argv[1]);
 		return accounts_list(host, print_user, host) ? 1 : 0;
 	}
+	if (strcmp(cmd, "export") == 0)
+		return cmd_export(argc, argv);
+	if (strcmp(cmd, "import") == 0 && argc >= 2)
+		return cmd_import(argc, argv);
 	usage(stderr);
 	return 2;
 }

@@ -42,7 +42,7 @@ enum lg_tls { LG_TLS_NONE, LG_TLS_STARTTLS, LG_TLS_DIRECT };
 enum lg_mech { LG_MECH_SCRAM_SHA256, LG_MECH_SCRAM_SHA1, LG_MECH_PLAIN };
 enum lg_scenario {
 	LG_SC_LOGIN, LG_SC_CHAT, LG_SC_IDLE, LG_SC_PRESENCE, LG_SC_ROSTERS,
-	LG_SC_SERVE,
+	LG_SC_SERVE, LG_SC_SELFTEST,
 };
 
 struct lg_opts {
@@ -148,6 +148,8 @@ int lg_sasl_step(struct lg_scram *st, const char *b64, struct lg_buf *out);
 /* Checks the additional data of <success> (base64 "v=..."); 0 when good. */
 int lg_sasl_finish(struct lg_scram *st, const char *b64);
 void lg_sasl_free(struct lg_scram *st);
+/* Self-test only: use this client nonce instead of a random one. */
+void lg_sasl_set_nonce(const char *nonce);
 /* PBKDF2 computations done so far (the rest were cache hits). */
 uint64_t lg_sasl_pbkdf2_count(void);
 /* The derived-key cache file: load returns entries read (0 when there is no
@@ -321,6 +323,10 @@ double lg_sc_tick_interval(struct lg_worker *w);
 
 /* serve.c: a trivial XMPP server for measuring the generator itself */
 int lg_serve(void);
+
+/* selftest.c: checks of the parts that need no server; prints
+ * "N passed, N failed" and returns the number failed */
+int lg_selftest(void);
 
 /* proc.c: CPU and memory accounting */
 double lg_proc_cpu(int pid);	/* utime + stime seconds; -1 when unknown */

@@ -515,7 +515,7 @@ static void worker_free(struct lg_worker *w)
 static void usage(FILE *f)
 {
 	fputs("usage: loadgen SCENARIO [options]\n"
-	      "scenarios: login chat idle presence rosters serve\n"
+	      "scenarios: login chat idle presence rosters serve selftest\n"
 	      "  --host ADDR (127.0.0.1)  --port N (5222)  --domain D (localhost)\n"
 	      "  --users N (1000)  --first N (1)  --user-prefix P (u)  --password P (p)\n"
 	      "  --resource R (lg)  --tls none|starttls|direct  --mech SCRAM-SHA-256|\n"
@@ -621,7 +621,7 @@ static int set_option(int opt, const char *v)
 static int parse_args(int argc, char **argv)
 {
 	static const char *const names[] = {
-		"login", "chat", "idle", "presence", "rosters", "serve",
+		"login", "chat", "idle", "presence", "rosters", "serve", "selftest",
 	};
 	int opt, sc;
 
@@ -635,7 +635,7 @@ static int parse_args(int argc, char **argv)
 			return -1;
 		}
 	}
-	if (optind != argc - 1 || (sc = parse_enum(argv[optind], names, 6)) < 0) {
+	if (optind != argc - 1 || (sc = parse_enum(argv[optind], names, 7)) < 0) {
 		usage(stderr);
 		return -1;
 	}
@@ -695,7 +695,7 @@ static void on_signal(int sig)
 static void report_header(void)
 {
 	static const char *const names[] = {
-		"login", "chat", "idle", "presence", "rosters", "serve",
+		"login", "chat", "idle", "presence", "rosters", "serve", "selftest",
 	};
 	struct lg_buf sys = { 0 };
 
@@ -727,6 +727,8 @@ int main(int argc, char **argv)
 	raise_nofile();
 	if (g_opts.scenario == LG_SC_SERVE)
 		return lg_serve() == 0 ? 0 : 1;
+	if (g_opts.scenario == LG_SC_SELFTEST)
+		return lg_selftest() == 0 ? 0 : 1;
 	if (g_opts.scenario == LG_SC_ROSTERS && g_opts.print_pairs) {
 		print_pairs();
 		return 0;

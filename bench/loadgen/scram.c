@@ -46,6 +46,7 @@ struct lg_scram {
 	bool verified;	/* server-final came as a challenge and was good */
 };
 
+static const char *forced_nonce;	/* the self-test's, else NULL */
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct scram_keys *cache;	/* open addressing, linear probing */
 static size_t cache_cap, cache_used;
@@ -310,6 +311,11 @@ static void add_saslname(struct lg_buf *b, const char *s)
 	}
 }
 
+void lg_sasl_set_nonce(const char *nonce)
+{
+	forced_nonce = nonce;
+}
+
 void lg_sasl_start(enum lg_mech m, const char *user, const char *password,
 		   struct lg_scram **st, struct lg_buf *out)
 {
@@ -330,10 +336,15 @@ void lg_sasl_start(enum lg_mech m, const char *user, const char *password,
 	s = lg_xcalloc(1, sizeof(*s));
 	s->mech = m;
 	s->password = lg_xstrdup(password);
-	RAND_bytes(rnd, sizeof(rnd));
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		s->cnonce[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[rnd[i] & 63];
-	s->cnonce[sizeof(rnd)] = '\0';
+	if (forced_nonce) {
+		snprintf(s->cnonce, sizeof(s->cnonce), "%s", forced_nonce);
+	} else {
+		RAND_bytes(rnd, sizeof(rnd));
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			s->cnonce[i] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				       "0123456789+/"[rnd[i] & 63];
+		s->cnonce[sizeof(rnd)] = '\0';
+	}
 	lg_buf_adds(&s->first_bare, "n=");
 	add_saslname(&s->first_bare, user);
 	lg_buf_adds(&s->first_bare, ",r=");

@@ -54,11 +54,7 @@ def connect_as(user, path):
             except PermissionError:
                 result = b"EACCES"
             else:
-                try:
-                    s.sendall(b"status\n")
-                except (BrokenPipeError, ConnectionResetError):
-                    pass                            # refused before it was read
-                data = b""
+                data = b""                          # refused at once: no request
                 while True:
                     chunk = s.recv(4096)
                     if not chunk:
@@ -157,7 +153,10 @@ def test_a_too_long_request_is_refused(server):
     check("version:" in Admin.of(server).ok("status"), "the server stopped answering")
 
 
-def test_too_many_admin_connections_are_refused(server):
+def test_too_many_admin_connections_are_refused(ctx):
+    # A server of its own: connections other tests closed may not be
+    # counted out yet when these arrive.
+    server = ctx.server(modules=["roster", "presence", "message", "iq"])
     held = [Admin.of(server) for _ in range(16)]
     extra = Admin.of(server)
     status, text = extra.read_answer()

@@ -47,6 +47,7 @@ import contextlib
 import errno
 import os
 import resource
+import select
 import selectors
 import socket
 import time
@@ -135,9 +136,15 @@ def warm_up(srv, rounds=3):
         bad = srv.client(tls=None)
         bad.send("<message><body>x</message>")
         bad.expect_stream_error("not-well-formed")
-        for c in (a, b):
-            c.end_stream()
-            c.expect_closed()
+        leave(a)
+        leave(b)
+
+
+def leave(client):
+    """End a well-behaved client's stream (inside a Guard, every
+    connection but the bystanders' must be gone by the end)."""
+    client.end_stream()
+    client.expect_closed()
 
 
 class Guard:
@@ -260,16 +267,17 @@ class Flood:
 
     class Conn:
         __slots__ = ("sock", "opened", "connected", "closed_at", "data",
-                     "got", "close_when_connected", "refused")
+                     "got", "head", "close_when_connected", "refused", "kind")
 
-    def open(self, src, port, data=b"", close_when_connected=False):
+    def open(self, src, port, data=b"", close_when_connected=False,
+             kind=None):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setblocking(False)
         s.bind((src, 0))
         c = self.Conn()
         c.sock, c.opened, c.connected, c.closed_at = s, time.monotonic(), False, None
         c.data, c.got, c.close_when_connected = data, 0, close_when_connected
-        c.refused = False
+        c.refused, c.head, c.kind = False, b"", kind
         try:
             s.connect(("127.0.0.1", port))
         except BlockingIOError:
@@ -308,6 +316,8 @@ class Flood:
                 d = b""
             if d:
                 c.got += len(d)
+                if len(c.head) < 4096:
+                    c.head += d[:4096 - len(c.head)]
             else:
                 self._finish(key.fd, c)
 
@@ -320,10 +330,26 @@ class Flood:
     def __len__(self):
         return len(self.conns)
 
+    def pump_until(self, done, timeout):
+        """pump() until done() or timeout seconds (scaled) have passed."""
+        deadline = time.monotonic() + xmpp.timeout_value(timeout)
+        while not done() and time.monotonic() < deadline:
+            self.pump(0.2)
+
     def close_all(self):
         for fd, c in list(self.conns.items()):
             self._finish(fd, c, by_us=True)
         self.sel.close()
+
+
+def readable(client):
+    """True when the server has sent something the client has not read
+    (for a sender that must stop once the stream error is there)."""
+    sock = client.transport.sock
+    if getattr(sock, "pending", None) and sock.pending():
+        return True
+    r, _, _ = select.select([sock], [], [], 0)
+    return bool(r)
 
 
 def pace(interval):

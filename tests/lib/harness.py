@@ -53,6 +53,16 @@ class TestTimeout(AssertionError):
     pass
 
 
+class Skipped(Exception):
+    """Raised by skip(): the test cannot run on this machine."""
+
+
+def skip(reason):
+    """End the test here: it cannot run on this machine (a tool it needs
+    is not installed, say). It is reported as passed with the reason."""
+    raise Skipped(reason)
+
+
 def fixture(fn):
     """Mark a module-level function as a file-scoped fixture."""
     fn._starling_fixture = True
@@ -254,6 +264,7 @@ class FileRun:
                                            DEFAULT_TIME_LIMIT))
         out = io.StringIO()
         error = None
+        note = ""
         t0 = time.monotonic()
         _current = scope
         try:
@@ -271,6 +282,8 @@ class FileRun:
         except TestTimeout:
             error = "time limit of %.0fs reached\n%s" % (
                 limit, traceback.format_exc())
+        except Skipped as e:
+            note = "skipped: %s" % e
         except KeyboardInterrupt:
             scope.close()
             raise
@@ -298,8 +311,11 @@ class FileRun:
             parts += [c.dump(40) for c in clients]
             parts += logs
             details = "\n".join(parts)
-        self.emit({"name": name, "ok": error is None,
-                   "time": time.monotonic() - t0, "details": details})
+        record = {"name": name, "ok": error is None,
+                  "time": time.monotonic() - t0, "details": details}
+        if note:
+            record["note"] = note
+        self.emit(record)
 
     def run(self, selected):
         try:

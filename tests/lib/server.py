@@ -262,6 +262,28 @@ class Server:
             return None
         return self.exit_code
 
+    def crash(self):
+        """Kill the server with SIGKILL, as a crash would (no shutdown, no
+        last commit), and wait for it. The directory, config and ports stay
+        for restart(); stop() afterwards has nothing to check."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            self.exit_code = self.proc.returncode
+        self.proc = None
+
+    def restart(self, timeout=10):
+        """Start the server again on the same directory, config and ports
+        (after crash() or a stop signal sent with send_signal())."""
+        if self.running:
+            raise ServerError("%s is still running" % self.name)
+        if not self._launch(timeout):
+            self.proc = None
+            raise ServerError("%s did not restart (exit code %s):\n%s"
+                              % (self.name, self.exit_code, self.log_tail(80)))
+        return self
+
     def stop(self, signum=signal.SIGTERM, timeout=10):
         """Stop the server and check how it went; raises ServerError."""
         if self.proc is None:

@@ -1,6 +1,7 @@
 /*
- * test_store.c - the LMDB store (store.c), accounts (accounts.c) and the
- * Lua store binding (lx_store.c), on environments in temporary
+ * test_store.c - the LMDB store (store.c), the memory engine
+ * (store_mem.c), records (store_records.c), accounts (accounts.c) and the
+ * Lua bindings (lx_store.c, lx_accounts.c), on environments in temporary
  * directories that are removed at the end.
  */
 #include "harness.h"
@@ -8,6 +9,7 @@
 #include "accounts.h"
 #include "log.h"
 #include "lx.h"
+#include "lx_admin.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -293,6 +295,15 @@ static int collect_pair(void *ctx, const char *key, size_t klen,
 	n += vlen;
 	p->buf[n++] = ';';
 	p->buf[n] = '\0';
+	return 0;
+}
+
+/* Map keys (NUL-terminated, one after another). */
+static int collect_record_names(void *ctx, const char *key, size_t klen,
+				const void *val, size_t vlen)
+{
+	sbuf_add(ctx, key, klen);
+	sbuf_addc(ctx, '\0');
 	return 0;
 }
 
@@ -589,7 +600,7 @@ static const char lua_test[] =
 	"assert(m:set('romeo', 'tune', nil))\n"
 	"assert(m:get('romeo').tune == nil)\n"
 	"assert(not pcall(m.get, m, 'romeo', 5))\n"
-	"assert(not pcall(store.open, 'h', 'x', 'archive'))\n"
+	"assert(not pcall(store.open, 'h', 'x', 'archives'))\n"
 	"assert(getmetatable(kv) == 'starling.store')\n"
 	"assert(kv:set('offline', { st, { st } }))\n"
 	"local back = kv:get('offline')\n"
@@ -623,6 +634,198 @@ static void test_lua(void)
 	store_close();
 }
 
+
+/* ---- the memory engine: the same records, the same order ---- */
+
+static const struct store_engine *M = &store_memory;
+
+static bool mhas(enum store_db db, const char *user, const char *store,
+		 const char *mapkey, const char *val)
+{
+	struct sbuf b;
+	bool ok;
+
+	sbuf_init(&b);
+	ok = store_get_in(M, db, "h", user, store, mapkey,
+			  mapkey ? strlen(mapkey) : 0, &b) == 0 &&
+	     (!val || (b.len == strlen(val) && memcmp(b.p, val, b.len) == 0));
+	sbuf_free(&b);
+	return ok;
+}
+
+static int mput(enum store_db db, const char *user, const char *store,
+		const char *mapkey, const char *val)
+{
+	return store_put_in(M, db, "h", user, store, mapkey,
+			    mapkey ? strlen(mapkey) : 0, val, strlen(val));
+}
+
+static int collect_m(void *ctx, const char *user)
+{
+	strcat(ctx, user);
+	strcat(ctx, ",");
+	return 0;
+}
+
+static void test_memory_records(void)
+{
+	struct pairs p;
+	char users[256] = "";
+	char big[600];
+
+	store_memory_clear();
+	CHECK(!mhas(STORE_KEYVAL, "u", "s", NULL, NULL));
+	CHECK(mput(STORE_KEYVAL, "u", "s", NULL, "kv") == 0);
+	CHECK(mput(STORE_KEYVAL, "u", "s", NULL, "kv2") == 0);	/* replaces */
+	CHECK(mhas(STORE_KEYVAL, "u", "s", NULL, "kv2"));
+	CHECK(store_del_in(M, STORE_KEYVAL, "h", "u", "s", NULL, 0) == 0);
+	CHECK(store_del_in(M, STORE_KEYVAL, "h", "u", "s", NULL, 0) == -ENOENT);
+	memset(big, 'k', sizeof(big));
+	CHECK(store_put_in(M, STORE_MAP, "h", "u", "s", big, sizeof(big), "x", 1) ==
+	      -ENAMETOOLONG);
+	/* many keys in random order come back sorted */
+	for (int i = 0; i < 2000; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "k%04d", (i * 7) % 2000);
+		CHECK(mput(STORE_MAP, "u", "m", k, "v") == 0);
+	}
+	CHECK(mput(STORE_MAP, "u", "m2", "a", "other") == 0);
+	int n = 0;
+	char last[16] = "";
+	struct sbuf keys;
+	sbuf_init(&keys);
+	CHECK(store_map_each_in(M, "h", "u", "m", collect_record_names, &keys) == 0);
+	for (size_t off = 0; off < keys.len; off += strlen(keys.p + off) + 1) {
+		CHECK(strcmp(last, keys.p + off) < 0);
+		snprintf(last, sizeof(last), "%s", keys.p + off);
+		n++;
+	}
+	CHECK(n == 2000);
+	sbuf_free(&keys);
+	/* users, delete_all, purge: as on LMDB */
+	CHECK(mput(STORE_MAP, "al", "m", "k0001", "x") == 0);
+	CHECK(mput(STORE_MAP, "", "m", "k0001", "host") == 0);
+	CHECK(mput(STORE_ACCOUNTS, "al", NULL, NULL, "a") == 0);
+	CHECK(store_users_in(M, STORE_MAP, "h", "m", collect_m, users) == 0);
+	CHECK_STR(users, "al,u,");
+	CHECK(store_map_delete_key_in(M, "h", "m", "k0001", 5) == 0);
+	CHECK(!mhas(STORE_MAP, "al", "m", "k0001", NULL));
+	CHECK(!mhas(STORE_MAP, "", "m", "k0001", NULL));
+	CHECK(mhas(STORE_MAP, "u", "m", "k0002", "v"));
+	memset(&p, 0, sizeof(p));
+	CHECK(store_map_each_in(M, "h", "u", "m2", collect_pair, &p) == 0);
+	CHECK_STR(p.buf, "a=other;");
+	CHECK(store_purge_user("h", "u") == 0);	/* LMDB is closed: memory only */
+	CHECK(!mhas(STORE_MAP, "u", "m", "k0002", NULL));
+	CHECK(!mhas(STORE_MAP, "u", "m2", "a", NULL));
+	CHECK(mhas(STORE_ACCOUNTS, "al", NULL, NULL, "a"));
+	store_memory_clear();
+	CHECK(!mhas(STORE_ACCOUNTS, "al", NULL, NULL, NULL));
+}
+
+/* ---- accounts: SHA-1 only, old records, bad credentials ---- */
+
+static void test_accounts_imported(void)
+{
+	struct scram_creds c1, c256, got, bad;
+	struct sbuf v1;
+
+	CHECK(store_open(new_dir(), 0) == 0);
+	CHECK(scram_derive(SASL_HASH_SHA1, "old-pw", (const unsigned char *)"prosody-salt",
+			   12, 10000, &c1) == 0);
+	CHECK(accounts_set_creds("h", "imported", &c1, 1) == 0);
+	CHECK(accounts_exists("h", "imported"));
+	CHECK(accounts_get("h", "imported", SASL_HASH_SHA1, &got) == 0);
+	CHECK(got.iterations == 10000 && got.salt_len == 12 &&
+	      memcmp(got.stored_key, c1.stored_key, 20) == 0);
+	CHECK(accounts_get("h", "imported", SASL_HASH_SHA256, &got) == -ENOENT);
+	CHECK(accounts_check_password("h", "imported", "old-pw") == 0);
+	CHECK(accounts_check_password("h", "imported", "wrong") == -EACCES);
+	/* bad credentials are refused whole */
+	bad = c1;
+	bad.iterations = 0;
+	CHECK(accounts_set_creds("h", "x", &bad, 1) == -EINVAL);
+	bad = c1;
+	bad.salt_len = 0;
+	CHECK(accounts_set_creds("h", "x", &bad, 1) == -EINVAL);
+	struct scram_creds two[2] = { c1, c1 };
+	CHECK(accounts_set_creds("h", "x", two, 2) == -EINVAL);
+	CHECK(accounts_set_creds("h", "x", two, 0) == -EINVAL);
+	CHECK(!accounts_exists("h", "x"));
+	/* a version 1 record (SHA-1 then SHA-256, no hash bytes) still reads */
+	CHECK(scram_derive(SASL_HASH_SHA256, "v1-pw", NULL, 0, 4096, &c256) == 0);
+	CHECK(scram_derive(SASL_HASH_SHA1, "v1-pw", NULL, 0, 4096, &c1) == 0);
+	sbuf_init(&v1);
+	sbuf_addc(&v1, 1);
+	const struct scram_creds *cs[2] = { &c1, &c256 };
+	for (int i = 0; i < 2; i++) {
+		unsigned char h[5] = { 0, 0, 0x10, 0, (unsigned char)cs[i]->salt_len };
+		size_t kl = i ? 32 : 20;
+		sbuf_add(&v1, h, 5);
+		sbuf_add(&v1, cs[i]->salt, cs[i]->salt_len);
+		sbuf_add(&v1, cs[i]->stored_key, kl);
+		sbuf_add(&v1, cs[i]->server_key, kl);
+	}
+	CHECK(store_put(STORE_ACCOUNTS, "h", "old", NULL, NULL, 0, v1.p, v1.len) == 0);
+	CHECK(accounts_get("h", "old", SASL_HASH_SHA256, &got) == 0 &&
+	      memcmp(got.server_key, c256.server_key, 32) == 0);
+	CHECK(accounts_check_password("h", "old", "v1-pw") == 0);
+	/* corrupt version 2 records: unknown hash, repeated hash, trailing */
+	static const char *const corrupt[] = { "\2", "\2\3", "\2\1\0\0\0\1\1",
+					       "\7\1" };
+	for (size_t i = 0; i < ARRAY_SIZE(corrupt); i++) {
+		CHECK(store_put(STORE_ACCOUNTS, "h", "bad", NULL, NULL, 0, corrupt[i],
+				strlen(corrupt[i]) + (i == 0)) == 0);
+		CHECK(accounts_get("h", "bad", SASL_HASH_SHA1, &got) == -EIO);
+	}
+	sbuf_free(&v1);
+	store_close();
+}
+
+static const char lua_accounts_test[] =
+	"local acc = require 'starling.accounts'\n"
+	"assert(acc.get('h', 'nobody') == nil)\n"
+	"assert(acc.set_password('h', 'alice', 'pw1', 5000))\n"
+	"local c = acc.get('h', 'alice')\n"
+	"local s1, s256 = c['SCRAM-SHA-1'], c['SCRAM-SHA-256']\n"
+	"assert(s1.iterations == 5000 and #s1.stored_key == 28 and #s256.server_key == 44)\n"
+	"assert(acc.set('h', 'copy', { ['SCRAM-SHA-1'] = s1 }))\n"
+	"local d = acc.get('h', 'copy')\n"
+	"assert(d['SCRAM-SHA-1'].salt == s1.salt and d['SCRAM-SHA-256'] == nil)\n"
+	"assert(acc.exists('h', 'copy') and not acc.exists('h', 'nope'))\n"
+	"local l = acc.list('h')\n"
+	"assert(#l == 2 and l[1] == 'alice' and l[2] == 'copy')\n"
+	"local ok, err = acc.set('h', 'bad', { ['SCRAM-SHA-1'] = { iterations = 1, salt = '!!',"
+	"  stored_key = s1.stored_key, server_key = s1.server_key } })\n"
+	"assert(ok == nil and err == 'bad salt')\n"
+	"ok, err = acc.set('h', 'bad', { ['SCRAM-SHA-256'] = { iterations = 9, salt = 'YWJj',"
+	"  stored_key = s1.stored_key, server_key = s1.server_key } })\n"
+	"assert(ok == nil and err == 'bad stored key')\n"
+	"ok, err = acc.set('h', 'bad', {})\n"
+	"assert(ok == nil and err:match('no SCRAM'))\n"
+	"assert(not pcall(acc.get, 'h', ''))\n"
+	"assert(not acc.exists('h', 'bad'))\n"
+	"return true\n";
+
+static void test_lua_accounts(void)
+{
+	lua_State *L = luaL_newstate();
+	struct scram_creds c;
+
+	luaL_openlibs(L);
+	luaL_requiref(L, "starling.accounts", luaopen_starling_accounts, 0);
+	lua_pop(L, 1);
+	CHECK(store_open(new_dir(), 0) == 0);
+	if (luaL_dostring(L, lua_accounts_test) != 0) {
+		fprintf(stderr, "  lua: %s\n", lua_tostring(L, -1));
+		CHECK(0);
+	}
+	CHECK(accounts_get("h", "copy", SASL_HASH_SHA1, &c) == 0);
+	CHECK(accounts_check_password("h", "copy", "pw1") == 0);
+	lua_close(L);
+	store_close();
+}
+
 int main(void)
 {
 	log_setup(getenv("TEST_LOG") ? getenv("TEST_LOG") : "error", "stderr");
@@ -641,6 +844,9 @@ int main(void)
 	RUN(test_other_process);
 	RUN(test_accounts);
 	RUN(test_lua);
+	RUN(test_memory_records);
+	RUN(test_accounts_imported);
+	RUN(test_lua_accounts);
 	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	TEST_END();
 }

@@ -1,0 +1,630 @@
+/*
+ * test_store_archive.c - archive stores (store_archive.c) on both engines
+ * (LMDB in a temporary directory, memory), every query field, paging
+ * through 10,000 items both ways, and the Lua binding
+ * (lx_store_archive.c).
+ */
+#include "harness.h"
+#include "store.h"
+#include "log.h"
+#include "lx.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static char base[] = "/tmp/starling-test-archive-XXXXXX";
+static char dir[256];
+static int ndirs;
+static const struct store_engine *E;	/* the engine under test */
+
+#define S 1000000LL			/* a second in microseconds */
+
+static int rm_one(const char *path, const struct stat *sb, int flag,
+		  struct FTW *ftw)
+{
+	return remove(path);
+}
+
+/* Opens a fresh LMDB environment (and clears memory): both engines start
+ * empty. */
+static void fresh(void)
+{
+	if (store_is_open())
+		store_close();
+	store_memory_clear();
+	snprintf(dir, sizeof(dir), "%s/env%d", base, ++ndirs);
+	CHECK(store_open(dir, 0) == 0);
+}
+
+static int append(const char *user, const char *id, int64_t when,
+		  const char *with, const char *val, char *idout)
+{
+	return store_archive_append(E, "h", user, "arc", id, id ? strlen(id) : 0,
+				    when, with, with ? strlen(with) : 0, val,
+				    strlen(val), idout);
+}
+
+/* Items found, as "id:value;" (with "@with" when asked). */
+struct found {
+	char buf[8192];
+	bool show_with;
+	int n;
+};
+
+static int collect(void *ctx, const struct store_arch_item *it)
+{
+	struct found *f = ctx;
+	size_t n = strlen(f->buf);
+
+	n += (size_t)snprintf(f->buf + n, sizeof(f->buf) - n, "%.*s:%.*s",
+			      (int)it->id_len, it->id, (int)it->val_len,
+			      (const char *)it->val);
+	if (f->show_with && it->with)
+		n += (size_t)snprintf(f->buf + n, sizeof(f->buf) - n, "@%.*s",
+				      (int)it->with_len, it->with);
+	snprintf(f->buf + n, sizeof(f->buf) - n, ";");
+	f->n++;
+	return 0;
+}
+
+static const char *find(const char *user, const struct store_arch_query *q,
+			struct found *f, size_t *total)
+{
+	bool w = f->show_with;
+
+	memset(f, 0, sizeof(*f));
+	f->show_with = w;
+	CHECK(store_archive_find(E, "h", user, "arc", q, collect, f, total) == 0);
+	return f->buf;
+}
+
+static struct store_arch_pos pos_of(const char *user, const char *id)
+{
+	struct store_arch_pos p = { 0 };
+
+	CHECK(store_archive_locate(E, "h", user, "arc", id, strlen(id), &p) == 0);
+	return p;
+}
+
+/* Five items of u: a..e at 10..50 s; with x for a, c, e and y for b. */
+static void five(void)
+{
+	CHECK(append("u", "c", 30 * S, "x", "3", NULL) == 0);
+	CHECK(append("u", "a", 10 * S, "x", "1", NULL) == 0);
+	CHECK(append("u", "e", 50 * S, "x", "5", NULL) == 0);
+	CHECK(append("u", "b", 20 * S, "y", "2", NULL) == 0);
+	CHECK(append("u", "d", 40 * S, NULL, "4", NULL) == 0);
+	CHECK(append("v", "a", 10 * S, "x", "other user", NULL) == 0);
+}
+
+static void test_append_get(void)
+{
+	struct found f = { .show_with = true };
+	char id[STORE_ID_MAX + 1], id2[STORE_ID_MAX + 1];
+	struct store_arch_query all = { 0 };
+	struct store_arch_pos p;
+
+	fresh();
+	five();
+	CHECK(store_archive_get(E, "h", "u", "arc", "b", 1, collect, &f) == 0);
+	CHECK_STR(f.buf, "b:2@y;");
+	CHECK(store_archive_get(E, "h", "u", "arc", "z", 1, collect, &f) == -ENOENT);
+	CHECK(store_archive_get(E, "h", "w", "arc", "b", 1, collect, &f) == -ENOENT);
+	CHECK(store_archive_locate(E, "h", "u", "arc", "d", 1, &p) == 0 &&
+	      p.when == 40 * S);
+	CHECK_STR(find("u", &all, &f, NULL), "a:1@x;b:2@y;c:3@x;d:4;e:5@x;");
+	/* generated ids: unique, of the documented length, sorted */
+	CHECK(append("u", NULL, 60 * S, "x", "6", id) == 0);
+	CHECK(append("u", NULL, 60 * S, "x", "7", id2) == 0);
+	CHECK(strlen(id) == STORE_ID_GEN_LEN && strcmp(id, id2) < 0);
+	/* an id that exists replaces the item, index entries too */
+	CHECK(append("u", "b", 45 * S, "z", "2b", NULL) == 0);
+	memset(&f, 0, sizeof(f));
+	f.show_with = true;
+	CHECK(store_archive_get(E, "h", "u", "arc", "b", 1, collect, &f) == 0);
+	CHECK_STR(f.buf, "b:2b@z;");
+	struct store_arch_query qy = { .with = "y", .with_len = 1 };
+	CHECK_STR(find("u", &qy, &f, NULL), "");
+	struct store_arch_query qz = { .with = "z", .with_len = 1 };
+	CHECK_STR(find("u", &qz, &f, NULL), "b:2b@z;");
+	/* bad ids */
+	CHECK(append("u", "", 1, NULL, "x", NULL) == -EINVAL);
+	char big[STORE_ID_MAX + 2];
+	memset(big, 'i', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	CHECK(append("u", big, 1, NULL, "x", NULL) == -ENAMETOOLONG);
+	CHECK(store_archive_append(E, "h", "u", "", NULL, 0, 1, NULL, 0, "x", 1,
+				   NULL) == -EINVAL);
+	/* times before 1970 sort first */
+	CHECK(append("u", "old", -5 * S, NULL, "0", NULL) == 0);
+	struct store_arch_query first = { .has_limit = true, .limit = 1 };
+	CHECK_STR(find("u", &first, &f, NULL), "old:0;");
+}
+
+static void test_query_fields(void)
+{
+	struct found f = { 0 };
+	size_t total = 0;
+	struct store_arch_pos pb, pd;
+
+	fresh();
+	five();
+	pb = pos_of("u", "b");
+	pd = pos_of("u", "d");
+	struct store_arch_query q1 = { .has_start = true, .start = 20 * S,
+				       .has_end = true, .end = 40 * S };
+	CHECK_STR(find("u", &q1, &f, &total), "b:2;c:3;d:4;");
+	CHECK(total == 3);
+	struct store_arch_query q2 = { .has_start = true, .start = 20 * S + 1 };
+	CHECK_STR(find("u", &q2, &f, NULL), "c:3;d:4;e:5;");
+	struct store_arch_query q3 = { .has_end = true, .end = 20 * S - 1 };
+	CHECK_STR(find("u", &q3, &f, NULL), "a:1;");
+	struct store_arch_query q4 = { .with = "x", .with_len = 1 };
+	CHECK_STR(find("u", &q4, &f, &total), "a:1;c:3;e:5;");
+	CHECK(total == 3);
+	struct store_arch_query q5 = { .with = "x", .with_len = 1, .reverse = true,
+				       .has_limit = true, .limit = 2 };
+	CHECK_STR(find("u", &q5, &f, &total), "e:5;c:3;");
+	CHECK(total == 3);
+	struct store_arch_query q6 = { .after = &pb };
+	CHECK_STR(find("u", &q6, &f, &total), "c:3;d:4;e:5;");
+	CHECK(total == 5);			/* after does not count */
+	struct store_arch_query q7 = { .before = &pd };
+	CHECK_STR(find("u", &q7, &f, NULL), "a:1;b:2;c:3;");
+	struct store_arch_query q8 = { .after = &pb, .before = &pd };
+	CHECK_STR(find("u", &q8, &f, NULL), "c:3;");
+	struct store_arch_query q9 = { .before = &pd, .reverse = true,
+				       .has_limit = true, .limit = 2 };
+	CHECK_STR(find("u", &q9, &f, NULL), "c:3;b:2;");
+	struct store_arch_query q10 = { .with = "x", .with_len = 1, .after = &pb };
+	CHECK_STR(find("u", &q10, &f, NULL), "c:3;e:5;");
+	struct store_arch_query q11 = { .has_limit = true, .limit = 0 };
+	CHECK_STR(find("u", &q11, &f, &total), "");
+	CHECK(total == 5);
+	struct store_arch_query q12 = { .with = "nobody", .with_len = 6 };
+	CHECK_STR(find("u", &q12, &f, &total), "");
+	CHECK(total == 0);
+	CHECK_STR(find("nobody", &q1, &f, &total), "");
+	/* ids: any order, duplicates and unknown ids, filters apply */
+	const char *ids[] = { "e", "a", "zz", "c", "a", "d" };
+	size_t lens[] = { 1, 1, 2, 1, 1, 1 };
+	struct store_arch_query q13 = { .ids = ids, .id_lens = lens, .nids = 6 };
+	CHECK_STR(find("u", &q13, &f, &total), "a:1;c:3;d:4;e:5;");
+	CHECK(total == 4);
+	struct store_arch_query q14 = { .ids = ids, .id_lens = lens, .nids = 6,
+					.with = "x", .with_len = 1,
+					.has_start = true, .start = 20 * S,
+					.reverse = true };
+	CHECK_STR(find("u", &q14, &f, &total), "e:5;c:3;");
+	CHECK(total == 2);
+	struct store_arch_query q15 = { .ids = ids, .id_lens = lens, .nids = 6,
+					.after = &pb, .before = &pd };
+	CHECK_STR(find("u", &q15, &f, &total), "c:3;");
+	CHECK(total == 4);
+	struct store_arch_query q16 = { .ids = ids, .id_lens = lens, .nids = 6,
+					.has_limit = true, .limit = 1,
+					.reverse = true };
+	CHECK_STR(find("u", &q16, &f, NULL), "e:5;");
+	struct store_arch_query q17 = { .ids = ids, .id_lens = lens, .nids = 0 };
+	CHECK_STR(find("u", &q17, &f, &total), "");
+	CHECK(total == 0);
+	/* the other user and another store are apart */
+	struct store_arch_query all = { 0 };
+	CHECK_STR(find("v", &all, &f, NULL), "a:other user;");
+	CHECK(store_archive_append(E, "h", "u", "arc2", "q", 1, 5, NULL, 0, "q", 1,
+				   NULL) == 0);
+	CHECK_STR(find("u", &all, &f, NULL), "a:1;b:2;c:3;d:4;e:5;");
+}
+
+/* 10,000 items paged 50 at a time forwards (after) and backwards
+ * (before + reverse); with a with filter on every third. */
+static void test_paging(void)
+{
+	enum { N = 10000, PAGE = 50 };
+	char id[32], val[32], last[32] = "";
+	size_t total = 0;
+	int seen = 0, pages = 0;
+	bool ok = true;
+
+	fresh();
+	for (int i = 0; i < N; i++) {
+		/* times in shuffled order, so keys are not appended in order */
+		int t = (i * 7919) % N;
+		snprintf(id, sizeof(id), "id%05d", t);
+		snprintf(val, sizeof(val), "%d", t);
+		if (append("p", id, (int64_t)t * S, t % 3 == 0 ? "third" : "other",
+			   val, NULL) != 0)
+			ok = false;
+	}
+	CHECK(ok);
+	CHECK(store_commit() == 0);
+	for (;;) {			/* forwards */
+		struct found f = { 0 };
+		struct store_arch_pos p;
+		struct store_arch_query q = { .has_limit = true, .limit = PAGE };
+		if (*last) {
+			p = pos_of("p", last);
+			q.after = &p;
+		}
+		find("p", &q, &f, pages == 0 ? &total : NULL);
+		if (f.n == 0)
+			break;
+		for (int i = 0; i < f.n; i++) {
+			snprintf(id, sizeof(id), "id%05d:%d;", seen + i, seen + i);
+			if (!strstr(f.buf, id))
+				ok = false;
+		}
+		seen += f.n;
+		pages++;
+		snprintf(last, sizeof(last), "id%05d", seen - 1);
+	}
+	CHECK(ok && seen == N && pages == N / PAGE && total == N);
+	seen = 0;
+	*last = '\0';
+	for (;;) {			/* backwards, only "third" */
+		struct found f = { 0 };
+		struct store_arch_pos p;
+		struct store_arch_query q = { .has_limit = true, .limit = PAGE,
+					      .reverse = true, .with = "third",
+					      .with_len = 5 };
+		if (*last) {
+			p = pos_of("p", last);
+			q.before = &p;
+		}
+		find("p", &q, &f, NULL);
+		if (f.n == 0)
+			break;
+		int expect = N - 1 - (N - 1) % 3 - 3 * seen;
+		snprintf(id, sizeof(id), "id%05d:%d;", expect, expect);
+		if (strncmp(f.buf, id, strlen(id)) != 0)
+			ok = false;
+		seen += f.n;
+		snprintf(last, sizeof(last), "id%05d", N - 1 - (N - 1) % 3 - 3 * (seen - 1));
+	}
+	CHECK(ok && seen == (N + 2) / 3);
+}
+
+static void test_delete(void)
+{
+	struct found f = { 0 };
+	size_t n = 0;
+	struct store_arch_pos pc;
+
+	fresh();
+	five();
+	struct store_arch_query q1 = { .with = "x", .with_len = 1,
+				       .has_end = true, .end = 30 * S };
+	CHECK(store_archive_delete(E, "h", "u", "arc", &q1, 0, &n) == 0 && n == 2);
+	struct store_arch_query all = { 0 };
+	CHECK_STR(find("u", &all, &f, NULL), "b:2;d:4;e:5;");
+	CHECK(store_archive_get(E, "h", "u", "arc", "a", 1, collect, &f) == -ENOENT);
+	struct store_arch_query qx = { .with = "x", .with_len = 1 };
+	CHECK_STR(find("u", &qx, &f, NULL), "e:5;");
+	/* ids are free again */
+	CHECK(append("u", "a", 60 * S, NULL, "1b", NULL) == 0);
+	CHECK_STR(find("u", &all, &f, NULL), "b:2;d:4;e:5;a:1b;");
+	/* truncate: keep the newest 2 */
+	CHECK(store_archive_delete(E, "h", "u", "arc", &all, 2, &n) == 0 && n == 2);
+	CHECK_STR(find("u", &all, &f, NULL), "e:5;a:1b;");
+	fresh();
+	five();
+	struct store_arch_query rev = { .reverse = true };
+	CHECK(store_archive_delete(E, "h", "u", "arc", &rev, 3, &n) == 0 && n == 2);
+	CHECK_STR(find("u", &all, &f, NULL), "c:3;d:4;e:5;");
+	pc = pos_of("u", "c");
+	struct store_arch_query after = { .after = &pc, .has_limit = true,
+					  .limit = 1 };
+	CHECK(store_archive_delete(E, "h", "u", "arc", &after, 0, &n) == 0 && n == 1);
+	CHECK_STR(find("u", &all, &f, NULL), "c:3;e:5;");
+	CHECK(store_archive_delete(E, "h", "u", "arc", &all, 0, &n) == 0 && n == 2);
+	CHECK_STR(find("u", &all, &f, NULL), "");
+	CHECK_STR(find("v", &all, &f, NULL), "a:other user;");
+	CHECK(store_archive_delete(E, "h", "nobody", "arc", &all, 0, &n) == 0 && n == 0);
+}
+
+static int count_user(void *ctx, const char *user)
+{
+	strcat(ctx, user);
+	strcat(ctx, ",");
+	return 0;
+}
+
+static void test_trim_users_purge(void)
+{
+	struct found f = { 0 };
+	char users[128] = "";
+	size_t n = 0;
+
+	fresh();
+	five();
+	CHECK(append("", "h1", 5 * S, NULL, "host", NULL) == 0);
+	CHECK(append("w", "z", 100 * S, NULL, "new", NULL) == 0);
+	CHECK(store_archive_append(E, "h", "w2", "other", "z", 1, 1, NULL, 0,
+				   "o", 1, NULL) == 0);
+	CHECK(store_users_in(E, STORE_ARCHIVE, "h", "arc", count_user, users) == 0);
+	CHECK_STR(users, "u,v,w,");
+	CHECK(store_archive_trim(E, "h", "u", "arc", 30 * S, &n) == 0 && n == 2);
+	struct store_arch_query all = { 0 };
+	CHECK_STR(find("u", &all, &f, NULL), "c:3;d:4;e:5;");
+	CHECK(store_archive_trim(E, "h", NULL, "arc", 45 * S, &n) == 0 && n == 4);
+	CHECK_STR(find("u", &all, &f, NULL), "e:5;");
+	CHECK_STR(find("v", &all, &f, NULL), "");
+	CHECK_STR(find("", &all, &f, NULL), "");
+	CHECK_STR(find("w", &all, &f, NULL), "z:new;");
+	*users = '\0';
+	CHECK(store_users_in(E, STORE_ARCHIVE, "h", "arc", count_user, users) == 0);
+	CHECK_STR(users, "u,w,");
+	/* purge removes the archives of a user, every store, every index */
+	CHECK(store_purge_user("h", "u") == 0);
+	CHECK_STR(find("u", &all, &f, NULL), "");
+	CHECK(store_archive_get(E, "h", "u", "arc", "e", 1, collect, &f) == -ENOENT);
+	struct store_arch_query qx = { .with = "x", .with_len = 1 };
+	CHECK_STR(find("u", &qx, &f, NULL), "");
+	CHECK_STR(find("w", &all, &f, NULL), "z:new;");
+}
+
+struct sums {
+	char buf[512];
+};
+
+static int add_sum(void *ctx, const char *with, size_t wlen, size_t count,
+		   int64_t first, int64_t last)
+{
+	struct sums *s = ctx;
+	size_t n = strlen(s->buf);
+
+	snprintf(s->buf + n, sizeof(s->buf) - n, "%.*s=%zu[%lld,%lld];",
+		 wlen > 20 ? 20 : (int)wlen, with, count,
+		 (long long)(first / S), (long long)(last / S));
+	return 0;
+}
+
+static int add_day(void *ctx, int64_t day)
+{
+	size_t n = strlen(ctx);
+
+	snprintf((char *)ctx + n, 256 - n, "%lld,", (long long)(day / S / 86400));
+	return 0;
+}
+
+static void test_summary_dates(void)
+{
+	struct sums s = { "" };
+	char days[256] = "";
+	char longwith[300];
+
+	fresh();
+	five();
+	memset(longwith, 'L', sizeof(longwith) - 1);
+	longwith[sizeof(longwith) - 1] = '\0';
+	CHECK(append("u", "l1", 70 * S, longwith, "l", NULL) == 0);
+	CHECK(append("u", "l2", 80 * S, longwith, "l", NULL) == 0);
+	struct store_arch_query all = { 0 };
+	CHECK(store_archive_summary(E, "h", "u", "arc", &all, add_sum, &s) == 0);
+	CHECK_STR(s.buf, "LLLLLLLLLLLLLLLLLLLL=2[70,80];x=3[10,50];y=1[20,20];");
+	*s.buf = '\0';
+	struct store_arch_query q = { .has_start = true, .start = 15 * S,
+				      .has_end = true, .end = 75 * S };
+	CHECK(store_archive_summary(E, "h", "u", "arc", &q, add_sum, &s) == 0);
+	CHECK_STR(s.buf, "LLLLLLLLLLLLLLLLLLLL=1[70,70];x=2[30,50];y=1[20,20];");
+	*s.buf = '\0';
+	struct store_arch_query qw = { .with = longwith, .with_len = strlen(longwith) };
+	CHECK(store_archive_summary(E, "h", "u", "arc", &qw, add_sum, &s) == 0);
+	CHECK_STR(s.buf, "LLLLLLLLLLLLLLLLLLLL=2[70,80];");
+	/* a long with is matched exactly in find too */
+	struct found f = { 0 };
+	size_t total;
+	CHECK_STR(find("u", &qw, &f, &total), "l1:l;l2:l;");
+	CHECK(total == 2);
+	longwith[0] = 'M';
+	CHECK_STR(find("u", &qw, &f, &total), "");
+	CHECK(total == 0);
+	/* dates */
+	CHECK(append("u", "d2", 86400 * S * 2 + 5, NULL, "x", NULL) == 0);
+	CHECK(append("u", "d2b", 86400 * S * 2 + 7, NULL, "x", NULL) == 0);
+	CHECK(append("u", "d9", 86400 * S * 9, NULL, "x", NULL) == 0);
+	CHECK(append("u", "dm", -1, NULL, "x", NULL) == 0);
+	CHECK(store_archive_dates(E, "h", "u", "arc", add_day, days) == 0);
+	CHECK_STR(days, "-1,0,2,9,");
+}
+
+/* A record whose bytes are not an archive record: find reports it. */
+static void test_corrupt(void)
+{
+	struct found f = { 0 };
+	struct store_arch_query all = { 0 };
+	char key[64];
+	size_t klen;
+
+	fresh();
+	CHECK(append("u", "a", 10 * S, NULL, "1", NULL) == 0);
+	/* h \0 u \0 arc \0 T8 "b" with a value that claims a long with */
+	klen = (size_t)snprintf(key, sizeof(key), "h%cu%carc%c", 0, 0, 0);
+	memset(key + klen, 0x80, 8);
+	key[klen + 7] = 1;
+	key[klen + 8] = 'b';
+	CHECK(E->put(STORE_ARCHIVE, key, klen + 9, "\x7f", 1) == 0);
+	CHECK(store_archive_find(E, "h", "u", "arc", &all, collect, &f, NULL) ==
+	      -EILSEQ);
+}
+
+/* ---- the Lua binding ---- */
+
+static const char lua_test[] =
+	"local store = require 'starling.store'\n"
+	"local a = assert(store.open('h', 'mam', 'archive', ENGINE))\n"
+	"assert(tostring(a):match('archive'))\n"
+	"local st = ...\n"
+	"assert(a:append('u', 'a', 'one', 10, 'x@h') == 'a')\n"
+	"assert(a:append('u', 'b', { 2, t = true }, 20.5, 'y@h') == 'b')\n"
+	"assert(a:append('u', 'c', st, 30, 'x@h') == 'c')\n"
+	"local gen = assert(a:append('u', nil, false, nil, nil))\n"
+	"assert(#gen == 15)\n"
+	"local v, when, with = a:get('u', 'b')\n"
+	"assert(v[1] == 2 and v.t == true and when == 20.5 and with == 'y@h')\n"
+	"v, when, with = a:get('u', 'c')\n"
+	"assert(tostring(v) == tostring(st) and when == 30 and math.type(when) == 'integer')\n"
+	"v, when, with = a:get('u', gen)\n"
+	"assert(v == false and with == nil and when > 1.7e9)\n"
+	"assert(a:get('u', 'nope') == nil)\n"
+	"local function ids(iter, total)\n"
+	"  local out = {}\n"
+	"  for id, val, w, wi in iter do out[#out + 1] = id end\n"
+	"  return table.concat(out, ','), total\n"
+	"end\n"
+	"assert(ids(a:find('u')) == 'a,b,c,' .. gen)\n"
+	"assert(ids(a:find('u', { reverse = true, limit = 2 })) == gen .. ',c')\n"
+	"assert(ids(a:find('u', { start = 20, ['end'] = 30 })) == 'b,c')\n"
+	"assert(ids(a:find('u', { start = 20.6 })) == 'c,' .. gen)\n"
+	"assert(ids(a:find('u', { with = 'x@h' })) == 'a,c')\n"
+	"assert(ids(a:find('u', { after = 'a', before = 'c' })) == 'b')\n"
+	"assert(ids(a:find('u', { before = true, reverse = true, limit = 1 })) == gen)\n"
+	"assert(ids(a:find('u', { ids = { 'c', 'a', 'zz' } })) == 'a,c')\n"
+	"assert(ids(a:find('u', { key = 'b' })) == 'b')\n"
+	"local list, total = ids(a:find('u', { limit = 0, total = true }))\n"
+	"assert(list == '' and total == 4)\n"
+	"list, total = ids(a:find('u', { with = 'x@h', limit = 1, total = true }))\n"
+	"assert(list == 'a' and total == 2)\n"
+	"local it, err = a:find('u', { after = 'missing' })\n"
+	"assert(it == nil and err == 'item-not-found')\n"
+	"assert(not pcall(a.find, a, 'u', { limit = -1 }))\n"
+	"assert(not pcall(a.find, a, 'u', { start = 'x' }))\n"
+	"assert(not pcall(a.find, a, 'u', { ids = { 1 } }))\n"
+	"assert(not pcall(a.find, a, 'u', { with = 5 }))\n"
+	"local s = a:summary('u')\n"
+	"assert(s.counts['x@h'] == 2 and s.counts['y@h'] == 1)\n"
+	"assert(s.earliest['x@h'] == 10 and s.latest['x@h'] == 30)\n"
+	"s = a:summary('u', { with = 'y@h' })\n"
+	"assert(s.counts['x@h'] == nil and s.counts['y@h'] == 1)\n"
+	"local d = a:dates('u')\n"
+	"assert(d[1] == '1970-01-01' and #d == 2)\n"
+	"local seen = {}\n"
+	"for u in a:users() do seen[#seen + 1] = u end\n"
+	"assert(table.concat(seen, ',') == 'u')\n"
+	"assert(a:delete('u', { with = 'y@h' }) == 1)\n"
+	"assert(a:get('u', 'b') == nil)\n"
+	"assert(a:delete('u', { truncate = 1 }) == 2)\n"
+	"assert(ids(a:find('u')) == gen)\n"
+	"assert(a:append('v', 'x', 1, 5) and a:append('v', 'y', 2, 50))\n"
+	"assert(a:trim(nil, 40) == 1)\n"
+	"assert(ids(a:find('v')) == 'y')\n"
+	"assert(a:trim('v', 60) == 1)\n"
+	"assert(not pcall(a.set, a, 'u', 1))\n"
+	"assert(not pcall(a.append, a, 'u', nil, 1, 0/0))\n"
+	"local ok, e = a:append('u', nil, function() end)\n"
+	"assert(ok == nil and e:match('cannot be stored'))\n"
+	"ok, e = a:append('u', '', 1)\n"
+	"assert(ok == nil)\n"
+	/* iterating while writing: no repeats, no skips of what stays */
+	"for i = 1, 600 do a:append('w', string.format('%04d', i), i, i) end\n"
+	"local n, prev = 0, ''\n"
+	"for id in a:find('w') do\n"
+	"  assert(id > prev); prev = id; n = n + 1\n"
+	"  if n == 300 then a:append('w', '9999', 0, 9999); a:delete('w', { key = '0001' }) end\n"
+	"end\n"
+	"assert(n == 601, n)\n"
+	"n = 0\n"
+	"for id in a:find('w', { reverse = true, limit = 555 }) do n = n + 1 end\n"
+	"assert(n == 555)\n"
+	/* an unknown engine, and engines from the config */
+	"local bad, why = store.open('h', 'x', 'keyval', 'sql')\n"
+	"assert(bad == nil and why:match('unknown storage engine'))\n"
+	"return true\n";
+
+static int run_lua(const char *engine)
+{
+	lua_State *L = lx_state();
+	struct st_doc *d = st_doc_new();
+	int rc;
+
+	st_elem_new(d, NULL, "message", NS_CLIENT);
+	lua_pushstring(L, engine);
+	lua_setglobal(L, "ENGINE");
+	rc = luaL_loadstring(L, lua_test);
+	lx_stanza_push(L, d, d->root);
+	st_doc_unref(d);
+	if (rc == 0)
+		rc = lua_pcall(L, 1, 1, 0);
+	if (rc != 0)
+		fprintf(stderr, "  lua (%s): %s\n", engine, lua_tostring(L, -1));
+	lua_settop(L, 0);
+	return rc;
+}
+
+/* The config's choice: storage per store, storage for all, default. */
+static const char config_src[] =
+	"local sections = { h = { storage = { roster = 'memory' } },"
+	"                   g = { storage = 'memory' } }\n"
+	"local global = { default_storage = 'lmdb' }\n"
+	"return { get = function(self, host, key)\n"
+	"  local s = sections[host]\n"
+	"  if s and s[key] ~= nil then return s[key] end\n"
+	"  return global[key]\n"
+	"end }\n";
+
+static void test_lua(void)
+{
+	fresh();
+	CHECK(run_lua("lmdb") == 0);
+	CHECK(store_commit() == 0);
+	fresh();
+	CHECK(run_lua("memory") == 0);
+	CHECK(luaL_dostring(lx_state(), config_src) == 0);
+	lua_setfield(lx_state(), LUA_REGISTRYINDEX, "starling.config");
+	CHECK(luaL_dostring(lx_state(),
+		"local s = require 'starling.store'\n"
+		"assert(tostring(s.open('h', 'roster')):match('memory'))\n"
+		"assert(tostring(s.open('h', 'vcard')):match('lmdb'))\n"
+		"assert(tostring(s.open('g', 'vcard')):match('memory'))\n"
+		"assert(tostring(s.open('g', 'vcard', 'keyval', 'lmdb')):match('lmdb'))\n"
+		"assert(tostring(s.open('other', 'x', 'map')):match('lmdb'))\n") == 0);
+	lua_pushnil(lx_state());
+	lua_setfield(lx_state(), LUA_REGISTRYINDEX, "starling.config");
+}
+
+static void run_both(void (*fn)(void), const char *name)
+{
+	E = &store_lmdb;
+	fn();
+	if (h_cur_failed)
+		fprintf(stderr, "  (%s on lmdb)\n", name);
+	E = &store_memory;
+	fn();
+	if (h_cur_failed)
+		fprintf(stderr, "  (%s on memory)\n", name);
+}
+
+#define RUN_BOTH(fn) do { \
+	h_cur_failed = 0; \
+	run_both(fn, #fn); \
+	if (h_cur_failed) { h_failed++; fprintf(stderr, "FAIL %s\n", #fn); } \
+	else { h_passed++; } \
+} while (0)
+
+int main(void)
+{
+	log_setup(getenv("TEST_LOG") ? getenv("TEST_LOG") : "error", "stderr");
+	if (!mkdtemp(base)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	if (lx_init(".") != 0)
+		return 1;
+	luaL_requiref(lx_state(), "starling.store", luaopen_starling_store, 0);
+	lua_pop(lx_state(), 1);
+	RUN_BOTH(test_append_get);
+	RUN_BOTH(test_query_fields);
+	RUN_BOTH(test_paging);
+	RUN_BOTH(test_delete);
+	RUN_BOTH(test_trim_users_purge);
+	RUN_BOTH(test_summary_dates);
+	RUN_BOTH(test_corrupt);
+	RUN(test_lua);
+	lx_close();
+	store_close();
+	store_memory_clear();
+	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	TEST_END();
+}
