@@ -93,15 +93,6 @@ local function blocks(username, host, address)
 	return matches(list, address)
 end
 
-local function send(event, stanza)
-	if event.origin then
-		event.origin:send(stanza)
-	else
-		module:send(stanza)
-	end
-	return true
-end
-
 -- --- enforcement ------------------------------------------------------------
 
 -- A stanza to a JID its sender blocked (section 3.3, last paragraph).
@@ -114,7 +105,7 @@ local function refuse_outgoing(event)
 	if t == "error" or (stanza.name == "iq" and t == "result") then
 		return true
 	end
-	return send(event, st.error_reply(stanza, {
+	return module:reply(event, st.error_reply(stanza, {
 		type = "cancel", condition = "not-acceptable",
 		extra = { namespace = NS_ERRORS, condition = "blocked" },
 	}))
@@ -128,7 +119,7 @@ local function refuse_incoming(event)
 	   or (stanza.name == "iq" and t ~= "get" and t ~= "set") then
 		return true
 	end
-	return send(event, st.error_reply(stanza, "cancel", "service-unavailable"))
+	return module:reply(event, st.error_reply(stanza, "cancel", "service-unavailable"))
 end
 
 -- pre-<kind>/<to>: the sender is a client of this host.
@@ -262,14 +253,14 @@ local function handle_get(event)
 	local list, err = load(origin.username, origin.host)
 	if not list then
 		module:log("error", "cannot read the blocklist of %s: %s", origin.bare_jid, err)
-		return send(event, st.error_reply(event.stanza, "wait", "internal-server-error"))
+		return module:reply(event, st.error_reply(event.stanza, "wait", "internal-server-error"))
 	end
 	origin.blocklist_requested = true
 	local reply = st.reply(event.stanza):tag("blocklist", { xmlns = NS })
 	for _, item in ipairs(sorted(list)) do
 		reply:tag("item", { jid = item }):up()
 	end
-	return send(event, reply)
+	return module:reply(event, reply)
 end
 
 -- The items of a <block/> or <unblock/>: an array and a set of prepared
@@ -294,13 +285,13 @@ local function start_change(event, name)
 	local origin = event.origin
 	local array, set, condition, text = read_items(event.stanza:get_child(name, NS))
 	if not array then
-		send(event, st.error_reply(event.stanza, "modify", condition, text))
+		module:reply(event, st.error_reply(event.stanza, "modify", condition, text))
 		return nil
 	end
 	local list, err = load(origin.username, origin.host)
 	if not list then
 		module:log("error", "cannot read the blocklist of %s: %s", origin.bare_jid, err)
-		send(event, st.error_reply(event.stanza, "wait", "internal-server-error"))
+		module:reply(event, st.error_reply(event.stanza, "wait", "internal-server-error"))
 		return nil
 	end
 	return list, array, set
@@ -310,7 +301,7 @@ local function finish_change(event, list)
 	local ok, err = save(event.origin.username, list)
 	if not ok then
 		module:log("error", "cannot store the blocklist of %s: %s", event.origin.bare_jid, err)
-		send(event, st.error_reply(event.stanza, "wait", "internal-server-error"))
+		module:reply(event, st.error_reply(event.stanza, "wait", "internal-server-error"))
 		return false
 	end
 	event.origin:send(st.reply(event.stanza))
@@ -323,7 +314,7 @@ local function handle_block(event)
 	if not list then
 		return true
 	elseif #array == 0 then
-		return send(event, st.error_reply(event.stanza, "modify", "bad-request",
+		return module:reply(event, st.error_reply(event.stanza, "modify", "bad-request",
 			"a block command needs at least one item"))
 	end
 	local count = 0
@@ -337,7 +328,7 @@ local function handle_block(event)
 		end
 	end
 	if count > max_items then
-		return send(event, st.error_reply(event.stanza, "modify", "policy-violation",
+		return module:reply(event, st.error_reply(event.stanza, "modify", "policy-violation",
 			"at most " .. max_items .. " JIDs can be blocked"))
 	end
 	if finish_change(event, list) then

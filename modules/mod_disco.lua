@@ -41,15 +41,6 @@ local contact_info = module:get_option("contact_info")
 
 local roster_store = module:open_store("roster", "keyval")
 
-local function send(event, stanza)
-	if event.origin then
-		event.origin:send(stanza)
-	else
-		module:send(stanza)
-	end
-	return true
-end
-
 local function unique_sorted(list)
 	local seen, out = {}, {}
 	for _, v in ipairs(list) do
@@ -83,9 +74,9 @@ local function node_query(event, ns, name, node, extra)
 		data[k] = v
 	end
 	if module:fire_event(name, data) then
-		return send(event, reply)
+		return module:reply(event, reply)
 	end
-	return send(event, st.error_reply(event.stanza, "cancel", "item-not-found"))
+	return module:reply(event, st.error_reply(event.stanza, "cancel", "item-not-found"))
 end
 
 -- --- the server ---------------------------------------------------------
@@ -143,7 +134,7 @@ local function host_info(event)
 	local reply = st.reply(event.stanza):tag("query", { xmlns = NS_INFO })
 	add_info(reply, module:get_identities(), module:get_features(),
 		module:get_host_items("extension"))
-	return send(event, reply)
+	return module:reply(event, reply)
 end
 
 local function host_items(event)
@@ -157,7 +148,7 @@ local function host_items(event)
 	end
 	module:fire_event("host-disco-items", { origin = event.origin, stanza = event.stanza,
 		reply = reply })
-	return send(event, reply)
+	return module:reply(event, reply)
 end
 
 -- --- accounts -------------------------------------------------------------
@@ -178,7 +169,7 @@ end
 local function account_info(event, username, host)
 	local stanza = event.stanza
 	if not (core.user_exists(username, host) and may_see(stanza, username, host)) then
-		return send(event, st.error_reply(stanza, "cancel", "service-unavailable"))
+		return module:reply(event, st.error_reply(stanza, "cancel", "service-unavailable"))
 	end
 	local node = stanza:get_child("query", NS_INFO).attr.node
 	if node then
@@ -189,13 +180,13 @@ local function account_info(event, username, host)
 	add_info(reply, account_identities(),
 		unique_sorted(module:get_host_items("account-feature")),
 		module:get_host_items("account-extension"))
-	return send(event, reply)
+	return module:reply(event, reply)
 end
 
 local function account_items(event, username, host)
 	local stanza = event.stanza
 	if not (core.user_exists(username, host) and may_see(stanza, username, host)) then
-		return send(event, st.error_reply(stanza, "cancel", "service-unavailable"))
+		return module:reply(event, st.error_reply(stanza, "cancel", "service-unavailable"))
 	end
 	local node = stanza:get_child("query", NS_ITEMS).attr.node
 	if node then
@@ -205,7 +196,7 @@ local function account_items(event, username, host)
 	local reply = st.reply(stanza):tag("query", { xmlns = NS_ITEMS })
 	module:fire_event("account-disco-items", { origin = event.origin, stanza = stanza,
 		reply = reply, username = username, host = host })
-	return send(event, reply)
+	return module:reply(event, reply)
 end
 
 local function bare_info(event)

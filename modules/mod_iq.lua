@@ -14,11 +14,7 @@ local function unavailable(event)
 	local t = stanza.attr.type
 	if t == "get" or t == "set" then
 		local err = st.error_reply(stanza, "cancel", "service-unavailable")
-		if event.origin then
-			event.origin:send(err)
-		else
-			module:send(err)
-		end
+		module:reply(event, err)
 	end
 	return true
 end

@@ -23,15 +23,6 @@ local NS = "jabber:iq:last"
 local store = module:open_store("lastactivity", "keyval")
 local roster_store = module:open_store("roster", "keyval")
 
-local function send(event, stanza)
-	if event.origin then
-		event.origin:send(stanza)
-	else
-		module:send(stanza)
-	end
-	return true
-end
-
 local function any_available(bare)
 	for _, s in ipairs(core.sessions(bare)) do
 		if s.available then
@@ -44,30 +35,30 @@ end
 local function answer(event, username, host)
 	local stanza = event.stanza
 	if not core.user_exists(username, host) then
-		return send(event, st.error_reply(stanza, "cancel", "service-unavailable"))
+		return module:reply(event, st.error_reply(stanza, "cancel", "service-unavailable"))
 	end
 	if not presence_access.may_see(roster_store, username, host, stanza.attr.from) then
-		return send(event, st.error_reply(stanza, "auth", "forbidden"))
+		return module:reply(event, st.error_reply(stanza, "auth", "forbidden"))
 	end
 	local reply = st.reply(stanza)
 	if any_available(username .. "@" .. host) then
 		reply:tag("query", { xmlns = NS, seconds = "0" })
-		return send(event, reply)
+		return module:reply(event, reply)
 	end
 	local last, err = store:get(username)
 	if err then
 		module:log("error", "cannot read the last activity of %s@%s: %s", username, host, err)
-		return send(event, st.error_reply(stanza, "wait", "internal-server-error"))
+		return module:reply(event, st.error_reply(stanza, "wait", "internal-server-error"))
 	end
 	if type(last) ~= "table" or type(last.time) ~= "number" then
-		return send(event, st.error_reply(stanza, "cancel", "service-unavailable"))
+		return module:reply(event, st.error_reply(stanza, "cancel", "service-unavailable"))
 	end
 	local seconds = math.max(0, math.floor(core.now() - last.time))
 	reply:tag("query", { xmlns = NS, seconds = tostring(seconds) })
 	if last.status then
 		reply:text(last.status)
 	end
-	return send(event, reply)
+	return module:reply(event, reply)
 end
 
 local function handle_bare(event)

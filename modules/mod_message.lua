@@ -7,42 +7,15 @@
 local core = require "starling.core"
 local st = require "util.stanza"
 local jid = require "util.jid"
-
-local function reply(event, stanza)
-	if event.origin then
-		event.origin:send(stanza)
-	else
-		module:send(stanza)
-	end
-end
+local recipients = require "util.recipients".for_bare
 
 -- Error replies never answer errors.
 local function bounce(event, condition)
 	local stanza = event.stanza
 	if stanza.attr.type ~= "error" then
-		reply(event, st.error_reply(stanza, "cancel", condition or "service-unavailable"))
+		module:reply(event, st.error_reply(stanza, "cancel", condition or "service-unavailable"))
 	end
 	return true
-end
-
--- The sessions a message to the bare JID goes to: every available
--- resource with a non-negative priority when `all`, else those sharing the
--- highest non-negative priority (the "most available", 8.5.2.1.1).
-local function recipients(bare, all)
-	local list, best = {}, -1
-	for _, s in ipairs(core.sessions(bare)) do
-		local priority = s.priority or 0
-		if s.available and priority >= 0 then
-			if all then
-				list[#list + 1] = s
-			elseif priority > best then
-				best, list = priority, { s }
-			elseif priority == best then
-				list[#list + 1] = s
-			end
-		end
-	end
-	return list
 end
 
 -- 8.5.2: a message to localpart@domainpart (also used for chat messages to

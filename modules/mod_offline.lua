@@ -70,11 +70,7 @@ end
 
 local function bounce(event, text)
 	local err = st.error_reply(event.stanza, "cancel", "service-unavailable", text)
-	if event.origin then
-		event.origin:send(err)
-	else
-		module:send(err)
-	end
+	module:reply(event, err)
 	return true
 end
 

@@ -28,17 +28,8 @@ local roster_store = module:open_store("roster", "keyval")
 -- watched[session] = { ping_id = id or nil, ping_at = uptime or nil }
 local watched = {}
 
-local function send(event, stanza)
-	if event.origin then
-		event.origin:send(stanza)
-	else
-		module:send(stanza)
-	end
-	return true
-end
-
 local function pong(event)
-	return send(event, st.reply(event.stanza))
+	return module:reply(event, st.reply(event.stanza))
 end
 
 local function pong_bare(event)
@@ -48,7 +39,7 @@ local function pong_bare(event)
 	   and presence_access.may_see(roster_store, username, host, stanza.attr.from) then
 		return pong(event)
 	end
-	return send(event, st.error_reply(stanza, "cancel", "service-unavailable"))
+	return module:reply(event, st.error_reply(stanza, "cancel", "service-unavailable"))
 end
 
 -- --- pinging idle clients -------------------------------------------------

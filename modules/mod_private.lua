@@ -19,17 +19,8 @@ local max_items = module:get_option_integer("private_max_items", 100, 1)
 
 local store = module:open_store("private", "map")
 
-local function send(event, stanza)
-	if event.origin then
-		event.origin:send(stanza)
-	else
-		module:send(stanza)
-	end
-	return true
-end
-
 local function fail(event, kind, condition, text)
-	return send(event, st.error_reply(event.stanza, kind, condition, text))
+	return module:reply(event, st.error_reply(event.stanza, kind, condition, text))
 end
 
 local function reserved(ns)
@@ -77,7 +68,7 @@ local function handle_get(event)
 	else
 		reply:tag(asked.name, { xmlns = asked.attr.xmlns }):up()
 	end
-	return send(event, reply)
+	return module:reply(event, reply)
 end
 
 -- How many fragments the user would have after storing `keys`.
@@ -127,7 +118,7 @@ local function handle_set(event)
 		module:log("error", "cannot store private data of %s: %s", origin.bare_jid, err)
 		return fail(event, "wait", "internal-server-error")
 	end
-	return send(event, st.reply(event.stanza))
+	return module:reply(event, st.reply(event.stanza))
 end
 
 -- XEP-0049 2.3: nobody reads or writes another account's private data.

@@ -32,11 +32,7 @@ local store = module:open_store("roster", "keyval")
 
 local function send_error(event, kind, condition, text)
 	local err = st.error_reply(event.stanza, kind, condition, text)
-	if event.origin then
-		event.origin:send(err)
-	else
-		module:send(err)
-	end
+	module:reply(event, err)
 	return true
 end
 

@@ -26,11 +26,7 @@ local function handle_time(event)
 	local reply = st.reply(event.stanza):tag("time", { xmlns = NS })
 		:text_tag("tzo", tzo(floor(now)))
 		:text_tag("utc", datetime.datetime(now))
-	if event.origin then
-		event.origin:send(reply)
-	else
-		module:send(reply)
-	end
+	module:reply(event, reply)
 	return true
 end
 

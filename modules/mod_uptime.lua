@@ -11,11 +11,7 @@ local NS = "jabber:iq:last"
 local function handle_uptime(event)
 	local seconds = math.floor(core.uptime())
 	local reply = st.reply(event.stanza):tag("query", { xmlns = NS, seconds = tostring(seconds) })
-	if event.origin then
-		event.origin:send(reply)
-	else
-		module:send(reply)
-	end
+	module:reply(event, reply)
 	return true
 end
 

@@ -20,15 +20,6 @@ local max_size = module:get_option_integer("vcard_max_size", 128 * 1024, 1)
 
 local store = module:open_store("vcard", "keyval")
 
-local function send(event, stanza)
-	if event.origin then
-		event.origin:send(stanza)
-	else
-		module:send(stanza)
-	end
-	return true
-end
-
 local function reply_with(event, vcard)
 	local reply = st.reply(event.stanza)
 	if vcard then
@@ -36,18 +27,18 @@ local function reply_with(event, vcard)
 	else
 		reply:tag("vCard", { xmlns = NS }):up()
 	end
-	return send(event, reply)
+	return module:reply(event, reply)
 end
 
 local function load(event, username)
 	local vcard, err = store:get(username)
 	if err then
 		module:log("error", "cannot read the vCard of %s: %s", username, err)
-		return nil, send(event, st.error_reply(event.stanza, "wait", "internal-server-error"))
+		return nil, module:reply(event, st.error_reply(event.stanza, "wait", "internal-server-error"))
 	end
 	if vcard ~= nil and not st.is_stanza(vcard) then
 		module:log("error", "the stored vCard of %s is not an element", username)
-		return nil, send(event, st.error_reply(event.stanza, "wait", "internal-server-error"))
+		return nil, module:reply(event, st.error_reply(event.stanza, "wait", "internal-server-error"))
 	end
 	return vcard
 end
@@ -64,14 +55,14 @@ local function get_other(event)
 	local stanza = event.stanza
 	local username, host = jid.split(stanza.attr.to)
 	if not core.user_exists(username, host) then
-		return send(event, st.error_reply(stanza, "cancel", "service-unavailable"))
+		return module:reply(event, st.error_reply(stanza, "cancel", "service-unavailable"))
 	end
 	local vcard, handled = load(event, username)
 	if handled then
 		return true
 	end
 	if not vcard then
-		return send(event, st.error_reply(stanza, "cancel", "service-unavailable"))
+		return module:reply(event, st.error_reply(stanza, "cancel", "service-unavailable"))
 	end
 	return reply_with(event, vcard)
 end
@@ -80,7 +71,7 @@ local function set_own(event)
 	local origin, stanza = event.origin, event.stanza
 	local vcard = stanza:get_child("vCard", NS):clone()
 	if #tostring(vcard) > max_size then
-		return send(event, st.error_reply(stanza, "modify", "policy-violation",
+		return module:reply(event, st.error_reply(stanza, "modify", "policy-violation",
 			"the vCard is larger than " .. max_size .. " bytes"))
 	end
 	local has_content = false
@@ -94,13 +85,13 @@ local function set_own(event)
 	local ok, err = store:set(origin.username, has_content and vcard or nil)
 	if not ok then
 		module:log("error", "cannot store the vCard of %s: %s", origin.bare_jid, err)
-		return send(event, st.error_reply(stanza, "wait", "internal-server-error"))
+		return module:reply(event, st.error_reply(stanza, "wait", "internal-server-error"))
 	end
-	return send(event, st.reply(stanza))
+	return module:reply(event, st.reply(stanza))
 end
 
 local function set_other(event)
-	return send(event, st.error_reply(event.stanza, "auth", "forbidden"))
+	return module:reply(event, st.error_reply(event.stanza, "auth", "forbidden"))
 end
 
 module:add_feature(NS)

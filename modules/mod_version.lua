@@ -17,11 +17,7 @@ local function handle_version(event)
 	if os_name then
 		reply:text_tag("os", os_name)
 	end
-	if event.origin then
-		event.origin:send(reply)
-	else
-		module:send(reply)
-	end
+	module:reply(event, reply)
 	return true
 end
 

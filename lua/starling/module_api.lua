@@ -155,6 +155,18 @@ function api:send(stanza, origin)
 	return core.route(stanza, origin)
 end
 
+-- Answers the stanza of a stanza event: to the session it came from when
+-- there is one (a local client), else routed by its 'to'. Returns true,
+-- so a handler can end with `return module:reply(event, st.reply(s))`.
+function api:reply(event, stanza)
+	if event.origin then
+		event.origin:send(stanza)
+	else
+		core.route(stanza)
+	end
+	return true
+end
+
 -- --- timers ---------------------------------------------------------------
 
 -- fn() returning a number runs it again after that many seconds; nil ends
