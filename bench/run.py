@@ -440,7 +440,7 @@ modules:
             "EJABBERD_CONFIG_PATH": self.cfg,
             "EJABBERD_LOG_PATH": os.path.join(self.dir, "logs", "ejabberd.log"),
             "ERL_CRASH_DUMP": os.path.join(self.dir, "logs", "erl_crash.dump"),
-            "ERL_LIBS": "/usr/lib/x86_64-linux-gnu",
+            "ERL_LIBS": self.erl_libs(),
             "ERL_MAX_PORTS": "65536",
             "ERL_MAX_ETS_TABLES": "1400",
             "HOME": self.dir,
@@ -453,6 +453,19 @@ modules:
         # the c2s port opens before the HTTP one: wait for both
         if not wait_port(self.api_port, self.proc):
             raise RuntimeError("ejabberd: no HTTP API: " + self.log_tail())
+
+    @staticmethod
+    def erl_libs():
+        """Where Debian's ejabberd keeps its Erlang applications (what
+        ejabberdctl sets), e.g. /usr/lib/x86_64-linux-gnu."""
+        try:
+            with open(shutil.which("ejabberdctl") or "/usr/sbin/ejabberdctl") as f:
+                for line in f:
+                    if line.startswith("ERL_LIBS="):
+                        return line.split("=", 1)[1].strip().strip("'\"")
+        except OSError:
+            pass
+        return "/usr/lib/x86_64-linux-gnu"
 
     def create_accounts(self, prefix, first, last):
         """POST /api/register for each account (one keep-alive connection);

@@ -29,6 +29,7 @@ struct admin_client {
 
 static int listen_fd = -1;
 static ev_io accept_w;
+static ev_timer resume_w;	/* accepting again after running out of fds */
 static char *sock_path;
 static struct admin_client *clients;
 static size_t n_clients;
@@ -233,6 +234,21 @@ static void client_new(int fd)
 	ev_io_start(conn_loop(), &c->rio);
 }
 
+static void on_resume(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	ev_io_start(loop, &accept_w);
+}
+
+/* Out of descriptors or memory: the pending connection stays pending,
+ * and trying again at once would spin; pause a second. */
+static void pause_accepting(struct ev_loop *loop)
+{
+	log_warn("admin: accept: %s; pausing for a second", strerror(errno));
+	ev_io_stop(loop, &accept_w);
+	ev_timer_set(&resume_w, 1., 0.);
+	ev_timer_start(loop, &resume_w);
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	for (int i = 0; i < 16; i++) {
@@ -241,7 +257,10 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
+				pause_accepting(loop);
+			else if (errno != EAGAIN && errno != EINTR)
 				log_warn("admin: accept: %s", strerror(errno));
 			return;
 		}
@@ -320,6 +339,7 @@ int admin_open(const char *path)
 	sock_path = xstrdup(path);
 	ev_io_init(&accept_w, on_accept, fd, EV_READ);
 	ev_io_start(conn_loop(), &accept_w);
+	ev_timer_init(&resume_w, on_resume, 1., 0.);
 	log_info("admin socket %s", path);
 	return 0;
 }
@@ -330,6 +350,7 @@ void admin_close(void)
 		client_free(clients);
 	if (listen_fd >= 0) {
 		ev_io_stop(conn_loop(), &accept_w);
+		ev_timer_stop(conn_loop(), &resume_w);
 		close(listen_fd);
 		listen_fd = -1;
 	}

@@ -15,6 +15,7 @@
 
 struct listener {
 	ev_io w;
+	ev_timer pause;			/* out of descriptors: wait, don't spin */
 	bool direct_tls;
 	const struct session_config *cfg;
 	struct listener *next;
@@ -36,8 +37,19 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* The pending connection stays in the backlog and
+				 * would wake us at once again: stop listening a
+				 * moment instead of spinning. */
+				log_warn("accept: %s; not accepting for a second",
+					 strerror(errno));
+				ev_io_stop(loop, w);
+				ev_timer_start(loop, &l->pause);
+			} else if (errno != EAGAIN && errno != EWOULDBLOCK &&
+				   errno != EINTR) {
 				log_warn("accept: %s", strerror(errno));
+			}
 			return;
 		}
 		if (sa.ss_family == AF_INET) {
@@ -53,6 +65,13 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		session_accept(fd, ip, port, l->cfg, l->direct_tls);
 	}
+}
+
+static void on_pause_end(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct listener *l = container_of(t, struct listener, pause);
+
+	ev_io_start(loop, &l->w);
 }
 
 static int open_socket(const char *addr, int port)
@@ -100,6 +119,7 @@ int listener_add(const char *addr, int port, bool direct_tls,
 	l->direct_tls = direct_tls;
 	l->cfg = cfg;
 	ev_io_init(&l->w, on_accept, fd, EV_READ);
+	ev_timer_init(&l->pause, on_pause_end, 1., 0.);
 	ev_io_start(conn_loop(), &l->w);
 	l->next = listeners;
 	listeners = l;
@@ -115,6 +135,7 @@ void listener_close_all(void)
 		struct listener *l = listeners;
 		listeners = l->next;
 		ev_io_stop(conn_loop(), &l->w);
+		ev_timer_stop(conn_loop(), &l->pause);
 		close(l->w.fd);
 		free(l);
 	}

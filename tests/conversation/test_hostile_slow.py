@@ -174,7 +174,7 @@ def test_authenticated_trickle_is_allowed_until_the_size_limit(ctx):
               "the stream ended after %d bytes of a stanza, limit %d"
               % (sent, limit))
         used = g.cpu_used()
-        check(used < 1.0, "the trickle cost the server %.2f s of CPU" % used)
+        check(used < timeout_value(1.0), "the trickle cost the server %.2f s of CPU" % used)
 
 
 def _trickle(c, seconds):
@@ -217,7 +217,7 @@ def test_trickle_into_a_huge_start_tag_costs_little(ctx):
             used = watch.cpu() - before
             if n < 0:
                 c.expect_stream_error("policy-violation")
-                check(used < 1.0, "%s trickle: %.2f s of CPU before the "
+                check(used < timeout_value(1.0), "%s trickle: %.2f s of CPU before the "
                       "stream was ended" % (shape, used))
                 costs[shape] = None
                 continue
@@ -228,7 +228,7 @@ def test_trickle_into_a_huge_start_tag_costs_little(ctx):
             used, n = costs["attribute"]
             per_text = text_used / max(text_n, 1)
             per_attr = used / max(n, 1)
-            check(per_attr <= 3 * per_text + 5e-6 and used < 1.0,
+            check(per_attr <= 3 * per_text + 5e-6 and used < timeout_value(1.0),
                   "a byte trickled into a 200 KB start tag costs the server "
                   "%.1f us of CPU (%d bytes, %.2f s), a byte of text %.1f us "
                   "(%d bytes, %.2f s)" % (per_attr * 1e6, n, used,

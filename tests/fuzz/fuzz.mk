@@ -8,7 +8,8 @@
 #                     go to build-fuzz/findings/<target>/
 #   make fuzz-ci      the regression inputs once, then each target for
 #                     FUZZ_CI_SECONDS (20)
-#   make fuzz-deps    the Debian packages clang and its runtime
+#   make fuzz-coverage  line coverage of the work corpora (llvm-cov)
+#   make fuzz-deps    the Debian packages: clang, its runtime, llvm-14
 #   FUZZ_TARGETS=jid make fuzz     one target only
 
 FUZZ_CC ?= clang
@@ -17,7 +18,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_CI_SECONDS ?= 20
 FUZZ_TARGETS ?= xmlstream sasl jid value config
 FUZZ_FLAGS ?= -timeout=30 -rss_limit_mb=2048 -print_final_stats=1
-FUZZ_PKGS := clang libclang-rt-14-dev
+FUZZ_PKGS := clang libclang-rt-14-dev llvm-14
 
 FUZZ_CFLAGS := -g -O1 -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined \
@@ -95,9 +96,52 @@ fuzz-regress: fuzz-build
 fuzz-ci: fuzz-regress
 	$(call fuzz_run,$(FUZZ_CI_SECONDS))
 
+# Line coverage of what the work corpora reach: the targets again, built
+# with clang's source-based coverage (no sanitizers), run once over
+# build-fuzz/corpus/<target> (the seeds when there is none yet).
+FUZZ_COV := $(FUZZ_BUILD)/cov
+FUZZ_COV_CFLAGS := -g -O0 -fprofile-instr-generate -fcoverage-mapping \
+	$(XCFLAGS) -DSTARLING_FUZZ_LUA_DIR='"$(CURDIR)/lua"'
+FUZZ_COV_OBJ := $(CORE_SRC:%.c=$(FUZZ_COV)/obj/%.o)
+FUZZ_COV_FILES_xmlstream := core/xmlstream.c core/stanza.c
+FUZZ_COV_FILES_sasl := core/sasl.c
+FUZZ_COV_FILES_jid := core/jid.c
+FUZZ_COV_FILES_value := core/value.c
+FUZZ_COV_FILES_config := core/config.c
+LLVM_PROFDATA ?= llvm-profdata-14
+LLVM_COV ?= llvm-cov-14
+
+$(FUZZ_COV)/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_COV_CFLAGS) -c -o $@ $<
+
+$(FUZZ_COV)/libcore.a: $(FUZZ_COV_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_COV)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_COMMON) $(FUZZ_COV)/libcore.a $(HEADERS)
+	$(FUZZ_CC) $(FUZZ_COV_CFLAGS) -fsanitize=fuzzer -o $@ $< \
+		$(FUZZ_COV)/libcore.a $(XLDLIBS) $(LDLIBS)
+
+$(FUZZ_COV_OBJ) $(FUZZ_TARGETS:%=$(FUZZ_COV)/fuzz_%): | deps fuzz-deps
+
+fuzz-coverage: $(FUZZ_TARGETS:%=$(FUZZ_COV)/fuzz_%)
+	@set -e; $(foreach t,$(FUZZ_TARGETS), \
+		corpus=$(FUZZ_BUILD)/corpus/$(t); \
+		[ -d $$corpus ] || corpus=tests/fuzz/seed_$(if $(filter xmlstream,$(t)),xml,$(t)); \
+		echo "== fuzz_$(t) over $$corpus"; \
+		rm -f $(FUZZ_COV)/$(t).profraw; \
+		LLVM_PROFILE_FILE=$(FUZZ_COV)/$(t).profraw $(FUZZ_COV)/fuzz_$(t) \
+			-runs=0 $$corpus >/dev/null 2>&1; \
+		$(LLVM_PROFDATA) merge -sparse -o $(FUZZ_COV)/$(t).profdata \
+			$(FUZZ_COV)/$(t).profraw; \
+		$(LLVM_COV) report $(FUZZ_COV)/fuzz_$(t) \
+			-instr-profile=$(FUZZ_COV)/$(t).profdata \
+			$(FUZZ_COV_FILES_$(t));)
+
 fuzz-clean:
 	rm -rf $(FUZZ_BUILD)
 
 clean: fuzz-clean
 
-.PHONY: fuzz fuzz-build fuzz-ci fuzz-regress fuzz-deps fuzz-clean
+.PHONY: fuzz fuzz-build fuzz-ci fuzz-regress fuzz-deps fuzz-clean fuzz-coverage

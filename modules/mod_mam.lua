@@ -1,0 +1,658 @@
+-- mod_mam: Message Archive Management (XEP-0313, with the extended
+-- features; preferences as XEP-0441 describes them) and XEP-0359 stanza
+-- ids (docs/modules/mam.md).
+--
+-- Chat messages are kept in the account's archive as they pass: those it
+-- receives (before delivery, so also those that go to offline storage;
+-- the archive id is put into the message as <stanza-id by='account'/>)
+-- and those its resources send. Which messages, and for which contacts,
+-- follows the account's preferences. The account queries its archive by
+-- contact, time, or ids, a page at a time (XEP-0059).
+--
+-- Items live in the host's archive store "archive" (value: the message,
+-- with: the contact's bare JID); preferences in the keyval store
+-- "archive_prefs", cached in memory.
+
+local core = require "starling.core"
+local st = require "util.stanza"
+local jid = require "util.jid"
+local datetime = require "util.datetime"
+local dataforms = require "util.dataforms"
+local rsm = require "util.rsm"
+local roster_lib = require "util.roster"
+local set = require "util.set"
+
+local ipairs, pairs, type = ipairs, pairs, type
+local huge = math.huge
+
+local NS = "urn:xmpp:mam:2"
+local NS_EXTENDED = "urn:xmpp:mam:2#extended"
+local NS_SID = "urn:xmpp:sid:0"
+local NS_FORWARD = "urn:xmpp:forward:0"
+local NS_DELAY = "urn:xmpp:delay"
+local NS_HINTS = "urn:xmpp:hints"
+local NS_CARBONS = "urn:xmpp:carbons:2"
+local NS_MUC_USER = "http://jabber.org/protocol/muc#user"
+local NS_VALIDATE = "http://jabber.org/protocol/xdata-validate"
+
+-- The most a page may ever hold, whatever the configuration says.
+local HARD_MAX = 250
+
+local default_policy = module:get_option_enum("default_archive_policy", "always",
+	"never", "roster", true, false)
+if type(default_policy) == "boolean" then
+	default_policy = default_policy and "always" or "never"
+end
+local page_size = module:get_option_integer("max_archive_query_results", 50, 1, HARD_MAX)
+local expires_after = module:get_option_period("archive_expires_after", "1w")
+local cleanup_interval = module:get_option_period("archive_cleanup_interval", "4h")
+local prefs_cache_size = module:get_option_integer("archive_prefs_cache_size", 10000, 0)
+-- Payloads that make a message without a body worth keeping.
+local payloads = module:get_option_set("archive_payloads", {
+	"eu.siacs.conversations.axolotl", -- OMEMO (legacy)
+	"urn:xmpp:omemo:2",
+	"urn:xmpp:eme:0",                 -- explicit encryption
+	"jabber:x:conference",            -- direct MUC invitations
+	"urn:xmpp:chat-markers:0",        -- read markers, synced between devices
+	"urn:xmpp:message-retract:1",
+	"urn:xmpp:reactions:0",
+	"urn:xmpp:jingle-message:0",      -- call logs
+})
+
+local archive = module:open_store("archive", "archive")
+local prefs_store = module:open_store("archive_prefs", "keyval")
+local roster_store = module:open_store("roster", "keyval")
+
+local function send(event, stanza)
+	event.origin:send(stanza)
+	return true
+end
+
+local function fail(event, err_type, condition, text)
+	return send(event, st.error_reply(event.stanza, err_type, condition, text))
+end
+
+-- --- what is kept -----------------------------------------------------------
+
+local function elements(stanza)
+	local it = stanza:children()
+	return function()
+		for child in it do
+			if type(child) ~= "string" then
+				return child
+			end
+		end
+	end
+end
+
+-- XEP-0313 section 5.1.1 and XEP-0334: chat and normal messages with a
+-- body or a payload that carries a conversation; never errors, headlines,
+-- groupchat, copies of copies, or what the sender asked not to keep.
+local function archivable(stanza)
+	local t = stanza.attr.type or "normal"
+	if t ~= "chat" and t ~= "normal" then
+		return false
+	end
+	if stanza:get_child("no-store", NS_HINTS) or stanza:get_child("no-permanent-store", NS_HINTS)
+			or stanza:get_child("result", NS) or stanza:get_child("sent", NS_CARBONS)
+			or stanza:get_child("received", NS_CARBONS) then
+		return false
+	end
+	if stanza:get_child("body") or stanza:get_child("store", NS_HINTS) then
+		return true
+	end
+	for child in elements(stanza) do
+		local ns = child.attr.xmlns
+		if payloads[ns] or (ns == NS_MUC_USER and child:get_child("invite", NS_MUC_USER)) then
+			return true
+		end
+	end
+	return false
+end
+
+-- --- preferences ------------------------------------------------------------
+
+-- Stored: { default = "roster", always = { jid, ... }, never = { jid, ... } }.
+-- Cached per account as { default, always = set, never = set }, or false
+-- for an account that never set any; the cache is emptied when full.
+local cache, cached = {}, 0
+
+local function compile(stored)
+	return { default = stored.default, always = set.new(stored.always), never = set.new(stored.never) }
+end
+
+local function cache_put(username, value)
+	if cache[username] == nil then
+		if cached >= prefs_cache_size then
+			cache, cached = {}, 0
+		end
+		cached = cached + 1
+	end
+	cache[username] = value
+end
+
+local function load_prefs(username)
+	local p = cache[username]
+	if p ~= nil then
+		return p or nil
+	end
+	local stored, err = prefs_store:get(username)
+	if err then
+		module:log("error", "cannot read the archive preferences of %s: %s", username, err)
+		return nil
+	end
+	p = stored and compile(stored) or false
+	cache_put(username, p)
+	return p or nil
+end
+
+local function in_roster(username, bare)
+	local roster = roster_lib.load(roster_store, username)
+	return roster ~= nil and roster.items[bare] ~= nil
+end
+
+-- XEP-0441 section 2.4: whether messages with `other` (the 'to' of an
+-- outgoing message, the 'from' of an incoming one) go to the archive of
+-- username@host. A JID in both lists is never archived.
+local function wanted(username, host, other)
+	local p = load_prefs(username)
+	local bare = other and jid.bare(other)
+	local policy = default_policy
+	if p then
+		if bare and (p.never[other] or p.never[bare]) then
+			return false
+		elseif bare and (p.always[other] or p.always[bare]) then
+			return true
+		end
+		policy = p.default
+	end
+	if policy == "roster" then
+		return bare ~= nil and (bare == username .. "@" .. host or in_roster(username, bare))
+	end
+	return policy == "always"
+end
+
+-- --- archiving --------------------------------------------------------------
+
+local function has_stanza_id(stanza, by)
+	for el in stanza:childtags("stanza-id", NS_SID) do
+		if el.attr.by == by then
+			return true
+		end
+	end
+	return false
+end
+
+-- XEP-0359 section 4: a stanza-id claiming to be ours that we did not add.
+local function strip_stanza_ids(stanza, by)
+	stanza:maptags(function(el)
+		if el.name == "stanza-id" and el.attr.xmlns == NS_SID and el.attr.by == by then
+			return nil
+		end
+		return el
+	end)
+end
+
+local function append(username, stanza, with)
+	local id, err = archive:append(username, nil, stanza, nil, with)
+	if not id then
+		module:log("error", "cannot archive a message for %s: %s", username, err)
+	end
+	return id
+end
+
+-- A message to an account of this host, before mod_message delivers it.
+local function incoming(event)
+	local stanza, origin = event.stanza, event.origin
+	local to = stanza.attr.to
+	local username, host, resource
+	if to then
+		username, host, resource = jid.split(to)
+	elseif origin then
+		username, host = origin.username, origin.host
+	end
+	if not username then
+		return
+	end
+	local bare = username .. "@" .. host
+	if has_stanza_id(stanza, bare) then
+		if origin == nil then
+			return -- the server routes a message it archived already (smacks)
+		end
+		strip_stanza_ids(stanza, bare)
+	end
+	if not archivable(stanza) then
+		return
+	end
+	if resource and stanza.attr.type ~= "chat" and not core.session(to) then
+		return -- bounces (RFC 6121 8.5.3.2.1)
+	end
+	if #core.sessions(bare) == 0 and not core.user_exists(username, host) then
+		return
+	end
+	local from = stanza.attr.from
+	if not wanted(username, host, from or host) then
+		return
+	end
+	local id = append(username, stanza, from and jid.bare(from) or host)
+	if id then
+		stanza:add_direct_child(st.stanza("stanza-id", { xmlns = NS_SID, by = bare, id = id }))
+	end
+end
+
+-- A message from one of the account's resources (to its own account it is
+-- archived once, as incoming).
+local function outgoing(event)
+	local origin, stanza = event.origin, event.stanza
+	local to = stanza.attr.to
+	if not (origin and origin.username and to) then
+		return
+	end
+	local bare = origin.bare_jid
+	local to_bare = jid.bare(to)
+	if to_bare == bare or not archivable(stanza) or not wanted(origin.username, origin.host, to) then
+		return
+	end
+	if has_stanza_id(stanza, bare) then
+		stanza = stanza:clone()
+		strip_stanza_ids(stanza, bare)
+	end
+	append(origin.username, stanza, to_bare)
+end
+
+-- --- queries ----------------------------------------------------------------
+
+local query_fields = {
+	{ var = "with", type = "jid-single" },
+	{ var = "start", type = "text-single" },
+	{ var = "end", type = "text-single" },
+	{ var = "before-id", type = "text-single" },
+	{ var = "after-id", type = "text-single" },
+	{ var = "ids", type = "list-multi",
+		child = st.stanza("validate", { xmlns = NS_VALIDATE, datatype = "xs:string" })
+			:tag("open"):up() },
+}
+local known_fields = {}
+for _, f in ipairs(query_fields) do
+	known_fields[f.var] = f.type
+end
+local query_form = dataforms.form(NS, query_fields)
+
+-- The filters of the query's form: { with, start, ["end"], before_id,
+-- after_id, ids }; nil, condition, text when the form is wrong.
+local function read_form(query)
+	local x = query:get_child("x", dataforms.xmlns)
+	local f = {}
+	if not x then
+		return f
+	end
+	local fields, form_type = dataforms.read(x)
+	if not fields then
+		return nil, "bad-request", form_type
+	end
+	if form_type and form_type ~= NS then
+		return nil, "bad-request", "the FORM_TYPE must be " .. NS
+	end
+	for var, values in pairs(fields) do
+		local v = values[1]
+		if not known_fields[var] then
+			return nil, "feature-not-implemented", "unknown field '" .. var .. "'"
+		elseif var == "ids" then
+			f.ids = values
+		elseif v and v ~= "" then
+			if var == "with" then
+				f.with = jid.prep(v)
+				if not f.with then
+					return nil, "jid-malformed", "'with' is not a JID"
+				end
+			elseif var == "start" or var == "end" then
+				f[var] = datetime.parse(v)
+				if not f[var] then
+					return nil, "bad-request", "'" .. var .. "' is not a XEP-0082 DateTime"
+				end
+			else
+				f[var == "before-id" and "before_id" or "after_id"] = v
+			end
+		end
+	end
+	return f
+end
+
+-- The earliest time a query may see: older items are expired (and go with
+-- the next trim).
+local function horizon()
+	if expires_after == huge then
+		return nil
+	end
+	return core.now() - expires_after
+end
+
+-- (when, id) of an item, for choosing between two bounds; nil when the id
+-- names nothing.
+local function position(username, id)
+	local value, when = archive:get(username, id)
+	if value == nil then
+		return nil
+	end
+	return { when = when, id = id }
+end
+
+local function later(a, b)
+	return (a.when > b.when or (a.when == b.when and a.id > b.id)) and a or b
+end
+
+-- One bound from the form's id and RSM's: the tighter one (after: the
+-- later item; before: the earlier). nil, "item-not-found" when one of two
+-- names nothing (a single id is checked by the store).
+local function bound(username, form_id, rsm_id, tighter_is_later)
+	if not (form_id and rsm_id) then
+		return form_id or rsm_id
+	end
+	local a, b = position(username, form_id), position(username, rsm_id)
+	if not (a and b) then
+		return nil, "item-not-found"
+	end
+	local l = later(a, b)
+	if tighter_is_later then
+		return l.id
+	end
+	return (l == a and b or a).id
+end
+
+-- The store query of a MAM query: the query table, the full JID to match
+-- (when 'with' has a resource), whether it pages backwards; or nil,
+-- condition, text.
+local function store_query(username, f, page, max)
+	local q = { start = f.start, ["end"] = f["end"], ids = f.ids, reverse = page.before ~= nil }
+	local lo = horizon()
+	if lo and (q.start == nil or q.start < lo) then
+		q.start = lo
+	end
+	local full
+	if f.with then
+		q.with = jid.bare(f.with)
+		full = jid.resource(f.with) and f.with
+	end
+	local err
+	q.after, err = bound(username, f.after_id, page.after, true)
+	if err then
+		return nil, err
+	end
+	q.before, err = bound(username, f.before_id, page.before ~= true and page.before or nil, false)
+	if err then
+		return nil, err
+	end
+	-- RSM <count/> when the store can count the same set: it counts
+	-- ignoring after/before, which are only RSM's paging here.
+	q.total = not (full or f.after_id or f.before_id)
+	if not full then
+		q.limit = max + 1
+	end
+	return q, full
+end
+
+-- Whether an archived message is to or from exactly this full JID.
+local function matches_full(msg, full)
+	return msg.attr.to == full or msg.attr.from == full
+end
+
+local function result_message(stanza, queryid, id, msg, when)
+	return st.message({ to = stanza.attr.from, from = stanza.attr.to })
+		:tag("result", { xmlns = NS, queryid = queryid, id = id })
+		:tag("forwarded", { xmlns = NS_FORWARD })
+		:tag("delay", { xmlns = NS_DELAY, stamp = datetime.datetime(when) }):up()
+		:add_child(msg)
+end
+
+-- Reads the page: items oldest first, whether the set ends there (in the
+-- direction of paging), and the count (nil when unknown).
+local function fetch(username, q, full, max)
+	local iter, total = archive:find(username, q)
+	if not iter then
+		return nil, total
+	end
+	local items = {}
+	for id, msg, when in iter do
+		if not full or matches_full(msg, full) then
+			items[#items + 1] = { id = id, msg = msg, when = when }
+			if #items > max then
+				break
+			end
+		end
+	end
+	local complete = #items <= max
+	if not complete then
+		items[#items] = nil
+	end
+	if q.reverse then
+		local n = #items
+		for i = 1, n // 2 do
+			items[i], items[n + 1 - i] = items[n + 1 - i], items[i]
+		end
+	end
+	return items, complete, q.total and total or nil
+end
+
+-- The checks of a query before the store sees it (the form, the page
+-- request, the ids): the filters, the page and its size; or nil and an
+-- error { condition, text }.
+local function read_query(username, query)
+	local f, cond, text = read_form(query)
+	if not f then
+		return nil, { cond, text }
+	end
+	local set_el = query:get_child("set", rsm.xmlns)
+	local page = {}
+	if set_el then
+		page, text = rsm.read(set_el)
+		if not page then
+			return nil, { "bad-request", text }
+		end
+	end
+	if page.index then
+		return nil, { "feature-not-implemented", "paging by <index/> is not supported" }
+	end
+	local max = page.max or page_size
+	if max > page_size then
+		return nil, { "policy-violation", "at most " .. page_size .. " results per page" }
+	end
+	if f.ids then
+		local unique = set.new(f.ids):count()
+		if unique > HARD_MAX then
+			return nil, { "policy-violation", "at most " .. HARD_MAX .. " ids per query" }
+		end
+		local _, found = archive:find(username, { ids = f.ids, limit = 0, total = true })
+		if found ~= unique then
+			return nil, { "item-not-found", "no such item in the archive" }
+		end
+	end
+	return f, page, max
+end
+
+local ERROR_TYPE = {
+	["item-not-found"] = "cancel", ["feature-not-implemented"] = "cancel",
+	["internal-server-error"] = "wait",
+}
+
+local function query_failed(event, err)
+	return fail(event, ERROR_TYPE[err[1]] or "modify", err[1], err[2])
+end
+
+-- The first page index when it is known without counting: 0 going
+-- forwards from the start, count - n for the last page.
+local function first_index(q, page, count, n)
+	if n == 0 then
+		return nil
+	elseif not q.reverse and not page.after then
+		return 0
+	elseif page.before == true and count then
+		return count - n
+	end
+	return nil
+end
+
+local function handle_query(event)
+	local origin, stanza = event.origin, event.stanza
+	local query = stanza.tags[1]
+	local username = origin.username
+	local f, page, max = read_query(username, query)
+	if not f then
+		return query_failed(event, page)
+	end
+	local q, full = store_query(username, f, page, max)
+	if not q then
+		return query_failed(event, { full })
+	end
+	local items, complete, count = fetch(username, q, full, max)
+	if not items then
+		if complete ~= "item-not-found" then
+			module:log("error", "archive query of %s failed: %s", username, complete)
+			complete = "internal-server-error"
+		end
+		return query_failed(event, { complete })
+	end
+	local qid, n = query.attr.queryid, #items
+	local flip = query:get_child("flip-page", NS) ~= nil
+	for i = 1, n do
+		local it = items[flip and n + 1 - i or i]
+		origin:send(result_message(stanza, qid, it.id, it.msg, it.when))
+	end
+	local fin = st.reply(stanza):tag("fin", { xmlns = NS, complete = complete and "true" or "false",
+		stable = "true" })
+	rsm.add(fin, { first = items[1] and items[1].id, last = items[n] and items[n].id,
+		index = first_index(q, page, count, n), count = count })
+	return send(event, fin)
+end
+
+local function handle_form(event)
+	return send(event, st.reply(event.stanza):tag("query", { xmlns = NS }):add_child(query_form))
+end
+
+local function handle_metadata(event)
+	local username = event.origin.username
+	local reply = st.reply(event.stanza):tag("metadata", { xmlns = NS })
+	local lo = horizon()
+	for _, which in ipairs({ "start", "end" }) do
+		local iter, err = archive:find(username, { start = lo, limit = 1, reverse = which == "end" })
+		if not iter then
+			module:log("error", "archive metadata of %s: %s", username, err)
+			return fail(event, "wait", "internal-server-error")
+		end
+		local id, _, when = iter()
+		if id then
+			reply:tag(which, { id = id, timestamp = datetime.datetime(when) }):up()
+		end
+	end
+	return send(event, reply)
+end
+
+-- --- preference requests ----------------------------------------------------
+
+local function prefs_reply(stanza, default, always, never)
+	local reply = st.reply(stanza):tag("prefs", { xmlns = NS, default = default })
+	for name, list in pairs({ always = always, never = never }) do
+		reply:tag(name)
+		for _, j in ipairs(list) do
+			reply:text_tag("jid", j)
+		end
+		reply:up()
+	end
+	return reply
+end
+
+local function handle_prefs_get(event)
+	local p = load_prefs(event.origin.username)
+	if not p then
+		return send(event, prefs_reply(event.stanza, default_policy, {}, {}))
+	end
+	return send(event, prefs_reply(event.stanza, p.default, p.always:to_array(), p.never:to_array()))
+end
+
+-- The prepared JIDs of <always/> or <never/>; nil when one is invalid.
+local function jid_list(prefs, name)
+	local list = set.new()
+	local el = prefs:get_child(name, NS)
+	for j in (el and el:childtags("jid", NS) or function() end) do
+		local prepped = jid.prep(j:get_text())
+		if not prepped then
+			return nil
+		end
+		list:add(prepped)
+	end
+	return list
+end
+
+local function handle_prefs_set(event)
+	local origin, prefs = event.origin, event.stanza.tags[1]
+	local default = prefs.attr.default
+	if default == nil then
+		local p = load_prefs(origin.username)
+		default = p and p.default or default_policy
+	elseif default ~= "always" and default ~= "never" and default ~= "roster" then
+		return fail(event, "modify", "bad-request", "default must be always, never or roster")
+	end
+	local always, never = jid_list(prefs, "always"), jid_list(prefs, "never")
+	if not (always and never) then
+		return fail(event, "modify", "jid-malformed", "not a JID")
+	end
+	local stored = { default = default, always = (always - never):to_array(), never = never:to_array() }
+	local ok, err = prefs_store:set(origin.username, stored)
+	if not ok then
+		module:log("error", "cannot store the archive preferences of %s: %s", origin.username, err)
+		return fail(event, "wait", "internal-server-error")
+	end
+	cache_put(origin.username, compile(stored))
+	return send(event, prefs_reply(event.stanza, default, stored.always, stored.never))
+end
+
+-- Another account's archive is not to be read.
+local function forbidden(event)
+	return fail(event, "auth", "forbidden", "only the account itself may use its archive")
+end
+
+local function forget(event)
+	if cache[event.username] ~= nil then
+		cache[event.username] = nil
+		cached = cached - 1
+	end
+end
+
+-- --- expiry -----------------------------------------------------------------
+
+local function trim()
+	local n, err = archive:trim(nil, core.now() - expires_after)
+	if not n then
+		module:log("error", "cannot remove expired archive items: %s", err)
+	elseif n > 0 then
+		module:log("debug", "removed %d expired archive items", n)
+	end
+	return cleanup_interval
+end
+
+if expires_after < huge then
+	module:add_timer(cleanup_interval, trim)
+end
+
+for _, feature in ipairs({ NS, NS_EXTENDED, NS_SID }) do
+	module:add_item("account-feature", feature)
+end
+
+for _, to in ipairs({ "full", "bare", "self" }) do
+	module:hook("message/" .. to, incoming, 2)
+end
+for _, to in ipairs({ "full", "bare", "host" }) do
+	module:hook("pre-message/" .. to, outgoing, 2)
+end
+module:hook("iq-set/self/" .. NS .. ":query", handle_query)
+module:hook("iq-get/self/" .. NS .. ":query", handle_form)
+module:hook("iq-get/self/" .. NS .. ":metadata", handle_metadata)
+module:hook("iq-get/self/" .. NS .. ":prefs", handle_prefs_get)
+module:hook("iq-set/self/" .. NS .. ":prefs", handle_prefs_set)
+for _, what in ipairs({ "iq-set/bare/" .. NS .. ":query", "iq-get/bare/" .. NS .. ":query",
+		"iq-get/bare/" .. NS .. ":metadata", "iq-get/bare/" .. NS .. ":prefs",
+		"iq-set/bare/" .. NS .. ":prefs" }) do
+	module:hook(what, forbidden)
+end
+module:hook("user-deleted", forget)
+module:hook("user-created", forget)
+module:hook("user-registered", forget)
