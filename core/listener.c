@@ -45,6 +45,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 				log_warn("accept: %s; not accepting for a second",
 					 strerror(errno));
 				ev_io_stop(loop, w);
+				ev_timer_set(&l->pause, 1., 0.);
 				ev_timer_start(loop, &l->pause);
 			} else if (errno != EAGAIN && errno != EWOULDBLOCK &&
 				   errno != EINTR) {

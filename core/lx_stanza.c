@@ -255,6 +255,11 @@ void lx_stanza_push(lua_State *L, struct st_doc *doc, struct st_node *node)
 
 	s->doc = st_doc_ref(doc);
 	s->node = node;
+	/* Lua's collector sees a few bytes of userdata, not the tree they keep
+	 * alive: for a big one, collect as much as its size deserves, so big
+	 * stanzas do not pile up waiting for a cycle. */
+	if (doc->used >= 4096 && node == doc->root)
+		lua_gc(L, LUA_GCSTEP, (int)MIN(doc->used >> 10, (size_t)1 << 20));
 }
 
 struct st_node *lx_stanza_test(lua_State *L, int idx, struct st_doc **doc)

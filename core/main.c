@@ -29,6 +29,7 @@ static ev_prepare prepare_w;
 static ev_signal sigint_w, sigterm_w, sighup_w, sigusr1_w;
 static ev_timer shutdown_timer;
 static ev_timer trim_timer;
+static ev_timer burst_trim_timer;
 static bool shutting_down;
 static char lua_dir[PATH_MAX + 64], modules_dir[PATH_MAX + 64], cfg_dir[PATH_MAX];
 
@@ -309,11 +310,25 @@ static void on_trim(struct ev_loop *loop, ev_timer *w, int revents)
 	malloc_trim(0);
 }
 
+/* Many sessions ended (a flood went away): give their memory back soon,
+ * not at the next periodic trim. */
+static void trim_after_burst(struct ev_loop *loop, size_t freed)
+{
+	static size_t recent;
+
+	recent += freed;
+	if (recent >= 64 && !ev_is_active(&burst_trim_timer)) {
+		recent = 0;
+		ev_timer_set(&burst_trim_timer, 1., 0.);
+		ev_timer_start(loop, &burst_trim_timer);
+	}
+}
+
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	store_commit();		/* before anything it covers is sent */
 	conn_flush_all();
-	session_free_dead();
+	trim_after_burst(loop, session_free_dead());
 	store_end_read();
 	if (shutting_down && session_count() == 0)
 		ev_break(loop, EVBREAK_ALL);
@@ -448,6 +463,7 @@ int main(int argc, char **argv)
 	ev_prepare_init(&prepare_w, on_prepare);
 	ev_prepare_start(loop, &prepare_w);
 	ev_timer_init(&trim_timer, on_trim, 30., 30.);
+	ev_timer_init(&burst_trim_timer, on_trim, 1., 0.);
 	ev_timer_start(loop, &trim_timer);
 	ev_unref(loop);		/* the trim timer alone keeps nothing running */
 	if (server_write_pidfile() != 0)

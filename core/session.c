@@ -946,8 +946,10 @@ void session_accept(int fd, const char *ip, int port,
 	}
 }
 
-void session_free_dead(void)
+size_t session_free_dead(void)
 {
+	size_t freed = 0;
+
 	while (dead_sessions) {
 		struct session *s = dead_sessions;
 		dead_sessions = s->dead_next;
@@ -969,7 +971,9 @@ void session_free_dead(void)
 		free(s->bare_jid);
 		free(s->full_jid);
 		free(s);
+		freed++;
 	}
 	if (!all_sessions)
 		sbuf_free(&out_buf);
+	return freed;
 }

@@ -109,7 +109,8 @@ void session_expire(struct session *s, const char *reason);
 /* XEP-0198 resumption: o (hibernating, or with a connection that is
  * dropped) takes over n's connection and parser; n ends. */
 void session_transplant(struct session *o, struct session *n);
-/* Frees the sessions that ended; called once per loop iteration. */
-void session_free_dead(void);
+/* Frees the sessions that ended; called once per loop iteration. Returns
+ * how many it freed. */
+size_t session_free_dead(void);
 
 #endif

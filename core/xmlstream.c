@@ -58,6 +58,8 @@ struct xs {
 	const char *err_text;		/* static or expat's */
 	unsigned depth;
 	unsigned ns_decls;		/* on the element being started */
+	size_t progress;		/* stream offset of the last callback */
+	size_t rescans;			/* bytes expat re-read since then */
 	size_t fed;
 	size_t mark;
 	size_t event_end;		/* stream offset after the last event */
@@ -201,6 +203,19 @@ static void trim_buffers(struct xs *xs)
 		sbuf_free(&xs->scratch);
 }
 
+/* Expat re-reads an unfinished token from its start on every parse call
+ * (reparse deferral is off: it could hold a complete stanza back). A
+ * token trickled in tiny pieces would cost the square of its size, so the
+ * bytes re-read since the last callback are counted; see feed_slices(). */
+#define XS_RESCAN_FACTOR 16
+#define XS_RESCAN_FLOOR (1024 * 1024)
+
+static void made_progress(struct xs *xs)
+{
+	xs->progress = event_end_offset(xs);
+	xs->rescans = 0;
+}
+
 /* Expat callbacks. */
 
 static void header_start(struct xs *xs, const XML_Char *name,
@@ -229,6 +244,7 @@ static void on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 
 	if (xs->failed)
 		return;
+	made_progress(xs);
 	if (xs->depth == 0) {
 		header_start(xs, name, atts);
 		return;
@@ -259,6 +275,7 @@ static void on_end(void *ud, const XML_Char *name)
 
 	if (xs->failed)
 		return;
+	made_progress(xs);
 	if (xs->depth == 1) {
 		xs->depth = 0;
 		xs->closed = true;
@@ -283,6 +300,7 @@ static void on_text(void *ud, const XML_Char *s, int len)
 
 	if (xs->failed)
 		return;
+	made_progress(xs);
 	if (xs->depth >= 2) {
 		sbuf_add(&xs->text, s, (size_t)len);
 		return;
@@ -593,6 +611,7 @@ void xs_reset(struct xs *xs)
 	xs->err = xs->err_text = NULL;
 	xs->depth = xs->ns_decls = 0;
 	xs->fed = xs->mark = xs->event_end = 0;
+	xs->progress = xs->rescans = 0;
 	xs->buf = NULL;
 	xs->len = xs->off = xs->buf_base = 0;
 	sbuf_reset(&xs->text);
@@ -681,6 +700,15 @@ static enum xs_event feed_slices(struct xs *xs)
 		}
 		n = MIN(left, xs->lim.max_stanza - pending);
 		n = MIN(n, (size_t)INT_MAX / 2);
+		if (xs->fed > xs->progress) {
+			xs->rescans += xs->fed - xs->progress;
+			if (xs->rescans > MAX(XS_RESCAN_FACTOR * xs->lim.max_stanza,
+					      (size_t)XS_RESCAN_FLOOR)) {
+				fail(xs, "policy-violation",
+				     "an unfinished element arrives too slowly");
+				return XS_ERROR;
+			}
+		}
 		xs->ev = XS_NEED_MORE;
 		xs->fed += n;
 		xs->off += n;

@@ -271,6 +271,43 @@ static size_t trickle_until_error(struct xs *xs, const char *prefix,
 	return 0;
 }
 
+/* A start tag trickled a byte at a time makes expat re-read it on every
+ * byte: refused long before the size limit. The same tag in network-sized
+ * pieces is fine. */
+static void test_trickled_start_tag(void)
+{
+	struct xs_limits lim = { 256 * 1024, 64, 64 };
+	size_t hl = strlen(HEADER), n;
+	const char *cond = NULL;
+	struct xs *xs = xs_new(&lim);
+	char *tag = malloc(100 * 1024 + 64);
+	enum xs_event ev;
+	size_t len, off;
+
+	n = trickle_until_error(xs, HEADER "<message to='", 'a', 200000, &cond);
+	CHECK_STR(cond, "policy-violation");
+	CHECK(n > hl && n < hl + 16 * 1024);
+	xs_free(xs);
+
+	xs = xs_new(&lim);
+	CHECK(xs_feed(xs, HEADER, hl) == XS_STREAM_OPEN);
+	CHECK(xs_next(xs) == XS_NEED_MORE);
+	strcpy(tag, "<message to='");
+	memset(tag + 13, 'a', 100 * 1024);
+	strcpy(tag + 13 + 100 * 1024, "'/>");
+	len = strlen(tag);
+	for (off = 0, ev = XS_NEED_MORE; off < len && ev != XS_ERROR; off += 1400) {
+		ev = xs_feed(xs, tag + off, MIN((size_t)1400, len - off));
+		if (ev == XS_STANZA) {
+			st_doc_unref(xs_take_stanza(xs));
+			ev = xs_next(xs);
+		}
+	}
+	CHECK(ev != XS_ERROR);
+	xs_free(xs);
+	free(tag);
+}
+
 static void test_size_limit(void)
 {
 	char *big = malloc(4096), *many;
@@ -422,6 +459,7 @@ int main(void)
 	RUN(test_not_well_formed);
 	RUN(test_namespace);
 	RUN(test_size_limit);
+	RUN(test_trickled_start_tag);
 	RUN(test_depth_attrs);
 	RUN(test_restart);
 	RUN(test_close);
