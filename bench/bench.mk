@@ -4,6 +4,8 @@
 #   make bench           build everything, run bench/run.py, append to
 #                        bench/RESULTS.md (BENCH_ARGS passes options on)
 #   make loadgen-test    the generator's own checks (bench/selftest.sh)
+#   make bench-deps      install the servers to compare with (Debian's prosody
+#                        and ejabberd; run.py skips those not installed)
 
 LOADGEN_SRC := $(wildcard bench/loadgen/*.c)
 LOADGEN_OBJ := $(LOADGEN_SRC:%.c=$(BUILD)/obj/%.o)
@@ -25,7 +27,12 @@ bench: deps
 	-$(MAKE) all
 	$(PYTHON) bench/run.py --build $(BUILD) $(BENCH_ARGS)
 
+BENCH_DEPS := prosody ejabberd
+
+bench-deps: deps
+	$(call need_pkgs,$(BENCH_DEPS))
+
 loadgen-test: $(BUILD)/loadgen
 	sh bench/selftest.sh $(BUILD)
 
-.PHONY: bench loadgen-test
+.PHONY: bench bench-deps loadgen-test

@@ -701,7 +701,7 @@ def plain(head, rows):
 
 def write_results(path, a, mach, servers, all_results, head, rows, notes):
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = ["", "## %s" % now, "",
+    lines = ["", "## Side by side, %s" % now, "",
              "Command: `%s`" % " ".join(["python3", "bench/run.py"] + sys.argv[1:]), "",
              "Machine: %s CPUs (%s), %s memory, Linux %s, descriptor limit %s; "
              "load average %s at the start (other work on the machine skews "

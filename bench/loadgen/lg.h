@@ -78,6 +78,7 @@ struct lg_opts {
 	bool to_full;		/* chat: address the full JID, not the bare one */
 	bool session;		/* login: roster get + presence before closing */
 	bool print_pairs;	/* rosters: only print the contact pairs */
+	bool smacks;		/* XEP-0198: <enable/> after bind, answer <r/> */
 	const char *scram_cache;	/* file of derived SCRAM keys, or NULL */
 };
 
@@ -173,12 +174,14 @@ enum {
 	CF_SESSION = 1 << 4,	/* roster result received */
 	CF_SHUT = 1 << 5,	/* we sent </stream:stream> */
 	CF_TLS_WW = 1 << 6,	/* SSL_write wants a read */
+	CF_SM = 1 << 7,		/* stream management enabled: count stanzas */
 };
 
 /* What kind of top-level element is being parsed. */
 enum lg_skind {
 	SK_NONE, SK_FEATURES, SK_PROCEED, SK_TLS_FAIL, SK_CHALLENGE, SK_SUCCESS,
 	SK_SASL_FAIL, SK_MESSAGE, SK_PRESENCE, SK_IQ, SK_STREAM_ERROR, SK_OTHER,
+	SK_SM_ENABLED, SK_SM_FAILED, SK_SM_R,	/* XEP-0198 (--smacks) */
 };
 
 /* Bits of what a stanza or the features carried. */
@@ -214,6 +217,7 @@ struct lg_conn {
 	uint64_t t_start;	/* when connect() was called */
 	uint32_t seq;		/* messages or presence changes sent */
 	uint32_t left;		/* presence changes still to send */
+	uint32_t sm_h;		/* --smacks: stanzas handled since <enabled/> */
 	_Atomic int inflight;	/* messages sent and not yet received */
 	struct lg_conn *dirty_next;
 };
@@ -225,7 +229,7 @@ enum lg_ctr {
 	C_ERR_BIND, C_ERR_TIMEOUT, C_CLOSED,
 	C_MSG_SENT, C_MSG_RECV, C_MSG_ERR, C_PRES_SENT, C_PRES_RECV,
 	C_SUB_SENT, C_SUBS_DONE, C_BEHIND, C_BYTES_IN, C_BYTES_OUT,
-	C_LAST_RECV_NS, C_NCTR,
+	C_LAST_RECV_NS, C_SM_ACKS, C_NCTR,
 };
 
 struct lg_worker {

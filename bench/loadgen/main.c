@@ -348,6 +348,8 @@ static void run_chat(double t0)
 	rep_num("send_rate", (double)sent1 / run_s, "msgs/s");
 	rep_num("delivered_per_s", (double)(recv1 - recv0) / run_s, "msgs/s");
 	rep_num("sends_skipped", (double)sum(C_BEHIND), NULL);
+	if (g_opts.smacks)
+		rep_num("sm_acks", (double)sum(C_SM_ACKS), NULL);
 	rep_num("drain_s", drain_s, "s");
 	rep_hist("latency", merged(offsetof(struct lg_worker, lat_msg)));
 	rep_cpu(&a, &b, "delivered", (double)sum(C_MSG_RECV));
@@ -368,6 +370,7 @@ static void run_idle(double t0)
 	rep_num("server_rss_after_kb", rss1 >= 0 ? (double)rss1 : NAN, "KiB");
 	rep_num("bytes_per_conn", rss0 >= 0 && rss1 >= 0 && online ?
 		(double)(rss1 - rss0) * 1024.0 / (double)online : NAN, "B");
+	rep_num("loadgen_rss_kb", (double)lg_proc_rss_kb(getpid()), "KiB");
 	rep_hist("login_latency", merged(offsetof(struct lg_worker, lat_login)));
 	if (g_opts.hold > 0) {
 		double end = now_s() + g_opts.hold;
@@ -525,6 +528,7 @@ static void usage(FILE *f)
 	      "  --count N (login: logins in all, default --users)  --no-session\n"
 	      "  --contacts K (10)  --changes M (10)  --print-pairs (rosters)\n"
 	      "  --settle S (3)  --hold S (0)  --timeout S (30)  --to-full\n"
+	      "  --smacks (XEP-0198: <enable/> after bind, answer <r/>)\n"
 	      "  -j, --jobs N (1 worker thread)  --src-addrs N (16)\n"
 	      "  --scram-cache FILE (derived SCRAM keys, kept between runs)\n"
 	      "  --server-pid PID  --json  --quiet\n", f);
@@ -542,7 +546,7 @@ enum { O_HOST = 256, O_PORT, O_DOMAIN, O_USERS, O_FIRST, O_PREFIX, O_PASSWORD,
        O_RESOURCE, O_TLS, O_MECH, O_RATE, O_DURATION, O_DRAIN, O_RAMP, O_SETTLE,
        O_HOLD, O_TIMEOUT, O_PID, O_JSON, O_QUIET, O_CONC, O_WINDOW, O_SRC,
        O_SIZE, O_COUNT, O_CONTACTS, O_CHANGES, O_TOFULL, O_NOSESSION, O_PAIRS,
-       O_CACHE };
+       O_CACHE, O_SMACKS };
 
 static const struct option long_opts[] = {
 	{ "host", 1, NULL, O_HOST }, { "port", 1, NULL, O_PORT },
@@ -561,6 +565,7 @@ static const struct option long_opts[] = {
 	{ "contacts", 1, NULL, O_CONTACTS }, { "changes", 1, NULL, O_CHANGES },
 	{ "to-full", 0, NULL, O_TOFULL }, { "no-session", 0, NULL, O_NOSESSION },
 	{ "print-pairs", 0, NULL, O_PAIRS }, { "scram-cache", 1, NULL, O_CACHE },
+	{ "smacks", 0, NULL, O_SMACKS },
 	{ "help", 0, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -613,6 +618,7 @@ static int set_option(int opt, const char *v)
 	case O_NOSESSION: o->session = false; break;
 	case O_PAIRS: o->print_pairs = true; break;
 	case O_CACHE: o->scram_cache = v; break;
+	case O_SMACKS: o->smacks = true; break;
 	default: return -1;
 	}
 	return 0;

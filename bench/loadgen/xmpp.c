@@ -18,6 +18,7 @@
 #define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl "
 #define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind "
 #define NS_CLIENT "jabber:client "
+#define NS_SM "urn:xmpp:sm:3 "
 
 /* Expat 2.6.0 added reparse deferral (on by default): a token cut in two by
  * a read is not parsed again until "enough" new bytes arrive, which on a
@@ -160,6 +161,21 @@ static void collect(struct lg_conn *c)
 	c->flags |= CF_COLLECT;
 }
 
+/* XEP-0198 elements: <r/> is answered, <enabled/> starts the count,
+ * <failed/> ends the connection; <a/> (for our own <r/>, never sent) and
+ * anything else are passed over. */
+static void start_sm(struct lg_conn *c, const char *local)
+{
+	if (strcmp(local, "r") == 0)
+		c->skind = SK_SM_R;
+	else if (strcmp(local, "enabled") == 0)
+		c->skind = SK_SM_ENABLED;
+	else if (strcmp(local, "failed") == 0)
+		c->skind = SK_SM_FAILED;
+	else
+		c->skind = SK_OTHER;
+}
+
 /* A top-level element begins: what is it? */
 static void start_stanza(struct lg_conn *c, const char *name, const char **atts)
 {
@@ -202,6 +218,8 @@ static void start_stanza(struct lg_conn *c, const char *name, const char **atts)
 	} else if (strcmp(name, NS_STREAMS "error") == 0) {
 		c->skind = SK_STREAM_ERROR;
 		lg_buf_reset(&c->text);
+	} else if (strncmp(name, NS_SM, sizeof(NS_SM) - 1) == 0) {
+		start_sm(c, name + sizeof(NS_SM) - 1);
 	} else {
 		c->skind = SK_OTHER;
 	}
@@ -394,6 +412,8 @@ static void went_online(struct lg_conn *c)
 	if (g_online)
 		atomic_store_explicit(&g_online[c->user - g_opts.first], 1,
 				      memory_order_relaxed);
+	if (g_opts.smacks)	/* as mobile clients do: right after bind */
+		lg_conn_sends(c, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
 	lg_sc_online(c);
 }
 
@@ -432,11 +452,37 @@ static void on_iq(struct lg_conn *c)
 	}
 }
 
+/* The end of a XEP-0198 element (--smacks). */
+static void end_sm(struct lg_conn *c)
+{
+	char ack[64];
+
+	switch (c->skind) {
+	case SK_SM_ENABLED:
+		c->flags |= CF_SM;
+		c->sm_h = 0;
+		break;
+	case SK_SM_R:
+		snprintf(ack, sizeof(ack), "<a xmlns='urn:xmpp:sm:3' h='%u'/>", c->sm_h);
+		lg_conn_sends(c, ack);
+		lg_ctr_add(c->w, C_SM_ACKS, 1);
+		break;
+	case SK_SM_FAILED:
+		stop(c, AFTER_FAIL, C_ERR_STREAM, "stream management refused");
+		break;
+	default:
+		break;
+	}
+}
+
 static void end_stanza(struct lg_conn *c)
 {
 	char msg[100];
 
 	c->flags &= (uint16_t)~CF_COLLECT;
+	if ((c->flags & CF_SM) &&
+	    (c->skind == SK_MESSAGE || c->skind == SK_PRESENCE || c->skind == SK_IQ))
+		c->sm_h++;
 	switch (c->skind) {
 	case SK_MESSAGE:
 		if (c->sflags & SF_TYPE_ERROR)
@@ -470,6 +516,11 @@ static void end_stanza(struct lg_conn *c)
 	case SK_STREAM_ERROR:
 		snprintf(msg, sizeof(msg), "stream error: %s", c->text.p ? c->text.p : "");
 		stop(c, AFTER_FAIL, C_ERR_STREAM, msg);
+		break;
+	case SK_SM_ENABLED:
+	case SK_SM_FAILED:
+	case SK_SM_R:
+		end_sm(c);
 		break;
 	default:
 		break;
