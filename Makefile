@@ -75,7 +75,8 @@ test-deps: deps
 
 certs/localhost.crt:
 	@mkdir -p certs
-	openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=localhost \
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-days 3650 -subj /CN=localhost \
 		-addext subjectAltName=DNS:localhost -keyout certs/localhost.key \
 		-out certs/localhost.crt 2>/dev/null
 	chmod 600 certs/localhost.key
