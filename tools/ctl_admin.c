@@ -312,35 +312,6 @@ static int shell(struct ctl_conn *c, int argc, char **argv)
 
 /* --- users ----------------------------------------------------------------------- */
 
-static char *read_password(const char *prompt)
-{
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	bool tty = isatty(STDIN_FILENO);
-	struct termios old, quiet;
-
-	if (tty) {
-		fprintf(stderr, "%s", prompt);
-		tcgetattr(STDIN_FILENO, &old);
-		quiet = old;
-		quiet.c_lflag &= ~(tcflag_t)ECHO;
-		tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
-	}
-	n = getline(&line, &cap, stdin);
-	if (tty) {
-		tcsetattr(STDIN_FILENO, TCSANOW, &old);
-		fputc('\n', stderr);
-	}
-	if (n < 0) {
-		free(line);
-		return NULL;
-	}
-	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		line[--n] = '\0';
-	return line;
-}
-
 static bool local_host(const char *host)
 {
 	size_t pos = 0;
@@ -415,7 +386,7 @@ static int cmd_user(int argc, char **argv)
 	if (!(needs_pw && (argc == 3 || argc == 4)) && !(strcmp(sub, "delete") == 0 && argc == 3))
 		return fail("usage: user create|password JID [PASSWORD]; user delete JID") + 1;
 	if (needs_pw) {
-		pw = argc == 4 ? strdup(argv[3]) : read_password("Password: ");
+		pw = argc == 4 ? strdup(argv[3]) : ctl_read_password("Password: ");
 		if (!pw || !*pw) {
 			free(pw);
 			return fail("no password given (empty passwords are not allowed)");

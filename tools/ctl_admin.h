@@ -16,6 +16,10 @@
 
 void ctl_admin_usage(FILE *f);
 
+/* A line from stdin without its newline, prompted and not echoed on a
+ * terminal; NULL at end of input. The caller frees it. (starlingctl.c) */
+char *ctl_read_password(const char *prompt);
+
 /* check [CONFIG]: runs before any config is loaded (a config that does
  * not load is what it reports). cfg_file: the -c file. Exit code: 0 when
  * there is no error (warnings allowed), 1 otherwise, 2 for bad usage. */

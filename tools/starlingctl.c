@@ -72,7 +72,7 @@ static int parse_user(const char *jid, struct jid *j)
 	return 0;
 }
 
-static char *read_password(const char *prompt)
+char *ctl_read_password(const char *prompt)
 {
 	char *line = NULL;
 	size_t cap = 0;
@@ -127,11 +127,11 @@ static int cmd_password(const char *jid, bool create)
 		return fail("user %s already exists", jid);
 	if (!create && !accounts_exists(j.domain, j.node))
 		return fail("no such user: %s", jid);
-	pw = read_password("Password: ");
+	pw = ctl_read_password("Password: ");
 	if (!pw)
 		return fail("%sno password given", "");
 	if (isatty(STDIN_FILENO)) {
-		again = read_password("Again: ");
+		again = ctl_read_password("Again: ");
 		if (!again || strcmp(pw, again) != 0) {
 			free(pw);
 			free(again);
