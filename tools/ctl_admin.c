@@ -12,7 +12,6 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
-#include <termios.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
