@@ -31,7 +31,6 @@ local NS_SID = "urn:xmpp:sid:0"
 local NS_FORWARD = "urn:xmpp:forward:0"
 local NS_DELAY = "urn:xmpp:delay"
 local NS_HINTS = "urn:xmpp:hints"
-local NS_CARBONS = "urn:xmpp:carbons:2"
 local NS_MUC_USER = "http://jabber.org/protocol/muc#user"
 local NS_VALIDATE = "http://jabber.org/protocol/xdata-validate"
 
@@ -46,6 +45,10 @@ end
 local page_size = module:get_option_integer("max_archive_query_results", 50, 1, HARD_MAX)
 local expires_after = module:get_option_period("archive_expires_after", "1w")
 local cleanup_interval = module:get_option_period("archive_cleanup_interval", "4h")
+if cleanup_interval <= 0 or cleanup_interval == huge then
+	error("option 'archive_cleanup_interval' on host '" .. module.host
+		.. "': expected a period greater than 0 (got 'never' or 0)", 0)
+end
 local prefs_cache_size = module:get_option_integer("archive_prefs_cache_size", 10000, 0)
 -- Payloads that make a message without a body worth keeping.
 local payloads = module:get_option_set("archive_payloads", {
@@ -63,13 +66,8 @@ local archive = module:open_store("archive", "archive")
 local prefs_store = module:open_store("archive_prefs", "keyval")
 local roster_store = module:open_store("roster", "keyval")
 
-local function send(event, stanza)
-	event.origin:send(stanza)
-	return true
-end
-
 local function fail(event, err_type, condition, text)
-	return send(event, st.error_reply(event.stanza, err_type, condition, text))
+	return module:reply(event, st.error_reply(event.stanza, err_type, condition, text))
 end
 
 -- --- what is kept -----------------------------------------------------------
@@ -87,18 +85,19 @@ end
 
 -- XEP-0313 section 5.1.1 and XEP-0334: chat and normal messages with a
 -- body or a payload that carries a conversation; never errors, headlines,
--- groupchat, copies of copies, or what the sender asked not to keep.
+-- groupchat, or what the sender asked not to keep. (Carbon copies and MAM
+-- results have no body of their own: they carry the message inside.)
 local function archivable(stanza)
-	local t = stanza.attr.type or "normal"
-	if t ~= "chat" and t ~= "normal" then
+	local t = stanza.attr.type
+	if t ~= nil and t ~= "chat" and t ~= "normal" then
 		return false
 	end
-	if stanza:get_child("no-store", NS_HINTS) or stanza:get_child("no-permanent-store", NS_HINTS)
-			or stanza:get_child("result", NS) or stanza:get_child("sent", NS_CARBONS)
-			or stanza:get_child("received", NS_CARBONS) then
+	local hint = stanza:child_with_ns(NS_HINTS)
+	if hint and (stanza:get_child("no-store", NS_HINTS)
+			or stanza:get_child("no-permanent-store", NS_HINTS)) then
 		return false
 	end
-	if stanza:get_child("body") or stanza:get_child("store", NS_HINTS) then
+	if stanza:get_child("body") or (hint and stanza:get_child("store", NS_HINTS)) then
 		return true
 	end
 	for child in elements(stanza) do
@@ -110,11 +109,13 @@ local function archivable(stanza)
 	return false
 end
 
--- --- preferences ------------------------------------------------------------
+-- --- accounts and their preferences ---------------------------------------
 
 -- Stored: { default = "roster", always = { jid, ... }, never = { jid, ... } }.
--- Cached per account as { default, always = set, never = set }, or false
--- for an account that never set any; the cache is emptied when full.
+-- Cached per existing account: { default, always = set, never = set }, or
+-- false for an account that never set any. An account in the cache exists
+-- (creating and deleting accounts fire events that drop the entry); the
+-- cache is emptied when full.
 local cache, cached = {}, 0
 
 local function compile(stored)
@@ -131,19 +132,23 @@ local function cache_put(username, value)
 	cache[username] = value
 end
 
-local function load_prefs(username)
+-- Whether username@host exists, and its preferences (nil: the defaults).
+local function account(username, host)
 	local p = cache[username]
 	if p ~= nil then
-		return p or nil
+		return true, p or nil
+	end
+	if not core.user_exists(username, host) then
+		return false
 	end
 	local stored, err = prefs_store:get(username)
 	if err then
 		module:log("error", "cannot read the archive preferences of %s: %s", username, err)
-		return nil
+		return true, nil
 	end
 	p = stored and compile(stored) or false
 	cache_put(username, p)
-	return p or nil
+	return true, p or nil
 end
 
 local function in_roster(username, bare)
@@ -152,22 +157,21 @@ local function in_roster(username, bare)
 end
 
 -- XEP-0441 section 2.4: whether messages with `other` (the 'to' of an
--- outgoing message, the 'from' of an incoming one) go to the archive of
--- username@host. A JID in both lists is never archived.
-local function wanted(username, host, other)
-	local p = load_prefs(username)
-	local bare = other and jid.bare(other)
+-- outgoing message, the 'from' of an incoming one; `bare` its bare JID) go
+-- to the archive of username@host, whose preferences are p. A JID in both
+-- lists is never archived.
+local function wanted(username, host, p, other, bare)
 	local policy = default_policy
 	if p then
-		if bare and (p.never[other] or p.never[bare]) then
+		if p.never[other] or p.never[bare] then
 			return false
-		elseif bare and (p.always[other] or p.always[bare]) then
+		elseif p.always[other] or p.always[bare] then
 			return true
 		end
 		policy = p.default
 	end
 	if policy == "roster" then
-		return bare ~= nil and (bare == username .. "@" .. host or in_roster(username, bare))
+		return bare == username .. "@" .. host or in_roster(username, bare)
 	end
 	return policy == "always"
 end
@@ -215,7 +219,7 @@ local function incoming(event)
 		return
 	end
 	local bare = username .. "@" .. host
-	if has_stanza_id(stanza, bare) then
+	if stanza:get_child("stanza-id", NS_SID) and has_stanza_id(stanza, bare) then
 		if origin == nil then
 			return -- the server routes a message it archived already (smacks)
 		end
@@ -227,16 +231,14 @@ local function incoming(event)
 	if resource and stanza.attr.type ~= "chat" and not core.session(to) then
 		return -- bounces (RFC 6121 8.5.3.2.1)
 	end
-	if #core.sessions(bare) == 0 and not core.user_exists(username, host) then
-		return
-	end
-	local from = stanza.attr.from
-	if not wanted(username, host, from or host) then
-		return
-	end
-	local id = append(username, stanza, from and jid.bare(from) or host)
-	if id then
-		stanza:add_direct_child(st.stanza("stanza-id", { xmlns = NS_SID, by = bare, id = id }))
+	local exists, prefs = account(username, host)
+	local from = stanza.attr.from or host
+	local with = jid.bare(from)
+	if exists and wanted(username, host, prefs, from, with) then
+		local id = append(username, stanza, with)
+		if id then
+			stanza:reset():tag("stanza-id", { xmlns = NS_SID, by = bare, id = id }):up()
+		end
 	end
 end
 
@@ -245,19 +247,23 @@ end
 local function outgoing(event)
 	local origin, stanza = event.origin, event.stanza
 	local to = stanza.attr.to
-	if not (origin and origin.username and to) then
+	local username = origin and origin.username
+	if not (username and to) then
 		return
 	end
-	local bare = origin.bare_jid
-	local to_bare = jid.bare(to)
-	if to_bare == bare or not archivable(stanza) or not wanted(origin.username, origin.host, to) then
+	local bare, to_bare = origin.bare_jid, jid.bare(to)
+	if to_bare == bare or not archivable(stanza) then
 		return
 	end
-	if has_stanza_id(stanza, bare) then
+	local _, prefs = account(username, origin.host)
+	if not wanted(username, origin.host, prefs, to, to_bare) then
+		return
+	end
+	if stanza:get_child("stanza-id", NS_SID) and has_stanza_id(stanza, bare) then
 		stanza = stanza:clone()
 		strip_stanza_ids(stanza, bare)
 	end
-	append(origin.username, stanza, to_bare)
+	append(username, stanza, to_bare)
 end
 
 -- --- queries ----------------------------------------------------------------
@@ -359,9 +365,8 @@ local function bound(username, form_id, rsm_id, tighter_is_later)
 	return (l == a and b or a).id
 end
 
--- The store query of a MAM query: the query table, the full JID to match
--- (when 'with' has a resource), whether it pages backwards; or nil,
--- condition, text.
+-- The store query of a MAM query (q.reverse: it pages backwards) and the
+-- full JID to match (when 'with' has a resource); or nil, condition.
 local function store_query(username, f, page, max)
 	local q = { start = f.start, ["end"] = f["end"], ids = f.ids, reverse = page.before ~= nil }
 	local lo = horizon()
@@ -478,15 +483,13 @@ local function query_failed(event, err)
 	return fail(event, ERROR_TYPE[err[1]] or "modify", err[1], err[2])
 end
 
--- The first page index when it is known without counting: 0 going
--- forwards from the start, count - n for the last page.
-local function first_index(q, page, count, n)
-	if n == 0 then
-		return nil
-	elseif not q.reverse and not page.after then
+-- The index of the first item, given only where it costs no counting: 0
+-- for the first page forwards. (The last page, count - n, is left out:
+-- slixmpp 1.8 takes first index + page size = count as the end of the
+-- set in either direction, and would stop paging backwards at once.)
+local function first_index(q, page, n)
+	if n > 0 and not q.reverse and not page.after then
 		return 0
-	elseif page.before == true and count then
-		return count - n
 	end
 	return nil
 end
@@ -520,12 +523,12 @@ local function handle_query(event)
 	local fin = st.reply(stanza):tag("fin", { xmlns = NS, complete = complete and "true" or "false",
 		stable = "true" })
 	rsm.add(fin, { first = items[1] and items[1].id, last = items[n] and items[n].id,
-		index = first_index(q, page, count, n), count = count })
-	return send(event, fin)
+		index = first_index(q, page, n), count = count })
+	return module:reply(event, fin)
 end
 
 local function handle_form(event)
-	return send(event, st.reply(event.stanza):tag("query", { xmlns = NS }):add_child(query_form))
+	return module:reply(event, st.reply(event.stanza):tag("query", { xmlns = NS }):add_child(query_form))
 end
 
 local function handle_metadata(event)
@@ -543,16 +546,16 @@ local function handle_metadata(event)
 			reply:tag(which, { id = id, timestamp = datetime.datetime(when) }):up()
 		end
 	end
-	return send(event, reply)
+	return module:reply(event, reply)
 end
 
 -- --- preference requests ----------------------------------------------------
 
 local function prefs_reply(stanza, default, always, never)
 	local reply = st.reply(stanza):tag("prefs", { xmlns = NS, default = default })
-	for name, list in pairs({ always = always, never = never }) do
-		reply:tag(name)
-		for _, j in ipairs(list) do
+	for _, list in ipairs({ { "always", always }, { "never", never } }) do
+		reply:tag(list[1])
+		for _, j in ipairs(list[2]) do
 			reply:text_tag("jid", j)
 		end
 		reply:up()
@@ -561,11 +564,11 @@ local function prefs_reply(stanza, default, always, never)
 end
 
 local function handle_prefs_get(event)
-	local p = load_prefs(event.origin.username)
+	local _, p = account(event.origin.username, event.origin.host)
 	if not p then
-		return send(event, prefs_reply(event.stanza, default_policy, {}, {}))
+		return module:reply(event, prefs_reply(event.stanza, default_policy, {}, {}))
 	end
-	return send(event, prefs_reply(event.stanza, p.default, p.always:to_array(), p.never:to_array()))
+	return module:reply(event, prefs_reply(event.stanza, p.default, p.always:to_array(), p.never:to_array()))
 end
 
 -- The prepared JIDs of <always/> or <never/>; nil when one is invalid.
@@ -586,7 +589,7 @@ local function handle_prefs_set(event)
 	local origin, prefs = event.origin, event.stanza.tags[1]
 	local default = prefs.attr.default
 	if default == nil then
-		local p = load_prefs(origin.username)
+		local _, p = account(origin.username, origin.host)
 		default = p and p.default or default_policy
 	elseif default ~= "always" and default ~= "never" and default ~= "roster" then
 		return fail(event, "modify", "bad-request", "default must be always, never or roster")
@@ -602,7 +605,7 @@ local function handle_prefs_set(event)
 		return fail(event, "wait", "internal-server-error")
 	end
 	cache_put(origin.username, compile(stored))
-	return send(event, prefs_reply(event.stanza, default, stored.always, stored.never))
+	return module:reply(event, prefs_reply(event.stanza, default, stored.always, stored.never))
 end
 
 -- Another account's archive is not to be read.

@@ -3,7 +3,8 @@
 -- The file runs in a sandbox. Plain assignments set options in the current
 -- section: the global section until the first `VirtualHost "name"` or
 -- `Component "name" ["module"]`, then that host. `Include "path-or-glob"`
--- runs another file in the same way (relative to the including file).
+-- runs another file in the same way (relative to the including file; a
+-- glob skips the files being loaded, naming one of them is an error).
 -- Lookups: cfg:get(host, key) tries the host's section, then the global one.
 
 local setmetatable, type, pairs, ipairs = setmetatable, type, pairs, ipairs
@@ -36,11 +37,26 @@ local function dirname(path)
 	return path:match("^(.*)/[^/]*$") or "."
 end
 
+-- One spelling per file for the Include cycle check: "a/./b", "a//b" and
+-- "./a/b" are "a/b".
+local function normalize(p)
+	local n
+	repeat
+		p, n = p:gsub("/%./", "/")
+	until n == 0
+	p = p:gsub("//+", "/"):gsub("^%./", "")
+	return p
+end
+
+local function is_glob(pattern)
+	return pattern:find("[*?%[]") ~= nil
+end
+
 local function expand(base, pattern)
 	if pattern:sub(1, 1) ~= "/" then
 		pattern = base .. "/" .. pattern
 	end
-	if not pattern:find("[*?%[]") then
+	if not is_glob(pattern) then
 		return { pattern }
 	end
 	-- Globs: let the shell list them, one per line, sorted.
@@ -128,10 +144,21 @@ function M.load(path)
 		end
 	end
 
+	-- The files being run, the innermost last, and the same as a set.
+	local stack, active = {}, {}
+
+	-- Relative to the including file. A glob skips the files that are
+	-- being run (`Include "*.cfg"` next to the main file matches it too);
+	-- naming one of them is an error, not an endless recursion.
 	function env.Include(pattern)
-		local files = expand(dirname(path), pattern)
-		for _, f in ipairs(files) do
-			run_file(f)
+		if type(pattern) ~= "string" or pattern == "" then
+			error("Include expects a file name or a glob", 2)
+		end
+		local glob = is_glob(pattern)
+		for _, f in ipairs(expand(dirname(stack[#stack]), pattern)) do
+			if not (glob and active[normalize(f)]) then
+				run_file(f)
+			end
 		end
 	end
 
@@ -148,11 +175,19 @@ function M.load(path)
 	})
 
 	function run_file(file)
+		local key = normalize(file)
+		if active[key] then
+			error(file .. ": Include cycle (the file is already being loaded)", 0)
+		end
 		local chunk, err = loadfile(file, "t", env)
 		if not chunk then
 			error(err, 0)
 		end
+		active[key] = true
+		stack[#stack + 1] = file
 		chunk()
+		stack[#stack] = nil
+		active[key] = nil
 	end
 
 	local ok, err = pcall(run_file, path)

@@ -6,7 +6,7 @@
  *
  * Input: the config file's bytes (any Lua, or not Lua at all). It is
  * written to starling.cfg in a private temporary directory, which also
- * holds inc.cfg and conf.d/{a,b}.cfg for Include to find.
+ * holds inc.cfg and conf.d/{a,b}.cfg for Include to find, and probe.lua.
  *
  * Whatever the input, the process must not crash and the sandbox must
  * hold:
@@ -15,7 +15,11 @@
  *     debug.*, ...) is replaced, once config.lua has been required, by a
  *     trap that aborts: the config reaching any of them is a finding;
  *   - the shared library tables (string, table, math) and the string
- *     metatable must be unchanged after every load.
+ *     metatable must be unchanged after every load;
+ *   - a fresh load of probe.lua after every input still sees the sandbox
+ *     as it should be (nothing a config did carries over to the next).
+ * config_host_next()'s strings are read after a full garbage collection
+ * (they must be anchored in the config, not only on the Lua stack).
  * The harness (not the server) bounds what a config may cost: 64 MiB of
  * Lua memory, an instruction budget (a count hook raising an error), and
  * loadfile / io.popen confined to the temporary directory, so that

@@ -14,6 +14,14 @@ suite.
     dave.subscribe(bob_jid)                     # RFC 6121 subscriptions
     dave.wait_presence(**{"from": bob_full_jid, "type": "available"})
     dave.roster(ver="")                         # {"empty", "ver", "items"}
+
+    eve = Agent("slixmpp", server, account, plugins=["xep_0198", "xep_0280",
+                                                      "xep_0313"])
+    eve.wait("sm_enabled")                      # XEP-0198, with resumption
+    eve.cut(); eve.reconnect()                  # drop TCP, then resume
+    eve.carbons()                               # XEP-0280 enable
+    eve.mam(max=50, reverse=True)               # every archive item (XEP-0313)
+    eve.raw("<inactive xmlns='urn:xmpp:csi:0'/>")
 """
 
 import json
@@ -143,6 +151,41 @@ class Agent:
         ev = self.wait("roster", timeout)
         if not ev.get("ok"):
             raise AgentError("%s: roster get failed: %s" % (self.name, ev))
+        return ev
+
+    def presence(self, show=None, status=None):
+        """Broadcast presence with this show and status."""
+        self._command({"cmd": "presence", "show": show, "status": status})
+
+    def raw(self, xml):
+        """Send XML as it is (a nonza such as XEP-0352 <inactive/>)."""
+        self._command({"cmd": "raw", "xml": xml})
+
+    def cut(self, timeout=20):
+        """Drop the TCP connection without closing the stream (a phone
+        losing its network); returns once the library noticed."""
+        self._command({"cmd": "cut"})
+        return self.wait("cut", timeout)
+
+    def reconnect(self, timeout=20):
+        """Connect again after cut(); with xep_0198 the library resumes
+        the stream (the 'resumed' event)."""
+        self._command({"cmd": "reconnect"})
+        return self.wait("resumed", timeout)
+
+    def carbons(self, enable=True, timeout=20):
+        """XEP-0280 enable (or disable): the iq_result event."""
+        return self._blocking({"cmd": "carbons", "enable": enable}, timeout)
+
+    def mam(self, max=50, reverse=False, with_jid=None, timeout=60):
+        """Page through the account's archive with the library's XEP-0313
+        and XEP-0059 iterator: the mam event ({"ok", "pages", "items":
+        [[id, body, stamp], ...]} in the order received)."""
+        self._command({"cmd": "mam", "max": max, "reverse": reverse,
+                       "with": with_jid})
+        ev = self.wait("mam", timeout)
+        if not ev.get("ok"):
+            raise AgentError("%s: archive query failed: %s" % (self.name, ev))
         return ev
 
     def _command(self, cmd):

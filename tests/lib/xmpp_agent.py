@@ -20,7 +20,18 @@ stdout, one JSON object a line:
     {"event": "message_error", "from": .., "id": .., "condition": ..,
      "app_condition": ..}                        a message bounced (slixmpp)
     {"event": "iq_result", "cmd": .., "ok": true|false, "jids": [..],
-     "condition": ..}                            the answer to a blocking command
+     "condition": ..}                            the answer to a blocking or
+                                                 carbons command
+    {"event": "sm_enabled", "id": .., "resume": bool}   XEP-0198 enabled
+                                                 (slixmpp --plugins xep_0198)
+    {"event": "cut"}                             the connection was dropped
+                                                 by a cut command
+    {"event": "resumed"}                         the stream was resumed
+    {"event": "carbon", "direction": "received"|"sent", "from": .., "to": ..,
+     "id": .., "body": ..}                       a XEP-0280 copy (the inner
+                                                 message; --plugins xep_0280)
+    {"event": "mam", "ok": true|false, "pages": N, "items": [[ID, BODY,
+     STAMP], ..], "condition": ..}               the answer to a mam command
     {"event": "failed", "reason": ..}            login or connection failed
     {"event": "disconnected", "reason": ..}
 stdin, one JSON object a line:
@@ -29,6 +40,17 @@ stdin, one JSON object a line:
     {"cmd": "blocklist"}                             --plugins xep_0191)
     {"cmd": "subscribe", "to": JID}              presence subscription request
     {"cmd": "roster", "ver": VER or null}        a roster get (slixmpp)
+    {"cmd": "presence", "show": .., "status": ..}  broadcast presence
+    {"cmd": "raw", "xml": TEXT}                  sent as it is (nonzas such as
+                                                 XEP-0352 <inactive/>)
+    {"cmd": "cut"}                               drop the TCP connection
+                                                 without closing the stream
+    {"cmd": "reconnect"}                         connect again after a cut
+                                                 (xep_0198 resumes)
+    {"cmd": "carbons", "enable": bool}           XEP-0280 (--plugins xep_0280)
+    {"cmd": "mam", "max": N, "reverse": bool, "with": JID or null}
+                                                 page through the whole
+                                                 archive (--plugins xep_0313)
     {"cmd": "quit"}
 The library's debug log goes to stderr. The agent exits by itself after
 --lifetime seconds.
@@ -89,11 +111,19 @@ async def run_slixmpp(args, commands):
         mechanisms.sasl_callback = credentials
 
     done = asyncio.get_running_loop().create_future()
+    state = {"cutting": False}
 
     def finish(event, reason):
         emit(event, reason=str(reason))
         if not done.done():
             done.set_result(None)
+
+    def disconnected(reason):
+        if state["cutting"]:
+            state["cutting"] = False
+            emit("cut")
+        else:
+            finish("disconnected", reason)
 
     async def session_start(_):
         if args.im:     # an interested resource before initial presence
@@ -103,6 +133,8 @@ async def run_slixmpp(args, commands):
         emit("ready", jid=str(xmpp.boundjid), mech=mech and mech.name)
 
     def message(msg):
+        if msg.xml.find("{urn:xmpp:mam:2}result") is not None:
+            return                      # reported by the mam command
         delay = None
         if ("xep_0203" in args.plugins
                 and msg.xml.find("{urn:xmpp:delay}delay") is not None):
@@ -137,8 +169,8 @@ async def run_slixmpp(args, commands):
                            lambda _: finish("failed", "all SASL mechanisms failed"))
     xmpp.add_event_handler("connection_failed",
                            lambda e: finish("failed", "connection failed: %s" % e))
-    xmpp.add_event_handler("disconnected",
-                           lambda r: finish("disconnected", r))
+    xmpp.add_event_handler("disconnected", disconnected)
+    add_slixmpp_extras(xmpp, args)
     xmpp.connect(address=(args.host, args.port), use_ssl=args.direct_tls,
                  disable_starttls=False)
 
@@ -160,6 +192,11 @@ async def run_slixmpp(args, commands):
                 xmpp.send_presence(pto=cmd["to"], ptype="subscribe")
             elif cmd["cmd"] == "roster":
                 await slixmpp_roster(xmpp, cmd.get("ver"))
+            elif cmd["cmd"] == "cut":
+                state["cutting"] = True
+                xmpp.transport.abort()      # no </stream:stream>
+            else:
+                await slixmpp_modern(xmpp, args, cmd)
 
     server_task = asyncio.ensure_future(serve())
     await asyncio.wait([server_task, done], return_when=asyncio.FIRST_COMPLETED)
@@ -170,6 +207,78 @@ async def run_slixmpp(args, commands):
             pass
     else:
         server_task.cancel()
+
+
+def add_slixmpp_extras(xmpp, args):
+    """Events of the XEP-0198 and XEP-0280 plugins, when registered."""
+    def carbon(direction):
+        def handler(msg):
+            inner = msg["carbon_%s" % direction]
+            emit("carbon", **{"direction": direction, "from": str(inner["from"]),
+                              "to": str(inner["to"]), "id": inner["id"],
+                              "body": inner["body"]})
+        return handler
+
+    if "xep_0198" in args.plugins:
+        xmpp.add_event_handler("sm_enabled", lambda s: emit(
+            "sm_enabled", id=s["id"], resume=s["resume"] in ("true", "1", True)))
+        xmpp.add_event_handler("session_resumed", lambda _: emit("resumed"))
+    if "xep_0280" in args.plugins:
+        xmpp.add_event_handler("carbon_received", carbon("received"))
+        xmpp.add_event_handler("carbon_sent", carbon("sent"))
+
+
+async def slixmpp_modern(xmpp, args, cmd):
+    """The commands of mobile and multi-device clients: presence, raw
+    nonzas, reconnection, carbons, archive queries."""
+    from slixmpp.exceptions import IqError, IqTimeout
+
+    if cmd["cmd"] == "presence":
+        xmpp.send_presence(pshow=cmd.get("show"), pstatus=cmd.get("status"),
+                           ppriority=args.priority)
+    elif cmd["cmd"] == "raw":
+        xmpp.send_raw(cmd["xml"])
+    elif cmd["cmd"] == "reconnect":
+        xmpp.connect(address=(args.host, args.port), use_ssl=args.direct_tls,
+                     disable_starttls=False)
+    elif cmd["cmd"] == "carbons":
+        plugin = xmpp["xep_0280"]
+        try:
+            await (plugin.enable if cmd.get("enable", True) else plugin.disable)(timeout=10)
+            emit("iq_result", cmd="carbons", ok=True)
+        except IqError as e:
+            emit("iq_result", cmd="carbons", ok=False,
+                 condition=e.iq["error"]["condition"])
+        except IqTimeout:
+            emit("iq_result", cmd="carbons", ok=False, condition="timeout")
+    elif cmd["cmd"] == "mam":
+        await slixmpp_mam(xmpp, cmd)
+
+
+async def slixmpp_mam(xmpp, cmd):
+    """Pages through the account's archive with slixmpp's own RSM iterator
+    (forwards, or backwards from the end with reverse); reports every item
+    in the order the pages and their items came."""
+    from slixmpp import JID
+    from slixmpp.exceptions import IqError, IqTimeout
+
+    iterator = xmpp["xep_0313"].retrieve(
+        with_jid=JID(cmd["with"]) if cmd.get("with") else None,
+        reverse=bool(cmd.get("reverse")), iterator=True,
+        rsm={"max": int(cmd.get("max", 50))})
+    items, pages = [], 0
+    try:
+        async for page in iterator:
+            pages += 1
+            for msg in page["mam"]["results"]:
+                fwd = msg["mam_result"]["forwarded"]
+                stamp = fwd["delay"]["stamp"]
+                items.append([msg["mam_result"]["id"], fwd["stanza"]["body"],
+                              stamp.isoformat() if stamp else None])
+    except (IqError, IqTimeout) as e:
+        emit("mam", ok=False, pages=pages, items=items, condition=str(e))
+        return
+    emit("mam", ok=True, pages=pages, items=items)
 
 
 async def slixmpp_blocking(xmpp, cmd):
