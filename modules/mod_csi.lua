@@ -7,6 +7,8 @@
 -- call) sends everything held at once, in order, then itself; going active
 -- does the same. Held bytes are capped by csi_max_held_bytes (core option).
 
+local st = require "util.stanza"
+
 local NS = "urn:xmpp:csi:0"
 
 local NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
@@ -34,24 +36,11 @@ local function inner_message(stanza)
 	return stanza
 end
 
--- Every child element, whatever its namespace (childtags() filters by the
--- parent's namespace when given none).
-local function elements(stanza)
-	local it = stanza:children()
-	return function()
-		for child in it do
-			if type(child) ~= "string" then
-				return child
-			end
-		end
-	end
-end
-
 local function matters(message)
 	if message:get_child("body") or message:get_child("subject") then
 		return true
 	end
-	for child in elements(message) do
+	for child in st.elements(message) do
 		if important:contains(child.attr.xmlns) then
 			return true
 		end
@@ -61,7 +50,7 @@ end
 
 local function only_chat_state(message)
 	local any = false
-	for child in elements(message) do
+	for child in st.elements(message) do
 		if child.attr.xmlns ~= NS_CHATSTATES then
 			return false
 		end

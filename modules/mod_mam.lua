@@ -72,17 +72,6 @@ end
 
 -- --- what is kept -----------------------------------------------------------
 
-local function elements(stanza)
-	local it = stanza:children()
-	return function()
-		for child in it do
-			if type(child) ~= "string" then
-				return child
-			end
-		end
-	end
-end
-
 -- XEP-0313 section 5.1.1 and XEP-0334: chat and normal messages with a
 -- body or a payload that carries a conversation; never errors, headlines,
 -- groupchat, or what the sender asked not to keep. (Carbon copies and MAM
@@ -100,7 +89,7 @@ local function archivable(stanza)
 	if stanza:get_child("body") or (hint and stanza:get_child("store", NS_HINTS)) then
 		return true
 	end
-	for child in elements(stanza) do
+	for child in st.elements(stanza) do
 		local ns = child.attr.xmlns
 		if payloads[ns] or (ns == NS_MUC_USER and child:get_child("invite", NS_MUC_USER)) then
 			return true

@@ -18,6 +18,19 @@ local error, type = error, type
 
 local xmlns_stanzas = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
+-- Every child element of s, whatever its namespace (s:childtags() with
+-- no arguments keeps to s's own namespace, as in Prosody).
+local function elements(s)
+	local it = s:children()
+	return function()
+		for child in it do
+			if type(child) ~= "string" then
+				return child
+			end
+		end
+	end
+end
+
 local function stanza(name, attr)
 	return new(name, attr)
 end
@@ -101,6 +114,7 @@ return {
 	error_reply = error_reply,
 	is_stanza = is_stanza,
 	clone = clone,
+	elements = elements,
 	methods = cstanza.methods,
 	xmlns_stanzas = xmlns_stanzas,
 }
