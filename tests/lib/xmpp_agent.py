@@ -56,12 +56,11 @@ The library's debug log goes to stderr. The agent exits by itself after
 --lifetime seconds.
 
 Library notes (versions in Debian 12):
-- slixmpp 1.8.3 sends the gs2 flag 'y' with a forced non-PLUS SCRAM
-  mechanism whenever TLS is up, even when the server offered -PLUS, and
-  RFC 5802 section 6 requires such a server to fail the authentication. A
-  client that knows the server offers -PLUS but does not use it should say
-  'n'; the agent makes slixmpp do so by hiding the channel binding
-  credential (--slixmpp-cb keeps slixmpp's own behaviour).
+- slixmpp 1.8.3 knows only tls-unique (undefined on TLS 1.3) and sends
+  the gs2 flag 'y' with a non-PLUS SCRAM mechanism whenever TLS is up.
+  Starling accepts that by default (c2s_strict_channel_binding = false),
+  so the agent runs slixmpp as it is; --hide-cb hides the channel binding
+  credential so that it says 'n' (for a server with the strict rule).
 - aioxmpp 0.13.3 (aiosasl 0.5) uses non-PLUS SCRAM only (the best hash
   offered, flag 'n') and enforces at least 4096 iterations.
 """
@@ -99,7 +98,7 @@ async def run_slixmpp(args, commands):
         xmpp.register_plugin(plugin)
     xmpp.ssl_context.check_hostname = False
     xmpp.ssl_context.verify_mode = ssl.CERT_NONE
-    if not args.slixmpp_cb:
+    if args.hide_cb:
         mechanisms = xmpp["feature_mechanisms"]
         default_credentials = mechanisms.sasl_callback
 
@@ -396,8 +395,9 @@ def main():
     ap.add_argument("--im", action="store_true",
                     help="slixmpp: get the roster before initial presence "
                          "and report every presence")
-    ap.add_argument("--slixmpp-cb", action="store_true",
-                    help="keep slixmpp's own channel binding behaviour")
+    ap.add_argument("--hide-cb", action="store_true",
+                    help="slixmpp: hide the channel binding credential "
+                         "(gs2 flag 'n' instead of 'y')")
     args = ap.parse_args()
     logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
