@@ -108,5 +108,6 @@ clean:
 	rm -rf build build-asan
 
 -include bench/bench.mk
+-include tests/fuzz/fuzz.mk
 
 .PHONY: all unit deps test-deps run test test-asan install clean
