@@ -154,6 +154,10 @@ function M.load(path)
 		if type(pattern) ~= "string" or pattern == "" then
 			error("Include expects a file name or a glob", 2)
 		end
+		if pattern:find("\0", 1, true) then
+			-- the OS would see a shorter name (and the shell a cut command)
+			error("Include: a file name cannot hold a NUL byte", 2)
+		end
 		local glob = is_glob(pattern)
 		for _, f in ipairs(expand(dirname(stack[#stack]), pattern)) do
 			if not (glob and active[normalize(f)]) then

@@ -9,7 +9,8 @@
 #   make fuzz-ci      the regression inputs once, then each target for
 #                     FUZZ_CI_SECONDS (20)
 #   make fuzz-coverage  line coverage of the work corpora (llvm-cov)
-#   make fuzz-deps    the Debian packages: clang, its runtime, llvm-14
+#   make fuzz-deps    the Debian packages: clang and its runtime (and
+#                     llvm-14 for fuzz-coverage)
 #   FUZZ_TARGETS=jid make fuzz     one target only
 
 FUZZ_CC ?= clang
@@ -18,7 +19,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_CI_SECONDS ?= 20
 FUZZ_TARGETS ?= xmlstream sasl jid value config
 FUZZ_FLAGS ?= -timeout=30 -rss_limit_mb=2048 -print_final_stats=1
-FUZZ_PKGS := clang libclang-rt-14-dev llvm-14
+FUZZ_PKGS := clang libclang-rt-14-dev
+FUZZ_COV_PKGS := llvm-14
 
 FUZZ_CFLAGS := -g -O1 -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined \
@@ -82,8 +84,8 @@ endef
 fuzz: fuzz-build
 	$(call fuzz_run,$(FUZZ_SECONDS))
 
-# The regression inputs and seeds once each (libFuzzer runs files given
-# as arguments without fuzzing), then a short run of every target.
+# The seeds and regression inputs once each (libFuzzer runs the files
+# given as arguments without fuzzing); the log of a failure is shown.
 fuzz-regress: fuzz-build
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		seed=tests/fuzz/seed_$$(echo $$t | sed 's/^xmlstream$$/xml/'); \
@@ -93,6 +95,7 @@ fuzz-regress: fuzz-build
 			|| { cat $(FUZZ_BUILD)/replay_$$t.log; exit 1; }; \
 	done
 
+# For CI: the replay, then a short run of every target.
 fuzz-ci: fuzz-regress
 	$(call fuzz_run,$(FUZZ_CI_SECONDS))
 
@@ -123,7 +126,10 @@ $(FUZZ_COV)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_COMMON) $(FUZZ_COV)/libcore.a $(H
 	$(FUZZ_CC) $(FUZZ_COV_CFLAGS) -fsanitize=fuzzer -o $@ $< \
 		$(FUZZ_COV)/libcore.a $(XLDLIBS) $(LDLIBS)
 
-$(FUZZ_COV_OBJ) $(FUZZ_TARGETS:%=$(FUZZ_COV)/fuzz_%): | deps fuzz-deps
+$(FUZZ_COV_OBJ) $(FUZZ_TARGETS:%=$(FUZZ_COV)/fuzz_%): | deps fuzz-deps fuzz-cov-deps
+
+fuzz-cov-deps:
+	$(call need_pkgs,$(FUZZ_COV_PKGS))
 
 fuzz-coverage: $(FUZZ_TARGETS:%=$(FUZZ_COV)/fuzz_%)
 	@set -e; $(foreach t,$(FUZZ_TARGETS), \
@@ -144,4 +150,5 @@ fuzz-clean:
 
 clean: fuzz-clean
 
-.PHONY: fuzz fuzz-build fuzz-ci fuzz-regress fuzz-deps fuzz-clean fuzz-coverage
+.PHONY: fuzz fuzz-build fuzz-ci fuzz-regress fuzz-deps fuzz-clean fuzz-coverage \
+	fuzz-cov-deps

@@ -21,10 +21,12 @@
  * config_host_next()'s strings are read after a full garbage collection
  * (they must be anchored in the config, not only on the Lua stack).
  * The harness (not the server) bounds what a config may cost: 64 MiB of
- * Lua memory, an instruction budget (a count hook raising an error), and
- * loadfile / io.popen confined to the temporary directory, so that
- * `while true do end`, `string.rep("x", 1e10)` or Include of a device end
- * the load with an error instead of hanging the fuzzer.
+ * Lua memory, an instruction budget (a count hook raising an error),
+ * string.rep counts up to 2^24 (string.rep("", 2e9) is 2e9 empty copies
+ * inside one C call, where no hook runs), and loadfile / io.popen confined
+ * to the temporary directory, so that `while true do end`,
+ * `string.rep("x", 1e10)` or Include of a device end the load with an
+ * error instead of hanging the fuzzer.
  */
 #include "fuzz_common.h"
 #include "config.h"
@@ -126,18 +128,23 @@ static int cf_make_trap(lua_State *L)
 }
 
 /* Run once, given (make_trap, dir): confines loadfile and io.popen to
- * dir, silences print, requires starling.config (which captures what it
+ * dir, silences print, bounds string.rep, requires starling.config (which captures what it
  * uses), then traps every other global function, and returns a checker
  * that reports a change of the shared library tables. */
 static const char cf_setup_lua[] =
 	"local make_trap, dir = ...\n"
 	"local pairs, type, rawget, tostring, getmetatable, ipairs ="
 	"  pairs, type, rawget, tostring, getmetatable, ipairs\n"
-	"local real_loadfile, real_popen = loadfile, io.popen\n"
+	"local error = error\n"
+	"local real_loadfile, real_popen, real_rep = loadfile, io.popen, string.rep\n"
 	"local function inside(s, prefix)\n"
 	"  return s:sub(1, #prefix) == prefix and not s:find('..', 1, true)\n"
 	"end\n"
 	"print = function() end\n"
+	"string.rep = function(s, n, sep)\n"
+	"  if type(n) == 'number' and n > 2^24 then error('fuzz: string.rep count bounded', 2) end\n"
+	"  return real_rep(s, n, sep)\n"
+	"end\n"
 	"loadfile = function(file, mode, env)\n"
 	"  if type(file) ~= 'string' or not inside(file, dir .. '/') then\n"
 	"    return nil, 'fuzz: outside the fuzz directory'\n"

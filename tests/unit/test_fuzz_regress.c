@@ -29,8 +29,6 @@
 #include <dirent.h>
 #include <signal.h>
 
-typedef int (*fuzz_fn)(const uint8_t *data, size_t size);
-
 static char current[PATH_MAX];
 
 /* A check that aborts: say which input it was. */
@@ -66,7 +64,8 @@ static bool read_file(const char *path, struct sbuf *out)
 
 /* Runs every regular file of dir (sorted) through fn: how many, or -1
  * when dir cannot be read. */
-static int replay_dir(const char *dir, fuzz_fn fn)
+static int replay_dir(const char *dir,
+		      int (*fn)(const uint8_t *data, size_t size))
 {
 	struct dirent *e;
 	char **names = NULL;
@@ -104,7 +103,8 @@ static int replay_dir(const char *dir, fuzz_fn fn)
 }
 
 /* The seeds must be there; the regression directory may be absent. */
-static void replay(const char *seed, const char *target, fuzz_fn fn)
+static void replay(const char *seed, const char *target,
+		   int (*fn)(const uint8_t *data, size_t size))
 {
 	char dir[256];
 	int n;
