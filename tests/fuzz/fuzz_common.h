@@ -21,6 +21,32 @@
 #include <string.h>
 
 #include "log.h"
+#include "stanza.h"
+
+/* Whether two trees are the same: names, namespaces, attributes in order,
+ * text. */
+static inline bool fuzz_tree_equal(const struct st_node *a,
+				   const struct st_node *b)
+{
+	const struct st_attr *x, *y;
+	const struct st_node *c, *d;
+
+	if (!a->name || !b->name)
+		return !a->name && !b->name && a->len == b->len &&
+		       memcmp(a->text, b->text, a->len) == 0;
+	if (strcmp(a->name, b->name) != 0 || strcmp(a->ns, b->ns) != 0)
+		return false;
+	for (x = a->attrs, y = b->attrs; x && y; x = x->next, y = y->next)
+		if (strcmp(x->name, y->name) != 0 ||
+		    strcmp(x->value, y->value) != 0)
+			return false;
+	if (x || y)
+		return false;
+	for (c = a->first, d = b->first; c && d; c = c->next, d = d->next)
+		if (!fuzz_tree_equal(c, d))
+			return false;
+	return !c && !d;
+}
 
 #define FUZZ_CHECK(cond) do { \
 	if (!(cond)) { \

@@ -23,28 +23,6 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size);
 
 static lua_State *vf_L;
 
-static bool vf_node_equal(const struct st_node *a, const struct st_node *b)
-{
-	const struct st_attr *x, *y;
-	const struct st_node *c, *d;
-
-	if (!a->name || !b->name)
-		return !a->name && !b->name && a->len == b->len &&
-		       memcmp(a->text, b->text, a->len) == 0;
-	if (strcmp(a->name, b->name) != 0 || strcmp(a->ns, b->ns) != 0)
-		return false;
-	for (x = a->attrs, y = b->attrs; x && y; x = x->next, y = y->next)
-		if (strcmp(x->name, y->name) != 0 ||
-		    strcmp(x->value, y->value) != 0)
-			return false;
-	if (x || y)
-		return false;
-	for (c = a->first, d = b->first; c && d; c = c->next, d = d->next)
-		if (!vf_node_equal(c, d))
-			return false;
-	return !c && !d;
-}
-
 static bool vf_equal(lua_State *L, int a, int b);
 
 /* Keys that are tables or stanzas: compared by structure, not identity. */
@@ -152,7 +130,7 @@ static bool vf_equal(lua_State *L, int a, int b)
 		x = lx_stanza_test(L, a, NULL);
 		y = lx_stanza_test(L, b, NULL);
 		FUZZ_CHECK(x && y);
-		return vf_node_equal(x, y);
+		return fuzz_tree_equal(x, y);
 	default:
 		FUZZ_CHECK(!"a type value_decode does not make");
 		return false;

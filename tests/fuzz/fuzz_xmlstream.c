@@ -101,28 +101,6 @@ static unsigned xf_check_tree(const struct st_node *n)
 	return deepest + 1;
 }
 
-static bool xf_tree_equal(const struct st_node *a, const struct st_node *b)
-{
-	const struct st_attr *x, *y;
-	const struct st_node *c, *d;
-
-	if (!a->name || !b->name)
-		return !a->name && !b->name && a->len == b->len &&
-		       memcmp(a->text, b->text, a->len) == 0;
-	if (strcmp(a->name, b->name) != 0 || strcmp(a->ns, b->ns) != 0)
-		return false;
-	for (x = a->attrs, y = b->attrs; x && y; x = x->next, y = y->next)
-		if (strcmp(x->name, y->name) != 0 ||
-		    strcmp(x->value, y->value) != 0)
-			return false;
-	if (x || y)
-		return false;
-	for (c = a->first, d = b->first; c && d; c = c->next, d = d->next)
-		if (!xf_tree_equal(c, d))
-			return false;
-	return !c && !d;
-}
-
 /* Parses text as one stanza of a stream whose content namespace is ns;
  * the stanza's doc, or NULL when it does not come out as exactly one. */
 static struct st_doc *xf_reparse(const char *ns, const struct sbuf *text)
@@ -178,10 +156,10 @@ static void xf_check_stanza(struct xf_run *r, struct st_doc *doc)
 	st_serialize(doc->root, r->ns.p ? r->ns.p : "", &out);
 	copy = xf_reparse(r->ns.p ? r->ns.p : "", &out);
 	FUZZ_CHECK(copy);
-	if (!xf_tree_equal(doc->root, copy->root))
+	if (!fuzz_tree_equal(doc->root, copy->root))
 		fprintf(stderr, "serialized as: %.*s\n",
 			(int)MIN(out.len, (size_t)4096), out.p);
-	FUZZ_CHECK(xf_tree_equal(doc->root, copy->root));
+	FUZZ_CHECK(fuzz_tree_equal(doc->root, copy->root));
 	st_serialize(copy->root, r->ns.p ? r->ns.p : "", &again);
 	FUZZ_CHECK(again.len == out.len && memcmp(again.p, out.p, out.len) == 0);
 	st_doc_unref(copy);
