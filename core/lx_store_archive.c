@@ -451,8 +451,7 @@ static int l_append(lua_State *L)
 	if (!lua_isnoneornil(L, 3))
 		id = luaL_checklstring(L, 3, &id_len);
 	luaL_checkany(L, 4);
-	when = lua_isnoneornil(L, 5) ? (int64_t)llround(now_wall() * 1e6)
-				     : arg_when(L, 5);
+	when = lua_isnoneornil(L, 5) ? STORE_WHEN_NOW : arg_when(L, 5);
 	if (!lua_isnoneornil(L, 6))
 		with = luaL_checklstring(L, 6, &with_len);
 	if (!user)

@@ -151,6 +151,7 @@ int store_purge_user(const char *host, const char *user);
 
 #define STORE_ID_MAX 255	/* bytes in an archive item id */
 #define STORE_ID_GEN_LEN 15	/* length of a generated id */
+#define STORE_WHEN_NOW INT64_MIN	/* append: the time of appending */
 
 /* A place in an archive's order: (when, id). */
 struct store_arch_pos {
@@ -190,7 +191,8 @@ struct store_arch_item {
 };
 
 /* Appends an item. id NULL: a new unique id, sortable by time of
- * appending, is made. An id that exists replaces that item. idout (at
+ * appending, is made. An id that exists replaces that item. when
+ * STORE_WHEN_NOW: the time of appending (a made id's own time). idout (at
  * least STORE_ID_MAX + 1 bytes, or NULL) gets the id, NUL-terminated. */
 int store_archive_append(const struct store_engine *e, const char *host,
 			 const char *user, const char *store,

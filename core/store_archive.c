@@ -9,18 +9,26 @@
  *   archive       P T8 id        -> varint(with_len + 1, or 0: none) with
  *                                   value (value.c's bytes, as given)
  *   archive_with  P W \0 T8 id   -> (empty)
- *   archive_id    P id           -> T8
+ *   archive_id    P id           -> T8   (only for ids not made here)
  *
  * W is the item's 'with' when it is at most WITH_KEY_MAX bytes without a
  * NUL, else "\1" and the hex SHA-256 of it; whatever W is, items are
  * matched against the 'with' stored in the record, so two long withs that
  * shared a W would still be told apart. Items are ordered by (time, id):
- * key order. An item is written as three records and deleted as three,
- * in the same batch.
+ * key order. An item is written as up to three records and deleted as
+ * three, in the same batch.
+ *
+ * An id made here (id_generate) spells its item's time, so it needs no
+ * archive_id record: locate reads the time off the id and checks that
+ * the item is there, and only falls back to archive_id when not (an id
+ * given by the caller, e.g. imported, that happens to look like ours).
+ * That saves a third of the records, and of the pages a busy batch
+ * dirties, on the path every archived message takes.
  */
 #include "store.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <openssl/evp.h>
 
@@ -191,8 +199,9 @@ static const char id_alphabet[] =
 /* 11 characters of the time of appending (strictly increasing in this
  * process), then 4 characters drawn once per process (two processes
  * appending in the same microsecond still differ): unique, and sorted by
- * when they were made. out has STORE_ID_GEN_LEN + 1 bytes. */
-static void id_generate(char *out)
+ * when they were made. out has STORE_ID_GEN_LEN + 1 bytes. Returns the
+ * time spelt, in microseconds. */
+static int64_t id_generate(char *out)
 {
 	static uint64_t last;
 	static char salt[4];
@@ -207,12 +216,32 @@ static void id_generate(char *out)
 	if (now <= last)
 		now = last + 1;
 	last = now;
-	for (int i = 10; i >= 0; i--) {
-		out[i] = id_alphabet[now & 63];
-		now >>= 6;
-	}
+	for (int i = 10, u = 0; i >= 0; i--, u += 6)
+		out[i] = id_alphabet[(now >> u) & 63];
 	memcpy(out + 11, salt, 4);
 	out[STORE_ID_GEN_LEN] = '\0';
+	return (int64_t)now;
+}
+
+/* The time an id of id_generate's shape spells; false when it has not
+ * that shape (it may still be an id given by a caller). */
+static bool id_time(const char *id, size_t id_len, int64_t *t)
+{
+	uint64_t u = 0;
+
+	if (id_len != STORE_ID_GEN_LEN)
+		return false;
+	for (size_t i = 0; i < id_len; i++) {
+		const char *c = memchr(id_alphabet, id[i], 64);
+		if (!c || !id[i])
+			return false;
+		if (i < 11)
+			u = u << 6 | (uint64_t)(c - id_alphabet);
+	}
+	if (u > INT64_MAX)
+		return false;
+	*t = (int64_t)u;
+	return true;
 }
 
 static int id_check(const char *id, size_t id_len)
@@ -232,12 +261,19 @@ static int locate(const struct arch *a, const char *id, size_t id_len,
 		return rc;
 	sbuf_init(&k);
 	sbuf_init(&v);
+	if (id_time(id, id_len, t)) {
+		prim_key(a, &k, *t, id, id_len);
+		rc = a->e->get(STORE_ARCHIVE, k.p, k.len, &v);
+		if (rc != -ENOENT)
+			goto out;
+	}
 	id_key(a, &k, id, id_len);
 	rc = a->e->get(STORE_ARCHIVE_ID, k.p, k.len, &v);
 	if (rc == 0 && v.len != 8)
 		rc = -EILSEQ;
 	if (rc == 0)
 		*t = get_t8(v.p);
+out:
 	sbuf_free(&k);
 	sbuf_free(&v);
 	return rc;
@@ -280,9 +316,11 @@ static int item_delete(const struct arch *a, int64_t t, const char *id,
 	return rc;
 }
 
+/* Writes the item and its index entries; the id index only when
+ * indexed (see the top). */
 static int item_write(const struct arch *a, int64_t when, const char *id,
 		      size_t id_len, const char *with, size_t wlen,
-		      const void *val, size_t vlen)
+		      const void *val, size_t vlen, bool indexed)
 {
 	struct sbuf k, v;
 	int rc;
@@ -301,7 +339,7 @@ static int item_write(const struct arch *a, int64_t when, const char *id,
 		sbuf_add(&k, id, id_len);
 		rc = a->e->put(STORE_ARCHIVE_WITH, k.p, k.len, "", 0);
 	}
-	if (rc == 0) {
+	if (rc == 0 && indexed) {
 		id_key(a, &k, id, id_len);
 		sbuf_reset(&v);
 		put_t8(&v, when);
@@ -320,7 +358,8 @@ int store_archive_append(const struct store_engine *e, const char *host,
 {
 	char gen[STORE_ID_GEN_LEN + 1];
 	struct arch a;
-	int64_t old;
+	int64_t old, made = 0;
+	bool indexed = true;
 	int rc = arch_init(&a, e, host, user, store);
 
 	if (rc == 0 && id) {
@@ -330,12 +369,18 @@ int store_archive_append(const struct store_engine *e, const char *host,
 		else if (rc == -ENOENT)
 			rc = 0;
 	} else if (rc == 0) {
-		id_generate(gen);
+		made = id_generate(gen);
 		id = gen;
 		id_len = STORE_ID_GEN_LEN;
+		if (when == STORE_WHEN_NOW)
+			when = made;
+		indexed = when != made;
 	}
+	if (when == STORE_WHEN_NOW)
+		when = (int64_t)llround(now_wall() * 1e6);
 	if (rc == 0)
-		rc = item_write(&a, when, id, id_len, with, with_len, val, val_len);
+		rc = item_write(&a, when, id, id_len, with, with_len, val,
+				val_len, indexed);
 	if (rc == 0 && idout) {
 		memcpy(idout, id, id_len);
 		idout[id_len] = '\0';
