@@ -381,7 +381,8 @@ static void on_readable(struct ev_loop *l, ev_io *w, int revents)
 		size_t allow = read_allowance(c);
 		if (!allow)
 			return;
-		ssize_t n = c->ops->read(c, read_buf, MIN(allow, (size_t)READ_BUF_SIZE));
+		size_t want = MIN(allow, (size_t)READ_BUF_SIZE);
+		ssize_t n = c->ops->read(c, read_buf, want);
 		if (n == -EAGAIN)
 			return;
 		if (n <= 0) {
@@ -400,6 +401,12 @@ static void on_readable(struct ev_loop *l, ev_io *w, int revents)
 			return;
 		}
 		budget -= (size_t)n;
+		/* A short plain read emptied the socket: asking again would
+		 * only cost a system call to hear EAGAIN (epoll is level
+		 * triggered, so more bytes wake us). TLS may hold a record
+		 * back, so it reads until EAGAIN. */
+		if ((size_t)n < want && c->ops == &plain_ops)
+			return;
 	}
 }
 
