@@ -526,6 +526,10 @@ def scenario_list(a):
         ("chat_open", "chat", ["--users", n(1000), "--window", "8"] + common, False),
         ("chat_rate", "chat", ["--users", n(1000), "--rate", str(a.chat_rate)] + common,
          False),
+        # the latency target: p99 at half the rate this server
+        # reached in chat_open (HALF_OPEN is filled in when it is known)
+        ("chat_half", "chat", ["--users", n(1000), "--rate", "HALF_OPEN"]
+         + common, False),
         ("idle_plain", "idle", ["--users", n(10000), "--settle", "3"], True),
         ("idle_tls", "idle", ["--users", n(5000), "--settle", "3", "--tls", "starttls"],
          True),
@@ -597,6 +601,12 @@ def bench_server(a, server, scenarios):
                     continue
                 log("  restarted %s (pid %d) for %s" % (server.name, server.pid, key))
                 time.sleep(2)
+            if "HALF_OPEN" in opts:
+                top = results.get("chat_open", {}).get("delivered_per_s")
+                if not top:
+                    results[key] = {"error": "no chat_open maximum to halve"}
+                    continue
+                opts = [str(int(top / 2)) if o == "HALF_OPEN" else o for o in opts]
             r = run_loadgen(a, server, scenario, opts)
             results[key] = r
             log("    %s: %s" % (key, summary(key, r)))
@@ -630,6 +640,11 @@ ROWS = [
     ("chat fixed rate: latency p99.9 ms", "chat_rate", "latency_p999_ms", "%.2f", False),
     ("chat fixed rate: server CPU (cores)", "chat_rate", "server_cpu_util", "%.2f", False),
     ("chat fixed rate: lost", "chat_rate", "lost", "%.0f", False),
+    ("chat at half its max: msgs/s", "chat_half", "delivered_per_s", "%.0f", True),
+    ("chat at half its max: latency p50 ms", "chat_half", "latency_p50_ms", "%.2f", False),
+    ("chat at half its max: latency p99 ms", "chat_half", "latency_p99_ms", "%.2f", False),
+    ("chat at half its max: latency p99.9 ms", "chat_half", "latency_p999_ms", "%.2f", False),
+    ("chat at half its max: lost", "chat_half", "lost", "%.0f", False),
     ("idle plain: connections held", "idle_plain", "online", "%.0f", True),
     ("idle plain: server bytes/conn", "idle_plain", "bytes_per_conn", "%.0f", False),
     ("idle TLS: connections held", "idle_tls", "online", "%.0f", True),
