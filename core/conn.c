@@ -13,6 +13,12 @@
 #define READ_BUF_SIZE (64 * 1024)
 #define READ_BUDGET (256 * 1024)	/* bytes per connection per wake-up */
 #define CHUNK_SIZE (16 * 1024)
+/* The first chunk of an empty queue, when what is sent fits: one stanza
+ * to each of a thousand connections in a loop iteration would otherwise
+ * take a thousand 16 KiB chunks, more than the pool keeps. A chunk of
+ * this size (header included, 1000 bytes) is the most glibc serves from
+ * its thread cache and small bins. */
+#define SMALL_CHUNK_SIZE (1000 - sizeof(struct wq_chunk))
 #define MAX_IOV 64
 #define CLOSE_GRACE 5.0			/* seconds to flush before a hard close */
 
@@ -436,7 +442,9 @@ int conn_send(struct conn *c, const void *data, size_t len)
 	while (len) {
 		struct wq_chunk *t = c->wq_tail;
 		if (!t || t->end == t->cap) {
-			t = chunk_get(MAX((size_t)CHUNK_SIZE, MIN(len, (size_t)256 * 1024)));
+			t = chunk_get(!t && len <= SMALL_CHUNK_SIZE ? SMALL_CHUNK_SIZE
+				      : MAX((size_t)CHUNK_SIZE,
+					    MIN(len, (size_t)256 * 1024)));
 			if (c->wq_tail)
 				c->wq_tail->next = t;
 			else
