@@ -374,6 +374,27 @@ static int user_offline(const char *sub, const char *jid, const char *pw)
 	return r;
 }
 
+/* A password from stdin; asked twice on a terminal. NULL when none or
+ * the two differ. */
+static char *read_new_password(void)
+{
+	char *pw = ctl_read_password("Password: "), *again;
+
+	if (!pw || !isatty(STDIN_FILENO))
+		return pw;
+	again = ctl_read_password("Again: ");
+	if (!again || strcmp(pw, again) != 0) {
+		fprintf(stderr, "starlingctl: the passwords differ\n");
+		memset(pw, 0, strlen(pw));
+		free(pw);
+		pw = NULL;
+	}
+	if (again)
+		memset(again, 0, strlen(again));
+	free(again);
+	return pw;
+}
+
 static int cmd_user(int argc, char **argv)
 {
 	const char *sub = argc > 1 ? argv[1] : "";
@@ -385,7 +406,7 @@ static int cmd_user(int argc, char **argv)
 	if (!(needs_pw && (argc == 3 || argc == 4)) && !(strcmp(sub, "delete") == 0 && argc == 3))
 		return fail("usage: user create|password JID [PASSWORD]; user delete JID") + 1;
 	if (needs_pw) {
-		pw = argc == 4 ? strdup(argv[3]) : ctl_read_password("Password: ");
+		pw = argc == 4 ? strdup(argv[3]) : read_new_password();
 		if (!pw || !*pw) {
 			free(pw);
 			return fail("no password given (empty passwords are not allowed)");
@@ -411,7 +432,20 @@ static int cmd_user(int argc, char **argv)
 
 static const char *const socket_cmds[] = {
 	"status", "reload", "module", "sessions", "kick", "log", "shell", "user",
+	"adduser", "passwd", "deluser",
 };
+
+/* adduser, passwd, deluser JID: the user commands under their old names. */
+static int cmd_user_alias(int argc, char **argv)
+{
+	const char *sub = strcmp(argv[0], "adduser") == 0 ? "create"
+			: strcmp(argv[0], "passwd") == 0 ? "password" : "delete";
+	char *words[] = { "user", (char *)sub, argc == 2 ? argv[1] : NULL };
+
+	if (argc != 2)
+		return fail("usage: %s JID", argv[0]) + 1;
+	return cmd_user(3, words);
+}
 
 bool ctl_admin_handles(const char *cmd)
 {
@@ -428,6 +462,9 @@ int ctl_admin_run(int argc, char **argv)
 
 	if (strcmp(argv[0], "user") == 0)
 		return cmd_user(argc, argv);
+	if (strcmp(argv[0], "adduser") == 0 || strcmp(argv[0], "passwd") == 0 ||
+	    strcmp(argv[0], "deluser") == 0)
+		return cmd_user_alias(argc, argv);
 	if ((strcmp(argv[0], "status") == 0 || strcmp(argv[0], "reload") == 0) && argc != 1)
 		return fail("usage: %s (no arguments)", argv[0]) + 1;
 	if (connect_or_explain(&c) != 0)

@@ -35,6 +35,10 @@ static void usage(FILE *f)
 	      "                               or read from stdin when not a terminal)\n"
 	      "  passwd JID                   change a password (same input rules)\n"
 	      "  deluser JID                  delete an account and all its data\n"
+	      "                               (these three are user create|password|\n"
+	      "                               delete: through the running server,\n"
+	      "                               which closes a deleted account's\n"
+	      "                               sessions, or on the data directory)\n"
 	      "  list HOST                    list the accounts of a host\n"
 	      "  export [-o FILE] [HOST...]   write accounts and user data (XEP-0227)\n"
 	      "                               of the hosts (all when none) to FILE\n"
@@ -60,16 +64,6 @@ static bool host_known(const char *host)
 		if (strcmp(name, host) == 0 && (!type || strcmp(type, "local") == 0))
 			return true;
 	return false;
-}
-
-/* Splits and prepares a bare JID into node and host. */
-static int parse_user(const char *jid, struct jid *j)
-{
-	if (jid_parse(jid, j) != 0 || !j->has_node || j->has_resource)
-		return fail("'%s' is not a valid user JID (user@host)", jid);
-	if (!host_known(j->domain))
-		return fail("host '%s' is not a VirtualHost in the config", j->domain);
-	return 0;
 }
 
 char *ctl_read_password(const char *prompt)
@@ -113,35 +107,6 @@ static int set_password(const char *host, const char *node, const char *pw)
 	if (r != 0)
 		return fail("cannot store the account: %s", strerror(-r));
 	return 0;
-}
-
-static int cmd_password(const char *jid, bool create)
-{
-	struct jid j;
-	char *pw, *again = NULL;
-	int r;
-
-	if (parse_user(jid, &j))
-		return 1;
-	if (create && accounts_exists(j.domain, j.node))
-		return fail("user %s already exists", jid);
-	if (!create && !accounts_exists(j.domain, j.node))
-		return fail("no such user: %s", jid);
-	pw = ctl_read_password("Password: ");
-	if (!pw)
-		return fail("%sno password given", "");
-	if (isatty(STDIN_FILENO)) {
-		again = ctl_read_password("Again: ");
-		if (!again || strcmp(pw, again) != 0) {
-			free(pw);
-			free(again);
-			return fail("%sthe passwords differ", "");
-		}
-	}
-	r = set_password(j.domain, j.node, pw);
-	free(pw);
-	free(again);
-	return r;
 }
 
 static int print_user(void *ctx, const char *user)
@@ -307,7 +272,6 @@ static int cmd_import(int argc, char **argv)
 static int run(int argc, char **argv)
 {
 	const char *cmd = argv[0];
-	struct jid j;
 
 	if (strcmp(cmd, "register") == 0 && argc == 4) {
 		char node[JID_PART_MAX], host[JID_PART_MAX];
@@ -316,20 +280,6 @@ static int run(int argc, char **argv)
 		if (jid_nameprep(argv[2], host) != 0 || !host_known(host))
 			return fail("host '%s' is not a VirtualHost in the config", argv[2]);
 		return set_password(host, node, argv[3]);
-	}
-	if (strcmp(cmd, "adduser") == 0 && argc == 2)
-		return cmd_password(argv[1], true);
-	if (strcmp(cmd, "passwd") == 0 && argc == 2)
-		return cmd_password(argv[1], false);
-	if (strcmp(cmd, "deluser") == 0 && argc == 2) {
-		if (parse_user(argv[1], &j))
-			return 1;
-		if (!accounts_exists(j.domain, j.node))
-			return fail("no such user: %s", argv[1]);
-		int r = accounts_delete(j.domain, j.node);
-		if (r == 0)
-			r = store_commit();
-		return r ? fail("cannot delete: %s", strerror(-r)) : 0;
 	}
 	if (strcmp(cmd, "list") == 0 && argc == 2) {
 		char host[JID_PART_MAX];

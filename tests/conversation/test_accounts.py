@@ -47,6 +47,33 @@ def test_deluser_removes_the_account(server):
     check(not can_login(server, a.user, a.password), "still logs in after deluser")
 
 
+def test_deluser_closes_the_sessions_of_a_running_server(server):
+    a = server.account("online")
+    other = server.account("stays")
+    c = server.login(a)
+    o = server.login(other)
+    out = server.ctl("deluser", a.jid).stdout
+    check("1 sessions closed" in out, "deluser said: %r" % out)
+    c.expect_stream_error("not-authorized")
+    check(not can_login(server, a.user, a.password), "still logs in after deluser")
+    # everyone else is still served
+    pid = new_id()
+    o.send("<iq type='get' id='%s'><query xmlns='jabber:iq:roster'/></iq>" % pid)
+    o.expect("iq", attrs={"id": pid, "type": "result"})
+
+
+def test_adduser_and_deluser_refuse_what_cannot_be(server):
+    a = server.account("exists")
+    r = server.ctl("adduser", a.jid, input="whatever\n", check=False)
+    check(r.returncode != 0 and "already exists" in r.stderr, "adduser: %r" % r.stderr)
+    check(can_login(server, a.user, a.password), "adduser changed an existing account")
+    r = server.ctl("deluser", "nobody%s@localhost" % new_id(), check=False)
+    check(r.returncode != 0 and "no such user" in r.stderr, "deluser: %r" % r.stderr)
+    r = server.ctl("passwd", a.jid, input="", check=False)
+    check(r.returncode != 0, "passwd with no password succeeded")
+    check(can_login(server, a.user, a.password), "passwd with no password changed it")
+
+
 def test_list_shows_the_host_users(server):
     a = server.account("listed")
     b = server.account("listed")
