@@ -13,6 +13,7 @@ local print = print
 local io_popen, table_sort = io.popen, table.sort
 local string_lib, table_lib, math_lib = string, table, math
 local os_getenv, os_time, os_date = os.getenv, os.time, os.date
+local cjid = require "starling.jid"
 
 local M = {}
 
@@ -113,7 +114,14 @@ function M.load(path)
 		if name:find("[%c%s/@]") then
 			error("host name \"" .. name:gsub("%c", "?") .. "\" has a control character, space, '/' or '@'", 3)
 		end
-		name = name:lower()
+		-- RFC 7622 3.2: the domainpart as it will be compared (case
+		-- folded, Unicode normalised: "Example.COM" and "example.com" are
+		-- one host, as are the two spellings of "café.example").
+		local prepped = cjid.nameprep(name)
+		if not prepped then
+			error("host name \"" .. name .. "\" is not a valid domain name (RFC 7622)", 3)
+		end
+		name = prepped
 		local section = cfg.sections[name]
 		if not section then
 			section = {}
@@ -133,7 +141,7 @@ function M.load(path)
 		add_host(name, "component")
 		local entry = cfg.hosts[#cfg.hosts]
 		for _, h in ipairs(cfg.hosts) do
-			if h.name == name:lower() then entry = h end
+			if h.name == cjid.nameprep(name) then entry = h end
 		end
 		return function(module_name)
 			if type(module_name) ~= "string" then

@@ -312,6 +312,12 @@ def test_check_validates_a_config_without_starting_anything(ctx):
                      extra_files={"c.crt": (cert_pem, 0o644), "k.key": (key_pem, 0o644)})
     check(proc.returncode == 1 and "readable by everyone" in proc.stdout, proc.stdout)
 
+    # host names are compared as prepared domainparts (RFC 7622 3.2)
+    proc = ctl_check(ctx, srv, host_lines='VirtualHost "Caf\u00c9.TEST"\n  frobnicate_host = 1\n')
+    check("unknown option 'frobnicate_host' (host caf\u00e9.test)" in proc.stdout, proc.stdout)
+    proc = ctl_check(ctx, srv, host_lines='VirtualHost "bad..test"\n')
+    check(proc.returncode == 1 and "not a valid domain name" in proc.stdout, proc.stdout)
+
     proc = ctl_check(ctx, srv, {"log": {"level": "loud"}})
     check(proc.returncode == 1 and "unknown level loud" in proc.stdout, proc.stdout)
 
