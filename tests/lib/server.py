@@ -411,4 +411,8 @@ class Server:
             c.presence()
         elif presence is not None:
             c.presence(priority=presence)
+        if presence is not None:
+            # the server has made the session available before the test
+            # goes on (another client's stanza could otherwise overtake it)
+            c.roundtrip()
         return c

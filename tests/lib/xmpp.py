@@ -764,6 +764,28 @@ class Client:
                   % (iq_id, NS["session"]))
         return self.expect("iq", attrs={"id": iq_id, "type": "result"})
 
+    def roundtrip(self, timeout=None):
+        """An iq to the server and its answer (a result or an error): when
+        it returns, everything this client sent before has been handled
+        (a session's stanzas are processed in order). What else arrives
+        meanwhile stays queued, in order, for later expects."""
+        rid = new_id("rt")
+        self.send("<iq type='get' id='%s'><ping xmlns='urn:xmpp:ping'/></iq>" % rid)
+        deadline = self._deadline(timeout)
+        while True:
+            for item in self.queue:
+                if (item is not STREAM_END and not getattr(item, "is_header", False)
+                        and tag_matches(item.tag, "iq") and item.get("id") == rid):
+                    self.queue.remove(item)
+                    self._log("S:", to_xml(item))
+                    return item
+            if self.eof:
+                raise ConnectionClosed("%s: connection closed while waiting "
+                                       "for the answer to iq %s" % (self.name, rid))
+            if not self._fill(deadline) and not self.eof:
+                raise ExpectError("%s: timed out waiting for the answer to iq %s"
+                                  % (self.name, rid))
+
     def presence(self, priority=None, show=None, extra=""):
         """Send (initial) presence."""
         inner = ""
