@@ -222,8 +222,11 @@ class Starling(Server):
         except (OSError, subprocess.TimeoutExpired):
             return None
 
-    def write_config(self):
+    def write_config(self, mam=False):
         crt, key = self.cert
+        modules = '"roster", "presence", "message", "iq", "disco", "ping"'
+        if mam:
+            modules += ', "smacks", "mam"'
         os.makedirs(os.path.join(self.dir, "data"), exist_ok=True)
         with open(self.cfg, "w") as f:
             f.write(f"""-- written by bench/run.py
@@ -233,7 +236,7 @@ c2s_direct_tls_ports = {{ {self.tls_port} }}
 data_path = "{self.dir}/data"
 log = {{ level = "warn" }}
 c2s_require_encryption = false
-modules_enabled = {{ "roster", "presence", "message", "iq", "disco", "ping" }}
+modules_enabled = {{ {modules} }}
 ssl = {{ certificate = "{crt}", key = "{key}" }}
 VirtualHost "{DOMAIN}"
 """)
@@ -291,7 +294,10 @@ class Prosody(Server):
     def available(build):
         return shutil.which("prosody") is not None and dpkg_version("prosody") is not None
 
-    def write_config(self):
+    def write_config(self, mam=False):
+        modules = '"roster", "saslauth", "tls", "disco", "ping"'
+        if mam:
+            modules += ', "smacks", "mam"'
         # its own copy of the certificate: it runs as the prosody user
         crt, key = (os.path.join(self.dir, os.path.basename(f)) for f in self.cert)
         for src, dst in zip(self.cert, (crt, key)):
@@ -314,8 +320,9 @@ allow_unencrypted_plain_auth = true
 authentication = "internal_hashed"
 password_hash = "SHA-256"
 storage = "internal"
-modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping" }}
+modules_enabled = {{ {modules} }}
 modules_disabled = {{ "s2s", "offline" }}
+default_archive_policy = true
 log = {{ warn = "{self.dir}/prosody.log" }}
 certificates = "{self.dir}/certs"
 ssl = {{ certificate = "{crt}", key = "{key}" }}
@@ -369,7 +376,9 @@ class Ejabberd(Server):
     def available(build):
         return shutil.which("erl") is not None and dpkg_version("ejabberd") is not None
 
-    def write_config(self):
+    def write_config(self, mam=False):
+        extra = ("  mod_mam:\n    default: always\n  mod_stream_mgmt: {}\n" if mam
+                 else "")
         pem = os.path.join(self.dir, "localhost.pem")
         with open(pem, "w") as out:
             for f in self.cert:
@@ -435,7 +444,7 @@ modules:
   mod_disco: {{}}
   mod_ping: {{}}
   mod_http_api: {{}}
-""")
+{extra}""")
         self._chown()
 
     def start(self):
@@ -530,6 +539,11 @@ def scenario_list(a):
         # reached in chat_open (HALF_OPEN is filled in when it is known)
         ("chat_half", "chat", ["--users", n(1000), "--rate", "HALF_OPEN"]
          + common, False),
+        # issue #7: the chat_open run with stream management (the generator
+        # enables it and answers every <r/>) and the archive (every message
+        # kept for sender and recipient); on a server restarted for it
+        ("chat_mam", "chat", ["--users", n(1000), "--window", "8", "--smacks"] + common,
+         "mam"),
         ("idle_plain", "idle", ["--users", n(10000), "--settle", "3"], True),
         ("idle_tls", "idle", ["--users", n(5000), "--settle", "3", "--tls", "starttls"],
          True),
@@ -594,6 +608,7 @@ def bench_server(a, server, scenarios):
                     server.crashes.append("%s had died before %s: %s" % (
                         server.name, key, server.log_tail()))
                 server.stop()
+                server.write_config(mam=fresh == "mam")
                 try:
                     server.start()
                 except RuntimeError as e:
@@ -608,6 +623,13 @@ def bench_server(a, server, scenarios):
                     continue
                 opts = [str(int(top / 2)) if o == "HALF_OPEN" else o for o in opts]
             r = run_loadgen(a, server, scenario, opts)
+            plain = results.get("chat_open", {})
+            if key == "chat_mam" and "error" not in r and plain.get("delivered_per_s"):
+                # what the archive and stream management leave of plain chat
+                r["vs_plain_msgs_per_s"] = r["delivered_per_s"] / plain["delivered_per_s"]
+                if plain.get("delivered_per_server_cpu_s"):
+                    r["vs_plain_per_server_cpu_s"] = (
+                        r["delivered_per_server_cpu_s"] / plain["delivered_per_server_cpu_s"])
             results[key] = r
             log("    %s: %s" % (key, summary(key, r)))
             time.sleep(1)
@@ -645,6 +667,14 @@ ROWS = [
     ("chat at half its max: latency p99 ms", "chat_half", "latency_p99_ms", "%.2f", False),
     ("chat at half its max: latency p99.9 ms", "chat_half", "latency_p999_ms", "%.2f", False),
     ("chat at half its max: lost", "chat_half", "lost", "%.0f", False),
+    ("chat smacks+mam: delivered msgs/s", "chat_mam", "delivered_per_s", "%.0f", True),
+    ("chat smacks+mam: msgs per server CPU-s", "chat_mam", "delivered_per_server_cpu_s",
+     "%.0f", True),
+    ("chat smacks+mam: latency p99 ms", "chat_mam", "latency_p99_ms", "%.2f", False),
+    ("chat smacks+mam: lost", "chat_mam", "lost", "%.0f", False),
+    ("chat smacks+mam / open loop: msgs/s", "chat_mam", "vs_plain_msgs_per_s", "%.2f", True),
+    ("chat smacks+mam / open loop: per server CPU-s", "chat_mam", "vs_plain_per_server_cpu_s",
+     "%.2f", True),
     ("idle plain: connections held", "idle_plain", "online", "%.0f", True),
     ("idle plain: server bytes/conn", "idle_plain", "bytes_per_conn", "%.0f", False),
     ("idle TLS: connections held", "idle_tls", "online", "%.0f", True),
