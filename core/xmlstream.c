@@ -77,6 +77,7 @@ struct xs {
 	struct sbuf scratch;
 	struct sbuf root_ns;		/* default xmlns declared on the root */
 	struct sbuf root_decls;		/* its prefixed declarations, as XML */
+	struct sbuf root_qname;		/* the root's name as written */
 	struct pool_chunk *pool;	/* expat's memory, see pool_alloc() */
 };
 
@@ -218,6 +219,32 @@ static void made_progress(struct xs *xs)
 
 /* Expat callbacks. */
 
+/* The root's qualified name as the client wrote it ("stream:stream"):
+ * a parser primed later must see the same name, or the client's closing
+ * tag would not match it. Expat's input context holds the start tag
+ * while its callback runs; on_ns_start() left a fallback (the prefix
+ * declared for the streams namespace) in root_qname. */
+static void save_root_qname(struct xs *xs)
+{
+	int off = 0, size = 0;
+	const char *ctx = XML_GetInputContext(xs->p, &off, &size);
+	int end;
+
+	if (!ctx || off < 0 || off >= size || ctx[off] != '<')
+		return;
+	for (end = off + 1; end < size; end++) {
+		char ch = ctx[end];
+
+		if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' ||
+		    ch == '/' || ch == '>')
+			break;
+	}
+	if (end == size)
+		return;
+	sbuf_reset(&xs->root_qname);
+	sbuf_add(&xs->root_qname, ctx + off + 1, (size_t)(end - off - 1));
+}
+
 static void header_start(struct xs *xs, const XML_Char *name,
 			 const XML_Char **atts)
 {
@@ -230,6 +257,7 @@ static void header_start(struct xs *xs, const XML_Char *name,
 	}
 	if (too_many_attrs(xs, atts))
 		return;
+	save_root_qname(xs);
 	xs->header = st_doc_new();
 	root = st_elem_new(xs->header, NULL, "stream",
 			   xs->root_ns.p ? xs->root_ns.p : "");
@@ -329,8 +357,11 @@ static void on_ns_start(void *ud, const XML_Char *prefix, const XML_Char *uri)
 	if (xs->depth != 0)
 		return;
 	if (prefix) {
-		if (strcmp(uri ? uri : "", NS_STREAMS) == 0)
-			return;		/* the stream prefix: see xs_context() */
+		if (strcmp(uri ? uri : "", NS_STREAMS) == 0) {
+			sbuf_reset(&xs->root_qname);
+			sbuf_adds(&xs->root_qname, prefix);
+			sbuf_adds(&xs->root_qname, ":stream");
+		}
 		sbuf_adds(&xs->root_decls, " xmlns:");
 		sbuf_adds(&xs->root_decls, prefix);
 		sbuf_adds(&xs->root_decls, "='");
@@ -560,6 +591,7 @@ struct xs *xs_new(const struct xs_limits *limits)
 	sbuf_init(&xs->scratch);
 	sbuf_init(&xs->root_ns);
 	sbuf_init(&xs->root_decls);
+	sbuf_init(&xs->root_qname);
 	parser_setup(xs);
 	return xs;
 }
@@ -586,6 +618,7 @@ void xs_free(struct xs *xs)
 	sbuf_free(&xs->scratch);
 	sbuf_free(&xs->root_ns);
 	sbuf_free(&xs->root_decls);
+	sbuf_free(&xs->root_qname);
 	free(xs);
 }
 
@@ -623,6 +656,7 @@ void xs_reset(struct xs *xs)
 	sbuf_reset(&xs->text);
 	sbuf_free(&xs->root_ns);
 	sbuf_free(&xs->root_decls);
+	sbuf_free(&xs->root_qname);
 	trim_buffers(xs);
 }
 
@@ -634,7 +668,12 @@ bool xs_quiet(const struct xs *xs)
 
 void xs_context(const struct xs *xs, struct sbuf *out)
 {
-	sbuf_adds(out, "<sxs:stream xmlns:sxs='" NS_STREAMS "' xmlns='");
+	sbuf_addc(out, '<');
+	if (xs->root_qname.len)
+		sbuf_add(out, xs->root_qname.p, xs->root_qname.len);
+	else
+		sbuf_adds(out, "stream");
+	sbuf_adds(out, " xmlns='");
 	if (xs->root_ns.p)
 		xml_escape(out, xs->root_ns.p, xs->root_ns.len);
 	sbuf_addc(out, '\'');

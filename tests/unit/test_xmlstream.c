@@ -450,6 +450,33 @@ static void test_close(void)
 		     "ERROR not-well-formed|") != NULL);
 }
 
+/* A parser primed with xs_context() continues the stream: prefixes from
+ * the header still resolve and the client's own closing tag matches. */
+static void test_prime(void)
+{
+	const char *hdr = "<s:stream xmlns:s='http://etherx.jabber.org/streams' "
+			  "xmlns='jabber:client' xmlns:x='urn:x' to='a'>";
+	struct xs *xs = xs_new(NULL), *fresh = xs_new(NULL);
+	struct st_doc *d;
+	struct sbuf ctx;
+
+	sbuf_init(&ctx);
+	CHECK(xs_feed(xs, hdr, strlen(hdr)) == XS_STREAM_OPEN);
+	CHECK(xs_next(xs) == XS_NEED_MORE);
+	CHECK(xs_quiet(xs));
+	xs_context(xs, &ctx);
+	xs_free(xs);
+	CHECK(xs_prime(fresh, ctx.p, ctx.len) == 0);
+	CHECK(xs_feed(fresh, "<message><x:y/></message>", 25) == XS_STANZA);
+	d = xs_take_stanza(fresh);
+	CHECK(d && d->root->first && strcmp(d->root->first->ns, "urn:x") == 0);
+	st_doc_unref(d);
+	CHECK(xs_next(fresh) == XS_NEED_MORE);
+	CHECK(xs_feed(fresh, "</s:stream>", 11) == XS_STREAM_CLOSE);
+	xs_free(fresh);
+	sbuf_free(&ctx);
+}
+
 int main(void)
 {
 	RUN(test_client_stream);
@@ -463,6 +490,7 @@ int main(void)
 	RUN(test_depth_attrs);
 	RUN(test_restart);
 	RUN(test_close);
+	RUN(test_prime);
 	sbuf_free(&ev_log);
 	TEST_END();
 }
