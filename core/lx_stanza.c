@@ -554,7 +554,7 @@ static int m_clone(lua_State *L)
 	struct lx_stanza *s = lx_stanza_view(L, 1);
 	struct lx_stanza *c = push_empty(L);
 
-	c->doc = st_doc_new();
+	c->doc = st_doc_new_for_copy(s->node);
 	c->node = copy_tree(c->doc, NULL, s->node);
 	if (!s->node->name)	/* a text node has no root to hold it */
 		c->doc->root = c->node;

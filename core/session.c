@@ -797,15 +797,16 @@ static void handle_element(struct session *s, struct st_doc *doc)
 static void on_quiet(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct session *s = container_of(t, struct session, quiet_timer);
-	struct sbuf ctx;
+	char *ctx;
 
 	ev_timer_stop(loop, t);
 	if (!s->xs || !(s->flags & SESS_F_BOUND) || !xs_quiet(s->xs))
 		return;
-	sbuf_init(&ctx);
-	xs_context(s->xs, &ctx);
+	ctx = xs_take_context(s->xs);
+	if (!ctx)
+		return;
 	free(s->xs_context);
-	s->xs_context = ctx.p;
+	s->xs_context = ctx;
 	xs_free(s->xs);
 	s->xs = NULL;
 	log_debug("%s: quiet, parser released", s->full_jid);
@@ -813,14 +814,14 @@ static void on_quiet(struct ev_loop *loop, ev_timer *t, int revents)
 
 static int ensure_parser(struct session *s)
 {
+	char *ctx;
+
 	if (s->xs)
 		return 0;
 	s->xs = xs_new(&s->cfg->limits);
-	if (xs_prime(s->xs, s->xs_context, strlen(s->xs_context)) != 0)
-		return -EINVAL;
-	free(s->xs_context);
+	ctx = s->xs_context;
 	s->xs_context = NULL;
-	return 0;
+	return xs_prime(s->xs, ctx);
 }
 
 static void quiet_later(struct session *s)

@@ -5,9 +5,11 @@
  * allocated together with the st_doc itself, so a small stanza costs one
  * malloc of DOC_BLOCK bytes: the most glibc serves from its per-thread
  * cache and small bins (a larger request first consolidates all fast bins,
- * which on the stanza path cost more than every other malloc); later chunks double in size up to ARENA_CHUNK_MAX, and an
- * allocation larger than a quarter of that gets a chunk of its own, linked
- * behind the current one so small allocations keep filling it.
+ * which on the stanza path cost more than every other malloc); a clone's
+ * first chunk is sized from its source instead (st_doc_new_sized). Later
+ * chunks double in size up to ARENA_CHUNK_MAX, and an allocation larger
+ * than a quarter of that gets a chunk of its own, linked behind the
+ * current one so small allocations keep filling it.
  *
  * Walks over trees (copy, serialize) are iterative: a tree built from Lua
  * can be deeper than the C stack would like.
@@ -20,6 +22,7 @@
 #define DOC_BLOCK 1000
 #define ARENA_FIRST (DOC_BLOCK - sizeof(struct st_doc) - \
 		     sizeof(struct st_arena_chunk))
+#define ARENA_MIN 64
 #define ARENA_CHUNK_MAX (64 * 1024)
 #define ARENA_BIG (ARENA_CHUNK_MAX / 4)
 #define ARENA_ALIGN sizeof(void *)
@@ -36,13 +39,16 @@ static struct st_arena_chunk *inline_chunk(struct st_doc *d)
 	return (struct st_arena_chunk *)(d + 1);
 }
 
-struct st_doc *st_doc_new(void)
+struct st_doc *st_doc_new_sized(size_t first)
 {
-	struct st_doc *d = xmalloc(DOC_BLOCK);
-	struct st_arena_chunk *c = inline_chunk(d);
+	struct st_doc *d;
+	struct st_arena_chunk *c;
 
+	first = (MAX(first, (size_t)ARENA_MIN) + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
+	d = xmalloc(sizeof(*d) + sizeof(struct st_arena_chunk) + first);
+	c = inline_chunk(d);
 	c->next = NULL;
-	c->size = ARENA_FIRST;
+	c->size = first;
 	c->used = 0;
 	d->refs = 1;
 	d->root = NULL;
@@ -50,6 +56,11 @@ struct st_doc *st_doc_new(void)
 	d->chunks = c;
 	d->used = 0;
 	return d;
+}
+
+struct st_doc *st_doc_new(void)
+{
+	return st_doc_new_sized(ARENA_FIRST);
 }
 
 struct st_doc *st_doc_ref(struct st_doc *d)
@@ -392,9 +403,57 @@ struct st_node *st_copy_into(struct st_doc *d, struct st_node *parent,
 	return st_copy_into_ns(d, parent, src, NULL);
 }
 
+/* Arena bytes for the strings and structs of one node, padding
+ * included (an upper bound: a namespace shared with the parent is not
+ * copied). */
+static size_t node_size(const struct st_node *n)
+{
+	const struct st_attr *a;
+	size_t size = sizeof(*n) + ARENA_ALIGN;
+
+	if (!n->name)
+		return size + n->len + 1;
+	size += strlen(n->name) + 1 + strlen(n->ns) + 1;
+	for (a = n->attrs; a; a = a->next)
+		size += sizeof(*a) + ARENA_ALIGN + strlen(a->name) + 1 +
+			strlen(a->value) + 1;
+	return size;
+}
+
+size_t st_copy_size(const struct st_node *src)
+{
+	const struct st_node *s = src;
+	size_t size = node_size(src);
+
+	if (!src->name || !src->first)
+		return size;
+	s = src->first;
+	for (;;) {
+		size += node_size(s);
+		if (s->name && s->first) {
+			s = s->first;
+			continue;
+		}
+		while (!s->next) {
+			s = s->parent;
+			if (s == src)
+				return size;
+		}
+		s = s->next;
+	}
+}
+
+struct st_doc *st_doc_new_for_copy(const struct st_node *src)
+{
+	size_t need = st_copy_size(src);
+
+	/* room for a few more attributes ('to' on a broadcast copy) */
+	return st_doc_new_sized(need + need / 4 + 64);
+}
+
 struct st_doc *st_clone(const struct st_node *src)
 {
-	struct st_doc *d = st_doc_new();
+	struct st_doc *d = st_doc_new_for_copy(src);
 
 	st_copy_into(d, NULL, src);
 	d->cursor = d->root;

@@ -55,6 +55,13 @@ struct st_doc {
 
 /* A new doc with one reference and no root yet. */
 struct st_doc *st_doc_new(void);
+/* The same with first bytes of arena in the doc's own allocation. */
+struct st_doc *st_doc_new_sized(size_t first);
+/* Arena bytes a deep copy of src needs (an upper bound). */
+size_t st_copy_size(const struct st_node *src);
+/* A doc sized for a copy of src and a little more: a copy kept for long
+ * (a session's presence) costs what it holds, not a whole first chunk. */
+struct st_doc *st_doc_new_for_copy(const struct st_node *src);
 struct st_doc *st_doc_ref(struct st_doc *d);
 void st_doc_unref(struct st_doc *d);	/* frees at zero */
 

@@ -73,12 +73,22 @@ struct xs {
 	struct st_doc *doc;		/* the stanza being built, owned */
 	struct st_node *cur;		/* its open element */
 	struct st_doc *ready;		/* a finished stanza, owned */
-	struct sbuf text;		/* character data not yet in doc */
-	struct sbuf scratch;
-	struct sbuf root_ns;		/* default xmlns declared on the root */
-	struct sbuf root_decls;		/* its prefixed declarations, as XML */
+	struct sbuf root_ns;		/* default xmlns declared on the root, */
+	struct sbuf root_decls;		/* its prefixed declarations as XML and */
+	struct sbuf root_qname;		/* its name as written: only while the
+					 * header is parsed, see save_context() */
+	struct sbuf text_carry;		/* unfinished text between calls */
+	char *context;			/* owned, see xs_take_context() */
+	bool priming;			/* the header is xs_prime()'s */
 	struct pool_chunk *pool;	/* expat's memory, see pool_alloc() */
 };
+
+/* Character data not yet in the stanza's tree, and names being joined:
+ * one buffer each for all streams. A call that ends in the middle of a
+ * text node hands the buffer to its stream (text_carry) and gets it back
+ * on the next call (see settle()), so a stream holds text only while
+ * such a stanza is half received. */
+static struct sbuf xs_text, xs_scratch;
 
 static void fail(struct xs *xs, const char *cond, const char *text)
 {
@@ -128,9 +138,9 @@ static struct st_node *elem_new(struct xs *xs, struct st_doc *d,
 	    parent->ns[nslen] == '\0') {
 		ns = parent->ns;
 	} else {
-		sbuf_reset(&xs->scratch);
-		sbuf_add(&xs->scratch, name, nslen);
-		ns = xs->scratch.p;
+		sbuf_reset(&xs_scratch);
+		sbuf_add(&xs_scratch, name, nslen);
+		ns = xs_scratch.p;
 	}
 	return st_elem_new(d, parent, sep + 1, ns);
 }
@@ -144,15 +154,15 @@ static const char *attr_name(struct xs *xs, struct st_doc *d,
 	if (!sep)
 		return st_strdup(d, name, strlen(name));
 	nslen = (size_t)(sep - name);
-	sbuf_reset(&xs->scratch);
+	sbuf_reset(&xs_scratch);
 	if (nslen == sizeof(NS_XML) - 1 && memcmp(name, NS_XML, nslen) == 0) {
-		sbuf_add(&xs->scratch, "xml:", 4);
+		sbuf_add(&xs_scratch, "xml:", 4);
 	} else {
-		sbuf_add(&xs->scratch, name, nslen);
-		sbuf_addc(&xs->scratch, '\1');
+		sbuf_add(&xs_scratch, name, nslen);
+		sbuf_addc(&xs_scratch, '\1');
 	}
-	sbuf_adds(&xs->scratch, sep + 1);
-	return st_strdup(d, xs->scratch.p, xs->scratch.len);
+	sbuf_adds(&xs_scratch, sep + 1);
+	return st_strdup(d, xs_scratch.p, xs_scratch.len);
 }
 
 /* Attributes in document order (expat already refused duplicates). */
@@ -189,18 +199,18 @@ static bool too_many_attrs(struct xs *xs, const XML_Char **atts)
 
 static void flush_text(struct xs *xs)
 {
-	if (!xs->text.len)
+	if (!xs_text.len)
 		return;
-	st_text_add(xs->doc, xs->cur, xs->text.p, xs->text.len);
-	sbuf_reset(&xs->text);
+	st_text_add(xs->doc, xs->cur, xs_text.p, xs_text.len);
+	sbuf_reset(&xs_text);
 }
 
-static void trim_buffers(struct xs *xs)
+static void trim_buffers(void)
 {
-	if (xs->text.cap > XS_SCRATCH_KEEP)
-		sbuf_free(&xs->text);
-	if (xs->scratch.cap > XS_SCRATCH_KEEP)
-		sbuf_free(&xs->scratch);
+	if (xs_text.cap > XS_SCRATCH_KEEP)
+		sbuf_free(&xs_text);
+	if (xs_scratch.cap > XS_SCRATCH_KEEP)
+		sbuf_free(&xs_scratch);
 }
 
 /* Expat re-reads an unfinished token from its start on every parse call
@@ -218,6 +228,56 @@ static void made_progress(struct xs *xs)
 
 /* Expat callbacks. */
 
+/* The root's qualified name as the client wrote it ("stream:stream"):
+ * a parser primed later must see the same name, or the client's closing
+ * tag would not match it. Expat's input context holds the start tag
+ * while its callback runs; on_ns_start() left a fallback (the prefix
+ * declared for the streams namespace) in root_qname. */
+static void save_root_qname(struct xs *xs)
+{
+	int off = 0, size = 0;
+	const char *ctx = XML_GetInputContext(xs->p, &off, &size);
+	int end;
+
+	if (!ctx || off < 0 || off >= size || ctx[off] != '<')
+		return;
+	for (end = off + 1; end < size; end++) {
+		char ch = ctx[end];
+
+		if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' ||
+		    ch == '/' || ch == '>')
+			break;
+	}
+	if (end == size)
+		return;
+	sbuf_reset(&xs->root_qname);
+	sbuf_add(&xs->root_qname, ctx + off + 1, (size_t)(end - off - 1));
+}
+
+/* The header that primes a new parser to this point of the stream: the
+ * same root name, content namespace and prefixes (see xs_prime()). Built
+ * once, when the header arrives; the pieces are dropped at once. */
+static void save_context(struct xs *xs)
+{
+	struct sbuf ctx;
+
+	sbuf_init(&ctx);
+	sbuf_addc(&ctx, '<');
+	if (xs->root_qname.len)
+		sbuf_add(&ctx, xs->root_qname.p, xs->root_qname.len);
+	else
+		sbuf_adds(&ctx, "stream");
+	sbuf_adds(&ctx, " xmlns='");
+	if (xs->root_ns.p)
+		xml_escape(&ctx, xs->root_ns.p, xs->root_ns.len);
+	sbuf_addc(&ctx, '\'');
+	if (xs->root_decls.len)
+		sbuf_add(&ctx, xs->root_decls.p, xs->root_decls.len);
+	sbuf_addc(&ctx, '>');
+	free(xs->context);
+	xs->context = ctx.p;
+}
+
 static void header_start(struct xs *xs, const XML_Char *name,
 			 const XML_Char **atts)
 {
@@ -230,10 +290,16 @@ static void header_start(struct xs *xs, const XML_Char *name,
 	}
 	if (too_many_attrs(xs, atts))
 		return;
+	save_root_qname(xs);
 	xs->header = st_doc_new();
 	root = st_elem_new(xs->header, NULL, "stream",
 			   xs->root_ns.p ? xs->root_ns.p : "");
 	add_attrs(xs, xs->header, root, atts);
+	if (!xs->priming)
+		save_context(xs);
+	sbuf_free(&xs->root_ns);
+	sbuf_free(&xs->root_decls);
+	sbuf_free(&xs->root_qname);
 	xs->depth = 1;
 	emit(xs, XS_STREAM_OPEN);
 }
@@ -289,7 +355,7 @@ static void on_end(void *ud, const XML_Char *name)
 	xs->doc->cursor = xs->doc->root;
 	xs->ready = xs->doc;
 	xs->doc = NULL;
-	trim_buffers(xs);
+	trim_buffers();
 	emit(xs, XS_STANZA);
 }
 
@@ -302,7 +368,7 @@ static void on_text(void *ud, const XML_Char *s, int len)
 		return;
 	made_progress(xs);
 	if (xs->depth >= 2) {
-		sbuf_add(&xs->text, s, (size_t)len);
+		sbuf_add(&xs_text, s, (size_t)len);
 		return;
 	}
 	for (i = 0; i < len; i++) {
@@ -329,8 +395,11 @@ static void on_ns_start(void *ud, const XML_Char *prefix, const XML_Char *uri)
 	if (xs->depth != 0)
 		return;
 	if (prefix) {
-		if (strcmp(uri ? uri : "", NS_STREAMS) == 0)
-			return;		/* the stream prefix: see xs_context() */
+		if (strcmp(uri ? uri : "", NS_STREAMS) == 0) {
+			sbuf_reset(&xs->root_qname);
+			sbuf_adds(&xs->root_qname, prefix);
+			sbuf_adds(&xs->root_qname, ":stream");
+		}
 		sbuf_adds(&xs->root_decls, " xmlns:");
 		sbuf_adds(&xs->root_decls, prefix);
 		sbuf_adds(&xs->root_decls, "='");
@@ -453,6 +522,23 @@ struct block_hdr {
 
 static struct xs *mm_owner;		/* whose expat call is running */
 
+/* A chunk of at least need bytes after its header, or NULL. */
+static struct pool_chunk *pool_chunk_new(size_t need)
+{
+	size_t size = MAX((size_t)POOL_CHUNK, need + sizeof(struct pool_chunk));
+	struct pool_chunk *c;
+
+	size = (size + 4095) & ~(size_t)4095;
+	c = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (c == MAP_FAILED)
+		return NULL;
+	c->next = NULL;
+	c->size = size;
+	c->used = (sizeof(*c) + 15) & ~(size_t)15;
+	return c;
+}
+
 static void *pool_alloc(struct xs *xs, size_t n)
 {
 	size_t need = sizeof(struct block_hdr) + ((n + 15) & ~(size_t)15);
@@ -460,15 +546,10 @@ static void *pool_alloc(struct xs *xs, size_t n)
 	struct block_hdr *h;
 
 	if (!c || c->size - c->used < need) {
-		size_t size = MAX((size_t)POOL_CHUNK, need + sizeof(*c));
-		size = (size + 4095) & ~(size_t)4095;
-		c = mmap(NULL, size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (c == MAP_FAILED)
+		c = pool_chunk_new(need);
+		if (!c)
 			return NULL;
 		c->next = xs->pool;
-		c->size = size;
-		c->used = (sizeof(*c) + 15) & ~(size_t)15;
 		xs->pool = c;
 	}
 	h = (struct block_hdr *)((char *)c + c->used);
@@ -522,18 +603,68 @@ static const XML_Memory_Handling_Suite mm_suite = {
 	mm_malloc, mm_realloc, mm_free,
 };
 
-static void pool_release(struct xs *xs)
+/* The chunks go, and with them the struct xs in the first one. */
+static void pool_release(struct pool_chunk *c)
 {
-	while (xs->pool) {
-		struct pool_chunk *c = xs->pool;
-		xs->pool = c->next;
+	while (c) {
+		struct pool_chunk *next = c->next;
 		munmap(c, c->size);
+		c = next;
 	}
 }
 
+#ifdef __SANITIZE_ADDRESS__
+/* AddressSanitizer cannot see inside our pages: let it watch expat, and
+ * the struct xs, on the heap. */
+static struct xs *xs_alloc(void)
+{
+	(void)mm_suite;
+	return xcalloc(1, sizeof(struct xs));
+}
+
+static XML_Parser parser_create(void)
+{
+	return XML_ParserCreateNS("UTF-8", XS_SEP);
+}
+
+static void xs_dealloc(struct xs *xs)
+{
+	free(xs);
+}
+#else
+/* The struct xs lives in its first pool chunk, so freeing a parser
+ * leaves nothing behind on the heap either. */
+static struct xs *xs_alloc(void)
+{
+	struct pool_chunk *c = pool_chunk_new(sizeof(struct xs) + 16);
+	struct xs *xs;
+
+	if (!c) {
+		fputs("starling: out of memory (parser)\n", stderr);
+		abort();
+	}
+	xs = (struct xs *)((char *)c + c->used);
+	c->used += (sizeof(*xs) + 15) & ~(size_t)15;
+	memset(xs, 0, sizeof(*xs));
+	xs->pool = c;
+	return xs;
+}
+
+static XML_Parser parser_create(void)
+{
+	return XML_ParserCreate_MM("UTF-8", &mm_suite,
+				   (const XML_Char[]){ XS_SEP, 0 });
+}
+
+static void xs_dealloc(struct xs *xs)
+{
+	pool_release(xs->pool);
+}
+#endif
+
 struct xs *xs_new(const struct xs_limits *limits)
 {
-	struct xs *xs = xcalloc(1, sizeof(*xs));
+	struct xs *xs = xs_alloc();
 
 	if (limits)
 		xs->lim = *limits;
@@ -544,22 +675,15 @@ struct xs *xs_new(const struct xs_limits *limits)
 	if (!xs->lim.max_attrs)
 		xs->lim.max_attrs = XS_DEFAULT_ATTRS;
 	mm_owner = xs;
-#ifdef __SANITIZE_ADDRESS__
-	/* AddressSanitizer cannot see inside our pages: let it watch expat. */
-	(void)mm_suite;
-	xs->p = XML_ParserCreateNS("UTF-8", XS_SEP);
-#else
-	xs->p = XML_ParserCreate_MM("UTF-8", &mm_suite, (const XML_Char[]){ XS_SEP, 0 });
-#endif
+	xs->p = parser_create();
 	mm_owner = NULL;
 	if (!xs->p) {
 		fputs("starling: out of memory (expat)\n", stderr);
 		abort();
 	}
-	sbuf_init(&xs->text);
-	sbuf_init(&xs->scratch);
 	sbuf_init(&xs->root_ns);
 	sbuf_init(&xs->root_decls);
+	sbuf_init(&xs->root_qname);
 	parser_setup(xs);
 	return xs;
 }
@@ -581,12 +705,12 @@ void xs_free(struct xs *xs)
 	mm_owner = xs;
 	XML_ParserFree(xs->p);
 	mm_owner = NULL;
-	pool_release(xs);
-	sbuf_free(&xs->text);
-	sbuf_free(&xs->scratch);
 	sbuf_free(&xs->root_ns);
 	sbuf_free(&xs->root_decls);
-	free(xs);
+	sbuf_free(&xs->root_qname);
+	sbuf_free(&xs->text_carry);
+	free(xs->context);
+	xs_dealloc(xs);
 }
 
 /* The part of buf after the last event (nothing once all is parsed). */
@@ -620,10 +744,12 @@ void xs_reset(struct xs *xs)
 	xs->progress = xs->rescans = 0;
 	xs->buf = NULL;
 	xs->len = xs->off = xs->buf_base = 0;
-	sbuf_reset(&xs->text);
+	sbuf_reset(&xs_text);
+	sbuf_free(&xs->text_carry);
 	sbuf_free(&xs->root_ns);
 	sbuf_free(&xs->root_decls);
-	trim_buffers(xs);
+	sbuf_free(&xs->root_qname);
+	trim_buffers();
 }
 
 bool xs_quiet(const struct xs *xs)
@@ -632,26 +758,33 @@ bool xs_quiet(const struct xs *xs)
 	       !xs->doc && !xs->ready && xs->fed == xs->mark;
 }
 
-void xs_context(const struct xs *xs, struct sbuf *out)
+char *xs_take_context(struct xs *xs)
 {
-	sbuf_adds(out, "<sxs:stream xmlns:sxs='" NS_STREAMS "' xmlns='");
-	if (xs->root_ns.p)
-		xml_escape(out, xs->root_ns.p, xs->root_ns.len);
-	sbuf_addc(out, '\'');
-	if (xs->root_decls.len)
-		sbuf_add(out, xs->root_decls.p, xs->root_decls.len);
-	sbuf_addc(out, '>');
+	char *ctx = xs->context;
+
+	xs->context = NULL;
+	return ctx;
 }
 
-int xs_prime(struct xs *xs, const char *context, size_t len)
+int xs_prime(struct xs *xs, char *context)
 {
-	enum xs_event ev = xs_feed(xs, context, len);
+	enum xs_event ev;
+	int ret = -EINVAL;
 
+	xs->priming = true;
+	ev = xs_feed(xs, context, strlen(context));
+	xs->priming = false;
 	if (ev != XS_STREAM_OPEN || xs_next(xs) != XS_NEED_MORE)
-		return -EINVAL;
-	xs->buf = NULL;		/* context need not outlive this call */
+		goto out;
+	xs->buf = NULL;		/* nothing may point into context now */
 	xs->len = xs->off = 0;
-	return 0;
+	free(xs->context);
+	xs->context = context;
+	context = NULL;
+	ret = 0;
+out:
+	free(context);
+	return ret;
 }
 
 /* What a return from XML_Parse/XML_ResumeParser means for us. */
@@ -729,25 +862,53 @@ static enum xs_event feed_slices(struct xs *xs)
 	return XS_NEED_MORE;
 }
 
+/* Before expat runs for xs: its unfinished text goes back into the
+ * shared buffer (empty between calls), and the header it reported has
+ * been read. */
+static void unsettle(struct xs *xs)
+{
+	if (xs->text_carry.p) {
+		sbuf_free(&xs_text);
+		xs_text = xs->text_carry;
+		sbuf_init(&xs->text_carry);
+	}
+	st_doc_unref(xs->header);
+	xs->header = NULL;
+}
+
+/* After: text of a text node that continues in the next bytes stays with
+ * the stream. */
+static enum xs_event settle(struct xs *xs, enum xs_event ev)
+{
+	if (ev == XS_ERROR) {
+		sbuf_reset(&xs_text);
+	} else if (xs_text.len) {
+		xs->text_carry = xs_text;
+		sbuf_init(&xs_text);
+	}
+	return ev;
+}
+
 enum xs_event xs_feed(struct xs *xs, const char *buf, size_t len)
 {
 	if (xs->failed)
 		return XS_ERROR;
+	unsettle(xs);
 	st_doc_unref(xs->ready);
 	xs->ready = NULL;
 	xs->rest = NULL;
 	xs->rest_len = 0;
 	if (xs->suspended && !xs->closed) {
 		fail(xs, "internal-server-error", "fed before the events were read");
-		return XS_ERROR;
+		return settle(xs, XS_ERROR);
 	}
 	xs->buf = buf;
 	xs->len = len;
 	xs->off = 0;
 	xs->buf_base = xs->fed;
 	if (xs->closed)
-		return XS_NEED_MORE;	/* nothing may follow the close */
-	return feed_slices(xs);
+		return settle(xs, XS_NEED_MORE);	/* nothing may follow the close */
+	return settle(xs, feed_slices(xs));
 }
 
 enum xs_event xs_next(struct xs *xs)
@@ -756,14 +917,15 @@ enum xs_event xs_next(struct xs *xs)
 
 	if (xs->failed)
 		return XS_ERROR;
+	unsettle(xs);
 	st_doc_unref(xs->ready);
 	xs->ready = NULL;
 	if (xs->close_pending) {
 		xs->close_pending = false;
-		return XS_STREAM_CLOSE;
+		return settle(xs, XS_STREAM_CLOSE);
 	}
 	if (!xs->suspended || xs->closed)
-		return XS_NEED_MORE;
+		return settle(xs, XS_NEED_MORE);
 	xs->suspended = false;
 	xs->ev = XS_NEED_MORE;
 	mm_owner = xs;
@@ -771,8 +933,8 @@ enum xs_event xs_next(struct xs *xs)
 	mm_owner = NULL;
 	ev = parse_result(xs, st);
 	if (ev != XS_NEED_MORE)
-		return ev;
-	return feed_slices(xs);
+		return settle(xs, ev);
+	return settle(xs, feed_slices(xs));
 }
 
 const struct st_node *xs_header(struct xs *xs)

@@ -65,15 +65,18 @@ struct st_doc *xs_take_stanza(struct xs *xs);
 const char *xs_error(const struct xs *xs, const char **text);
 
 /* Between stanzas with nothing half-parsed: the parser may be freed and
- * a new one primed with xs_context() later (idle connections keep no
- * parser). */
+ * a new one primed with xs_take_context() later (idle connections keep
+ * no parser). */
 bool xs_quiet(const struct xs *xs);
-/* Appends a stream header that puts a new parser where this one is: the
- * same content namespace and prefixes, so later stanzas parse alike. */
-void xs_context(const struct xs *xs, struct sbuf *out);
-/* Feeds a new parser that header and takes its XS_STREAM_OPEN: 0, or
- * -EINVAL when it does not parse as one. */
-int xs_prime(struct xs *xs, const char *context, size_t len);
+/* A stream header that puts a new parser where this one is: the root's
+ * name as the client wrote it, the same content namespace and prefixes,
+ * so later stanzas and the client's closing tag parse alike. The caller
+ * owns it (free()); NULL before the stream header. */
+char *xs_take_context(struct xs *xs);
+/* Feeds a new parser that header (a string from xs_take_context(), whose
+ * ownership passes to xs: it is the new parser's context) and takes its
+ * XS_STREAM_OPEN: 0, or -EINVAL when it does not parse as one. */
+int xs_prime(struct xs *xs, char *context);
 
 /* Bytes of the buffer given to the last xs_feed not yet parsed. */
 size_t xs_unparsed(const struct xs *xs, const char **rest);

@@ -9,8 +9,12 @@
 -- Pings idle clients (XEP-0199 4.1): a bound session that sent nothing for
 -- ping_idle_after seconds gets <ping/> at its full JID; anything it sends
 -- within ping_timeout seconds (the pong, or any other data) keeps it, and
--- silence closes it with the stream error connection-timeout. One timer
--- per session, so a session is pinged at most once per idle period.
+-- silence closes it with the stream error connection-timeout. A session
+-- is pinged at most once per idle period.
+--
+-- Sessions wait for their next check in slots `tick` seconds wide, one
+-- timer per slot that holds any, not one timer (and two closures) each:
+-- an idle session costs an entry in `watched` and one in a slot.
 
 local core = require "starling.core"
 local id = require "util.id"
@@ -25,8 +29,13 @@ local timeout = module:get_option_period("ping_timeout", 60)
 
 local roster_store = module:open_store("roster", "keyval")
 
--- watched[session] = { ping_id = id or nil, ping_at = uptime or nil }
+-- watched[session] = true, or { ping_id = id, ping_at = uptime } while a
+-- ping waits for its answer
 local watched = {}
+
+-- slots[n] = { session, ... }: check them at uptime n * tick
+local tick = math.min(1, idle_after / 4, timeout / 4)
+local slots = {}
 
 local function pong(event)
 	return module:reply(event, st.reply(event.stanza))
@@ -44,7 +53,7 @@ end
 
 -- --- pinging idle clients -------------------------------------------------
 
--- One run of a session's timer: returns the seconds until the next run, or
+-- One check of a session: returns the seconds until the next one, or
 -- nil when the session is gone (or just closed).
 local function check(session)
 	local state = watched[session]
@@ -56,7 +65,7 @@ local function check(session)
 		return nil
 	end
 	local now = core.uptime()
-	if state.ping_at then
+	if state ~= true then
 		local waited = now - state.ping_at
 		if session.idle >= waited then
 			if waited >= timeout then
@@ -67,32 +76,49 @@ local function check(session)
 			end
 			return timeout - waited
 		end
-		state.ping_at, state.ping_id = nil, nil -- it spoke since the ping
+		watched[session] = true -- it spoke since the ping, or answered it
 	end
 	local idle = session.idle
 	if idle < idle_after then
 		return idle_after - idle
 	end
-	state.ping_id = "ping-" .. id.new()
-	state.ping_at = now
-	session:send(st.iq({ type = "get", id = state.ping_id, from = session.host,
+	local ping_id = "ping-" .. id.new()
+	watched[session] = { ping_id = ping_id, ping_at = now }
+	session:send(st.iq({ type = "get", id = ping_id, from = session.host,
 		to = session.full_jid }):tag("ping", { xmlns = NS }):up())
 	return timeout
+end
+
+-- Puts session in the slot that is due after delay seconds (rounded up).
+local function schedule(session, delay)
+	local n = math.ceil((core.uptime() + delay) / tick)
+	local slot = slots[n]
+	if not slot then
+		slot = {}
+		slots[n] = slot
+		module:add_timer(math.max(0, n * tick - core.uptime()), function()
+			slots[n] = nil
+			for i = 1, #slot do
+				local s = slot[i]
+				local again = check(s)
+				if again then
+					schedule(s, again)
+				end
+			end
+		end)
+	end
+	slot[#slot + 1] = session
 end
 
 local function watch(session)
 	if watched[session] or session.closed or idle_after == math.huge then
 		return
 	end
-	watched[session] = {}
-	module:add_timer(idle_after, function()
-		return check(session)
-	end)
+	watched[session] = true
+	schedule(session, idle_after)
 end
 
--- The session's timer runs out by itself: its next run finds no state.
--- (Stopping it here would leave it in the module's list of timers until
--- the module unloads.)
+-- The session leaves its slot when the slot runs: the run finds no state.
 local function unwatch(session)
 	watched[session] = nil
 end
@@ -112,7 +138,7 @@ local function on_answer(event)
 	local stanza, origin = event.stanza, event.origin
 	local state = origin and watched[origin]
 	local t = stanza.attr.type
-	if state and state.ping_id and stanza.attr.id == state.ping_id
+	if state and state ~= true and state.ping_id and stanza.attr.id == state.ping_id
 	   and (t == "result" or t == "error") then
 		state.ping_id = nil
 		return true

@@ -27,3 +27,14 @@ def test_stanzas_after_the_parser_was_released(ctx):
                  child="{urn:example:prefixed}thing")
     exchange(other, c)
     exchange(c, other)
+
+
+@time_limit(60)
+def test_stream_end_after_the_parser_was_released(ctx):
+    """The client's </stream:stream> matches the header it sent, even when
+    the parser that read that header is gone: a clean close, no error."""
+    srv = ctx.server(options={"c2s_parser_release_after": 1})
+    c = srv.login("closer")
+    srv.wait_log(r"closer.*quiet, parser released", timeout=20)
+    c.end_stream()
+    c.expect_closed()

@@ -171,6 +171,27 @@ static void test_clone_independent(void)
 	st_doc_unref(b);
 }
 
+/* A clone's arena is sized from its source: the copy fits the doc's
+ * first chunk (st_copy_size is an upper bound) and a small stanza's copy
+ * is smaller than a default doc. */
+static void test_clone_sized(void)
+{
+	struct st_doc *a = sample_message(), *b;
+	struct st_node *x = st_elem_new(a, a->root, "x", "urn:other");
+	char want[1024];
+
+	st_attr_set(a, x, "xml:lang", "en");
+	st_text_add(a, x, "some text", 9);
+	st_elem_new(a, x, "empty", NULL);
+	b = st_clone(a->root);
+	CHECK(b->used <= st_copy_size(a->root));
+	CHECK(st_copy_size(a->root) < 1024);
+	snprintf(want, sizeof(want), "%s", ser(a->root, NS_CLIENT));
+	CHECK_STR(ser(b->root, NS_CLIENT), want);
+	st_doc_unref(a);
+	st_doc_unref(b);
+}
+
 static void test_unlink(void)
 {
 	struct st_doc *d = sample_message();
@@ -296,6 +317,7 @@ int main(void)
 	RUN(test_escaping);
 	RUN(test_arena);
 	RUN(test_clone_independent);
+	RUN(test_clone_sized);
 	RUN(test_unlink);
 	RUN(test_reply);
 	RUN(test_error_reply);

@@ -450,6 +450,70 @@ static void test_close(void)
 		     "ERROR not-well-formed|") != NULL);
 }
 
+/* A parser primed with xs_take_context() continues the stream: prefixes from
+ * the header still resolve and the client's own closing tag matches. */
+static void test_prime(void)
+{
+	const char *hdr = "<s:stream xmlns:s='http://etherx.jabber.org/streams' "
+			  "xmlns='jabber:client' xmlns:x='urn:x' to='a'>";
+	struct xs *xs = xs_new(NULL), *fresh = xs_new(NULL);
+	struct st_doc *d;
+	char *ctx;
+
+	CHECK(xs_feed(xs, hdr, strlen(hdr)) == XS_STREAM_OPEN);
+	CHECK(xs_next(xs) == XS_NEED_MORE);
+	CHECK(xs_quiet(xs));
+	ctx = xs_take_context(xs);
+	xs_free(xs);
+	CHECK(ctx != NULL && xs_prime(fresh, ctx) == 0);
+	CHECK(xs_feed(fresh, "<message><x:y/></message>", 25) == XS_STANZA);
+	d = xs_take_stanza(fresh);
+	CHECK(d && d->root->first && strcmp(d->root->first->ns, "urn:x") == 0);
+	st_doc_unref(d);
+	CHECK(xs_next(fresh) == XS_NEED_MORE);
+	CHECK(xs_feed(fresh, "</s:stream>", 11) == XS_STREAM_CLOSE);
+	ctx = xs_take_context(fresh);	/* the primed header, again */
+	CHECK(ctx && strncmp(ctx, "<s:stream ", 10) == 0);
+	free(ctx);
+	xs_free(fresh);
+}
+
+/* Text split over several feeds, with another stream parsed in between:
+ * the shared text buffer goes with the stream that has text pending. */
+static void test_text_across_feeds(void)
+{
+	struct xs *a = xs_new(NULL), *b = xs_new(NULL);
+	struct st_doc *d;
+	const char *t;
+
+	CHECK(xs_feed(a, HEADER, strlen(HEADER)) == XS_STREAM_OPEN);
+	CHECK(xs_next(a) == XS_NEED_MORE);
+	CHECK(xs_feed(b, HEADER, strlen(HEADER)) == XS_STREAM_OPEN);
+	CHECK(xs_next(b) == XS_NEED_MORE);
+	CHECK(xs_feed(a, "<message><body>hel", 18) == XS_NEED_MORE);
+	CHECK(xs_feed(b, "<message><body>other</body></message>", 37) == XS_STANZA);
+	d = xs_take_stanza(b);
+	t = d ? st_child_text(d, d->root, "body", NULL) : NULL;
+	CHECK_STR(t ? t : "(none)", "other");
+	st_doc_unref(d);
+	CHECK(xs_next(b) == XS_NEED_MORE);
+	CHECK(xs_feed(b, "<message><body>x", 16) == XS_NEED_MORE);
+	CHECK(xs_feed(a, "lo, ", 4) == XS_NEED_MORE);
+	CHECK(xs_feed(a, "world</body></message>", 22) == XS_STANZA);
+	d = xs_take_stanza(a);
+	t = d ? st_child_text(d, d->root, "body", NULL) : NULL;
+	CHECK_STR(t ? t : "(none)", "hello, world");
+	st_doc_unref(d);
+	CHECK(xs_next(a) == XS_NEED_MORE);
+	CHECK(xs_feed(b, "y</body></message>", 18) == XS_STANZA);
+	d = xs_take_stanza(b);
+	t = d ? st_child_text(d, d->root, "body", NULL) : NULL;
+	CHECK_STR(t ? t : "(none)", "xy");
+	st_doc_unref(d);
+	xs_free(a);
+	xs_free(b);
+}
+
 int main(void)
 {
 	RUN(test_client_stream);
@@ -463,6 +527,8 @@ int main(void)
 	RUN(test_depth_attrs);
 	RUN(test_restart);
 	RUN(test_close);
+	RUN(test_prime);
+	RUN(test_text_across_feeds);
 	sbuf_free(&ev_log);
 	TEST_END();
 }
