@@ -80,6 +80,9 @@ SSL_CTX *tls_ctx_new(const char *cert_file, const char *key_file)
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
 			      SSL_MODE_ENABLE_PARTIAL_WRITE |
 			      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* One read takes all the socket holds (several records), not a
+	 * record header and then its body. */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	SSL_CTX_set_cipher_list(ctx,
 		"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
 		"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
