@@ -75,14 +75,22 @@ SSL_CTX *tls_ctx_new(const char *cert_file, const char *key_file)
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE |
-				 SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-				 SSL_OP_NO_TICKET);
+				 SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
 			      SSL_MODE_ENABLE_PARTIAL_WRITE |
 			      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	/* One read takes all the socket holds (several records), not a
 	 * record header and then its body. */
 	SSL_CTX_set_read_ahead(ctx, 1);
+	/* Resumption: one stateless ticket per handshake (a client
+	 * reconnects with one connection, not the two a browser opens),
+	 * sealed with this context's random key, so a reload or restart
+	 * only costs the next handshake its shortcut. TLS 1.3 resumption
+	 * still does an (EC)DHE exchange: OpenSSL takes no psk_ke without
+	 * SSL_OP_ALLOW_NO_DHE_KEX, and no early data is accepted. No server
+	 * cache: with it off, stateful tickets (SSL_OP_NO_TICKET) could
+	 * never be redeemed and were two wasted messages per handshake. */
+	SSL_CTX_set_num_tickets(ctx, 1);
 	SSL_CTX_set_cipher_list(ctx,
 		"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
 		"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
