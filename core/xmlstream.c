@@ -427,13 +427,6 @@ static void parser_setup(struct xs *xs)
 	 * rescans instead. */
 	if (XML_SetReparseDeferralEnabled)
 		XML_SetReparseDeferralEnabled(p, XML_FALSE);
-	/* The salt of expat's hash tables (against collision floods) from
-	 * our random reserve: expat's own costs a getrandom() per parser
-	 * and per stream restart. 0 would mean "pick one yourself". */
-	unsigned long salt = 0;
-	while (!salt)
-		random_bytes(&salt, sizeof(salt));
-	XML_SetHashSalt(p, salt);
 }
 
 /* Public API. */
@@ -460,14 +453,6 @@ struct block_hdr {
 
 static struct xs *mm_owner;		/* whose expat call is running */
 
-/* Standard chunks of parsers that went away wait here for the next
- * streams, at most SPARE_MAX (1 MiB): a login then costs no mmap,
- * munmap and page faults for its parser. xs_trim, run with the periodic
- * and after-burst malloc_trim, gives them back. */
-#define SPARE_MAX 64
-static struct pool_chunk *spare;
-static size_t n_spare;
-
 static void *pool_alloc(struct xs *xs, size_t n)
 {
 	size_t need = sizeof(struct block_hdr) + ((n + 15) & ~(size_t)15);
@@ -477,16 +462,10 @@ static void *pool_alloc(struct xs *xs, size_t n)
 	if (!c || c->size - c->used < need) {
 		size_t size = MAX((size_t)POOL_CHUNK, need + sizeof(*c));
 		size = (size + 4095) & ~(size_t)4095;
-		if (size == POOL_CHUNK && spare) {
-			c = spare;
-			spare = c->next;
-			n_spare--;
-		} else {
-			c = mmap(NULL, size, PROT_READ | PROT_WRITE,
-				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-			if (c == MAP_FAILED)
-				return NULL;
-		}
+		c = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (c == MAP_FAILED)
+			return NULL;
 		c->next = xs->pool;
 		c->size = size;
 		c->used = (sizeof(*c) + 15) & ~(size_t)15;
@@ -543,35 +522,13 @@ static const XML_Memory_Handling_Suite mm_suite = {
 	mm_malloc, mm_realloc, mm_free,
 };
 
-/* A parser's memory goes back to the system, except one standard chunk
- * (all a login's parser uses) kept for the next stream: a parser that
- * grew big under an attack leaves no more behind than a small one. */
 static void pool_release(struct xs *xs)
 {
-	bool kept = false;
-
 	while (xs->pool) {
 		struct pool_chunk *c = xs->pool;
 		xs->pool = c->next;
-		if (!kept && c->size == POOL_CHUNK && n_spare < SPARE_MAX) {
-			c->next = spare;
-			spare = c;
-			n_spare++;
-			kept = true;
-			continue;
-		}
 		munmap(c, c->size);
 	}
-}
-
-void xs_trim(void)
-{
-	while (spare) {
-		struct pool_chunk *c = spare;
-		spare = c->next;
-		munmap(c, c->size);
-	}
-	n_spare = 0;
 }
 
 struct xs *xs_new(const struct xs_limits *limits)
