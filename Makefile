@@ -54,6 +54,10 @@ unit: $(UNIT_BIN)
 $(BUILD)/storage_bench: $(BUILD)/obj/bench/storage_bench.o $(CORE_OBJ)
 	$(LINK_ALL) -o $@ $^ $(XLDLIBS) $(LDLIBS)
 
+# Server CPU per TLS handshake (bench/tls_handshake.c): make build/tls_handshake
+$(BUILD)/tls_handshake: $(BUILD)/obj/bench/tls_handshake.o $(CORE_OBJ)
+	$(LINK_ALL) -o $@ $^ $(XLDLIBS) $(LDLIBS)
+
 # Packages: install what is missing when root, else print the command.
 define need_pkgs
 	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \

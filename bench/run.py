@@ -654,6 +654,8 @@ ROWS = [
     ("logins per server CPU-s", "login", "logins_per_server_cpu_s", "%.0f", True),
     ("STARTTLS logins/s", "login_tls", "logins_per_s", "%.0f", True),
     ("STARTTLS login p99 ms", "login_tls", "login_latency_p99_ms", "%.1f", False),
+    ("STARTTLS logins per server CPU-s", "login_tls", "logins_per_server_cpu_s", "%.0f", True),
+    ("STARTTLS negotiated", "login_tls", "tls_negotiated", "%s", True),
     ("chat open loop: delivered msgs/s", "chat_open", "delivered_per_s", "%.0f", True),
     ("chat open loop: latency p50 ms", "chat_open", "latency_p50_ms", "%.2f", False),
     ("chat open loop: latency p99 ms", "chat_open", "latency_p99_ms", "%.2f", False),
@@ -702,6 +704,8 @@ def cell(results, key, field, fmt):
     v = r.get(field)
     if v is None:
         return None, "n/a"
+    if isinstance(v, str):  # no ratio for text
+        return None, v
     return v, fmt % v
 
 

@@ -3,7 +3,6 @@
 #include "log.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -159,11 +158,17 @@ static void plain_shutdown(struct conn *c)
 	shutdown(c->fd, SHUT_WR);
 }
 
+static bool plain_buffered(struct conn *c)
+{
+	return false;
+}
+
 static const struct conn_ops plain_ops = {
 	.name = "tcp",
 	.read = plain_read,
 	.writev = plain_writev,
 	.shutdown = plain_shutdown,
+	.buffered = plain_buffered,
 };
 
 /* --- TLS transport ------------------------------------------------------ */
@@ -236,11 +241,19 @@ static void tls_shutdown(struct conn *c)
 	shutdown(c->fd, SHUT_WR);
 }
 
+/* With read-ahead OpenSSL reads what the socket holds, several records
+ * at once; SSL_read hands them out one by one. */
+static bool tls_buffered(struct conn *c)
+{
+	return SSL_has_pending(c->ssl) == 1;
+}
+
 static const struct conn_ops tls_ops = {
 	.name = "tls",
 	.read = tls_read,
 	.writev = tls_writev,
 	.shutdown = tls_shutdown,
+	.buffered = tls_buffered,
 };
 
 static void handshake_step(struct conn *c)
@@ -311,13 +324,17 @@ int conn_start_tls(struct conn *c, SSL_CTX *ctx)
 #define CONN_F_NOREAD (CONN_F_CLOSING | CONN_F_DEAD | CONN_F_PAUSED | \
 		       CONN_F_THROTTLED | CONN_F_HELD)
 
-/* Starts or stops the read watcher to match the flags. */
+/* Starts or stops the read watcher to match the flags. Input the
+ * transport already holds wakes no watcher: it gets an event of its own. */
 static void update_reading(struct conn *c)
 {
-	if (c->flags & CONN_F_NOREAD)
+	if (c->flags & CONN_F_NOREAD) {
 		ev_io_stop(loop, &c->rio);
-	else
-		ev_io_start(loop, &c->rio);
+		return;
+	}
+	ev_io_start(loop, &c->rio);
+	if (!(c->flags & CONN_F_HANDSHAKE) && c->ops->buffered(c))
+		ev_feed_event(loop, &c->rio, EV_READ);
 }
 
 void conn_hold(struct conn *c, bool hold)
@@ -327,9 +344,6 @@ void conn_hold(struct conn *c, bool hold)
 	else
 		c->flags &= ~CONN_F_HELD;
 	update_reading(c);
-	/* Bytes may wait in OpenSSL's buffer with nothing on the socket. */
-	if (!hold && c->ssl && !(c->flags & CONN_F_NOREAD))
-		ev_feed_event(loop, &c->rio, EV_READ);
 }
 
 void conn_set_rate(struct conn *c, double rate, double burst)
@@ -574,9 +588,7 @@ struct conn *conn_new(int fd, const char *ip, int port,
 {
 	struct conn_priv *p = xcalloc(1, sizeof(*p));
 	struct conn *c = &p->c;
-	int fl = fcntl(fd, F_GETFL);
 
-	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 	c->fd = fd;
 	c->ops = &plain_ops;
 	c->ev = ev;

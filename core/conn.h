@@ -34,6 +34,9 @@ struct conn_ops {
 	ssize_t (*writev)(struct conn *c, const struct iovec *iov, int n);
 	/* Orderly close of the transport (TLS close_notify). */
 	void (*shutdown)(struct conn *c);
+	/* Whether bytes read from the socket wait inside the transport (TLS
+	 * records read ahead), so that a quiet socket does not mean no input. */
+	bool (*buffered)(struct conn *c);
 };
 
 /* What the owner of a connection (a session) is told. */
@@ -86,7 +89,8 @@ void conn_global_init(struct ev_loop *loop);
 void conn_global_free(void);
 struct ev_loop *conn_loop(void);
 
-/* Takes ownership of fd (non-blocking is set here). */
+/* Takes ownership of fd, which is non-blocking already (accept4 with
+ * SOCK_NONBLOCK: no fcntl per connection). */
 struct conn *conn_new(int fd, const char *ip, int port,
 		      const struct conn_events *ev, void *owner);
 

@@ -42,6 +42,28 @@ static int on_sni(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_OK;
 }
 
+/* Session tickets for TLS 1.3 only, where a resumption still runs an
+ * (EC)DHE exchange. A TLS 1.2 ticket carries the master secret itself,
+ * sealed with a key that lives as long as the process: resumed TLS 1.2
+ * sessions would lose forward secrecy. Runs before the extensions are
+ * acted on, so the option applies to this handshake. */
+static int on_client_hello(SSL *ssl, int *alert, void *arg)
+{
+	const unsigned char *p;
+	size_t len;
+
+	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_versions,
+				      &p, &len) == 1 && len >= 1) {
+		size_t end = MIN(len, (size_t)p[0] + 1);
+
+		for (size_t i = 1; i + 1 < end; i += 2)
+			if (p[i] == 0x03 && p[i + 1] == 0x04)
+				return SSL_CLIENT_HELLO_SUCCESS;
+	}
+	SSL_set_options(ssl, SSL_OP_NO_TICKET);
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 /* A private key anyone on the machine can read is refused; one its group
  * can read (Debian's ssl-cert group) is only worth a warning. */
 static int check_key_mode(const char *key_file)
@@ -75,11 +97,24 @@ SSL_CTX *tls_ctx_new(const char *cert_file, const char *key_file)
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE |
-				 SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-				 SSL_OP_NO_TICKET);
+				 SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
 			      SSL_MODE_ENABLE_PARTIAL_WRITE |
 			      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* One read takes all the socket holds (several records), not a
+	 * record header and then its body. */
+	SSL_CTX_set_read_ahead(ctx, 1);
+	/* Resumption: one stateless ticket per handshake (a client
+	 * reconnects with one connection, not the two a browser opens),
+	 * sealed with this context's random key, so a reload or restart
+	 * only costs the next handshake its shortcut. TLS 1.3 resumption
+	 * still does an (EC)DHE exchange: OpenSSL takes no psk_ke without
+	 * SSL_OP_ALLOW_NO_DHE_KEX, and no early data is accepted; TLS 1.2
+	 * gets no tickets (on_client_hello). No server cache: with it off,
+	 * stateful tickets (SSL_OP_NO_TICKET) could never be redeemed and
+	 * were two wasted messages per handshake. */
+	SSL_CTX_set_num_tickets(ctx, 1);
+	SSL_CTX_set_client_hello_cb(ctx, on_client_hello, NULL);
 	SSL_CTX_set_cipher_list(ctx,
 		"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
 		"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 static void oom(void)
@@ -210,11 +211,34 @@ int ct_memcmp(const void *a, const void *b, size_t n)
 	return d;
 }
 
+/* Bytes from OpenSSL's generator, drawn 512 at a time: one RAND_bytes
+ * costs about 6,000 instructions and a getpid() (its fork check) however
+ * few bytes it gives, and a login takes a few ids and a nonce. Bytes
+ * handed out are wiped from the reserve; the process never forks. */
+#define RANDOM_RESERVE 512
+
 void random_bytes(void *out, size_t n)
 {
-	if (RAND_bytes(out, (int)n) != 1) {
-		fputs("starling: RAND_bytes failed\n", stderr);
-		abort();
+	static unsigned char reserve[RANDOM_RESERVE];
+	static size_t left;
+	unsigned char *o = out;
+
+	while (n) {
+		size_t k;
+
+		if (!left) {
+			if (RAND_bytes(reserve, sizeof(reserve)) != 1) {
+				fputs("starling: RAND_bytes failed\n", stderr);
+				abort();
+			}
+			left = sizeof(reserve);
+		}
+		k = MIN(n, left);
+		memcpy(o, reserve + sizeof(reserve) - left, k);
+		OPENSSL_cleanse(reserve + sizeof(reserve) - left, k);
+		left -= k;
+		o += k;
+		n -= k;
 	}
 }
 

@@ -80,6 +80,7 @@ struct lg_opts {
 	bool print_pairs;	/* rosters: only print the contact pairs */
 	bool smacks;		/* XEP-0198: <enable/> after bind, answer <r/> */
 	const char *scram_cache;	/* file of derived SCRAM keys, or NULL */
+	const char *resume;	/* file of TLS session tickets by account, or NULL */
 };
 
 extern struct lg_opts g_opts;
@@ -229,7 +230,7 @@ enum lg_ctr {
 	C_ERR_BIND, C_ERR_TIMEOUT, C_CLOSED,
 	C_MSG_SENT, C_MSG_RECV, C_MSG_ERR, C_PRES_SENT, C_PRES_RECV,
 	C_SUB_SENT, C_SUBS_DONE, C_BEHIND, C_BYTES_IN, C_BYTES_OUT,
-	C_LAST_RECV_NS, C_SM_ACKS, C_NCTR,
+	C_LAST_RECV_NS, C_SM_ACKS, C_TLS_RESUMED, C_NCTR,
 };
 
 struct lg_worker {
@@ -267,6 +268,7 @@ struct lg_worker {
 	struct lg_hist lat_login;
 	struct lg_hist lat_msg;
 	char first_error[160];
+	char tls_seen[96];	/* the first TLS handshake: version, suite, group, key */
 	char rbuf[65536];
 };
 
@@ -305,6 +307,10 @@ void lg_conn_release(struct lg_conn *c);	/* closes the socket now */
 void lg_conn_init(struct lg_conn *c, struct lg_worker *w);
 void lg_conn_deinit(struct lg_conn *c);
 int lg_tls_begin(struct lg_conn *c);
+/* --resume FILE: the newest ticket of every account, kept between runs. */
+int lg_tls_sessions_load(const char *path);	/* how many, or -1 */
+int lg_tls_sessions_save(const char *path);	/* how many, or -1 */
+void lg_tls_sessions_free(void);
 
 /* xmpp.c: the client protocol */
 void lg_expat_setup(XML_Parser p, void *ud);	/* after create or reset */

@@ -260,6 +260,11 @@ static void rep_errors(void)
 		if (sum(errs[i].c))
 			rep_num(errs[i].name, (double)sum(errs[i].c), NULL);
 	for (int k = 0; k < g_opts.jobs; k++)
+		if (g_workers[k].tls_seen[0]) {
+			rep_str("tls_negotiated", g_workers[k].tls_seen);
+			break;
+		}
+	for (int k = 0; k < g_opts.jobs; k++)
 		if (g_workers[k].first_error[0]) {
 			rep_str("first_error", g_workers[k].first_error);
 			break;
@@ -531,6 +536,8 @@ static void usage(FILE *f)
 	      "  --smacks (XEP-0198: <enable/> after bind, answer <r/>)\n"
 	      "  -j, --jobs N (1 worker thread)  --src-addrs N (16)\n"
 	      "  --scram-cache FILE (derived SCRAM keys, kept between runs)\n"
+	      "  --resume FILE (TLS: offer each account's last session ticket,\n"
+	      "    kept in FILE between runs)\n"
 	      "  --server-pid PID  --json  --quiet\n", f);
 }
 
@@ -546,7 +553,7 @@ enum { O_HOST = 256, O_PORT, O_DOMAIN, O_USERS, O_FIRST, O_PREFIX, O_PASSWORD,
        O_RESOURCE, O_TLS, O_MECH, O_RATE, O_DURATION, O_DRAIN, O_RAMP, O_SETTLE,
        O_HOLD, O_TIMEOUT, O_PID, O_JSON, O_QUIET, O_CONC, O_WINDOW, O_SRC,
        O_SIZE, O_COUNT, O_CONTACTS, O_CHANGES, O_TOFULL, O_NOSESSION, O_PAIRS,
-       O_CACHE, O_SMACKS };
+       O_CACHE, O_SMACKS, O_RESUME };
 
 static const struct option long_opts[] = {
 	{ "host", 1, NULL, O_HOST }, { "port", 1, NULL, O_PORT },
@@ -565,7 +572,7 @@ static const struct option long_opts[] = {
 	{ "contacts", 1, NULL, O_CONTACTS }, { "changes", 1, NULL, O_CHANGES },
 	{ "to-full", 0, NULL, O_TOFULL }, { "no-session", 0, NULL, O_NOSESSION },
 	{ "print-pairs", 0, NULL, O_PAIRS }, { "scram-cache", 1, NULL, O_CACHE },
-	{ "smacks", 0, NULL, O_SMACKS },
+	{ "smacks", 0, NULL, O_SMACKS }, { "resume", 1, NULL, O_RESUME },
 	{ "help", 0, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -619,6 +626,7 @@ static int set_option(int opt, const char *v)
 	case O_PAIRS: o->print_pairs = true; break;
 	case O_CACHE: o->scram_cache = v; break;
 	case O_SMACKS: o->smacks = true; break;
+	case O_RESUME: o->resume = v; break;
 	default: return -1;
 	}
 	return 0;
@@ -745,6 +753,9 @@ int main(int argc, char **argv)
 	}
 	if (g_opts.scram_cache && lg_sasl_cache_load(g_opts.scram_cache) < 0)
 		fprintf(stderr, "loadgen: cannot read %s\n", g_opts.scram_cache);
+	if (g_opts.resume && g_opts.tls != LG_TLS_NONE &&
+	    lg_tls_sessions_load(g_opts.resume) < 0)
+		fprintf(stderr, "loadgen: cannot read %s\n", g_opts.resume);
 	g_online = lg_xcalloc((size_t)g_opts.users, sizeof(*g_online));
 	if (g_opts.scenario != LG_SC_LOGIN)
 		g_user_conn = lg_xcalloc((size_t)g_opts.users, sizeof(*g_user_conn));
@@ -765,6 +776,8 @@ int main(int argc, char **argv)
 	default: break;
 	}
 	rep_num("pbkdf2_computed", (double)lg_sasl_pbkdf2_count(), NULL);
+	if (g_opts.resume && g_opts.tls != LG_TLS_NONE)
+		rep_num("tls_resumed", (double)sum(C_TLS_RESUMED), NULL);
 	rep_num("bytes_out", (double)sum(C_BYTES_OUT), "B");
 	rep_num("bytes_in", (double)sum(C_BYTES_IN), "B");
 	rep_errors();
@@ -778,6 +791,10 @@ int main(int argc, char **argv)
 	if (g_opts.scram_cache && lg_sasl_cache_save(g_opts.scram_cache) < 0)
 		fprintf(stderr, "loadgen: cannot write %s\n", g_opts.scram_cache);
 	lg_sasl_cache_free();
+	if (g_opts.resume && g_opts.tls != LG_TLS_NONE &&
+	    lg_tls_sessions_save(g_opts.resume) < 0)
+		fprintf(stderr, "loadgen: cannot write %s\n", g_opts.resume);
+	lg_tls_sessions_free();
 	lg_buf_adds(&g_json, "}");
 	if (g_opts.json)
 		printf("%s\n", g_json.p);

@@ -30,8 +30,109 @@
 SSL_CTX *g_ssl_ctx;
 static struct sockaddr_in g_dst;
 
+/* --resume: each account's newest session (TLS 1.3 ticket), offered on
+ * its next connection; by account number - first. */
+static pthread_mutex_t sess_lock = PTHREAD_MUTEX_INITIALIZER;
+static SSL_SESSION **g_sess;
+
 static void io_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents);
+
+static SSL_SESSION **sess_slot(int user)
+{
+	int i = user - g_opts.first;
+
+	return g_sess && i >= 0 && i < g_opts.users ? &g_sess[i] : NULL;
+}
+
+/* A ticket arrived: it replaces the account's older one. */
+static int on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct lg_conn *c = SSL_get_app_data(ssl);
+	SSL_SESSION **slot = c ? sess_slot(c->user) : NULL;
+
+	if (!slot)
+		return 0;
+	pthread_mutex_lock(&sess_lock);
+	if (*slot)
+		SSL_SESSION_free(*slot);
+	*slot = sess;
+	pthread_mutex_unlock(&sess_lock);
+	return 1;	/* the reference is ours */
+}
+
+int lg_tls_sessions_load(const char *path)
+{
+	static char line[8192];
+	unsigned char der[4096];
+	int user, n = 0;
+	char hex[8000];
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return 0;	/* no file yet */
+	while (fgets(line, sizeof(line), f)) {
+		SSL_SESSION **slot, *sess;
+		const unsigned char *p = der;
+		size_t len = 0;
+
+		if (sscanf(line, "%d %7999s", &user, hex) != 2 || !(slot = sess_slot(user)))
+			continue;
+		for (const char *h = hex; h[0] && h[1] && len < sizeof(der); h += 2) {
+			unsigned v;
+			if (sscanf(h, "%2x", &v) != 1)
+				break;
+			der[len++] = (unsigned char)v;
+		}
+		sess = d2i_SSL_SESSION(NULL, &p, (long)len);
+		if (!sess)
+			continue;
+		if (*slot)
+			SSL_SESSION_free(*slot);
+		*slot = sess;
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+int lg_tls_sessions_save(const char *path)
+{
+	char tmp[4096];
+	FILE *f;
+	int n = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
+	f = fopen(tmp, "w");
+	if (!f)
+		return -1;
+	for (int i = 0; g_sess && i < g_opts.users; i++) {
+		unsigned char *der = NULL;
+		int len = g_sess[i] ? i2d_SSL_SESSION(g_sess[i], &der) : 0;
+
+		if (len <= 0)
+			continue;
+		fprintf(f, "%d ", g_opts.first + i);
+		for (int k = 0; k < len; k++)
+			fprintf(f, "%02x", der[k]);
+		fputc('\n', f);
+		OPENSSL_free(der);
+		n++;
+	}
+	if (fclose(f) != 0 || rename(tmp, path) != 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return n;
+}
+
+void lg_tls_sessions_free(void)
+{
+	for (int i = 0; g_sess && i < g_opts.users; i++)
+		SSL_SESSION_free(g_sess[i]);
+	free(g_sess);
+	g_sess = NULL;
+}
 
 int lg_net_init(void)
 {
@@ -51,6 +152,12 @@ int lg_net_init(void)
 	SSL_CTX_set_mode(g_ssl_ctx, SSL_MODE_RELEASE_BUFFERS |
 			 SSL_MODE_ENABLE_PARTIAL_WRITE |
 			 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (g_opts.resume) {
+		g_sess = lg_xcalloc((size_t)g_opts.users, sizeof(*g_sess));
+		SSL_CTX_set_session_cache_mode(g_ssl_ctx, SSL_SESS_CACHE_CLIENT |
+					       SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(g_ssl_ctx, on_new_session);
+	}
 	return 0;
 }
 
@@ -168,6 +275,10 @@ void lg_conn_release(struct lg_conn *c)
 	ev_io_stop(w->loop, &c->io);
 	ev_timer_stop(w->loop, &c->timer);
 	if (c->ssl) {
+		/* SSL_free of a connection not shut down throws its session
+		 * away; a client that just hangs up keeps its ticket. */
+		if (g_sess)
+			SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
 		SSL_free(c->ssl);
 		c->ssl = NULL;
 	}
@@ -243,11 +354,37 @@ static void tls_error(struct lg_conn *c, const char *what, int err)
 
 static void do_read(struct lg_conn *c);
 
+/* What the first handshake of this worker agreed on, for the report:
+ * "TLSv1.3 TLS_AES_256_GCM_SHA384 X25519 EC-256". */
+static void note_tls(struct lg_conn *c)
+{
+	char *out = c->w->tls_seen;
+	X509 *cert;
+	EVP_PKEY *key;
+	int group;
+	const char *gname;
+
+	if (out[0])
+		return;
+	cert = SSL_get1_peer_certificate(c->ssl);
+	key = cert ? X509_get0_pubkey(cert) : NULL;
+	group = SSL_get_negotiated_group(c->ssl);
+	gname = group ? OBJ_nid2sn(group & ~TLSEXT_nid_unknown) : NULL;
+	snprintf(out, sizeof(c->w->tls_seen), "%s %s %s %s-%d", SSL_get_version(c->ssl),
+		 SSL_get_cipher_name(c->ssl), gname ? gname : "?",
+		 key ? EVP_PKEY_get0_type_name(key) : "?",
+		 key ? EVP_PKEY_get_bits(key) : 0);
+	X509_free(cert);
+}
+
 static void tls_handshake(struct lg_conn *c)
 {
 	int r = SSL_do_handshake(c->ssl);
 
 	if (r == 1) {
+		note_tls(c);
+		if (SSL_session_reused(c->ssl))
+			lg_ctr_add(c->w, C_TLS_RESUMED, 1);
 		c->state = ST_FEATURES;
 		set_events(c, EV_READ);
 		lg_xmpp_reset(c);
@@ -274,6 +411,15 @@ int lg_tls_begin(struct lg_conn *c)
 	SSL_set_fd(c->ssl, c->fd);
 	SSL_set_connect_state(c->ssl);
 	SSL_set_tlsext_host_name(c->ssl, g_opts.domain);
+	SSL_set_app_data(c->ssl, c);
+	if (g_sess) {
+		SSL_SESSION **slot = sess_slot(c->user);
+
+		pthread_mutex_lock(&sess_lock);
+		if (slot && *slot)
+			SSL_set_session(c->ssl, *slot);
+		pthread_mutex_unlock(&sess_lock);
+	}
 	c->flags |= CF_TLS;
 	c->state = ST_TLS_HS;
 	tls_handshake(c);
