@@ -307,6 +307,7 @@ static void fire_global(const char *event)
  * the memory of connections that went quiet or away really returns. */
 static void on_trim(struct ev_loop *loop, ev_timer *w, int revents)
 {
+	xs_trim();
 	malloc_trim(0);
 }
 

@@ -496,6 +496,13 @@ static void parser_setup(struct xs *xs)
 	 * rescans instead. */
 	if (XML_SetReparseDeferralEnabled)
 		XML_SetReparseDeferralEnabled(p, XML_FALSE);
+	/* The salt of expat's hash tables (against collision floods) from
+	 * our random reserve: expat's own costs a getrandom() per parser
+	 * and per stream restart. 0 would mean "pick one yourself". */
+	unsigned long salt = 0;
+	while (!salt)
+		random_bytes(&salt, sizeof(salt));
+	XML_SetHashSalt(p, salt);
 }
 
 /* Public API. */
@@ -522,6 +529,14 @@ struct block_hdr {
 
 static struct xs *mm_owner;		/* whose expat call is running */
 
+/* Standard chunks of parsers that went away wait here for the next
+ * streams, at most SPARE_MAX (1 MiB): a login then costs no mmap,
+ * munmap and page faults for its parser. xs_trim, run with the periodic
+ * and after-burst malloc_trim, gives them back. */
+#define SPARE_MAX 64
+static struct pool_chunk *spare;
+static size_t n_spare;
+
 /* A chunk of at least need bytes after its header, or NULL. */
 static struct pool_chunk *pool_chunk_new(size_t need)
 {
@@ -529,10 +544,16 @@ static struct pool_chunk *pool_chunk_new(size_t need)
 	struct pool_chunk *c;
 
 	size = (size + 4095) & ~(size_t)4095;
-	c = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (c == MAP_FAILED)
-		return NULL;
+	if (size == POOL_CHUNK && spare) {
+		c = spare;
+		spare = c->next;
+		n_spare--;
+	} else {
+		c = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (c == MAP_FAILED)
+			return NULL;
+	}
 	c->next = NULL;
 	c->size = size;
 	c->used = (sizeof(*c) + 15) & ~(size_t)15;
@@ -603,14 +624,36 @@ static const XML_Memory_Handling_Suite mm_suite = {
 	mm_malloc, mm_realloc, mm_free,
 };
 
-/* The chunks go, and with them the struct xs in the first one. */
+/* The chunks go, and with them the struct xs in the first one; one
+ * standard chunk (all a login's parser uses) stays for the next stream,
+ * so a parser that grew under an attack leaves no more behind than a
+ * small one. */
 static void pool_release(struct pool_chunk *c)
 {
+	bool kept = false;
+
 	while (c) {
 		struct pool_chunk *next = c->next;
-		munmap(c, c->size);
+		if (!kept && c->size == POOL_CHUNK && n_spare < SPARE_MAX) {
+			c->next = spare;
+			spare = c;
+			n_spare++;
+			kept = true;
+		} else {
+			munmap(c, c->size);
+		}
 		c = next;
 	}
+}
+
+void xs_trim(void)
+{
+	while (spare) {
+		struct pool_chunk *c = spare;
+		spare = c->next;
+		munmap(c, c->size);
+	}
+	n_spare = 0;
 }
 
 #ifdef __SANITIZE_ADDRESS__

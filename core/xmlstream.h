@@ -46,6 +46,8 @@ struct xs;
 
 struct xs *xs_new(const struct xs_limits *limits);
 void xs_free(struct xs *xs);
+/* Gives back the memory kept for the next parsers (see xmlstream.c). */
+void xs_trim(void);
 void xs_reset(struct xs *xs);		/* a new stream on the same parser */
 
 enum xs_event xs_feed(struct xs *xs, const char *buf, size_t len);
