@@ -138,10 +138,10 @@ function M.load(path)
 	env.Host = env.VirtualHost
 
 	function env.Component(name)
-		add_host(name, "component")
-		local entry = cfg.hosts[#cfg.hosts]
+		local section = add_host(name, "component")
+		local entry
 		for _, h in ipairs(cfg.hosts) do
-			if h.name == cjid.nameprep(name) then entry = h end
+			if h.section == section then entry = h end
 		end
 		return function(module_name)
 			if type(module_name) ~= "string" then

@@ -478,13 +478,21 @@ static void test_prime(void)
 	xs_free(fresh);
 }
 
+/* The stanza xs has ready has this <body/> text. */
+static void check_body(struct xs *xs, const char *want)
+{
+	struct st_doc *d = xs_take_stanza(xs);
+	const char *t = d ? st_child_text(d, d->root, "body", NULL) : NULL;
+
+	CHECK_STR(t ? t : "(none)", want);
+	st_doc_unref(d);
+}
+
 /* Text split over several feeds, with another stream parsed in between:
  * the shared text buffer goes with the stream that has text pending. */
 static void test_text_across_feeds(void)
 {
 	struct xs *a = xs_new(NULL), *b = xs_new(NULL);
-	struct st_doc *d;
-	const char *t;
 
 	CHECK(xs_feed(a, HEADER, strlen(HEADER)) == XS_STREAM_OPEN);
 	CHECK(xs_next(a) == XS_NEED_MORE);
@@ -492,24 +500,15 @@ static void test_text_across_feeds(void)
 	CHECK(xs_next(b) == XS_NEED_MORE);
 	CHECK(xs_feed(a, "<message><body>hel", 18) == XS_NEED_MORE);
 	CHECK(xs_feed(b, "<message><body>other</body></message>", 37) == XS_STANZA);
-	d = xs_take_stanza(b);
-	t = d ? st_child_text(d, d->root, "body", NULL) : NULL;
-	CHECK_STR(t ? t : "(none)", "other");
-	st_doc_unref(d);
+	check_body(b, "other");
 	CHECK(xs_next(b) == XS_NEED_MORE);
 	CHECK(xs_feed(b, "<message><body>x", 16) == XS_NEED_MORE);
 	CHECK(xs_feed(a, "lo, ", 4) == XS_NEED_MORE);
 	CHECK(xs_feed(a, "world</body></message>", 22) == XS_STANZA);
-	d = xs_take_stanza(a);
-	t = d ? st_child_text(d, d->root, "body", NULL) : NULL;
-	CHECK_STR(t ? t : "(none)", "hello, world");
-	st_doc_unref(d);
+	check_body(a, "hello, world");
 	CHECK(xs_next(a) == XS_NEED_MORE);
 	CHECK(xs_feed(b, "y</body></message>", 18) == XS_STANZA);
-	d = xs_take_stanza(b);
-	t = d ? st_child_text(d, d->root, "body", NULL) : NULL;
-	CHECK_STR(t ? t : "(none)", "xy");
-	st_doc_unref(d);
+	check_body(b, "xy");
 	xs_free(a);
 	xs_free(b);
 }
