@@ -30,6 +30,7 @@ static ev_signal sigint_w, sigterm_w, sighup_w, sigusr1_w;
 static ev_timer shutdown_timer;
 static ev_timer trim_timer;
 static ev_timer burst_trim_timer;
+static ev_timer index_timer;
 static bool shutting_down;
 static char lua_dir[PATH_MAX + 64], modules_dir[PATH_MAX + 64], cfg_dir[PATH_MAX];
 
@@ -325,6 +326,23 @@ static void trim_after_burst(struct ev_loop *loop, size_t freed)
 	}
 }
 
+/* The archives' with index, written behind the traffic in batches
+ * (store_archive.c): a slice at a time while a pass is under way, so
+ * stanzas keep flowing between slices. */
+#define INDEX_SLICE 1024
+
+static void on_index(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	long delay = config_int("*", "archive_index_delay", 600);
+	int rc = store_archive_index_step((int64_t)MAX(delay, 0) * 1000000,
+					  INDEX_SLICE);
+
+	if (rc < 0)
+		log_warn("archive index: %s", strerror(-rc));
+	w->repeat = rc > 0 ? 0.001 : 1.;
+	ev_timer_again(loop, w);
+}
+
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	store_commit();		/* before anything it covers is sent */
@@ -467,6 +485,10 @@ int main(int argc, char **argv)
 	ev_timer_init(&burst_trim_timer, on_trim, 1., 0.);
 	ev_timer_start(loop, &trim_timer);
 	ev_unref(loop);		/* the trim timer alone keeps nothing running */
+	ev_init(&index_timer, on_index);
+	index_timer.repeat = 1.;
+	ev_timer_again(loop, &index_timer);
+	ev_unref(loop);		/* nor the index job */
 	if (server_write_pidfile() != 0)
 		goto out;
 	fire_global("server-started");

@@ -65,6 +65,7 @@ static const char *const db_names[STORE_NDB] = {
 	[STORE_ARCHIVE] = "archive",
 	[STORE_ARCHIVE_WITH] = "archive_with",
 	[STORE_ARCHIVE_ID] = "archive_id",
+	[STORE_ARCHIVE_META] = "archive_meta",
 };
 
 static struct {

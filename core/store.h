@@ -9,8 +9,10 @@
  *          the same on either; the config picks one per store.
  * dbs:     the key spaces of an engine, one per record kind: "accounts",
  *          "keyval", "map", and for archives "archive" (items by time),
- *          "archive_with" (index by the 'with' of an item) and
- *          "archive_id" (index by item id).
+ *          "archive_with" (index by the 'with' of an item),
+ *          "archive_id" (index by item id) and "archive_meta" (how far
+ *          each archive store's 'with' index reaches; keyed host \0 store,
+ *          no user).
  * key:     host \0 user \0 store [\0 mapkey]; every record of a user sits
  *          under the prefix host \0 user \0, so purging a user is one
  *          range delete per db. "accounts" keys are host \0 user. Archive
@@ -33,6 +35,7 @@
 enum store_db {
 	STORE_ACCOUNTS, STORE_KEYVAL, STORE_MAP,
 	STORE_ARCHIVE, STORE_ARCHIVE_WITH, STORE_ARCHIVE_ID,
+	STORE_ARCHIVE_META,
 	STORE_NDB
 };
 
@@ -239,6 +242,18 @@ int store_archive_summary(const struct store_engine *e, const char *host,
 			  int (*fn)(void *ctx, const char *with, size_t wlen,
 				    size_t count, int64_t first,
 				    int64_t last), void *ctx);
+/* The job that writes the with index of items appended as they passed
+ * (store_archive.c): about budget items of it, on every engine, plus
+ * twice the items deferred since the last step (up to 16 budgets), so
+ * a pass keeps ahead of the traffic. A pass
+ * over an archive store starts when its unindexed items span more than
+ * delay (microseconds; and more than a second) beyond delay ago, and
+ * indexes them up to delay ago (a negative delay: that far ahead, for
+ * tests). Queries see every item at any time.
+ * Returns 1 while a pass is under way (call again soon), 0 when idle, or
+ * a negative error (the pass starts over later). */
+int store_archive_index_step(int64_t delay, size_t budget);
+
 /* Calls fn with the first microsecond of each UTC day that has items,
  * ascending. */
 int store_archive_dates(const struct store_engine *e, const char *host,

@@ -24,8 +24,27 @@
  * given by the caller, e.g. imported, that happens to look like ours).
  * That saves a third of the records, and of the pages a busy batch
  * dirties, on the path every archived message takes.
+ *
+ * The with index is written later for the items that pass by (appended
+ * now, with a made id): their with entries land at random places in the
+ * index (one per conversation), and a page dirtied for each one is most
+ * of what archiving a message would cost. A job writes them in batches,
+ * user by user, sorted, so a batch of a user's items shares pages:
+ *
+ *   archive_meta  host \0 store -> T8 until, T8 floor
+ *
+ * Items before until have their with entries. A pass of the job
+ * (store_archive_index_step) takes [until, target) with target some time
+ * behind now: it first sets floor to target, writes the entries of every
+ * user's items in that span, then sets until to target. An append defers
+ * its entry only when its time is at or after floor; any other (an
+ * explicit time, an id given, a clock that went back) writes it at once.
+ * A query by with reads the index before until and scans the archive
+ * itself, filtered by with, from until on, so it sees every item at any
+ * time. No meta record: nothing was ever deferred, the index is whole.
  */
 #include "store.h"
+#include "log.h"
 
 #include <errno.h>
 #include <math.h>
@@ -35,9 +54,10 @@
 #define WITH_KEY_MAX 128
 #define DAY_US INT64_C(86400000000)
 
-/* An archive: engine and key prefix P. */
+/* An archive: engine, its names and key prefix P. */
 struct arch {
 	const struct store_engine *e;
+	const char *host, *store;
 	struct sbuf p;
 };
 
@@ -45,6 +65,8 @@ static int arch_init(struct arch *a, const struct store_engine *e,
 		     const char *host, const char *user, const char *store)
 {
 	a->e = e;
+	a->host = host;
+	a->store = store;
 	sbuf_init(&a->p);
 	if (!e || !host || !user || !store || !*store)
 		return -EINVAL;
@@ -279,6 +301,91 @@ out:
 	return rc;
 }
 
+/* ---- how far the with index reaches ---- */
+
+struct meta {
+	int64_t until, floor;
+};
+
+static void meta_key(struct sbuf *k, const char *host, const char *store)
+{
+	sbuf_reset(k);
+	sbuf_add(k, host, strlen(host) + 1);
+	sbuf_add(k, store, strlen(store));
+}
+
+/* 0, or -ENOENT when nothing was ever deferred (the index is whole). */
+static int meta_get(const struct store_engine *e, const char *host,
+		    const char *store, struct meta *m)
+{
+	struct sbuf k, v;
+	int rc;
+
+	sbuf_init(&k);
+	sbuf_init(&v);
+	meta_key(&k, host, store);
+	rc = e->get(STORE_ARCHIVE_META, k.p, k.len, &v);
+	if (rc == 0 && v.len != 16)
+		rc = -EILSEQ;
+	if (rc == 0) {
+		m->until = get_t8(v.p);
+		m->floor = get_t8(v.p + 8);
+	}
+	sbuf_free(&k);
+	sbuf_free(&v);
+	return rc;
+}
+
+static int meta_put(const struct store_engine *e, const char *host,
+		    const char *store, const struct meta *m)
+{
+	struct sbuf k, v;
+	int rc;
+
+	sbuf_init(&k);
+	sbuf_init(&v);
+	meta_key(&k, host, store);
+	put_t8(&v, m->until);
+	put_t8(&v, m->floor);
+	rc = e->put(STORE_ARCHIVE_META, k.p, k.len, v.p, v.len);
+	sbuf_free(&k);
+	sbuf_free(&v);
+	return rc;
+}
+
+/* The time before which items have their with entries: INT64_MAX when
+ * all have. */
+static int indexed_until(const struct arch *a, int64_t *until)
+{
+	struct meta m;
+	int rc = meta_get(a->e, a->host, a->store, &m);
+
+	*until = rc == 0 ? m.until : INT64_MAX;
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/* Items deferred since the last step of the job. */
+static size_t deferred_since;
+
+/* Whether an item appended now at time t may leave its with entry to
+ * the job. The first such item starts the deferring: all before it were
+ * indexed as they came. */
+static int may_defer(const struct arch *a, int64_t t, bool *defer)
+{
+	struct meta m;
+	int rc = meta_get(a->e, a->host, a->store, &m);
+
+	*defer = false;
+	if (rc == -ENOENT) {
+		m.until = m.floor = t;
+		rc = meta_put(a->e, a->host, a->store, &m);
+	}
+	if (rc == 0)
+		*defer = t >= m.floor;
+	deferred_since += *defer;
+	return rc;
+}
+
 /* ---- writing ---- */
 
 /* Deletes the item (t, id) and its index entries. */
@@ -316,11 +423,12 @@ static int item_delete(const struct arch *a, int64_t t, const char *id,
 	return rc;
 }
 
-/* Writes the item and its index entries; the id index only when
- * indexed (see the top). */
+/* Writes the item and its index entries: the with index unless
+ * deferred, the id index only when indexed (see the top). */
 static int item_write(const struct arch *a, int64_t when, const char *id,
 		      size_t id_len, const char *with, size_t wlen,
-		      const void *val, size_t vlen, bool indexed)
+		      const void *val, size_t vlen, bool deferred,
+		      bool indexed)
 {
 	struct sbuf k, v;
 	int rc;
@@ -333,7 +441,7 @@ static int item_write(const struct arch *a, int64_t when, const char *id,
 	sbuf_add(&v, val, vlen);
 	prim_key(a, &k, when, id, id_len);
 	rc = a->e->put(STORE_ARCHIVE, k.p, k.len, v.p, v.len);
-	if (rc == 0 && with) {
+	if (rc == 0 && with && !deferred) {
 		with_prefix(a, &k, with, wlen);
 		put_t8(&k, when);
 		sbuf_add(&k, id, id_len);
@@ -359,7 +467,7 @@ int store_archive_append(const struct store_engine *e, const char *host,
 	char gen[STORE_ID_GEN_LEN + 1];
 	struct arch a;
 	int64_t old, made = 0;
-	bool indexed = true;
+	bool indexed = true, deferred = false;
 	int rc = arch_init(&a, e, host, user, store);
 
 	if (rc == 0 && id) {
@@ -372,15 +480,18 @@ int store_archive_append(const struct store_engine *e, const char *host,
 		made = id_generate(gen);
 		id = gen;
 		id_len = STORE_ID_GEN_LEN;
-		if (when == STORE_WHEN_NOW)
+		if (when == STORE_WHEN_NOW) {
 			when = made;
+			if (with)
+				rc = may_defer(&a, made, &deferred);
+		}
 		indexed = when != made;
 	}
 	if (when == STORE_WHEN_NOW)
 		when = (int64_t)llround(now_wall() * 1e6);
 	if (rc == 0)
 		rc = item_write(&a, when, id, id_len, with, with_len, val,
-				val_len, indexed);
+				val_len, deferred, indexed);
 	if (rc == 0 && idout) {
 		memcpy(idout, id, id_len);
 		idout[id_len] = '\0';
@@ -462,6 +573,7 @@ struct find {
 	size_t left;			/* items still wanted, with a limit */
 	size_t base_len;		/* where T8 starts in scanned keys */
 	bool exact_w;			/* the with index key is the with */
+	bool stopped;			/* by the limit or the caller */
 	struct sbuf k, v;		/* scratch for record reads */
 	size_t count;
 };
@@ -480,13 +592,13 @@ static int deliver(struct find *f, const struct store_arch_item *it)
 
 	if (f->q->has_limit) {
 		if (f->left == 0)
-			return 1;
+			return f->stopped = true;
 		f->left--;
 	}
 	r = f->fn(f->ctx, it);
-	if (r)
-		return r < 0 ? r : 1;
-	return f->q->has_limit && f->left == 0;
+	if (r > 0 || (r == 0 && f->q->has_limit && f->left == 0))
+		return f->stopped = true;
+	return r;
 }
 
 /* The time and id of a scanned key. */
@@ -512,6 +624,8 @@ static int on_item(void *ctx, const void *k, size_t klen, const void *v,
 
 	if (rc == 0)
 		rc = rec_parse(v, vlen, &it);
+	if (rc == 0 && !with_matches(f->q, &it))
+		return 0;			/* past the with index */
 	return rc ? rc : deliver(f, &it);
 }
 
@@ -533,7 +647,14 @@ static int count_item(void *ctx, const void *k, size_t klen, const void *v,
 		      size_t vlen)
 {
 	struct find *f = ctx;
+	struct store_arch_item it;
 
+	if (f->q->with) {		/* past the with index */
+		if (rec_parse(v, vlen, &it))
+			return -EILSEQ;
+		if (!with_matches(f->q, &it))
+			return 0;
+	}
 	f->count++;
 	return 0;
 }
@@ -710,6 +831,66 @@ static int find_ids(struct find *f, size_t *total)
 	return rc;
 }
 
+/* A query by with in two parts: the index for the items before until
+ * (qi), the archive itself, filtered, from until on (qt). */
+struct with_parts {
+	struct store_arch_query qi, qt;
+	bool use_index, use_tail;
+	struct sbuf wbase;		/* P W \0 */
+};
+
+/* Counts (total set) or delivers the parts in the query's order: the
+ * older first, unless going back. */
+static int with_scan(struct find *f, struct with_parts *w, size_t *total)
+{
+	const struct store_arch_query *q = f->q;
+	size_t n = 0;
+	int rc = 0;
+
+	for (int part = 0; part < 2 && rc == 0 && !f->stopped; part++) {
+		bool index = (part == 0) != q->reverse;
+		if (index ? !w->use_index : !w->use_tail)
+			continue;
+		f->q = index ? &w->qi : &w->qt;
+		f->base_len = index ? w->wbase.len : f->a->p.len;
+		f->exact_w = index && w_is_exact(q->with, q->with_len);
+		rc = scan_range(f, index ? STORE_ARCHIVE_WITH : STORE_ARCHIVE,
+				index ? &w->wbase : &f->a->p, total != NULL, &n);
+		if (total)
+			*total += n;
+		f->q = q;
+	}
+	return rc;
+}
+
+static int find_with(struct find *f, int64_t until, size_t *total)
+{
+	const struct store_arch_query *q = f->q;
+	struct with_parts w = { .qi = *q, .qt = *q };
+	int rc = 0;
+
+	w.use_index = !q->has_start || q->start < until;
+	w.use_tail = until < INT64_MAX && (!q->has_end || q->end >= until);
+	if (until < INT64_MAX && (!q->has_end || q->end >= until)) {
+		w.qi.has_end = true;
+		w.qi.end = until - 1;
+	}
+	if (!q->has_start || q->start < until) {
+		w.qt.has_start = true;
+		w.qt.start = until;
+	}
+	sbuf_init(&w.wbase);
+	with_prefix(f->a, &w.wbase, q->with, q->with_len);
+	if (total) {
+		*total = 0;
+		rc = with_scan(f, &w, total);
+	}
+	if (rc == 0)
+		rc = with_scan(f, &w, NULL);
+	sbuf_free(&w.wbase);
+	return rc;
+}
+
 int store_archive_find(const struct store_engine *e, const char *host,
 		       const char *user, const char *store,
 		       const struct store_arch_query *q,
@@ -717,34 +898,29 @@ int store_archive_find(const struct store_engine *e, const char *host,
 		       void *ctx, size_t *total)
 {
 	struct find f = { .q = q, .fn = fn, .ctx = ctx, .left = q->limit };
-	enum store_db db = q->with ? STORE_ARCHIVE_WITH : STORE_ARCHIVE;
-	struct sbuf base;
 	struct arch a;
+	int64_t until;
 	int rc = arch_init(&a, e, host, user, store);
 
 	f.a = &a;
 	sbuf_init(&f.k);
 	sbuf_init(&f.v);
-	sbuf_init(&base);
 	if (rc)
 		goto out;
 	if (q->ids) {
 		rc = find_ids(&f, total);
-		goto out;
-	}
-	if (q->with) {
-		with_prefix(&a, &base, q->with, q->with_len);
-		f.exact_w = w_is_exact(q->with, q->with_len);
+	} else if (q->with) {
+		rc = indexed_until(&a, &until);
+		if (rc == 0)
+			rc = find_with(&f, until, total);
 	} else {
-		sbuf_add(&base, a.p.p, a.p.len);
+		f.base_len = a.p.len;
+		if (total)
+			rc = scan_range(&f, STORE_ARCHIVE, &a.p, true, total);
+		if (rc == 0)
+			rc = scan_range(&f, STORE_ARCHIVE, &a.p, false, NULL);
 	}
-	f.base_len = base.len;
-	if (total)
-		rc = scan_range(&f, db, &base, true, total);
-	if (rc == 0)
-		rc = scan_range(&f, db, &base, false, NULL);
 out:
-	sbuf_free(&base);
 	sbuf_free(&f.k);
 	sbuf_free(&f.v);
 	arch_free(&a);
@@ -868,6 +1044,7 @@ int store_archive_trim(const struct store_engine *e, const char *host,
 struct summary {
 	const struct arch *a;
 	const struct store_arch_query *q;
+	int64_t until;			/* the index's reach */
 	struct sbuf groups;
 	struct sbuf w;			/* W of the open group */
 	size_t at;			/* where the open group starts */
@@ -925,7 +1102,7 @@ static int on_summary_entry(void *ctx, const void *k, size_t klen,
 	wlen = (size_t)(nul - c);
 	it.when = get_t8(nul + 1);
 	if ((s->q->has_start && it.when < s->q->start) ||
-	    (s->q->has_end && it.when > s->q->end))
+	    (s->q->has_end && it.when > s->q->end) || it.when >= s->until)
 		return 0;
 	if (s->open && s->w.len == wlen && memcmp(s->w.p, c, wlen) == 0 &&
 	    (!s->q->with || w_is_exact(s->q->with, s->q->with_len))) {
@@ -945,6 +1122,75 @@ static int on_summary_entry(void *ctx, const void *k, size_t klen,
 	return 0;
 }
 
+/* An item past the with index: a group of its own, merged later. */
+static int on_summary_item(void *ctx, const void *k, size_t klen,
+			   const void *v, size_t vlen)
+{
+	struct summary *s = ctx;
+	struct store_arch_item it;
+
+	if (klen < s->a->p.len + 8 || rec_parse(v, vlen, &it))
+		return -EILSEQ;
+	it.when = get_t8((const char *)k + s->a->p.len);
+	if (it.with && with_matches(s->q, &it)) {
+		group_open(s, "", 0, &it);
+		group_add(s, it.when);
+		s->open = false;
+	}
+	return 0;
+}
+
+static int group_cmp(const void *x, const void *y)
+{
+	const char *a = *(const char *const *)x, *b = *(const char *const *)y;
+	size_t la, lb;
+	int c;
+
+	memcpy(&la, a, sizeof(la));
+	memcpy(&lb, b, sizeof(lb));
+	c = memcmp(a + sizeof(la), b + sizeof(lb), MIN(la, lb));
+	return c ? c : (la > lb) - (la < lb);
+}
+
+/* The groups sorted by with, those of one with merged, handed to fn. */
+static void summary_emit(struct summary *s,
+			 int (*fn)(void *ctx, const char *with, size_t wlen,
+				   size_t count, int64_t first, int64_t last),
+			 void *ctx)
+{
+	size_t n = 0, cap = 16;
+	const char **gs = xcalloc(cap, sizeof(*gs));
+
+	for (size_t off = 0; off < s->groups.len; n++) {
+		size_t wlen;
+		if (n == cap)
+			gs = xrealloc(gs, (cap *= 2) * sizeof(*gs));
+		gs[n] = s->groups.p + off;
+		memcpy(&wlen, gs[n], sizeof(wlen));
+		off += 2 * sizeof(size_t) + wlen + 2 * sizeof(int64_t);
+	}
+	qsort(gs, n, sizeof(*gs), group_cmp);
+	for (size_t i = 0; i < n; ) {
+		size_t wlen, count = 0, c;
+		int64_t first = INT64_MAX, last = INT64_MIN, t;
+		size_t j = i;
+		memcpy(&wlen, gs[i], sizeof(wlen));
+		for (; j < n && group_cmp(&gs[i], &gs[j]) == 0; j++) {
+			const char *p = gs[j] + sizeof(size_t) + wlen;
+			memcpy(&c, p, sizeof(c));
+			count += c;
+			memcpy(&t, p + sizeof(c), sizeof(t));
+			first = MIN(first, t);
+			memcpy(&t, p + sizeof(c) + sizeof(t), sizeof(t));
+			last = MAX(last, t);
+		}
+		if (fn(ctx, gs[i] + sizeof(size_t), wlen, count, first, last))
+			break;
+		i = j;
+	}
+	free(gs);
+}
+
 int store_archive_summary(const struct store_engine *e, const char *host,
 			  const char *user, const char *store,
 			  const struct store_arch_query *q,
@@ -953,7 +1199,7 @@ int store_archive_summary(const struct store_engine *e, const char *host,
 				    int64_t last), void *ctx)
 {
 	struct summary s = { .q = q };
-	struct sbuf base, hi;
+	struct sbuf base, lo, hi;
 	struct arch a;
 	int rc = arch_init(&a, e, host, user, store);
 
@@ -963,6 +1209,7 @@ int store_archive_summary(const struct store_engine *e, const char *host,
 	sbuf_init(&s.k);
 	sbuf_init(&s.v);
 	sbuf_init(&base);
+	sbuf_init(&lo);
 	sbuf_init(&hi);
 	if (q->with)
 		with_prefix(&a, &base, q->with, q->with_len);
@@ -970,24 +1217,27 @@ int store_archive_summary(const struct store_engine *e, const char *host,
 		sbuf_add(&base, a.p.p, a.p.len);
 	prefix_end(&hi, &base);
 	if (rc == 0)
+		rc = indexed_until(&a, &s.until);
+	if (rc == 0)
 		rc = e->scan(STORE_ARCHIVE_WITH, base.p, base.len, hi.p, hi.len,
 			     false, on_summary_entry, &s);
-	for (size_t off = 0; rc == 0 && off < s.groups.len; ) {
-		size_t wlen, count;
-		int64_t first, last;
-		const char *w;
-		memcpy(&wlen, s.groups.p + off, sizeof(wlen));
-		w = s.groups.p + off + sizeof(wlen);
-		off += sizeof(wlen) + wlen;
-		memcpy(&count, s.groups.p + off, sizeof(count));
-		memcpy(&first, s.groups.p + off + sizeof(count), sizeof(first));
-		memcpy(&last, s.groups.p + off + sizeof(count) + sizeof(first),
-		       sizeof(last));
-		off += sizeof(count) + 2 * sizeof(int64_t);
-		if (fn(ctx, w, wlen, count, first, last))
-			break;
+	if (rc == 0 && s.until < INT64_MAX) {
+		struct store_arch_query qt = *q;
+		if (!qt.has_start || qt.start < s.until) {
+			qt.has_start = true;
+			qt.start = s.until;
+		}
+		s.q = &qt;
+		s.open = false;
+		if (scan_bounds(&qt, &a.p, false, &lo, &hi))
+			rc = e->scan(STORE_ARCHIVE, lo.p, lo.len, hi.p, hi.len,
+				     false, on_summary_item, &s);
+		s.q = q;
 	}
+	if (rc == 0)
+		summary_emit(&s, fn, ctx);
 	sbuf_free(&base);
+	sbuf_free(&lo);
 	sbuf_free(&hi);
 	sbuf_free(&s.groups);
 	sbuf_free(&s.w);
@@ -1046,4 +1296,267 @@ int store_archive_dates(const struct store_engine *e, const char *host,
 	sbuf_free(&hi);
 	arch_free(&a);
 	return rc;
+}
+
+/* ---- the indexing job ---- */
+
+/* The pass under way: one archive store (host, store) on engine e, from
+ * its until to the target; cursor is the next archive key to look at. */
+static struct {
+	const struct store_engine *e;
+	struct sbuf host, store, cursor;
+	int64_t from, to;
+	size_t items;			/* entries written in this pass */
+} job;
+
+/* The first key at or after lo and below hi, copied into out. */
+static int first_key(void *ctx, const void *k, size_t klen, const void *v,
+		     size_t vlen)
+{
+	struct sbuf *out = ctx;
+
+	sbuf_reset(out);
+	sbuf_add(out, k, klen);
+	return 1;
+}
+
+static int seek(const struct store_engine *e, enum store_db db,
+		const struct sbuf *lo, const struct sbuf *hi, struct sbuf *out)
+{
+	int rc;
+
+	sbuf_reset(out);
+	rc = e->scan(db, lo->p, lo->len, hi->p, hi->len, false, first_key, out);
+	return rc ? rc : out->len ? 0 : -ENOENT;
+}
+
+/* Picks an archive store whose unindexed span is over window long (and
+ * over a second) and starts a pass to now - delay. -ENOENT: none. */
+static int job_pick(const struct store_engine *e, int64_t delay)
+{
+	int64_t now = (int64_t)(now_wall() * 1e6);
+	int64_t window = MAX(delay, INT64_C(1000000));
+	struct sbuf lo, hi, k;
+	struct meta m;
+	int rc;
+
+	sbuf_init(&lo);
+	sbuf_init(&hi);
+	sbuf_init(&k);
+	sbuf_addc(&lo, '\0');		/* LMDB takes no empty key */
+	sbuf_addc(&hi, '\xff');
+	for (;;) {
+		rc = seek(e, STORE_ARCHIVE_META, &lo, &hi, &k);
+		if (rc)
+			break;
+		const char *nul = memchr(k.p, '\0', k.len);
+		sbuf_reset(&lo);
+		sbuf_add(&lo, k.p, k.len);
+		sbuf_addc(&lo, '\0');
+		if (!nul)
+			continue;
+		sbuf_reset(&job.host);
+		sbuf_add(&job.host, k.p, (size_t)(nul - k.p));
+		sbuf_addc(&job.host, '\0');
+		sbuf_reset(&job.store);
+		sbuf_add(&job.store, nul + 1, (size_t)(k.p + k.len - nul - 1));
+		sbuf_addc(&job.store, '\0');
+		rc = meta_get(e, job.host.p, job.store.p, &m);
+		if (rc)
+			break;
+		if (m.until <= now - delay - window) {
+			job.e = e;
+			job.from = m.until;
+			job.to = m.floor = now - delay;
+			job.items = 0;
+			sbuf_reset(&job.cursor);
+			sbuf_add(&job.cursor, job.host.p, job.host.len);
+			rc = meta_put(e, job.host.p, job.store.p, &m);
+			break;
+		}
+	}
+	sbuf_free(&lo);
+	sbuf_free(&hi);
+	sbuf_free(&k);
+	return rc;
+}
+
+/* Collected with entries of one user's items, up to a budget. */
+struct collect {
+	const struct arch *a;
+	struct sbuf keys;		/* size_t len, key; repeated */
+	struct sbuf last;		/* the last archive key seen */
+	size_t n, budget;
+};
+
+static int collect_entry(void *ctx, const void *k, size_t klen,
+			 const void *v, size_t vlen)
+{
+	struct collect *c = ctx;
+	struct store_arch_item it;
+	struct sbuf w;
+	size_t plen = c->a->p.len;
+
+	if (c->n == c->budget)
+		return 1;
+	c->n++;
+	sbuf_reset(&c->last);
+	sbuf_add(&c->last, k, klen);
+	if (klen <= plen + 8 || rec_parse(v, vlen, &it))
+		return 0;			/* not ours to judge here */
+	if (!it.with)
+		return 0;
+	sbuf_init(&w);
+	with_prefix(c->a, &w, it.with, it.with_len);
+	sbuf_add(&w, (const char *)k + plen, klen - plen);	/* T8 id */
+	sbuf_add(&c->keys, &w.len, sizeof(w.len));
+	sbuf_add(&c->keys, w.p, w.len);
+	sbuf_free(&w);
+	return 0;
+}
+
+static int key_cmp(const void *x, const void *y)
+{
+	const char *a = *(const char *const *)x, *b = *(const char *const *)y;
+	size_t la, lb;
+	int c;
+
+	memcpy(&la, a, sizeof(la));
+	memcpy(&lb, b, sizeof(lb));
+	c = memcmp(a + sizeof(la), b + sizeof(lb), MIN(la, lb));
+	return c ? c : (la > lb) - (la < lb);
+}
+
+/* Writes the collected entries in key order, so neighbours share pages. */
+static int put_sorted(const struct store_engine *e, struct collect *c)
+{
+	const char **ks = xcalloc(c->n ? c->n : 1, sizeof(*ks));
+	size_t n = 0;
+	int rc = 0;
+
+	for (size_t off = 0; off < c->keys.len; n++) {
+		size_t len;
+		ks[n] = c->keys.p + off;
+		memcpy(&len, ks[n], sizeof(len));
+		off += sizeof(len) + len;
+	}
+	qsort(ks, n, sizeof(*ks), key_cmp);
+	job.items += n;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		size_t len;
+		memcpy(&len, ks[i], sizeof(len));
+		rc = e->put(STORE_ARCHIVE_WITH, ks[i] + sizeof(len), len, "", 0);
+	}
+	free(ks);
+	return rc;
+}
+
+/* One user's items in the span from the cursor on, up to budget; the
+ * cursor moves past what was done. */
+static int job_user(const char *user, const struct sbuf *k, size_t *done,
+		    size_t budget)
+{
+	struct collect c = { .budget = budget - *done };
+	struct sbuf lo, hi;
+	struct arch a;
+	int rc = arch_init(&a, job.e, job.host.p, user, job.store.p);
+
+	c.a = &a;
+	sbuf_init(&c.keys);
+	sbuf_init(&c.last);
+	sbuf_init(&lo);
+	sbuf_init(&hi);
+	sbuf_add(&lo, a.p.p, a.p.len);
+	put_t8(&lo, job.from);
+	sbuf_add(&hi, a.p.p, a.p.len);
+	put_t8(&hi, job.to);
+	sbuf_reset(&job.cursor);
+	if (rc == 0 && buf_cmp(k, &lo) < 0) {
+		sbuf_add(&job.cursor, lo.p, lo.len);	/* to the span */
+	} else if (rc == 0 && buf_cmp(k, &hi) < 0) {
+		rc = job.e->scan(STORE_ARCHIVE, k->p, k->len, hi.p, hi.len,
+				 false, collect_entry, &c);
+		if (rc == 0)
+			rc = put_sorted(job.e, &c);
+		*done += c.n;
+		if (c.n == c.budget) {			/* more, maybe */
+			sbuf_add(&job.cursor, c.last.p, c.last.len);
+			sbuf_addc(&job.cursor, '\0');
+		}
+	}
+	if (!job.cursor.len) {				/* past this user */
+		sbuf_add(&job.cursor, job.host.p, job.host.len);
+		sbuf_add(&job.cursor, user, strlen(user));
+		sbuf_addc(&job.cursor, '\1');
+	}
+	(*done)++;
+	sbuf_free(&c.keys);
+	sbuf_free(&c.last);
+	sbuf_free(&lo);
+	sbuf_free(&hi);
+	arch_free(&a);
+	return rc;
+}
+
+/* Goes on with the pass under way; ends it when every user is done. */
+static int job_run(size_t *done, size_t budget)
+{
+	struct sbuf hi, k, user;
+	struct meta m;
+	int rc = meta_get(job.e, job.host.p, job.store.p, &m);
+
+	if (rc == 0 && m.floor != job.to)
+		rc = -ESTALE;		/* not ours any more */
+	sbuf_init(&hi);
+	sbuf_init(&k);
+	sbuf_init(&user);
+	prefix_end(&hi, &job.host);
+	while (rc == 0 && *done < budget) {
+		rc = seek(job.e, STORE_ARCHIVE, &job.cursor, &hi, &k);
+		if (rc == -ENOENT) {		/* every user done */
+			m.until = job.to;
+			rc = meta_put(job.e, job.host.p, job.store.p, &m);
+			log_debug("archive store %s of %s (%s): %zu items indexed, "
+				  "%.1f s behind", job.store.p, job.host.p, job.e->name,
+				  job.items, (now_wall() * 1e6 - (double)job.to) / 1e6);
+			job.e = NULL;
+			break;
+		}
+		const char *u = k.p + job.host.len;
+		const char *nul = memchr(u, '\0', k.len - job.host.len);
+		if (rc || !nul)
+			break;
+		sbuf_reset(&user);
+		sbuf_add(&user, u, (size_t)(nul - u) + 1);
+		rc = job_user(user.p, &k, done, budget);
+	}
+	if (rc)
+		job.e = NULL;	/* started again at a later step */
+	if (rc == -ENOENT || rc == -ESTALE)
+		rc = 0;
+	sbuf_free(&hi);
+	sbuf_free(&k);
+	sbuf_free(&user);
+	return rc;
+}
+
+int store_archive_index_step(int64_t delay, size_t budget)
+{
+	const struct store_engine *es[] = { &store_memory, &store_lmdb };
+	size_t done = 0;
+	int rc = 0;
+
+	/* twice what came in since, so a pass outruns the traffic */
+	budget = MIN(budget + 2 * deferred_since, 16 * budget);
+	deferred_since = 0;
+	for (size_t i = 0; !job.e && i < 2 && rc == 0; i++) {
+		if (es[i] == &store_lmdb && !store_is_open())
+			break;
+		rc = job_pick(es[i], delay);
+		if (rc == -ENOENT)
+			rc = 0;
+	}
+	if (rc == 0 && job.e)
+		rc = job_run(&done, budget);
+	return rc < 0 ? rc : job.e != NULL;
 }

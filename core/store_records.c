@@ -300,7 +300,8 @@ static int purge_in(const struct store_engine *e, const char *host,
 	sbuf_addc(&prefix, '\0');
 	rc = 0;
 	for (int db = STORE_KEYVAL; db < STORE_NDB && rc == 0; db++)
-		rc = e->del_prefix((enum store_db)db, prefix.p, prefix.len);
+		if (db != STORE_ARCHIVE_META)	/* no users in its keys */
+			rc = e->del_prefix((enum store_db)db, prefix.p, prefix.len);
 out:
 	sbuf_free(&prefix);
 	return rc;

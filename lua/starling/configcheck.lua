@@ -34,6 +34,7 @@ M.core_options = {
 	"c2s_max_auth_failures", "max_resources_per_account",
 	"c2s_max_unauthenticated_per_ip", "c2s_auth_failure_delay",
 	"csi_max_held_bytes", "limits", "storage_max_size", "pidfile",
+	"archive_index_delay",
 	"admin_socket", "component_module",
 }
 

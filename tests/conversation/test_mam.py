@@ -5,6 +5,7 @@ messages both ways with RSM, flipped pages, the errors, preferences,
 metadata, expiry, and no second copy when stream management sends an
 unacknowledged message on."""
 
+import re
 import time
 
 from harness import check, fixture, sync, time_limit
@@ -506,6 +507,70 @@ def test_unacked_message_is_not_archived_twice(ctx):
           % (stanza_ids(el), first))
     page = query(again)
     check(page.ids == first, "archive %r" % page.ids)
+
+
+@time_limit(90)
+def test_queries_by_contact_while_the_index_catches_up(ctx):
+    # Messages archived as they pass get their by-contact index entries
+    # from a job that runs behind (here: right away, once a second has
+    # gone by); a query by contact sees them all, indexed or not yet.
+    srv = ctx.server(modules=MODULES, options={"archive_index_delay": 0})
+    alice = srv.login("mamix", presence=True)
+    bob = srv.login("mamixb", presence=True)
+    carol = srv.login("mamixc", presence=True)
+    sent = {bob.bare: [], carol.bare: []}
+    passes = r"archive store archive of localhost \(lmdb\): [1-9]\d* items indexed"
+
+    def exchange(tag, n):
+        for i in range(n):
+            who = carol if i % 3 == 0 else bob
+            ident = "%s%d" % (tag, i)
+            if i % 2:
+                chat(who, alice.jid, ident)
+                alice.expect("message", attrs={"id": ident})
+            else:
+                chat(alice, who.jid, ident)
+                who.expect("message", attrs={"id": ident})
+            sent[who.bare].append(ident)
+
+    def indexed_passes():
+        return len(re.findall(passes, srv.log_text()))
+
+    def check_by_contact(when):
+        for contact, bodies in sent.items():
+            page = query(alice, {"with": contact})
+            check(page.bodies == bodies and page.count == len(bodies),
+                  "%s, with %s: %r, count %r" % (when, contact, page.bodies, page.count))
+            ids, after = [], None
+            while True:                 # forwards by two
+                page = query(alice, {"with": contact}, max=2, after=after)
+                ids += page.ids
+                if page.complete:
+                    break
+                after = page.last
+            check(ids == query(alice, {"with": contact}).ids, "%s: forwards" % when)
+            back, before = [], True
+            while True:                 # backwards by two
+                page = query(alice, {"with": contact}, max=2, before=before)
+                back = page.ids + back
+                if page.complete:
+                    break
+                before = page.first.text
+            check(back == ids, "%s: backwards %r, forwards %r" % (when, back, ids))
+        page = query(bob, {"with": alice.bare})
+        check(page.bodies == sent[bob.bare], "%s: bob's side %r" % (when, page.bodies))
+
+    exchange("a", 9)
+    check_by_contact("none indexed")
+    srv.wait_log(passes, timeout=20)
+    exchange("b", 9)
+    check_by_contact("partly indexed")
+    deadline = time.monotonic() + 20
+    first = indexed_passes()
+    while indexed_passes() == first and time.monotonic() < deadline:
+        time.sleep(0.1)
+    check(indexed_passes() > first, "no second pass")
+    check_by_contact("all indexed")
 
 
 # ------------------------------------------------------------ options

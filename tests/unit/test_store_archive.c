@@ -480,6 +480,144 @@ static void test_summary_dates(void)
 	CHECK_STR(days, "-1,0,2,9,");
 }
 
+/* with index entries of h/user/arc */
+static int count_entry(void *ctx, const void *k, size_t klen, const void *v,
+		       size_t vlen)
+{
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static int with_entries(const char *user)
+{
+	char lo[32], hi[32];
+	int n = 0, len = snprintf(lo, sizeof(lo), "h%c%s%carc%c", 0, user, 0, 0);
+
+	memcpy(hi, lo, (size_t)len);
+	hi[len - 1] = '\1';
+	CHECK(E->scan(STORE_ARCHIVE_WITH, lo, (size_t)len, hi, (size_t)len,
+		      false, count_entry, &n) == 0);
+	return n;
+}
+
+/* What queries by with see, checked before and after the index job. */
+static void check_with_queries(char ids[][STORE_ID_MAX + 1], const char *lw)
+{
+	struct found f = { 0 };
+	struct sums s = { "" };
+	char want[512];
+	size_t total = 0;
+	struct store_arch_query qx = { .with = "x", .with_len = 1 };
+
+	snprintf(want, sizeof(want), "i1:old x;%s:n1;%s:n3;%s:n5;", ids[1],
+		 ids[3], ids[5]);
+	CHECK_STR(find("u", &qx, &f, &total), want);
+	CHECK(total == 4);
+	/* across the index's reach, both ways, with limits and positions */
+	struct store_arch_query q2 = { .with = "x", .with_len = 1,
+				       .has_limit = true, .limit = 2 };
+	snprintf(want, sizeof(want), "i1:old x;%s:n1;", ids[1]);
+	CHECK_STR(find("u", &q2, &f, &total), want);
+	CHECK(total == 4);
+	q2.reverse = true;
+	snprintf(want, sizeof(want), "%s:n5;%s:n3;", ids[5], ids[3]);
+	CHECK_STR(find("u", &q2, &f, &total), want);
+	struct store_arch_pos p3 = pos_of("u", ids[3]), pi = pos_of("u", "i1");
+	struct store_arch_query qb = { .with = "x", .with_len = 1,
+				       .before = &p3, .reverse = true };
+	snprintf(want, sizeof(want), "%s:n1;i1:old x;", ids[1]);
+	CHECK_STR(find("u", &qb, &f, &total), want);
+	struct store_arch_query qa = { .with = "x", .with_len = 1, .after = &pi,
+				       .has_limit = true, .limit = 1 };
+	snprintf(want, sizeof(want), "%s:n1;", ids[1]);
+	CHECK_STR(find("u", &qa, &f, &total), want);
+	struct store_arch_query qs = { .with = "x", .with_len = 1,
+				       .has_start = true,
+				       .start = pos_of("u", ids[3]).when };
+	snprintf(want, sizeof(want), "%s:n3;%s:n5;", ids[3], ids[5]);
+	CHECK_STR(find("u", &qs, &f, &total), want);
+	CHECK(total == 2);
+	struct store_arch_query ql = { .with = lw, .with_len = strlen(lw) };
+	snprintf(want, sizeof(want), "%s:long;", ids[6]);
+	CHECK_STR(find("u", &ql, &f, &total), want);
+	struct store_arch_query qy = { .with = "y", .with_len = 1 };
+	snprintf(want, sizeof(want), "i2:old y;%s:n2;", ids[2]);
+	CHECK_STR(find("u", &qy, &f, &total), want);
+	CHECK_STR(find("v", &qy, &f, &total), "");
+	/* summary: the index's groups and the newer items merged */
+	struct store_arch_query all = { 0 };
+	CHECK(store_archive_summary(E, "h", "u", "arc", &all, add_sum, &s) == 0);
+	snprintf(want, sizeof(want), "LLLLLLLLLLLLLLLLLLLL=1[%lld,%lld];"
+		 "x=4[10,%lld];y=2[20,%lld];z=1[%lld,%lld];",
+		 (long long)(pos_of("u", ids[6]).when / S),
+		 (long long)(pos_of("u", ids[6]).when / S),
+		 (long long)(pos_of("u", ids[5]).when / S),
+		 (long long)(pos_of("u", ids[2]).when / S),
+		 (long long)(pos_of("u", "i3").when / S),
+		 (long long)(pos_of("u", "i3").when / S));
+	CHECK_STR(s.buf, want);
+	*s.buf = '\0';
+	CHECK(store_archive_summary(E, "h", "u", "arc", &qy, add_sum, &s) == 0);
+	CHECK(strncmp(s.buf, "y=2[20,", 7) == 0);
+}
+
+/* Items appended as they pass leave their with entries to the job;
+ * queries see them all the same, before, during and after it. */
+static void test_deferred_index(void)
+{
+	char ids[8][STORE_ID_MAX + 1], lw[200], id[STORE_ID_MAX + 1];
+	static const char *const withs[] = { NULL, "x", "y", "x", NULL, "x", NULL };
+	int steps = 0, rc;
+
+	fresh();
+	memset(lw, 'L', sizeof(lw) - 1);
+	lw[sizeof(lw) - 1] = '\0';
+	CHECK(append("u", "i1", 10 * S, "x", "old x", NULL) == 0);
+	CHECK(append("u", "i2", 20 * S, "y", "old y", NULL) == 0);
+	CHECK(with_entries("u") == 2);
+	for (int i = 1; i <= 6; i++) {
+		char val[8];
+		snprintf(val, sizeof(val), i == 6 ? "long" : "n%d", i);
+		CHECK(append("u", NULL, STORE_WHEN_NOW, i == 6 ? lw : withs[i],
+			     val, ids[i]) == 0);
+		CHECK(append("v", NULL, STORE_WHEN_NOW, "x", val, NULL) == 0);
+	}
+	CHECK(append("", NULL, STORE_WHEN_NOW, "x", "host's own", NULL) == 0);
+	/* an explicit time is indexed at once, even among the new items */
+	CHECK(append("u", "i3", pos_of("u", ids[4]).when, "z", "imported",
+		     NULL) == 0);
+	CHECK(with_entries("u") == 3 && with_entries("v") == 0);
+	check_with_queries(ids, lw);
+	struct store_arch_query qz = { .with = "z", .with_len = 1 };
+	struct found f = { 0 };
+	CHECK_STR(find("u", &qz, &f, NULL), "i3:imported;");
+	/* not yet due: nothing to do */
+	CHECK(store_archive_index_step(3600 * S, 100) == 0);
+	CHECK(with_entries("u") == 3);
+	/* due (up to ten seconds ahead), a few items per step */
+	while ((rc = store_archive_index_step(-10 * S, 3)) == 1 && steps < 100) {
+		steps++;
+		check_with_queries(ids, lw);	/* half done: the same */
+	}
+	CHECK(rc == 0 && steps > 3);
+	CHECK(with_entries("u") == 8 && with_entries("v") == 6 &&
+	      with_entries("") == 1);
+	check_with_queries(ids, lw);
+	CHECK_STR(find("u", &qz, &f, NULL), "i3:imported;");
+	/* before the new reach (ahead of now): indexed at once */
+	CHECK(append("u", NULL, STORE_WHEN_NOW, "x", "n7", id) == 0);
+	CHECK(with_entries("u") == 9);
+	/* deleting an indexed item takes its entry along */
+	struct store_arch_query one = { .ids = (const char *const[]){ id },
+					.id_lens = (const size_t[]){ strlen(id) },
+					.nids = 1 };
+	size_t gone = 0;
+	CHECK(store_archive_delete(E, "h", "u", "arc", &one, 0, &gone) == 0 &&
+	      gone == 1);
+	CHECK(with_entries("u") == 8);
+	check_with_queries(ids, lw);
+}
+
 /* A record whose bytes are not an archive record: find reports it. */
 static void test_corrupt(void)
 {
@@ -672,6 +810,7 @@ int main(void)
 	RUN_BOTH(test_trim_users_purge);
 	RUN_BOTH(test_summary_dates);
 	RUN_BOTH(test_corrupt);
+	RUN_BOTH(test_deferred_index);
 	RUN(test_lua);
 	lx_close();
 	store_close();
