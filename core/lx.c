@@ -26,6 +26,43 @@ static int msghandler(lua_State *L)
 	return 1;
 }
 
+int lx_newmetatable(lua_State *L, const char *tname)
+{
+	if (!luaL_newmetatable(L, tname))
+		return 0;
+	lua_pushvalue(L, -1);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, tname);
+	return 1;
+}
+
+void lx_setmetatable(lua_State *L, const char *tname)
+{
+	lua_rawgetp(L, LUA_REGISTRYINDEX, tname);
+	lua_setmetatable(L, -2);
+}
+
+void *lx_testudata(lua_State *L, int idx, const char *tname)
+{
+	void *p = lua_touserdata(L, idx);
+	bool same;
+
+	if (!p || !lua_getmetatable(L, idx))
+		return NULL;
+	lua_rawgetp(L, LUA_REGISTRYINDEX, tname);
+	same = lua_rawequal(L, -1, -2);
+	lua_pop(L, 2);
+	return same ? p : NULL;
+}
+
+void *lx_checkudata(lua_State *L, int idx, const char *tname)
+{
+	void *p = lx_testudata(L, idx, tname);
+
+	if (!p)
+		luaL_typeerror(L, idx, tname);
+	return p;
+}
+
 int lx_pcall(lua_State *L, int nargs, int nresults, const char *source)
 {
 	int base = lua_gettop(L) - nargs;

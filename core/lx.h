@@ -30,6 +30,15 @@ void lx_close(void);
 void lx_core_set_dirs(const char *lua_dir, const char *modules_dir);
 lua_State *lx_state(void);
 
+/* Userdata types named by a static char array: the metatable is kept in
+ * the registry under the array's address as well as under the name, so
+ * the checks on the hot path hash a pointer (luaL_checkudata looks the
+ * name up, comparing it as a string, on every call). */
+int lx_newmetatable(lua_State *L, const char *tname);	/* as luaL_'s */
+void lx_setmetatable(lua_State *L, const char *tname);
+void *lx_testudata(lua_State *L, int idx, const char *tname);
+void *lx_checkudata(lua_State *L, int idx, const char *tname);
+
 /* lua_pcall with a traceback message handler. On error logs
  * "<source>: <message + traceback>", pops it and returns nonzero. */
 int lx_pcall(lua_State *L, int nargs, int nresults, const char *source);

@@ -13,7 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#define TIMER_MT "starling.timer"
+static const char TIMER_MT[] = "starling.timer";
 
 static double started_at;
 static char *dir_lua, *dir_modules;
@@ -307,7 +307,7 @@ static int l_timer(lua_State *L)
 	const char *owner = luaL_optstring(L, 3, "timer");
 	struct lx_timer *t = lua_newuserdatauv(L, sizeof(*t), 0);
 
-	luaL_setmetatable(L, TIMER_MT);
+	lx_setmetatable(L, TIMER_MT);
 	snprintf(t->owner, sizeof(t->owner), "%s", owner);
 	lua_pushvalue(L, 2);
 	t->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -320,7 +320,7 @@ static int l_timer(lua_State *L)
 
 static int l_timer_stop(lua_State *L)
 {
-	struct lx_timer *t = luaL_checkudata(L, 1, TIMER_MT);
+	struct lx_timer *t = lx_checkudata(L, 1, TIMER_MT);
 
 	if (t->fn_ref != LUA_NOREF)
 		timer_disarm(L, t);
@@ -329,7 +329,7 @@ static int l_timer_stop(lua_State *L)
 
 static int l_timer_gc(lua_State *L)
 {
-	struct lx_timer *t = luaL_checkudata(L, 1, TIMER_MT);
+	struct lx_timer *t = lx_checkudata(L, 1, TIMER_MT);
 
 	/* Only reached when disarmed (armed timers are pinned), or at close. */
 	ev_timer_stop(conn_loop(), &t->w);
@@ -366,7 +366,7 @@ int luaopen_starling_core(lua_State *L)
 		{ NULL, NULL },
 	};
 
-	luaL_newmetatable(L, TIMER_MT);
+	lx_newmetatable(L, TIMER_MT);
 	luaL_newlib(L, timer_methods);
 	lua_setfield(L, -2, "__index");
 	lua_pushcfunction(L, l_timer_gc);

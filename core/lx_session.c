@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define SESSION_MT "starling.session"
+static const char SESSION_MT[] = "starling.session";
 
 struct lx_session {
 	struct session *s;	/* NULL once the session ended */
@@ -17,7 +17,7 @@ struct lx_session {
 
 static struct lx_session *check_ud(lua_State *L, int idx)
 {
-	return luaL_checkudata(L, idx, SESSION_MT);
+	return lx_checkudata(L, idx, SESSION_MT);
 }
 
 void lx_session_push(lua_State *L, struct session *s)
@@ -28,7 +28,7 @@ void lx_session_push(lua_State *L, struct session *s)
 	}
 	struct lx_session *u = lua_newuserdatauv(L, sizeof(*u), 1);
 	u->s = s;
-	luaL_setmetatable(L, SESSION_MT);
+	lx_setmetatable(L, SESSION_MT);
 	lua_newtable(L);
 	lua_setiuservalue(L, -2, 1);
 	lua_pushvalue(L, -1);
@@ -301,69 +301,113 @@ static void push_opt(lua_State *L, const char *v)
 		lua_pushnil(L);
 }
 
-static bool push_field(lua_State *L, struct session *s, const char *k)
+/* The fields a session shows, by the code __index finds for a name in
+ * its table (upvalue 1) beside the methods. */
+enum field {
+	F_CLOSED = 1, F_TYPE, F_ID, F_USERNAME, F_HOST, F_RESOURCE, F_FULL_JID,
+	F_BARE_JID, F_IP, F_SECURE, F_TLS_VERSION, F_CONNECTED_AT, F_SM_ID,
+	F_SM_RESUMABLE, F_SM_QUEUED, F_INACTIVE, F_HELD_BYTES, F_HIBERNATING,
+	F_IDLE, F_AUTHENTICATED,
+};
+
+static const char *const field_names[] = {
+	[F_CLOSED] = "closed", [F_TYPE] = "type", [F_ID] = "id",
+	[F_USERNAME] = "username", [F_HOST] = "host",
+	[F_RESOURCE] = "resource", [F_FULL_JID] = "full_jid",
+	[F_BARE_JID] = "bare_jid", [F_IP] = "ip", [F_SECURE] = "secure",
+	[F_TLS_VERSION] = "tls_version", [F_CONNECTED_AT] = "connected_at",
+	[F_SM_ID] = "sm_id", [F_SM_RESUMABLE] = "sm_resumable",
+	[F_SM_QUEUED] = "sm_queued", [F_INACTIVE] = "inactive",
+	[F_HELD_BYTES] = "held_bytes", [F_HIBERNATING] = "hibernating",
+	[F_IDLE] = "idle", [F_AUTHENTICATED] = "authenticated",
+};
+
+/* Pushes field f of s (nil for all but closed once s has ended). */
+static void push_field(lua_State *L, struct session *s, enum field f)
 {
-	if (strcmp(k, "closed") == 0) {
+	if (f == F_CLOSED) {
 		lua_pushboolean(L, s == NULL);
-		return true;
+		return;
 	}
-	if (!s)
-		return false;
-	if (strcmp(k, "type") == 0)
+	if (!s) {
+		lua_pushnil(L);
+		return;
+	}
+	switch (f) {
+	case F_TYPE:
 		lua_pushliteral(L, "c2s");
-	else if (strcmp(k, "id") == 0)
+		break;
+	case F_ID:
 		lua_pushstring(L, s->id);
-	else if (strcmp(k, "username") == 0)
+		break;
+	case F_USERNAME:
 		push_opt(L, s->username);
-	else if (strcmp(k, "host") == 0)
+		break;
+	case F_HOST:
 		push_opt(L, s->host);
-	else if (strcmp(k, "resource") == 0)
+		break;
+	case F_RESOURCE:
 		push_opt(L, s->resource);
-	else if (strcmp(k, "full_jid") == 0)
+		break;
+	case F_FULL_JID:
 		push_opt(L, s->full_jid);
-	else if (strcmp(k, "bare_jid") == 0)
+		break;
+	case F_BARE_JID:
 		push_opt(L, s->bare_jid);
-	else if (strcmp(k, "ip") == 0)
+		break;
+	case F_IP:
 		push_opt(L, s->conn ? s->conn->ip : NULL);
-	else if (strcmp(k, "secure") == 0)
+		break;
+	case F_SECURE:
 		lua_pushboolean(L, (s->flags & SESS_F_TLS) != 0);
-	else if (strcmp(k, "tls_version") == 0)
+		break;
+	case F_TLS_VERSION:
 		push_opt(L, s->conn && s->conn->ssl ? tls_version(s->conn->ssl) : NULL);
-	else if (strcmp(k, "connected_at") == 0)
+		break;
+	case F_CONNECTED_AT:
 		lua_pushnumber(L, s->connected_at);
-	else if (strcmp(k, "sm_id") == 0)
+		break;
+	case F_SM_ID:
 		push_opt(L, s->sm ? s->sm->id : NULL);
-	else if (strcmp(k, "sm_resumable") == 0)
+		break;
+	case F_SM_RESUMABLE:
 		lua_pushboolean(L, s->sm && s->sm->pol.resume);
-	else if (strcmp(k, "sm_queued") == 0)
+		break;
+	case F_SM_QUEUED:
 		lua_pushinteger(L, s->sm ? (lua_Integer)s->sm->queued : 0);
-	else if (strcmp(k, "inactive") == 0)
+		break;
+	case F_INACTIVE:
 		lua_pushboolean(L, (s->flags & SESS_F_INACTIVE) != 0);
-	else if (strcmp(k, "held_bytes") == 0)
+		break;
+	case F_HELD_BYTES:
 		lua_pushinteger(L, (lua_Integer)s->held_bytes);
-	else if (strcmp(k, "hibernating") == 0)
+		break;
+	case F_HIBERNATING:
 		lua_pushboolean(L, (s->flags & SESS_F_HIBERNATING) != 0);
-	else if (strcmp(k, "idle") == 0)
+		break;
+	case F_IDLE:
 		lua_pushnumber(L, now_mono() - s->last_activity);
-	else if (strcmp(k, "authenticated") == 0)
+		break;
+	default:			/* F_AUTHENTICATED */
 		lua_pushboolean(L, (s->flags & SESS_F_AUTHED) != 0);
-	else
-		return false;
-	return true;
+		break;
+	}
 }
 
+/* A field, a method, or what Lua code stored in the session. */
 static int l_index(lua_State *L)
 {
 	struct lx_session *u = check_ud(L, 1);
-	const char *k = lua_tostring(L, 2);
 
-	if (k && push_field(L, u->s, k))
+	lua_pushvalue(L, 2);
+	switch (lua_rawget(L, lua_upvalueindex(1))) {
+	case LUA_TNUMBER:
+		push_field(L, u->s, (enum field)lua_tointeger(L, -1));
 		return 1;
-	if (k && luaL_getmetafield(L, 1, "__methods") == LUA_TTABLE) {
-		lua_getfield(L, -1, k);
-		if (!lua_isnil(L, -1))
-			return 1;
-		lua_pop(L, 2);
+	case LUA_TFUNCTION:
+		return 1;
+	default:
+		break;
 	}
 	lua_getiuservalue(L, 1, 1);
 	lua_pushvalue(L, 2);
@@ -402,7 +446,6 @@ static int l_tostring(lua_State *L)
 void lx_session_register(lua_State *L)
 {
 	static const luaL_Reg meta[] = {
-		{ "__index", l_index },
 		{ "__newindex", l_newindex },
 		{ "__tostring", l_tostring },
 		{ NULL, NULL },
@@ -417,9 +460,14 @@ void lx_session_register(lua_State *L)
 		{ NULL, NULL },
 	};
 
-	luaL_newmetatable(L, SESSION_MT);
+	lx_newmetatable(L, SESSION_MT);
 	luaL_setfuncs(L, meta, 0);
 	luaL_newlib(L, methods);
-	lua_setfield(L, -2, "__methods");
+	for (int f = F_CLOSED; f <= F_AUTHENTICATED; f++) {
+		lua_pushinteger(L, f);
+		lua_setfield(L, -2, field_names[f]);
+	}
+	lua_pushcclosure(L, l_index, 1);
+	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);
 }

@@ -26,8 +26,8 @@
 
 #include <stdlib.h>
 
-#define STANZA_MT "starling.stanza"
-#define ATTR_MT "starling.stanza.attr"
+static const char STANZA_MT[] = "starling.stanza";
+static const char ATTR_MT[] = "starling.stanza.attr";
 #define METHODS_KEY "starling.stanza.methods"
 
 static const char lx_ns_default[] = NS_CLIENT;
@@ -150,11 +150,6 @@ struct lx_kv {
 	const char *v;
 };
 
-static int kv_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct lx_kv *)a)->k, ((const struct lx_kv *)b)->k);
-}
-
 /* The pairs of an attr proxy (the proxy at idx keeps them alive). */
 static struct lx_kv *proxy_attrs(lua_State *L, int idx, size_t *count,
 				 const char **ns)
@@ -176,13 +171,38 @@ static struct lx_kv *proxy_attrs(lua_State *L, int idx, size_t *count,
 	return kv;
 }
 
-/* Pushes an array of the table's pairs (anchored by the table); *ns gets
- * its xmlns (or NULL). idx may be nil. */
-static struct lx_kv *read_attrs(lua_State *L, int idx, size_t *count,
-				const char **ns)
+#define KV_STACK 16		/* attributes read without an allocation */
+
+/* The pair at the top of a lua_next walk, checked, into kv[*i] (or *ns
+ * for xmlns). */
+static void read_pair(lua_State *L, struct lx_kv *kv, size_t *i,
+		      const char **ns)
 {
-	struct lx_kv *kv;
-	size_t n = 0, i = 0, len;
+	const char *k;
+	size_t len;
+
+	if (lua_type(L, -2) != LUA_TSTRING)
+		luaL_error(L, "invalid attribute name: expected string, got %s",
+			   luaL_typename(L, -2));
+	k = lua_tolstring(L, -2, &len);
+	if (strcmp(k, "xmlns") == 0) {
+		*ns = check_text(L, -1, "xmlns", NULL);
+		return;
+	}
+	if (!valid_attr_name(k, len) || strlen(k) != len)
+		luaL_error(L, "invalid attribute name: '%s'", k);
+	kv[*i].k = k;
+	kv[(*i)++].v = check_text(L, -1, "attribute", NULL);
+}
+
+/* The table's pairs, sorted by name, in stack (KV_STACK of them) or else
+ * in an array it pushes; strings borrowed from the table (or the proxy).
+ * *ns gets its xmlns (or NULL). idx may be nil. Pushes one value. */
+static struct lx_kv *read_attrs(lua_State *L, int idx, struct lx_kv *stack,
+				size_t *count, const char **ns)
+{
+	struct lx_kv *kv = stack;
+	size_t n = 0, i = 0;
 
 	*ns = NULL;
 	*count = 0;
@@ -190,33 +210,35 @@ static struct lx_kv *read_attrs(lua_State *L, int idx, size_t *count,
 		lua_pushnil(L);
 		return NULL;
 	}
-	if (luaL_testudata(L, idx, ATTR_MT))
+	if (lx_testudata(L, idx, ATTR_MT))
 		return proxy_attrs(L, idx, count, ns);
 	if (!lua_istable(L, idx))
 		luaL_error(L, "invalid attributes: expected table, got %s",
 			   luaL_typename(L, idx));
 	idx = lua_absindex(L, idx);
-	for (lua_pushnil(L); lua_next(L, idx); lua_pop(L, 1))
-		n++;
-	kv = lua_newuserdatauv(L, n * sizeof(*kv) + 1, 0);
+	lua_pushnil(L);			/* the anchor's place */
 	for (lua_pushnil(L); lua_next(L, idx); lua_pop(L, 1)) {
-		const char *k, *v;
-
-		if (lua_type(L, -2) != LUA_TSTRING)
-			luaL_error(L, "invalid attribute name: expected string, got %s",
-				   luaL_typename(L, -2));
-		k = lua_tolstring(L, -2, &len);
-		if (strcmp(k, "xmlns") == 0) {
-			*ns = check_text(L, -1, "xmlns", NULL);
-			continue;
+		if (i == KV_STACK) {		/* a big one: count, allocate */
+			lua_pop(L, 2);
+			for (lua_pushnil(L); lua_next(L, idx); lua_pop(L, 1))
+				n++;
+			kv = lua_newuserdatauv(L, n * sizeof(*kv) + 1, 0);
+			lua_replace(L, -2);
+			i = 0;
+			*ns = NULL;
+			for (lua_pushnil(L); lua_next(L, idx); lua_pop(L, 1))
+				read_pair(L, kv, &i, ns);
+			break;
 		}
-		if (!valid_attr_name(k, len) || strlen(k) != len)
-			luaL_error(L, "invalid attribute name: '%s'", k);
-		v = check_text(L, -1, "attribute", NULL);
-		kv[i].k = k;
-		kv[i++].v = v;
+		read_pair(L, kv, &i, ns);
 	}
-	qsort(kv, i, sizeof(*kv), kv_cmp);
+	for (size_t j = 1; j < i; j++) {	/* insertion sort: few */
+		struct lx_kv t = kv[j];
+		size_t m = j;
+		for (; m > 0 && strcmp(kv[m - 1].k, t.k) > 0; m--)
+			kv[m] = kv[m - 1];
+		kv[m] = t;
+	}
 	*count = i;
 	return kv;
 }
@@ -234,8 +256,12 @@ static void apply_attrs(struct st_doc *d, struct st_node *n,
 
 static void attach_metatable(lua_State *L)
 {
-	ensure_metatables(L);
-	luaL_setmetatable(L, STANZA_MT);
+	if (lua_rawgetp(L, LUA_REGISTRYINDEX, STANZA_MT) == LUA_TNIL) {
+		lua_pop(L, 1);
+		ensure_metatables(L);
+		lua_rawgetp(L, LUA_REGISTRYINDEX, STANZA_MT);
+	}
+	lua_setmetatable(L, -2);
 }
 
 /* A view with no doc yet: fill it in (doc NULL is fine for __gc). */
@@ -264,7 +290,7 @@ void lx_stanza_push(lua_State *L, struct st_doc *doc, struct st_node *node)
 
 struct st_node *lx_stanza_test(lua_State *L, int idx, struct st_doc **doc)
 {
-	struct lx_stanza *s = luaL_testudata(L, idx, STANZA_MT);
+	struct lx_stanza *s = lx_testudata(L, idx, STANZA_MT);
 
 	if (!s || !s->doc)
 		return NULL;
@@ -275,7 +301,7 @@ struct st_node *lx_stanza_test(lua_State *L, int idx, struct st_doc **doc)
 
 struct lx_stanza *lx_stanza_view(lua_State *L, int idx)
 {
-	struct lx_stanza *s = luaL_checkudata(L, idx, STANZA_MT);
+	struct lx_stanza *s = lx_checkudata(L, idx, STANZA_MT);
 
 	if (!s->doc)
 		luaL_argerror(L, idx, "stanza already collected");
@@ -357,7 +383,7 @@ static void add_value(lua_State *L, int idx, struct st_doc *d,
 			st_text_add(d, parent, t, len);
 		return;
 	}
-	c = luaL_testudata(L, idx, STANZA_MT);
+	c = lx_testudata(L, idx, STANZA_MT);
 	if (!c || !c->doc)
 		luaL_argerror(L, idx, "stanza or string expected");
 	copy_tree(d, parent, c->node);
@@ -371,7 +397,8 @@ static int m_tag(lua_State *L)
 	const char *name = check_name(L, 2, "tag");
 	const char *ns;
 	size_t count;
-	struct lx_kv *kv = read_attrs(L, 3, &count, &ns);
+	struct lx_kv stack[KV_STACK];
+	struct lx_kv *kv = read_attrs(L, 3, stack, &count, &ns);
 	struct st_node *n;
 
 	n = st_elem_new(s->doc, cursor_of(s), name, ns);
@@ -402,7 +429,8 @@ static int m_text_tag(lua_State *L)
 	const char *name = check_name(L, 2, "tag");
 	const char *t, *ns;
 	size_t len, count;
-	struct lx_kv *kv = read_attrs(L, 4, &count, &ns);
+	struct lx_kv stack[KV_STACK];
+	struct lx_kv *kv = read_attrs(L, 4, stack, &count, &ns);
 	struct st_node *n;
 
 	t = lua_isnoneornil(L, 3) ? "" : check_text(L, 3, "text", &len);
@@ -505,7 +533,7 @@ static void map_result(lua_State *L, struct lx_stanza *s, struct st_node *c)
 		st_unlink(c);
 		return;
 	}
-	r = luaL_testudata(L, -1, STANZA_MT);
+	r = lx_testudata(L, -1, STANZA_MT);
 	if (!r || !r->doc)
 		luaL_error(L, "maptags: the callback must return a stanza or nil");
 	if (r->node == c)
@@ -642,7 +670,7 @@ static int mm_tostring(lua_State *L)
 
 static int mm_gc(lua_State *L)
 {
-	struct lx_stanza *s = luaL_checkudata(L, 1, STANZA_MT);
+	struct lx_stanza *s = lx_checkudata(L, 1, STANZA_MT);
 
 	st_doc_unref(s->doc);
 	s->doc = NULL;
@@ -652,8 +680,8 @@ static int mm_gc(lua_State *L)
 
 static int mm_eq(lua_State *L)
 {
-	struct lx_stanza *a = luaL_testudata(L, 1, STANZA_MT);
-	struct lx_stanza *b = luaL_testudata(L, 2, STANZA_MT);
+	struct lx_stanza *a = lx_testudata(L, 1, STANZA_MT);
+	struct lx_stanza *b = lx_testudata(L, 2, STANZA_MT);
 
 	lua_pushboolean(L, a && b && a->node == b->node);
 	return 1;
@@ -682,7 +710,7 @@ static void push_attr_proxy(lua_State *L, int view_idx)
 	lua_pop(L, 1);
 	a = lua_newuserdatauv(L, sizeof(*a), 1);
 	*a = *s;			/* borrowed: the user value holds s */
-	luaL_setmetatable(L, ATTR_MT);
+	lx_setmetatable(L, ATTR_MT);
 	lua_pushvalue(L, view_idx);
 	lua_setiuservalue(L, -2, 1);
 	lua_pushvalue(L, -1);
@@ -691,7 +719,7 @@ static void push_attr_proxy(lua_State *L, int view_idx)
 
 static int attr_index(lua_State *L)
 {
-	struct lx_stanza *a = luaL_checkudata(L, 1, ATTR_MT);
+	struct lx_stanza *a = lx_checkudata(L, 1, ATTR_MT);
 	const char *k = lua_tostring(L, 2), *v;
 
 	if (lua_type(L, 2) != LUA_TSTRING)
@@ -715,7 +743,7 @@ static void set_ns(struct st_doc *d, struct st_node *n, const char *ns)
 
 static int attr_newindex(lua_State *L)
 {
-	struct lx_stanza *a = luaL_checkudata(L, 1, ATTR_MT);
+	struct lx_stanza *a = lx_checkudata(L, 1, ATTR_MT);
 	const char *k = check_name(L, 2, "attribute");
 	const char *v = NULL;
 
@@ -731,7 +759,7 @@ static int attr_newindex(lua_State *L)
 /* pairs(attr): xmlns first, then the attributes in order. */
 static int attr_next(lua_State *L)
 {
-	struct lx_stanza *a = luaL_checkudata(L, 1, ATTR_MT);
+	struct lx_stanza *a = lx_checkudata(L, 1, ATTR_MT);
 	const struct st_attr *at = a->node->attrs;
 	const char *k = lua_tostring(L, 2);
 
@@ -758,7 +786,7 @@ static int attr_next(lua_State *L)
 
 static int attr_pairs(lua_State *L)
 {
-	luaL_checkudata(L, 1, ATTR_MT);
+	lx_checkudata(L, 1, ATTR_MT);
 	lua_pushcfunction(L, attr_next);
 	lua_pushvalue(L, 1);
 	lua_pushnil(L);
@@ -823,7 +851,8 @@ static int mm_newindex(lua_State *L)
 	} else if (strcmp(k, "attr") == 0) {
 		const char *ns;
 		size_t count;
-		struct lx_kv *kv = read_attrs(L, 3, &count, &ns);
+		struct lx_kv stack[KV_STACK];
+		struct lx_kv *kv = read_attrs(L, 3, stack, &count, &ns);
 
 		s->node->attrs = NULL;
 		apply_attrs(s->doc, s->node, kv, count);
@@ -841,7 +870,8 @@ static int l_new(lua_State *L)
 	const char *name = check_name(L, 1, "tag");
 	const char *ns;
 	size_t count;
-	struct lx_kv *kv = read_attrs(L, 2, &count, &ns);
+	struct lx_kv stack[KV_STACK];
+	struct lx_kv *kv = read_attrs(L, 2, stack, &count, &ns);
 	struct lx_stanza *s = push_empty(L);
 
 	s->doc = st_doc_new();
@@ -903,7 +933,7 @@ static const luaL_Reg attr_meta[] = {
  * anyone has required starling.stanza. */
 static void ensure_metatables(lua_State *L)
 {
-	if (!luaL_newmetatable(L, STANZA_MT)) {
+	if (!lx_newmetatable(L, STANZA_MT)) {
 		lua_pop(L, 1);
 		return;
 	}
@@ -916,7 +946,7 @@ static void ensure_metatables(lua_State *L)
 	lua_pushcclosure(L, mm_index, 1);
 	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);
-	luaL_newmetatable(L, ATTR_MT);
+	lx_newmetatable(L, ATTR_MT);
 	luaL_setfuncs(L, attr_meta, 0);
 	lua_pop(L, 1);
 }

@@ -38,11 +38,13 @@
 #include <errno.h>
 #include <stdlib.h>
 
+const char lx_store_mt[] = "starling.store";
+
 static const char *const kind_names[] = { "keyval", "map", "archive", NULL };
 
 struct lx_store *lx_store_check(lua_State *L)
 {
-	return luaL_checkudata(L, 1, STORE_MT);
+	return lx_checkudata(L, 1, STORE_MT);
 }
 
 struct lx_store *lx_store_check_kind(lua_State *L, enum lx_store_kind kind,
@@ -484,7 +486,7 @@ static int l_open(lua_State *L)
 	s->name = NULL;
 	s->kind = (enum lx_store_kind)kind;
 	s->engine = engine;
-	luaL_setmetatable(L, STORE_MT);
+	lx_setmetatable(L, STORE_MT);
 	s->host = xstrdup(host);
 	s->name = xstrdup(name);
 	return 1;
@@ -508,7 +510,7 @@ static const luaL_Reg store_meta[] = {
 
 int luaopen_starling_store(lua_State *L)
 {
-	if (luaL_newmetatable(L, STORE_MT)) {
+	if (lx_newmetatable(L, STORE_MT)) {
 		luaL_setfuncs(L, store_meta, 0);
 		luaL_newlib(L, store_methods);
 		lx_store_archive_register(L);

@@ -9,7 +9,8 @@
 #include "lx.h"
 #include "store.h"
 
-#define STORE_MT "starling.store"
+extern const char lx_store_mt[];	/* the store userdata's type */
+#define STORE_MT lx_store_mt
 
 enum lx_store_kind { KIND_KEYVAL, KIND_MAP, KIND_ARCHIVE };
 

@@ -42,7 +42,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define ITER_MT "starling.store.archive_iter"
+static const char ITER_MT[] = "starling.store.archive_iter";
 #define ITER_CHUNK 256
 #define MAX_SECONDS 9.2e12		/* |when| in seconds that fits in µs */
 
@@ -319,7 +319,7 @@ struct arch_iter {
 
 static int iter_gc(lua_State *L)
 {
-	struct arch_iter *it = luaL_checkudata(L, 1, ITER_MT);
+	struct arch_iter *it = lx_checkudata(L, 1, ITER_MT);
 
 	query_free(&it->qq);
 	free(it->user);
@@ -372,7 +372,7 @@ static int iter_fill(struct arch_iter *it)
 
 static int iter_next(lua_State *L)
 {
-	struct arch_iter *it = luaL_checkudata(L, lua_upvalueindex(1), ITER_MT);
+	struct arch_iter *it = lx_checkudata(L, lua_upvalueindex(1), ITER_MT);
 	struct store_arch_item item;
 
 	for (;;) {
@@ -408,7 +408,7 @@ static int l_find(lua_State *L)
 	memset(it, 0, sizeof(*it));
 	sbuf_init(&it->chunk);
 	sbuf_init(&it->pos_id);
-	luaL_setmetatable(L, ITER_MT);
+	lx_setmetatable(L, ITER_MT);
 	query_parse(L, 3, &it->qq);
 	if (!user)
 		return lx_store_fail_user(L);
@@ -519,7 +519,7 @@ static struct query *query_arg(lua_State *L, int idx)
 	memset(holder, 0, sizeof(*holder));
 	sbuf_init(&holder->chunk);
 	sbuf_init(&holder->pos_id);
-	luaL_setmetatable(L, ITER_MT);
+	lx_setmetatable(L, ITER_MT);
 	query_parse(L, idx, &holder->qq);
 	return &holder->qq;
 }
@@ -641,10 +641,10 @@ void lx_store_archive_register(lua_State *L)
 	};
 
 	luaL_setfuncs(L, methods, 0);
-	if (luaL_newmetatable(L, ITER_MT)) {
+	if (lx_newmetatable(L, ITER_MT)) {
 		lua_pushcfunction(L, iter_gc);
 		lua_setfield(L, -2, "__gc");
-		lua_pushliteral(L, ITER_MT);
+		lua_pushstring(L, ITER_MT);
 		lua_setfield(L, -2, "__metatable");
 	}
 	lua_pop(L, 1);

@@ -486,6 +486,7 @@ int store_open(const char *dir, size_t map_max)
 	bool fresh;
 	int rc, dead = 0;
 
+	store_gen++;
 	if (st.env)
 		return -EBUSY;
 	rc = mkdir_p(dir);
@@ -525,6 +526,7 @@ int store_open(const char *dir, size_t map_max)
 
 void store_close(void)
 {
+	store_gen++;
 	if (!st.env)
 		return;
 	int rc = store_commit();
@@ -565,9 +567,12 @@ bool store_pending(void)
 	return st.wtxn != NULL;
 }
 
+unsigned store_gen;
+
 void store_end_read(void)
 {
 	rtxn_reset();
+	store_gen++;
 }
 
 /* ---- the engine's operations ---- */

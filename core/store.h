@@ -94,6 +94,9 @@ int store_commit(void);
 bool store_pending(void);
 /* Ends the read snapshot so the next read sees other processes' writes. */
 void store_end_read(void);
+/* Bumped whenever what a cache of stored data saw may have changed under
+ * it: a snapshot ended, an environment opened or closed, memory cleared. */
+extern unsigned store_gen;
 
 /* ---- records (store_records.c) ---- */
 

@@ -367,21 +367,80 @@ static int indexed_until(const struct arch *a, int64_t *until)
 /* Items deferred since the last step of the job. */
 static size_t deferred_since;
 
+/* The floor last read or written, per archive store, while store_gen
+ * stays the same (a loop iteration): thousands of appends to one store
+ * read it once. The job's meta_put goes through floor_set. */
+#define FLOOR_CACHE 8
+
+static struct floor_entry {
+	const struct store_engine *e;
+	char *host, *store;
+	int64_t floor;
+	unsigned gen;
+} floors[FLOOR_CACHE];
+
+static struct floor_entry *floor_find(const struct store_engine *e,
+				      const char *host, const char *store)
+{
+	for (int i = 0; i < FLOOR_CACHE; i++) {
+		struct floor_entry *f = &floors[i];
+		if (f->e == e && f->gen == store_gen &&
+		    strcmp(f->host, host) == 0 && strcmp(f->store, store) == 0)
+			return f;
+	}
+	return NULL;
+}
+
+static void floor_set(const struct store_engine *e, const char *host,
+		      const char *store, int64_t floor)
+{
+	struct floor_entry *f = floor_find(e, host, store);
+	static int next;
+
+	if (!f) {
+		f = &floors[next];
+		next = (next + 1) % FLOOR_CACHE;
+		free(f->host);
+		free(f->store);
+		f->e = e;
+		f->host = xstrdup(host);
+		f->store = xstrdup(store);
+		f->gen = store_gen;
+	}
+	f->floor = floor;
+}
+
+static int meta_set(const struct store_engine *e, const char *host,
+		    const char *store, const struct meta *m)
+{
+	int rc = meta_put(e, host, store, m);
+
+	if (rc == 0)
+		floor_set(e, host, store, m->floor);
+	return rc;
+}
+
 /* Whether an item appended now at time t may leave its with entry to
  * the job. The first such item starts the deferring: all before it were
  * indexed as they came. */
 static int may_defer(const struct arch *a, int64_t t, bool *defer)
 {
+	struct floor_entry *f = floor_find(a->e, a->host, a->store);
 	struct meta m;
-	int rc = meta_get(a->e, a->host, a->store, &m);
+	int rc = 0;
 
-	*defer = false;
-	if (rc == -ENOENT) {
-		m.until = m.floor = t;
-		rc = meta_put(a->e, a->host, a->store, &m);
+	if (f) {
+		m.floor = f->floor;
+	} else {
+		rc = meta_get(a->e, a->host, a->store, &m);
+		if (rc == -ENOENT) {
+			m.until = m.floor = t;
+			rc = meta_set(a->e, a->host, a->store, &m);
+		} else if (rc == 0) {
+			floor_set(a->e, a->host, a->store, m.floor);
+		}
 	}
-	if (rc == 0)
-		*defer = t >= m.floor;
+	*defer = rc == 0 && t >= m.floor;
 	deferred_since += *defer;
 	return rc;
 }
@@ -1371,7 +1430,7 @@ static int job_pick(const struct store_engine *e, int64_t delay)
 			job.items = 0;
 			sbuf_reset(&job.cursor);
 			sbuf_add(&job.cursor, job.host.p, job.host.len);
-			rc = meta_put(e, job.host.p, job.store.p, &m);
+			rc = meta_set(e, job.host.p, job.store.p, &m);
 			break;
 		}
 	}
@@ -1515,7 +1574,7 @@ static int job_run(size_t *done, size_t budget)
 		rc = seek(job.e, STORE_ARCHIVE, &job.cursor, &hi, &k);
 		if (rc == -ENOENT) {		/* every user done */
 			m.until = job.to;
-			rc = meta_put(job.e, job.host.p, job.store.p, &m);
+			rc = meta_set(job.e, job.host.p, job.store.p, &m);
 			log_debug("archive store %s of %s (%s): %zu items indexed, "
 				  "%.1f s behind", job.store.p, job.host.p, job.e->name,
 				  job.items, (now_wall() * 1e6 - (double)job.to) / 1e6);

@@ -236,6 +236,7 @@ static int mem_scan(enum store_db db, const void *lo, size_t lolen,
 
 void store_memory_clear(void)
 {
+	store_gen++;
 	for (int db = 0; db < STORE_NDB; db++) {
 		struct mem_node *n = dbs[db].head[0];
 		while (n) {

@@ -76,8 +76,7 @@ end
 -- body or a payload that carries a conversation; never errors, headlines,
 -- groupchat, or what the sender asked not to keep. (Carbon copies and MAM
 -- results have no body of their own: they carry the message inside.)
-local function archivable(stanza)
-	local t = stanza.attr.type
+local function archivable(stanza, t)
 	if t ~= nil and t ~= "chat" and t ~= "normal" then
 		return false
 	end
@@ -197,7 +196,8 @@ end
 -- A message to an account of this host, before mod_message delivers it.
 local function incoming(event)
 	local stanza, origin = event.stanza, event.origin
-	local to = stanza.attr.to
+	local attr = stanza.attr
+	local to, t = attr.to, attr.type
 	local username, host, resource
 	if to then
 		username, host, resource = jid.split(to)
@@ -214,14 +214,14 @@ local function incoming(event)
 		end
 		strip_stanza_ids(stanza, bare)
 	end
-	if not archivable(stanza) then
+	if not archivable(stanza, t) then
 		return
 	end
-	if resource and stanza.attr.type ~= "chat" and not core.session(to) then
+	if resource and t ~= "chat" and not core.session(to) then
 		return -- bounces (RFC 6121 8.5.3.2.1)
 	end
 	local exists, prefs = account(username, host)
-	local from = stanza.attr.from or host
+	local from = attr.from or host
 	local with = jid.bare(from)
 	if exists and wanted(username, host, prefs, from, with) then
 		local id = append(username, stanza, with)
@@ -235,13 +235,14 @@ end
 -- archived once, as incoming).
 local function outgoing(event)
 	local origin, stanza = event.origin, event.stanza
-	local to = stanza.attr.to
+	local attr = stanza.attr
+	local to = attr.to
 	local username = origin and origin.username
 	if not (username and to) then
 		return
 	end
 	local bare, to_bare = origin.bare_jid, jid.bare(to)
-	if to_bare == bare or not archivable(stanza) then
+	if to_bare == bare or not archivable(stanza, attr.type) then
 		return
 	end
 	local _, prefs = account(username, origin.host)
