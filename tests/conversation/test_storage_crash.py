@@ -75,24 +75,30 @@ class Round:
     def storm(self, alice, bob, seconds):
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            batch = []
-            for _ in range(8):
-                batch.append(roster_set(self.no, self.roster_sent))
-                self.roster_sent += 1
-            alice.send("".join(batch))
-            out = []
-            for _ in range(8):
-                body = "m%d-%d" % (self.no, len(self.messages_sent))
-                self.messages_sent.append(body)
-                out.append("<message to='%s' type='chat' id='%s'><body>%s</body></message>"
-                           % (esc(self.recipient.jid), new_id("m"), body))
-            ping = "p%d-%d" % (self.no, len(self.pings))
-            self.pings[ping] = list(self.messages_sent)
-            out.append("<iq type='get' id='%s' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"
-                       % ping)
-            bob.send("".join(out))
+            self.send_batch(alice, bob)
             drain(alice, self.on_writer)
             drain(bob, self.on_sender)
+        # a last batch the kill follows at once: writes in flight whatever
+        # the server's speed
+        self.send_batch(alice, bob)
+
+    def send_batch(self, alice, bob):
+        batch = []
+        for _ in range(8):
+            batch.append(roster_set(self.no, self.roster_sent))
+            self.roster_sent += 1
+        alice.send("".join(batch))
+        out = []
+        for _ in range(8):
+            body = "m%d-%d" % (self.no, len(self.messages_sent))
+            self.messages_sent.append(body)
+            out.append("<message to='%s' type='chat' id='%s'><body>%s</body></message>"
+                       % (esc(self.recipient.jid), new_id("m"), body))
+        ping = "p%d-%d" % (self.no, len(self.pings))
+        self.pings[ping] = list(self.messages_sent)
+        out.append("<iq type='get' id='%s' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"
+                   % ping)
+        bob.send("".join(out))
 
     def collect_after_kill(self, alice, bob):
         # answers that reached our sockets before the kill are still there
