@@ -34,7 +34,7 @@ M.core_options = {
 	"c2s_max_auth_failures", "max_resources_per_account",
 	"c2s_max_unauthenticated_per_ip", "c2s_auth_failure_delay",
 	"csi_max_held_bytes", "limits", "storage_max_size", "pidfile",
-	"archive_index_delay",
+	"archive_index_delay", "lua_gc_mode",
 	"admin_socket", "component_module",
 }
 
@@ -219,6 +219,10 @@ local function check_core_types(cfg, base, helpers, report)
 		end
 	end
 	check_log(cfg.global.log, report)
+	local gc = cfg.global.lua_gc_mode
+	if gc ~= nil and gc ~= "generational" and gc ~= "incremental" then
+		report("error", "option 'lua_gc_mode' must be \"generational\" or \"incremental\"")
+	end
 	local data = cfg.global.data_path or "data"
 	if type(data) ~= "string" then
 		report("error", "option 'data_path' must be a string")

@@ -324,6 +324,11 @@ def test_check_validates_a_config_without_starting_anything(ctx):
     proc = ctl_check(ctx, srv, {"c2s_ports": ["http"]})
     check(proc.returncode == 1 and "c2s_ports" in proc.stdout, proc.stdout)
 
+    proc = ctl_check(ctx, srv, {"lua_gc_mode": "incremental", "archive_index_delay": 60})
+    check(proc.returncode == 0 and "OK (0 warnings)" in proc.stdout, proc.stdout)
+    proc = ctl_check(ctx, srv, {"lua_gc_mode": "sometimes"})
+    check(proc.returncode == 1 and "lua_gc_mode" in proc.stdout, proc.stdout)
+
     proc = ctl_check(ctx, srv, host_lines='VirtualHost "broken.test"\n  modules_enabled = {\n')
     check(proc.returncode == 1 and "check.cfg:" in proc.stdout, proc.stdout)
 
