@@ -301,3 +301,29 @@ int jid_format(const struct jid *j, enum jid_form form, char *out, size_t n)
 	}
 	return len;
 }
+
+bool jid_split_raw(const char *s, size_t len, struct jid_span *node,
+		   struct jid_span *host, struct jid_span *res)
+{
+	const char *end = s + len, *slash, *at, *h;
+
+	node->p = host->p = res->p = NULL;
+	node->len = host->len = res->len = 0;
+	slash = memchr(s, '/', len);
+	at = memchr(s, '@', (size_t)((slash ? slash : end) - s));
+	h = at ? at + 1 : s;
+	if (at) {
+		if (at == s)
+			return false;
+		*node = (struct jid_span){ s, (size_t)(at - s) };
+	}
+	*host = (struct jid_span){ h, (size_t)((slash ? slash : end) - h) };
+	if (host->len == 0 || memchr(host->p, '@', host->len))
+		return false;
+	if (slash) {
+		if (slash + 1 == end)
+			return false;
+		*res = (struct jid_span){ slash + 1, (size_t)(end - slash - 1) };
+	}
+	return true;
+}

@@ -25,6 +25,19 @@ struct jid {
  * empty part, too long). */
 int jid_parse(const char *s, struct jid *j);
 
+/* One part of a split string: [p, p + len), absent when p is NULL. */
+struct jid_span {
+	const char *p;
+	size_t len;
+};
+
+/* Splits s without preparing it, as Prosody does: a non-empty node
+ * before an '@' that comes before any '/', a non-empty host with neither
+ * '@' nor '/', and after a '/' a non-empty resource (anything). False
+ * when s is not of that shape. */
+bool jid_split_raw(const char *s, size_t len, struct jid_span *node,
+		   struct jid_span *host, struct jid_span *res);
+
 enum jid_form { JID_FULL, JID_BARE, JID_DOMAIN };
 /* Writes the JID in the given form to out (NUL-terminated; truncated
  * results are an error): the length, or -ENOSPC. */

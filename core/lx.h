@@ -63,6 +63,8 @@ int luaopen_starling_core(lua_State *L);
  * too deep) leaving the stack as it was. decode: pushes one value and
  * returns 0, or returns -EINVAL (corrupt bytes) pushing nothing. */
 int value_encode(lua_State *L, int idx, struct sbuf *out);
+/* The same for a stanza held in C: the bytes value_encode gives for it. */
+int value_encode_stanza(const struct st_node *n, struct sbuf *out);
 int value_decode(lua_State *L, const void *data, size_t len);
 
 #endif

@@ -16,41 +16,6 @@
 #include "lx.h"
 #include "jid.h"
 
-/* One part of a split string: [p, p + len), absent when p is NULL. */
-struct span {
-	const char *p;
-	size_t len;
-};
-
-/* Prosody's split: a non-empty node before an '@' that comes before any
- * '/', a non-empty host with neither '@' nor '/', and after a '/' a
- * non-empty resource (anything). False when s is not of that shape. */
-static bool raw_split(const char *s, size_t len, struct span *node,
-		      struct span *host, struct span *res)
-{
-	const char *end = s + len, *slash, *at, *h;
-
-	node->p = host->p = res->p = NULL;
-	node->len = host->len = res->len = 0;
-	slash = memchr(s, '/', len);
-	at = memchr(s, '@', (size_t)((slash ? slash : end) - s));
-	h = at ? at + 1 : s;
-	if (at) {
-		if (at == s)
-			return false;
-		*node = (struct span){ s, (size_t)(at - s) };
-	}
-	*host = (struct span){ h, (size_t)((slash ? slash : end) - h) };
-	if (host->len == 0 || memchr(host->p, '@', host->len))
-		return false;
-	if (slash) {
-		if (slash + 1 == end)
-			return false;
-		*res = (struct span){ slash + 1, (size_t)(end - slash - 1) };
-	}
-	return true;
-}
-
 /* The string argument at idx, or NULL for nil and for a string holding
  * a NUL (never a valid JID). Other types raise an argument error. */
 static const char *opt_jid(lua_State *L, int idx, size_t *len)
@@ -73,7 +38,7 @@ static int push_nils(lua_State *L, int n)
 	return n;
 }
 
-static void push_span(lua_State *L, const struct span *sp)
+static void push_span(lua_State *L, const struct jid_span *sp)
 {
 	if (sp->p)
 		lua_pushlstring(L, sp->p, sp->len);
@@ -83,11 +48,11 @@ static void push_span(lua_State *L, const struct span *sp)
 
 static int l_split(lua_State *L)
 {
-	struct span node, host, res;
+	struct jid_span node, host, res;
 	size_t len;
 	const char *s = opt_jid(L, 1, &len);
 
-	if (!s || !raw_split(s, len, &node, &host, &res))
+	if (!s || !jid_split_raw(s, len, &node, &host, &res))
 		return push_nils(L, 3);
 	push_span(L, &node);
 	push_span(L, &host);
@@ -97,11 +62,11 @@ static int l_split(lua_State *L)
 
 static int l_bare(lua_State *L)
 {
-	struct span node, host, res;
+	struct jid_span node, host, res;
 	size_t len;
 	const char *s = opt_jid(L, 1, &len);
 
-	if (!s || !raw_split(s, len, &node, &host, &res))
+	if (!s || !jid_split_raw(s, len, &node, &host, &res))
 		return push_nils(L, 1);
 	if (!res.p) {
 		lua_pushvalue(L, 1);

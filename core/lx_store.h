@@ -45,5 +45,7 @@ int lx_store_fail_put(lua_State *L, int rc);
  * or registered as methods. */
 int lx_store_archive_get(lua_State *L, struct lx_store *s);
 void lx_store_archive_register(lua_State *L);	/* methods table at -1 */
+/* archive:archiver() (lx_store_archiver.c), registered by the above. */
+void lx_store_archiver_register(lua_State *L);
 
 #endif

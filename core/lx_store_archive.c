@@ -641,6 +641,7 @@ void lx_store_archive_register(lua_State *L)
 	};
 
 	luaL_setfuncs(L, methods, 0);
+	lx_store_archiver_register(L);
 	if (lx_newmetatable(L, ITER_MT)) {
 		lua_pushcfunction(L, iter_gc);
 		lua_setfield(L, -2, "__gc");

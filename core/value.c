@@ -250,6 +250,22 @@ int value_encode(lua_State *L, int idx, struct sbuf *out)
 	return rc;
 }
 
+int value_encode_stanza(const struct st_node *n, struct sbuf *out)
+{
+	struct enc e = { NULL, out, 1 };
+	size_t start = out->len;
+	int rc;
+
+	sbuf_addc(out, VALUE_VERSION);
+	sbuf_addc(out, TAG_STANZA);
+	rc = enc_elem(&e, n, "", 0);
+	if (rc) {
+		out->len = start;
+		out->p[start] = '\0';
+	}
+	return rc;
+}
+
 /* ---- decoding ---- */
 
 struct dec {

@@ -30,8 +30,6 @@ local NS_EXTENDED = "urn:xmpp:mam:2#extended"
 local NS_SID = "urn:xmpp:sid:0"
 local NS_FORWARD = "urn:xmpp:forward:0"
 local NS_DELAY = "urn:xmpp:delay"
-local NS_HINTS = "urn:xmpp:hints"
-local NS_MUC_USER = "http://jabber.org/protocol/muc#user"
 local NS_VALIDATE = "http://jabber.org/protocol/xdata-validate"
 
 -- The most a page may ever hold, whatever the configuration says.
@@ -68,33 +66,6 @@ local roster_store = module:open_store("roster", "keyval")
 
 local function fail(event, err_type, condition, text)
 	return module:reply(event, st.error_reply(event.stanza, err_type, condition, text))
-end
-
--- --- what is kept -----------------------------------------------------------
-
--- XEP-0313 section 5.1.1 and XEP-0334: chat and normal messages with a
--- body or a payload that carries a conversation; never errors, headlines,
--- groupchat, or what the sender asked not to keep. (Carbon copies and MAM
--- results have no body of their own: they carry the message inside.)
-local function archivable(stanza, t)
-	if t ~= nil and t ~= "chat" and t ~= "normal" then
-		return false
-	end
-	local hint = stanza:child_with_ns(NS_HINTS)
-	if hint and (stanza:get_child("no-store", NS_HINTS)
-			or stanza:get_child("no-permanent-store", NS_HINTS)) then
-		return false
-	end
-	if stanza:get_child("body") or (hint and stanza:get_child("store", NS_HINTS)) then
-		return true
-	end
-	for child in st.elements(stanza) do
-		local ns = child.attr.xmlns
-		if payloads[ns] or (ns == NS_MUC_USER and child:get_child("invite", NS_MUC_USER)) then
-			return true
-		end
-	end
-	return false
 end
 
 -- --- accounts and their preferences ---------------------------------------
@@ -166,95 +137,18 @@ end
 
 -- --- archiving --------------------------------------------------------------
 
-local function has_stanza_id(stanza, by)
-	for el in stanza:childtags("stanza-id", NS_SID) do
-		if el.attr.by == by then
-			return true
-		end
-	end
-	return false
-end
-
--- XEP-0359 section 4: a stanza-id claiming to be ours that we did not add.
-local function strip_stanza_ids(stanza, by)
-	stanza:maptags(function(el)
-		if el.name == "stanza-id" and el.attr.xmlns == NS_SID and el.attr.by == by then
-			return nil
-		end
-		return el
-	end)
-end
-
-local function append(username, stanza, with)
-	local id, err = archive:append(username, nil, stanza, nil, with)
-	if not id then
-		module:log("error", "cannot archive a message for %s: %s", username, err)
-	end
-	return id
-end
-
--- A message to an account of this host, before mod_message delivers it.
-local function incoming(event)
-	local stanza, origin = event.stanza, event.origin
-	local attr = stanza.attr
-	local to, t = attr.to, attr.type
-	local username, host, resource
-	if to then
-		username, host, resource = jid.split(to)
-	elseif origin then
-		username, host = origin.username, origin.host
-	end
-	if not username then
-		return
-	end
-	local bare = username .. "@" .. host
-	if stanza:get_child("stanza-id", NS_SID) and has_stanza_id(stanza, bare) then
-		if origin == nil then
-			return -- the server routes a message it archived already (smacks)
-		end
-		strip_stanza_ids(stanza, bare)
-	end
-	if not archivable(stanza, t) then
-		return
-	end
-	if resource and t ~= "chat" and not core.session(to) then
-		return -- bounces (RFC 6121 8.5.3.2.1)
-	end
+-- What is archivable (XEP-0313 section 5.1.1: chat and normal messages
+-- with a body or a payload from `payloads`, not those the sender marked
+-- no-store by XEP-0334), the stanza-ids in our name that a sender put in
+-- (XEP-0359 section 4), the append and the <stanza-id/> the recipient
+-- sees: the archiver's hook handlers, in C (docs/modules/mam.md). Which
+-- contacts an account keeps follows its preferences, asked here.
+local function archive_wanted(username, host, other, bare)
 	local exists, prefs = account(username, host)
-	local from = attr.from or host
-	local with = jid.bare(from)
-	if exists and wanted(username, host, prefs, from, with) then
-		local id = append(username, stanza, with)
-		if id then
-			stanza:reset():tag("stanza-id", { xmlns = NS_SID, by = bare, id = id }):up()
-		end
-	end
+	return exists and wanted(username, host, prefs, other, bare)
 end
 
--- A message from one of the account's resources (to its own account it is
--- archived once, as incoming).
-local function outgoing(event)
-	local origin, stanza = event.origin, event.stanza
-	local attr = stanza.attr
-	local to = attr.to
-	local username = origin and origin.username
-	if not (username and to) then
-		return
-	end
-	local bare, to_bare = origin.bare_jid, jid.bare(to)
-	if to_bare == bare or not archivable(stanza, attr.type) then
-		return
-	end
-	local _, prefs = account(username, origin.host)
-	if not wanted(username, origin.host, prefs, to, to_bare) then
-		return
-	end
-	if stanza:get_child("stanza-id", NS_SID) and has_stanza_id(stanza, bare) then
-		stanza = stanza:clone()
-		strip_stanza_ids(stanza, bare)
-	end
-	append(username, stanza, to_bare)
-end
+local incoming, outgoing = archive:archiver(payloads, archive_wanted)
 
 -- --- queries ----------------------------------------------------------------
 

@@ -238,6 +238,39 @@ def test_only_conversations_are_archived(server):
     check(got == ["plain", "normal", "hinted", "omemo"], "archived %r" % got)
 
 
+def test_what_else_is_kept_and_what_is_not(server):
+    alice = server.login("mamkind2", presence=True)
+    bob = server.login("mamkind2b", presence=True)
+    muc = "http://jabber.org/protocol/muc#user"
+    chat(bob, alice.jid, "invite", body="", extra=(
+        "<x xmlns='%s'><invite from='room@muc.localhost'/></x>" % muc))
+    chat(bob, alice.jid, "mucx", body="", extra="<x xmlns='%s'/>" % muc)
+    chat(bob, alice.jid, "marker", body="",
+         extra="<displayed xmlns='urn:xmpp:chat-markers:0' id='plain'/>")
+    chat(bob, alice.jid, "groupchat", type="groupchat")
+    # A chat message to a resource that is not online goes to the
+    # account's other sessions (RFC 6121 8.5.3.2.1), and is kept.
+    chat(bob, alice.bare + "/gone", "gone-chat")
+    # Outgoing: bob's own archive keeps what he sends, without a
+    # stanza-id in his name that he put in himself.
+    chat(bob, alice.jid, "own-forged", extra=(
+        "<stanza-id xmlns='%s' by='%s' id='forged'/>" % (SID, bob.bare)))
+    for ident, kept in (("invite", True), ("mucx", False), ("marker", True),
+                        ("groupchat", False), ("gone-chat", True),
+                        ("own-forged", True)):
+        el = alice.expect("message", attrs={"id": ident})
+        check(bool(stanza_ids(el, alice.bare)) == kept,
+              "%s: stanza-ids %r" % (ident, stanza_ids(el)))
+    page = query(alice)
+    got = [r[1].get("id") for r in page.results]
+    check(got == ["invite", "marker", "gone-chat", "own-forged"], "alice kept %r" % got)
+    page = query(bob, {"with": alice.bare})
+    got = [r[1].get("id") for r in page.results]
+    check(got == ["invite", "marker", "gone-chat", "own-forged"], "bob kept %r" % got)
+    check(stanza_ids(page.results[-1][1], bob.bare) == [],
+          "bob's archive kept the id he forged")
+
+
 def test_spoofed_stanza_id_is_stripped(server):
     alice = server.login("mamspoof", presence=True)
     bob = server.login("mamspoofer", presence=True)
