@@ -3,14 +3,22 @@
  * message archiving (XEP-0313) that every chat message pays for, as two
  * hook handlers in C for mod_mam (docs/modules/mam.md).
  *
- *   local incoming, outgoing = archive:archiver(payloads, wanted)
+ *   local incoming, outgoing, forget =
+ *           archive:archiver(payloads, wanted[, answers_max])
  *
  * payloads  { [namespace] = true }: children that make a message without
  *           a body worth keeping (OMEMO, markers, reactions, ...).
  * wanted    wanted(username, host, other, bare): whether messages with
  *           `other` (the 'from' of an incoming message, the 'to' of an
  *           outgoing one; `bare` its bare JID) go to the archive of
- *           username@host. Falsy for an account that does not exist.
+ *           username@host. Falsy for an account that does not exist. A
+ *           second result true says the answer holds for every contact
+ *           (no per-contact preferences): it is then kept, for up to
+ *           answers_max accounts (default 10000; all forgotten when
+ *           full), and wanted is not asked again for that account.
+ * forget    forget(username): the kept answer of that account goes (its
+ *           preferences changed, it was deleted or created); forget()
+ *           forgets them all.
  *
  * The module keeps the policy (preferences, who is in whose roster) in
  * `wanted`; the handlers do the mechanics, which cost 4-5 µs per message
@@ -27,6 +35,7 @@
  */
 #include "lx_store.h"
 #include "lx_session.h"
+#include "hmap.h"
 #include "jid.h"
 #include "log.h"
 #include "route.h"
@@ -43,6 +52,17 @@
 #define UP_STORE lua_upvalueindex(1)
 #define UP_PAYLOADS lua_upvalueindex(2)
 #define UP_WANTED lua_upvalueindex(3)
+#define UP_ANSWERS lua_upvalueindex(4)
+
+static const char ANSWERS_MT[] = "starling.archiver";
+
+/* The kept answers of wanted() (see the top), per localpart. */
+struct answers {
+	struct hmap map;	/* localpart -> &answer_yes or &answer_no */
+	size_t max;
+};
+
+static char answer_yes, answer_no;
 
 /* An account's bare JID, or a contact's, NUL-terminated. */
 struct bare {
@@ -148,22 +168,36 @@ static bool archivable(lua_State *L, const struct st_node *m,
 	return keep;
 }
 
-/* The module's wanted(username, host, other, bare). */
+/* The module's wanted(username, host, other, bare), or its kept answer. */
 static bool wanted(lua_State *L, const struct bare *user, const char *host,
 		   const char *other, const struct bare *with)
 {
-	bool yes;
+	struct answers *a = lua_touserdata(L, UP_ANSWERS);
+	void *known = hmap_getn(&a->map, user->s, user->node_len);
+	char username[JID_PART_MAX];
+	bool ok;
 
+	if (known)
+		return known == &answer_yes;
 	lua_pushvalue(L, UP_WANTED);
 	lua_pushlstring(L, user->s, user->node_len);
 	lua_pushstring(L, host);
 	lua_pushstring(L, other);
 	lua_pushlstring(L, with->s, with->len);
-	if (lx_pcall(L, 4, 1, "mam: wanted") != 0)
+	if (lx_pcall(L, 4, 2, "mam: wanted") != 0)
 		return false;
-	yes = lua_toboolean(L, -1);
-	lua_pop(L, 1);
-	return yes;
+	ok = lua_toboolean(L, -2);
+	if (lua_toboolean(L, -1) && a->max) {
+		if (a->map.count >= a->max) {
+			hmap_free(&a->map);
+			hmap_init(&a->map);
+		}
+		memcpy(username, user->s, user->node_len);
+		username[user->node_len] = '\0';
+		hmap_set(&a->map, username, ok ? &answer_yes : &answer_no);
+	}
+	lua_pop(L, 2);
+	return ok;
 }
 
 /* Appends m to the archive of user (its localpart) with `with`; the new
@@ -173,19 +207,18 @@ static bool append(lua_State *L, const struct st_node *m,
 		   char id[STORE_ID_MAX + 1])
 {
 	struct lx_store *s = lua_touserdata(L, UP_STORE);
+	static struct sbuf v;		/* scratch, kept between messages */
 	char username[JID_PART_MAX];
-	struct sbuf v;
 	int rc;
 
 	memcpy(username, user->s, user->node_len);
 	username[user->node_len] = '\0';
-	sbuf_init(&v);
 	rc = value_encode_stanza(m, &v);
 	if (rc == 0)
 		rc = store_archive_append(s->engine, s->host, username,
 					  s->name, NULL, 0, STORE_WHEN_NOW,
 					  with->s, with->len, v.p, v.len, id);
-	sbuf_free(&v);
+	sbuf_recycle(&v, 65536);
 	if (rc)
 		log_msg(LOG_ERROR, "mam", "cannot archive a message for %s: %s",
 			user->s, strerror(-rc));
@@ -299,23 +332,61 @@ static int archive_outgoing(lua_State *L)
 	return 0;
 }
 
+static int archive_forget(lua_State *L)
+{
+	struct answers *a = lua_touserdata(L, lua_upvalueindex(1));
+
+	if (lua_isnoneornil(L, 1)) {
+		hmap_free(&a->map);
+		hmap_init(&a->map);
+	} else {
+		hmap_del(&a->map, luaL_checkstring(L, 1));
+	}
+	return 0;
+}
+
+static int answers_gc(lua_State *L)
+{
+	struct answers *a = lx_checkudata(L, 1, ANSWERS_MT);
+
+	hmap_free(&a->map);
+	return 0;
+}
+
 static int l_archiver(lua_State *L)
 {
+	lua_Integer max = luaL_optinteger(L, 4, 10000);
+	struct answers *a;
+
 	lx_store_check_kind(L, KIND_ARCHIVE, "archiver");
 	luaL_checktype(L, 2, LUA_TTABLE);
 	luaL_checktype(L, 3, LUA_TFUNCTION);
+	luaL_argcheck(L, max >= 0, 4, "expected a count of 0 or more");
 	lua_settop(L, 3);
-	for (int i = 1; i <= 3; i++)
+	a = lua_newuserdatauv(L, sizeof(*a), 0);
+	hmap_init(&a->map);
+	a->max = (size_t)max;
+	lx_setmetatable(L, ANSWERS_MT);
+	for (int i = 1; i <= 4; i++)
 		lua_pushvalue(L, i);
-	lua_pushcclosure(L, archive_incoming, 3);
-	for (int i = 1; i <= 3; i++)
+	lua_pushcclosure(L, archive_incoming, 4);
+	for (int i = 1; i <= 4; i++)
 		lua_pushvalue(L, i);
-	lua_pushcclosure(L, archive_outgoing, 3);
-	return 2;
+	lua_pushcclosure(L, archive_outgoing, 4);
+	lua_pushvalue(L, 4);
+	lua_pushcclosure(L, archive_forget, 1);
+	return 3;
 }
 
 void lx_store_archiver_register(lua_State *L)
 {
+	if (lx_newmetatable(L, ANSWERS_MT)) {
+		lua_pushcfunction(L, answers_gc);
+		lua_setfield(L, -2, "__gc");
+		lua_pushstring(L, ANSWERS_MT);
+		lua_setfield(L, -2, "__metatable");
+	}
+	lua_pop(L, 1);
 	lua_pushcfunction(L, l_archiver);
 	lua_setfield(L, -2, "archiver");
 }

@@ -53,6 +53,7 @@
 
 #define WITH_KEY_MAX 128
 #define DAY_US INT64_C(86400000000)
+#define SCRATCH_KEEP 65536	/* bytes a scratch buffer keeps */
 
 /* An archive: engine, its names and key prefix P. */
 struct arch {
@@ -70,6 +71,7 @@ static int arch_init(struct arch *a, const struct store_engine *e,
 	sbuf_init(&a->p);
 	if (!e || !host || !user || !store || !*store)
 		return -EINVAL;
+	sbuf_reserve(&a->p, strlen(host) + strlen(user) + strlen(store) + 3);
 	sbuf_add(&a->p, host, strlen(host) + 1);
 	sbuf_add(&a->p, user, strlen(user) + 1);
 	sbuf_add(&a->p, store, strlen(store) + 1);
@@ -489,11 +491,9 @@ static int item_write(const struct arch *a, int64_t when, const char *id,
 		      const void *val, size_t vlen, bool deferred,
 		      bool indexed)
 {
-	struct sbuf k, v;
+	static struct sbuf k, v;	/* scratch, kept between appends */
 	int rc;
 
-	sbuf_init(&k);
-	sbuf_init(&v);
 	put_varint(&v, with ? (uint64_t)wlen + 1 : 0);
 	if (with)
 		sbuf_add(&v, with, wlen);
@@ -512,8 +512,8 @@ static int item_write(const struct arch *a, int64_t when, const char *id,
 		put_t8(&v, when);
 		rc = a->e->put(STORE_ARCHIVE_ID, k.p, k.len, v.p, v.len);
 	}
-	sbuf_free(&k);
-	sbuf_free(&v);
+	sbuf_recycle(&k, SCRATCH_KEEP);
+	sbuf_recycle(&v, SCRATCH_KEEP);
 	return rc;
 }
 

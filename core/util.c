@@ -69,6 +69,14 @@ void sbuf_free(struct sbuf *b)
 	b->len = b->cap = 0;
 }
 
+void sbuf_recycle(struct sbuf *b, size_t keep)
+{
+	if (b->cap > keep)
+		sbuf_free(b);
+	else
+		sbuf_reset(b);
+}
+
 void sbuf_reset(struct sbuf *b)
 {
 	b->len = 0;

@@ -37,6 +37,9 @@ struct sbuf {
 void sbuf_init(struct sbuf *b);
 void sbuf_free(struct sbuf *b);
 void sbuf_reset(struct sbuf *b);		/* len = 0, keeps memory */
+/* Done with a scratch buffer kept between calls: len = 0, and its memory
+ * freed when it grew past keep bytes (one big value does not stay). */
+void sbuf_recycle(struct sbuf *b, size_t keep);
 void sbuf_reserve(struct sbuf *b, size_t extra);
 void sbuf_add(struct sbuf *b, const void *data, size_t n);
 void sbuf_adds(struct sbuf *b, const char *s);

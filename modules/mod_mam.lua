@@ -22,7 +22,7 @@ local rsm = require "util.rsm"
 local roster_lib = require "util.roster"
 local set = require "util.set"
 
-local ipairs, pairs, type = ipairs, pairs, type
+local ipairs, next, pairs, type = ipairs, next, pairs, type
 local huge = math.huge
 
 local NS = "urn:xmpp:mam:2"
@@ -142,13 +142,22 @@ end
 -- no-store by XEP-0334), the stanza-ids in our name that a sender put in
 -- (XEP-0359 section 4), the append and the <stanza-id/> the recipient
 -- sees: the archiver's hook handlers, in C (docs/modules/mam.md). Which
--- contacts an account keeps follows its preferences, asked here.
+-- contacts an account keeps follows its preferences, asked here; an
+-- answer that holds for every contact (no lists, no roster policy) the
+-- archiver keeps until forget_answer(username).
 local function archive_wanted(username, host, other, bare)
 	local exists, prefs = account(username, host)
-	return exists and wanted(username, host, prefs, other, bare)
+	if not exists then
+		return false
+	end
+	local policy = prefs and prefs.default or default_policy
+	local uniform = policy ~= "roster"
+		and (prefs == nil or (next(prefs.always) == nil and next(prefs.never) == nil))
+	return wanted(username, host, prefs, other, bare), uniform
 end
 
-local incoming, outgoing = archive:archiver(payloads, archive_wanted)
+local incoming, outgoing, forget_answer = archive:archiver(payloads, archive_wanted,
+	prefs_cache_size)
 
 -- --- queries ----------------------------------------------------------------
 
@@ -489,6 +498,7 @@ local function handle_prefs_set(event)
 		return fail(event, "wait", "internal-server-error")
 	end
 	cache_put(origin.username, compile(stored))
+	forget_answer(origin.username)
 	return module:reply(event, prefs_reply(event.stanza, default, stored.always, stored.never))
 end
 
@@ -502,6 +512,7 @@ local function forget(event)
 		cache[event.username] = nil
 		cached = cached - 1
 	end
+	forget_answer(event.username)
 end
 
 -- --- expiry -----------------------------------------------------------------

@@ -478,6 +478,9 @@ def test_preferences(server):
         el = alice.expect("message", attrs={"id": ident})
         return bool(stanza_ids(el, alice.bare))
 
+    # Archived by the defaults first: the server keeps that answer for
+    # alice, and must drop it when her preferences change.
+    check(archived(bob, "defaults-bob") and archived(carol, "defaults-carol"), "defaults")
     el = prefs_set(alice, "never", always=[carol.bare])
     check(prefs_of(el) == ("never", [carol.bare], []), "applied %r" % (prefs_of(el),))
     check(not archived(bob, "never-bob") and archived(carol, "always-carol"), "never + always")
@@ -493,7 +496,8 @@ def test_preferences(server):
     el = alice.expect("iq", attrs={"id": "g2", "type": "result"})
     check(prefs_of(el)[0] == "always" and len(prefs_of(el)[2]) == 2, "stored %r" % (prefs_of(el),))
     got = [r[1].get("id") for r in query(alice).results]
-    check(got == ["always-carol", "roster-bob"], "archived %r" % got)
+    check(got == ["defaults-bob", "defaults-carol", "always-carol", "roster-bob"],
+          "archived %r" % got)
     alice.send("<iq type='set' id='bad'><prefs xmlns='%s' default='sometimes'/></iq>" % MAM)
     alice.expect_error("iq", "bad-request", attrs={"id": "bad"})
     alice.send("<iq type='set' id='bad2'><prefs xmlns='%s' default='never'><always>"
