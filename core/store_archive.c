@@ -1445,6 +1445,7 @@ struct collect {
 	const struct arch *a;
 	struct sbuf keys;		/* size_t len, key; repeated */
 	struct sbuf last;		/* the last archive key seen */
+	struct sbuf w;			/* scratch: one entry's key */
 	size_t n, budget;
 };
 
@@ -1453,7 +1454,6 @@ static int collect_entry(void *ctx, const void *k, size_t klen,
 {
 	struct collect *c = ctx;
 	struct store_arch_item it;
-	struct sbuf w;
 	size_t plen = c->a->p.len;
 
 	if (c->n == c->budget)
@@ -1465,12 +1465,10 @@ static int collect_entry(void *ctx, const void *k, size_t klen,
 		return 0;			/* not ours to judge here */
 	if (!it.with)
 		return 0;
-	sbuf_init(&w);
-	with_prefix(c->a, &w, it.with, it.with_len);
-	sbuf_add(&w, (const char *)k + plen, klen - plen);	/* T8 id */
-	sbuf_add(&c->keys, &w.len, sizeof(w.len));
-	sbuf_add(&c->keys, w.p, w.len);
-	sbuf_free(&w);
+	with_prefix(c->a, &c->w, it.with, it.with_len);
+	sbuf_add(&c->w, (const char *)k + plen, klen - plen);	/* T8 id */
+	sbuf_add(&c->keys, &c->w.len, sizeof(c->w.len));
+	sbuf_add(&c->keys, c->w.p, c->w.len);
 	return 0;
 }
 
@@ -1523,6 +1521,7 @@ static int job_user(const char *user, const struct sbuf *k, size_t *done,
 	c.a = &a;
 	sbuf_init(&c.keys);
 	sbuf_init(&c.last);
+	sbuf_init(&c.w);
 	sbuf_init(&lo);
 	sbuf_init(&hi);
 	sbuf_add(&lo, a.p.p, a.p.len);
@@ -1551,6 +1550,7 @@ static int job_user(const char *user, const struct sbuf *k, size_t *done,
 	(*done)++;
 	sbuf_free(&c.keys);
 	sbuf_free(&c.last);
+	sbuf_free(&c.w);
 	sbuf_free(&lo);
 	sbuf_free(&hi);
 	arch_free(&a);
