@@ -76,8 +76,8 @@ static bool bare_set(struct bare *b, const struct jid_span *node,
 {
 	size_t n = node->p ? node->len + 1 : 0;
 
-	if (n + host->len >= sizeof(b->s))
-		return false;
+	if (node->len >= JID_PART_MAX || host->len >= JID_PART_MAX)
+		return false;		/* no such JID (RFC 7622 3.1) */
 	if (node->p) {
 		memcpy(b->s, node->p, node->len);
 		b->s[node->len] = '@';

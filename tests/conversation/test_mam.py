@@ -271,6 +271,20 @@ def test_what_else_is_kept_and_what_is_not(server):
           "bob's archive kept the id he forged")
 
 
+def test_overlong_addresses_are_refused_and_nothing_is_archived(server):
+    alice = server.login("mamlong", presence=True)
+    bob = server.login("mamlongb", presence=True)
+    chat(bob, "%s@localhost" % ("x" * 1100), "long-node")
+    bob.expect_error("message", "jid-malformed", attrs={"id": "long-node"})
+    chat(bob, "%s/%s" % (alice.bare, "r" * 1100), "long-res")
+    bob.expect_error("message", "jid-malformed", attrs={"id": "long-res"})
+    chat(bob, alice.jid, "after")
+    el = alice.expect("message", attrs={"id": "after"})
+    check(stanza_ids(el, alice.bare), "after has no stanza-id")
+    got = [r[1].get("id") for r in query(bob).results]
+    check(got == ["after"], "bob kept %r" % got)
+
+
 def test_spoofed_stanza_id_is_stripped(server):
     alice = server.login("mamspoof", presence=True)
     bob = server.login("mamspoofer", presence=True)
