@@ -285,6 +285,41 @@ def test_overlong_addresses_are_refused_and_nothing_is_archived(server):
     check(got == ["after"], "bob kept %r" % got)
 
 
+def test_messages_to_oneself_are_archived_once(server):
+    acct = server.account("mamself")
+    phone = server.login(acct, resource="phone", presence=True)
+    desk = server.login(acct, resource="desk", presence=True)
+    chat(phone, phone.bare, "to-bare")
+    chat(phone, desk.jid, "to-desk")
+    phone.send("<message type='chat' id='no-to'><body>no-to</body></message>")
+    for ident in ("to-bare", "to-desk"):
+        el = desk.expect("message", attrs={"id": ident})
+        check(stanza_ids(el, phone.bare), "%s has no stanza-id" % ident)
+    reader = server.login(acct, resource="reader")   # not available: no copies
+    page = query(reader)
+    got = [r[1].get("id") for r in page.results]
+    check(got == ["to-bare", "to-desk", "no-to"], "archived %r" % got)
+    check(len(set(page.ids)) == 3, "ids %r" % page.ids)
+
+
+def test_odd_stanza_ids_and_hints(server):
+    alice = server.login("mamodd", presence=True)
+    bob = server.login("mamoddb", presence=True)
+    chat(bob, alice.jid, "no-by", extra="<stanza-id xmlns='%s' id='x'/>" % SID)
+    chat(bob, alice.jid, "store-and-no-store", body="",
+         extra="<store xmlns='%s'/><no-store xmlns='%s'/>" % (HINTS, HINTS))
+    chat(bob, alice.jid, "error", type="error")
+    el = alice.expect("message", attrs={"id": "no-by"})
+    check(len(stanza_ids(el, alice.bare)) == 1, "no-by: %r" % stanza_ids(el))
+    check([s.get("id") for s in find_all(el, "{%s}stanza-id" % SID)
+           if s.get("by") is None] == ["x"], "the stanza-id without by was dropped")
+    el = alice.expect("message", attrs={"id": "store-and-no-store"})
+    check(stanza_ids(el, alice.bare) == [], "no-store lost to store")
+    alice.expect("message", attrs={"id": "error"})
+    got = [r[1].get("id") for r in query(alice).results]
+    check(got == ["no-by"], "archived %r" % got)
+
+
 def test_spoofed_stanza_id_is_stripped(server):
     alice = server.login("mamspoof", presence=True)
     bob = server.login("mamspoofer", presence=True)
