@@ -73,6 +73,7 @@ static struct ev_loop *loop;
 static char *read_buf;
 static struct conn *flush_list;
 static struct conn *dead_list;
+static unsigned long hold_point, hold_durable;	/* see conn.h */
 
 static void conn_finalize(struct conn *c);
 static void conn_abort(struct conn *c, const char *reason);
@@ -441,12 +442,47 @@ static void queue_for_flush(struct conn *c)
 	flush_list = c;
 }
 
+/* Brings c's marks to the current point: bytes queued before point
+ * pt-1 and pt. Called before anything is queued, so whatever c queued
+ * since its last mark came before the points passed since. */
+static void hold_sync(struct conn *c)
+{
+	uint64_t queued = c->bytes_out + c->wq_bytes;
+
+	if (c->hold_pt == hold_point)
+		return;
+	c->hold_m0 = c->hold_pt + 1 == hold_point ? c->hold_m1 : queued;
+	c->hold_m1 = queued;
+	c->hold_pt = hold_point;
+}
+
+/* How many of c's queued bytes may be written now. */
+static size_t hold_writable(struct conn *c)
+{
+	uint64_t upto;
+
+	hold_sync(c);
+	upto = hold_durable == hold_point ? c->hold_m1 : c->hold_m0;
+	return upto > c->bytes_out ? (size_t)(upto - c->bytes_out) : 0;
+}
+
+unsigned long conn_hold_point(void)
+{
+	return ++hold_point;
+}
+
+void conn_set_durable(unsigned long point)
+{
+	hold_durable = point;
+}
+
 int conn_send(struct conn *c, const void *data, size_t len)
 {
 	const char *d = data;
 
 	if (c->flags & (CONN_F_CLOSING | CONN_F_DEAD))
 		return -EPIPE;
+	hold_sync(c);
 	if (c->wq_bytes + len > c->wq_limit) {
 		log_info("%s:%d: send queue over %zu bytes, closing", c->ip,
 			 c->port, c->wq_limit);
@@ -484,15 +520,19 @@ int conn_send(struct conn *c, const void *data, size_t len)
  * is full, another -errno on a dead socket. */
 int conn_flush(struct conn *c)
 {
-	while (c->wq_head) {
+	size_t room;
+
+	while (c->wq_head && (room = hold_writable(c)) > 0) {
 		struct iovec iov[MAX_IOV];
 		int n = 0;
 
 		if (c->flags & (CONN_F_HANDSHAKE | CONN_F_DEAD))
 			return -EAGAIN;
-		for (struct wq_chunk *k = c->wq_head; k && n < MAX_IOV; k = k->next) {
+		for (struct wq_chunk *k = c->wq_head; k && n < MAX_IOV && room;
+		     k = k->next) {
 			iov[n].iov_base = k->data + k->start;
-			iov[n].iov_len = k->end - k->start;
+			iov[n].iov_len = MIN(k->end - k->start, room);
+			room -= iov[n].iov_len;
 			n++;
 		}
 		ssize_t w = c->ops->writev(c, iov, n);
@@ -557,19 +597,30 @@ static void on_writable(struct ev_loop *l, ev_io *w, int revents)
 		return;
 	}
 	try_flush(c);
+	if (!(c->flags & CONN_F_DEAD) && c->wq_bytes && !hold_writable(c))
+		queue_for_flush(c);	/* the rest waits for its point */
 	if ((c->flags & CONN_F_READ_WANTS_WRITE) && !(c->flags & CONN_F_DEAD))
 		ev_feed_event(l, &c->rio, EV_READ);
 }
 
 void conn_flush_all(void)
 {
-	while (flush_list) {
-		struct conn *c = flush_list;
-		flush_list = c->flush_next;
-		c->flush_next = NULL;
-		c->flags &= ~CONN_F_QUEUED;
+	struct conn **pp = &flush_list;
+
+	/* Connections queued while this runs go to the front: next call. */
+	while (*pp) {
+		struct conn *c = *pp;
 		if (!(c->flags & CONN_F_DEAD))
 			try_flush(c);
+		if (*pp != c)
+			continue;		/* it died, or one went in front */
+		if (!(c->flags & CONN_F_DEAD) && c->wq_bytes && !hold_writable(c)) {
+			pp = &c->flush_next;	/* waits for its point */
+			continue;
+		}
+		*pp = c->flush_next;
+		c->flush_next = NULL;
+		c->flags &= ~CONN_F_QUEUED;
 	}
 	free_dead();
 }

@@ -8,6 +8,12 @@
  *              writev once per loop iteration (conn_flush_all(), after the
  *              storage batch is committed), so nothing a client sees is
  *              sent before what it depends on is on disk.
+ * hold points: conn_hold_point() closes a loop iteration's output; what
+ *              was queued before point P is written once P is durable
+ *              (conn_set_durable). The archive's appends are committed by
+ *              a thread of their own (store.c), so the loop goes on with
+ *              the next iteration while the output of the last one waits
+ *              for that commit; at most one point is ever pending.
  * watermarks:  when the queue holds more than wq_high bytes the connection
  *              stops reading (its peer is not reading what it asked for)
  *              and resumes below wq_low; above wq_limit it is closed.
@@ -75,6 +81,8 @@ struct conn {
 	size_t wq_bytes;
 	size_t wq_high, wq_low, wq_limit;
 	uint64_t bytes_in, bytes_out;
+	uint64_t hold_m0, hold_m1;	/* bytes queued before points pt-1, pt */
+	unsigned long hold_pt;
 	double rate;			/* read limit, bytes/s; 0 = none */
 	double burst;			/* bucket size, bytes */
 	double tokens;
@@ -100,8 +108,13 @@ int conn_send(struct conn *c, const void *data, size_t len);
 /* Tries to write the queue now (used before a STARTTLS switch). */
 int conn_flush(struct conn *c);
 /* Flushes every connection that has queued data; called once per loop
- * iteration by the main loop, then frees dead connections. */
+ * iteration by the main loop, then frees dead connections. Connections
+ * whose output waits for a point stay queued for the next call. */
 void conn_flush_all(void);
+/* Closes the output queued so far under a new point; returns it. */
+unsigned long conn_hold_point(void);
+/* Output queued before point (and every earlier one) may be written. */
+void conn_set_durable(unsigned long point);
 
 /* Starts server-side TLS on c with ctx (direct TLS, or after STARTTLS's
  * <proceed/> has been flushed). */

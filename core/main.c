@@ -31,6 +31,10 @@ static ev_timer shutdown_timer;
 static ev_timer trim_timer;
 static ev_timer burst_trim_timer;
 static ev_timer index_timer;
+static ev_async writer_w;
+/* The hold point (conn.h) the archive writer's hand-over covers; 0 when
+ * it has none under way. */
+static unsigned long flight_point;
 static bool shutting_down;
 static char lua_dir[PATH_MAX + 64], modules_dir[PATH_MAX + 64], cfg_dir[PATH_MAX];
 
@@ -359,9 +363,45 @@ static void on_index(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_timer_again(loop, w);
 }
 
+/* The writer's thread: a hand-over is committed (store.c). */
+static void writer_done(void)
+{
+	ev_async_send(ev_default_loop(0), &writer_w);
+}
+
+/* Output waiting for the writer's hand-over may go once it is durable. */
+static void flight_land(void)
+{
+	store_writer_join();
+	conn_set_durable(flight_point);
+	flight_point = 0;
+}
+
+static void on_writer(struct ev_loop *loop, ev_async *w, int revents)
+{
+	if (flight_point && !store_writer_busy()) {
+		flight_land();
+		conn_flush_all();
+	}
+}
+
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-	store_commit();		/* before anything it covers is sent */
+	bool handed;
+
+	/* One hand-over at a time. While the writer is at it, this
+	 * iteration's appends and output wait for the next one (and no batch
+	 * is open: beginning one waits for the writer). */
+	if (flight_point && !store_writer_busy())
+		flight_land();
+	if (!flight_point) {
+		store_commit_async(&handed);	/* before anything it covers is sent */
+		unsigned long point = conn_hold_point();
+		if (handed)
+			flight_point = point;
+		else
+			conn_set_durable(point);
+	}
 	conn_flush_all();
 	trim_after_burst(loop, session_free_dead());
 	store_end_read();
@@ -497,6 +537,12 @@ int main(int argc, char **argv)
 		goto out;
 	ev_prepare_init(&prepare_w, on_prepare);
 	ev_prepare_start(loop, &prepare_w);
+	ev_async_init(&writer_w, on_writer);
+	ev_async_start(loop, &writer_w);
+	ev_unref(loop);		/* the writer's wake-up keeps nothing running */
+	if (store_writer_start(writer_done) != 0)
+		log_warn("archive writer thread not started: archives commit "
+			 "with the batch");
 	ev_timer_init(&trim_timer, on_trim, 30., 30.);
 	ev_timer_init(&burst_trim_timer, on_trim, 1., 0.);
 	ev_timer_start(loop, &trim_timer);
@@ -512,7 +558,9 @@ int main(int argc, char **argv)
 	ev_run(loop, 0);
 	rc = 0;
 	call_mm("unload_all");
-	store_commit();
+	store_commit();		/* the writer's hand-over too */
+	conn_set_durable(conn_hold_point());
+	flight_point = 0;
 	conn_flush_all();
 	session_free_dead();
 	log_info("stopped");

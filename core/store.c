@@ -30,11 +30,29 @@
  * renew then fails with MDB_MAP_RESIZED, and we adopt the size written in
  * the environment (mdb_env_set_mapsize(env, 0)) and retry once.
  *
+ * The archive writer (the server starts it, store_writer_start): appends
+ * to the archive (puts to STORE_ARCHIVE, what every archived message
+ * costs) wait in aw.queue instead of joining the batch. At the end of
+ * the loop iteration store_commit_async() commits the batch, then hands
+ * the queue to a thread of the writer's own, which writes it in a
+ * transaction of its own and commits (synced) while the loop goes on
+ * with the next iteration; the server holds that iteration's output until
+ * the writer is done (conn.h, hold points). One hand-over at a time: the
+ * next waits for the last (store_writer_join). Whatever could see the
+ * queued appends (any other operation on STORE_ARCHIVE, a range delete,
+ * store_commit) first waits for the writer and applies the queue to the
+ * batch, so reads see every append before them. The loop never holds the
+ * batch open while the writer works (batch_begin waits for it first),
+ * so neither waits for the other's LMDB write lock. A flight that fails
+ * is redone in the batch and committed at once.
+ *
  * Durability: commits are synced (no MDB_NOSYNC / MDB_NOMETASYNC), so a
  * committed batch survives a crash of the process or of the machine.
  */
 #include "store.h"
 #include "log.h"
+
+#include <pthread.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -79,6 +97,19 @@ static struct {
 	struct sbuf journal;	/* the batch's operations */
 	int batch_err;		/* a lost batch's error, for store_commit */
 } st;
+
+/* The archive writer (see the top). queue is the loop's; flight, busy
+ * and rc are the writer's while busy, under mu. */
+static struct {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool running, busy, stop;
+	int rc;				/* LMDB code of the last flight */
+	struct sbuf queue;		/* per put: journal_hdr, key, value */
+	struct sbuf flight;
+	void (*done)(void);		/* called on the writer's thread */
+} aw = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
 /* The one translator of LMDB results: 0 or a negative errno, logged with
  * what we were doing (not for MDB_NOTFOUND, which is an answer). */
@@ -152,6 +183,7 @@ static int adopt_mapsize(void)
 	MDB_envinfo info;
 	int rc;
 
+	store_writer_join();	/* no transaction of ours may be live */
 	rtxn_reset();
 	rc = mdb_env_set_mapsize(st.env, 0);
 	if (rc == 0 && mdb_env_info(st.env, &info) == 0)
@@ -254,6 +286,7 @@ static int batch_begin(void)
 
 	if (st.wtxn)
 		return 0;
+	store_writer_join();
 	map_usage(&used, &size);
 	if (used / STORE_GROW_PERCENT > size / 100 && size < st.map_max) {
 		int rc = map_grow(used * 2);
@@ -439,6 +472,164 @@ static int batch_op(int op, int db, const void *k, size_t klen,
 	return lmdb_err(rc, what);
 }
 
+/* ---- the archive writer (see the top) ---- */
+
+/* The puts of buf, in order, through txn: an LMDB code. */
+static int puts_apply(MDB_txn *txn, const struct sbuf *buf)
+{
+	for (size_t off = 0; off < buf->len;) {
+		struct journal_hdr h;
+		memcpy(&h, buf->p + off, sizeof(h));
+		off += sizeof(h);
+		MDB_val k = { h.klen, buf->p + off };
+		MDB_val v = { h.vlen, buf->p + off + h.klen };
+		off += (size_t)h.klen + h.vlen;
+		int rc = mdb_put(txn, st.dbi[STORE_ARCHIVE], &k, &v, 0);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static void *writer_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&aw.mu);
+	for (;;) {
+		while (!aw.busy && !aw.stop)
+			pthread_cond_wait(&aw.cv, &aw.mu);
+		if (!aw.busy)
+			break;
+		pthread_mutex_unlock(&aw.mu);
+
+		MDB_txn *txn;
+		int rc = mdb_txn_begin(st.env, NULL, 0, &txn);
+		if (rc == 0) {
+			rc = puts_apply(txn, &aw.flight);
+			if (rc == 0)
+				rc = mdb_txn_commit(txn);
+			else
+				mdb_txn_abort(txn);
+		}
+
+		pthread_mutex_lock(&aw.mu);
+		aw.rc = rc;
+		aw.busy = false;
+		pthread_cond_broadcast(&aw.cv);
+		if (aw.done)
+			aw.done();
+	}
+	pthread_mutex_unlock(&aw.mu);
+	return NULL;
+}
+
+/* The batch's operations on the queued puts, journalled as any. */
+static void queue_to_batch(const struct sbuf *buf)
+{
+	for (size_t off = 0; off < buf->len;) {
+		struct journal_hdr h;
+		memcpy(&h, buf->p + off, sizeof(h));
+		off += sizeof(h);
+		int rc = batch_op(OP_PUT, STORE_ARCHIVE, buf->p + off, h.klen,
+				  buf->p + off + h.klen, h.vlen, "append");
+		off += (size_t)h.klen + h.vlen;
+		if (rc && !st.batch_err)
+			st.batch_err = rc;
+	}
+}
+
+void store_writer_join(void)
+{
+	bool waited = false;
+
+	if (!aw.running)
+		return;
+	pthread_mutex_lock(&aw.mu);
+	while (aw.busy) {
+		waited = true;
+		pthread_cond_wait(&aw.cv, &aw.mu);
+	}
+	pthread_mutex_unlock(&aw.mu);
+	if (!waited && !aw.flight.len)
+		return;
+	if (aw.rc) {
+		/* Redone in the batch (which grows the map if that was it),
+		 * and durable before this returns, as the flight would be. */
+		struct sbuf redo = aw.flight;
+		log_warn("store: archive writer: %s; writing its %zu bytes here",
+			 mdb_strerror(aw.rc), redo.len);
+		aw.rc = 0;
+		sbuf_init(&aw.flight);
+		queue_to_batch(&redo);
+		sbuf_free(&redo);
+		if (st.wtxn) {
+			int rc = batch_commit();
+			if (rc && !st.batch_err)
+				st.batch_err = lmdb_err(rc, "commit");
+		}
+	}
+	sbuf_recycle(&aw.flight, (size_t)1 << 24);
+	rtxn_reset();		/* the next read sees the flight */
+	store_gen++;
+}
+
+bool store_writer_busy(void)
+{
+	bool busy;
+
+	if (!aw.running)
+		return false;
+	pthread_mutex_lock(&aw.mu);
+	busy = aw.busy;
+	pthread_mutex_unlock(&aw.mu);
+	return busy;
+}
+
+/* Whatever could see the queued appends waits for the writer and finds
+ * them in the batch. */
+static void queue_settle(void)
+{
+	struct sbuf q;
+
+	store_writer_join();
+	if (!aw.queue.len)
+		return;
+	q = aw.queue;
+	sbuf_init(&aw.queue);
+	queue_to_batch(&q);
+	sbuf_free(&q);
+}
+
+int store_writer_start(void (*done)(void))
+{
+	int rc;
+
+	if (aw.running || !st.env)
+		return aw.running ? 0 : -ENXIO;
+	aw.done = done;
+	aw.stop = false;
+	rc = pthread_create(&aw.thread, NULL, writer_main, NULL);
+	if (rc)
+		return -rc;
+	aw.running = true;
+	return 0;
+}
+
+void store_writer_stop(void)
+{
+	if (!aw.running)
+		return;
+	store_writer_join();
+	pthread_mutex_lock(&aw.mu);
+	aw.stop = true;
+	pthread_cond_broadcast(&aw.cv);
+	pthread_mutex_unlock(&aw.mu);
+	pthread_join(aw.thread, NULL);
+	aw.running = false;
+	queue_settle();		/* what is left joins the batch */
+	sbuf_free(&aw.flight);
+}
+
 /* ---- opening and closing ---- */
 
 static int mkdir_p(const char *dir)
@@ -529,6 +720,7 @@ void store_close(void)
 	store_gen++;
 	if (!st.env)
 		return;
+	store_writer_stop();
 	int rc = store_commit();
 	if (rc)
 		log_error("store: last batch not saved: %s", strerror(-rc));
@@ -546,7 +738,41 @@ bool store_is_open(void)
 	return st.env != NULL;
 }
 
+static int commit_batch(void);
+
+int store_commit_async(bool *handed)
+{
+	size_t used, size;
+	int rc;
+
+	*handed = false;
+	if (!aw.running || !aw.queue.len)
+		return store_commit();
+	store_writer_join();
+	rc = commit_batch();
+	map_usage(&used, &size);
+	if (used / STORE_GROW_PERCENT > size / 100 && size < st.map_max &&
+	    map_grow(used * 2) != 0)
+		log_warn("store: cannot grow the map; going on at this size");
+	pthread_mutex_lock(&aw.mu);
+	struct sbuf t = aw.flight;
+	aw.flight = aw.queue;
+	aw.queue = t;
+	aw.busy = true;
+	pthread_cond_signal(&aw.cv);
+	pthread_mutex_unlock(&aw.mu);
+	*handed = true;
+	return rc;
+}
+
 int store_commit(void)
+{
+	queue_settle();
+	return commit_batch();
+}
+
+/* Commits the batch, the queued appends left out. */
+static int commit_batch(void)
 {
 	int rc = st.batch_err;
 
@@ -564,7 +790,7 @@ int store_commit(void)
 
 bool store_pending(void)
 {
-	return st.wtxn != NULL;
+	return st.wtxn != NULL || aw.queue.len || store_writer_busy();
 }
 
 unsigned store_gen;
@@ -597,6 +823,8 @@ static int lmdb_get(enum store_db db, const void *k, size_t klen,
 	MDB_val key = { klen, (void *)k }, v;
 	int rc = check_key(db, klen);
 
+	if (rc == 0 && db == STORE_ARCHIVE)
+		queue_settle();
 	if (rc == 0)
 		rc = read_txn(&txn);
 	if (rc)
@@ -614,13 +842,26 @@ static int lmdb_put(enum store_db db, const void *k, size_t klen,
 {
 	int rc = check_key(db, klen);
 
-	return rc ? rc : batch_op(OP_PUT, db, k, klen, v, vlen, "put");
+	if (rc)
+		return rc;
+	if (db == STORE_ARCHIVE && aw.running && vlen <= UINT32_MAX) {
+		struct journal_hdr h = { OP_PUT, STORE_ARCHIVE, (uint32_t)klen,
+					 (uint32_t)vlen };
+		sbuf_reserve(&aw.queue, sizeof(h) + klen + vlen);
+		sbuf_add(&aw.queue, &h, sizeof(h));
+		sbuf_add(&aw.queue, k, klen);
+		sbuf_add(&aw.queue, v, vlen);
+		return 0;
+	}
+	return batch_op(OP_PUT, db, k, klen, v, vlen, "put");
 }
 
 static int lmdb_del(enum store_db db, const void *k, size_t klen)
 {
 	int rc = check_key(db, klen);
 
+	if (rc == 0 && db == STORE_ARCHIVE)
+		queue_settle();
 	return rc ? rc : batch_op(OP_DEL, db, k, klen, NULL, 0, "delete");
 }
 
@@ -628,6 +869,8 @@ static int lmdb_del_prefix(enum store_db db, const void *k, size_t klen)
 {
 	int rc = check_key(db, klen);
 
+	if (rc == 0)
+		queue_settle();		/* a user's purge covers the archive */
 	return rc ? rc : batch_op(OP_DEL_PREFIX, db, k, klen, NULL, 0,
 				  "delete range");
 }
@@ -674,6 +917,8 @@ static int lmdb_scan(enum store_db db, const void *lo, size_t lolen,
 		return -ENXIO;
 	if ((unsigned)db >= STORE_NDB)
 		return -EINVAL;
+	if (db == STORE_ARCHIVE)
+		queue_settle();
 	rc = read_txn(&txn);
 	if (rc)
 		return rc;

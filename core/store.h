@@ -92,6 +92,19 @@ bool store_is_open(void);
  * batch is lost and the error is returned to whoever asks next). */
 int store_commit(void);
 bool store_pending(void);
+
+/* The archive writer (store.c): appends to LMDB archives committed on a
+ * thread of their own. start: from now on (done is called on the
+ * writer's thread whenever a hand-over is committed). stop: waits, ends
+ * the thread; what is queued joins the batch (store_close stops it). */
+int store_writer_start(void (*done)(void));
+void store_writer_stop(void);
+/* Waits until the last hand-over is committed (then reads see it). */
+void store_writer_join(void);
+bool store_writer_busy(void);
+/* store_commit, except that the queued appends go to the writer instead
+ * (*handed): durable once it is done, not when this returns. */
+int store_commit_async(bool *handed);
 /* Ends the read snapshot so the next read sees other processes' writes. */
 void store_end_read(void);
 /* Bumped whenever what a cache of stored data saw may have changed under

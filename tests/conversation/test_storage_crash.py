@@ -1,7 +1,10 @@
 """Storage durability: the server is killed with SIGKILL in the middle of
 a storm of roster sets and offline messages, 20 times. Whatever a client
 saw acknowledged must be there after the restart, and the LMDB
-environment must open cleanly every time.
+environment must open cleanly every time. The messages are archived too
+(mod_mam), for the sender and the recipient; the archive's appends are
+committed by the server's writer thread, and an acknowledged message must
+be in both archives.
 
 Acknowledged: a roster set when its iq result arrived; an offline message
 when an iq ping sent after it on the same connection was answered (the
@@ -26,6 +29,7 @@ from xmpp import ConnectionClosed, ExpectError, esc, new_id
 
 ROUNDS = 20
 PIE = "{urn:xmpp:pie:0}"
+PIE_MAM = "{urn:xmpp:pie:0#mam}"
 ROSTER = "{jabber:iq:roster}"
 CLIENT = "{jabber:client}"
 
@@ -62,6 +66,7 @@ class Round:
         self.messages_sent = []
         self.pings = {}             # ping id -> messages sent before it
         self.messages_acked = set()
+        self.answered = set()       # ping ids answered
 
     def on_writer(self, el):
         if el.get("type") == "result" and (el.get("id") or "").startswith("r%d-" % self.no):
@@ -71,6 +76,7 @@ class Round:
         covered = self.pings.get(el.get("id"))
         if el.get("type") == "result" and covered is not None:
             self.messages_acked.update(covered)
+            self.answered.add(el.get("id"))
 
     def storm(self, alice, bob, seconds):
         deadline = time.monotonic() + seconds
@@ -78,16 +84,26 @@ class Round:
             self.send_batch(alice, bob)
             drain(alice, self.on_writer)
             drain(bob, self.on_sender)
-        # a last batch the kill follows at once: writes in flight whatever
-        # the server's speed
+        # a last batch the kill follows as soon as bob's ping is answered
+        # (the archive writer's commit must come before that answer), with
+        # roster sets from alice in flight whatever the server's speed
         self.send_batch(alice, bob)
+        last = "p%d-%d" % (self.no, len(self.pings) - 1)
+        deadline = time.monotonic() + 5
+        while last not in self.answered and time.monotonic() < deadline:
+            if not drain(bob, self.on_sender, timeout=0.001):
+                break
+        self.send_roster(alice)
 
-    def send_batch(self, alice, bob):
+    def send_roster(self, alice):
         batch = []
         for _ in range(8):
             batch.append(roster_set(self.no, self.roster_sent))
             self.roster_sent += 1
         alice.send("".join(batch))
+
+    def send_batch(self, alice, bob):
+        self.send_roster(alice)
         out = []
         for _ in range(8):
             body = "m%d-%d" % (self.no, len(self.messages_sent))
@@ -134,6 +150,16 @@ def check_round(users, r):
     missing = r.messages_acked - bodies
     check(not missing, "round %d: acknowledged offline messages lost: %s"
           % (r.no, sorted(missing)[:10]))
+    for who in (r.sender, r.recipient):
+        user = users.get(who.user)
+        archived = set()
+        if user is not None:
+            for ar in user.iter(PIE_MAM + "archive"):
+                for m in ar.iter(CLIENT + "message"):
+                    archived.add(m.findtext(CLIENT + "body"))
+        missing = r.messages_acked - archived
+        check(not missing, "round %d: acknowledged messages missing from %s's archive: %s"
+              % (r.no, who.user, sorted(missing)[:10]))
 
 
 def check_environment(srv):
@@ -152,7 +178,8 @@ def check_environment(srv):
 
 @time_limit(90)
 def test_sigkill_during_storm_loses_nothing_acknowledged(ctx):
-    srv = ctx.server(modules=["roster", "presence", "message", "iq", "ping", "offline"],
+    srv = ctx.server(modules=["roster", "presence", "message", "iq", "ping", "offline",
+                              "mam"],
                      options={"offline_max_messages": 100000,
                               "roster_max_items": 100000})
     sender = srv.account("bob")
