@@ -354,8 +354,20 @@ static void trim_after_burst(struct ev_loop *loop, size_t freed)
 static void on_index(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	long delay = config_int("*", "archive_index_delay", 600);
-	int rc = store_archive_index_step((int64_t)MAX(delay, 0) * 1000000,
-					  INDEX_SLICE);
+	int64_t delay_us = (int64_t)MAX(delay, 0) * 1000000;
+	size_t budget = store_archive_index_budget(INDEX_SLICE);
+	int rc;
+
+	rc = store_archive_index_step_on(&store_memory, delay_us, budget,
+					 INT64_MAX);
+	if (rc >= 0 && store_is_open()) {
+		/* LMDB's archives on the writer's thread, with its flights */
+		int more = store_writer_index(delay_us, budget);
+		if (more == -ENXIO)
+			more = store_archive_index_step_on(&store_lmdb, delay_us,
+							   budget, INT64_MAX);
+		rc = more < 0 ? more : (rc > 0 || more > 0);
+	}
 
 	if (rc < 0)
 		log_warn("archive index: %s", strerror(-rc));

@@ -53,6 +53,8 @@
 #include "log.h"
 
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -108,7 +110,15 @@ static struct {
 	int rc;				/* LMDB code of the last flight */
 	struct sbuf queue;		/* per put: journal_hdr, key, value */
 	struct sbuf flight;
+	int64_t flight_time;		/* when it was handed over (µs) */
 	void (*done)(void);		/* called on the writer's thread */
+	MDB_txn *txn;			/* the writer's, while it writes */
+	bool job_wanted;		/* a step of the index job, with: */
+	int64_t job_delay;
+	size_t job_budget;
+	int job_rc;			/* an LMDB code that ended the step */
+	int job_more;			/* its answer (store_archive_index_step) */
+	struct sbuf notes;		/* debug lines for the loop to log */
 } aw = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
 /* The one translator of LMDB results: 0 or a negative errno, logged with
@@ -491,6 +501,32 @@ static int puts_apply(MDB_txn *txn, const struct sbuf *buf)
 	return 0;
 }
 
+static const struct store_engine store_lmdb_writer;
+
+/* A step of the LMDB archives' index job in the flight's transaction.
+ * Items before the hand-over are in it or committed; the ones the loop
+ * appended since were made later (a second's margin for ids made ahead
+ * of the clock), so the pass ends before them. */
+static int job_step(MDB_txn *txn)
+{
+	int r;
+
+	pthread_mutex_lock(&aw.mu);
+	int64_t delay = aw.job_delay;
+	size_t budget = aw.job_budget;
+	aw.job_wanted = false;
+	pthread_mutex_unlock(&aw.mu);
+	aw.txn = txn;
+	aw.job_rc = 0;
+	r = store_archive_index_step_on(&store_lmdb_writer, delay, budget,
+					aw.flight_time - 1000000);
+	aw.txn = NULL;
+	pthread_mutex_lock(&aw.mu);
+	aw.job_more = r;
+	pthread_mutex_unlock(&aw.mu);
+	return aw.job_rc;
+}
+
 static void *writer_main(void *arg)
 {
 	(void)arg;
@@ -500,17 +536,22 @@ static void *writer_main(void *arg)
 			pthread_cond_wait(&aw.cv, &aw.mu);
 		if (!aw.busy)
 			break;
+		bool job = aw.job_wanted;
 		pthread_mutex_unlock(&aw.mu);
 
-		MDB_txn *txn;
+		MDB_txn *txn = NULL;
 		int rc = mdb_txn_begin(st.env, NULL, 0, &txn);
-		if (rc == 0) {
+		if (rc == 0)
 			rc = puts_apply(txn, &aw.flight);
-			if (rc == 0)
-				rc = mdb_txn_commit(txn);
-			else
-				mdb_txn_abort(txn);
-		}
+		job = job && rc == 0;
+		if (job)
+			rc = job_step(txn);
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else if (txn)
+			mdb_txn_abort(txn);
+		if (rc && job)
+			store_archive_index_abandon(&store_lmdb_writer);
 
 		pthread_mutex_lock(&aw.mu);
 		aw.rc = rc;
@@ -600,6 +641,53 @@ static void queue_settle(void)
 	sbuf_free(&q);
 }
 
+void store_log_debug(const struct store_engine *e, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (!e->own_thread) {
+		log_debug("%s", line);
+		return;
+	}
+	pthread_mutex_lock(&aw.mu);
+	if (aw.notes.len < 65536) {
+		sbuf_adds(&aw.notes, line);
+		sbuf_addc(&aw.notes, '\n');
+	}
+	pthread_mutex_unlock(&aw.mu);
+}
+
+int store_writer_index(int64_t delay, size_t budget)
+{
+	int more;
+
+	if (!aw.running)
+		return -ENXIO;
+	pthread_mutex_lock(&aw.mu);
+	for (char *l = aw.notes.p, *nl; l && (nl = strchr(l, '\n')); l = nl + 1) {
+		*nl = '\0';
+		log_debug("%s", l);
+	}
+	sbuf_reset(&aw.notes);
+	aw.job_delay = delay;
+	aw.job_budget = budget;
+	aw.job_wanted = true;
+	more = aw.job_more;
+	/* A flight of its own, unless the loop has one to hand over or its
+	 * batch open (the writer would wait for its lock). */
+	if (!aw.busy && !aw.queue.len && !st.wtxn) {
+		aw.flight_time = (int64_t)(now_wall() * 1e6);
+		aw.busy = true;
+		pthread_cond_signal(&aw.cv);
+	}
+	pthread_mutex_unlock(&aw.mu);
+	return more;
+}
+
 int store_writer_start(void (*done)(void))
 {
 	int rc;
@@ -626,6 +714,7 @@ void store_writer_stop(void)
 	pthread_mutex_unlock(&aw.mu);
 	pthread_join(aw.thread, NULL);
 	aw.running = false;
+	sbuf_free(&aw.notes);
 	queue_settle();		/* what is left joins the batch */
 	sbuf_free(&aw.flight);
 }
@@ -758,6 +847,7 @@ int store_commit_async(bool *handed)
 	struct sbuf t = aw.flight;
 	aw.flight = aw.queue;
 	aw.queue = t;
+	aw.flight_time = (int64_t)(now_wall() * 1e6);
 	aw.busy = true;
 	pthread_cond_signal(&aw.cv);
 	pthread_mutex_unlock(&aw.mu);
@@ -904,14 +994,16 @@ static int scan_first(MDB_cursor *cur, const void *lo, size_t lolen,
 	return rc;
 }
 
+static int scan_txn(MDB_txn *txn, enum store_db db, const void *lo,
+		    size_t lolen, const void *hi, size_t hilen, bool reverse,
+		    store_scan_fn fn, void *ctx);
+
 static int lmdb_scan(enum store_db db, const void *lo, size_t lolen,
 		     const void *hi, size_t hilen, bool reverse,
 		     store_scan_fn fn, void *ctx)
 {
-	MDB_cursor *cur;
 	MDB_txn *txn;
-	MDB_val k, v;
-	int rc, r = 0;
+	int rc;
 
 	if (!st.env)
 		return -ENXIO;
@@ -922,6 +1014,17 @@ static int lmdb_scan(enum store_db db, const void *lo, size_t lolen,
 	rc = read_txn(&txn);
 	if (rc)
 		return rc;
+	return scan_txn(txn, db, lo, lolen, hi, hilen, reverse, fn, ctx);
+}
+
+static int scan_txn(MDB_txn *txn, enum store_db db, const void *lo,
+		    size_t lolen, const void *hi, size_t hilen, bool reverse,
+		    store_scan_fn fn, void *ctx)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc, r = 0;
+
 	rc = mdb_cursor_open(txn, st.dbi[db], &cur);
 	if (rc)
 		return lmdb_err(rc, "open cursor");
@@ -947,4 +1050,52 @@ const struct store_engine store_lmdb = {
 	.del = lmdb_del,
 	.del_prefix = lmdb_del_prefix,
 	.scan = lmdb_scan,
+};
+
+/* The engine the index job uses on the writer's thread: the writer's
+ * transaction (aw.txn), which the job reads and writes through. */
+static int wr_get(enum store_db db, const void *k, size_t klen,
+		  struct sbuf *out)
+{
+	MDB_val key = { klen, (void *)k }, v;
+	int rc = mdb_get(aw.txn, st.dbi[db], &key, &v);
+
+	if (rc == 0) {
+		sbuf_reset(out);
+		sbuf_add(out, v.mv_data, v.mv_size);
+	}
+	return rc == MDB_NOTFOUND ? -ENOENT : rc ? -EIO : 0;
+}
+
+static int wr_put(enum store_db db, const void *k, size_t klen,
+		  const void *v, size_t vlen)
+{
+	MDB_val key = { klen, (void *)k }, val = { vlen, (void *)v };
+	int rc = mdb_put(aw.txn, st.dbi[db], &key, &val, 0);
+
+	if (rc && !aw.job_rc)
+		aw.job_rc = rc;		/* the transaction is done for */
+	return rc ? -EIO : 0;
+}
+
+static int wr_del(enum store_db db, const void *k, size_t klen)
+{
+	return -ENOTSUP;		/* the job never deletes */
+}
+
+static int wr_scan(enum store_db db, const void *lo, size_t lolen,
+		   const void *hi, size_t hilen, bool reverse,
+		   store_scan_fn fn, void *ctx)
+{
+	return scan_txn(aw.txn, db, lo, lolen, hi, hilen, reverse, fn, ctx);
+}
+
+static const struct store_engine store_lmdb_writer = {
+	.name = "lmdb",
+	.get = wr_get,
+	.put = wr_put,
+	.del = wr_del,
+	.del_prefix = wr_del,
+	.scan = wr_scan,
+	.own_thread = true,
 };

@@ -67,6 +67,8 @@ struct store_engine {
 	int (*scan)(enum store_db db, const void *lo, size_t lolen,
 		    const void *hi, size_t hilen, bool reverse,
 		    store_scan_fn fn, void *ctx);
+	/* Used on the archive writer's thread: no caches of the loop's. */
+	bool own_thread;
 };
 
 extern const struct store_engine store_lmdb;	/* store.c */
@@ -98,6 +100,14 @@ bool store_pending(void);
  * writer's thread whenever a hand-over is committed). stop: waits, ends
  * the thread; what is queued joins the batch (store_close stops it). */
 int store_writer_start(void (*done)(void));
+/* Asks for a step of the LMDB archives' index job on the writer's thread
+ * (with the next hand-over, or one of its own when the loop has none
+ * queued); returns what the last step returned. */
+int store_writer_index(int64_t delay, size_t budget);
+/* A debug line from code that runs on either thread: logged at once on
+ * the loop's, else kept for the loop to log (store_writer_index). */
+void store_log_debug(const struct store_engine *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 void store_writer_stop(void);
 /* Waits until the last hand-over is committed (then reads see it). */
 void store_writer_join(void);
@@ -269,6 +279,16 @@ int store_archive_summary(const struct store_engine *e, const char *host,
  * Returns 1 while a pass is under way (call again soon), 0 when idle, or
  * a negative error (the pass starts over later). */
 int store_archive_index_step(int64_t delay, size_t budget);
+/* The budget of a step: base, and twice what was deferred since the
+ * last (so a pass outruns the traffic). */
+size_t store_archive_index_budget(size_t base);
+/* The pass under way on e's archives is void (its writes were lost): the
+ * next step starts one over from where the index reaches. */
+void store_archive_index_abandon(const struct store_engine *e);
+/* A step of the job on one engine only, its pass ending no later than
+ * target_max (the archive writer runs LMDB's this way, store.c). */
+int store_archive_index_step_on(const struct store_engine *e, int64_t delay,
+				size_t budget, int64_t target_max);
 
 /* Calls fn with the first microsecond of each UTC day that has items,
  * ascending. */

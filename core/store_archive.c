@@ -48,6 +48,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <openssl/evp.h>
 
@@ -366,8 +367,9 @@ static int indexed_until(const struct arch *a, int64_t *until)
 	return rc == -ENOENT ? 0 : rc;
 }
 
-/* Items deferred since the last step of the job. */
-static size_t deferred_since;
+/* Items deferred since the last step of the job (the loop appends,
+ * the job may run on the writer's thread). */
+static _Atomic size_t deferred_since;
 
 /* The floor last read or written, per archive store, while store_gen
  * stays the same (a loop iteration): thousands of appends to one store
@@ -417,7 +419,7 @@ static int meta_set(const struct store_engine *e, const char *host,
 {
 	int rc = meta_put(e, host, store, m);
 
-	if (rc == 0)
+	if (rc == 0 && !e->own_thread)	/* the cache is the loop's */
 		floor_set(e, host, store, m->floor);
 	return rc;
 }
@@ -1361,12 +1363,18 @@ int store_archive_dates(const struct store_engine *e, const char *host,
 
 /* The pass under way: one archive store (host, store) on engine e, from
  * its until to the target; cursor is the next archive key to look at. */
-static struct {
+struct job {
 	const struct store_engine *e;
 	struct sbuf host, store, cursor;
 	int64_t from, to;
 	size_t items;			/* entries written in this pass */
-} job;
+};
+
+/* The memory engine's job and LMDB's (on the archive writer's thread
+ * when it runs, store.c), each used by one thread at a time; jp is the
+ * one the calling thread is running. */
+static struct job jobs[2];
+static _Thread_local struct job *jp;
 
 /* The first key at or after lo and below hi, copied into out. */
 static int first_key(void *ctx, const void *k, size_t klen, const void *v,
@@ -1390,8 +1398,10 @@ static int seek(const struct store_engine *e, enum store_db db,
 }
 
 /* Picks an archive store whose unindexed span is over window long (and
- * over a second) and starts a pass to now - delay. -ENOENT: none. */
-static int job_pick(const struct store_engine *e, int64_t delay)
+ * over a second) and starts a pass to now - delay, or to target_max if
+ * that is earlier. -ENOENT: none. */
+static int job_pick(const struct store_engine *e, int64_t delay,
+		    int64_t target_max)
 {
 	int64_t now = (int64_t)(now_wall() * 1e6);
 	int64_t window = MAX(delay, INT64_C(1000000));
@@ -1414,23 +1424,23 @@ static int job_pick(const struct store_engine *e, int64_t delay)
 		sbuf_addc(&lo, '\0');
 		if (!nul)
 			continue;
-		sbuf_reset(&job.host);
-		sbuf_add(&job.host, k.p, (size_t)(nul - k.p));
-		sbuf_addc(&job.host, '\0');
-		sbuf_reset(&job.store);
-		sbuf_add(&job.store, nul + 1, (size_t)(k.p + k.len - nul - 1));
-		sbuf_addc(&job.store, '\0');
-		rc = meta_get(e, job.host.p, job.store.p, &m);
+		sbuf_reset(&jp->host);
+		sbuf_add(&jp->host, k.p, (size_t)(nul - k.p));
+		sbuf_addc(&jp->host, '\0');
+		sbuf_reset(&jp->store);
+		sbuf_add(&jp->store, nul + 1, (size_t)(k.p + k.len - nul - 1));
+		sbuf_addc(&jp->store, '\0');
+		rc = meta_get(e, jp->host.p, jp->store.p, &m);
 		if (rc)
 			break;
-		if (m.until <= now - delay - window) {
-			job.e = e;
-			job.from = m.until;
-			job.to = m.floor = now - delay;
-			job.items = 0;
-			sbuf_reset(&job.cursor);
-			sbuf_add(&job.cursor, job.host.p, job.host.len);
-			rc = meta_set(e, job.host.p, job.store.p, &m);
+		if (m.until <= now - delay - window && m.until < target_max) {
+			jp->e = e;
+			jp->from = m.until;
+			jp->to = m.floor = MIN(now - delay, target_max);
+			jp->items = 0;
+			sbuf_reset(&jp->cursor);
+			sbuf_add(&jp->cursor, jp->host.p, jp->host.len);
+			rc = meta_set(e, jp->host.p, jp->store.p, &m);
 			break;
 		}
 	}
@@ -1498,7 +1508,7 @@ static int put_sorted(const struct store_engine *e, struct collect *c)
 		off += sizeof(len) + len;
 	}
 	qsort(ks, n, sizeof(*ks), key_cmp);
-	job.items += n;
+	jp->items += n;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		size_t len;
 		memcpy(&len, ks[i], sizeof(len));
@@ -1516,7 +1526,7 @@ static int job_user(const char *user, const struct sbuf *k, size_t *done,
 	struct collect c = { .budget = budget - *done };
 	struct sbuf lo, hi;
 	struct arch a;
-	int rc = arch_init(&a, job.e, job.host.p, user, job.store.p);
+	int rc = arch_init(&a, jp->e, jp->host.p, user, jp->store.p);
 
 	c.a = &a;
 	sbuf_init(&c.keys);
@@ -1525,27 +1535,27 @@ static int job_user(const char *user, const struct sbuf *k, size_t *done,
 	sbuf_init(&lo);
 	sbuf_init(&hi);
 	sbuf_add(&lo, a.p.p, a.p.len);
-	put_t8(&lo, job.from);
+	put_t8(&lo, jp->from);
 	sbuf_add(&hi, a.p.p, a.p.len);
-	put_t8(&hi, job.to);
-	sbuf_reset(&job.cursor);
+	put_t8(&hi, jp->to);
+	sbuf_reset(&jp->cursor);
 	if (rc == 0 && buf_cmp(k, &lo) < 0) {
-		sbuf_add(&job.cursor, lo.p, lo.len);	/* to the span */
+		sbuf_add(&jp->cursor, lo.p, lo.len);	/* to the span */
 	} else if (rc == 0 && buf_cmp(k, &hi) < 0) {
-		rc = job.e->scan(STORE_ARCHIVE, k->p, k->len, hi.p, hi.len,
+		rc = jp->e->scan(STORE_ARCHIVE, k->p, k->len, hi.p, hi.len,
 				 false, collect_entry, &c);
 		if (rc == 0)
-			rc = put_sorted(job.e, &c);
+			rc = put_sorted(jp->e, &c);
 		*done += c.n;
 		if (c.n == c.budget) {			/* more, maybe */
-			sbuf_add(&job.cursor, c.last.p, c.last.len);
-			sbuf_addc(&job.cursor, '\0');
+			sbuf_add(&jp->cursor, c.last.p, c.last.len);
+			sbuf_addc(&jp->cursor, '\0');
 		}
 	}
-	if (!job.cursor.len) {				/* past this user */
-		sbuf_add(&job.cursor, job.host.p, job.host.len);
-		sbuf_add(&job.cursor, user, strlen(user));
-		sbuf_addc(&job.cursor, '\1');
+	if (!jp->cursor.len) {				/* past this user */
+		sbuf_add(&jp->cursor, jp->host.p, jp->host.len);
+		sbuf_add(&jp->cursor, user, strlen(user));
+		sbuf_addc(&jp->cursor, '\1');
 	}
 	(*done)++;
 	sbuf_free(&c.keys);
@@ -1562,27 +1572,29 @@ static int job_run(size_t *done, size_t budget)
 {
 	struct sbuf hi, k, user;
 	struct meta m;
-	int rc = meta_get(job.e, job.host.p, job.store.p, &m);
+	int rc = meta_get(jp->e, jp->host.p, jp->store.p, &m);
 
-	if (rc == 0 && m.floor != job.to)
+	if (rc == 0 && m.floor != jp->to)
 		rc = -ESTALE;		/* not ours any more */
 	sbuf_init(&hi);
 	sbuf_init(&k);
 	sbuf_init(&user);
-	prefix_end(&hi, &job.host);
+	prefix_end(&hi, &jp->host);
 	while (rc == 0 && *done < budget) {
-		rc = seek(job.e, STORE_ARCHIVE, &job.cursor, &hi, &k);
+		rc = seek(jp->e, STORE_ARCHIVE, &jp->cursor, &hi, &k);
 		if (rc == -ENOENT) {		/* every user done */
-			m.until = job.to;
-			rc = meta_set(job.e, job.host.p, job.store.p, &m);
-			log_debug("archive store %s of %s (%s): %zu items indexed, "
-				  "%.1f s behind", job.store.p, job.host.p, job.e->name,
-				  job.items, (now_wall() * 1e6 - (double)job.to) / 1e6);
-			job.e = NULL;
+			m.until = jp->to;
+			rc = meta_set(jp->e, jp->host.p, jp->store.p, &m);
+			store_log_debug(jp->e, "archive store %s of %s (%s): %zu "
+					"items indexed, %.1f s behind",
+					jp->store.p, jp->host.p, jp->e->name,
+					jp->items,
+					(now_wall() * 1e6 - (double)jp->to) / 1e6);
+			jp->e = NULL;
 			break;
 		}
-		const char *u = k.p + job.host.len;
-		const char *nul = memchr(u, '\0', k.len - job.host.len);
+		const char *u = k.p + jp->host.len;
+		const char *nul = memchr(u, '\0', k.len - jp->host.len);
 		if (rc || !nul)
 			break;
 		sbuf_reset(&user);
@@ -1590,7 +1602,7 @@ static int job_run(size_t *done, size_t budget)
 		rc = job_user(user.p, &k, done, budget);
 	}
 	if (rc)
-		job.e = NULL;	/* started again at a later step */
+		jp->e = NULL;	/* started again at a later step */
 	if (rc == -ENOENT || rc == -ESTALE)
 		rc = 0;
 	sbuf_free(&hi);
@@ -1599,23 +1611,47 @@ static int job_run(size_t *done, size_t budget)
 	return rc;
 }
 
-int store_archive_index_step(int64_t delay, size_t budget)
+void store_archive_index_abandon(const struct store_engine *e)
 {
-	const struct store_engine *es[] = { &store_memory, &store_lmdb };
+	jobs[e == &store_memory ? 0 : 1].e = NULL;	/* from until again */
+}
+
+size_t store_archive_index_budget(size_t base)
+{
+	/* twice what came in since, so a pass outruns the traffic */
+	size_t since = atomic_exchange(&deferred_since, 0);
+
+	return MIN(base + 2 * since, 16 * base);
+}
+
+int store_archive_index_step_on(const struct store_engine *e, int64_t delay,
+				size_t budget, int64_t target_max)
+{
 	size_t done = 0;
 	int rc = 0;
 
-	/* twice what came in since, so a pass outruns the traffic */
-	budget = MIN(budget + 2 * deferred_since, 16 * budget);
-	deferred_since = 0;
-	for (size_t i = 0; !job.e && i < 2 && rc == 0; i++) {
-		if (es[i] == &store_lmdb && !store_is_open())
-			break;
-		rc = job_pick(es[i], delay);
+	jp = &jobs[e == &store_memory ? 0 : 1];
+	if (!jp->e) {
+		rc = job_pick(e, delay, target_max);
 		if (rc == -ENOENT)
 			rc = 0;
 	}
-	if (rc == 0 && job.e)
+	if (rc == 0 && jp->e)
 		rc = job_run(&done, budget);
-	return rc < 0 ? rc : job.e != NULL;
+	return rc < 0 ? rc : jp->e != NULL;
+}
+
+int store_archive_index_step(int64_t delay, size_t budget)
+{
+	int more, rc;
+
+	budget = store_archive_index_budget(budget);
+	more = rc = store_archive_index_step_on(&store_memory, delay, budget,
+						INT64_MAX);
+	if (rc >= 0 && store_is_open()) {
+		rc = store_archive_index_step_on(&store_lmdb, delay, budget,
+						 INT64_MAX);
+		more |= rc > 0;
+	}
+	return rc < 0 ? rc : more;
 }
