@@ -229,8 +229,9 @@ class Starling(Server):
         if mam:
             modules += ', "smacks", "mam"'
             # the archive's by-contact index job runs through the measured
-            # window (passes a second or two apart), not after it
-            extra = "archive_index_delay = 0\n"
+            # window (passes a second or two apart), not after it; a 20 s
+            # run archives over 1 GiB (the default storage_max_size)
+            extra = "archive_index_delay = 0\nstorage_max_size = 8589934592\n"
         os.makedirs(os.path.join(self.dir, "data"), exist_ok=True)
         with open(self.cfg, "w") as f:
             f.write(f"""-- written by bench/run.py

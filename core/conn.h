@@ -10,10 +10,10 @@
  *              sent before what it depends on is on disk.
  * hold points: conn_hold_point() closes a loop iteration's output; what
  *              was queued before point P is written once P is durable
- *              (conn_set_durable). The archive's appends are committed by
- *              a thread of their own (store.c), so the loop goes on with
- *              the next iteration while the output of the last one waits
- *              for that commit; at most one point is ever pending.
+ *              (conn_set_durable): the server sets it right after the
+ *              iteration's commit, so output a callback queues in the
+ *              middle of an iteration (a writable socket) never goes out
+ *              before the commit; at most one point is ever pending.
  * watermarks:  when the queue holds more than wq_high bytes the connection
  *              stops reading (its peer is not reading what it asked for)
  *              and resumes below wq_low; above wq_limit it is closed.

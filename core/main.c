@@ -10,6 +10,7 @@
 #include "route.h"
 #include "server.h"
 #include "session.h"
+#include "sm.h"
 #include "store.h"
 #include "tls.h"
 
@@ -381,11 +382,11 @@ static void writer_done(void)
 	ev_async_send(ev_default_loop(0), &writer_w);
 }
 
-/* Output waiting for the writer's hand-over may go once it is durable. */
+/* The writer's hand-over is durable: acks covering it may go. */
 static void flight_land(void)
 {
 	store_writer_join();
-	conn_set_durable(flight_point);
+	sm_point_durable(flight_point);
 	flight_point = 0;
 }
 
@@ -393,7 +394,7 @@ static void on_writer(struct ev_loop *loop, ev_async *w, int revents)
 {
 	if (flight_point && !store_writer_busy()) {
 		flight_land();
-		conn_flush_all();
+		sm_answer_owed();	/* written at this iteration's end */
 	}
 }
 
@@ -401,19 +402,24 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	bool handed;
 
-	/* One hand-over at a time. While the writer is at it, this
-	 * iteration's appends and output wait for the next one (and no batch
-	 * is open: beginning one waits for the writer). */
+	/* The batch is committed before anything it covers is sent. The
+	 * archive's appends go to the writer, one hand-over at a time
+	 * (while it is at one, this iteration's wait for the next; and no
+	 * batch is open then: beginning one waits for the writer). Stanzas go
+	 * on to their recipients now; XEP-0198 acks wait until what they
+	 * cover is durable (sm.h). */
 	if (flight_point && !store_writer_busy())
 		flight_land();
-	if (!flight_point) {
-		store_commit_async(&handed);	/* before anything it covers is sent */
-		unsigned long point = conn_hold_point();
+	if (!flight_point && !store_writer_busy()) {	/* not at the job */
+		store_commit_async(&handed);
+		unsigned long point = sm_point_next();
 		if (handed)
 			flight_point = point;
 		else
-			conn_set_durable(point);
+			sm_point_durable(point);
 	}
+	sm_answer_owed();
+	conn_set_durable(conn_hold_point());
 	conn_flush_all();
 	trim_after_burst(loop, session_free_dead());
 	store_end_read();
@@ -571,8 +577,10 @@ int main(int argc, char **argv)
 	rc = 0;
 	call_mm("unload_all");
 	store_commit();		/* the writer's hand-over too */
-	conn_set_durable(conn_hold_point());
+	sm_point_durable(sm_point_next());
 	flight_point = 0;
+	sm_answer_owed();
+	conn_set_durable(conn_hold_point());
 	conn_flush_all();
 	session_free_dead();
 	log_info("stopped");

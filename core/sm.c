@@ -4,6 +4,7 @@
 #include "hmap.h"
 #include "log.h"
 #include "session.h"
+#include "store.h"
 #include "xmlstream.h"
 
 #include <errno.h>
@@ -17,16 +18,85 @@ struct sm_item {
 };
 
 static struct hmap resumable;		/* id -> struct session */
-
-void sm_global_free(void)
-{
-	hmap_free(&resumable);
-}
-
 static void send_text(struct session *s, const char *text)
 {
 	if (s->conn)
 		conn_send(s->conn, text, strlen(text));
+}
+
+static unsigned long point, durable;	/* see sm.h */
+static struct sm_state *owed;		/* sessions with <r/>s to answer */
+
+/* Brings sm's marks to the current point; called before h_in moves, so
+ * whatever it counted since its last mark came before the points passed
+ * since. */
+static void h_sync(struct sm_state *sm)
+{
+	if (sm->h_pt == point)
+		return;
+	sm->h_m0 = sm->h_pt + 1 == point ? sm->h_m1 : sm->h_in;
+	sm->h_m1 = sm->h_in;
+	sm->h_pt = point;
+}
+
+/* The stanzas of sm's client handled and durable. */
+static uint32_t h_durable(struct sm_state *sm)
+{
+	h_sync(sm);
+	return durable == point ? sm->h_m1 : sm->h_m0;
+}
+
+void sm_count_in(struct sm_state *sm)
+{
+	h_sync(sm);
+	sm->h_in++;
+}
+
+unsigned long sm_point_next(void)
+{
+	return ++point;
+}
+
+void sm_point_durable(unsigned long p)
+{
+	durable = p;
+}
+
+void sm_answer_owed(void)
+{
+	struct sm_state **pp = &owed;
+
+	while (*pp) {
+		struct sm_state *sm = *pp;
+		uint32_t h = h_durable(sm);
+		char buf[64];
+
+		if ((int32_t)(h - sm->ack_upto) < 0) {	/* counters wrap */
+			pp = &sm->owed_next;
+			continue;
+		}
+		snprintf(buf, sizeof(buf), "<a xmlns='" NS_SM "' h='%u'/>", h);
+		for (; sm->acks_owed; sm->acks_owed--)
+			send_text(sm->s, buf);
+		*pp = sm->owed_next;
+		sm->owed_listed = false;
+	}
+}
+
+static void owed_remove(struct sm_state *sm)
+{
+	for (struct sm_state **pp = &owed; *pp; pp = &(*pp)->owed_next) {
+		if (*pp == sm) {
+			*pp = sm->owed_next;
+			break;
+		}
+	}
+	sm->owed_listed = false;
+}
+
+void sm_global_free(void)
+{
+	hmap_free(&resumable);
 }
 
 static void request_ack(struct sm_state *sm)
@@ -142,8 +212,13 @@ bool sm_handle(struct session *s, const char *name, const char *h)
 	if (!sm)
 		return false;
 	if (strcmp(name, "r") == 0) {
-		snprintf(buf, sizeof(buf), "<a xmlns='" NS_SM "' h='%u'/>", sm->h_in);
-		send_text(s, buf);
+		sm->acks_owed++;
+		sm->ack_upto = sm->h_in;
+		if (!sm->owed_listed) {
+			sm->owed_next = owed;
+			owed = sm;
+			sm->owed_listed = true;
+		}
 		return true;
 	}
 	if (strcmp(name, "a") != 0)
@@ -195,6 +270,10 @@ int sm_resume(struct session *n, const char *previd, const char *h)
 	session_transplant(o, n);
 	ev_timer_stop(conn_loop(), &o->sm->timer);
 	o->sm->since_request = 0;
+	/* h says what the client need not send again: all of it on disk
+	 * first (the archive writer's hand-over and queue too). Rare. */
+	if (store_commit() != 0)
+		log_warn("%s: resuming after a failed commit", o->full_jid);
 	snprintf(buf, sizeof(buf), "<resumed xmlns='" NS_SM "' previd='%s' h='%u'/>",
 		 o->sm->id, o->sm->h_in);
 	send_text(o, buf);
@@ -254,6 +333,8 @@ void sm_free(struct session *s)
 
 	if (!sm)
 		return;
+	if (sm->owed_listed)
+		owed_remove(sm);
 	ev_timer_stop(conn_loop(), &sm->timer);
 	if (sm->pol.resume && hmap_get(&resumable, sm->id) == s)
 		hmap_del(&resumable, sm->id);

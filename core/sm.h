@@ -43,6 +43,12 @@ struct sm_state {
 	struct sm_item *head, *tail;
 	ev_timer timer;			/* ack-after, or hibernation */
 	struct session *s;
+	uint32_t h_m0, h_m1;		/* h_in at points h_pt - 1, h_pt */
+	unsigned long h_pt;
+	uint32_t acks_owed;		/* <r/>s not answered yet */
+	uint32_t ack_upto;		/* h_in at the last of them */
+	struct sm_state *owed_next;	/* on the list of those that owe */
+	bool owed_listed;
 };
 
 void sm_global_free(void);
@@ -50,10 +56,20 @@ void sm_global_free(void);
 /* Enables SM on s: 0, or -EALREADY. */
 int sm_enable(struct session *s, const struct sm_policy *pol);
 /* s sent a stanza that counts (message, presence, iq). */
-static inline void sm_count_in(struct sm_state *sm)
-{
-	sm->h_in++;
-}
+void sm_count_in(struct sm_state *sm);
+
+/* Points: the server closes each loop iteration's stanzas under a point
+ * (sm_point_next) and says when a point is durable: everything those
+ * stanzas wrote is on disk, the archive writer's appends included
+ * (core/main.c). An <r/> is answered once every stanza handled before it
+ * is durable (sm_answer_owed), so an <a/> never covers a write a crash
+ * could lose; stanzas themselves go on to their recipients at once. At
+ * most one point is pending: durable is the newest point or the one
+ * before. */
+unsigned long sm_point_next(void);
+void sm_point_durable(unsigned long point);
+/* Queues the <a/> answers that have become durable. */
+void sm_answer_owed(void);
 /* A stanza for the client (serialized): keeps a copy until acked and asks
  * for acks by the policy. 0, or -ENOBUFS when the queue is full. */
 int sm_outgoing(struct session *s, const char *data, size_t len);

@@ -36,9 +36,9 @@
  * the loop iteration store_commit_async() commits the batch, then hands
  * the queue to a thread of the writer's own, which writes it in a
  * transaction of its own and commits (synced) while the loop goes on
- * with the next iteration; the server holds that iteration's output until
- * the writer is done (conn.h, hold points). One hand-over at a time: the
- * next waits for the last (store_writer_join). Whatever could see the
+ * with the next iteration; XEP-0198 acks covering those appends wait
+ * until the writer is done (sm.h, points; core/main.c). One hand-over at
+ * a time: the next waits for the last (store_writer_join). Whatever could see the
  * queued appends (any other operation on STORE_ARCHIVE, a range delete,
  * store_commit) first waits for the writer and applies the queue to the
  * batch, so reads see every append before them. The loop never holds the

@@ -2,9 +2,9 @@
 a storm of roster sets and offline messages, 20 times. Whatever a client
 saw acknowledged must be there after the restart, and the LMDB
 environment must open cleanly every time. The messages are archived too
-(mod_mam), for the sender and the recipient; the archive's appends are
-committed by the server's writer thread, and an acknowledged message must
-be in both archives.
+(mod_mam), for the sender and the recipient, by the server's archive
+writer thread: a message the sender saw acknowledged by XEP-0198 must be
+in both archives.
 
 Acknowledged: a roster set when its iq result arrived; an offline message
 when an iq ping sent after it on the same connection was answered (the
@@ -26,6 +26,8 @@ import xml.etree.ElementTree as ET
 
 from harness import check, time_limit
 from xmpp import ConnectionClosed, ExpectError, esc, new_id
+
+SM = "urn:xmpp:sm:3"
 
 ROUNDS = 20
 PIE = "{urn:xmpp:pie:0}"
@@ -67,12 +69,18 @@ class Round:
         self.pings = {}             # ping id -> messages sent before it
         self.messages_acked = set()
         self.answered = set()       # ping ids answered
+        self.counted = []           # bob's stanzas since <enable/>: body or None
+        self.archive_acked = set()  # bodies an <a/> counted
 
     def on_writer(self, el):
         if el.get("type") == "result" and (el.get("id") or "").startswith("r%d-" % self.no):
             self.roster_acked.add("c%d-%s@example.com" % (self.no, el.get("id").split("-", 1)[1]))
 
     def on_sender(self, el):
+        if el.tag == "{%s}a" % SM:
+            h = int(el.get("h"))
+            self.archive_acked.update(b for b in self.counted[:h] if b)
+            return
         covered = self.pings.get(el.get("id"))
         if el.get("type") == "result" and covered is not None:
             self.messages_acked.update(covered)
@@ -84,13 +92,14 @@ class Round:
             self.send_batch(alice, bob)
             drain(alice, self.on_writer)
             drain(bob, self.on_sender)
-        # a last batch the kill follows as soon as bob's ping is answered
-        # (the archive writer's commit must come before that answer), with
-        # roster sets from alice in flight whatever the server's speed
-        self.send_batch(alice, bob)
-        last = "p%d-%d" % (self.no, len(self.pings) - 1)
+        # a last batch the kill follows as soon as bob's messages are
+        # acked (the archive writer's commit must come before that <a/>),
+        # with roster sets from alice in flight whatever the server's
+        # speed; a big one, so that its archive commit takes a while
+        self.send_batch(alice, bob, messages=400)
         deadline = time.monotonic() + 5
-        while last not in self.answered and time.monotonic() < deadline:
+        while (len(self.archive_acked) < len(self.messages_sent)
+               and time.monotonic() < deadline):
             if not drain(bob, self.on_sender, timeout=0.001):
                 break
         self.send_roster(alice)
@@ -102,18 +111,21 @@ class Round:
             self.roster_sent += 1
         alice.send("".join(batch))
 
-    def send_batch(self, alice, bob):
+    def send_batch(self, alice, bob, messages=8):
         self.send_roster(alice)
         out = []
-        for _ in range(8):
+        for _ in range(messages):
             body = "m%d-%d" % (self.no, len(self.messages_sent))
             self.messages_sent.append(body)
             out.append("<message to='%s' type='chat' id='%s'><body>%s</body></message>"
                        % (esc(self.recipient.jid), new_id("m"), body))
+        self.counted.extend(self.messages_sent[-messages:])
         ping = "p%d-%d" % (self.no, len(self.pings))
         self.pings[ping] = list(self.messages_sent)
         out.append("<iq type='get' id='%s' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"
                    % ping)
+        self.counted.append(None)
+        out.append("<r xmlns='%s'/>" % SM)
         bob.send("".join(out))
 
     def collect_after_kill(self, alice, bob):
@@ -157,7 +169,7 @@ def check_round(users, r):
             for ar in user.iter(PIE_MAM + "archive"):
                 for m in ar.iter(CLIENT + "message"):
                     archived.add(m.findtext(CLIENT + "body"))
-        missing = r.messages_acked - archived
+        missing = r.archive_acked - archived
         check(not missing, "round %d: acknowledged messages missing from %s's archive: %s"
               % (r.no, who.user, sorted(missing)[:10]))
 
@@ -179,7 +191,7 @@ def check_environment(srv):
 @time_limit(90)
 def test_sigkill_during_storm_loses_nothing_acknowledged(ctx):
     srv = ctx.server(modules=["roster", "presence", "message", "iq", "ping", "offline",
-                              "mam"],
+                              "mam", "smacks"],
                      options={"offline_max_messages": 100000,
                               "roster_max_items": 100000})
     sender = srv.account("bob")
@@ -190,6 +202,8 @@ def test_sigkill_during_storm_loses_nothing_acknowledged(ctx):
     for r in rounds:
         alice = srv.login(r.writer)
         bob = srv.login(sender)
+        bob.send("<enable xmlns='%s'/>" % SM)
+        bob.expect("{%s}enabled" % SM)
         r.storm(alice, bob, rng.uniform(0.08, 0.3))
         srv.crash()
         r.collect_after_kill(alice, bob)
@@ -202,7 +216,9 @@ def test_sigkill_during_storm_loses_nothing_acknowledged(ctx):
         users = exported(srv)
         for earlier in rounds[:r.no + 1]:
             check_round(users, earlier)
-    acked = sum(len(r.roster_acked) + len(r.messages_acked) for r in rounds)
+    acked = sum(len(r.roster_acked) + len(r.messages_acked) + len(r.archive_acked)
+                for r in rounds)
+    check(all(r.archive_acked for r in rounds), "a round with no message acked")
     print("%d rounds, %d acknowledged writes checked, %d kills with writes in flight"
           % (ROUNDS, acked, interrupted))
     check(acked > ROUNDS * 10, "too few acknowledged writes to mean anything")
