@@ -73,7 +73,7 @@ static struct ev_loop *loop;
 static char *read_buf;
 static struct conn *flush_list;
 static struct conn *dead_list;
-static unsigned long hold_point, hold_durable;	/* see conn.h */
+static unsigned long hold_point;	/* see conn.h, release point */
 
 static void conn_finalize(struct conn *c);
 static void conn_abort(struct conn *c, const char *reason);
@@ -442,38 +442,28 @@ static void queue_for_flush(struct conn *c)
 	flush_list = c;
 }
 
-/* Brings c's marks to the current point: bytes queued before point
- * pt-1 and pt. Called before anything is queued, so whatever c queued
- * since its last mark came before the points passed since. */
+/* Brings c's mark to the current point: the bytes it had queued when
+ * conn_release_queued() was last called. Called before anything is
+ * queued, so whatever c queued since its last mark came before that. */
 static void hold_sync(struct conn *c)
 {
-	uint64_t queued = c->bytes_out + c->wq_bytes;
-
 	if (c->hold_pt == hold_point)
 		return;
-	c->hold_m0 = c->hold_pt + 1 == hold_point ? c->hold_m1 : queued;
-	c->hold_m1 = queued;
+	c->hold_mark = c->bytes_out + c->wq_bytes;
 	c->hold_pt = hold_point;
 }
 
 /* How many of c's queued bytes may be written now. */
 static size_t hold_writable(struct conn *c)
 {
-	uint64_t upto;
-
 	hold_sync(c);
-	upto = hold_durable == hold_point ? c->hold_m1 : c->hold_m0;
-	return upto > c->bytes_out ? (size_t)(upto - c->bytes_out) : 0;
+	return c->hold_mark > c->bytes_out ?
+	       (size_t)(c->hold_mark - c->bytes_out) : 0;
 }
 
-unsigned long conn_hold_point(void)
+void conn_release_queued(void)
 {
-	return ++hold_point;
-}
-
-void conn_set_durable(unsigned long point)
-{
-	hold_durable = point;
+	hold_point++;
 }
 
 int conn_send(struct conn *c, const void *data, size_t len)

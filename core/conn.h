@@ -8,12 +8,11 @@
  *              writev once per loop iteration (conn_flush_all(), after the
  *              storage batch is committed), so nothing a client sees is
  *              sent before what it depends on is on disk.
- * hold points: conn_hold_point() closes a loop iteration's output; what
- *              was queued before point P is written once P is durable
- *              (conn_set_durable): the server sets it right after the
- *              iteration's commit, so output a callback queues in the
- *              middle of an iteration (a writable socket) never goes out
- *              before the commit; at most one point is ever pending.
+ * release point: conn_release_queued(), right after the iteration's
+ *              commit, lets what was queued so far be written; output a
+ *              callback queues later in the iteration (a socket that
+ *              became writable) waits for the next one, so it never goes
+ *              out before the commit that covers it.
  * watermarks:  when the queue holds more than wq_high bytes the connection
  *              stops reading (its peer is not reading what it asked for)
  *              and resumes below wq_low; above wq_limit it is closed.
@@ -81,7 +80,7 @@ struct conn {
 	size_t wq_bytes;
 	size_t wq_high, wq_low, wq_limit;
 	uint64_t bytes_in, bytes_out;
-	uint64_t hold_m0, hold_m1;	/* bytes queued before points pt-1, pt */
+	uint64_t hold_mark;		/* bytes queued at release point hold_pt */
 	unsigned long hold_pt;
 	double rate;			/* read limit, bytes/s; 0 = none */
 	double burst;			/* bucket size, bytes */
@@ -109,12 +108,10 @@ int conn_send(struct conn *c, const void *data, size_t len);
 int conn_flush(struct conn *c);
 /* Flushes every connection that has queued data; called once per loop
  * iteration by the main loop, then frees dead connections. Connections
- * whose output waits for a point stay queued for the next call. */
+ * whose output waits for the next release stay queued for the next call. */
 void conn_flush_all(void);
-/* Closes the output queued so far under a new point; returns it. */
-unsigned long conn_hold_point(void);
-/* Output queued before point (and every earlier one) may be written. */
-void conn_set_durable(unsigned long point);
+/* What every connection has queued so far may be written (see the top). */
+void conn_release_queued(void);
 
 /* Starts server-side TLS on c with ctx (direct TLS, or after STARTTLS's
  * <proceed/> has been flushed). */

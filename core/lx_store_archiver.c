@@ -89,6 +89,29 @@ static bool bare_set(struct bare *b, const struct jid_span *node,
 	return true;
 }
 
+/* The bare JID of jid, split as Prosody splits (unprepared), and its
+ * resource in *res when res is not NULL. False when malformed. */
+static bool bare_of(struct bare *b, const char *jid, struct jid_span *res)
+{
+	struct jid_span node, host, r;
+
+	if (!jid_split_raw(jid, strlen(jid), &node, &host, &r) ||
+	    !bare_set(b, &node, &host))
+		return false;
+	if (res)
+		*res = r;
+	return true;
+}
+
+/* The bare JID of the account of session s. */
+static bool bare_of_account(struct bare *b, const struct session *s)
+{
+	struct jid_span node = { s->username, strlen(s->username) };
+	struct jid_span host = { s->host, strlen(s->host) };
+
+	return bare_set(b, &node, &host);
+}
+
 static bool is(const struct st_node *n, const char *name, const char *ns)
 {
 	return n->name && strcmp(n->name, name) == 0 && n->ns &&
@@ -244,7 +267,7 @@ static struct st_node *event_message(lua_State *L, struct st_doc **doc,
 
 static int archive_incoming(lua_State *L)
 {
-	struct jid_span node, host, res;
+	struct jid_span res = { NULL, 0 };
 	struct bare user, with;
 	struct session *origin;
 	struct st_doc *doc;
@@ -257,19 +280,8 @@ static int archive_incoming(lua_State *L)
 		return 0;
 	to = st_attr_get(m, "to");
 	type = st_attr_get(m, "type");
-	if (to) {
-		if (!jid_split_raw(to, strlen(to), &node, &host, &res) ||
-		    !node.p)
-			return 0;
-	} else if (origin && origin->username) {
-		node = (struct jid_span){ origin->username,
-					  strlen(origin->username) };
-		host = (struct jid_span){ origin->host, strlen(origin->host) };
-		res = (struct jid_span){ NULL, 0 };
-	} else {
-		return 0;
-	}
-	if (!bare_set(&user, &node, &host))
+	if (to ? !bare_of(&user, to, &res) || !user.node_len
+	       : !origin || !origin->username || !bare_of_account(&user, origin))
 		return 0;
 	h = user.s + user.node_len + 1;
 	if (has_our_id(m, user.s)) {
@@ -287,8 +299,7 @@ static int archive_incoming(lua_State *L)
 	from = st_attr_get(m, "from");
 	if (!from)
 		from = h;
-	if (!jid_split_raw(from, strlen(from), &node, &host, &res) ||
-	    !bare_set(&with, &node, &host))
+	if (!bare_of(&with, from, NULL))
 		return 0;
 	if (wanted(L, &user, h, from, &with) && append(L, m, &user, &with, id)) {
 		struct st_node *sid = st_elem_new(doc, m, "stanza-id", NS_SID);
@@ -300,7 +311,6 @@ static int archive_incoming(lua_State *L)
 
 static int archive_outgoing(lua_State *L)
 {
-	struct jid_span node, host, res;
 	struct bare user, with;
 	struct session *origin;
 	struct st_doc *doc;
@@ -312,12 +322,8 @@ static int archive_outgoing(lua_State *L)
 	if (!m || !origin || !origin->username)
 		return 0;
 	to = st_attr_get(m, "to");
-	if (!to || !jid_split_raw(to, strlen(to), &node, &host, &res) ||
-	    !bare_set(&with, &node, &host))
-		return 0;
-	node = (struct jid_span){ origin->username, strlen(origin->username) };
-	host = (struct jid_span){ origin->host, strlen(origin->host) };
-	if (!bare_set(&user, &node, &host) || strcmp(user.s, with.s) == 0 ||
+	if (!to || !bare_of(&with, to, NULL) || !bare_of_account(&user, origin) ||
+	    strcmp(user.s, with.s) == 0 ||
 	    !archivable(L, m, st_attr_get(m, "type")) ||
 	    !wanted(L, &user, origin->host, to, &with))
 		return 0;

@@ -33,7 +33,7 @@ static ev_timer trim_timer;
 static ev_timer burst_trim_timer;
 static ev_timer index_timer;
 static ev_async writer_w;
-/* The hold point (conn.h) the archive writer's hand-over covers; 0 when
+/* The point (sm.h) the archive writer's hand-over covers; 0 when
  * it has none under way. */
 static unsigned long flight_point;
 static bool shutting_down;
@@ -379,7 +379,7 @@ static void on_index(struct ev_loop *loop, ev_timer *w, int revents)
 /* The writer's thread: a hand-over is committed (store.c). */
 static void writer_done(void)
 {
-	ev_async_send(ev_default_loop(0), &writer_w);
+	ev_async_send(conn_loop(), &writer_w);
 }
 
 /* The writer's hand-over is durable: acks covering it may go. */
@@ -419,7 +419,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 			sm_point_durable(point);
 	}
 	sm_answer_owed();
-	conn_set_durable(conn_hold_point());
+	conn_release_queued();
 	conn_flush_all();
 	trim_after_burst(loop, session_free_dead());
 	store_end_read();
@@ -580,7 +580,7 @@ int main(int argc, char **argv)
 	sm_point_durable(sm_point_next());
 	flight_point = 0;
 	sm_answer_owed();
-	conn_set_durable(conn_hold_point());
+	conn_release_queued();
 	conn_flush_all();
 	session_free_dead();
 	log_info("stopped");

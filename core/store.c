@@ -290,19 +290,26 @@ static void wtxn_abort(void)
 
 /* Opens the batch if none is open, growing the map first when it is
  * nearly full. An LMDB code. */
-static int batch_begin(void)
+/* Grows the map when it is nearly full. No transaction of ours may be
+ * live (the writer's included). */
+static void map_grow_early(void)
 {
 	size_t used, size;
 
-	if (st.wtxn)
-		return 0;
-	store_writer_join();
 	map_usage(&used, &size);
 	if (used / STORE_GROW_PERCENT > size / 100 && size < st.map_max) {
 		int rc = map_grow(used * 2);
 		if (rc)
 			lmdb_err(rc, "grow map");	/* go on at this size */
 	}
+}
+
+static int batch_begin(void)
+{
+	if (st.wtxn)
+		return 0;
+	store_writer_join();
+	map_grow_early();
 	return wtxn_begin();
 }
 
@@ -831,7 +838,6 @@ static int commit_batch(void);
 
 int store_commit_async(bool *handed)
 {
-	size_t used, size;
 	int rc;
 
 	*handed = false;
@@ -839,10 +845,7 @@ int store_commit_async(bool *handed)
 		return store_commit();
 	store_writer_join();
 	rc = commit_batch();
-	map_usage(&used, &size);
-	if (used / STORE_GROW_PERCENT > size / 100 && size < st.map_max &&
-	    map_grow(used * 2) != 0)
-		log_warn("store: cannot grow the map; going on at this size");
+	map_grow_early();
 	pthread_mutex_lock(&aw.mu);
 	struct sbuf t = aw.flight;
 	aw.flight = aw.queue;
@@ -906,11 +909,24 @@ static int check_key(enum store_db db, size_t klen)
 	return 0;
 }
 
+/* The value of k, copied into out: an LMDB code. */
+static int get_txn(MDB_txn *txn, enum store_db db, const void *k,
+		   size_t klen, struct sbuf *out)
+{
+	MDB_val key = { klen, (void *)k }, v;
+	int rc = mdb_get(txn, st.dbi[db], &key, &v);
+
+	if (rc == 0) {
+		sbuf_reset(out);
+		sbuf_add(out, v.mv_data, v.mv_size);
+	}
+	return rc;
+}
+
 static int lmdb_get(enum store_db db, const void *k, size_t klen,
 		    struct sbuf *out)
 {
 	MDB_txn *txn;
-	MDB_val key = { klen, (void *)k }, v;
 	int rc = check_key(db, klen);
 
 	if (rc == 0 && db == STORE_ARCHIVE)
@@ -919,12 +935,7 @@ static int lmdb_get(enum store_db db, const void *k, size_t klen,
 		rc = read_txn(&txn);
 	if (rc)
 		return rc;
-	rc = mdb_get(txn, st.dbi[db], &key, &v);
-	if (rc == 0) {
-		sbuf_reset(out);
-		sbuf_add(out, v.mv_data, v.mv_size);
-	}
-	return lmdb_err(rc, "get");
+	return lmdb_err(get_txn(txn, db, k, klen, out), "get");
 }
 
 static int lmdb_put(enum store_db db, const void *k, size_t klen,
@@ -1057,13 +1068,9 @@ const struct store_engine store_lmdb = {
 static int wr_get(enum store_db db, const void *k, size_t klen,
 		  struct sbuf *out)
 {
-	MDB_val key = { klen, (void *)k }, v;
-	int rc = mdb_get(aw.txn, st.dbi[db], &key, &v);
+	int rc = get_txn(aw.txn, db, k, klen, out);
 
-	if (rc == 0) {
-		sbuf_reset(out);
-		sbuf_add(out, v.mv_data, v.mv_size);
-	}
+	/* no lmdb_err here: it logs, and the log is the loop's */
 	return rc == MDB_NOTFOUND ? -ENOENT : rc ? -EIO : 0;
 }
 

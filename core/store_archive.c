@@ -1201,7 +1201,10 @@ static int on_summary_item(void *ctx, const void *k, size_t klen,
 	return 0;
 }
 
-static int group_cmp(const void *x, const void *y)
+/* Records of a buffer that start with a length-prefixed key (size_t len,
+ * len bytes) followed by tail bytes: compared by key, and listed sorted
+ * (pointers into the buffer, *n of them; free the array). */
+static int lenkey_cmp(const void *x, const void *y)
 {
 	const char *a = *(const char *const *)x, *b = *(const char *const *)y;
 	size_t la, lb;
@@ -1213,30 +1216,41 @@ static int group_cmp(const void *x, const void *y)
 	return c ? c : (la > lb) - (la < lb);
 }
 
+static const char **lenkey_sort(const struct sbuf *buf, size_t tail,
+				size_t *n)
+{
+	size_t cap = 16;
+	const char **rs = xcalloc(cap, sizeof(*rs));
+
+	*n = 0;
+	for (size_t off = 0; off < buf->len; (*n)++) {
+		size_t len;
+		if (*n == cap)
+			rs = xrealloc(rs, (cap *= 2) * sizeof(*rs));
+		rs[*n] = buf->p + off;
+		memcpy(&len, rs[*n], sizeof(len));
+		off += sizeof(len) + len + tail;
+	}
+	qsort(rs, *n, sizeof(*rs), lenkey_cmp);
+	return rs;
+}
+
 /* The groups sorted by with, those of one with merged, handed to fn. */
 static void summary_emit(struct summary *s,
 			 int (*fn)(void *ctx, const char *with, size_t wlen,
 				   size_t count, int64_t first, int64_t last),
 			 void *ctx)
 {
-	size_t n = 0, cap = 16;
-	const char **gs = xcalloc(cap, sizeof(*gs));
+	size_t n;
+	const char **gs = lenkey_sort(&s->groups,
+				      sizeof(size_t) + 2 * sizeof(int64_t), &n);
 
-	for (size_t off = 0; off < s->groups.len; n++) {
-		size_t wlen;
-		if (n == cap)
-			gs = xrealloc(gs, (cap *= 2) * sizeof(*gs));
-		gs[n] = s->groups.p + off;
-		memcpy(&wlen, gs[n], sizeof(wlen));
-		off += 2 * sizeof(size_t) + wlen + 2 * sizeof(int64_t);
-	}
-	qsort(gs, n, sizeof(*gs), group_cmp);
 	for (size_t i = 0; i < n; ) {
 		size_t wlen, count = 0, c;
 		int64_t first = INT64_MAX, last = INT64_MIN, t;
 		size_t j = i;
 		memcpy(&wlen, gs[i], sizeof(wlen));
-		for (; j < n && group_cmp(&gs[i], &gs[j]) == 0; j++) {
+		for (; j < n && lenkey_cmp(&gs[i], &gs[j]) == 0; j++) {
 			const char *p = gs[j] + sizeof(size_t) + wlen;
 			memcpy(&c, p, sizeof(c));
 			count += c;
@@ -1482,32 +1496,13 @@ static int collect_entry(void *ctx, const void *k, size_t klen,
 	return 0;
 }
 
-static int key_cmp(const void *x, const void *y)
-{
-	const char *a = *(const char *const *)x, *b = *(const char *const *)y;
-	size_t la, lb;
-	int c;
-
-	memcpy(&la, a, sizeof(la));
-	memcpy(&lb, b, sizeof(lb));
-	c = memcmp(a + sizeof(la), b + sizeof(lb), MIN(la, lb));
-	return c ? c : (la > lb) - (la < lb);
-}
-
 /* Writes the collected entries in key order, so neighbours share pages. */
 static int put_sorted(const struct store_engine *e, struct collect *c)
 {
-	const char **ks = xcalloc(c->n ? c->n : 1, sizeof(*ks));
-	size_t n = 0;
+	size_t n;
+	const char **ks = lenkey_sort(&c->keys, 0, &n);
 	int rc = 0;
 
-	for (size_t off = 0; off < c->keys.len; n++) {
-		size_t len;
-		ks[n] = c->keys.p + off;
-		memcpy(&len, ks[n], sizeof(len));
-		off += sizeof(len) + len;
-	}
-	qsort(ks, n, sizeof(*ks), key_cmp);
 	jp->items += n;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		size_t len;
