@@ -13,10 +13,15 @@ PYTHON ?= /usr/bin/python3
 PKGS := lua5.4 libidn openssl expat
 CFLAGS ?= -O2 -g
 SANFLAGS ?=
+# One folder a layer, each built as its own static library (see
+# docs/ARCHITECTURE.md); the server links what it needs. Headers are found
+# by name from every layer's folder.
+LAYERS := core/base core/net core/xmpp core/events core/features core/lua storage
+INCLUDES := -Icore $(LAYERS:%=-I%)
 XCFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow \
-	-Wstrict-prototypes -Wmissing-prototypes -D_GNU_SOURCE -Icore \
+	-Wstrict-prototypes -Wmissing-prototypes -D_GNU_SOURCE -pthread $(INCLUDES) \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-XLDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -llmdb -lm
+XLDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -llmdb -lm -pthread
 CC_ALL = $(CC) $(CFLAGS) $(SANFLAGS) $(XCFLAGS)
 LINK_ALL = $(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS)
 
@@ -24,13 +29,23 @@ BUILD_DEPS := gcc make pkg-config libev-dev libexpat1-dev libssl-dev \
 	liblua5.4-dev liblmdb-dev libidn-dev openssl
 TEST_DEPS := python3 python3-slixmpp python3-aioxmpp python3-openssl lua-check lmdb-utils prosody
 
-CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c))
+# core/*.c (start-up, server settings, admin socket) is the "server" layer.
+LAYER_LIBS := $(foreach l,server $(notdir $(LAYERS)),$(BUILD)/lib/lib$(l).a)
+CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c)) \
+	$(foreach l,$(LAYERS),$(wildcard $(l)/*.c))
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ := $(BUILD)/obj/core/main.o
-CTL_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/*.c))
+# starlingctl's own Lua bindings (export, import, accounts) live in tools/
+# and are not linked into the server.
+TOOLS_LIB := $(BUILD)/lib/libtools.a
+TOOLS_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out tools/starlingctl.c,$(wildcard tools/*.c)))
+CTL_OBJ := $(BUILD)/obj/tools/starlingctl.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-HEADERS := $(wildcard core/*.h tools/*.h tests/unit/*.h)
+HEADERS := $(wildcard core/*.h $(LAYERS:%=%/*.h) tools/*.h tests/unit/*.h)
+# Libraries may call each other's functions (the Lua bridge and the layers
+# it binds), so they are linked as one group.
+LINK_LIBS = -Wl,--start-group $(LAYER_LIBS) -Wl,--end-group
 
 all: $(BUILD)/starling $(BUILD)/starlingctl
 
@@ -38,25 +53,35 @@ $(BUILD)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC_ALL) -c -o $@ $<
 
-$(BUILD)/starling: $(MAIN_OBJ) $(CORE_OBJ)
-	$(LINK_ALL) -o $@ $^ $(XLDLIBS) $(LDLIBS)
+$(BUILD)/obj/tools/%.o $(BUILD)/obj/tests/unit/%.o: XCFLAGS += -Itools
 
-$(BUILD)/starlingctl: $(CTL_OBJ) $(CORE_OBJ)
-	$(LINK_ALL) -o $@ $^ $(XLDLIBS) $(LDLIBS)
-
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(CORE_OBJ)
+$(BUILD)/lib/libserver.a: $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out core/main.c,$(wildcard core/*.c)))
+$(foreach l,$(LAYERS),$(eval $(BUILD)/lib/lib$(notdir $(l)).a: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard $(l)/*.c))))
+$(TOOLS_LIB): $(TOOLS_OBJ)
+$(BUILD)/lib/%.a:
 	@mkdir -p $(dir $@)
-	$(LINK_ALL) -o $@ $^ $(XLDLIBS) $(LDLIBS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/starling: $(MAIN_OBJ) $(LAYER_LIBS)
+	$(LINK_ALL) -o $@ $(MAIN_OBJ) $(LINK_LIBS) $(XLDLIBS) $(LDLIBS)
+
+$(BUILD)/starlingctl: $(CTL_OBJ) $(TOOLS_LIB) $(LAYER_LIBS)
+	$(LINK_ALL) -o $@ $(CTL_OBJ) $(TOOLS_LIB) $(LINK_LIBS) $(XLDLIBS) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TOOLS_LIB) $(LAYER_LIBS)
+	@mkdir -p $(dir $@)
+	$(LINK_ALL) -o $@ $< $(TOOLS_LIB) $(LINK_LIBS) $(XLDLIBS) $(LDLIBS)
 
 unit: $(UNIT_BIN)
 
 # Storage benchmark (bench/storage_bench.c): make build/storage_bench
-$(BUILD)/storage_bench: $(BUILD)/obj/bench/storage_bench.o $(CORE_OBJ)
-	$(LINK_ALL) -o $@ $^ $(XLDLIBS) $(LDLIBS)
+$(BUILD)/storage_bench: $(BUILD)/obj/bench/storage_bench.o $(LAYER_LIBS)
+	$(LINK_ALL) -o $@ $< $(LINK_LIBS) $(XLDLIBS) $(LDLIBS)
 
 # Server CPU per TLS handshake (bench/tls_handshake.c): make build/tls_handshake
-$(BUILD)/tls_handshake: $(BUILD)/obj/bench/tls_handshake.o $(CORE_OBJ)
-	$(LINK_ALL) -o $@ $^ $(XLDLIBS) $(LDLIBS)
+$(BUILD)/tls_handshake: $(BUILD)/obj/bench/tls_handshake.o $(LAYER_LIBS)
+	$(LINK_ALL) -o $@ $< $(LINK_LIBS) $(XLDLIBS) $(LDLIBS)
 
 # Packages: install what is missing when root, else print the command.
 define need_pkgs

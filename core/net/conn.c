@@ -1,6 +1,8 @@
-/* conn.c - sockets, transports, write queues, flow control, deferred free. */
+/* conn.c - connections: write queues, flow control, deferred free; the
+ * transports are socket.c (plain TCP) and tls.c. */
 #include "conn.h"
 #include "log.h"
+#include "transport.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -77,7 +79,6 @@ static unsigned long hold_point;	/* see conn.h, release point */
 
 static void conn_finalize(struct conn *c);
 static void conn_abort(struct conn *c, const char *reason);
-static void try_flush(struct conn *c);
 
 struct ev_loop *conn_loop(void)
 {
@@ -130,170 +131,6 @@ void conn_global_free(void)
 	read_buf = NULL;
 }
 
-/* --- plain TCP transport ------------------------------------------------ */
-
-static ssize_t plain_read(struct conn *c, void *buf, size_t len)
-{
-	ssize_t n = read(c->fd, buf, len);
-
-	if (n >= 0)
-		return n;
-	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-		return -EAGAIN;
-	return -errno;
-}
-
-static ssize_t plain_writev(struct conn *c, const struct iovec *iov, int n)
-{
-	ssize_t w = writev(c->fd, iov, n);
-
-	if (w >= 0)
-		return w;
-	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-		return -EAGAIN;
-	return -errno;
-}
-
-static void plain_shutdown(struct conn *c)
-{
-	shutdown(c->fd, SHUT_WR);
-}
-
-static bool plain_buffered(struct conn *c)
-{
-	return false;
-}
-
-static const struct conn_ops plain_ops = {
-	.name = "tcp",
-	.read = plain_read,
-	.writev = plain_writev,
-	.shutdown = plain_shutdown,
-	.buffered = plain_buffered,
-};
-
-/* --- TLS transport ------------------------------------------------------ */
-
-static ssize_t tls_result(struct conn *c, int r, unsigned want_flag_read,
-			  unsigned want_flag_write)
-{
-	int err = SSL_get_error(c->ssl, r);
-
-	switch (err) {
-	case SSL_ERROR_WANT_READ:
-		if (want_flag_read)
-			c->flags |= want_flag_read;
-		return -EAGAIN;
-	case SSL_ERROR_WANT_WRITE:
-		if (want_flag_write) {
-			c->flags |= want_flag_write;
-			ev_io_start(loop, &c->wio);
-		}
-		return -EAGAIN;
-	case SSL_ERROR_ZERO_RETURN:
-		return 0;
-	default:
-		ERR_clear_error();
-		return -EIO;
-	}
-}
-
-static ssize_t tls_read(struct conn *c, void *buf, size_t len)
-{
-	int r;
-
-	c->flags &= ~CONN_F_READ_WANTS_WRITE;
-	ERR_clear_error();
-	r = SSL_read(c->ssl, buf, (int)MIN(len, (size_t)INT32_MAX));
-	if (r > 0)
-		return r;
-	return tls_result(c, r, 0, CONN_F_READ_WANTS_WRITE);
-}
-
-static ssize_t tls_writev(struct conn *c, const struct iovec *iov, int n)
-{
-	ssize_t total = 0;
-
-	c->flags &= ~CONN_F_WRITE_WANTS_READ;
-	for (int i = 0; i < n; i++) {
-		ERR_clear_error();
-		int r = SSL_write(c->ssl, iov[i].iov_base,
-				  (int)MIN(iov[i].iov_len, (size_t)INT32_MAX));
-		if (r <= 0) {
-			ssize_t e = tls_result(c, r, CONN_F_WRITE_WANTS_READ, 0);
-			if (total)
-				return total;
-			return e == 0 ? -EPIPE : e;
-		}
-		total += r;
-		if ((size_t)r < iov[i].iov_len)
-			break;
-	}
-	return total;
-}
-
-static void tls_shutdown(struct conn *c)
-{
-	if (!(c->flags & CONN_F_HANDSHAKE)) {
-		ERR_clear_error();
-		SSL_shutdown(c->ssl);
-		ERR_clear_error();
-	}
-	shutdown(c->fd, SHUT_WR);
-}
-
-/* With read-ahead OpenSSL reads what the socket holds, several records
- * at once; SSL_read hands them out one by one. */
-static bool tls_buffered(struct conn *c)
-{
-	return SSL_has_pending(c->ssl) == 1;
-}
-
-static const struct conn_ops tls_ops = {
-	.name = "tls",
-	.read = tls_read,
-	.writev = tls_writev,
-	.shutdown = tls_shutdown,
-	.buffered = tls_buffered,
-};
-
-static void handshake_step(struct conn *c)
-{
-	int r;
-
-	ERR_clear_error();
-	r = SSL_do_handshake(c->ssl);
-	if (r == 1) {
-		c->flags &= ~CONN_F_HANDSHAKE;
-		ev_io_stop(loop, &c->wio);
-		if (c->ev->tls_ready)
-			c->ev->tls_ready(c);
-		/* Application data may already sit in OpenSSL's buffer. */
-		if (!(c->flags & CONN_F_CLOSING))
-			ev_feed_event(loop, &c->rio, EV_READ);
-		if (c->wq_bytes)
-			try_flush(c);
-		return;
-	}
-	switch (SSL_get_error(c->ssl, r)) {
-	case SSL_ERROR_WANT_READ:
-		ev_io_stop(loop, &c->wio);
-		return;
-	case SSL_ERROR_WANT_WRITE:
-		ev_io_start(loop, &c->wio);
-		return;
-	default: {
-		unsigned long e = ERR_get_error();
-		char msg[128];
-		ERR_error_string_n(e, msg, sizeof(msg));
-		log_debug("%s:%d: TLS handshake failed: %s", c->ip, c->port,
-			  e ? msg : "connection closed");
-		ERR_clear_error();
-		conn_close(c, "TLS handshake failed");
-	}
-	}
-}
-
 int conn_start_tls(struct conn *c, SSL_CTX *ctx)
 {
 	struct conn_priv *p = container_of(c, struct conn_priv, c);
@@ -314,9 +151,9 @@ int conn_start_tls(struct conn *c, SSL_CTX *ctx)
 		return -EIO;
 	}
 	SSL_set_accept_state(c->ssl);
-	c->ops = &tls_ops;
+	c->ops = &conn_tls_ops;
 	c->flags |= CONN_F_HANDSHAKE;
-	handshake_step(c);
+	conn_tls_handshake(c);
 	return 0;
 }
 
@@ -393,11 +230,11 @@ static void on_readable(struct ev_loop *l, ev_io *w, int revents)
 	size_t budget = READ_BUDGET;
 
 	if (c->flags & CONN_F_HANDSHAKE) {
-		handshake_step(c);
+		conn_tls_handshake(c);
 		return;
 	}
 	if (c->flags & CONN_F_WRITE_WANTS_READ)
-		try_flush(c);
+		conn_try_flush(c);
 	while (!(c->flags & (CONN_F_NOREAD | CONN_F_HANDSHAKE))) {
 		size_t allow = read_allowance(c);
 		if (!allow)
@@ -426,7 +263,7 @@ static void on_readable(struct ev_loop *l, ev_io *w, int revents)
 		 * only cost a system call to hear EAGAIN (epoll is level
 		 * triggered, so more bytes wake us). TLS may hold a record
 		 * back, so it reads until EAGAIN. */
-		if ((size_t)n < want && c->ops == &plain_ops)
+		if ((size_t)n < want && c->ops == &conn_tcp_ops)
 			return;
 	}
 }
@@ -547,7 +384,7 @@ int conn_flush(struct conn *c)
 	return 0;
 }
 
-static void try_flush(struct conn *c)
+void conn_try_flush(struct conn *c)
 {
 	struct conn_priv *p = container_of(c, struct conn_priv, c);
 	int r = conn_flush(c);
@@ -583,10 +420,10 @@ static void on_writable(struct ev_loop *l, ev_io *w, int revents)
 	struct conn *c = container_of(w, struct conn, wio);
 
 	if (c->flags & CONN_F_HANDSHAKE) {
-		handshake_step(c);
+		conn_tls_handshake(c);
 		return;
 	}
-	try_flush(c);
+	conn_try_flush(c);
 	if (!(c->flags & CONN_F_DEAD) && c->wq_bytes && !hold_writable(c))
 		queue_for_flush(c);	/* the rest waits for its point */
 	if ((c->flags & CONN_F_READ_WANTS_WRITE) && !(c->flags & CONN_F_DEAD))
@@ -601,7 +438,7 @@ void conn_flush_all(void)
 	while (*pp) {
 		struct conn *c = *pp;
 		if (!(c->flags & CONN_F_DEAD))
-			try_flush(c);
+			conn_try_flush(c);
 		if (*pp != c)
 			continue;		/* it died, or one went in front */
 		if (!(c->flags & CONN_F_DEAD) && c->wq_bytes && !hold_writable(c)) {
@@ -631,7 +468,7 @@ struct conn *conn_new(int fd, const char *ip, int port,
 	struct conn *c = &p->c;
 
 	c->fd = fd;
-	c->ops = &plain_ops;
+	c->ops = &conn_tcp_ops;
 	c->ev = ev;
 	c->owner = owner;
 	c->wq_high = 256 * 1024;

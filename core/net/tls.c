@@ -1,9 +1,12 @@
-/* tls.c - OpenSSL contexts, SNI selection, channel binding. */
+/* tls.c - OpenSSL contexts, SNI selection, channel binding, and the TLS
+ * transport of a connection. */
 #include "tls.h"
+#include "transport.h"
 #include "hmap.h"
 #include "log.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -231,4 +234,126 @@ const char *tls_version(SSL *ssl)
 const char *tls_cipher(SSL *ssl)
 {
 	return ssl ? SSL_get_cipher_name(ssl) : "none";
+}
+
+/* --- TLS transport ------------------------------------------------------ */
+
+static ssize_t tls_result(struct conn *c, int r, unsigned want_flag_read,
+			  unsigned want_flag_write)
+{
+	int err = SSL_get_error(c->ssl, r);
+
+	switch (err) {
+	case SSL_ERROR_WANT_READ:
+		if (want_flag_read)
+			c->flags |= want_flag_read;
+		return -EAGAIN;
+	case SSL_ERROR_WANT_WRITE:
+		if (want_flag_write) {
+			c->flags |= want_flag_write;
+			ev_io_start(conn_loop(), &c->wio);
+		}
+		return -EAGAIN;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	default:
+		ERR_clear_error();
+		return -EIO;
+	}
+}
+
+static ssize_t tls_read(struct conn *c, void *buf, size_t len)
+{
+	int r;
+
+	c->flags &= ~CONN_F_READ_WANTS_WRITE;
+	ERR_clear_error();
+	r = SSL_read(c->ssl, buf, (int)MIN(len, (size_t)INT32_MAX));
+	if (r > 0)
+		return r;
+	return tls_result(c, r, 0, CONN_F_READ_WANTS_WRITE);
+}
+
+static ssize_t tls_writev(struct conn *c, const struct iovec *iov, int n)
+{
+	ssize_t total = 0;
+
+	c->flags &= ~CONN_F_WRITE_WANTS_READ;
+	for (int i = 0; i < n; i++) {
+		ERR_clear_error();
+		int r = SSL_write(c->ssl, iov[i].iov_base,
+				  (int)MIN(iov[i].iov_len, (size_t)INT32_MAX));
+		if (r <= 0) {
+			ssize_t e = tls_result(c, r, CONN_F_WRITE_WANTS_READ, 0);
+			if (total)
+				return total;
+			return e == 0 ? -EPIPE : e;
+		}
+		total += r;
+		if ((size_t)r < iov[i].iov_len)
+			break;
+	}
+	return total;
+}
+
+static void tls_shutdown(struct conn *c)
+{
+	if (!(c->flags & CONN_F_HANDSHAKE)) {
+		ERR_clear_error();
+		SSL_shutdown(c->ssl);
+		ERR_clear_error();
+	}
+	shutdown(c->fd, SHUT_WR);
+}
+
+/* With read-ahead OpenSSL reads what the socket holds, several records
+ * at once; SSL_read hands them out one by one. */
+static bool tls_buffered(struct conn *c)
+{
+	return SSL_has_pending(c->ssl) == 1;
+}
+
+const struct conn_ops conn_tls_ops = {
+	.name = "tls",
+	.read = tls_read,
+	.writev = tls_writev,
+	.shutdown = tls_shutdown,
+	.buffered = tls_buffered,
+};
+
+void conn_tls_handshake(struct conn *c)
+{
+	int r;
+
+	ERR_clear_error();
+	r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		c->flags &= ~CONN_F_HANDSHAKE;
+		ev_io_stop(conn_loop(), &c->wio);
+		if (c->ev->tls_ready)
+			c->ev->tls_ready(c);
+		/* Application data may already sit in OpenSSL's buffer. */
+		if (!(c->flags & CONN_F_CLOSING))
+			ev_feed_event(conn_loop(), &c->rio, EV_READ);
+		if (c->wq_bytes)
+			conn_try_flush(c);
+		return;
+	}
+	switch (SSL_get_error(c->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		ev_io_stop(conn_loop(), &c->wio);
+		return;
+	case SSL_ERROR_WANT_WRITE:
+		ev_io_start(conn_loop(), &c->wio);
+		return;
+	default: {
+		unsigned long e = ERR_get_error();
+		char msg[128];
+		ERR_error_string_n(e, msg, sizeof(msg));
+		log_debug("%s:%d: TLS handshake failed: %s", c->ip, c->port,
+			  e ? msg : "connection closed");
+		ERR_clear_error();
+		conn_close(c, "TLS handshake failed");
+	}
+	}
 }
