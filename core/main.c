@@ -317,12 +317,7 @@ static int call_mm(const char *fn)
 
 static void fire_global(const char *event)
 {
-	lua_State *L = lx_state();
-
-	lua_newtable(L);
-	if (route_fire(route_global(), event, -1))
-		lua_pop(L, 1);
-	lua_pop(L, 1);
+	route_fire(route_global(), event, &(struct event){ 0 });
 }
 
 /* glibc keeps freed memory; give whole free pages back now and then, so
@@ -588,7 +583,7 @@ out:
 	admin_close();
 	server_remove_pidfile();
 	listener_close_all();
-	route_free(lx_state());
+	route_free();
 	config_free();
 	lx_close();
 	store_close();

@@ -2,6 +2,7 @@
 #include "lx.h"
 #include "log.h"
 #include "lx_session.h"
+#include "lx_csi.h"
 
 #include <stdlib.h>
 
@@ -106,6 +107,7 @@ int lx_init(const char *lua_dir)
 	preload(L, "starling.jid", luaopen_starling_jid);
 	preload(L, "starling.store", luaopen_starling_store);
 	preload(L, "starling.core", luaopen_starling_core);
+	preload(L, "starling.csi", luaopen_starling_csi);
 	lx_session_register(L);
 	return 0;
 }

@@ -1,5 +1,7 @@
-/* lx_core.c - starling.core: hooks, routing, sessions, timers, log. */
+/* lx_core.c - starling.core: routing, sessions, timers, log (its hook
+ * functions are lx_hooks.c's). */
 #include "lx.h"
+#include "lx_hooks.h"
 #include "accounts.h"
 #include "config.h"
 #include "conn.h"
@@ -25,62 +27,6 @@ void lx_core_set_dirs(const char *lua_dir, const char *modules_dir)
 	dir_lua = lua_dir ? xstrdup(lua_dir) : NULL;
 	dir_modules = modules_dir ? xstrdup(modules_dir) : NULL;
 	started_at = now_mono();
-}
-
-static struct host *check_host(lua_State *L, int idx)
-{
-	const char *name = luaL_checkstring(L, idx);
-	struct host *h = route_host(name);
-
-	if (!h)
-		luaL_error(L, "unknown host '%s'", name);
-	return h;
-}
-
-static int l_hook_add(lua_State *L)
-{
-	struct host *h = check_host(L, 1);
-	const char *event = luaL_checkstring(L, 2);
-	lua_Integer prio;
-
-	luaL_checktype(L, 3, LUA_TFUNCTION);
-	prio = luaL_optinteger(L, 4, 0);
-	const char *owner = luaL_optstring(L, 5, h->name);
-	if (prio < INT32_MIN || prio > INT32_MAX)
-		return luaL_argerror(L, 4, "priority out of range");
-	if (hook_add(&h->hooks, L, event, 3, (int)prio, owner) == -EEXIST)
-		return luaL_error(L, "this function is already hooked to '%s'", event);
-	return 0;
-}
-
-static int l_hook_remove(lua_State *L)
-{
-	struct host *h = check_host(L, 1);
-	const char *event = luaL_checkstring(L, 2);
-
-	luaL_checktype(L, 3, LUA_TFUNCTION);
-	lua_pushboolean(L, hook_remove(&h->hooks, L, event, 3) == 0);
-	return 1;
-}
-
-static int l_hook_count(lua_State *L)
-{
-	struct host *h = check_host(L, 1);
-	struct hook_chain *ch = hook_find(&h->hooks, luaL_checkstring(L, 2));
-
-	lua_pushinteger(L, ch ? (lua_Integer)ch->n : 0);
-	return 1;
-}
-
-static int l_fire(lua_State *L)
-{
-	struct host *h = check_host(L, 1);
-	struct hook_chain *ch = hook_find(&h->hooks, luaL_checkstring(L, 2));
-
-	lua_settop(L, 3);
-	if (!ch || !hook_fire(L, ch, 3))
-		lua_pushnil(L);
-	return 1;
 }
 
 static int l_route(lua_State *L)
@@ -255,12 +201,6 @@ static int l_session_count(lua_State *L)
 	return 2;
 }
 
-static int l_hook_errors(lua_State *L)
-{
-	lua_pushinteger(L, (lua_Integer)hook_error_count());
-	return 1;
-}
-
 /* --- timers ------------------------------------------------------------- */
 
 struct lx_timer {
@@ -339,10 +279,6 @@ static int l_timer_gc(lua_State *L)
 int luaopen_starling_core(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
-		{ "hook_add", l_hook_add },
-		{ "hook_remove", l_hook_remove },
-		{ "hook_count", l_hook_count },
-		{ "fire", l_fire },
 		{ "route", l_route },
 		{ "sessions", l_sessions },
 		{ "session", l_session },
@@ -358,7 +294,6 @@ int luaopen_starling_core(lua_State *L)
 		{ "uptime", l_uptime },
 		{ "config", l_config },
 		{ "session_count", l_session_count },
-		{ "hook_errors", l_hook_errors },
 		{ NULL, NULL },
 	};
 	static const luaL_Reg timer_methods[] = {
@@ -374,6 +309,7 @@ int luaopen_starling_core(lua_State *L)
 	lua_pop(L, 1);
 
 	luaL_newlib(L, fns);
+	lx_hooks_register(L);
 	lua_pushliteral(L, STARLING_VERSION);
 	lua_setfield(L, -2, "version");
 	if (dir_lua) {

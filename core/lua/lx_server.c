@@ -206,7 +206,7 @@ static int l_host_remove(lua_State *L)
 {
 	const char *name = luaL_checkstring(L, 1);
 
-	return push_errno(L, route_host_remove(name, L), name);
+	return push_errno(L, route_host_remove(name), name);
 }
 
 static int push_sbuf_result(lua_State *L, int r, struct sbuf *err)

@@ -1,5 +1,7 @@
 /* lx_session.c - the "starling.session" userdata. */
 #include "lx_session.h"
+#include "csi.h"
+#include "lx_csi.h"
 #include "route.h"
 #include "session.h"
 #include "sm.h"
@@ -22,8 +24,8 @@ static struct lx_session *check_ud(lua_State *L, int idx)
 
 void lx_session_push(lua_State *L, struct session *s)
 {
-	if (s->ud_ref != LUA_NOREF) {
-		lua_rawgeti(L, LUA_REGISTRYINDEX, s->ud_ref);
+	if (s->lua_ref) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, s->lua_ref);
 		return;
 	}
 	struct lx_session *u = lua_newuserdatauv(L, sizeof(*u), 1);
@@ -32,7 +34,7 @@ void lx_session_push(lua_State *L, struct session *s)
 	lua_newtable(L);
 	lua_setiuservalue(L, -2, 1);
 	lua_pushvalue(L, -1);
-	s->ud_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	s->lua_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 struct session *lx_session_check(lua_State *L, int idx)
@@ -40,121 +42,27 @@ struct session *lx_session_check(lua_State *L, int idx)
 	return check_ud(L, idx)->s;
 }
 
-void lx_session_detach(struct session *s)
+struct session *lx_session_test(lua_State *L, int idx)
+{
+	struct lx_session *u = lx_testudata(L, idx, SESSION_MT);
+
+	return u ? u->s : NULL;
+}
+
+/* Forgets the userdata of a session that ended (session_forget_hook). */
+static void detach(struct session *s)
 {
 	lua_State *L = lx_state();
 
-	if (!L || s->ud_ref == LUA_NOREF)
+	if (!L || !s->lua_ref)
 		return;
-	lua_rawgeti(L, LUA_REGISTRYINDEX, s->ud_ref);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, s->lua_ref);
 	struct lx_session *u = lua_touserdata(L, -1);
 	if (u)
 		u->s = NULL;
 	lua_pop(L, 1);
-	luaL_unref(L, LUA_REGISTRYINDEX, s->ud_ref);
-	s->ud_ref = LUA_NOREF;
-}
-
-void lx_session_fire(struct session *s, const char *event)
-{
-	lua_State *L = lx_state();
-	struct host *h = s->host ? route_host(s->host) : NULL;
-	struct hook_chain *ch;
-
-	if (!h || !(ch = hook_find(&h->hooks, event)))
-		return;
-	lua_createtable(L, 0, 1);
-	lx_session_push(L, s);
-	lua_setfield(L, -2, "session");
-	if (hook_fire(L, ch, -1))
-		lua_pop(L, 1);
-	lua_pop(L, 1);
-}
-
-void lx_session_fire_features(struct session *s, struct st_doc *d,
-			      struct st_node *features)
-{
-	lua_State *L = lx_state();
-	struct host *h = route_host(s->host);
-	struct hook_chain *ch;
-
-	if (!h || !(ch = hook_find(&h->hooks, "stream-features")))
-		return;
-	lua_createtable(L, 0, 2);
-	lx_session_push(L, s);
-	lua_setfield(L, -2, "origin");
-	d->cursor = features;
-	lx_stanza_push(L, d, features);
-	lua_setfield(L, -2, "features");
-	if (hook_fire(L, ch, -1))
-		lua_pop(L, 1);
-	lua_pop(L, 1);
-}
-
-/* Fires the named event with { origin = s, stanza = doc's root } when it
- * has handlers: true when one took it. */
-static bool fire_stanza_event(struct session *s, const char *name, int n,
-			      struct st_doc *doc)
-{
-	lua_State *L = lx_state();
-	struct host *h = s->host ? route_host(s->host) : NULL;
-	struct hook_chain *ch;
-	int handled;
-
-	if (!h || n < 0 || (size_t)n >= 512 || !(ch = hook_find(&h->hooks, name)))
-		return false;
-	lua_createtable(L, 0, 2);
-	lx_session_push(L, s);
-	lua_setfield(L, -2, "origin");
-	lx_stanza_push(L, doc, doc->root);
-	lua_setfield(L, -2, "stanza");
-	handled = hook_fire(L, ch, -1);
-	lua_pop(L, handled ? 2 : 1);
-	return handled;
-}
-
-bool lx_session_fire_preauth(struct session *s, struct st_doc *doc,
-			     struct st_node *child)
-{
-	char name[512];
-	int n = snprintf(name, sizeof(name), "pre-auth/iq-%s/%s:%s",
-			 st_attr_get(doc->root, "type"), child->ns, child->name);
-
-	return fire_stanza_event(s, name, n, doc);
-}
-
-bool lx_session_fire_element(struct session *s, struct st_doc *doc)
-{
-	char name[512];
-	int n = snprintf(name, sizeof(name), "stream-element/%s:%s",
-			 doc->root->ns, doc->root->name);
-
-	return fire_stanza_event(s, name, n, doc);
-}
-
-void lx_session_fire_unacked(struct session *s, struct st_doc **docs, size_t n)
-{
-	lua_State *L = lx_state();
-	struct host *h = s->host ? route_host(s->host) : NULL;
-	struct hook_chain *ch = h ? hook_find(&h->hooks, "smacks-unacked") : NULL;
-
-	if (ch && n) {
-		lua_createtable(L, 0, 2);
-		lx_session_push(L, s);
-		lua_setfield(L, -2, "session");
-		lua_createtable(L, (int)n, 0);
-		for (size_t i = 0; i < n; i++) {
-			lx_stanza_push(L, docs[i], docs[i]->root);
-			lua_rawseti(L, -2, (lua_Integer)i + 1);
-		}
-		lua_setfield(L, -2, "stanzas");
-		if (hook_fire(L, ch, -1))
-			lua_pop(L, 1);
-		lua_pop(L, 1);
-	}
-	for (size_t i = 0; i < n; i++)
-		st_doc_unref(docs[i]);
-	free(docs);
+	luaL_unref(L, LUA_REGISTRYINDEX, s->lua_ref);
+	s->lua_ref = 0;
 }
 
 /* s:sm_enable{ resume=, max_queue=, ack_every=, ack_after=, hibernate= }
@@ -210,66 +118,29 @@ static int l_sm_resume(lua_State *L)
 	return 2;
 }
 
-/* While the client is inactive (XEP-0352) the policy decides each
- * stanza's fate: "csi-outgoing" handlers return "send" (or nothing),
- * "flush" (everything held, then this), "hold", "hold:<key>" (replacing
- * a held stanza of the same key) or "drop". */
-static int csi_send(lua_State *L, struct session *s, struct st_node *n)
-{
-	struct host *h = route_host(s->host);
-	struct hook_chain *ch = h ? hook_find(&h->hooks, "csi-outgoing") : NULL;
-	const char *action = NULL;
-	int r;
-
-	if (ch) {
-		lua_createtable(L, 0, 2);
-		lua_pushvalue(L, 1);
-		lua_setfield(L, -2, "session");
-		lua_pushvalue(L, 2);
-		lua_setfield(L, -2, "stanza");
-		if (hook_fire(L, ch, -1))
-			action = lua_tostring(L, -1);
-	}
-	if (!action || strcmp(action, "send") == 0)
-		r = session_send(s, n);
-	else if (strcmp(action, "flush") == 0)
-		r = session_flush_held(s) == 0 ? session_send(s, n) : -EPIPE;
-	else if (strcmp(action, "drop") == 0)
-		r = 0;
-	else if (strncmp(action, "hold", 4) == 0)
-		r = session_hold(s, n, action[4] == ':' ? action + 5 : NULL);
-	else
-		r = session_send(s, n);
-	lua_settop(L, 2);
-	return r;
-}
-
 static int l_send(lua_State *L)
 {
 	struct session *s = check_ud(L, 1)->s;
 	struct st_node *n = lx_stanza_check(L, 2, NULL);
-	int r = -EPIPE;
 
-	if (s)
-		r = (s->flags & SESS_F_INACTIVE) ? csi_send(L, s, n) : session_send(s, n);
-	lua_pushboolean(L, r == 0);
+	lua_pushboolean(L, s && session_send(s, n) == 0);
 	return 1;
 }
 
-/* s:set_inactive(bool): XEP-0352 state; going active flushes what was
- * held. */
+/* s:set_inactive(true, policy) or s:set_inactive(false): XEP-0352 state
+ * (core/features/csi.h); going active sends what was held. */
 static int l_set_inactive(lua_State *L)
 {
 	struct session *s = check_ud(L, 1)->s;
 
-	if (!s)
+	if (!lua_toboolean(L, 2)) {
+		if (s)
+			csi_active(s);
 		return 0;
-	if (lua_toboolean(L, 2)) {
-		s->flags |= SESS_F_INACTIVE;
-	} else {
-		s->flags &= ~SESS_F_INACTIVE;
-		session_flush_held(s);
 	}
+	struct csi_policy *p = lx_csi_check_policy(L, 3);
+	if (s)
+		csi_inactive(s, p);
 	return 0;
 }
 
@@ -380,7 +251,7 @@ static void push_field(lua_State *L, struct session *s, enum field f)
 		lua_pushboolean(L, (s->flags & SESS_F_INACTIVE) != 0);
 		break;
 	case F_HELD_BYTES:
-		lua_pushinteger(L, (lua_Integer)s->held_bytes);
+		lua_pushinteger(L, (lua_Integer)csi_held_bytes(s));
 		break;
 	case F_HIBERNATING:
 		lua_pushboolean(L, (s->flags & SESS_F_HIBERNATING) != 0);
@@ -460,6 +331,7 @@ void lx_session_register(lua_State *L)
 		{ NULL, NULL },
 	};
 
+	session_forget_hook = detach;
 	lx_newmetatable(L, SESSION_MT);
 	luaL_setfuncs(L, meta, 0);
 	luaL_newlib(L, methods);

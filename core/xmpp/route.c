@@ -2,7 +2,6 @@
 #include "route.h"
 #include "jid.h"
 #include "log.h"
-#include "lx_session.h"
 #include "session.h"
 
 #include <errno.h>
@@ -26,9 +25,9 @@ static struct host *host_new(const char *name, enum host_type type)
 	return h;
 }
 
-static void host_free(struct host *h, lua_State *L)
+static void host_free(struct host *h)
 {
-	hook_set_free(&h->hooks, L);
+	hook_set_free(&h->hooks);
 	free(h->name);
 	free(h);
 }
@@ -41,17 +40,17 @@ void route_init(void)
 	global_host = host_new("*", HOST_GLOBAL);
 }
 
-void route_free(lua_State *L)
+void route_free(void)
 {
 	size_t pos = 0;
 	const char *k;
 	void *v;
 
 	while (hmap_next(&hosts, &pos, &k, &v))
-		host_free(v, L);
+		host_free(v);
 	hmap_free(&hosts);
 	if (global_host)
-		host_free(global_host, L);
+		host_free(global_host);
 	global_host = NULL;
 	hmap_free(&by_full);
 	hmap_free(&by_bare);
@@ -68,20 +67,16 @@ struct host *route_host_add(const char *name, enum host_type type)
 	return h;
 }
 
-int route_host_remove(const char *name, lua_State *L)
+int route_host_remove(const char *name)
 {
 	struct host *h = hmap_get(&hosts, name);
-	size_t pos = 0;
-	const char *k;
-	void *v;
 
 	if (!h)
 		return -ENOENT;
-	while (hmap_next(&h->hooks.chains, &pos, &k, &v))
-		if (((struct hook_chain *)v)->firing)
-			return -EBUSY;
+	if (hook_set_firing(&h->hooks))
+		return -EBUSY;
 	hmap_del(&hosts, name);
-	host_free(h, L);
+	host_free(h);
 	return 0;
 }
 
@@ -145,22 +140,11 @@ void route_unbind(struct session *s)
 	s->user_next = NULL;
 	n_bound--;
 
-	lua_State *L = lx_state();
-	struct host *h = route_host(s->host);
-	struct hook_chain *ch = h ? hook_find(&h->hooks, "resource-unbind") : NULL;
-	if (ch) {
-		lua_createtable(L, 0, 2);
-		lx_session_push(L, s);
-		lua_setfield(L, -2, "session");
-		if (s->conn && s->conn->close_reason[0] &&
-		    strcmp(s->conn->close_reason, "closed") != 0) {
-			lua_pushstring(L, s->conn->close_reason);
-			lua_setfield(L, -2, "error");
-		}
-		if (hook_fire(L, ch, -1))
-			lua_pop(L, 1);
-		lua_pop(L, 1);
-	}
+	struct event ev = { .session = s };
+	if (s->conn && s->conn->close_reason[0] &&
+	    strcmp(s->conn->close_reason, "closed") != 0)
+		ev.error = s->conn->close_reason;
+	route_fire(route_host(s->host), "resource-unbind", &ev);
 }
 
 struct session *route_find_full(const char *full_jid)
@@ -189,24 +173,30 @@ size_t route_session_count(void)
 
 /* --- routing ---------------------------------------------------------------- */
 
-int route_fire(struct host *h, const char *event, int data_idx)
+int route_fire(struct host *h, const char *event, struct event *ev)
 {
-	struct hook_chain *ch = hook_find(&h->hooks, event);
+	struct hook_chain *ch = h ? hook_find(&h->hooks, event) : NULL;
+	int stopped;
 
-	return ch ? hook_fire(lx_state(), ch, data_idx) : 0;
+	if (!ch)
+		return 0;
+	ev->host = h;
+	stopped = hook_fire(ch, ev);
+	event_release(ev);
+	return stopped;
 }
 
 /* Fires the chain whose name is the concatenation of the NULL-ended
- * parts, if it has handlers; pops the stop value. 1 when handled. Names
- * are joined on the stack: no formatting, no allocation. */
-static int fire_named(struct host *h, int data_idx, ...)
+ * parts, if it has handlers: 1 when one stopped it. Names are joined on
+ * the stack: no formatting, no allocation. */
+static int fire_named(struct host *h, struct event *ev, ...)
 {
 	char name[512];
 	size_t n = 0;
 	const char *part;
 	va_list ap;
 
-	va_start(ap, data_idx);
+	va_start(ap, ev);
 	while ((part = va_arg(ap, const char *))) {
 		size_t k = strlen(part);
 		if (n + k >= sizeof(name)) {
@@ -220,11 +210,8 @@ static int fire_named(struct host *h, int data_idx, ...)
 	struct hook_chain *ch = hook_findn(&h->hooks, name, n);
 	if (!ch)
 		return 0;
-	lua_State *L = lx_state();
-	if (!hook_fire(L, ch, data_idx))
-		return 0;
-	lua_pop(L, 1);
-	return 1;
+	ev->host = h;
+	return hook_fire(ch, ev);
 }
 
 static bool is_type(const struct st_node *n, const char *type)
@@ -263,33 +250,13 @@ static struct st_node *first_child_elem(const struct st_node *n, bool *only)
 	return found;
 }
 
-/* Fires the delivery events for node (at host h, addressed as totype). */
-/* Pushes the event table { origin = origin, stanza = node }. */
-static int push_event(lua_State *L, struct st_doc *doc, struct st_node *node,
-		      struct session *origin)
+/* Fires the delivery events for ev's stanza at host h, addressed as
+ * totype, and releases ev. */
+static void deliver_local(struct host *h, struct event *ev, const char *totype)
 {
-	lua_createtable(L, 0, 2);
-	if (origin) {
-		lx_session_push(L, origin);
-		lua_setfield(L, -2, "origin");
-	}
-	lx_stanza_push(L, doc, node);
-	lua_setfield(L, -2, "stanza");
-	return lua_gettop(L);
-}
-
-/* Fires the delivery events for node at host h. The event table is at
- * data, or made here when data is 0; either way it is popped. */
-static void deliver_local(struct host *h, struct st_doc *doc,
-			  struct st_node *node, struct session *origin,
-			  const char *totype, int data)
-{
-	lua_State *L = lx_state();
+	struct st_node *node = ev->stanza;
 	const char *kind = node->name;
 	int handled = 0;
-
-	if (!data)
-		data = push_event(L, doc, node, origin);
 
 	if (kind[0] == 'i') {
 		const char *type = st_attr_get(node, "type");
@@ -297,18 +264,19 @@ static void deliver_local(struct host *h, struct st_doc *doc,
 		bool only;
 		struct st_node *child = getset ? first_child_elem(node, &only) : NULL;
 		if (child && only)
-			handled = fire_named(h, data, "iq-", type, "/", totype, "/",
+			handled = fire_named(h, ev, "iq-", type, "/", totype, "/",
 					     child->ns, ":", child->name, NULL);
 		if (!handled)
-			handled = fire_named(h, data, "iq/", totype, NULL);
+			handled = fire_named(h, ev, "iq/", totype, NULL);
+		event_release(ev);
 		if (!handled && getset)
 			route_bounce(node, "cancel", "service-unavailable", NULL);
 	} else {
-		handled = fire_named(h, data, kind, "/", totype, NULL);
+		handled = fire_named(h, ev, kind, "/", totype, NULL);
+		event_release(ev);
 		if (!handled && kind[0] == 'm')
 			route_bounce(node, "cancel", "service-unavailable", NULL);
 	}
-	lua_settop(L, data - 1);
 }
 
 /* Works out where node goes; NULL host means remote. */
@@ -354,7 +322,8 @@ void route_stanza(struct st_doc *doc, struct st_node *node,
 		route_bounce(node, "cancel", "remote-server-not-found", NULL);
 		return;
 	}
-	deliver_local(h, doc, node, origin, totype, 0);
+	struct event ev = { .origin = origin, .doc = doc, .stanza = node };
+	deliver_local(h, &ev, totype);
 }
 
 void route_from_client(struct session *s, struct st_doc *doc)
@@ -386,20 +355,19 @@ void route_from_client(struct session *s, struct st_doc *doc)
 		route_bounce(node, "modify", "jid-malformed", NULL);
 		goto out;
 	}
-	/* One event table serves the pre- event and the delivery events. */
-	lua_State *L = lx_state();
+	/* One event serves the pre- event and the delivery events. */
 	struct host *own = route_host(s->host);
-	int data = push_event(L, doc, node, s);
-	if (own && (fire_named(own, data, "pre-", node->name, "/", totype, NULL) ||
+	struct event ev = { .origin = s, .doc = doc, .stanza = node };
+	if (own && (fire_named(own, &ev, "pre-", node->name, "/", totype, NULL) ||
 		    (s->flags & SESS_F_CLOSING))) {
-		lua_settop(L, data - 1);
+		event_release(&ev);
 		goto out;
 	}
 	if (!h || h->type == HOST_GLOBAL) {
-		lua_settop(L, data - 1);
+		event_release(&ev);
 		route_bounce(node, "cancel", "remote-server-not-found", NULL);
 	} else {
-		deliver_local(h, doc, node, s, totype, data);
+		deliver_local(h, &ev, totype);
 	}
 out:
 	st_doc_unref(doc);

@@ -29,7 +29,7 @@ struct host {
 };
 
 void route_init(void);
-void route_free(lua_State *L);
+void route_free(void);
 
 struct host *route_host_add(const char *name, enum host_type type);
 struct host *route_host(const char *name);	/* NULL when not ours */
@@ -37,7 +37,7 @@ struct host *route_global(void);		/* the "*" hook set */
 /* Forgets a host and frees its hooks (a reload removed it; its sessions
  * and modules are gone first). -ENOENT, or -EBUSY while one of its hook
  * chains is firing. */
-int route_host_remove(const char *name, lua_State *L);
+int route_host_remove(const char *name);
 bool route_host_next(size_t *pos, struct host **h);
 
 /* Binds s under its full JID; an existing session with that full JID is
@@ -63,7 +63,8 @@ void route_stanza(struct st_doc *doc, struct st_node *node,
 void route_bounce(const struct st_node *node, const char *type,
 		  const char *condition, const char *text);
 
-/* Fires a non-stanza event (data at data_idx) on host h. See hook_fire. */
-int route_fire(struct host *h, const char *event, int data_idx);
+/* Fires event on host h (NULL: nothing) with ev, then releases ev:
+ * 1 when a handler stopped the chain. */
+int route_fire(struct host *h, const char *event, struct event *ev);
 
 #endif

@@ -4,12 +4,12 @@
 #include "ipstate.h"
 #include "jid.h"
 #include "log.h"
-#include "lx_session.h"
 #include "route.h"
 #include "sm.h"
 #include "tls.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
@@ -48,6 +48,53 @@ size_t session_count(void)
 struct session *session_first(void)
 {
 	return all_sessions;
+}
+
+void (*session_forget_hook)(struct session *s);
+
+/* --- events ------------------------------------------------------------- */
+
+/* Fires name on the session's host with ev: 1 when a handler stopped it. */
+static int fire(struct session *s, const char *name, struct event *ev)
+{
+	return route_fire(s->host ? route_host(s->host) : NULL, name, ev);
+}
+
+/* Fires the event named by the format (a stanza of s in doc): true when a
+ * handler took it. */
+static bool fire_stanza(struct session *s, struct st_doc *doc,
+			const char *fmt, const char *a, const char *b,
+			const char *c)
+{
+	char name[512];
+	int n = snprintf(name, sizeof(name), fmt, a, b, c);
+	struct event ev = { .origin = s, .doc = doc, .stanza = doc->root };
+
+	if (n < 0 || (size_t)n >= sizeof(name))
+		return false;
+	return fire(s, name, &ev) != 0;
+}
+
+static void fire_features(struct session *s, struct st_doc *d,
+			  struct st_node *features)
+{
+	struct event ev = { .origin = s, .doc = d, .features = features };
+
+	d->cursor = features;
+	fire(s, "stream-features", &ev);
+}
+
+/* The session ended with stanzas the client never acked (XEP-0198):
+ * "smacks-unacked" gets them; takes the docs and the array. */
+static void fire_unacked(struct session *s, struct st_doc **docs, size_t n)
+{
+	struct event ev = { .session = s, .stanzas = docs, .n_stanzas = n };
+
+	if (n)
+		fire(s, "smacks-unacked", &ev);
+	for (size_t i = 0; i < n; i++)
+		st_doc_unref(docs[i]);
+	free(docs);
 }
 
 static const char *src(struct session *s)
@@ -89,82 +136,66 @@ static bool can_send(const struct session *s)
 	       (s->conn || (s->flags & SESS_F_HIBERNATING));
 }
 
+int session_send_serialized(struct session *s, const char *data, size_t len)
+{
+	if (!can_send(s))
+		return -EPIPE;
+	return send_stanza_bytes(s, data, len);
+}
+
 int session_send(struct session *s, const struct st_node *node)
 {
 	if (!can_send(s))
 		return -EPIPE;
+	for (struct session_filter *f = s->filters; f; f = f->next) {
+		int r = f->ops->filter(s, node, f->data);
+		if (r != SESSION_FILTER_PASS)
+			return r < 0 ? r : 0;
+		if (!can_send(s))
+			return -EPIPE;	/* what the filter flushed ended it */
+	}
 	sbuf_reset(&out_buf);
 	st_serialize(node, NS_CLIENT, &out_buf);
 	return send_stanza_bytes(s, out_buf.p, out_buf.len);
 }
 
-/* --- held stanzas (XEP-0352: the client is inactive) -------------------- */
+/* --- outgoing filters ----------------------------------------------------- */
 
-struct held {
-	struct held *next;
-	char *key;			/* NULL: never replaced */
-	size_t len;
-	char data[];
-};
-
-int session_flush_held(struct session *s)
+void session_filter_add(struct session *s, const struct session_filter_ops *ops,
+			void *data)
 {
-	int r = 0;
+	struct session_filter *f = xmalloc(sizeof(*f)), **pp = &s->filters;
 
-	while (s->held) {
-		struct held *h = s->held;
-		s->held = h->next;
-		s->held_bytes -= h->len;
-		if (r == 0 && can_send(s))
-			r = send_stanza_bytes(s, h->data, h->len);
-		free(h->key);
-		free(h);
-	}
-	s->held_tail = NULL;
-	s->held_bytes = 0;
-	return r;
+	f->ops = ops;
+	f->data = data;
+	f->next = NULL;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = f;
 }
 
-int session_hold(struct session *s, const struct st_node *node, const char *key)
+void *session_filter_data(const struct session *s,
+			  const struct session_filter_ops *ops)
 {
-	struct held *h, **pp;
+	for (struct session_filter *f = s->filters; f; f = f->next)
+		if (f->ops == ops)
+			return f->data;
+	return NULL;
+}
 
-	if (!can_send(s))
-		return -EPIPE;
-	if (key) {
-		for (pp = &s->held; *pp; pp = &(*pp)->next) {
-			if ((*pp)->key && strcmp((*pp)->key, key) == 0) {
-				h = *pp;
-				*pp = h->next;
-				if (s->held_tail == h) {
-					struct held *t = s->held;
-					while (t && t->next)
-						t = t->next;
-					s->held_tail = t;
-				}
-				s->held_bytes -= h->len;
-				free(h->key);
-				free(h);
-				break;
-			}
-		}
+int session_filter_remove(struct session *s, const struct session_filter_ops *ops)
+{
+	for (struct session_filter **pp = &s->filters; *pp; pp = &(*pp)->next) {
+		struct session_filter *f = *pp;
+		if (f->ops != ops)
+			continue;
+		*pp = f->next;
+		if (ops->detach)
+			ops->detach(s, f->data);
+		free(f);
+		return 0;
 	}
-	sbuf_reset(&out_buf);
-	st_serialize(node, NS_CLIENT, &out_buf);
-	h = xmalloc(sizeof(*h) + out_buf.len);
-	h->next = NULL;
-	h->key = key ? xstrdup(key) : NULL;
-	h->len = out_buf.len;
-	memcpy(h->data, out_buf.p, out_buf.len);
-	if (s->held_tail)
-		s->held_tail->next = h;
-	else
-		s->held = h;
-	s->held_tail = h;
-	s->held_bytes += h->len;
-	if (s->held_bytes > s->cfg->max_held_bytes)
-		return session_flush_held(s);
-	return 0;
+	return -ENOENT;
 }
 
 int session_send_nonza(struct session *s, const struct st_node *node)
@@ -218,11 +249,12 @@ static void session_end(struct session *s, const char *reason)
 	if (s->sm) {
 		size_t n;
 		struct st_doc **docs = sm_take_unacked(s, &n);
-		lx_session_fire_unacked(s, docs, n);
+		fire_unacked(s, docs, n);
 		sm_free(s);
 	}
 	s->flags |= SESS_F_DEAD;
-	lx_session_detach(s);
+	if (session_forget_hook)
+		session_forget_hook(s);
 	s->dead_next = dead_sessions;
 	dead_sessions = s;
 }
@@ -387,13 +419,13 @@ static void send_features(struct session *s)
 		}
 		if ((s->flags & SESS_F_TLS) || !s->cfg->require_encryption) {
 			add_mechanisms(s, d, f);
-			lx_session_fire_features(s, d, f);	/* e.g. register */
+			fire_features(s, d, f);	/* e.g. register */
 		}
 	} else {
 		st_elem_new(d, f, "bind", NS_BIND);
 		struct st_node *se = st_elem_new(d, f, "session", NS_SESSION);
 		st_elem_new(d, se, "optional", NULL);
-		lx_session_fire_features(s, d, f);
+		fire_features(s, d, f);
 	}
 	sbuf_reset(&out_buf);
 	sbuf_adds(&out_buf, "<stream:features>");
@@ -510,7 +542,7 @@ static void sasl_failure(struct session *s, const char *condition)
 
 	sasl_free(s->sasl);
 	s->sasl = NULL;
-	lx_session_fire(s, "authentication-failure");
+	fire(s, "authentication-failure", &(struct event){ .session = s });
 	if (counts && strcmp(condition, "not-authorized") == 0 && s->conn)
 		delay = ipstate_auth_failed(s->conn->ip, s->cfg->auth_failure_delay);
 	if (delay <= 0 || !s->conn) {
@@ -563,7 +595,7 @@ static void sasl_success(struct session *s, const struct sbuf *data)
 	sasl_free(s->sasl);
 	s->sasl = NULL;
 	log_info("%s:%d: authenticated as %s", s->conn->ip, s->conn->port, s->bare_jid);
-	lx_session_fire(s, "authentication-success");
+	fire(s, "authentication-success", &(struct event){ .session = s });
 }
 
 static void sasl_step_with(struct session *s, const struct st_node *n, bool initial)
@@ -704,7 +736,7 @@ static void handle_bind(struct session *s, struct st_doc *doc, struct st_node *b
 	st_doc_unref(r);
 	log_info("%s: bound (%s:%d, %s)", s->full_jid, s->conn->ip,
 		 s->conn->port, tls_version(s->conn->ssl));
-	lx_session_fire(s, "resource-bind");
+	fire(s, "resource-bind", &(struct event){ .session = s });
 }
 
 static struct st_node *only_child(const struct st_node *n)
@@ -738,7 +770,8 @@ static void handle_client_stanza(struct session *s, struct st_doc *doc)
 		 * iq (in-band registration, XEP-0077), over TLS if required. */
 		if (!child || !type || !st_attr_get(n, "id") ||
 		    (!(s->flags & SESS_F_TLS) && s->cfg->require_encryption) ||
-		    !lx_session_fire_preauth(s, doc, child))
+		    !fire_stanza(s, doc, "pre-auth/iq-%s/%s:%s", type,
+				 child->ns, child->name))
 			session_close(s, "not-authorized", NULL);
 		goto out;
 	}
@@ -784,7 +817,7 @@ static void handle_element(struct session *s, struct st_doc *doc)
 		session_close(s, "not-authorized", NULL);
 	else if (strcmp(n->ns, NS_SM) == 0 && sm_handle(s, n->name, st_attr_get(n, "h")))
 		;	/* <r/>, <a/>: the hot path stays in C */
-	else if (!lx_session_fire_element(s, doc))
+	else if (!fire_stanza(s, doc, "stream-element/%s:%s", n->ns, n->name, NULL))
 		session_close(s, "unsupported-stanza-type", NULL);
 	st_doc_unref(doc);
 }
@@ -915,7 +948,6 @@ void session_accept(int fd, const char *ip, int port,
 	struct session *s = xcalloc(1, sizeof(*s));
 
 	s->cfg = cfg;
-	s->ud_ref = LUA_NOREF;
 	random_id(s->id, 16);
 	s->connected_at = now_wall();
 	s->last_activity = now_mono();
@@ -962,7 +994,8 @@ size_t session_free_dead(void)
 			s->all_next->all_prev = s->all_prev;
 		n_sessions--;
 		s->flags |= SESS_F_CLOSING;
-		session_flush_held(s);	/* frees them: nobody to send to */
+		while (s->filters)	/* nobody to send to any more */
+			session_filter_remove(s, s->filters->ops);
 		xs_free(s->xs);
 		free(s->xs_context);
 		sasl_free(s->sasl);

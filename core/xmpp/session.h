@@ -16,8 +16,8 @@
 #include "sasl.h"
 
 struct listener;
+struct session;
 struct sm_state;
-struct held;
 
 #define SESS_F_TLS        0x0001	/* the stream is encrypted */
 #define SESS_F_DIRECT_TLS 0x0002	/* accepted on a direct TLS port */
@@ -31,6 +31,27 @@ struct held;
 #define SESS_F_COUNTED    0x0200	/* counted unauthenticated for its IP */
 #define SESS_F_HIBERNATING 0x0400	/* XEP-0198: no connection, still bound */
 #define SESS_F_INACTIVE   0x0800	/* XEP-0352: the client said inactive */
+
+/* Outgoing filters: every stanza session_send() gets passes through the
+ * session's filters, in the order they were added, before it is
+ * serialized (XEP-0352's hold queue is one, core/features/csi.c). */
+#define SESSION_FILTER_PASS 0		/* on to the next filter, then out */
+#define SESSION_FILTER_TAKEN 1		/* the filter kept or dropped it */
+
+struct session_filter_ops {
+	const char *name;
+	/* SESSION_FILTER_PASS, SESSION_FILTER_TAKEN, or -errno (the stanza
+	 * could not go out). */
+	int (*filter)(struct session *s, const struct st_node *n, void *data);
+	/* The filter is removed, or the session ends. May be NULL. */
+	void (*detach)(struct session *s, void *data);
+};
+
+struct session_filter {
+	const struct session_filter_ops *ops;
+	void *data;
+	struct session_filter *next;
+};
 
 struct session_config {
 	bool require_encryption;
@@ -71,10 +92,9 @@ struct session {
 	const char *delayed_failure;	/* its condition (static) */
 	double last_activity;
 	double connected_at;
-	int ud_ref;			/* Lua userdata, LUA_NOREF when none */
+	int lua_ref;			/* the Lua bridge's userdata, 0 when none */
 	struct sm_state *sm;		/* XEP-0198, NULL until enabled */
-	struct held *held, *held_tail;	/* XEP-0352: stanzas held back */
-	size_t held_bytes;
+	struct session_filter *filters;	/* outgoing, in order */
 	struct session *user_next;	/* next session of the same account */
 	struct session *dead_next;
 	struct session *all_next, *all_prev;	/* every session */
@@ -84,14 +104,20 @@ void session_global_init(const unsigned char secret[32]);
 /* Takes ownership of fd: a new client connection. */
 void session_accept(int fd, const char *ip, int port,
 		    const struct session_config *cfg, bool direct_tls);
-/* Serializes node to the client (no-op once closing). 0 or -EPIPE. */
+/* Serializes node to the client, through the session's filters (no-op
+ * once closing). 0 or -EPIPE. */
 int session_send(struct session *s, const struct st_node *node);
-/* XEP-0352: keeps a stanza back (serialized) until session_flush_held();
- * a held stanza with the same key (e.g. presence from one contact) is
- * replaced. Over max_held_bytes everything is flushed. */
-int session_hold(struct session *s, const struct st_node *node, const char *key);
-/* Sends what was held, in order. */
-int session_flush_held(struct session *s);
+/* A stanza serialized already (a filter's held one) on its way out:
+ * stream management, then the connection; no filters. 0 or -errno. */
+int session_send_serialized(struct session *s, const char *data, size_t len);
+/* Adds a filter with its data (owned by the filter: ops->detach). */
+void session_filter_add(struct session *s, const struct session_filter_ops *ops,
+			void *data);
+/* The data of the session's filter of ops, or NULL when it has none. */
+void *session_filter_data(const struct session *s,
+			  const struct session_filter_ops *ops);
+/* Removes the filter of ops (calling its detach): 0 or -ENOENT. */
+int session_filter_remove(struct session *s, const struct session_filter_ops *ops);
 /* Sends an element that is not a stanza (a "nonza": XEP-0198's
  * <enabled/>, ...): never counted or queued by stream management. */
 int session_send_nonza(struct session *s, const struct st_node *node);
@@ -109,6 +135,9 @@ void session_expire(struct session *s, const char *reason);
 /* XEP-0198 resumption: o (hibernating, or with a connection that is
  * dropped) takes over n's connection and parser; n ends. */
 void session_transplant(struct session *o, struct session *n);
+/* Called once for each session as it ends, after which nothing may refer
+ * to it (the Lua bridge forgets its userdata). */
+extern void (*session_forget_hook)(struct session *s);
 /* Frees the sessions that ended; called once per loop iteration. Returns
  * how many it freed. */
 size_t session_free_dead(void);
