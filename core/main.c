@@ -1,16 +1,17 @@
-/* main.c - start-up, the loop's per-iteration work, signals, shutdown. */
+/* main.c - start-up, signals, shutdown; the end of each loop iteration is
+ * pipeline.c's. */
 #include "admin.h"
 #include "config.h"
 #include "conn.h"
 #include "ipstate.h"
 #include "listener.h"
 #include "log.h"
+#include "pipeline.h"
 #include "lx.h"
 #include "lx_server.h"
 #include "route.h"
 #include "server.h"
 #include "session.h"
-#include "sm.h"
 #include "store.h"
 #include "tls.h"
 
@@ -26,16 +27,9 @@
 #include <sys/stat.h>
 
 static struct session_config c2s_cfg;
-static ev_prepare prepare_w;
 static ev_signal sigint_w, sigterm_w, sighup_w, sigusr1_w;
 static ev_timer shutdown_timer;
 static ev_timer trim_timer;
-static ev_timer burst_trim_timer;
-static ev_timer index_timer;
-static ev_async writer_w;
-/* The point (sm.h) the archive writer's hand-over covers; 0 when
- * it has none under way. */
-static unsigned long flight_point;
 static bool shutting_down;
 static char lua_dir[PATH_MAX + 64], modules_dir[PATH_MAX + 64], cfg_dir[PATH_MAX];
 
@@ -328,100 +322,6 @@ static void on_trim(struct ev_loop *loop, ev_timer *w, int revents)
 	malloc_trim(0);
 }
 
-/* Many sessions ended (a flood went away): give their memory back soon,
- * not at the next periodic trim. */
-static void trim_after_burst(struct ev_loop *loop, size_t freed)
-{
-	static size_t recent;
-
-	recent += freed;
-	if (recent >= 64 && !ev_is_active(&burst_trim_timer)) {
-		recent = 0;
-		ev_timer_set(&burst_trim_timer, 1., 0.);
-		ev_timer_start(loop, &burst_trim_timer);
-	}
-}
-
-/* The archives' with index, written behind the traffic in batches
- * (store_archive.c): a slice at a time while a pass is under way, so
- * stanzas keep flowing between slices. */
-#define INDEX_SLICE 1024
-
-static void on_index(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	long delay = config_int("*", "archive_index_delay", 600);
-	int64_t delay_us = (int64_t)MAX(delay, 0) * 1000000;
-	size_t budget = store_archive_index_budget(INDEX_SLICE);
-	int rc;
-
-	rc = store_archive_index_step_on(&store_memory, delay_us, budget,
-					 INT64_MAX);
-	if (rc >= 0 && store_is_open()) {
-		/* LMDB's archives on the writer's thread, with its flights */
-		int more = store_writer_index(delay_us, budget);
-		if (more == -ENXIO)
-			more = store_archive_index_step_on(&store_lmdb, delay_us,
-							   budget, INT64_MAX);
-		rc = more < 0 ? more : (rc > 0 || more > 0);
-	}
-
-	if (rc < 0)
-		log_warn("archive index: %s", strerror(-rc));
-	w->repeat = rc > 0 ? 0.001 : 1.;
-	ev_timer_again(loop, w);
-}
-
-/* The writer's thread: a hand-over is committed (store.c). */
-static void writer_done(void)
-{
-	ev_async_send(conn_loop(), &writer_w);
-}
-
-/* The writer's hand-over is durable: acks covering it may go. */
-static void flight_land(void)
-{
-	store_writer_join();
-	sm_point_durable(flight_point);
-	flight_point = 0;
-}
-
-static void on_writer(struct ev_loop *loop, ev_async *w, int revents)
-{
-	if (flight_point && !store_writer_busy()) {
-		flight_land();
-		sm_answer_owed();	/* written at this iteration's end */
-	}
-}
-
-static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
-{
-	bool handed;
-
-	/* The batch is committed before anything it covers is sent. The
-	 * archive's appends go to the writer, one hand-over at a time
-	 * (while it is at one, this iteration's wait for the next; and no
-	 * batch is open then: beginning one waits for the writer). Stanzas go
-	 * on to their recipients now; XEP-0198 acks wait until what they
-	 * cover is durable (sm.h). */
-	if (flight_point && !store_writer_busy())
-		flight_land();
-	if (!flight_point && !store_writer_busy()) {	/* not at the job */
-		store_commit_async(&handed);
-		unsigned long point = sm_point_next();
-		if (handed)
-			flight_point = point;
-		else
-			sm_point_durable(point);
-	}
-	sm_answer_owed();
-	conn_release_queued();
-	conn_flush_all();
-	trim_after_burst(loop, session_free_dead());
-	store_end_read();
-	if (shutting_down && session_count() == 0)
-		ev_break(loop, EVBREAK_ALL);
-}
-
 static void on_shutdown_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	log_warn("%zu sessions did not close in time", session_count());
@@ -438,6 +338,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	fire_global("server-stopping");
 	listener_close_all();
 	session_close_all("system-shutdown");
+	pipeline_stop_when_idle();
 	ev_timer_init(&shutdown_timer, on_shutdown_timeout, 3., 0.);
 	ev_timer_start(loop, &shutdown_timer);
 }
@@ -548,22 +449,10 @@ int main(int argc, char **argv)
 		goto out;
 	if (call_mm("load_all") != 0)
 		goto out;
-	ev_prepare_init(&prepare_w, on_prepare);
-	ev_prepare_start(loop, &prepare_w);
-	ev_async_init(&writer_w, on_writer);
-	ev_async_start(loop, &writer_w);
-	ev_unref(loop);		/* the writer's wake-up keeps nothing running */
-	if (store_writer_start(writer_done) != 0)
-		log_warn("archive writer thread not started: archives commit "
-			 "with the batch");
+	pipeline_start(loop);
 	ev_timer_init(&trim_timer, on_trim, 30., 30.);
-	ev_timer_init(&burst_trim_timer, on_trim, 1., 0.);
 	ev_timer_start(loop, &trim_timer);
 	ev_unref(loop);		/* the trim timer alone keeps nothing running */
-	ev_init(&index_timer, on_index);
-	index_timer.repeat = 1.;
-	ev_timer_again(loop, &index_timer);
-	ev_unref(loop);		/* nor the index job */
 	if (server_write_pidfile() != 0)
 		goto out;
 	fire_global("server-started");
@@ -571,13 +460,7 @@ int main(int argc, char **argv)
 	ev_run(loop, 0);
 	rc = 0;
 	call_mm("unload_all");
-	store_commit();		/* the writer's hand-over too */
-	sm_point_durable(sm_point_next());
-	flight_point = 0;
-	sm_answer_owed();
-	conn_release_queued();
-	conn_flush_all();
-	session_free_dead();
+	pipeline_finish();
 	log_info("stopped");
 out:
 	admin_close();

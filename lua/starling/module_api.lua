@@ -102,7 +102,8 @@ local function add_hook(mod, host, event, fn, priority)
 	if type(event) ~= "string" then
 		error("hook: the event name must be a string", 3)
 	end
-	if type(fn) ~= "function" then
+	-- A function, or a handler in C a feature offers (starling.handler).
+	if type(fn) ~= "function" and type(fn) ~= "userdata" then
 		error(format("hook '%s': the handler must be a function", event), 3)
 	end
 	if priority ~= nil and math_type(priority) ~= "integer" then

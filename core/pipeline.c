@@ -1,0 +1,156 @@
+/* pipeline.c - the end of every loop iteration (see pipeline.h). */
+#include "pipeline.h"
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "session.h"
+#include "sm.h"
+#include "store.h"
+#include "xmlstream.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <string.h>
+
+/* The archives' with index, written behind the traffic in batches
+ * (storage/): a slice at a time while a pass is under way, so stanzas
+ * keep flowing between slices. */
+#define INDEX_SLICE 1024
+
+static ev_prepare prepare_w;
+static ev_async writer_w;
+static ev_timer index_timer;
+static ev_timer burst_trim_timer;
+/* The point the writer's hand-over covers; 0 when none is in flight. */
+static unsigned long flight_point;
+static bool stop_when_idle;
+
+/* The writer's thread: a hand-over is committed. */
+static void writer_done(void)
+{
+	ev_async_send(conn_loop(), &writer_w);
+}
+
+/* The writer's hand-over is durable: acks covering it may go. */
+static void flight_land(void)
+{
+	store_writer_join();
+	sm_point_durable(flight_point);
+	flight_point = 0;
+}
+
+static void on_writer(struct ev_loop *loop, ev_async *w, int revents)
+{
+	if (flight_point && !store_writer_busy()) {
+		flight_land();
+		sm_answer_owed();	/* written at this iteration's end */
+	}
+}
+
+/* The batch is committed before anything it covers is sent. The
+ * archive's appends go to the writer, one hand-over at a time (while it
+ * is at one, this iteration's wait for the next; and no batch is open
+ * then: beginning one waits for the writer). */
+static void commit(void)
+{
+	bool handed;
+
+	if (flight_point && !store_writer_busy())
+		flight_land();
+	if (flight_point || store_writer_busy())
+		return;			/* a flight, or the writer at the index job */
+	store_commit_async(&handed);
+	unsigned long point = sm_point_next();
+	if (handed)
+		flight_point = point;
+	else
+		sm_point_durable(point);
+}
+
+/* glibc keeps freed memory: when many sessions ended (a flood went
+ * away), give whole free pages back soon. */
+static void on_burst_trim(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	xs_trim();
+	malloc_trim(0);
+}
+
+static void trim_after_burst(struct ev_loop *loop, size_t freed)
+{
+	static size_t recent;
+
+	recent += freed;
+	if (recent >= 64 && !ev_is_active(&burst_trim_timer)) {
+		recent = 0;
+		ev_timer_set(&burst_trim_timer, 1., 0.);
+		ev_timer_start(loop, &burst_trim_timer);
+	}
+}
+
+static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	commit();
+	sm_answer_owed();
+	conn_release_queued();
+	conn_flush_all();
+	trim_after_burst(loop, session_free_dead());
+	store_end_read();
+	if (stop_when_idle && session_count() == 0)
+		ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_index(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	long delay = config_int("*", "archive_index_delay", 600);
+	int64_t delay_us = (int64_t)MAX(delay, 0) * 1000000;
+	size_t budget = store_archive_index_budget(INDEX_SLICE);
+	int rc;
+
+	rc = store_archive_index_step_on(&store_memory, delay_us, budget,
+					 INT64_MAX);
+	if (rc >= 0 && store_is_open()) {
+		/* LMDB's archives on the writer's thread, with its flights */
+		int more = store_writer_index(delay_us, budget);
+		if (more == -ENXIO)
+			more = store_archive_index_step_on(&store_lmdb, delay_us,
+							   budget, INT64_MAX);
+		rc = more < 0 ? more : (rc > 0 || more > 0);
+	}
+	if (rc < 0)
+		log_warn("archive index: %s", strerror(-rc));
+	w->repeat = rc > 0 ? 0.001 : 1.;
+	ev_timer_again(loop, w);
+}
+
+void pipeline_start(struct ev_loop *loop)
+{
+	ev_prepare_init(&prepare_w, on_prepare);
+	ev_prepare_start(loop, &prepare_w);
+	ev_async_init(&writer_w, on_writer);
+	ev_async_start(loop, &writer_w);
+	ev_unref(loop);		/* the writer's wake-up keeps nothing running */
+	if (store_writer_start(writer_done) != 0)
+		log_warn("archive writer thread not started: archives commit "
+			 "with the batch");
+	ev_init(&burst_trim_timer, on_burst_trim);
+	ev_init(&index_timer, on_index);
+	index_timer.repeat = 1.;
+	ev_timer_again(loop, &index_timer);
+	ev_unref(loop);		/* nor the index job */
+}
+
+void pipeline_stop_when_idle(void)
+{
+	stop_when_idle = true;
+}
+
+void pipeline_finish(void)
+{
+	store_commit();		/* the writer's hand-over too */
+	sm_point_durable(sm_point_next());
+	flight_point = 0;
+	sm_answer_owed();
+	conn_release_queued();
+	conn_flush_all();
+	session_free_dead();
+}
