@@ -11,7 +11,7 @@
 #include "lx_server.h"
 #include "route.h"
 #include "server.h"
-#include "session.h"
+#include "c2s.h"
 #include "store.h"
 #include "tls.h"
 
@@ -241,9 +241,12 @@ static void read_session_config(void)
 		c2s_cfg.idle_timeout = 900;
 }
 
+static struct session_listen c2s_listen = { &c2s_role, &c2s_cfg, false };
+static struct session_listen c2s_tls_listen = { &c2s_role, &c2s_cfg, true };
+
 struct listen_ctx {
 	const char *port_key;
-	bool direct_tls;
+	struct session_listen *sl;
 	const char *iface;
 	int failed;
 };
@@ -258,7 +261,8 @@ static int listen_port(void *ctx, const char *item)
 		lc->failed = 1;
 		return 1;
 	}
-	if (listener_add(lc->iface, port, lc->direct_tls, &c2s_cfg) != 0)
+	if (listener_add(lc->iface, port, lc->sl->direct_tls ? "direct TLS"
+			 : "c2s, STARTTLS", session_accept, lc->sl) != 0)
 		lc->failed = 1;
 	return lc->failed;
 }
@@ -266,7 +270,7 @@ static int listen_port(void *ctx, const char *item)
 static int listen_iface(void *ctx, const char *iface)
 {
 	struct listen_ctx *lc = ctx;
-	struct listen_ctx tls = { "c2s_direct_tls_ports", true, iface, 0 };
+	struct listen_ctx tls = { "c2s_direct_tls_ports", &c2s_tls_listen, iface, 0 };
 
 	lc->iface = iface;
 	config_push("*", "c2s_ports");
@@ -284,7 +288,7 @@ static int listen_iface(void *ctx, const char *iface)
 
 static int setup_listeners(void)
 {
-	struct listen_ctx lc = { "c2s_ports", false, NULL, 0 };
+	struct listen_ctx lc = { "c2s_ports", &c2s_listen, NULL, 0 };
 
 	config_push("*", "interfaces");
 	bool has = !lua_isnil(lx_state(), -1);
@@ -444,7 +448,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	load_secret(secret);
-	session_global_init(secret);
+	c2s_global_init(secret);
 	if (setup_hosts() != 0 || setup_listeners() != 0)
 		goto out;
 	if (call_mm("load_all") != 0)

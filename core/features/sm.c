@@ -3,7 +3,7 @@
 #include "conn.h"
 #include "hmap.h"
 #include "log.h"
-#include "session.h"
+#include "c2s.h"
 #include "store.h"
 #include "xmlstream.h"
 

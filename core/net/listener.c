@@ -1,5 +1,6 @@
-/* listener.c - accepting connections and handing them to sessions. */
+/* listener.c - accepting connections and handing them to their owner. */
 #include "listener.h"
+#include "conn.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -18,8 +19,8 @@
 struct listener {
 	ev_io w;
 	ev_timer pause;			/* out of descriptors: wait, don't spin */
-	bool direct_tls;
-	const struct session_config *cfg;
+	void (*accept)(int fd, const char *ip, int port, void *ctx);
+	void *ctx;
 	struct listener *next;
 };
 
@@ -71,7 +72,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		 * the peer's delayed ACK, 40 ms on Linux. */
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		session_accept(fd, ip, port, l->cfg, l->direct_tls);
+		l->accept(fd, ip, port, l->ctx);
 	}
 }
 
@@ -115,8 +116,9 @@ fail:
 	return r;
 }
 
-int listener_add(const char *addr, int port, bool direct_tls,
-		 const struct session_config *cfg)
+int listener_add(const char *addr, int port, const char *what,
+		 void (*accept)(int fd, const char *ip, int port, void *ctx),
+		 void *ctx)
 {
 	int fd = open_socket(addr, port);
 	struct listener *l;
@@ -124,16 +126,15 @@ int listener_add(const char *addr, int port, bool direct_tls,
 	if (fd < 0)
 		return fd;
 	l = xcalloc(1, sizeof(*l));
-	l->direct_tls = direct_tls;
-	l->cfg = cfg;
+	l->accept = accept;
+	l->ctx = ctx;
 	ev_io_init(&l->w, on_accept, fd, EV_READ);
 	ev_timer_init(&l->pause, on_pause_end, 1., 0.);
 	ev_io_start(conn_loop(), &l->w);
 	l->next = listeners;
 	listeners = l;
 	n_listeners++;
-	log_info("listening on %s:%d (%s)", addr, port,
-		 direct_tls ? "direct TLS" : "c2s, STARTTLS");
+	log_info("listening on %s:%d (%s)", addr, port, what);
 	return 0;
 }
 

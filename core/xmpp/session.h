@@ -1,6 +1,13 @@
 /*
- * session.h - a client-to-server stream (RFC 6120): negotiation
- * (STARTTLS, SASL, resource binding), then stanzas into the router.
+ * session.h - an XML stream of any role (RFC 6120): its connection, XML
+ * parser, stream header, features, STARTTLS, stream errors and limits
+ * (session.c), and the role's own negotiation (c2s.c for clients; server
+ * and component streams are roles to come).
+ *
+ * role:     what a kind of stream adds (struct session_role): its
+ *           content namespace, which hosts its header may name, its
+ *           features, its top-level elements, and what becomes of it when
+ *           the connection goes.
  *
  * A session owns its connection and its XML parser. It is freed at the
  * end of the loop iteration in which it ended (session_free_dead()), so
@@ -14,6 +21,7 @@
 #include "conn.h"
 #include "xmlstream.h"
 #include "sasl.h"
+#include "route.h"
 
 struct listener;
 struct session;
@@ -53,6 +61,31 @@ struct session_filter {
 	struct session_filter *next;
 };
 
+struct session_role {
+	const char *name;		/* "c2s" */
+	const char *ns;			/* "jabber:client" */
+	enum host_type host_type;	/* what the header's 'to' must be */
+	/* Adds the role's stream features (after STARTTLS, before the
+	 * "stream-features" event's handlers). */
+	void (*features)(struct session *s, struct st_doc *d, struct st_node *f);
+	/* A top-level element (STARTTLS is taken before); takes doc. */
+	void (*element)(struct session *s, struct st_doc *doc);
+	/* The connection went away or fell silent: true when the role keeps
+	 * the session without it (it then owns what follows). May be NULL. */
+	bool (*lost)(struct session *s);
+	/* The session ends: what the role must undo (the directory, ...).
+	 * May be NULL. */
+	void (*ended)(struct session *s, const char *reason);
+};
+
+/* What a listener hands session_accept(): role, settings, and whether the
+ * port is direct TLS (XEP-0368). */
+struct session_listen {
+	const struct session_role *role;
+	const struct session_config *cfg;
+	bool direct_tls;
+};
+
 struct session_config {
 	bool require_encryption;
 	bool allow_plain_unencrypted;
@@ -72,6 +105,7 @@ struct session_config {
 };
 
 struct session {
+	const struct session_role *role;
 	struct conn *conn;
 	struct xs *xs;
 	const struct session_config *cfg;
@@ -100,10 +134,9 @@ struct session {
 	struct session *all_next, *all_prev;	/* every session */
 };
 
-void session_global_init(const unsigned char secret[32]);
-/* Takes ownership of fd: a new client connection. */
-void session_accept(int fd, const char *ip, int port,
-		    const struct session_config *cfg, bool direct_tls);
+/* Takes ownership of fd: a new connection on a listener whose context is
+ * a struct session_listen. */
+void session_accept(int fd, const char *ip, int port, void *listen);
 /* Serializes node to the client, through the session's filters (no-op
  * once closing). 0 or -EPIPE. */
 int session_send(struct session *s, const struct st_node *node);
@@ -132,9 +165,25 @@ size_t session_count(void);
 struct session *session_first(void);
 /* Ends a session that has no connection (a hibernation ran out). */
 void session_expire(struct session *s, const char *reason);
-/* XEP-0198 resumption: o (hibernating, or with a connection that is
- * dropped) takes over n's connection and parser; n ends. */
-void session_transplant(struct session *o, struct session *n);
+/* Ends the session now (no stream close is sent): out of the directory,
+ * invisible to Lua, freed at the end of the loop iteration. */
+void session_end(struct session *s, const char *reason);
+
+/* For roles: bytes and strings to the peer as they are (nothing once the
+ * session is closing). */
+void session_send_raw(struct session *s, const char *data, size_t len);
+void session_send_str(struct session *s, const char *str);
+/* Fires name on the session's host with ev (then releases it): 1 when a
+ * handler stopped the chain. */
+int session_fire(struct session *s, const char *name, struct event *ev);
+/* Fires the event named by fmt with a, b, c (a stanza of s in doc, as
+ * { origin, stanza }): true when a handler took it. */
+bool session_fire_stanza(struct session *s, struct st_doc *doc,
+			 const char *fmt, const char *a, const char *b,
+			 const char *c);
+/* How logs name s: its full JID, address or id. */
+const char *session_src(const struct session *s);
+
 /* Called once for each session as it ends, after which nothing may refer
  * to it (the Lua bridge forgets its userdata). */
 extern void (*session_forget_hook)(struct session *s);

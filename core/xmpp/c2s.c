@@ -1,0 +1,488 @@
+/* c2s.c - the client role (RFC 6120, 6121): SASL, resource binding, and
+ * the client's stanzas into the router. The stream itself (connection,
+ * header, features, STARTTLS, errors) is session.c's. */
+#include "c2s.h"
+#include "accounts.h"
+#include "ipstate.h"
+#include "jid.h"
+#include "log.h"
+#include "route.h"
+#include "sm.h"
+#include "tls.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
+#define NS_SASL_CB "urn:xmpp:sasl-cb:0"
+
+static unsigned char server_secret[32];
+
+void c2s_global_init(const unsigned char secret[32])
+{
+	memcpy(server_secret, secret, sizeof(server_secret));
+}
+
+/* The session ended with stanzas the client never acked (XEP-0198):
+ * "smacks-unacked" gets them; takes the docs and the array. */
+static void fire_unacked(struct session *s, struct st_doc **docs, size_t n)
+{
+	struct event ev = { .session = s, .stanzas = docs, .n_stanzas = n };
+
+	if (n)
+		session_fire(s, "smacks-unacked", &ev);
+	for (size_t i = 0; i < n; i++)
+		st_doc_unref(docs[i]);
+	free(docs);
+}
+
+static void add_mechanisms(struct session *s, struct st_doc *d, struct st_node *f)
+{
+	struct st_node *m = st_elem_new(d, f, "mechanisms", NS_SASL);
+	bool tls = s->flags & SESS_F_TLS;
+	static const char *const plus[] = { "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS" };
+	static const char *const scram[] = { "SCRAM-SHA-256", "SCRAM-SHA-1" };
+
+	s->plus_offered = tls;
+	for (size_t i = 0; tls && i < ARRAY_SIZE(plus); i++) {
+		struct st_node *e = st_elem_new(d, m, "mechanism", NULL);
+		st_text_add(d, e, plus[i], strlen(plus[i]));
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(scram); i++) {
+		struct st_node *e = st_elem_new(d, m, "mechanism", NULL);
+		st_text_add(d, e, scram[i], strlen(scram[i]));
+	}
+	if (tls || s->cfg->allow_plain_unencrypted) {
+		struct st_node *e = st_elem_new(d, m, "mechanism", NULL);
+		st_text_add(d, e, "PLAIN", 5);
+	}
+	if (tls) {
+		struct st_node *cb = st_elem_new(d, f, "sasl-channel-binding", NS_SASL_CB);
+		struct st_node *t = st_elem_new(d, cb, "channel-binding", NULL);
+		st_attr_set(d, t, "type", "tls-server-end-point");
+		if (SSL_version(s->conn->ssl) == TLS1_3_VERSION) {
+			t = st_elem_new(d, cb, "channel-binding", NULL);
+			st_attr_set(d, t, "type", "tls-exporter");
+		}
+	}
+}
+
+
+static int creds_lookup(void *ctx, const char *user, enum sasl_hash hash,
+			struct scram_creds *out)
+{
+	struct session *s = ctx;
+	char node[JID_PART_MAX];
+
+	if (jid_nodeprep(user, node) != 0)
+		return -ENOENT;
+	return accounts_get(s->host, node, hash, out);
+}
+
+
+static int cb_data(void *ctx, const char *type, unsigned char *out, size_t *len)
+{
+	struct session *s = ctx;
+
+	return tls_channel_binding(s->conn ? s->conn->ssl : NULL, type, out, len);
+}
+
+
+/* Sends the failure and applies the attempt limit. */
+static void send_failure(struct session *s, const char *condition, bool counts)
+{
+	struct sbuf b;
+
+	sbuf_init(&b);
+	sbuf_printf(&b, "<failure xmlns='" NS_SASL "'><%s/></failure>", condition);
+	session_send_raw(s, b.p, b.len);
+	sbuf_free(&b);
+	if (counts && ++s->auth_failures >= s->cfg->max_auth_failures)
+		session_close(s, "policy-violation", "too many failed authentication attempts");
+}
+
+
+static void on_failure_delay(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct session *s = container_of(t, struct session, delay_timer);
+
+	send_failure(s, s->delayed_failure, true);
+	s->delayed_failure = NULL;
+	if (s->conn && !(s->flags & SESS_F_CLOSING))
+		conn_hold(s->conn, false);
+}
+
+
+/* condition is a static string. Failed credentials from an address that
+ * failed recently are answered late, and the stream reads nothing more
+ * until then. */
+static void sasl_failure(struct session *s, const char *condition)
+{
+	bool counts = strcmp(condition, "aborted") != 0 &&
+		      !sasl_cb_type_unsupported(s->sasl);
+	double delay = 0;
+
+	sasl_free(s->sasl);
+	s->sasl = NULL;
+	session_fire(s, "authentication-failure", &(struct event){ .session = s });
+	if (counts && strcmp(condition, "not-authorized") == 0 && s->conn)
+		delay = ipstate_auth_failed(s->conn->ip, s->cfg->auth_failure_delay);
+	if (delay <= 0 || !s->conn) {
+		send_failure(s, condition, counts);
+		return;
+	}
+	log_info("%s:%d: failed login, answering in %.1f s", s->conn->ip,
+		 s->conn->port, delay);
+	s->delayed_failure = condition;
+	conn_hold(s->conn, true);
+	ev_timer_init(&s->delay_timer, on_failure_delay, delay, 0.);
+	ev_timer_start(conn_loop(), &s->delay_timer);
+}
+
+
+static void sasl_success(struct session *s, const struct sbuf *data)
+{
+	const char *user = sasl_username(s->sasl);
+	const char *authzid = sasl_authzid(s->sasl);
+	char node[JID_PART_MAX];
+	struct sbuf b;
+
+	if (jid_nodeprep(user, node) != 0) {
+		sasl_failure(s, "not-authorized");
+		return;
+	}
+	if (authzid && *authzid) {
+		struct jid j;
+		if (jid_parse(authzid, &j) != 0 || j.has_resource ||
+		    strcmp(j.node, node) != 0 || strcmp(j.domain, s->host) != 0) {
+			sasl_failure(s, "invalid-authzid");
+			return;
+		}
+	}
+	sbuf_init(&b);
+	sbuf_adds(&b, "<success xmlns='" NS_SASL "'>");
+	if (data->len)
+		b64_encode(&b, data->p, data->len);
+	sbuf_adds(&b, "</success>");
+	session_send_raw(s, b.p, b.len);
+	sbuf_free(&b);
+	s->username = xstrdup(node);
+	if (s->flags & SESS_F_COUNTED) {
+		ipstate_unauth_del(s->conn->ip);
+		s->flags &= ~SESS_F_COUNTED;
+	}
+	sbuf_init(&b);
+	sbuf_printf(&b, "%s@%s", node, s->host);
+	s->bare_jid = b.p;
+	s->flags |= SESS_F_AUTHED | SESS_F_RESTART;
+	sasl_free(s->sasl);
+	s->sasl = NULL;
+	log_info("%s:%d: authenticated as %s", s->conn->ip, s->conn->port, s->bare_jid);
+	session_fire(s, "authentication-success", &(struct event){ .session = s });
+}
+
+
+static void sasl_step_with(struct session *s, const struct st_node *n, bool initial)
+{
+	struct sbuf in, out;
+	const char *text = n->first && !n->first->name ? n->first->text : "";
+	size_t tlen = strlen(text);
+
+	sbuf_init(&in);
+	sbuf_init(&out);
+	if (initial && tlen == 0) {
+		/* No initial response: ask for it with an empty challenge. */
+		session_send_str(s, "<challenge xmlns='" NS_SASL "'/>");
+		goto out;
+	}
+	if (b64_decode(&in, text, tlen) != 0) {
+		sasl_failure(s, "incorrect-encoding");
+		goto out;
+	}
+	switch (sasl_step(s->sasl, in.p ? in.p : "", in.len, &out)) {
+	case SASL_CONTINUE: {
+		struct sbuf b;
+		sbuf_init(&b);
+		sbuf_adds(&b, "<challenge xmlns='" NS_SASL "'>");
+		b64_encode(&b, out.p, out.len);
+		sbuf_adds(&b, "</challenge>");
+		session_send_raw(s, b.p, b.len);
+		sbuf_free(&b);
+		break;
+	}
+	case SASL_OK:
+		sasl_success(s, &out);
+		break;
+	case SASL_FAIL:
+		sasl_failure(s, sasl_condition(s->sasl));
+		break;
+	}
+out:
+	sbuf_free(&in);
+	sbuf_free(&out);
+}
+
+
+static void handle_sasl(struct session *s, const struct st_node *n)
+{
+	if (s->flags & SESS_F_AUTHED) {
+		session_close(s, "policy-violation", "already authenticated");
+		return;
+	}
+	if (strcmp(n->name, "auth") == 0) {
+		const char *mech = st_attr_get(n, "mechanism");
+		bool tls = s->flags & SESS_F_TLS;
+		struct sasl_params p = {
+			.lookup = creds_lookup, .ctx = s,
+			.cb_data = tls ? cb_data : NULL,
+			.plus_offered = s->plus_offered,
+			.accept_y_with_plus = !s->cfg->strict_channel_binding,
+			.secret = server_secret,
+			.fake_iterations = ACCOUNTS_DEFAULT_ITERATIONS,
+		};
+		if (!tls && s->cfg->require_encryption) {
+			sasl_failure(s, "encryption-required");
+			return;
+		}
+		sasl_free(s->sasl);
+		s->sasl = NULL;
+		if (!mech || (!tls && strstr(mech, "-PLUS")) ||
+		    (!tls && strcmp(mech, "PLAIN") == 0 && !s->cfg->allow_plain_unencrypted) ||
+		    !(s->sasl = sasl_new(mech, &p))) {
+			sasl_failure(s, "invalid-mechanism");
+			return;
+		}
+		sasl_step_with(s, n, true);
+	} else if (strcmp(n->name, "response") == 0 && s->sasl) {
+		sasl_step_with(s, n, false);
+	} else if (strcmp(n->name, "abort") == 0) {
+		sasl_failure(s, "aborted");
+	} else {
+		sasl_failure(s, "malformed-request");
+	}
+}
+
+
+static void bind_error(struct session *s, const struct st_node *iq,
+		       const char *type, const char *cond)
+{
+	struct st_doc *e = st_error_reply(iq, type, cond, NULL);
+
+	st_attr_set(e, e->root, "to", NULL);
+	st_attr_set(e, e->root, "from", NULL);
+	session_send(s, e->root);
+	st_doc_unref(e);
+}
+
+
+static void handle_bind(struct session *s, struct st_doc *doc, struct st_node *b)
+{
+	struct st_node *iq = doc->root;
+	const char *want = st_child_text(doc, b, "resource", NULL);
+	char res[JID_PART_MAX];
+	struct sbuf full;
+
+	if (want && *want) {
+		if (jid_resourceprep(want, res) != 0 || !*res) {
+			bind_error(s, iq, "modify", "bad-request");
+			return;
+		}
+	} else {
+		random_id(res, 16);
+	}
+	sbuf_init(&full);
+	sbuf_printf(&full, "%s/%s", s->bare_jid, res);
+	if (full.len >= 3071) {
+		sbuf_free(&full);
+		bind_error(s, iq, "modify", "bad-request");
+		return;
+	}
+	if (s->cfg->max_resources && !route_find_full(full.p) &&
+	    route_count_bare(s->bare_jid) >= s->cfg->max_resources) {
+		sbuf_free(&full);
+		bind_error(s, iq, "wait", "resource-constraint");
+		return;
+	}
+	s->resource = xstrdup(res);
+	s->full_jid = full.p;
+	route_bind(s);		/* closes a session with the same full JID */
+	s->flags |= SESS_F_BOUND;
+	ev_timer_stop(conn_loop(), &s->timer);
+	s->timer.repeat = s->cfg->idle_timeout;
+	ev_timer_again(conn_loop(), &s->timer);
+
+	struct st_doc *r = st_reply(iq);
+	st_attr_set(r, r->root, "to", NULL);
+	st_attr_set(r, r->root, "from", NULL);
+	struct st_node *bn = st_elem_new(r, r->root, "bind", NS_BIND);
+	struct st_node *j = st_elem_new(r, bn, "jid", NULL);
+	st_text_add(r, j, s->full_jid, strlen(s->full_jid));
+	session_send(s, r->root);
+	st_doc_unref(r);
+	log_info("%s: bound (%s:%d, %s)", s->full_jid, s->conn->ip,
+		 s->conn->port, tls_version(s->conn->ssl));
+	session_fire(s, "resource-bind", &(struct event){ .session = s });
+}
+
+
+static struct st_node *only_child(const struct st_node *n)
+{
+	struct st_node *found = NULL;
+
+	for (struct st_node *c = n->first; c; c = c->next) {
+		if (!c->name)
+			continue;
+		if (found)
+			return NULL;
+		found = c;
+	}
+	return found;
+}
+
+
+static void handle_client_stanza(struct session *s, struct st_doc *doc)
+{
+	struct st_node *n = doc->root;
+	bool is_iq = strcmp(n->name, "iq") == 0;
+
+	if (!is_iq && strcmp(n->name, "message") != 0 &&
+	    strcmp(n->name, "presence") != 0) {
+		session_close(s, "unsupported-stanza-type", NULL);
+		goto out;
+	}
+	const char *type = st_attr_get(n, "type");
+	struct st_node *child = is_iq ? only_child(n) : NULL;
+	if (!(s->flags & SESS_F_AUTHED)) {
+		/* Before authentication only modules that ask for it see an
+		 * iq (in-band registration, XEP-0077), over TLS if required. */
+		if (!child || !type || !st_attr_get(n, "id") ||
+		    (!(s->flags & SESS_F_TLS) && s->cfg->require_encryption) ||
+		    !session_fire_stanza(s, doc, "pre-auth/iq-%s/%s:%s", type,
+				 child->ns, child->name))
+			session_close(s, "not-authorized", NULL);
+		goto out;
+	}
+	if (!(s->flags & SESS_F_BOUND)) {
+		if (is_iq && type && strcmp(type, "set") == 0 && child &&
+		    strcmp(child->name, "bind") == 0 && strcmp(child->ns, NS_BIND) == 0)
+			handle_bind(s, doc, child);
+		else
+			session_close(s, "not-authorized", "bind a resource first");
+		goto out;
+	}
+	if (is_iq && type && strcmp(type, "set") == 0 && child &&
+	    !st_attr_get(n, "to") && strcmp(child->ns, NS_SESSION) == 0) {
+		struct st_doc *r = st_reply(n);	/* RFC 3921 session: a no-op */
+		st_attr_set(r, r->root, "from", NULL);
+		st_attr_set(r, r->root, "to", NULL);
+		session_send(s, r->root);
+		st_doc_unref(r);
+		goto out;
+	}
+	if (s->sm)
+		sm_count_in(s->sm);
+	route_from_client(s, doc);
+	return;
+out:
+	st_doc_unref(doc);
+}
+
+
+static void c2s_element(struct session *s, struct st_doc *doc)
+{
+	struct st_node *n = doc->root;
+
+	if (strcmp(n->ns, NS_CLIENT) == 0) {
+		handle_client_stanza(s, doc);	/* takes doc */
+		return;
+	}
+	if (strcmp(n->ns, NS_SASL) == 0)
+		handle_sasl(s, n);
+	else if (!(s->flags & SESS_F_AUTHED))
+		session_close(s, "not-authorized", NULL);
+	else if (strcmp(n->ns, NS_SM) == 0 && sm_handle(s, n->name, st_attr_get(n, "h")))
+		;	/* <r/>, <a/>: the hot path stays in C */
+	else if (!session_fire_stanza(s, doc, "stream-element/%s:%s", n->ns, n->name, NULL))
+		session_close(s, "unsupported-stanza-type", NULL);
+	st_doc_unref(doc);
+}
+
+
+void session_transplant(struct session *o, struct session *n)
+{
+	struct xs *xs = o->xs;
+
+	if (o->conn) {
+		/* The old connection is still there: it loses the session. */
+		static const char err[] = "<stream:error><conflict xmlns="
+			"'urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>";
+		struct conn *old = o->conn;
+		old->owner = NULL;
+		conn_send(old, err, sizeof(err) - 1);
+		conn_close(old, "session resumed elsewhere");
+	}
+	o->conn = n->conn;
+	o->conn->owner = o;
+	o->xs = n->xs;
+	n->xs = xs;
+	free(o->xs_context);
+	o->xs_context = n->xs_context;
+	n->xs_context = NULL;
+	n->conn = NULL;
+	o->flags &= ~(SESS_F_HIBERNATING | SESS_F_TLS | SESS_F_DIRECT_TLS);
+	o->flags |= n->flags & (SESS_F_TLS | SESS_F_DIRECT_TLS | SESS_F_OPENED);
+	memcpy(o->id, n->id, sizeof(o->id));
+	o->last_activity = now_mono();
+	ev_timer_stop(conn_loop(), &o->timer);
+	o->timer.repeat = o->cfg->idle_timeout;
+	ev_timer_again(conn_loop(), &o->timer);
+	session_end(n, "resumed into another session");
+}
+
+
+/* --- the role ------------------------------------------------------------ */
+
+static void c2s_features(struct session *s, struct st_doc *d, struct st_node *f)
+{
+	if (!(s->flags & SESS_F_AUTHED)) {
+		add_mechanisms(s, d, f);
+		return;
+	}
+	st_elem_new(d, f, "bind", NS_BIND);
+	struct st_node *se = st_elem_new(d, f, "session", NS_SESSION);
+	st_elem_new(d, se, "optional", NULL);
+}
+
+/* The connection is gone or silent: a session with XEP-0198 resumption
+ * waits for the client to come back. */
+static bool c2s_lost(struct session *s)
+{
+	return s->sm && sm_hibernate(s);
+}
+
+static void c2s_ended(struct session *s, const char *reason)
+{
+	if (s->flags & SESS_F_BOUND) {
+		log_info("%s: session ended: %s", s->full_jid, reason);
+		route_unbind(s);
+	}
+	if (s->sm) {
+		size_t n;
+		struct st_doc **docs = sm_take_unacked(s, &n);
+		fire_unacked(s, docs, n);
+		sm_free(s);
+	}
+}
+
+const struct session_role c2s_role = {
+	.name = "c2s",
+	.ns = NS_CLIENT,
+	.host_type = HOST_LOCAL,
+	.features = c2s_features,
+	.element = c2s_element,
+	.lost = c2s_lost,
+	.ended = c2s_ended,
+};
