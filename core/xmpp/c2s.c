@@ -456,6 +456,12 @@ static void c2s_features(struct session *s, struct st_doc *d, struct st_node *f)
 	st_elem_new(d, se, "optional", NULL);
 }
 
+/* XEP-0198: a copy of every stanza waits for the client's ack. */
+static int c2s_sending(struct session *s, const char *data, size_t len)
+{
+	return s->sm ? sm_outgoing(s, data, len) : 0;
+}
+
 /* The connection is gone or silent: a session with XEP-0198 resumption
  * waits for the client to come back. */
 static bool c2s_lost(struct session *s)
@@ -483,6 +489,7 @@ const struct session_role c2s_role = {
 	.host_type = HOST_LOCAL,
 	.features = c2s_features,
 	.element = c2s_element,
+	.sending = c2s_sending,
 	.lost = c2s_lost,
 	.ended = c2s_ended,
 };

@@ -6,7 +6,6 @@
 #include "jid.h"
 #include "log.h"
 #include "route.h"
-#include "sm.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -91,11 +90,11 @@ void session_send_str(struct session *s, const char *str)
 	session_send_raw(s, str, strlen(str));
 }
 
-/* A serialized stanza on its way out: through stream management, then
- * to the connection. */
+/* A serialized stanza on its way out: past the role (XEP-0198 keeps a
+ * copy), then to the connection. */
 static int send_stanza_bytes(struct session *s, const char *data, size_t len)
 {
-	if (s->sm && sm_outgoing(s, data, len) != 0) {
+	if (s->role->sending && s->role->sending(s, data, len) != 0) {
 		if (s->conn)
 			session_close(s, "resource-constraint",
 				      "too many unacknowledged stanzas");

@@ -70,6 +70,10 @@ struct session_role {
 	void (*features)(struct session *s, struct st_doc *d, struct st_node *f);
 	/* A top-level element (STARTTLS is taken before); takes doc. */
 	void (*element)(struct session *s, struct st_doc *doc);
+	/* A serialized stanza is about to go out (or to wait for the
+	 * connection while it has none): 0, or -ENOBUFS when it cannot
+	 * (the session then ends). May be NULL. */
+	int (*sending)(struct session *s, const char *data, size_t len);
 	/* The connection went away or fell silent: true when the role keeps
 	 * the session without it (it then owns what follows). May be NULL. */
 	bool (*lost)(struct session *s);
