@@ -41,6 +41,7 @@
 #include "route.h"
 #include "session.h"
 #include "stanza.h"
+#include "value.h"
 
 #include <errno.h>
 #include <string.h>
