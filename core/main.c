@@ -1,12 +1,11 @@
 /* main.c - start-up, the loop's per-iteration work, signals, shutdown. */
 #include "admin.h"
-#include "config.h"
+#include "bridge.h"
 #include "conn.h"
 #include "ipstate.h"
 #include "listener.h"
 #include "log.h"
-#include "lx.h"
-#include "lx_server.h"
+#include "lx_config.h"
 #include "route.h"
 #include "server.h"
 #include "session.h"
@@ -127,7 +126,6 @@ static int setup_hosts(void)
 	int n = 0;
 
 	struct sbuf err;
-	lua_State *L = lx_state();
 
 	while (config_host_next(&pos, &name, &type, &module)) {
 		bool comp = type && strcmp(type, "component") == 0;
@@ -135,9 +133,7 @@ static int setup_hosts(void)
 		n++;
 	}
 	sbuf_init(&err);
-	lua_getfield(L, LUA_REGISTRYINDEX, CONFIG_REGISTRY_KEY);
-	int r = server_load_tls(L, -1, &err, NULL);
-	lua_pop(L, 1);
+	int r = server_load_tls(&err, NULL);
 	if (r != 0)
 		log_error("%s", err.p);
 	sbuf_free(&err);
@@ -187,7 +183,7 @@ static void read_rate_limit(void)
 	double rate = 100 * 1024, burst = 5;
 	int top = lua_gettop(L);
 
-	config_push("*", "limits");
+	lx_config_push("*", "limits");
 	if (lua_istable(L, -1) && lua_getfield(L, -1, "c2s") == LUA_TTABLE) {
 		lua_getfield(L, -1, "rate");
 		lua_getfield(L, -2, "burst");
@@ -275,7 +271,7 @@ static int listen_iface(void *ctx, const char *iface)
 	struct listen_ctx tls = { "c2s_direct_tls_ports", true, iface, 0 };
 
 	lc->iface = iface;
-	config_push("*", "c2s_ports");
+	lx_config_push("*", "c2s_ports");
 	bool has_ports = !lua_isnil(lx_state(), -1);
 	lua_pop(lx_state(), 1);
 	if (has_ports)
@@ -292,7 +288,7 @@ static int setup_listeners(void)
 {
 	struct listen_ctx lc = { "c2s_ports", false, NULL, 0 };
 
-	config_push("*", "interfaces");
+	lx_config_push("*", "interfaces");
 	bool has = !lua_isnil(lx_state(), -1);
 	lua_pop(lx_state(), 1);
 	if (has)
@@ -484,14 +480,14 @@ static int setup_admin(const char *data)
 	lua_State *L = lx_state();
 	const char *path;
 
-	config_push("*", "admin_socket");
+	lx_config_push("*", "admin_socket");
 	bool off = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
 	lua_pop(L, 1);
 	if (off)
 		return 0;
 	snprintf(def, sizeof(def), "%s/starling.sock", data);
 	path = resolve(config_string("*", "admin_socket", def), buf, sizeof(buf));
-	return admin_open(path);
+	return admin_open(path, &lx_admin_commands);
 }
 
 int main(int argc, char **argv)
@@ -533,7 +529,7 @@ int main(int argc, char **argv)
 	lx_core_set_dirs(lua_dir, modules_dir);
 	if (lx_init(lua_dir) != 0)
 		return 1;
-	lx_server_register(lx_state());
+	lx_server_register();
 	server_set_options_reader(read_session_config);
 	route_init();
 	if (config_load(real) != 0 || setup_log() != 0)

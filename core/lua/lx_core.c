@@ -1,7 +1,7 @@
 /* lx_core.c - starling.core: hooks, routing, sessions, timers, log. */
 #include "lx.h"
 #include "accounts.h"
-#include "config.h"
+#include "lx_config.h"
 #include "conn.h"
 #include "jid.h"
 #include "log.h"
