@@ -297,6 +297,53 @@ static void test_server_log(void)
 	CHECK(config_load(main_cfg) == 0);
 }
 
+static int load_tls(void *ctx)
+{
+	int *n = ctx;
+
+	return server_load_tls(NULL, n);
+}
+
+struct tls_args {
+	struct sbuf *err;
+	int n;
+};
+
+static int load_tls_err(void *ctx)
+{
+	struct tls_args *t = ctx;
+
+	return server_load_tls(t->err, &t->n);
+}
+
+/* The hosts' ssl options as server.c reads them, from the server's config
+ * and from one being tried; no certificate is read before these pass. */
+static void test_server_tls(void)
+{
+	lua_State *L = lx_state();
+	struct sbuf err;
+	struct tls_args t = { &err, -1 };
+	int n = -1;
+
+	sbuf_init(&err);
+	CHECK(server_load_tls(&err, &n) == -EINVAL && n == -1);
+	CHECK(err.p && strstr(err.p, "host a.example: ssl must be a table"));
+	/* the tried config has no certificate anywhere: nothing to build */
+	write_file(other_cfg, other_src);
+	push_loaded(other_cfg);
+	CHECK(lx_config_try(L, -1, load_tls, &n) == 0 && n == 0);
+	lua_pop(L, 1);
+	write_file(other_cfg, "VirtualHost 'y.example'\n"
+		   "  ssl = { certificate = 'y.crt' }\n");
+	push_loaded(other_cfg);
+	sbuf_reset(&err);
+	CHECK(lx_config_try(L, -1, load_tls_err, &t) == -EINVAL && t.n == -1);
+	CHECK(err.p && strstr(err.p, "host y.example: ssl needs both certificate and key"));
+	lua_pop(L, 1);
+	CHECK_STR(config_string("*", "name", NULL), "global");
+	sbuf_free(&err);
+}
+
 int main(void)
 {
 	log_setup(getenv("TEST_LOG") ? getenv("TEST_LOG") : "error", "stderr");
@@ -320,6 +367,7 @@ int main(void)
 	RUN(test_pairs);
 	RUN(test_hosts);
 	RUN(test_try_and_replace);
+	RUN(test_server_tls);
 	RUN(test_server_log);
 	config_free();
 	lx_close();
