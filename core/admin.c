@@ -1,8 +1,7 @@
-/* admin.c - the administration socket: line requests into admin.lua. */
+/* admin.c - the administration socket: request lines in, answers out. */
 #include "admin.h"
 #include "conn.h"
 #include "log.h"
-#include "lx.h"
 #include "store.h"
 
 #include <errno.h>
@@ -19,7 +18,7 @@
 struct admin_client {
 	ev_io rio, wio;
 	int fd;
-	int ctx_ref;		/* Lua table: this connection's shell state */
+	void *state;		/* the commands' state of this connection */
 	struct sbuf in;		/* bytes of requests not handled yet */
 	struct sbuf out;	/* the answer being written, from out_off */
 	size_t out_off;
@@ -33,6 +32,7 @@ static ev_timer resume_w;	/* accepting again after running out of fds */
 static char *sock_path;
 static struct admin_client *clients;
 static size_t n_clients;
+static const struct admin_commands *commands;
 
 const char *admin_path(void)
 {
@@ -42,13 +42,11 @@ const char *admin_path(void)
 static void client_free(struct admin_client *c)
 {
 	struct ev_loop *loop = conn_loop();
-	lua_State *L = lx_state();
 
 	ev_io_stop(loop, &c->rio);
 	ev_io_stop(loop, &c->wio);
 	close(c->fd);
-	if (L)
-		luaL_unref(L, LUA_REGISTRYINDEX, c->ctx_ref);
+	commands->close(c->state);
 	sbuf_free(&c->in);
 	sbuf_free(&c->out);
 	*c->pprev = c->next;
@@ -78,35 +76,20 @@ static void queue_text(struct admin_client *c, const char *status, const char *t
 	queue_answer(c, status, text, strlen(text));
 }
 
-/* Hands one request line to admin.handle(ctx, line) and queues its
- * answer. Storage writes it made are committed before the answer goes. */
+/* Hands one request line to the commands and queues their answer.
+ * Storage writes they made are committed before the answer goes. */
 static void handle_line(struct admin_client *c, const char *line, size_t len)
 {
-	lua_State *L = lx_state();
-	int top = lua_gettop(L);
+	struct sbuf body;
+	const char *status;
 
-	lua_getglobal(L, "require");
-	lua_pushliteral(L, "starling.admin");
-	if (lx_pcall(L, 1, 1, "admin") != 0) {
-		queue_text(c, "error", "the admin code failed to load (see the log)\n");
-		lua_settop(L, top);
-		return;
-	}
-	lua_getfield(L, -1, "handle");
-	lua_rawgeti(L, LUA_REGISTRYINDEX, c->ctx_ref);
-	lua_pushlstring(L, line, len);
-	if (lx_pcall(L, 2, 2, "admin") != 0) {
-		queue_text(c, "error", "the command failed (see the log)\n");
-	} else {
-		size_t blen = 0;
-		const char *status = lua_tostring(L, -2);
-		const char *body = lua_tolstring(L, -1, &blen);
-		if (!status || (strcmp(status, "ok") && strcmp(status, "error") &&
-				strcmp(status, "more")))
-			status = "error";
-		queue_answer(c, status, body ? body : "", body ? blen : 0);
-	}
-	lua_settop(L, top);
+	sbuf_init(&body);
+	status = commands->run(c->state, line, len, &body);
+	if (!status || (strcmp(status, "ok") && strcmp(status, "error") &&
+			strcmp(status, "more")))
+		status = "error";
+	queue_answer(c, status, body.p ? body.p : "", body.len);
+	sbuf_free(&body);
 	if (store_commit() != 0)
 		log_error("admin: the storage commit after a command failed");
 }
@@ -215,14 +198,12 @@ static void refuse(int fd, const char *why)
 
 static void client_new(int fd)
 {
-	lua_State *L = lx_state();
 	struct admin_client *c = xcalloc(1, sizeof(*c));
 
 	c->fd = fd;
 	sbuf_init(&c->in);
 	sbuf_init(&c->out);
-	lua_newtable(L);
-	c->ctx_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	c->state = commands->open();
 	ev_io_init(&c->rio, on_read, fd, EV_READ);
 	ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
 	c->next = clients;
@@ -309,7 +290,7 @@ static int clear_stale(const char *path, const struct sockaddr_un *sa)
 	return 0;
 }
 
-int admin_open(const char *path)
+int admin_open(const char *path, const struct admin_commands *cmds)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	mode_t old_mask;
@@ -337,6 +318,7 @@ int admin_open(const char *path)
 	}
 	listen_fd = fd;
 	sock_path = xstrdup(path);
+	commands = cmds;
 	ev_io_init(&accept_w, on_accept, fd, EV_READ);
 	ev_io_start(conn_loop(), &accept_w);
 	ev_timer_init(&resume_w, on_resume, 1., 0.);

@@ -12,7 +12,12 @@
  * "<status> <length>\n" followed by exactly length bytes of UTF-8 text;
  * status is "ok", "error", or "more" (the shell needs more lines to
  * complete a statement). Requests on one connection are answered in
- * order, one at a time; lua/starling/admin.lua carries them out.
+ * order, one at a time.
+ *
+ * This file knows the socket, the framing and the connections; what a
+ * request means is up to the admin_commands it is opened with (the
+ * server's are lx_admin_commands: lua/starling/admin.lua carries them
+ * out, through the Lua bridge).
  *
  * Everything runs on the server's loop: sockets are non-blocking, a
  * request line is at most ADMIN_MAX_LINE bytes, and reading stops while
@@ -21,12 +26,29 @@
 #ifndef STARLING_ADMIN_H
 #define STARLING_ADMIN_H
 
+#include "util.h"
+
 #define ADMIN_MAX_LINE (1024 * 1024)
 #define ADMIN_MAX_CLIENTS 16
 
+/* What carries out the requests. */
+struct admin_commands {
+	/* The state of a new connection (a shell's variables, say): given
+	 * to run, and to close when the connection goes. */
+	void *(*open)(void);
+	void (*close)(void *state);
+	/* Carries out one request line (len bytes, without its newline;
+	 * line[len] is not NUL): appends the answer's text to body and
+	 * returns its status, "ok", "error" or "more" (anything else is
+	 * sent as "error"). */
+	const char *(*run)(void *state, const char *line, size_t len,
+			   struct sbuf *body);
+};
+
 /* Listens on path, replacing a stale socket file; refuses (-EADDRINUSE)
- * when a server already answers there. 0 or -errno (logged). */
-int admin_open(const char *path);
+ * when a server already answers there. cmds (borrowed until admin_close)
+ * carries out the requests. 0 or -errno (logged). */
+int admin_open(const char *path, const struct admin_commands *cmds);
 /* Closes every admin connection and the socket, and removes the file. */
 void admin_close(void);
 /* The socket's path, or NULL when not open. */

@@ -1,14 +1,13 @@
 /* main.c - start-up, signals, shutdown; the end of each loop iteration is
  * pipeline.c's. */
 #include "admin.h"
-#include "config.h"
+#include "bridge.h"
 #include "conn.h"
 #include "ipstate.h"
 #include "listener.h"
 #include "log.h"
 #include "pipeline.h"
-#include "lx.h"
-#include "lx_server.h"
+#include "config.h"
 #include "route.h"
 #include "server.h"
 #include "c2s.h"
@@ -121,7 +120,6 @@ static int setup_hosts(void)
 	int n = 0;
 
 	struct sbuf err;
-	lua_State *L = lx_state();
 
 	while (config_host_next(&pos, &name, &type, &module)) {
 		bool comp = type && strcmp(type, "component") == 0;
@@ -129,9 +127,7 @@ static int setup_hosts(void)
 		n++;
 	}
 	sbuf_init(&err);
-	lua_getfield(L, LUA_REGISTRYINDEX, CONFIG_REGISTRY_KEY);
-	int r = server_load_tls(L, -1, &err, NULL);
-	lua_pop(L, 1);
+	int r = server_load_tls(&err, NULL);
 	if (r != 0)
 		log_error("%s", err.p);
 	sbuf_free(&err);
@@ -148,16 +144,24 @@ static int setup_hosts(void)
 
 /* "10kb/s", "1mb/s", "500b/s" or a number of bytes per second; "2s" or a
  * number of seconds for the burst. Negative on a bad value. */
-static double parse_amount(lua_State *L, int idx, bool seconds)
+static double parse_amount(const char *field, double def, bool seconds)
 {
 	const char *v;
 	char *end;
 	double n;
 
-	if (lua_type(L, idx) == LUA_TNUMBER)
-		return lua_tonumber(L, idx);
-	if (!(v = lua_tostring(L, idx)))
+	switch (config_kind("*", "limits", field)) {
+	case CONFIG_UNSET:
+		return def;
+	case CONFIG_NUMBER:
+		config_field_number("*", "limits", field, &n);
+		return n;
+	case CONFIG_STRING:
+		v = config_field_string("*", "limits", field);
+		break;
+	default:
 		return -1;
+	}
 	n = strtod(v, &end);
 	if (end == v || n < 0)
 		return -1;
@@ -177,21 +181,9 @@ static double parse_amount(lua_State *L, int idx, bool seconds)
 /* limits = { c2s = { rate = "100kb/s", burst = "5s" } }, as mod_limits. */
 static void read_rate_limit(void)
 {
-	lua_State *L = lx_state();
-	double rate = 100 * 1024, burst = 5;
-	int top = lua_gettop(L);
+	double rate = parse_amount("c2s.rate", 100 * 1024, false);
+	double burst = parse_amount("c2s.burst", 5, true);
 
-	config_push("*", "limits");
-	if (lua_istable(L, -1) && lua_getfield(L, -1, "c2s") == LUA_TTABLE) {
-		lua_getfield(L, -1, "rate");
-		lua_getfield(L, -2, "burst");
-		if (!lua_isnil(L, -2))
-			rate = parse_amount(L, -2, false);
-		if (!lua_isnil(L, -1))
-			burst = parse_amount(L, -1, true);
-		lua_pop(L, 2);
-	}
-	lua_settop(L, top);
 	if (rate < 0 || burst < 0) {
 		log_warn("limits.c2s: bad rate or burst; using 100kb/s, 5s");
 		rate = 100 * 1024;
@@ -213,7 +205,7 @@ static void read_gc_mode(void)
 	if (!inc && strcmp(mode, "generational") != 0)
 		log_warn("lua_gc_mode '%s' is neither generational nor "
 			 "incremental: generational", mode);
-	lua_gc(lx_state(), inc ? LUA_GCINC : LUA_GCGEN, 0, 0, 0);
+	lx_gc_mode(inc);
 }
 
 static void read_session_config(void)
@@ -273,10 +265,7 @@ static int listen_iface(void *ctx, const char *iface)
 	struct listen_ctx tls = { "c2s_direct_tls_ports", &c2s_tls_listen, iface, 0 };
 
 	lc->iface = iface;
-	config_push("*", "c2s_ports");
-	bool has_ports = !lua_isnil(lx_state(), -1);
-	lua_pop(lx_state(), 1);
-	if (has_ports)
+	if (config_kind("*", "c2s_ports", NULL) != CONFIG_UNSET)
 		config_each("*", "c2s_ports", listen_port, lc);
 	else
 		listen_port(lc, "5222");
@@ -290,27 +279,11 @@ static int setup_listeners(void)
 {
 	struct listen_ctx lc = { "c2s_ports", &c2s_listen, NULL, 0 };
 
-	config_push("*", "interfaces");
-	bool has = !lua_isnil(lx_state(), -1);
-	lua_pop(lx_state(), 1);
-	if (has)
+	if (config_kind("*", "interfaces", NULL) != CONFIG_UNSET)
 		config_each("*", "interfaces", listen_iface, &lc);
 	else
 		listen_iface(&lc, "*");
 	return lc.failed ? -1 : 0;
-}
-
-static int call_mm(const char *fn)
-{
-	lua_State *L = lx_state();
-
-	lua_getglobal(L, "require");
-	lua_pushliteral(L, "starling.modulemanager");
-	if (lx_pcall(L, 1, 1, "modulemanager") != 0)
-		return -1;
-	lua_getfield(L, -1, fn);
-	lua_remove(L, -2);
-	return lx_pcall(L, 0, 0, "modulemanager") == 0 ? 0 : -1;
 }
 
 static void fire_global(const char *event)
@@ -351,18 +324,10 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
  * went. */
 static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
 {
-	lua_State *L = lx_state();
-
 	if (shutting_down)
 		return;
 	log_info("SIGHUP: reloading the config");
-	lua_getglobal(L, "require");
-	lua_pushliteral(L, "starling.admin");
-	if (lx_pcall(L, 1, 1, "admin") != 0)
-		return;
-	lua_getfield(L, -1, "reload");
-	lua_remove(L, -2);
-	lx_pcall(L, 0, 0, "admin");
+	lx_reload();
 }
 
 /* SIGUSR1: the log file again (logrotate moved it). */
@@ -381,17 +346,14 @@ static void on_sigusr1(struct ev_loop *loop, ev_signal *w, int revents)
 static int setup_admin(const char *data)
 {
 	char def[PATH_MAX + 32], buf[PATH_MAX];
-	lua_State *L = lx_state();
 	const char *path;
 
-	config_push("*", "admin_socket");
-	bool off = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
-	lua_pop(L, 1);
-	if (off)
+	if (config_kind("*", "admin_socket", NULL) == CONFIG_BOOLEAN &&
+	    !config_bool("*", "admin_socket", true))
 		return 0;
 	snprintf(def, sizeof(def), "%s/starling.sock", data);
 	path = resolve(config_string("*", "admin_socket", def), buf, sizeof(buf));
-	return admin_open(path);
+	return admin_open(path, &lx_admin_commands);
 }
 
 int main(int argc, char **argv)
@@ -433,7 +395,7 @@ int main(int argc, char **argv)
 	lx_core_set_dirs(lua_dir, modules_dir);
 	if (lx_init(lua_dir) != 0)
 		return 1;
-	lx_server_register(lx_state());
+	lx_server_register();
 	server_set_options_reader(read_session_config);
 	route_init();
 	if (config_load(real) != 0 || setup_log() != 0)
@@ -451,7 +413,7 @@ int main(int argc, char **argv)
 	c2s_global_init(secret);
 	if (setup_hosts() != 0 || setup_listeners() != 0)
 		goto out;
-	if (call_mm("load_all") != 0)
+	if (lx_modules("load_all") != 0)
 		goto out;
 	pipeline_start(loop);
 	ev_timer_init(&trim_timer, on_trim, 30., 30.);
@@ -463,7 +425,7 @@ int main(int argc, char **argv)
 	log_info("Starling %s started (Lua from %s)", STARLING_VERSION, lua_dir);
 	ev_run(loop, 0);
 	rc = 0;
-	call_mm("unload_all");
+	lx_modules("unload_all");
 	pipeline_finish();
 	log_info("stopped");
 out:

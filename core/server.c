@@ -43,81 +43,85 @@ static bool is_level(const char *s)
 }
 
 /* log.modules = { roster = "debug", ["localhost:ping"] = "warn" } */
-static int read_log_modules(lua_State *L, int idx, struct log_conf *lc, struct sbuf *err)
+struct log_modules {
+	struct log_conf *lc;
+	struct sbuf *err;
+};
+
+static int add_log_module(void *ctx, const char *name, const char *level)
 {
-	lua_pushnil(L);
-	while (lua_next(L, idx)) {
-		if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING ||
-		    !is_level(lua_tostring(L, -1))) {
-			sbuf_printf(err, "option 'log': modules must map names to levels "
-				    "(debug, info, warn, error)");
-			lua_pop(L, 2);
-			return -EINVAL;
-		}
-		if (lc->n == MAX_LOG_SOURCES) {
-			sbuf_printf(err, "option 'log': more than %d module levels", MAX_LOG_SOURCES);
-			lua_pop(L, 2);
-			return -EINVAL;
-		}
-		lc->names[lc->n] = lua_tostring(L, -2);	/* anchored in the config */
-		lc->levels[lc->n++] = lua_tostring(L, -1);
-		lua_pop(L, 1);
+	struct log_modules *lm = ctx;
+	struct log_conf *lc = lm->lc;
+
+	if (!name || !is_level(level)) {
+		sbuf_printf(lm->err, "option 'log': modules must map names to levels "
+			    "(debug, info, warn, error)");
+		return -EINVAL;
 	}
+	if (lc->n == MAX_LOG_SOURCES) {
+		sbuf_printf(lm->err, "option 'log': more than %d module levels",
+			    MAX_LOG_SOURCES);
+		return -EINVAL;
+	}
+	lc->names[lc->n] = name;	/* owned by the config */
+	lc->levels[lc->n++] = level;
 	return 0;
 }
 
-static int read_log_table(lua_State *L, int idx, struct log_conf *lc, struct sbuf *err)
+static bool is_string_or_unset(const char *field)
+{
+	enum config_kind k = config_kind("*", "log", field);
+
+	return k == CONFIG_STRING || k == CONFIG_UNSET;
+}
+
+static int read_log_table(struct log_conf *lc, struct sbuf *err)
 {
 	static const char *const lv[] = { "debug", "info", "warn", "error" };
-	int tl = lua_getfield(L, idx, "level"), tt = lua_getfield(L, idx, "to");
-	int r = 0;
+	struct log_modules lm = { lc, err };
+	const char *level;
 
-	if ((tl != LUA_TNIL && tl != LUA_TSTRING) || (tt != LUA_TNIL && tt != LUA_TSTRING)) {
+	if (!is_string_or_unset("level") || !is_string_or_unset("to")) {
 		sbuf_printf(err, "option 'log': level and to must be strings");
-		lua_pop(L, 2);
 		return -EINVAL;
 	}
-	lc->level = tl == LUA_TSTRING ? lua_tostring(L, -2) : lc->level;
-	lc->dest = tt == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-	lua_pop(L, 2);
+	if ((level = config_field_string("*", "log", "level")))
+		lc->level = level;
+	lc->dest = config_field_string("*", "log", "to");
 	/* Prosody's form: { info = "file.log" } - the lowest level given. */
 	for (size_t i = 0; i < ARRAY_SIZE(lv) && !lc->dest; i++) {
-		if (lua_getfield(L, idx, lv[i]) == LUA_TSTRING) {
+		if ((lc->dest = config_field_string("*", "log", lv[i])))
 			lc->level = lv[i];
-			lc->dest = lua_tostring(L, -1);
-		}
-		lua_pop(L, 1);
 	}
 	if (!lc->dest)
 		lc->dest = "stderr";
-	int t = lua_getfield(L, idx, "modules");
-	if (t == LUA_TTABLE) {
-		r = read_log_modules(L, lua_gettop(L), lc, err);
-	} else if (t != LUA_TNIL) {
+	switch (config_kind("*", "log", "modules")) {
+	case CONFIG_TABLE:
+		return config_each_pair("*", "log", "modules", add_log_module, &lm);
+	case CONFIG_UNSET:
+		return 0;
+	default:
 		sbuf_printf(err, "option 'log': modules must be a table");
-		r = -EINVAL;
+		return -EINVAL;
 	}
-	lua_pop(L, 1);
-	return r;
 }
 
 int server_apply_log(struct sbuf *err)
 {
-	lua_State *L = lx_state();
 	struct log_conf lc = { .level = "info", .dest = "stderr" };
+	enum config_kind kind = config_kind("*", "log", NULL);
 	char buf[PATH_MAX];
 	int r = 0;
 
-	config_push("*", "log");
-	if (lua_type(L, -1) == LUA_TSTRING) {
-		const char *v = lua_tostring(L, -1);
+	if (kind == CONFIG_STRING) {
+		const char *v = config_string("*", "log", NULL);
 		if (is_level(v))
 			lc.level = v;
 		else
 			lc.dest = v;
-	} else if (lua_istable(L, -1)) {
-		r = read_log_table(L, lua_gettop(L), &lc, err);
-	} else if (!lua_isnil(L, -1)) {
+	} else if (kind == CONFIG_TABLE) {
+		r = read_log_table(&lc, err);
+	} else if (kind != CONFIG_UNSET) {
 		sbuf_printf(err, "option 'log' must be a level, a destination or a table");
 		r = -EINVAL;
 	}
@@ -135,7 +139,6 @@ int server_apply_log(struct sbuf *err)
 		sbuf_printf(err, "option 'log': cannot open %s: %s", lc.dest, strerror(-r));
 	if (r == 0 && (r = log_set_source_levels(lc.names, lc.levels, lc.n)) != 0)
 		sbuf_printf(err, "option 'log': a module name is empty or too long");
-	lua_pop(L, 1);
 	return r;
 }
 
@@ -225,65 +228,41 @@ static int build_ctx(struct tls_build *b, const char *host, const char *cert,
 	return 0;
 }
 
-/* The "ssl" option of host in the config object at cfg_idx: the
- * certificate and key of a host that has one. */
-static int build_host(lua_State *L, int cfg_idx, const char *host,
-		      struct tls_build *b, struct sbuf *err)
+/* The "ssl" option of host: the certificate and key of a host that has
+ * one. */
+static int build_host(const char *host, struct tls_build *b, struct sbuf *err)
 {
-	int r = 0;
+	const char *cert, *key;
 
-	lua_getfield(L, cfg_idx, "get");
-	lua_pushvalue(L, cfg_idx);
-	lua_pushstring(L, host);
-	lua_pushliteral(L, "ssl");
-	if (lx_pcall(L, 3, 1, "config") != 0) {
-		sbuf_printf(err, "host %s: cannot read the option 'ssl'", host);
-		return -EINVAL;
-	}
-	if (lua_istable(L, -1)) {
-		lua_getfield(L, -1, "certificate");
-		lua_getfield(L, -2, "key");
-		if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING) {
+	switch (config_kind(host, "ssl", NULL)) {
+	case CONFIG_UNSET:
+		return 0;
+	case CONFIG_TABLE:
+		cert = config_field_string(host, "ssl", "certificate");
+		key = config_field_string(host, "ssl", "key");
+		if (!cert || !key) {
 			sbuf_printf(err, "host %s: ssl needs both certificate and key", host);
-			r = -EINVAL;
-		} else {
-			r = build_ctx(b, host, lua_tostring(L, -2), lua_tostring(L, -1), err);
+			return -EINVAL;
 		}
-		lua_pop(L, 2);
-	} else if (!lua_isnil(L, -1)) {
+		return build_ctx(b, host, cert, key, err);
+	default:
 		sbuf_printf(err, "host %s: ssl must be a table { certificate = ..., key = ... }",
 			    host);
-		r = -EINVAL;
+		return -EINVAL;
 	}
-	lua_pop(L, 1);
-	return r;
 }
 
-int server_load_tls(lua_State *L, int cfg_idx, struct sbuf *err, int *n_hosts)
+int server_load_tls(struct sbuf *err, int *n_hosts)
 {
 	struct tls_build b = { 0 };
-	int top = lua_gettop(L), r = 0;
+	const char *name, *type, *module;
+	size_t pos = 0;
+	int r = 0;
 
-	cfg_idx = lua_absindex(L, cfg_idx);
-	lua_getfield(L, cfg_idx, "hosts");
-	lua_Integer n = lua_istable(L, -1) ? luaL_len(L, -1) : 0;
-	for (lua_Integer i = 1; i <= n && r == 0; i++) {
-		if (lua_rawgeti(L, top + 1, i) != LUA_TTABLE) {
-			lua_pop(L, 1);
-			continue;
-		}
-		lua_getfield(L, -1, "name");
-		lua_getfield(L, -2, "type");
-		const char *name = lua_tostring(L, -2), *type = lua_tostring(L, -1);
-		if (name && !(type && strcmp(type, "component") == 0)) {
-			char host[256];
-			snprintf(host, sizeof(host), "%s", name);
-			lua_settop(L, top + 1);
-			r = build_host(L, cfg_idx, host, &b, err);
-		}
-		lua_settop(L, top + 1);
+	while (r == 0 && config_host_next(&pos, &name, &type, &module)) {
+		if (!(type && strcmp(type, "component") == 0))
+			r = build_host(name, &b, err);
 	}
-	lua_settop(L, top);
 	if (r != 0) {
 		tls_build_free(&b, true);
 		return r;

@@ -13,7 +13,6 @@
 #define STARLING_SERVER_H
 
 #include "util.h"
-#include "lx.h"
 
 /* path relative to the config file's directory (absolute paths as they
  * are); buf holds the result when one is made. NULL when too long. */
@@ -24,13 +23,14 @@ const char *server_path(const char *path, char *buf, size_t n);
  * modules = { name = level } } (Prosody's { info = "file" } too). */
 int server_apply_log(struct sbuf *err);
 
-/* New TLS contexts for every VirtualHost of the config object at cfg_idx
- * (its "ssl" option, host first then global), swapped in for new
- * connections; connections already encrypted keep the context they have.
- * Contexts are shared by hosts with the same certificate and key. On any
- * error the current contexts stay. n_hosts (may be NULL) gets the number
- * of hosts with a certificate. */
-int server_load_tls(lua_State *L, int cfg_idx, struct sbuf *err, int *n_hosts);
+/* New TLS contexts for every VirtualHost of the config (its "ssl" option,
+ * host first then global), swapped in for new connections; connections
+ * already encrypted keep the context they have. Contexts are shared by
+ * hosts with the same certificate and key. On any error the current
+ * contexts stay. n_hosts (may be NULL) gets the number of hosts with a
+ * certificate. A reload calls it while the new config is being tried
+ * (lx_config_try), before that config becomes the server's. */
+int server_load_tls(struct sbuf *err, int *n_hosts);
 
 /* Reading the c2s options again (main.c registers it). */
 void server_set_options_reader(void (*fn)(void));

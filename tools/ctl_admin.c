@@ -65,14 +65,11 @@ static int fail(const char *fmt, ...)
  * -ENOENT when the config turns the socket off. */
 static int socket_path(char *out, size_t n)
 {
-	lua_State *L = lx_state();
 	char buf[PATH_MAX], data[PATH_MAX];
 	const char *p;
 
-	config_push("*", "admin_socket");
-	bool off = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
-	lua_pop(L, 1);
-	if (off)
+	if (config_kind("*", "admin_socket", NULL) == CONFIG_BOOLEAN &&
+	    !config_bool("*", "admin_socket", true))
 		return -ENOENT;
 	if ((p = config_string("*", "admin_socket", NULL))) {
 		p = server_path(p, buf, sizeof(buf));

@@ -118,3 +118,32 @@ void lx_close(void)
 		lua_close(state);
 	state = NULL;
 }
+
+/* Calls function fn of the module required as name (no arguments). */
+static int call_required(const char *name, const char *fn)
+{
+	lua_State *L = state;
+
+	lua_getglobal(L, "require");
+	lua_pushstring(L, name);
+	if (lx_pcall(L, 1, 1, name) != 0)
+		return -1;
+	lua_getfield(L, -1, fn);
+	lua_remove(L, -2);
+	return lx_pcall(L, 0, 0, name) == 0 ? 0 : -1;
+}
+
+int lx_modules(const char *fn)
+{
+	return call_required("starling.modulemanager", fn);
+}
+
+void lx_reload(void)
+{
+	call_required("starling.admin", "reload");
+}
+
+void lx_gc_mode(bool incremental)
+{
+	lua_gc(state, incremental ? LUA_GCINC : LUA_GCGEN, 0, 0, 0);
+}

@@ -1,5 +1,7 @@
 /*
- * lx.h - the Lua bridge: one Lua 5.4 state for the whole server.
+ * lx.h - the Lua bridge: one Lua 5.4 state for the whole server. This is
+ * the bridge's own header, with Lua's: only files in core/lua/ and tools/
+ * include it. The rest of the server uses bridge.h and config.h.
  *
  * Every entry into Lua goes through lx_pcall(), which adds a traceback
  * and logs the error with the source it is given. Types exposed to Lua
@@ -19,15 +21,9 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "bridge.h"
 #include "stanza.h"
 
-/* Creates the state, opens the libraries, sets package.path to the
- * server's lua/ directory. 0 or -1. */
-int lx_init(const char *lua_dir);
-void lx_close(void);
-/* Where the shipped Lua libraries and modules are (core.lua_dir,
- * core.modules_dir); set before the first require of starling.core. */
-void lx_core_set_dirs(const char *lua_dir, const char *modules_dir);
 lua_State *lx_state(void);
 
 /* Userdata types named by a static char array: the metatable is kept in
@@ -57,14 +53,12 @@ int luaopen_starling_jid(lua_State *L);
 int luaopen_starling_store(lua_State *L);
 int luaopen_starling_core(lua_State *L);
 
-/* Stored values (value.c): a compact binary encoding of nil, booleans,
- * numbers, strings, tables (no cycles, depth <= 64) and stanzas, with a
- * version byte. encode: 0, or -EINVAL (a function, userdata, cycle or
- * too deep) leaving the stack as it was. decode: pushes one value and
+/* Stored Lua values (lx_value.c) in the byte format of value.h: nil,
+ * booleans, numbers, strings, tables (no cycles, depth <= 64) and
+ * stanzas. encode: 0, or -EINVAL (a function, userdata, cycle or too
+ * deep) leaving the stack as it was. decode: pushes one value and
  * returns 0, or returns -EINVAL (corrupt bytes) pushing nothing. */
 int value_encode(lua_State *L, int idx, struct sbuf *out);
-/* The same for a stanza held in C: the bytes value_encode gives for it. */
-int value_encode_stanza(const struct st_node *n, struct sbuf *out);
 int value_decode(lua_State *L, const void *data, size_t len);
 
 #endif

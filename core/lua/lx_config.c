@@ -1,5 +1,5 @@
-/* config.c - config lookups from C into the config table held in Lua. */
-#include "config.h"
+/* lx_config.c - config lookups from C into the config object held in Lua. */
+#include "lx_config.h"
 #include "log.h"
 
 #include <errno.h>
@@ -30,15 +30,13 @@ int config_load(const char *path)
 	lua_pop(L, 1);
 	free(cfg_path);
 	cfg_path = xstrdup(path);
-	config_replace(-1);
+	lx_config_replace(L, -1);
 	lua_pop(L, 2);
 	return 0;
 }
 
-void config_replace(int idx)
+void lx_config_replace(lua_State *L, int idx)
 {
-	lua_State *L = lx_state();
-
 	lua_pushvalue(L, idx);
 	lua_pushvalue(L, -1);
 	lua_setfield(L, LUA_REGISTRYINDEX, CONFIG_REGISTRY_KEY);
@@ -66,7 +64,7 @@ const char *config_path(void)
 	return cfg_path;
 }
 
-void config_push(const char *host, const char *key)
+void lx_config_push(const char *host, const char *key)
 {
 	lua_State *L = lx_state();
 
@@ -90,7 +88,7 @@ const char *config_string(const char *host, const char *key, const char *def)
 	lua_State *L = lx_state();
 	const char *v = def;
 
-	config_push(host, key);
+	lx_config_push(host, key);
 	if (lua_type(L, -1) == LUA_TSTRING)
 		v = lua_tostring(L, -1);	/* anchored in the config table */
 	else if (!lua_isnil(L, -1))
@@ -105,7 +103,7 @@ long config_int(const char *host, const char *key, long def)
 	long v = def;
 	int isnum = 0;
 
-	config_push(host, key);
+	lx_config_push(host, key);
 	if (!lua_isnil(L, -1)) {
 		lua_Integer i = lua_tointegerx(L, -1, &isnum);
 		if (isnum && lua_type(L, -1) == LUA_TNUMBER)
@@ -122,7 +120,7 @@ bool config_bool(const char *host, const char *key, bool def)
 	lua_State *L = lx_state();
 	bool v = def;
 
-	config_push(host, key);
+	lx_config_push(host, key);
 	if (lua_isboolean(L, -1))
 		v = lua_toboolean(L, -1);
 	else if (!lua_isnil(L, -1))
@@ -138,7 +136,7 @@ int config_each(const char *host, const char *key,
 	lua_State *L = lx_state();
 	int r = 0;
 
-	config_push(host, key);
+	lx_config_push(host, key);
 	if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
 		r = fn(ctx, lua_tostring(L, -1));
 	} else if (lua_istable(L, -1)) {
@@ -156,6 +154,111 @@ int config_each(const char *host, const char *key,
 		log_warn("option '%s' should be a list", key);
 	}
 	lua_pop(L, 1);
+	return r;
+}
+
+int lx_config_try(lua_State *L, int idx, int (*fn)(void *ctx), void *ctx)
+{
+	int saved = cfg_ref, r;
+
+	lua_pushvalue(L, idx);
+	cfg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	r = fn(ctx);
+	luaL_unref(L, LUA_REGISTRYINDEX, cfg_ref);
+	cfg_ref = saved;
+	return r;
+}
+
+/* Pushes what field (a path of names joined by dots; NULL: the option
+ * itself) holds inside the option key, or nil. Raw lookups: a metatable
+ * in a config table runs no code here. */
+static void push_field(lua_State *L, const char *host, const char *key,
+		       const char *field)
+{
+	lx_config_push(host, key);
+	while (field) {
+		const char *dot = strchr(field, '.');
+		size_t len = dot ? (size_t)(dot - field) : strlen(field);
+
+		if (!lua_istable(L, -1)) {
+			lua_pop(L, 1);
+			lua_pushnil(L);
+			return;
+		}
+		lua_pushlstring(L, field, len);
+		lua_rawget(L, -2);
+		lua_remove(L, -2);
+		field = dot ? dot + 1 : NULL;
+	}
+}
+
+enum config_kind config_kind(const char *host, const char *key, const char *field)
+{
+	lua_State *L = lx_state();
+	enum config_kind k;
+
+	push_field(L, host, key, field);
+	switch (lua_type(L, -1)) {
+	case LUA_TNIL: k = CONFIG_UNSET; break;
+	case LUA_TBOOLEAN: k = CONFIG_BOOLEAN; break;
+	case LUA_TNUMBER: k = CONFIG_NUMBER; break;
+	case LUA_TSTRING: k = CONFIG_STRING; break;
+	case LUA_TTABLE: k = CONFIG_TABLE; break;
+	default: k = CONFIG_OTHER; break;
+	}
+	lua_pop(L, 1);
+	return k;
+}
+
+const char *config_field_string(const char *host, const char *key, const char *field)
+{
+	lua_State *L = lx_state();
+	const char *v = NULL;
+
+	push_field(L, host, key, field);
+	if (lua_type(L, -1) == LUA_TSTRING)
+		v = lua_tostring(L, -1);	/* anchored in the config table */
+	lua_pop(L, 1);
+	return v;
+}
+
+bool config_field_number(const char *host, const char *key, const char *field,
+			 double *v)
+{
+	lua_State *L = lx_state();
+	bool found;
+
+	push_field(L, host, key, field);
+	found = lua_type(L, -1) == LUA_TNUMBER;
+	if (found)
+		*v = (double)lua_tonumber(L, -1);
+	lua_pop(L, 1);
+	return found;
+}
+
+int config_each_pair(const char *host, const char *key, const char *field,
+		     int (*fn)(void *ctx, const char *name, const char *value),
+		     void *ctx)
+{
+	lua_State *L = lx_state();
+	int t, r = 0;
+
+	push_field(L, host, key, field);
+	t = lua_gettop(L);
+	if (lua_istable(L, t)) {
+		lua_pushnil(L);
+		while (r == 0 && lua_next(L, t)) {
+			/* No lua_tostring on a number key: it would change the
+			 * key under lua_next. Strings are anchored in the table. */
+			const char *name = lua_type(L, -2) == LUA_TSTRING ?
+				lua_tostring(L, -2) : NULL;
+			const char *value = lua_type(L, -1) == LUA_TSTRING ?
+				lua_tostring(L, -1) : NULL;
+			r = fn(ctx, name, value);
+			lua_pop(L, r ? 2 : 1);
+		}
+	}
+	lua_settop(L, t - 1);
 	return r;
 }
 

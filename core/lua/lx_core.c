@@ -3,7 +3,7 @@
 #include "lx.h"
 #include "lx_hooks.h"
 #include "accounts.h"
-#include "config.h"
+#include "lx_config.h"
 #include "conn.h"
 #include "jid.h"
 #include "log.h"

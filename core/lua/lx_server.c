@@ -1,9 +1,9 @@
 /* lx_server.c - starling.server: sessions, hosts and reload for admin.lua. */
 #include "lx_server.h"
-#include "config.h"
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
+#include "lx_config.h"
 #include "route.h"
 #include "server.h"
 #include "session.h"
@@ -225,15 +225,29 @@ static int push_sbuf_result(lua_State *L, int r, struct sbuf *err)
 	return 2;
 }
 
-/* load_tls(cfg) -> true, n | nil, err */
+struct tls_try {
+	struct sbuf *err;
+	int *n;
+};
+
+static int try_tls(void *ctx)
+{
+	struct tls_try *t = ctx;
+
+	return server_load_tls(t->err, t->n);
+}
+
+/* load_tls(cfg) -> true, n | nil, err: the TLS contexts of cfg, a config
+ * that is not the server's yet (replace_config makes it so). */
 static int l_load_tls(lua_State *L)
 {
 	struct sbuf err;
 	int n = 0, r;
+	struct tls_try t = { &err, &n };
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	sbuf_init(&err);
-	r = server_load_tls(L, 1, &err, &n);
+	r = lx_config_try(L, 1, try_tls, &t);
 	if (r != 0)
 		return push_sbuf_result(L, r, &err);
 	sbuf_free(&err);
@@ -246,7 +260,7 @@ static int l_load_tls(lua_State *L)
 static int l_replace_config(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TTABLE);
-	config_replace(1);
+	lx_config_replace(L, 1);
 	return 0;
 }
 
@@ -305,8 +319,10 @@ int luaopen_starling_server(lua_State *L)
 	return 1;
 }
 
-void lx_server_register(lua_State *L)
+void lx_server_register(void)
 {
+	lua_State *L = lx_state();
+
 	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
 	lua_pushcfunction(L, luaopen_starling_server);
 	lua_setfield(L, -2, "starling.server");

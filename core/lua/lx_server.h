@@ -13,8 +13,7 @@
 
 #include "lx.h"
 
-/* Adds "starling.server" to package.preload. */
-void lx_server_register(lua_State *L);
+/* lx_server_register() (bridge.h) adds it to package.preload. */
 int luaopen_starling_server(lua_State *L);
 
 #endif

@@ -32,7 +32,7 @@
  * once the server commits it, before any reply goes out.
  */
 #include "lx_store.h"
-#include "config.h"
+#include "lx_config.h"
 #include "log.h"
 
 #include <errno.h>

@@ -109,8 +109,8 @@ FUZZ_COV_OBJ := $(CORE_SRC:%.c=$(FUZZ_COV)/obj/%.o)
 FUZZ_COV_FILES_xmlstream := core/xmlstream.c core/stanza.c
 FUZZ_COV_FILES_sasl := core/sasl.c
 FUZZ_COV_FILES_jid := core/jid.c
-FUZZ_COV_FILES_value := core/value.c
-FUZZ_COV_FILES_config := core/config.c
+FUZZ_COV_FILES_value := storage/value.c core/lua/lx_value.c
+FUZZ_COV_FILES_config := core/lua/lx_config.c
 LLVM_PROFDATA ?= llvm-profdata-14
 LLVM_COV ?= llvm-cov-14
 

@@ -296,12 +296,18 @@ static int cf_item(void *ctx, const char *item)
 	return 0;
 }
 
+static int cf_pair(void *ctx, const char *name, const char *value)
+{
+	(*(size_t *)ctx) += (name ? strlen(name) : 0) + (value ? strlen(value) : 0);
+	return 0;
+}
+
 /* The lookups the server makes on a host ("*" or NULL: global). */
 static void cf_lookups(const char *host)
 {
-	lua_State *L = lx_state();
 	const char *s;
 	size_t n = 0;
+	double d;
 
 	s = config_string(host, "data_path", NULL);
 	FUZZ_CHECK(!s || strlen(s) < SIZE_MAX);
@@ -309,8 +315,11 @@ static void cf_lookups(const char *host)
 	(void)config_bool(host, "c2s_require_encryption", true);
 	(void)config_each(host, "modules_enabled", cf_item, &n);
 	(void)config_each(host, "interfaces", cf_item, &n);
-	config_push(host, "ssl");
-	lua_pop(L, 1);
+	(void)config_kind(host, "ssl", NULL);
+	s = config_field_string(host, "ssl", "certificate");
+	FUZZ_CHECK(!s || strlen(s) < SIZE_MAX);
+	(void)config_field_number(host, "limits", "c2s.rate", &d);
+	(void)config_each_pair(host, "log", "modules", cf_pair, &n);
 }
 
 #define CF_MAX_HOSTS 64

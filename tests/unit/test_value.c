@@ -1,12 +1,14 @@
 /*
- * test_value.c - the stored-value encoding (value.c): round trips of every
- * type, the errors encode reports, and corrupt input for decode (every
- * truncation and many random mutations of valid encodings: -EINVAL or a
- * value, never a crash or an over-read; run it under ASan).
+ * test_value.c - the stored-value encoding (value.c, lx_value.c): round
+ * trips of every type, the errors encode reports, and corrupt input for
+ * decode (every truncation and many random mutations of valid encodings:
+ * -EINVAL or a value, never a crash or an over-read; run it under ASan);
+ * stanzas encoded and decoded by C alone, in the bytes Lua's give.
  */
 #include "harness.h"
 #include "lx.h"
 #include "log.h"
+#include "value.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -527,6 +529,60 @@ static void test_stanza_limits(void)
 	sbuf_free(&b);
 }
 
+/* value_encode_stanza and value_decode_stanza, no Lua value involved:
+ * the bytes are those value_encode makes for the stanza userdata. */
+static void test_c_stanzas(void)
+{
+	struct st_doc *d = sample_stanza(), *d2 = NULL;
+	struct sbuf enc, lenc, s1, s2;
+	int rc;
+
+	sbuf_init(&enc);
+	sbuf_init(&lenc);
+	sbuf_init(&s1);
+	sbuf_init(&s2);
+	sbuf_adds(&enc, "kept");
+	CHECK(value_encode_stanza(d->root, &enc) == 0);
+	CHECK(enc.len > 4 && memcmp(enc.p, "kept", 4) == 0);
+	lx_stanza_push(L, d, d->root);
+	CHECK(value_encode(L, -1, &lenc) == 0);
+	lua_pop(L, 1);
+	CHECK(enc.len - 4 == lenc.len && memcmp(enc.p + 4, lenc.p, lenc.len) == 0);
+
+	CHECK(value_decode_stanza(enc.p + 4, enc.len - 4, &d2) == 0);
+	CHECK(d2 && d2 != d && d2->root && d2->root->parent == NULL);
+	if (d2 && d2->root) {
+		CHECK(same_tree(d->root, d2->root));
+		serialize(d->root, &s1);
+		serialize(d2->root, &s2);
+		CHECK_STR(s2.p, s1.p);
+		st_doc_unref(d2);
+	}
+	/* every truncation, a byte too many, a value that is no stanza */
+	for (size_t len = 0; len < lenc.len; len++) {
+		d2 = NULL;
+		CHECK(value_decode_stanza(lenc.p, len, &d2) == -EINVAL && !d2);
+	}
+	sbuf_addc(&lenc, 0);
+	CHECK(value_decode_stanza(lenc.p, lenc.len, &d2) == -EINVAL);
+	CHECK(value_decode_stanza("\1\5\0", 3, &d2) == -EINVAL);
+	CHECK(value_decode_stanza("\2\7", 2, &d2) == -EINVAL);
+
+	/* what cannot be stored leaves out as it was */
+	sbuf_reset(&enc);
+	sbuf_adds(&enc, "kept");
+	struct st_node *deep = d->root;
+	for (int i = 0; i <= VALUE_MAX_XML_DEPTH; i++)
+		deep = st_elem_new(d, deep, "x", NULL);
+	rc = value_encode_stanza(d->root, &enc);
+	CHECK(rc == -EINVAL && enc.len == 4 && strcmp(enc.p, "kept") == 0);
+	st_doc_unref(d);
+	sbuf_free(&enc);
+	sbuf_free(&lenc);
+	sbuf_free(&s1);
+	sbuf_free(&s2);
+}
+
 int main(void)
 {
 	log_setup("error", "stderr");
@@ -552,6 +608,7 @@ int main(void)
 	RUN(test_mutations);
 	RUN(test_noise);
 	RUN(test_stanzas);
+	RUN(test_c_stanzas);
 	RUN(test_stanza_limits);
 	RUN(test_lua_stanzas);
 	lua_close(L);
