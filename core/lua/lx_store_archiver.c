@@ -229,7 +229,7 @@ static bool append(lua_State *L, const struct st_node *m,
 		   const struct bare *user, const struct bare *with,
 		   char id[STORE_ID_MAX + 1])
 {
-	struct lx_store *s = lua_touserdata(L, UP_STORE);
+	struct lx_store *ls = lua_touserdata(L, UP_STORE);
 	static struct sbuf v;		/* scratch, kept between messages */
 	char username[JID_PART_MAX];
 	int rc;
@@ -237,10 +237,11 @@ static bool append(lua_State *L, const struct st_node *m,
 	memcpy(username, user->s, user->node_len);
 	username[user->node_len] = '\0';
 	rc = value_encode_stanza(m, &v);
+	struct store_arch_item it = { .when = STORE_WHEN_NOW, .with = with->s,
+				      .with_len = with->len, .val = v.p,
+				      .val_len = v.len };
 	if (rc == 0)
-		rc = store_archive_append(s->engine, s->host, username,
-					  s->name, NULL, 0, STORE_WHEN_NOW,
-					  with->s, with->len, v.p, v.len, id);
+		rc = store_archive_append(&ls->st, username, &it, id);
 	sbuf_recycle(&v, 65536);
 	if (rc)
 		log_msg(LOG_ERROR, "mam", "cannot archive a message for %s: %s",
@@ -364,7 +365,7 @@ static int l_archiver(lua_State *L)
 	lua_Integer max = luaL_optinteger(L, 4, 10000);
 	struct answers *a;
 
-	lx_store_check_kind(L, KIND_ARCHIVE, "archiver");
+	lx_store_check_kind(L, STORE_KIND_ARCHIVE, "archiver");
 	luaL_checktype(L, 2, LUA_TTABLE);
 	luaL_checktype(L, 3, LUA_TFUNCTION);
 	luaL_argcheck(L, max >= 0, 4, "expected a count of 0 or more");
