@@ -386,7 +386,7 @@ static int batch_recover(int rc, int op, int db, const void *k, size_t klen,
 
 /* Runs one write operation in the batch and journals it. */
 int lmdb_batch_op(int op, int db, const void *k, size_t klen,
-		    const void *v, size_t vlen, const char *what)
+		  const void *v, size_t vlen, const char *what)
 {
 	int rc;
 

@@ -2,17 +2,21 @@
  * store.h - storage: ordered records in engines, and the record layouts
  * of accounts, keyval, map and archive stores on top of them.
  *
- * engine:  where records live. "lmdb" (store.c): one LMDB environment in
- *          data_path, durable. "memory" (store_mem.c): this process only,
- *          gone at exit, for tests and data that need not persist. Both
- *          keep the same sorted key spaces, so every layer above behaves
- *          the same on either; the config picks one per store.
- * dbs:     the key spaces of an engine, one per record kind: "accounts",
- *          "keyval", "map", and for archives "archive" (items by time),
- *          "archive_with" (index by the 'with' of an item),
- *          "archive_id" (index by item id) and "archive_meta" (how far
- *          each archive store's 'with' index reaches; keyed host \0 store,
- *          no user).
+ * engine:  where records live. "lmdb" (store.c, store_lmdb.c,
+ *          store_writer.c): one LMDB environment in data_path, durable.
+ *          "memory" (store_mem.c): this process only, gone at exit, for
+ *          tests and data that need not persist. Both keep the same
+ *          sorted key spaces, so every layer above behaves the same on
+ *          either; the config picks one per store.
+ * dbs:     the key spaces of an engine: "accounts", "keyval", "map", and
+ *          for archives "archive" (items by time), "archive_with" (index
+ *          by the 'with' of an item), "archive_id" (index by item id) and
+ *          "archive_meta" (how far each archive store's 'with' index
+ *          reaches; keyed host \0 store, no user). Engines know of a db
+ *          only its name and flags (store_dbs[]).
+ * store:   a handle (struct store): engine, host, store name and kind
+ *          (accounts, keyval, map, archive), opened once with store_init
+ *          and passed to every record and archive call.
  * key:     host \0 user \0 store [\0 mapkey]; every record of a user sits
  *          under the prefix host \0 user \0, so purging a user is one
  *          range delete per db. "accounts" keys are host \0 user. Archive
@@ -51,7 +55,8 @@ struct store_db_info {
 	unsigned flags;			/* STORE_DB_F_* */
 };
 
-extern const struct store_db_info store_dbs[STORE_NDB];	/* store_records.c */
+/* Every db, by enum store_db (store_records.c). */
+extern const struct store_db_info store_dbs[STORE_NDB];
 
 /* The longest key any engine takes (LMDB's limit), so data moves between
  * engines; longer keys are -ENAMETOOLONG. */
@@ -85,7 +90,7 @@ struct store_engine {
 	bool own_thread;
 };
 
-extern const struct store_engine store_lmdb;	/* store.c */
+extern const struct store_engine store_lmdb;	/* store_lmdb.c */
 extern const struct store_engine store_memory;	/* store_mem.c */
 
 /* An engine by config name: "lmdb" (also "internal", Prosody's name for
@@ -109,8 +114,8 @@ bool store_is_open(void);
 int store_commit(void);
 bool store_pending(void);
 
-/* The archive writer (store.c): appends to LMDB archives committed on a
- * thread of their own. start: from now on (done is called on the
+/* The archive writer (store_writer.c): puts to STORE_DB_F_HANDOVER dbs
+ * (archive items) committed on a thread of their own. start: from now on (done is called on the
  * writer's thread whenever a hand-over is committed). stop: waits, ends
  * the thread; what is queued joins the batch (store_close stops it). */
 int store_writer_start(void (*done)(void));
@@ -140,7 +145,7 @@ extern unsigned store_gen;
 /* What a store holds; each kind keeps its records in a db of its own
  * (archives in four). */
 enum store_kind {
-	STORE_KIND_ACCOUNTS,	/* credentials per user; stores have no name */
+	STORE_KIND_ACCOUNTS,	/* credentials per user; no store names */
 	STORE_KIND_KEYVAL,	/* one value per user */
 	STORE_KIND_MAP,		/* values by key per user */
 	STORE_KIND_ARCHIVE,	/* items in time order per user */
@@ -201,7 +206,7 @@ int store_map_delete_key(const struct store *s, const char *key,
  * when open, and memory), account and archives included. */
 int store_purge_user(const char *host, const char *user);
 
-/* ---- archives (store_archive.c) ---- */
+/* ---- archives (store_archive*.c) ---- */
 
 #define STORE_ID_MAX 255	/* bytes in an archive item id */
 #define STORE_ID_GEN_LEN 15	/* length of a generated id */
@@ -293,7 +298,7 @@ int store_archive_dates(const struct store *s, const char *user,
 			int (*fn)(void *ctx, int64_t day), void *ctx);
 
 /* The job that writes the with index of items appended as they passed
- * (store_archive.c): about budget items of it, on every engine, plus
+ * (store_archive_index.c): about budget items of it, on every engine, plus
  * twice the items deferred since the last step (up to 16 budgets), so
  * a pass keeps ahead of the traffic. A pass
  * over an archive store starts when its unindexed items span more than
@@ -310,7 +315,7 @@ size_t store_archive_index_budget(size_t base);
  * next step starts one over from where the index reaches. */
 void store_archive_index_abandon(const struct store_engine *e);
 /* A step of the job on one engine only, its pass ending no later than
- * target_max (the archive writer runs LMDB's this way, store.c). */
+ * target_max (the archive writer runs LMDB's this way, store_writer.c). */
 int store_archive_index_step_on(const struct store_engine *e, int64_t delay,
 				size_t budget, int64_t target_max);
 

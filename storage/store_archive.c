@@ -164,7 +164,7 @@ bool arch_w_is_exact(const char *with, size_t wlen)
 }
 
 void arch_prim_key(const struct arch *a, struct sbuf *k, int64_t t,
-		     const char *id, size_t id_len)
+		   const char *id, size_t id_len)
 {
 	sbuf_reset(k);
 	sbuf_add(k, a->p.p, a->p.len);
@@ -174,7 +174,7 @@ void arch_prim_key(const struct arch *a, struct sbuf *k, int64_t t,
 
 /* P W \0 into k: the prefix of one with's index entries. */
 void arch_with_prefix(const struct arch *a, struct sbuf *k,
-			const char *with, size_t wlen)
+		      const char *with, size_t wlen)
 {
 	sbuf_reset(k);
 	sbuf_add(k, a->p.p, a->p.len);
@@ -183,7 +183,7 @@ void arch_with_prefix(const struct arch *a, struct sbuf *k,
 }
 
 void arch_id_key(const struct arch *a, struct sbuf *k, const char *id,
-		   size_t id_len)
+		 size_t id_len)
 {
 	sbuf_reset(k);
 	sbuf_add(k, a->p.p, a->p.len);
@@ -227,7 +227,7 @@ int arch_lenkey_cmp(const void *x, const void *y)
 }
 
 const char **arch_lenkey_sort(const struct sbuf *buf, size_t tail,
-				size_t *n)
+			      size_t *n)
 {
 	size_t cap = 16;
 	const char **rs = xcalloc(cap, sizeof(*rs));
@@ -306,7 +306,7 @@ static int id_check(const char *id, size_t id_len)
 }
 
 int arch_locate(const struct arch *a, const char *id, size_t id_len,
-		  int64_t *t)
+		int64_t *t)
 {
 	struct sbuf k, v;
 	int rc = id_check(id, id_len);
@@ -337,7 +337,7 @@ out:
 
 /* Deletes the item (t, id) and its index entries. */
 int arch_item_delete(const struct arch *a, int64_t t, const char *id,
-		       size_t id_len)
+		     size_t id_len)
 {
 	struct store_arch_item it;
 	struct sbuf k, v;
@@ -465,8 +465,8 @@ int store_archive_locate(const struct store *s, const char *user,
 
 /* Reads item (t, id) into it, its bytes in v. */
 int arch_item_read(const struct arch *a, int64_t t, const char *id,
-		     size_t id_len, struct sbuf *k, struct sbuf *v,
-		     struct store_arch_item *it)
+		   size_t id_len, struct sbuf *k, struct sbuf *v,
+		   struct store_arch_item *it)
 {
 	int rc;
 

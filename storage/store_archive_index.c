@@ -28,7 +28,7 @@ static void meta_key(struct sbuf *k, const char *host, const char *store)
 
 /* 0, or -ENOENT when nothing was ever deferred (the index is whole). */
 int arch_meta_get(const struct store_engine *e, const char *host,
-		    const char *store, struct arch_meta *m)
+		  const char *store, struct arch_meta *m)
 {
 	struct sbuf k, v;
 	int rc;
@@ -124,7 +124,7 @@ static void floor_set(const struct store_engine *e, const char *host,
 }
 
 int arch_meta_set(const struct store_engine *e, const char *host,
-		    const char *store, const struct arch_meta *m)
+		  const char *store, const struct arch_meta *m)
 {
 	int rc = meta_put(e, host, store, m);
 
@@ -170,8 +170,8 @@ struct job {
 };
 
 /* The memory engine's job and LMDB's (on the archive writer's thread
- * when it runs, store.c), each used by one thread at a time; jp is the
- * one the calling thread is running. */
+ * when it runs, store_writer.c), each used by one thread at a time; jp
+ * is the one the calling thread is running. */
 static struct job jobs[2];
 static _Thread_local struct job *jp;
 

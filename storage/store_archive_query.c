@@ -30,7 +30,7 @@ struct find {
 };
 
 bool arch_with_matches(const struct store_arch_query *q,
-			 const struct store_arch_item *it)
+		       const struct store_arch_item *it)
 {
 	return !q->with || (it->with && it->with_len == q->with_len &&
 			    memcmp(it->with, q->with, q->with_len) == 0);
@@ -141,8 +141,8 @@ static void pos_key(struct sbuf *k, const struct sbuf *base,
 /* The key range [lo, hi) of a scan under base: the time range, and
  * (use_pos) narrowed by after and before. false when empty. */
 bool arch_scan_bounds(const struct store_arch_query *q,
-			const struct sbuf *base, bool use_pos,
-			struct sbuf *lo, struct sbuf *hi)
+		      const struct sbuf *base, bool use_pos,
+		      struct sbuf *lo, struct sbuf *hi)
 {
 	struct sbuf t;
 

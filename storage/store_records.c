@@ -295,7 +295,8 @@ int store_map_each(const struct store *s, const char *user,
 		goto out;
 	sbuf_add(&seek, prefix.p, prefix.len);
 	for (;;) {
-		rc = seek_copy(s->engine, STORE_MAP, &seek, prefix.p, prefix.len, &key, &val);
+		rc = seek_copy(s->engine, STORE_MAP, &seek, prefix.p, prefix.len,
+			       &key, &val);
 		if (rc)
 			break;
 		sbuf_reset(&seek);
