@@ -38,6 +38,7 @@ struct opts {
 	long items, batch, queries, contacts, value_bytes;
 	const struct store_engine *e;
 	const char *dir;
+	struct store arc;	/* localhost's "archive" on e */
 };
 
 static double now_s(void)
@@ -71,9 +72,12 @@ static int fill(const struct opts *o, char (*ids)[STORE_ID_GEN_LEN + 1])
 		val[i] = (char)('a' + i % 26);
 	for (long i = 0; i < o->items && rc == 0; i++) {
 		contact(with, sizeof(with), i % o->contacts);
-		rc = store_archive_append(o->e, "localhost", "bench", "archive", NULL, 0,
-					  T0 + i * 1000, with, strlen(with), val,
-					  (size_t)o->value_bytes, id);
+		struct store_arch_item it = {
+			.when = T0 + i * 1000, .with = with,
+			.with_len = strlen(with), .val = val,
+			.val_len = (size_t)o->value_bytes,
+		};
+		rc = store_archive_append(&o->arc, "bench", &it, id);
 		memcpy(ids[i], id, sizeof(ids[i]));
 		if (rc == 0 && (i + 1) % o->batch == 0 && o->e == &store_lmdb)
 			rc = store_commit();
@@ -150,13 +154,13 @@ static double one_query(const struct opts *o, enum query_kind k,
 		q.end = T0 + r * 1000;
 		q.reverse = true;
 	} else {
-		rc = store_archive_locate(o->e, "localhost", "bench", "archive",
-					  ids[r], strlen(ids[r]), &pos);
+		rc = store_archive_locate(&o->arc, "bench", ids[r],
+					  strlen(ids[r]), &pos);
 		q.after = &pos;
 	}
 	if (rc == 0)
-		rc = store_archive_find(o->e, "localhost", "bench", "archive", &q,
-					copy_item, p, NULL);
+		rc = store_archive_find(&o->arc, "bench", &q, copy_item, p,
+					NULL);
 	t = (now_s() - t) * 1e6;
 	if (o->e == &store_lmdb)
 		store_end_read();	/* as the server does once per iteration */
@@ -226,13 +230,15 @@ static int parse(int argc, char **argv, struct opts *o)
 
 int main(int argc, char **argv)
 {
-	struct opts o = { 1000000, 1000, 2000, 1000, 300, &store_lmdb, NULL };
+	struct opts o = { 1000000, 1000, 2000, 1000, 300, &store_lmdb, NULL,
+			  { 0 } };
 	char tmp[] = "/tmp/starling-bench-XXXXXX";
 	char (*ids)[STORE_ID_GEN_LEN + 1];
 	int rc;
 
 	if (parse(argc, argv, &o) != 0)
 		return 2;
+	store_init(&o.arc, o.e, "localhost", "archive", STORE_KIND_ARCHIVE);
 	log_setup("warn", "stderr");
 	if (!o.dir && !(o.dir = mkdtemp(tmp)))
 		return fail("mkdtemp", -errno);

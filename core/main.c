@@ -100,14 +100,16 @@ static int setup_log(void)
 static void load_secret(unsigned char secret[32])
 {
 	struct sbuf v;
+	struct store s;
 
+	store_init(&s, &store_lmdb, "", "server-secret", STORE_KIND_KEYVAL);
 	sbuf_init(&v);
-	if (store_get(STORE_KEYVAL, "", "", "server-secret", NULL, 0, &v) == 0 &&
+	if (store_get(&s, "", NULL, 0, &v) == 0 &&
 	    v.len == 32) {
 		memcpy(secret, v.p, 32);
 	} else {
 		random_bytes(secret, 32);
-		store_put(STORE_KEYVAL, "", "", "server-secret", NULL, 0, secret, 32);
+		store_put(&s, "", NULL, 0, secret, 32);
 		store_commit();
 	}
 	sbuf_free(&v);

@@ -2,18 +2,21 @@
 --
 -- A normal or chat message that finds no available resource (mod_message
 -- fires "message/offline/handle") is stored, stamped with a XEP-0203
--- <delay/>, in the host's "offline" map store: per account, keys "m" and a
--- zero-padded sequence number (so they sort in arrival order) hold the
--- stanzas, and the key "meta" holds { next = n, count = c }. Appending is
--- one write of two keys. The messages go, in order, to the first resource
--- that sends available presence with a non-negative priority, and are
--- deleted once they are queued to it (the store commits before any of them
--- is written to the socket).
+-- <delay/>, in the host's "offline" archive store: one item per message,
+-- in arrival order, its with the sender's bare JID. The messages go, in
+-- order, to the first resource that sends available presence with a
+-- non-negative priority, and are deleted once they are queued to it (the
+-- store commits before any of them is written to the socket).
+--
+-- Before, the messages were in the map store "offline" ("m%015d" keys and
+-- "meta"); whatever is left there is moved into the archive, in order,
+-- when the module loads.
 
 local datetime = require "util.datetime"
+local jid = require "util.jid"
 local st = require "util.stanza"
 
-local format, sort = string.format, table.sort
+local sort = table.sort
 
 local NS_DELAY = "urn:xmpp:delay"
 local NS_HINTS = "urn:xmpp:hints"
@@ -21,12 +24,42 @@ local NS_CHATSTATES = "http://jabber.org/protocol/chatstates"
 
 local max_messages = module:get_option_integer("offline_max_messages", 500, 1)
 
-local store = module:open_store("offline", "map")
+local store = module:open_store("offline", "archive")
 
-local META = "meta"
-
-local function message_key(seq)
-	return format("m%015d", seq)
+-- The map store of before: moved over (oldest first) and emptied. A user
+-- whose messages cannot all be moved keeps the rest there for next time.
+local function migrate()
+	local old = module:open_store("offline", "map")
+	local each, err = old:users()
+	if not each then
+		module:log("error", "cannot look for offline messages to move: %s", err)
+		return
+	end
+	local users = {}
+	for user in each do
+		users[#users + 1] = user
+	end
+	for _, user in ipairs(users) do
+		local all = old:get(user) or {}
+		local keys = {}
+		for key, message in pairs(all) do
+			if key ~= "meta" and st.is_stanza(message) then
+				keys[#keys + 1] = key
+			end
+		end
+		sort(keys)
+		for _, key in ipairs(keys) do
+			local message = all[key]
+			local ok, why = store:append(user, nil, message, nil, jid.bare(message.attr.from))
+			if not ok then
+				module:log("error", "offline messages of %s not moved: %s", user, why)
+				return
+			end
+			old:set(user, key, nil)
+		end
+		old:set(user, "meta", nil)
+		module:log("info", "moved %d offline messages of %s to the archive store", #keys, user)
+	end
 end
 
 -- Children that carry no content of their own: a message with nothing
@@ -80,17 +113,18 @@ local function handle_offline(event)
 	if what ~= "store" then
 		return what == "drop" or nil
 	end
-	local meta = store:get(username, META) or { next = 1, count = 0 }
-	if meta.count >= max_messages then
+	local items, count = store:find(username, { limit = 0, total = true })
+	if not items then
+		module:log("error", "cannot count the offline messages of %s: %s", username, count)
+		return nil
+	end
+	if count >= max_messages then
 		return bounce(event, "the recipient's offline message storage is full")
 	end
 	local copy = stanza:clone()
 	copy:tag("delay", { xmlns = NS_DELAY, from = module.host, stamp = datetime.datetime() })
 		:text("Offline Storage"):up()
-	local ok, err = store:set_keys(username, {
-		[message_key(meta.next)] = copy,
-		[META] = { next = meta.next + 1, count = meta.count + 1 },
-	})
+	local ok, err = store:append(username, nil, copy, nil, jid.bare(stanza.attr.from))
 	if not ok then
 		module:log("error", "cannot store an offline message for %s: %s", username, err)
 		return nil
@@ -102,33 +136,31 @@ end
 -- available presence, then removed.
 local function deliver(event)
 	local origin = event.origin
-	if (origin.priority or 0) < 0 or not store:get(origin.username, META) then
+	if (origin.priority or 0) < 0 then
 		return nil
 	end
-	local all = store:get(origin.username) or {}
-	local keys = {}
-	for key in pairs(all) do
-		if key ~= META then
-			keys[#keys + 1] = key
-		end
+	local items, err = store:find(origin.username)
+	if not items then
+		module:log("error", "cannot read the offline messages of %s: %s", origin.username, err)
+		return nil
 	end
-	sort(keys)
-	local sent = 0
-	for _, key in ipairs(keys) do
-		if not origin:send(all[key]) then
+	local sent, all = {}, true
+	for id, message in items do
+		if not origin:send(message) then
+			all = false
 			break
 		end
-		store:set(origin.username, key, nil)
-		sent = sent + 1
+		sent[#sent + 1] = id
 	end
-	local meta = all[META]
-	if sent == #keys then
-		store:set(origin.username, META, nil)
-	else
-		store:set(origin.username, META, { next = meta.next, count = #keys - sent })
+	if all then
+		store:delete(origin.username)
+	elseif #sent > 0 then
+		store:delete(origin.username, { ids = sent })
 	end
 	return nil
 end
+
+migrate()
 
 module:add_feature("msgoffline")
 

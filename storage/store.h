@@ -2,17 +2,21 @@
  * store.h - storage: ordered records in engines, and the record layouts
  * of accounts, keyval, map and archive stores on top of them.
  *
- * engine:  where records live. "lmdb" (store.c): one LMDB environment in
- *          data_path, durable. "memory" (store_mem.c): this process only,
- *          gone at exit, for tests and data that need not persist. Both
- *          keep the same sorted key spaces, so every layer above behaves
- *          the same on either; the config picks one per store.
- * dbs:     the key spaces of an engine, one per record kind: "accounts",
- *          "keyval", "map", and for archives "archive" (items by time),
- *          "archive_with" (index by the 'with' of an item),
- *          "archive_id" (index by item id) and "archive_meta" (how far
- *          each archive store's 'with' index reaches; keyed host \0 store,
- *          no user).
+ * engine:  where records live. "lmdb" (store.c, store_lmdb.c,
+ *          store_writer.c): one LMDB environment in data_path, durable.
+ *          "memory" (store_mem.c): this process only, gone at exit, for
+ *          tests and data that need not persist. Both keep the same
+ *          sorted key spaces, so every layer above behaves the same on
+ *          either; the config picks one per store.
+ * dbs:     the key spaces of an engine: "accounts", "keyval", "map", and
+ *          for archives "archive" (items by time), "archive_with" (index
+ *          by the 'with' of an item), "archive_id" (index by item id) and
+ *          "archive_meta" (how far each archive store's 'with' index
+ *          reaches; keyed host \0 store, no user). Engines know of a db
+ *          only its name and flags (store_dbs[]).
+ * store:   a handle (struct store): engine, host, store name and kind
+ *          (accounts, keyval, map, archive), opened once with store_init
+ *          and passed to every record and archive call.
  * key:     host \0 user \0 store [\0 mapkey]; every record of a user sits
  *          under the prefix host \0 user \0, so purging a user is one
  *          range delete per db. "accounts" keys are host \0 user. Archive
@@ -38,6 +42,21 @@ enum store_db {
 	STORE_ARCHIVE_META,
 	STORE_NDB
 };
+
+/* What engines know of a db: its name and how it is written. */
+#define STORE_DB_F_HANDOVER 0x1	/* puts may be committed later, by the
+				 * LMDB writer's thread (store_writer.c);
+				 * other calls on the db wait for them */
+#define STORE_DB_F_HOSTWIDE 0x2	/* keys start host \0, no user: a user's
+				 * purge leaves the db alone */
+
+struct store_db_info {
+	const char *name;
+	unsigned flags;			/* STORE_DB_F_* */
+};
+
+/* Every db, by enum store_db (store_records.c). */
+extern const struct store_db_info store_dbs[STORE_NDB];
 
 /* The longest key any engine takes (LMDB's limit), so data moves between
  * engines; longer keys are -ENAMETOOLONG. */
@@ -71,7 +90,7 @@ struct store_engine {
 	bool own_thread;
 };
 
-extern const struct store_engine store_lmdb;	/* store.c */
+extern const struct store_engine store_lmdb;	/* store_lmdb.c */
 extern const struct store_engine store_memory;	/* store_mem.c */
 
 /* An engine by config name: "lmdb" (also "internal", Prosody's name for
@@ -95,8 +114,8 @@ bool store_is_open(void);
 int store_commit(void);
 bool store_pending(void);
 
-/* The archive writer (store.c): appends to LMDB archives committed on a
- * thread of their own. start: from now on (done is called on the
+/* The archive writer (store_writer.c): puts to STORE_DB_F_HANDOVER dbs
+ * (archive items) committed on a thread of their own. start: from now on (done is called on the
  * writer's thread whenever a hand-over is committed). stop: waits, ends
  * the thread; what is queued joins the batch (store_close stops it). */
 int store_writer_start(void (*done)(void));
@@ -121,62 +140,73 @@ void store_end_read(void);
  * it: a snapshot ended, an environment opened or closed, memory cleared. */
 extern unsigned store_gen;
 
+/* ---- handles (store_records.c) ---- */
+
+/* What a store holds; each kind keeps its records in a db of its own
+ * (archives in four). */
+enum store_kind {
+	STORE_KIND_ACCOUNTS,	/* credentials per user; no store names */
+	STORE_KIND_KEYVAL,	/* one value per user */
+	STORE_KIND_MAP,		/* values by key per user */
+	STORE_KIND_ARCHIVE,	/* items in time order per user */
+	STORE_NKIND
+};
+
+/* A store: opened once (store_init), passed to every call. host and name
+ * are borrowed and must outlive the handle. name NULL: every store of
+ * that kind on the host, which only store_users takes (accounts have no
+ * name; it is ignored). */
+struct store {
+	const struct store_engine *engine;	/* static */
+	const char *host;
+	const char *name;
+	enum store_kind kind;
+};
+
+/* Fills s: 0, or -EINVAL (no engine or host, an unknown kind, an empty
+ * name). */
+int store_init(struct store *s, const struct store_engine *e,
+	       const char *host, const char *name, enum store_kind kind);
+/* The kind's config name ("accounts", "keyval", "map", "archive"), and
+ * back (-EINVAL when unknown). */
+const char *store_kind_name(enum store_kind kind);
+int store_kind_find(const char *name);
+
 /* ---- records (store_records.c) ---- */
 
-/* Records by parts in engine e; mapkey NULL for keyval and accounts. */
-int store_get_in(const struct store_engine *e, enum store_db db,
-		 const char *host, const char *user, const char *store,
-		 const char *mapkey, size_t mapkey_len, struct sbuf *out);
-int store_put_in(const struct store_engine *e, enum store_db db,
-		 const char *host, const char *user, const char *store,
-		 const char *mapkey, size_t mapkey_len,
-		 const void *val, size_t len);
-int store_del_in(const struct store_engine *e, enum store_db db,
-		 const char *host, const char *user, const char *store,
-		 const char *mapkey, size_t mapkey_len);
+/* The record of user in an accounts, keyval or map store; key (klen
+ * bytes, any) is the map key, NULL for the other kinds. -EINVAL for an
+ * archive store, a nameless one, or a key where none fits. get: 0 or
+ * -ENOENT; del: -ENOENT when there was none. */
+int store_get(const struct store *s, const char *user, const char *key,
+	      size_t klen, struct sbuf *out);
+int store_put(const struct store *s, const char *user, const char *key,
+	      size_t klen, const void *val, size_t len);
+int store_del(const struct store *s, const char *user, const char *key,
+	      size_t klen);
 
-/* Calls fn for each distinct user of host that has a record in db (for
- * keyval, map and archive: in this store; store NULL = any), in byte
- * order, the host's own "" excluded. Stops when fn returns nonzero. fn
- * may read and write the store. */
-int store_users_in(const struct store_engine *e, enum store_db db,
-		   const char *host, const char *store,
-		   int (*fn)(void *ctx, const char *user), void *ctx);
-
-/* Calls fn for each map key (and value) of (host, user, store), in key
- * order; stops when fn returns nonzero. fn may read and write. */
-int store_map_each_in(const struct store_engine *e, const char *host,
-		      const char *user, const char *store,
-		      int (*fn)(void *ctx, const char *key, size_t klen,
-				const void *val, size_t vlen), void *ctx);
-/* Deletes every record of (host, store, mapkey) for all users
- * ("delete_all(key)"). */
-int store_map_delete_key_in(const struct store_engine *e, const char *host,
-			    const char *store, const char *mapkey,
-			    size_t mapkey_len);
-
-/* The same on LMDB, the engine of accounts and the server's own data. */
-int store_get(enum store_db db, const char *host, const char *user,
-	      const char *store, const char *mapkey, size_t mapkey_len,
-	      struct sbuf *out);			/* 0 or -ENOENT */
-int store_put(enum store_db db, const char *host, const char *user,
-	      const char *store, const char *mapkey, size_t mapkey_len,
-	      const void *val, size_t len);
-int store_del(enum store_db db, const char *host, const char *user,
-	      const char *store, const char *mapkey, size_t mapkey_len);
-int store_users(enum store_db db, const char *host, const char *store,
+/* Calls fn for each distinct user of the host that has a record in the
+ * store (in any store of the kind when it has no name), in byte order,
+ * the host's own "" excluded. Stops when fn returns nonzero. fn may read
+ * and write the store. */
+int store_users(const struct store *s,
 		int (*fn)(void *ctx, const char *user), void *ctx);
-int store_map_each(const char *host, const char *user, const char *store,
+
+/* Calls fn for each key (and value) of user in a map store, in key
+ * order; stops when fn returns nonzero. fn may read and write. */
+int store_map_each(const struct store *s, const char *user,
 		   int (*fn)(void *ctx, const char *key, size_t klen,
 			     const void *val, size_t vlen), void *ctx);
-int store_map_delete_key(const char *host, const char *store,
-			 const char *mapkey, size_t mapkey_len);
+/* Deletes key of every user of a map store, the host's own included
+ * ("delete_all(key)"). */
+int store_map_delete_key(const struct store *s, const char *key,
+			 size_t klen);
 
 /* Removes every record of host/user from every db of every engine (LMDB
  * when open, and memory), account and archives included. */
 int store_purge_user(const char *host, const char *user);
 
-/* ---- archives (store_archive.c) ---- */
+/* ---- archives (store_archive*.c) ---- */
 
 #define STORE_ID_MAX 255	/* bytes in an archive item id */
 #define STORE_ID_GEN_LEN 15	/* length of a generated id */
@@ -219,57 +249,56 @@ struct store_arch_item {
 	size_t val_len;
 };
 
-/* Appends an item. id NULL: a new unique id, sortable by time of
- * appending, is made. An id that exists replaces that item. when
- * STORE_WHEN_NOW: the time of appending (a made id's own time). idout (at
- * least STORE_ID_MAX + 1 bytes, or NULL) gets the id, NUL-terminated. */
-int store_archive_append(const struct store_engine *e, const char *host,
-			 const char *user, const char *store,
-			 const char *id, size_t id_len, int64_t when,
-			 const char *with, size_t with_len,
-			 const void *val, size_t val_len, char *idout);
+/* The calls below take an archive store (-EINVAL for any other, or one
+ * without a name) and the user whose archive it is ("" the host's). */
+
+/* Appends the item it: id NULL makes a new unique id, sortable by time of
+ * appending; an id that exists replaces that item. when STORE_WHEN_NOW:
+ * the time of appending (a made id's own time). with NULL: none. idout
+ * (at least STORE_ID_MAX + 1 bytes, or NULL) gets the id, NUL-terminated. */
+int store_archive_append(const struct store *s, const char *user,
+			 const struct store_arch_item *it, char *idout);
 /* The item with this id: fn is called once. -ENOENT when none. */
-int store_archive_get(const struct store_engine *e, const char *host,
-		      const char *user, const char *store,
+int store_archive_get(const struct store *s, const char *user,
 		      const char *id, size_t id_len,
 		      int (*fn)(void *ctx, const struct store_arch_item *it),
 		      void *ctx);
 /* Where the item with this id is: pos->id points to id. -ENOENT. */
-int store_archive_locate(const struct store_engine *e, const char *host,
-			 const char *user, const char *store,
+int store_archive_locate(const struct store *s, const char *user,
 			 const char *id, size_t id_len,
 			 struct store_arch_pos *pos);
 /* Calls fn for each item q selects, in order; fn returning nonzero stops
  * (a negative value is returned). fn may read but not write. total (if
  * not NULL) gets the number of items matching start, end, with and ids,
  * ignoring after, before and limit. */
-int store_archive_find(const struct store_engine *e, const char *host,
-		       const char *user, const char *store,
+int store_archive_find(const struct store *s, const char *user,
 		       const struct store_arch_query *q,
 		       int (*fn)(void *ctx, const struct store_arch_item *it),
 		       void *ctx, size_t *total);
 /* Deletes what q selects (keep_newest > 0: all but the newest that many
  * of them); *deleted gets the count. */
-int store_archive_delete(const struct store_engine *e, const char *host,
-			 const char *user, const char *store,
+int store_archive_delete(const struct store *s, const char *user,
 			 const struct store_arch_query *q, size_t keep_newest,
 			 size_t *deleted);
 /* Deletes every item older than before (user NULL: of every user, the
  * host's own included). */
-int store_archive_trim(const struct store_engine *e, const char *host,
-		       const char *user, const char *store, int64_t before,
-		       size_t *deleted);
+int store_archive_trim(const struct store *s, const char *user,
+		       int64_t before, size_t *deleted);
 /* Per 'with' (items without one are not counted; no particular order):
  * the number of items q selects (its with, start and end apply) and the
  * times of the oldest and newest. */
-int store_archive_summary(const struct store_engine *e, const char *host,
-			  const char *user, const char *store,
+int store_archive_summary(const struct store *s, const char *user,
 			  const struct store_arch_query *q,
 			  int (*fn)(void *ctx, const char *with, size_t wlen,
 				    size_t count, int64_t first,
 				    int64_t last), void *ctx);
+/* Calls fn with the first microsecond of each UTC day that has items,
+ * ascending. */
+int store_archive_dates(const struct store *s, const char *user,
+			int (*fn)(void *ctx, int64_t day), void *ctx);
+
 /* The job that writes the with index of items appended as they passed
- * (store_archive.c): about budget items of it, on every engine, plus
+ * (store_archive_index.c): about budget items of it, on every engine, plus
  * twice the items deferred since the last step (up to 16 budgets), so
  * a pass keeps ahead of the traffic. A pass
  * over an archive store starts when its unindexed items span more than
@@ -286,14 +315,8 @@ size_t store_archive_index_budget(size_t base);
  * next step starts one over from where the index reaches. */
 void store_archive_index_abandon(const struct store_engine *e);
 /* A step of the job on one engine only, its pass ending no later than
- * target_max (the archive writer runs LMDB's this way, store.c). */
+ * target_max (the archive writer runs LMDB's this way, store_writer.c). */
 int store_archive_index_step_on(const struct store_engine *e, int64_t delay,
 				size_t budget, int64_t target_max);
-
-/* Calls fn with the first microsecond of each UTC day that has items,
- * ascending. */
-int store_archive_dates(const struct store_engine *e, const char *host,
-			const char *user, const char *store,
-			int (*fn)(void *ctx, int64_t day), void *ctx);
 
 #endif

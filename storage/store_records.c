@@ -1,6 +1,7 @@
 /*
- * store_records.c - the records of accounts, keyval and map stores on any
- * engine (store.h): key layout, users, map iteration, delete_all, purge.
+ * store_records.c - store handles, and the records of accounts, keyval and
+ * map stores on any engine (store.h): key layout, users, map iteration,
+ * delete_all, purge; the table of dbs the engines keep.
  *
  * Keys: host \0 user [\0 store [\0 mapkey]] (accounts stop after user,
  * keyval after store). Iterations that hand records to a callback which
@@ -12,6 +13,65 @@
 #include <errno.h>
 #include <stdlib.h>
 
+const struct store_db_info store_dbs[STORE_NDB] = {
+	[STORE_ACCOUNTS] = { "accounts", 0 },
+	[STORE_KEYVAL] = { "keyval", 0 },
+	[STORE_MAP] = { "map", 0 },
+	[STORE_ARCHIVE] = { "archive", STORE_DB_F_HANDOVER },
+	[STORE_ARCHIVE_WITH] = { "archive_with", 0 },
+	[STORE_ARCHIVE_ID] = { "archive_id", 0 },
+	[STORE_ARCHIVE_META] = { "archive_meta", STORE_DB_F_HOSTWIDE },
+};
+
+/* ---- handles ---- */
+
+static const char *const kind_names[STORE_NKIND] = {
+	[STORE_KIND_ACCOUNTS] = "accounts",
+	[STORE_KIND_KEYVAL] = "keyval",
+	[STORE_KIND_MAP] = "map",
+	[STORE_KIND_ARCHIVE] = "archive",
+};
+
+/* The db of a kind's records (archives: their items). */
+static const enum store_db kind_dbs[STORE_NKIND] = {
+	[STORE_KIND_ACCOUNTS] = STORE_ACCOUNTS,
+	[STORE_KIND_KEYVAL] = STORE_KEYVAL,
+	[STORE_KIND_MAP] = STORE_MAP,
+	[STORE_KIND_ARCHIVE] = STORE_ARCHIVE,
+};
+
+int store_init(struct store *s, const struct store_engine *e,
+	       const char *host, const char *name, enum store_kind kind)
+{
+	memset(s, 0, sizeof(*s));
+	if (!e || !host || (unsigned)kind >= STORE_NKIND)
+		return -EINVAL;
+	if (kind == STORE_KIND_ACCOUNTS)
+		name = NULL;
+	else if (name && !*name)
+		return -EINVAL;
+	s->engine = e;
+	s->host = host;
+	s->name = name;
+	s->kind = kind;
+	return 0;
+}
+
+const char *store_kind_name(enum store_kind kind)
+{
+	return (unsigned)kind < STORE_NKIND ? kind_names[kind] : "?";
+}
+
+int store_kind_find(const char *name)
+{
+	for (int k = 0; name && k < STORE_NKIND; k++)
+		if (strcmp(name, kind_names[k]) == 0)
+			return k;
+	return -EINVAL;
+}
+
+/* ---- keys ---- */
+
 /* host \0 user [\0 store [\0 mapkey]] into key (reset first). */
 static int key_build(struct sbuf *key, enum store_db db, const char *host,
 		     const char *user, const char *store, const char *mapkey,
@@ -21,7 +81,7 @@ static int key_build(struct sbuf *key, enum store_db db, const char *host,
 		return -EINVAL;
 	if (db != STORE_ACCOUNTS && !store)
 		return -EINVAL;
-	if (db == STORE_MAP && !mapkey)
+	if ((db == STORE_MAP) != (mapkey != NULL))
 		return -EINVAL;
 	sbuf_reset(key);
 	sbuf_add(key, host, strlen(host) + 1);
@@ -35,6 +95,16 @@ static int key_build(struct sbuf *key, enum store_db db, const char *host,
 		sbuf_add(key, mapkey, mapkey_len);
 	}
 	return key->len > STORE_KEY_MAX ? -ENAMETOOLONG : 0;
+}
+
+/* The key of user's record in s (not an archive's). */
+static int record_key(struct sbuf *key, const struct store *s,
+		      const char *user, const char *mapkey, size_t mapkey_len)
+{
+	if (s->kind == STORE_KIND_ARCHIVE)
+		return -EINVAL;
+	return key_build(key, kind_dbs[s->kind], s->host, user, s->name,
+			 mapkey, mapkey_len);
 }
 
 /* The user part of a key under the hlen bytes of "host\0". */
@@ -59,49 +129,45 @@ static void prefix_end(struct sbuf *hi, const void *prefix, size_t len)
 		sbuf_add(hi, "\xff\xff\xff\xff", 4);
 }
 
-int store_get_in(const struct store_engine *e, enum store_db db,
-		 const char *host, const char *user, const char *store,
-		 const char *mapkey, size_t mapkey_len, struct sbuf *out)
+int store_get(const struct store *s, const char *user, const char *key,
+	      size_t klen, struct sbuf *out)
 {
-	struct sbuf key;
+	struct sbuf k;
 	int rc;
 
-	sbuf_init(&key);
-	rc = key_build(&key, db, host, user, store, mapkey, mapkey_len);
+	sbuf_init(&k);
+	rc = record_key(&k, s, user, key, klen);
 	if (rc == 0)
-		rc = e->get(db, key.p, key.len, out);
-	sbuf_free(&key);
+		rc = s->engine->get(kind_dbs[s->kind], k.p, k.len, out);
+	sbuf_free(&k);
 	return rc;
 }
 
-int store_put_in(const struct store_engine *e, enum store_db db,
-		 const char *host, const char *user, const char *store,
-		 const char *mapkey, size_t mapkey_len,
-		 const void *val, size_t len)
+int store_put(const struct store *s, const char *user, const char *key,
+	      size_t klen, const void *val, size_t len)
 {
-	struct sbuf key;
+	struct sbuf k;
 	int rc;
 
-	sbuf_init(&key);
-	rc = key_build(&key, db, host, user, store, mapkey, mapkey_len);
+	sbuf_init(&k);
+	rc = record_key(&k, s, user, key, klen);
 	if (rc == 0)
-		rc = e->put(db, key.p, key.len, val, len);
-	sbuf_free(&key);
+		rc = s->engine->put(kind_dbs[s->kind], k.p, k.len, val, len);
+	sbuf_free(&k);
 	return rc;
 }
 
-int store_del_in(const struct store_engine *e, enum store_db db,
-		 const char *host, const char *user, const char *store,
-		 const char *mapkey, size_t mapkey_len)
+int store_del(const struct store *s, const char *user, const char *key,
+	      size_t klen)
 {
-	struct sbuf key;
+	struct sbuf k;
 	int rc;
 
-	sbuf_init(&key);
-	rc = key_build(&key, db, host, user, store, mapkey, mapkey_len);
+	sbuf_init(&k);
+	rc = record_key(&k, s, user, key, klen);
 	if (rc == 0)
-		rc = e->del(db, key.p, key.len);
-	sbuf_free(&key);
+		rc = s->engine->del(kind_dbs[s->kind], k.p, k.len);
+	sbuf_free(&k);
 	return rc;
 }
 
@@ -167,15 +233,17 @@ static int user_has_store(const struct store_engine *e, enum store_db db,
 	return rc;
 }
 
-int store_users_in(const struct store_engine *e, enum store_db db,
-		   const char *host, const char *store,
-		   int (*fn)(void *ctx, const char *user), void *ctx)
+int store_users(const struct store *s,
+		int (*fn)(void *ctx, const char *user), void *ctx)
 {
+	const struct store_engine *e = s->engine;
+	enum store_db db = kind_dbs[s->kind];
+	const char *host = s->host, *store = s->name;
 	struct sbuf prefix, seek, key, user;
 	size_t hlen;
 	int rc;
 
-	if ((unsigned)db >= STORE_NDB || !host)
+	if (!e || !host)
 		return -EINVAL;
 	hlen = strlen(host) + 1;
 	sbuf_init(&prefix);
@@ -210,24 +278,25 @@ int store_users_in(const struct store_engine *e, enum store_db db,
 	return rc == -ENOENT ? 0 : rc;
 }
 
-int store_map_each_in(const struct store_engine *e, const char *host,
-		      const char *user, const char *store,
-		      int (*fn)(void *ctx, const char *key, size_t klen,
-				const void *val, size_t vlen), void *ctx)
+int store_map_each(const struct store *s, const char *user,
+		   int (*fn)(void *ctx, const char *key, size_t klen,
+			     const void *val, size_t vlen), void *ctx)
 {
 	struct sbuf prefix, seek, key, val;
-	int rc;
+	int rc = s->kind == STORE_KIND_MAP ? 0 : -EINVAL;
 
 	sbuf_init(&prefix);
 	sbuf_init(&seek);
 	sbuf_init(&key);
 	sbuf_init(&val);
-	rc = key_build(&prefix, STORE_MAP, host, user, store, "", 0);
+	if (rc == 0)
+		rc = record_key(&prefix, s, user, "", 0);
 	if (rc)
 		goto out;
 	sbuf_add(&seek, prefix.p, prefix.len);
 	for (;;) {
-		rc = seek_copy(e, STORE_MAP, &seek, prefix.p, prefix.len, &key, &val);
+		rc = seek_copy(s->engine, STORE_MAP, &seek, prefix.p, prefix.len,
+			       &key, &val);
 		if (rc)
 			break;
 		sbuf_reset(&seek);
@@ -247,17 +316,16 @@ out:
 }
 
 struct del_key {
-	const struct store_engine *e;
-	const char *host, *store, *mapkey;
-	size_t mapkey_len;
+	const struct store *s;
+	const char *key;
+	size_t klen;
 	int rc;
 };
 
 static int del_key_of(void *ctx, const char *user)
 {
 	struct del_key *d = ctx;
-	int rc = store_del_in(d->e, STORE_MAP, d->host, user, d->store,
-			      d->mapkey, d->mapkey_len);
+	int rc = store_del(d->s, user, d->key, d->klen);
 
 	if (rc && rc != -ENOENT && rc != -ENAMETOOLONG) {
 		d->rc = rc;
@@ -266,19 +334,18 @@ static int del_key_of(void *ctx, const char *user)
 	return 0;
 }
 
-int store_map_delete_key_in(const struct store_engine *e, const char *host,
-			    const char *store, const char *mapkey,
-			    size_t mapkey_len)
+int store_map_delete_key(const struct store *s, const char *key,
+			 size_t klen)
 {
-	struct del_key d = { e, host, store, mapkey, mapkey_len, 0 };
+	struct del_key d = { s, key, klen, 0 };
 	int rc;
 
-	if (!host || !store || !mapkey)
+	if (s->kind != STORE_KIND_MAP || !s->name || !key)
 		return -EINVAL;
 	del_key_of(&d, "");		/* the host's own */
 	if (d.rc)
 		return d.rc;
-	rc = store_users_in(e, STORE_MAP, host, store, del_key_of, &d);
+	rc = store_users(s, del_key_of, &d);
 	return rc ? rc : d.rc;
 }
 
@@ -300,7 +367,7 @@ static int purge_in(const struct store_engine *e, const char *host,
 	sbuf_addc(&prefix, '\0');
 	rc = 0;
 	for (int db = STORE_KEYVAL; db < STORE_NDB && rc == 0; db++)
-		if (db != STORE_ARCHIVE_META)	/* no users in its keys */
+		if (!(store_dbs[db].flags & STORE_DB_F_HOSTWIDE))
 			rc = e->del_prefix((enum store_db)db, prefix.p, prefix.len);
 out:
 	sbuf_free(&prefix);
@@ -314,49 +381,4 @@ int store_purge_user(const char *host, const char *user)
 	if (rc == 0 && store_is_open())
 		rc = purge_in(&store_lmdb, host, user);
 	return rc;
-}
-
-/* ---- LMDB shortcuts ---- */
-
-int store_get(enum store_db db, const char *host, const char *user,
-	      const char *store, const char *mapkey, size_t mapkey_len,
-	      struct sbuf *out)
-{
-	return store_get_in(&store_lmdb, db, host, user, store, mapkey,
-			    mapkey_len, out);
-}
-
-int store_put(enum store_db db, const char *host, const char *user,
-	      const char *store, const char *mapkey, size_t mapkey_len,
-	      const void *val, size_t len)
-{
-	return store_put_in(&store_lmdb, db, host, user, store, mapkey,
-			    mapkey_len, val, len);
-}
-
-int store_del(enum store_db db, const char *host, const char *user,
-	      const char *store, const char *mapkey, size_t mapkey_len)
-{
-	return store_del_in(&store_lmdb, db, host, user, store, mapkey,
-			    mapkey_len);
-}
-
-int store_users(enum store_db db, const char *host, const char *store,
-		int (*fn)(void *ctx, const char *user), void *ctx)
-{
-	return store_users_in(&store_lmdb, db, host, store, fn, ctx);
-}
-
-int store_map_each(const char *host, const char *user, const char *store,
-		   int (*fn)(void *ctx, const char *key, size_t klen,
-			     const void *val, size_t vlen), void *ctx)
-{
-	return store_map_each_in(&store_lmdb, host, user, store, fn, ctx);
-}
-
-int store_map_delete_key(const char *host, const char *store,
-			 const char *mapkey, size_t mapkey_len)
-{
-	return store_map_delete_key_in(&store_lmdb, host, store, mapkey,
-				       mapkey_len);
 }

@@ -19,7 +19,7 @@
 
 struct archiver {
 	unsigned refs;
-	const struct store_engine *engine;	/* static */
+	struct store st;		/* host and name: ours, below */
 	char *host, *name;
 	struct hmap payloads;		/* namespace -> &answer_yes */
 	struct hmap answers;		/* localpart -> &answer_yes or _no */
@@ -29,17 +29,17 @@ struct archiver {
 
 static char answer_yes, answer_no;
 
-struct archiver *archiver_new(const struct store_engine *e, const char *host,
-			      const char *name, const char *const *payloads,
-			      size_t n, size_t answers_max,
+struct archiver *archiver_new(const struct store *st,
+			      const char *const *payloads, size_t n,
+			      size_t answers_max,
 			      const struct archiver_policy *policy)
 {
 	struct archiver *a = xcalloc(1, sizeof(*a));
 
 	a->refs = 1;
-	a->engine = e;
-	a->host = xstrdup(host);
-	a->name = xstrdup(name);
+	a->host = xstrdup(st->host);
+	a->name = xstrdup(st->name);
+	store_init(&a->st, st->engine, a->host, a->name, STORE_KIND_ARCHIVE);
 	hmap_init(&a->payloads);
 	for (size_t i = 0; i < n; i++)
 		hmap_set(&a->payloads, payloads[i], &answer_yes);
@@ -234,10 +234,13 @@ static bool append(struct archiver *a, const struct st_node *m,
 	memcpy(username, user->s, user->node_len);
 	username[user->node_len] = '\0';
 	rc = value_encode_stanza(m, &v);
-	if (rc == 0)
-		rc = store_archive_append(a->engine, a->host, username,
-					  a->name, NULL, 0, STORE_WHEN_NOW,
-					  with->s, with->len, v.p, v.len, id);
+	if (rc == 0) {
+		struct store_arch_item it = {
+			.when = STORE_WHEN_NOW, .with = with->s,
+			.with_len = with->len, .val = v.p, .val_len = v.len,
+		};
+		rc = store_archive_append(&a->st, username, &it, id);
+	}
 	sbuf_recycle(&v, 65536);
 	if (rc)
 		log_msg(LOG_ERROR, "mam", "cannot archive a message for %s: %s",

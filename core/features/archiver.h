@@ -29,7 +29,7 @@
 
 #include "hooks.h"
 
-struct store_engine;
+struct store;
 struct archiver;
 
 struct archiver_policy {
@@ -39,12 +39,12 @@ struct archiver_policy {
 	void (*ctx_free)(void *ctx);	/* when the archiver goes */
 };
 
-/* An archiver appending to archive store `name` of host on engine e, with
- * n payload namespaces (copied) and policy (owned from now on). One
- * reference, the caller's. */
-struct archiver *archiver_new(const struct store_engine *e, const char *host,
-			      const char *name, const char *const *payloads,
-			      size_t n, size_t answers_max,
+/* An archiver appending to the archive store st (copied), with n payload
+ * namespaces (copied) and policy (owned from now on). One reference, the
+ * caller's. */
+struct archiver *archiver_new(const struct store *st,
+			      const char *const *payloads, size_t n,
+			      size_t answers_max,
 			      const struct archiver_policy *policy);
 void archiver_ref(void *archiver);
 void archiver_unref(void *archiver);

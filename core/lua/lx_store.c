@@ -1,7 +1,7 @@
 /*
  * lx_store.c - the "starling.store" Lua module: the stores modules open
- * (module:open_store wraps it). One userdata type, "starling.store",
- * holding a host, a store name, a kind and an engine.
+ * (module:open_store wraps it). One userdata type, "starling.store": a
+ * store handle (store.h: engine, host, name, kind) with its strings.
  *
  *   open(host, name[, kind[, engine]])
  *        kind "keyval" (the default), "map" or "archive". The engine is
@@ -40,34 +40,29 @@
 
 const char lx_store_mt[] = "starling.store";
 
+/* The kinds open takes, by name. */
 static const char *const kind_names[] = { "keyval", "map", "archive", NULL };
+static const enum store_kind kinds[] = {
+	STORE_KIND_KEYVAL, STORE_KIND_MAP, STORE_KIND_ARCHIVE,
+};
 
-struct lx_store *lx_store_check(lua_State *L)
+struct store *lx_store_check(lua_State *L)
 {
-	return lx_checkudata(L, 1, STORE_MT);
+	struct lx_store *ls = lx_checkudata(L, 1, STORE_MT);
+
+	return &ls->st;
 }
 
-struct lx_store *lx_store_check_kind(lua_State *L, enum lx_store_kind kind,
-				     const char *method)
+struct store *lx_store_check_kind(lua_State *L, enum store_kind kind,
+				  const char *method)
 {
-	struct lx_store *s = lx_store_check(L);
+	struct store *s = lx_store_check(L);
 
 	if (s->kind != kind)
 		luaL_error(L, "%s: store '%s' is not a%s %s store", method,
-			   s->name, kind == KIND_ARCHIVE ? "n" : "",
-			   kind_names[kind]);
+			   s->name, kind == STORE_KIND_ARCHIVE ? "n" : "",
+			   store_kind_name(kind));
 	return s;
-}
-
-static enum store_db kind_db(const struct lx_store *s)
-{
-	static const enum store_db dbs[] = {
-		[KIND_KEYVAL] = STORE_KEYVAL,
-		[KIND_MAP] = STORE_MAP,
-		[KIND_ARCHIVE] = STORE_ARCHIVE,
-	};
-
-	return dbs[s->kind];
 }
 
 int lx_store_fail(lua_State *L, int rc)
@@ -113,7 +108,7 @@ int lx_store_fail_user(lua_State *L)
 	return 2;
 }
 
-int lx_store_push_value(lua_State *L, const struct lx_store *s,
+int lx_store_push_value(lua_State *L, const struct store *s,
 			const void *data, size_t len)
 {
 	if (value_decode(L, data, len) == 0)
@@ -129,22 +124,20 @@ int lx_store_encode(lua_State *L, int idx, struct sbuf *out)
 }
 
 /* Stores the value at idx (nil deletes) for user [/key]. */
-static int put_value(lua_State *L, const struct lx_store *s, const char *user,
+static int put_value(lua_State *L, const struct store *s, const char *user,
 		     const char *key, size_t klen, int idx)
 {
-	enum store_db db = kind_db(s);
 	struct sbuf b;
 	int rc;
 
 	if (lua_isnil(L, idx)) {
-		rc = store_del_in(s->engine, db, s->host, user, s->name, key, klen);
+		rc = store_del(s, user, key, klen);
 		return rc == -ENOENT ? 0 : rc;
 	}
 	sbuf_init(&b);
 	rc = lx_store_encode(L, idx, &b);
 	if (rc == 0)
-		rc = store_put_in(s->engine, db, s->host, user, s->name, key,
-				  klen, b.p, b.len);
+		rc = store_put(s, user, key, klen, b.p, b.len);
 	sbuf_free(&b);
 	return rc;
 }
@@ -161,15 +154,14 @@ int lx_store_fail_put(lua_State *L, int rc)
 
 /* ---- get ---- */
 
-static int get_one(lua_State *L, const struct lx_store *s, const char *user,
+static int get_one(lua_State *L, const struct store *s, const char *user,
 		   const char *key, size_t klen)
 {
 	struct sbuf b;
 	int rc;
 
 	sbuf_init(&b);
-	rc = store_get_in(s->engine, kind_db(s), s->host, user, s->name, key,
-			  klen, &b);
+	rc = store_get(s, user, key, klen, &b);
 	if (rc == 0)
 		rc = lx_store_push_value(L, s, b.p, b.len);
 	sbuf_free(&b);
@@ -193,15 +185,14 @@ static int collect_record(void *ctx, const char *key, size_t klen,
 	return 0;
 }
 
-static int get_keys(lua_State *L, const struct lx_store *s, const char *user)
+static int get_keys(lua_State *L, const struct store *s, const char *user)
 {
 	struct sbuf recs;
 	size_t off = 0, kl, vl;
 	int rc;
 
 	sbuf_init(&recs);
-	rc = store_map_each_in(s->engine, s->host, user, s->name,
-			       collect_record, &recs);
+	rc = store_map_each(s, user, collect_record, &recs);
 	if (rc)
 		goto out;
 	lua_newtable(L);
@@ -224,14 +215,14 @@ out:
 
 static int l_get(lua_State *L)
 {
-	struct lx_store *s = lx_store_check(L);
+	struct store *s = lx_store_check(L);
 	const char *user = lx_store_arg_user(L, 2);
 	const char *key;
 	size_t klen;
 
-	if (s->kind == KIND_ARCHIVE)
+	if (s->kind == STORE_KIND_ARCHIVE)
 		return lx_store_archive_get(L, s);
-	if (s->kind == KIND_KEYVAL) {
+	if (s->kind == STORE_KIND_KEYVAL) {
 		if (!user)
 			return lx_store_fail_user(L);
 		return get_one(L, s, user, NULL, 0);
@@ -251,16 +242,16 @@ static int l_get(lua_State *L)
 
 static int l_set(lua_State *L)
 {
-	struct lx_store *s = lx_store_check(L);
+	struct store *s = lx_store_check(L);
 	const char *user = lx_store_arg_user(L, 2);
 	const char *key = NULL;
 	size_t klen = 0;
 	int vidx = 3, rc;
 
-	if (s->kind == KIND_ARCHIVE)
+	if (s->kind == STORE_KIND_ARCHIVE)
 		return luaL_error(L, "set: store '%s' is an archive store "
 				  "(use append)", s->name);
-	if (s->kind == KIND_MAP) {
+	if (s->kind == STORE_KIND_MAP) {
 		key = arg_key(L, 3, &klen);
 		vidx = 4;
 	}
@@ -276,7 +267,7 @@ static int l_set(lua_State *L)
 
 static int l_set_keys(lua_State *L)
 {
-	struct lx_store *s = lx_store_check_kind(L, KIND_MAP, "set_keys");
+	struct store *s = lx_store_check_kind(L, STORE_KIND_MAP, "set_keys");
 	const char *user = lx_store_arg_user(L, 2);
 	const char *key;
 	size_t klen;
@@ -310,7 +301,7 @@ static int collect_user(void *ctx, const char *user)
 
 static int l_get_all(lua_State *L)
 {
-	struct lx_store *s = lx_store_check_kind(L, KIND_MAP, "get_all");
+	struct store *s = lx_store_check_kind(L, STORE_KIND_MAP, "get_all");
 	struct sbuf users, v;
 	size_t klen;
 	const char *key = arg_key(L, 2, &klen);
@@ -318,16 +309,14 @@ static int l_get_all(lua_State *L)
 
 	sbuf_init(&users);
 	sbuf_init(&v);
-	rc = store_users_in(s->engine, STORE_MAP, s->host, s->name,
-			    collect_user, &users);
+	rc = store_users(s, collect_user, &users);
 	if (rc)
 		goto out;
 	lua_newtable(L);
 	for (size_t off = 0; off < users.len && (rc == 0 || rc == -ENOENT); ) {
 		const char *u = users.p + off;
 		off += strlen(u) + 1;
-		rc = store_get_in(s->engine, STORE_MAP, s->host, u, s->name,
-				  key, klen, &v);
+		rc = store_get(s, u, key, klen, &v);
 		if (rc == 0)
 			rc = lx_store_push_value(L, s, v.p, v.len);
 		if (rc == 0)
@@ -343,10 +332,10 @@ out:
 
 static int l_delete_all(lua_State *L)
 {
-	struct lx_store *s = lx_store_check_kind(L, KIND_MAP, "delete_all");
+	struct store *s = lx_store_check_kind(L, STORE_KIND_MAP, "delete_all");
 	size_t klen;
 	const char *key = arg_key(L, 2, &klen);
-	int rc = store_map_delete_key_in(s->engine, s->host, s->name, key, klen);
+	int rc = store_map_delete_key(s, key, klen);
 
 	if (rc)
 		return lx_store_fail(L, rc);
@@ -366,14 +355,13 @@ static int users_next(lua_State *L)
 
 static int l_users(lua_State *L)
 {
-	struct lx_store *s = lx_store_check(L);
+	struct store *s = lx_store_check(L);
 	struct sbuf users;
 	lua_Integer n = 0;
 	int rc;
 
 	sbuf_init(&users);
-	rc = store_users_in(s->engine, kind_db(s), s->host, s->name,
-			    collect_user, &users);
+	rc = store_users(s, collect_user, &users);
 	if (rc) {
 		sbuf_free(&users);
 		return lx_store_fail(L, rc);
@@ -393,24 +381,12 @@ static int l_users(lua_State *L)
 
 /* ---- the type ---- */
 
-static int l_gc(lua_State *L)
-{
-	struct lx_store *s = lx_store_check(L);
-
-	free(s->host);
-	s->host = NULL;
-	free(s->name);
-	s->name = NULL;
-	return 0;
-}
-
 static int l_tostring(lua_State *L)
 {
-	struct lx_store *s = lx_store_check(L);
+	struct store *s = lx_store_check(L);
 
-	lua_pushfstring(L, "store %s/%s (%s, %s)", s->host ? s->host : "?",
-			s->name ? s->name : "?", kind_names[s->kind],
-			s->engine->name);
+	lua_pushfstring(L, "store %s/%s (%s, %s)", s->host, s->name,
+			store_kind_name(s->kind), s->engine->name);
 	return 1;
 }
 
@@ -461,7 +437,8 @@ static int l_open(lua_State *L)
 	const char *name = arg_name(L, 2);
 	int kind = luaL_checkoption(L, 3, "keyval", kind_names);
 	const struct store_engine *engine = &store_lmdb;
-	struct lx_store *s;
+	size_t hlen = strlen(host), nlen = strlen(name);
+	struct lx_store *ls;
 
 	luaL_argcheck(L, *host, 1, "empty host");
 	luaL_argcheck(L, *name, 2, "empty store name");
@@ -481,14 +458,12 @@ static int l_open(lua_State *L)
 		}
 	}
 	lua_pop(L, 1);
-	s = lua_newuserdatauv(L, sizeof(*s), 0);
-	s->host = NULL;
-	s->name = NULL;
-	s->kind = (enum lx_store_kind)kind;
-	s->engine = engine;
+	ls = lua_newuserdatauv(L, sizeof(*ls) + hlen + nlen + 2, 0);
+	memcpy(ls->names, host, hlen + 1);
+	memcpy(ls->names + hlen + 1, name, nlen + 1);
+	store_init(&ls->st, engine, ls->names, ls->names + hlen + 1,
+		   kinds[kind]);
 	lx_setmetatable(L, STORE_MT);
-	s->host = xstrdup(host);
-	s->name = xstrdup(name);
 	return 1;
 }
 
@@ -503,7 +478,6 @@ static const luaL_Reg store_methods[] = {
 };
 
 static const luaL_Reg store_meta[] = {
-	{ "__gc", l_gc },
 	{ "__tostring", l_tostring },
 	{ NULL, NULL },
 };

@@ -227,20 +227,19 @@ static void query_parse(lua_State *L, int idx, struct query *qq)
 
 /* Resolves after/before ids into positions: 0, or -ENOENT when one
  * names no item. */
-static int query_locate(const struct lx_store *s, const char *user,
+static int query_locate(const struct store *s, const char *user,
 			struct query *qq)
 {
 	int rc = 0;
 
 	if (qq->after_id) {
-		rc = store_archive_locate(s->engine, s->host, user, s->name,
-					  qq->after_id, qq->after.id_len, &qq->after);
+		rc = store_archive_locate(s, user, qq->after_id,
+					  qq->after.id_len, &qq->after);
 		qq->q.after = rc == 0 ? &qq->after : NULL;
 	}
 	if (rc == 0 && qq->before_id) {
-		rc = store_archive_locate(s->engine, s->host, user, s->name,
-					  qq->before_id, qq->before.id_len,
-					  &qq->before);
+		rc = store_archive_locate(s, user, qq->before_id,
+					  qq->before.id_len, &qq->before);
 		qq->q.before = rc == 0 ? &qq->before : NULL;
 	}
 	if (rc == -EINVAL || rc == -ENAMETOOLONG)
@@ -289,7 +288,7 @@ static void item_at(const struct sbuf *b, size_t *off,
 
 /* Pushes value, when, with of an item: 3, or 0 (-EILSEQ) when the value
  * does not decode. */
-static int push_item(lua_State *L, const struct lx_store *s,
+static int push_item(lua_State *L, const struct store *s,
 		     const struct store_arch_item *it)
 {
 	if (lx_store_push_value(L, s, it->val, it->val_len) != 0)
@@ -307,7 +306,7 @@ static int push_item(lua_State *L, const struct lx_store *s,
 struct arch_iter {
 	struct query qq;
 	char *user;			/* owned */
-	struct lx_store *s;		/* kept alive by upvalue 2 */
+	struct store *s;		/* kept alive by upvalue 2 */
 	size_t left;			/* with a limit: items still to give */
 	bool done;			/* no more chunks */
 	struct sbuf chunk;
@@ -350,8 +349,8 @@ static int iter_fill(struct arch_iter *it)
 	}
 	sbuf_reset(&it->chunk);
 	it->off = 0;
-	rc = store_archive_find(it->s->engine, it->s->host, it->user,
-				it->s->name, &q, copy_item, &it->chunk, NULL);
+	rc = store_archive_find(it->s, it->user, &q, copy_item, &it->chunk,
+				NULL);
 	if (rc)
 		return rc;
 	while (off < it->chunk.len) {
@@ -397,7 +396,7 @@ static int iter_next(lua_State *L)
 
 static int l_find(lua_State *L)
 {
-	struct lx_store *s = lx_store_check_kind(L, KIND_ARCHIVE, "find");
+	struct store *s = lx_store_check_kind(L, STORE_KIND_ARCHIVE, "find");
 	const char *user = lx_store_arg_user(L, 2);
 	struct arch_iter *it;
 	size_t total = 0;
@@ -420,8 +419,7 @@ static int l_find(lua_State *L)
 		struct store_arch_query q = it->qq.q;
 		q.has_limit = true;
 		q.limit = 0;
-		rc = store_archive_find(s->engine, s->host, user, s->name, &q,
-					copy_item, NULL, &total);
+		rc = store_archive_find(s, user, &q, copy_item, NULL, &total);
 	}
 	if (rc)
 		return lx_store_fail(L, rc);
@@ -439,34 +437,33 @@ static int l_find(lua_State *L)
 
 static int l_append(lua_State *L)
 {
-	struct lx_store *s = lx_store_check_kind(L, KIND_ARCHIVE, "append");
+	struct store *s = lx_store_check_kind(L, STORE_KIND_ARCHIVE, "append");
 	const char *user = lx_store_arg_user(L, 2);
-	const char *id = NULL, *with = NULL;
-	size_t id_len = 0, with_len = 0;
+	struct store_arch_item it = { .when = STORE_WHEN_NOW };
 	char idout[STORE_ID_MAX + 1];
-	int64_t when;
 	struct sbuf v;
 	int rc;
 
 	if (!lua_isnoneornil(L, 3))
-		id = luaL_checklstring(L, 3, &id_len);
+		it.id = luaL_checklstring(L, 3, &it.id_len);
 	luaL_checkany(L, 4);
-	when = lua_isnoneornil(L, 5) ? STORE_WHEN_NOW : arg_when(L, 5);
+	if (!lua_isnoneornil(L, 5))
+		it.when = arg_when(L, 5);
 	if (!lua_isnoneornil(L, 6))
-		with = luaL_checklstring(L, 6, &with_len);
+		it.with = luaL_checklstring(L, 6, &it.with_len);
 	if (!user)
 		return lx_store_fail_user(L);
-	if (id && (id_len == 0 || id_len > STORE_ID_MAX)) {
+	if (it.id && (it.id_len == 0 || it.id_len > STORE_ID_MAX)) {
 		lua_pushnil(L);
 		lua_pushliteral(L, "invalid item id");
 		return 2;
 	}
 	sbuf_init(&v);
 	rc = lx_store_encode(L, 4, &v);
+	it.val = v.p;
+	it.val_len = v.len;
 	if (rc == 0)
-		rc = store_archive_append(s->engine, s->host, user, s->name, id,
-					  id_len, when, with, with_len, v.p, v.len,
-					  idout);
+		rc = store_archive_append(s, user, &it, idout);
 	sbuf_free(&v);
 	if (rc)
 		return lx_store_fail_put(L, rc);
@@ -474,7 +471,7 @@ static int l_append(lua_State *L)
 	return 1;
 }
 
-int lx_store_archive_get(lua_State *L, struct lx_store *s)
+int lx_store_archive_get(lua_State *L, const struct store *s)
 {
 	const char *user = lx_store_arg_user(L, 2);
 	struct store_arch_item item;
@@ -490,8 +487,7 @@ int lx_store_archive_get(lua_State *L, struct lx_store *s)
 		return 1;
 	}
 	sbuf_init(&b);
-	rc = store_archive_get(s->engine, s->host, user, s->name, id, id_len,
-			       copy_item, &b);
+	rc = store_archive_get(s, user, id, id_len, copy_item, &b);
 	if (rc == 0) {
 		item_at(&b, &off, &item);
 		n = push_item(L, s, &item);
@@ -526,7 +522,7 @@ static struct query *query_arg(lua_State *L, int idx)
 
 static int l_delete(lua_State *L)
 {
-	struct lx_store *s = lx_store_check_kind(L, KIND_ARCHIVE, "delete");
+	struct store *s = lx_store_check_kind(L, STORE_KIND_ARCHIVE, "delete");
 	const char *user = lx_store_arg_user(L, 2);
 	struct query *qq = query_arg(L, 3);
 	size_t n = 0;
@@ -536,8 +532,7 @@ static int l_delete(lua_State *L)
 		return lx_store_fail_user(L);
 	rc = query_locate(s, user, qq);
 	if (rc == 0)
-		rc = store_archive_delete(s->engine, s->host, user, s->name,
-					  &qq->q, qq->truncate, &n);
+		rc = store_archive_delete(s, user, &qq->q, qq->truncate, &n);
 	if (rc)
 		return lx_store_fail(L, rc);
 	lua_pushinteger(L, (lua_Integer)n);
@@ -563,7 +558,7 @@ static int add_summary(void *ctx, const char *with, size_t wlen,
 
 static int l_summary(lua_State *L)
 {
-	struct lx_store *s = lx_store_check_kind(L, KIND_ARCHIVE, "summary");
+	struct store *s = lx_store_check_kind(L, STORE_KIND_ARCHIVE, "summary");
 	const char *user = lx_store_arg_user(L, 2);
 	struct query *qq = query_arg(L, 3);
 	int rc;
@@ -574,8 +569,7 @@ static int l_summary(lua_State *L)
 	lua_newtable(L);
 	lua_newtable(L);
 	lua_newtable(L);
-	rc = store_archive_summary(s->engine, s->host, user, s->name, &qq->q,
-				   add_summary, L);
+	rc = store_archive_summary(s, user, &qq->q, add_summary, L);
 	if (rc)
 		return lx_store_fail(L, rc);
 	lua_setfield(L, -4, "latest");
@@ -600,20 +594,20 @@ static int add_date(void *ctx, int64_t day)
 
 static int l_dates(lua_State *L)
 {
-	struct lx_store *s = lx_store_check_kind(L, KIND_ARCHIVE, "dates");
+	struct store *s = lx_store_check_kind(L, STORE_KIND_ARCHIVE, "dates");
 	const char *user = lx_store_arg_user(L, 2);
 	int rc;
 
 	if (!user)
 		return lx_store_fail_user(L);
 	lua_newtable(L);
-	rc = store_archive_dates(s->engine, s->host, user, s->name, add_date, L);
+	rc = store_archive_dates(s, user, add_date, L);
 	return rc ? lx_store_fail(L, rc) : 1;
 }
 
 static int l_trim(lua_State *L)
 {
-	struct lx_store *s = lx_store_check_kind(L, KIND_ARCHIVE, "trim");
+	struct store *s = lx_store_check_kind(L, STORE_KIND_ARCHIVE, "trim");
 	const char *user = lua_isnoneornil(L, 2) ? NULL : lx_store_arg_user(L, 2);
 	int64_t before = arg_when(L, 3);
 	size_t n = 0;
@@ -621,7 +615,7 @@ static int l_trim(lua_State *L)
 
 	if (!lua_isnoneornil(L, 2) && !user)
 		return lx_store_fail_user(L);
-	rc = store_archive_trim(s->engine, s->host, user, s->name, before, &n);
+	rc = store_archive_trim(s, user, before, &n);
 	if (rc)
 		return lx_store_fail(L, rc);
 	lua_pushinteger(L, (lua_Integer)n);

@@ -108,7 +108,7 @@ static const char **payload_list(lua_State *L, int idx, size_t *n)
 static int l_archiver(lua_State *L)
 {
 	lua_Integer max = luaL_optinteger(L, 4, 10000);
-	struct lx_store *s = lx_store_check_kind(L, KIND_ARCHIVE, "archiver");
+	struct store *s = lx_store_check_kind(L, STORE_KIND_ARCHIVE, "archiver");
 	struct archiver_policy pol = { call_wanted, NULL, free_wanted };
 	struct wanted_fn *w;
 	const char **payloads;
@@ -126,8 +126,7 @@ static int l_archiver(lua_State *L)
 	w->ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	pol.ctx = w;
 	payloads = payload_list(L, 2, &n);
-	u->a = archiver_new(s->engine, s->host, s->name, payloads, n,
-			    (size_t)max, &pol);
+	u->a = archiver_new(s, payloads, n, (size_t)max, &pol);
 	free(payloads);
 	lx_native_push(L, archiver_incoming, u->a, archiver_ref, archiver_unref);
 	lx_native_push(L, archiver_outgoing, u->a, archiver_ref, archiver_unref);

@@ -110,14 +110,24 @@ static int parse_record(const struct sbuf *b, enum sasl_hash hash,
 	return rc;
 }
 
+/* The accounts of host: always on LMDB. */
+static struct store accounts_of(const char *host)
+{
+	struct store s;
+
+	store_init(&s, &store_lmdb, host, NULL, STORE_KIND_ACCOUNTS);
+	return s;			/* host NULL: calls answer -EINVAL */
+}
+
 int accounts_get(const char *host, const char *user, enum sasl_hash hash,
 		 struct scram_creds *out)
 {
+	struct store s = accounts_of(host);
 	struct sbuf b;
 	int rc;
 
 	sbuf_init(&b);
-	rc = store_get(STORE_ACCOUNTS, host, user, NULL, NULL, 0, &b);
+	rc = store_get(&s, user, NULL, 0, &b);
 	if (rc == 0)
 		rc = parse_record(&b, hash, out);
 	if (rc == -EIO)
@@ -130,11 +140,12 @@ int accounts_get(const char *host, const char *user, enum sasl_hash hash,
 
 bool accounts_exists(const char *host, const char *user)
 {
+	struct store s = accounts_of(host);
 	struct sbuf b;
 	int rc;
 
 	sbuf_init(&b);
-	rc = store_get(STORE_ACCOUNTS, host, user, NULL, NULL, 0, &b);
+	rc = store_get(&s, user, NULL, 0, &b);
 	sbuf_free(&b);
 	return rc == 0;
 }
@@ -149,6 +160,7 @@ static bool creds_valid(const struct scram_creds *c)
 int accounts_set_creds(const char *host, const char *user,
 		       const struct scram_creds *creds, size_t n)
 {
+	struct store s = accounts_of(host);
 	struct sbuf b;
 	int rc;
 
@@ -167,7 +179,7 @@ int accounts_set_creds(const char *host, const char *user,
 		for (size_t j = 0; j < n; j++)
 			if (creds[j].hash == record_hashes[i])
 				put_creds(&b, &creds[j]);
-	rc = store_put(STORE_ACCOUNTS, host, user, NULL, NULL, 0, b.p, b.len);
+	rc = store_put(&s, user, NULL, 0, b.p, b.len);
 	OPENSSL_cleanse(b.p, b.cap);
 	sbuf_free(&b);
 	return rc;
@@ -203,7 +215,9 @@ int accounts_delete(const char *host, const char *user)
 int accounts_list(const char *host, int (*fn)(void *ctx, const char *user),
 		  void *ctx)
 {
-	return store_users(STORE_ACCOUNTS, host, NULL, fn, ctx);
+	struct store s = accounts_of(host);
+
+	return store_users(&s, fn, ctx);
 }
 
 int accounts_check_password(const char *host, const char *user,

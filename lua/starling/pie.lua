@@ -25,8 +25,10 @@
 --   vcard          keyval "vcard" (the <vCard/>) <-> <vCard xmlns='vcard-temp'/>
 --   private        map "private" ("{ns}name" -> element) <-> <query
 --                  xmlns='jabber:iq:private'/>
---   offline        map "offline" (mod_offline: "m%015d" -> message, "meta")
---                  <-> <offline-messages/>, oldest first
+--   offline        archive "offline" (mod_offline: one item per message)
+--                  <-> <offline-messages/>, oldest first; export also
+--                  reads what mod_offline has not yet moved from the map
+--                  "offline" of before ("m%015d" -> message, "meta")
 --   archive        archive "archive" (message archive, XEP-0313) <->
 --                  <archive xmlns='urn:xmpp:pie:0#mam'> of <result
 --                  xmlns='urn:xmpp:mam:2' id=''> with <forwarded/>
@@ -75,7 +77,8 @@ local function stores_of(host)
 		requests = open("subscription_requests", "map"),
 		vcard = open("vcard", "keyval"),
 		private = open("private", "map"),
-		offline = open("offline", "map"),
+		offline = open("offline", "archive"),
+		offline_old = open("offline", "map"),
 		archive = open("archive", "archive"),
 	}
 end
@@ -185,13 +188,23 @@ local function user_lines(host, user, s, warn)
 		end)
 		add(concat(parts) .. "</query>")
 	end
-	local offline = s.offline:get(user) or {}
-	keys = sorted_keys(offline)
-	if #keys > 1 or (#keys == 1 and keys[1] ~= "meta") then
+	local offline = {}
+	local old = s.offline_old:get(user) or {}
+	each_stanza("offline message", old, sorted_keys(old), function(m)
+		offline[#offline + 1] = "  " .. serialize(m, NS_PIE)
+	end)
+	for id, m in s.offline:find(user) do
+		if st.is_stanza(m) then
+			offline[#offline + 1] = "  " .. serialize(m, NS_PIE)
+		else
+			warn(format("%s@%s: offline message %s is not XML: not exported", user, host, id))
+		end
+	end
+	if #offline > 0 then
 		add("<offline-messages>")
-		each_stanza("offline message", offline, keys, function(m)
-			add("  " .. serialize(m, NS_PIE))
-		end)
+		for _, line in ipairs(offline) do
+			add(line)
+		end
 		add("</offline-messages>")
 	end
 	local first = true
@@ -349,19 +362,18 @@ local function import_offline(host, name, u, s)
 	if not om then
 		return true
 	end
-	local meta = s.offline:get(name, "meta") or { next = 1, count = 0 }
-	local keys = {}
 	for m in om:childtags("message", NS_CLIENT) do
 		if not m:get_child("delay", NS_DELAY) then
 			m = m:clone()
 			m:tag("delay", { xmlns = NS_DELAY, from = host, stamp = datetime.datetime() })
 				:text("Offline Storage"):up()
 		end
-		keys[format("m%015d", meta.next)] = m
-		meta.next, meta.count = meta.next + 1, meta.count + 1
+		local ok, err = s.offline:append(name, nil, m, nil, jid.bare(m.attr.from))
+		if not ok then
+			return nil, err
+		end
 	end
-	keys.meta = meta
-	return s.offline:set_keys(name, keys)
+	return true
 end
 
 local function import_archive(host, name, u, s, warn)

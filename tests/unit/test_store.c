@@ -36,22 +36,43 @@ static int rm_one(const char *path, const struct stat *sb, int flag,
 	return remove(path);
 }
 
-static int get_str(enum store_db db, const char *host, const char *user,
+/* A handle on engine e for store name of host (a few in turn, so one
+ * call may take two). */
+static const struct store *on(const struct store_engine *e,
+			      enum store_kind kind, const char *host,
+			      const char *name)
+{
+	static struct store hs[4];
+	static int next;
+	struct store *s = &hs[next++ % 4];
+
+	CHECK(store_init(s, e, host, name, kind) == 0);
+	return s;
+}
+
+/* The same on LMDB. */
+static const struct store *H(enum store_kind kind, const char *host,
+			     const char *name)
+{
+	return on(&store_lmdb, kind, host, name);
+}
+
+static int get_str(enum store_kind kind, const char *host, const char *user,
 		   const char *store, const char *mapkey, struct sbuf *out)
 {
-	return store_get(db, host, user, store, mapkey,
+	return store_get(H(kind, host, store), user, mapkey,
 			 mapkey ? strlen(mapkey) : 0, out);
 }
 
-static int put_str(enum store_db db, const char *host, const char *user,
+static int put_str(enum store_kind kind, const char *host, const char *user,
 		   const char *store, const char *mapkey, const char *val)
 {
-	return store_put(db, host, user, store, mapkey,
+	return store_put(H(kind, host, store), user, mapkey,
 			 mapkey ? strlen(mapkey) : 0, val, strlen(val));
 }
 
 /* Whether a record exists and (val non-NULL) holds val. */
-static bool has(enum store_db db, const char *host, const char *user,
+static bool has(enum store_kind db, const char *host, const char *user,
 		const char *store, const char *mapkey, const char *val)
 {
 	struct sbuf b;
@@ -84,38 +105,38 @@ static void test_put_get_del(void)
 
 	sbuf_init(&b);
 	CHECK(!store_is_open());
-	CHECK(store_get(STORE_KEYVAL, "h", "u", "s", NULL, 0, &b) == -ENXIO);
+	CHECK(store_get(H(STORE_KIND_KEYVAL, "h", "s"), "u", NULL, 0, &b) == -ENXIO);
 	CHECK(store_open(new_dir(), 0) == 0);
 	CHECK(store_is_open());
 	CHECK(store_open(dir, 0) == -EBUSY);
-	CHECK(get_str(STORE_KEYVAL, "h", "u", "s", NULL, &b) == -ENOENT);
-	CHECK(put_str(STORE_ACCOUNTS, "h", "u", NULL, NULL, "acct") == 0);
-	CHECK(put_str(STORE_KEYVAL, "h", "u", "s", NULL, "kv") == 0);
-	CHECK(put_str(STORE_MAP, "h", "u", "s", "k", "mv") == 0);
-	CHECK(store_put(STORE_MAP, "h", "u", "s", "k\0x", 3, "nul", 3) == 0);
-	CHECK(has(STORE_ACCOUNTS, "h", "u", NULL, NULL, "acct"));
-	CHECK(has(STORE_KEYVAL, "h", "u", "s", NULL, "kv"));
-	CHECK(has(STORE_MAP, "h", "u", "s", "k", "mv"));
-	CHECK(store_get(STORE_MAP, "h", "u", "s", "k\0x", 3, &b) == 0 &&
+	CHECK(get_str(STORE_KIND_KEYVAL, "h", "u", "s", NULL, &b) == -ENOENT);
+	CHECK(put_str(STORE_KIND_ACCOUNTS, "h", "u", NULL, NULL, "acct") == 0);
+	CHECK(put_str(STORE_KIND_KEYVAL, "h", "u", "s", NULL, "kv") == 0);
+	CHECK(put_str(STORE_KIND_MAP, "h", "u", "s", "k", "mv") == 0);
+	CHECK(store_put(H(STORE_KIND_MAP, "h", "s"), "u", "k\0x", 3, "nul", 3) == 0);
+	CHECK(has(STORE_KIND_ACCOUNTS, "h", "u", NULL, NULL, "acct"));
+	CHECK(has(STORE_KIND_KEYVAL, "h", "u", "s", NULL, "kv"));
+	CHECK(has(STORE_KIND_MAP, "h", "u", "s", "k", "mv"));
+	CHECK(store_get(H(STORE_KIND_MAP, "h", "s"), "u", "k\0x", 3, &b) == 0 &&
 	      b.len == 3 && memcmp(b.p, "nul", 3) == 0);
 	/* the dbs are separate */
-	CHECK(!has(STORE_KEYVAL, "h", "u", "t", NULL, NULL));
-	CHECK(!has(STORE_MAP, "h", "u", "s", "kk", NULL));
-	CHECK(put_str(STORE_KEYVAL, "h", "u", "s", NULL, "kv2") == 0);
-	CHECK(has(STORE_KEYVAL, "h", "u", "s", NULL, "kv2"));
-	CHECK(store_del(STORE_KEYVAL, "h", "u", "s", NULL, 0) == 0);
-	CHECK(store_del(STORE_KEYVAL, "h", "u", "s", NULL, 0) == -ENOENT);
-	CHECK(!has(STORE_KEYVAL, "h", "u", "s", NULL, NULL));
-	CHECK(store_del(STORE_MAP, "h", "u", "s", "k", 1) == 0);
-	CHECK(!has(STORE_MAP, "h", "u", "s", "k", NULL));
-	CHECK(store_del(STORE_ACCOUNTS, "h", "u", NULL, NULL, 0) == 0);
-	CHECK(!has(STORE_ACCOUNTS, "h", "u", NULL, NULL, NULL));
+	CHECK(!has(STORE_KIND_KEYVAL, "h", "u", "t", NULL, NULL));
+	CHECK(!has(STORE_KIND_MAP, "h", "u", "s", "kk", NULL));
+	CHECK(put_str(STORE_KIND_KEYVAL, "h", "u", "s", NULL, "kv2") == 0);
+	CHECK(has(STORE_KIND_KEYVAL, "h", "u", "s", NULL, "kv2"));
+	CHECK(store_del(H(STORE_KIND_KEYVAL, "h", "s"), "u", NULL, 0) == 0);
+	CHECK(store_del(H(STORE_KIND_KEYVAL, "h", "s"), "u", NULL, 0) == -ENOENT);
+	CHECK(!has(STORE_KIND_KEYVAL, "h", "u", "s", NULL, NULL));
+	CHECK(store_del(H(STORE_KIND_MAP, "h", "s"), "u", "k", 1) == 0);
+	CHECK(!has(STORE_KIND_MAP, "h", "u", "s", "k", NULL));
+	CHECK(store_del(H(STORE_KIND_ACCOUNTS, "h", NULL), "u", NULL, 0) == 0);
+	CHECK(!has(STORE_KIND_ACCOUNTS, "h", "u", NULL, NULL, NULL));
 	/* bad arguments and keys over LMDB's limit */
-	CHECK(store_put(STORE_MAP, "h", "u", "s", NULL, 0, "x", 1) == -EINVAL);
-	CHECK(store_put(STORE_KEYVAL, "h", "u", NULL, NULL, 0, "x", 1) == -EINVAL);
+	CHECK(store_put(H(STORE_KIND_MAP, "h", "s"), "u", NULL, 0, "x", 1) == -EINVAL);
+	CHECK(store_put(H(STORE_KIND_KEYVAL, "h", NULL), "u", NULL, 0, "x", 1) == -EINVAL);
 	char big[600];
 	memset(big, 'k', sizeof(big));
-	CHECK(store_put(STORE_MAP, "h", "u", "s", big, sizeof(big), "x", 1) ==
+	CHECK(store_put(H(STORE_KIND_MAP, "h", "s"), "u", big, sizeof(big), "x", 1) ==
 	      -ENAMETOOLONG);
 	CHECK(store_commit() == 0);
 	store_close();
@@ -127,49 +148,49 @@ static void test_batch(void)
 {
 	CHECK(store_open(new_dir(), 0) == 0);
 	CHECK(!store_pending());
-	CHECK(put_str(STORE_KEYVAL, "h", "u", "s", NULL, "v1") == 0);
+	CHECK(put_str(STORE_KIND_KEYVAL, "h", "u", "s", NULL, "v1") == 0);
 	CHECK(store_pending());
-	CHECK(has(STORE_KEYVAL, "h", "u", "s", NULL, "v1"));
+	CHECK(has(STORE_KIND_KEYVAL, "h", "u", "s", NULL, "v1"));
 	CHECK(store_commit() == 0);
 	CHECK(!store_pending());
-	CHECK(has(STORE_KEYVAL, "h", "u", "s", NULL, "v1"));
+	CHECK(has(STORE_KIND_KEYVAL, "h", "u", "s", NULL, "v1"));
 	/* a read snapshot taken before our own commit must not hide it */
-	CHECK(put_str(STORE_KEYVAL, "h", "u", "s", NULL, "v2") == 0);
+	CHECK(put_str(STORE_KIND_KEYVAL, "h", "u", "s", NULL, "v2") == 0);
 	CHECK(store_commit() == 0);
-	CHECK(has(STORE_KEYVAL, "h", "u", "s", NULL, "v2"));
-	CHECK(put_str(STORE_KEYVAL, "h", "u", "t", NULL, "w") == 0);
+	CHECK(has(STORE_KIND_KEYVAL, "h", "u", "s", NULL, "v2"));
+	CHECK(put_str(STORE_KIND_KEYVAL, "h", "u", "t", NULL, "w") == 0);
 	store_close();		/* commits what is pending */
 	CHECK(store_open(dir, 0) == 0);
-	CHECK(has(STORE_KEYVAL, "h", "u", "s", NULL, "v2"));
-	CHECK(has(STORE_KEYVAL, "h", "u", "t", NULL, "w"));
+	CHECK(has(STORE_KIND_KEYVAL, "h", "u", "s", NULL, "v2"));
+	CHECK(has(STORE_KIND_KEYVAL, "h", "u", "t", NULL, "w"));
 	store_close();
 }
 
 static void fill_user(const char *host, const char *user)
 {
-	CHECK(put_str(STORE_ACCOUNTS, host, user, NULL, NULL, "a") == 0);
-	CHECK(put_str(STORE_KEYVAL, host, user, "roster", NULL, "r") == 0);
-	CHECK(put_str(STORE_KEYVAL, host, user, "vcard", NULL, "v") == 0);
-	CHECK(put_str(STORE_MAP, host, user, "pep", "n1", "p1") == 0);
-	CHECK(put_str(STORE_MAP, host, user, "pep", "n2", "p2") == 0);
+	CHECK(put_str(STORE_KIND_ACCOUNTS, host, user, NULL, NULL, "a") == 0);
+	CHECK(put_str(STORE_KIND_KEYVAL, host, user, "roster", NULL, "r") == 0);
+	CHECK(put_str(STORE_KIND_KEYVAL, host, user, "vcard", NULL, "v") == 0);
+	CHECK(put_str(STORE_KIND_MAP, host, user, "pep", "n1", "p1") == 0);
+	CHECK(put_str(STORE_KIND_MAP, host, user, "pep", "n2", "p2") == 0);
 }
 
 static bool user_intact(const char *host, const char *user)
 {
-	return has(STORE_ACCOUNTS, host, user, NULL, NULL, "a") &&
-	       has(STORE_KEYVAL, host, user, "roster", NULL, "r") &&
-	       has(STORE_KEYVAL, host, user, "vcard", NULL, "v") &&
-	       has(STORE_MAP, host, user, "pep", "n1", "p1") &&
-	       has(STORE_MAP, host, user, "pep", "n2", "p2");
+	return has(STORE_KIND_ACCOUNTS, host, user, NULL, NULL, "a") &&
+	       has(STORE_KIND_KEYVAL, host, user, "roster", NULL, "r") &&
+	       has(STORE_KIND_KEYVAL, host, user, "vcard", NULL, "v") &&
+	       has(STORE_KIND_MAP, host, user, "pep", "n1", "p1") &&
+	       has(STORE_KIND_MAP, host, user, "pep", "n2", "p2");
 }
 
 static bool user_gone(const char *host, const char *user)
 {
-	return !has(STORE_ACCOUNTS, host, user, NULL, NULL, NULL) &&
-	       !has(STORE_KEYVAL, host, user, "roster", NULL, NULL) &&
-	       !has(STORE_KEYVAL, host, user, "vcard", NULL, NULL) &&
-	       !has(STORE_MAP, host, user, "pep", "n1", NULL) &&
-	       !has(STORE_MAP, host, user, "pep", "n2", NULL);
+	return !has(STORE_KIND_ACCOUNTS, host, user, NULL, NULL, NULL) &&
+	       !has(STORE_KIND_KEYVAL, host, user, "roster", NULL, NULL) &&
+	       !has(STORE_KIND_KEYVAL, host, user, "vcard", NULL, NULL) &&
+	       !has(STORE_KIND_MAP, host, user, "pep", "n1", NULL) &&
+	       !has(STORE_KIND_MAP, host, user, "pep", "n2", NULL);
 }
 
 static void test_purge(void)
@@ -209,11 +230,11 @@ static int collect(void *ctx, const char *user)
 	return ++nm->n == nm->stop_after;
 }
 
-static const char *users_of(enum store_db db, const char *host,
+static const char *users_of(enum store_kind db, const char *host,
 			    const char *store, struct names *nm)
 {
 	memset(nm, 0, sizeof(*nm));
-	CHECK(store_users(db, host, store, collect, nm) == 0);
+	CHECK(store_users(H(db, host, store), collect, nm) == 0);
 	return nm->buf;
 }
 
@@ -222,32 +243,32 @@ static void test_users(void)
 	struct names nm;
 
 	CHECK(store_open(new_dir(), 0) == 0);
-	CHECK_STR(users_of(STORE_KEYVAL, "h", NULL, &nm), "");
+	CHECK_STR(users_of(STORE_KIND_KEYVAL, "h", NULL, &nm), "");
 	fill_user("h", "bob");
 	fill_user("h", "al");
 	fill_user("h", "alice");
 	fill_user("h.org", "zed");
 	fill_user("g", "gus");
-	CHECK(put_str(STORE_KEYVAL, "h", "carl", "other", NULL, "x") == 0);
-	CHECK(put_str(STORE_MAP, "h", "dora", "other", "k", "x") == 0);
-	CHECK(put_str(STORE_KEYVAL, "h", "", "roster", NULL, "host-wide") == 0);
-	CHECK(put_str(STORE_MAP, "h", "", "pep", "k", "host-wide") == 0);
-	CHECK_STR(users_of(STORE_ACCOUNTS, "h", NULL, &nm), "al,alice,bob,");
-	CHECK_STR(users_of(STORE_KEYVAL, "h", NULL, &nm), "al,alice,bob,carl,");
-	CHECK_STR(users_of(STORE_KEYVAL, "h", "roster", &nm), "al,alice,bob,");
-	CHECK_STR(users_of(STORE_KEYVAL, "h", "other", &nm), "carl,");
-	CHECK_STR(users_of(STORE_KEYVAL, "h", "rost", &nm), "");
-	CHECK_STR(users_of(STORE_MAP, "h", "pep", &nm), "al,alice,bob,");
-	CHECK_STR(users_of(STORE_MAP, "h", "other", &nm), "dora,");
-	CHECK_STR(users_of(STORE_MAP, "h", NULL, &nm), "al,alice,bob,dora,");
-	CHECK_STR(users_of(STORE_ACCOUNTS, "h.org", NULL, &nm), "zed,");
-	CHECK_STR(users_of(STORE_ACCOUNTS, "", NULL, &nm), "");
+	CHECK(put_str(STORE_KIND_KEYVAL, "h", "carl", "other", NULL, "x") == 0);
+	CHECK(put_str(STORE_KIND_MAP, "h", "dora", "other", "k", "x") == 0);
+	CHECK(put_str(STORE_KIND_KEYVAL, "h", "", "roster", NULL, "host-wide") == 0);
+	CHECK(put_str(STORE_KIND_MAP, "h", "", "pep", "k", "host-wide") == 0);
+	CHECK_STR(users_of(STORE_KIND_ACCOUNTS, "h", NULL, &nm), "al,alice,bob,");
+	CHECK_STR(users_of(STORE_KIND_KEYVAL, "h", NULL, &nm), "al,alice,bob,carl,");
+	CHECK_STR(users_of(STORE_KIND_KEYVAL, "h", "roster", &nm), "al,alice,bob,");
+	CHECK_STR(users_of(STORE_KIND_KEYVAL, "h", "other", &nm), "carl,");
+	CHECK_STR(users_of(STORE_KIND_KEYVAL, "h", "rost", &nm), "");
+	CHECK_STR(users_of(STORE_KIND_MAP, "h", "pep", &nm), "al,alice,bob,");
+	CHECK_STR(users_of(STORE_KIND_MAP, "h", "other", &nm), "dora,");
+	CHECK_STR(users_of(STORE_KIND_MAP, "h", NULL, &nm), "al,alice,bob,dora,");
+	CHECK_STR(users_of(STORE_KIND_ACCOUNTS, "h.org", NULL, &nm), "zed,");
+	CHECK_STR(users_of(STORE_KIND_ACCOUNTS, "", NULL, &nm), "");
 	memset(&nm, 0, sizeof(nm));
 	nm.stop_after = 2;
-	CHECK(store_users(STORE_ACCOUNTS, "h", NULL, collect, &nm) == 0);
+	CHECK(store_users(H(STORE_KIND_ACCOUNTS, "h", NULL), collect, &nm) == 0);
 	CHECK_STR(nm.buf, "al,alice,");
 	CHECK(store_commit() == 0);
-	CHECK_STR(users_of(STORE_ACCOUNTS, "h", NULL, &nm), "al,alice,bob,");
+	CHECK_STR(users_of(STORE_KIND_ACCOUNTS, "h", NULL, &nm), "al,alice,bob,");
 	store_close();
 }
 
@@ -257,7 +278,7 @@ static int write_during(void *ctx, const char *user)
 	int *n = ctx;
 
 	(*n)++;
-	CHECK(put_str(STORE_KEYVAL, "h", user, "seen", NULL, "1") == 0);
+	CHECK(put_str(STORE_KIND_KEYVAL, "h", user, "seen", NULL, "1") == 0);
 	if (*n == 2)
 		CHECK(store_commit() == 0);
 	return 0;
@@ -272,9 +293,9 @@ static void test_users_callback_writes(void)
 	fill_user("h", "u2");
 	fill_user("h", "u3");
 	CHECK(store_commit() == 0);
-	CHECK(store_users(STORE_ACCOUNTS, "h", NULL, write_during, &n) == 0);
+	CHECK(store_users(H(STORE_KIND_ACCOUNTS, "h", NULL), write_during, &n) == 0);
 	CHECK(n == 3);
-	CHECK(has(STORE_KEYVAL, "h", "u3", "seen", NULL, "1"));
+	CHECK(has(STORE_KIND_KEYVAL, "h", "u3", "seen", NULL, "1"));
 	store_close();
 }
 
@@ -311,7 +332,7 @@ static const char *map_of(const char *host, const char *user,
 			  const char *store, struct pairs *p)
 {
 	memset(p, 0, sizeof(*p));
-	CHECK(store_map_each(host, user, store, collect_pair, p) == 0);
+	CHECK(store_map_each(H(STORE_KIND_MAP, host, store), user, collect_pair, p) == 0);
 	return p->buf;
 }
 
@@ -321,21 +342,21 @@ static void test_map(void)
 
 	CHECK(store_open(new_dir(), 0) == 0);
 	CHECK_STR(map_of("h", "u", "m", &p), "");
-	CHECK(put_str(STORE_MAP, "h", "u", "m", "b", "2") == 0);
-	CHECK(put_str(STORE_MAP, "h", "u", "m", "a", "1") == 0);
-	CHECK(put_str(STORE_MAP, "h", "u", "m", "", "e") == 0);
-	CHECK(store_put(STORE_MAP, "h", "u", "m", "a\0b", 3, "n", 1) == 0);
-	CHECK(put_str(STORE_MAP, "h", "u", "mm", "a", "other store") == 0);
-	CHECK(put_str(STORE_MAP, "h", "uu", "m", "a", "other user") == 0);
-	CHECK(put_str(STORE_KEYVAL, "h", "u", "m", NULL, "keyval") == 0);
+	CHECK(put_str(STORE_KIND_MAP, "h", "u", "m", "b", "2") == 0);
+	CHECK(put_str(STORE_KIND_MAP, "h", "u", "m", "a", "1") == 0);
+	CHECK(put_str(STORE_KIND_MAP, "h", "u", "m", "", "e") == 0);
+	CHECK(store_put(H(STORE_KIND_MAP, "h", "m"), "u", "a\0b", 3, "n", 1) == 0);
+	CHECK(put_str(STORE_KIND_MAP, "h", "u", "mm", "a", "other store") == 0);
+	CHECK(put_str(STORE_KIND_MAP, "h", "uu", "m", "a", "other user") == 0);
+	CHECK(put_str(STORE_KIND_KEYVAL, "h", "u", "m", NULL, "keyval") == 0);
 	CHECK_STR(map_of("h", "u", "m", &p), "=e;a=1;a0b=n;b=2;");
 	CHECK_STR(map_of("h", "uu", "m", &p), "a=other user;");
 	CHECK_STR(map_of("h", "u", "mm", &p), "a=other store;");
 	/* delete_all("a") in store m: every user, no other store or key */
-	CHECK(put_str(STORE_MAP, "h", "al", "m", "a", "x") == 0);
-	CHECK(put_str(STORE_MAP, "h", "al", "m", "ab", "y") == 0);
-	CHECK(put_str(STORE_MAP, "h2", "u", "m", "a", "other host") == 0);
-	CHECK(store_map_delete_key("h", "m", "a", 1) == 0);
+	CHECK(put_str(STORE_KIND_MAP, "h", "al", "m", "a", "x") == 0);
+	CHECK(put_str(STORE_KIND_MAP, "h", "al", "m", "ab", "y") == 0);
+	CHECK(put_str(STORE_KIND_MAP, "h2", "u", "m", "a", "other host") == 0);
+	CHECK(store_map_delete_key(H(STORE_KIND_MAP, "h", "m"), "a", 1) == 0);
 	CHECK_STR(map_of("h", "u", "m", &p), "=e;a0b=n;b=2;");
 	CHECK_STR(map_of("h", "uu", "m", &p), "");
 	CHECK_STR(map_of("h", "al", "m", &p), "ab=y;");
@@ -364,7 +385,7 @@ static void test_growth(void)
 		for (int j = 0; j < PER_BATCH; j++) {
 			snprintf(key, sizeof(key), "k%03d", i * PER_BATCH + j);
 			memset(val, 'a' + (i + j) % 26, VAL);
-			if (store_put(STORE_MAP, "h", "u", "big", key,
+			if (store_put(H(STORE_KIND_MAP, "h", "big"), "u", key,
 				      strlen(key), val, VAL) != 0)
 				ok = false;
 		}
@@ -376,7 +397,7 @@ static void test_growth(void)
 	CHECK(store_open(dir, (size_t)1 << 30) == 0);
 	for (int i = 0; i < BATCHES * PER_BATCH && ok; i++) {
 		snprintf(key, sizeof(key), "k%03d", i);
-		ok = store_get(STORE_MAP, "h", "u", "big", key, strlen(key), &b) == 0 &&
+		ok = store_get(H(STORE_KIND_MAP, "h", "big"), "u", key, strlen(key), &b) == 0 &&
 		     b.len == VAL && b.p[0] == 'a' + (i / PER_BATCH + i % PER_BATCH) % 26 &&
 		     b.p[VAL - 1] == b.p[0];
 	}
@@ -397,22 +418,22 @@ static void test_full(void)
 
 	make_small_env(new_dir(), 1 << 20);
 	CHECK(store_open(dir, 4 << 20) == 0);
-	CHECK(put_str(STORE_KEYVAL, "h", "u", "first", NULL, "kept") == 0);
+	CHECK(put_str(STORE_KIND_KEYVAL, "h", "u", "first", NULL, "kept") == 0);
 	for (i = 0; i < 200 && rc == 0; i++) {
 		snprintf(key, sizeof(key), "k%03d", i);
-		rc = store_put(STORE_MAP, "h", "u", "big", key, strlen(key), val, VAL);
+		rc = store_put(H(STORE_KIND_MAP, "h", "big"), "u", key, strlen(key), val, VAL);
 	}
 	CHECK(rc == -ENOSPC);
 	CHECK(i > 10 && i < 200);
-	CHECK(has(STORE_KEYVAL, "h", "u", "first", NULL, "kept"));
+	CHECK(has(STORE_KIND_KEYVAL, "h", "u", "first", NULL, "kept"));
 	CHECK(store_commit() == 0);
-	CHECK(has(STORE_KEYVAL, "h", "u", "first", NULL, "kept"));
+	CHECK(has(STORE_KIND_KEYVAL, "h", "u", "first", NULL, "kept"));
 	/* freeing space makes room again */
 	CHECK(store_purge_user("h", "u") == 0);
 	CHECK(store_commit() == 0);
-	CHECK(put_str(STORE_KEYVAL, "h", "u", "again", NULL, "yes") == 0);
+	CHECK(put_str(STORE_KIND_KEYVAL, "h", "u", "again", NULL, "yes") == 0);
 	CHECK(store_commit() == 0);
-	CHECK(has(STORE_KEYVAL, "h", "u", "again", NULL, "yes"));
+	CHECK(has(STORE_KIND_KEYVAL, "h", "u", "again", NULL, "yes"));
 	store_close();
 	free(val);
 }
@@ -463,9 +484,9 @@ static void test_other_process(void)
 
 	make_small_env(new_dir(), 1 << 20);
 	CHECK(store_open(dir, 0) == 0);
-	CHECK(put_str(STORE_KEYVAL, "h", "u", "s", NULL, "old") == 0);
+	CHECK(put_str(STORE_KIND_KEYVAL, "h", "u", "s", NULL, "old") == 0);
 	CHECK(store_commit() == 0);
-	CHECK(has(STORE_KEYVAL, "h", "u", "s", NULL, "old"));	/* snapshot */
+	CHECK(has(STORE_KIND_KEYVAL, "h", "u", "s", NULL, "old"));	/* snapshot */
 	fflush(NULL);
 	pid = fork();
 	if (pid == 0)
@@ -474,13 +495,13 @@ static void test_other_process(void)
 	waitpid(pid, &status, 0);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	/* still the snapshot */
-	CHECK(has(STORE_KEYVAL, "h", "u", "s", NULL, "old"));
+	CHECK(has(STORE_KIND_KEYVAL, "h", "u", "s", NULL, "old"));
 	store_end_read();
 	/* the child grew the map past ours: MDB_MAP_RESIZED, adopted */
-	CHECK(has(STORE_KEYVAL, "h", "u", "s", NULL, "new"));
-	CHECK(put_str(STORE_KEYVAL, "h", "u", "t", NULL, "after") == 0);
+	CHECK(has(STORE_KIND_KEYVAL, "h", "u", "s", NULL, "new"));
+	CHECK(put_str(STORE_KIND_KEYVAL, "h", "u", "t", NULL, "after") == 0);
 	CHECK(store_commit() == 0);
-	CHECK(has(STORE_KEYVAL, "h", "u", "t", NULL, "after"));
+	CHECK(has(STORE_KIND_KEYVAL, "h", "u", "t", NULL, "after"));
 	store_close();
 }
 
@@ -530,22 +551,22 @@ static void test_accounts(void)
 	CHECK(accounts_get("h", "juliet", SASL_HASH_SHA1, &c1) == 0 &&
 	      c1.iterations == 5000);
 	/* a corrupt record is not used */
-	CHECK(put_str(STORE_ACCOUNTS, "h", "broken", NULL, NULL, "\1\0\0") == 0);
+	CHECK(put_str(STORE_KIND_ACCOUNTS, "h", "broken", NULL, NULL, "\1\0\0") == 0);
 	CHECK(accounts_get("h", "broken", SASL_HASH_SHA256, &c1) == -EIO);
 	CHECK(accounts_check_password("h", "broken", "x") == -EIO);
-	CHECK(store_del(STORE_ACCOUNTS, "h", "broken", NULL, NULL, 0) == 0);
+	CHECK(store_del(H(STORE_KIND_ACCOUNTS, "h", NULL), "broken", NULL, 0) == 0);
 	/* list and delete with the user's data */
 	CHECK(accounts_set_password("h", "jul", "pw", 0) == 0);
 	CHECK(accounts_list("h", count_user, &n) == 0 && n == 2);
-	CHECK(put_str(STORE_KEYVAL, "h", "juliet", "roster", NULL, "r") == 0);
-	CHECK(put_str(STORE_MAP, "h", "juliet", "pep", "k", "p") == 0);
-	CHECK(put_str(STORE_KEYVAL, "h", "jul", "roster", NULL, "r") == 0);
+	CHECK(put_str(STORE_KIND_KEYVAL, "h", "juliet", "roster", NULL, "r") == 0);
+	CHECK(put_str(STORE_KIND_MAP, "h", "juliet", "pep", "k", "p") == 0);
+	CHECK(put_str(STORE_KIND_KEYVAL, "h", "jul", "roster", NULL, "r") == 0);
 	CHECK(store_commit() == 0);
 	CHECK(accounts_delete("h", "juliet") == 0);
 	CHECK(!accounts_exists("h", "juliet"));
-	CHECK(!has(STORE_KEYVAL, "h", "juliet", "roster", NULL, NULL));
-	CHECK(!has(STORE_MAP, "h", "juliet", "pep", "k", NULL));
-	CHECK(has(STORE_KEYVAL, "h", "jul", "roster", NULL, "r"));
+	CHECK(!has(STORE_KIND_KEYVAL, "h", "juliet", "roster", NULL, NULL));
+	CHECK(!has(STORE_KIND_MAP, "h", "juliet", "pep", "k", NULL));
+	CHECK(has(STORE_KIND_KEYVAL, "h", "jul", "roster", NULL, "r"));
 	CHECK(accounts_check_password("h", "jul", "pw") == 0);
 	CHECK(accounts_delete("h", "juliet") == -ENOENT);
 	CHECK(store_commit() == 0);
@@ -639,24 +660,24 @@ static void test_lua(void)
 
 static const struct store_engine *M = &store_memory;
 
-static bool mhas(enum store_db db, const char *user, const char *store,
+static bool mhas(enum store_kind db, const char *user, const char *store,
 		 const char *mapkey, const char *val)
 {
 	struct sbuf b;
 	bool ok;
 
 	sbuf_init(&b);
-	ok = store_get_in(M, db, "h", user, store, mapkey,
+	ok = store_get(on(M, db, "h", store), user, mapkey,
 			  mapkey ? strlen(mapkey) : 0, &b) == 0 &&
 	     (!val || (b.len == strlen(val) && memcmp(b.p, val, b.len) == 0));
 	sbuf_free(&b);
 	return ok;
 }
 
-static int mput(enum store_db db, const char *user, const char *store,
+static int mput(enum store_kind db, const char *user, const char *store,
 		const char *mapkey, const char *val)
 {
-	return store_put_in(M, db, "h", user, store, mapkey,
+	return store_put(on(M, db, "h", store), user, mapkey,
 			    mapkey ? strlen(mapkey) : 0, val, strlen(val));
 }
 
@@ -667,6 +688,92 @@ static int collect_m(void *ctx, const char *user)
 	return 0;
 }
 
+static int collect_item_id(void *ctx, const struct store_arch_item *it)
+{
+	sbuf_add(ctx, it->id, it->id_len);
+	sbuf_addc(ctx, ';');
+	return 0;
+}
+
+/* Handles: what store_init takes, and each kind reaching its own records
+ * and refusing the calls of the others. */
+static void test_handle_kinds(void)
+{
+	struct store s, kv, map, acc, arc, any;
+	struct store_arch_item it = { .when = STORE_WHEN_NOW, .val = "i",
+				      .val_len = 1 };
+	struct store_arch_query all = { 0 };
+	char users[64] = "", id[STORE_ID_MAX + 1];
+	struct sbuf b, ids;
+	size_t n;
+
+	store_memory_clear();
+	sbuf_init(&b);
+	sbuf_init(&ids);
+	CHECK(store_init(&s, NULL, "h", "s", STORE_KIND_KEYVAL) == -EINVAL);
+	CHECK(store_init(&s, M, NULL, "s", STORE_KIND_KEYVAL) == -EINVAL);
+	CHECK(store_init(&s, M, "h", "", STORE_KIND_MAP) == -EINVAL);
+	CHECK(store_init(&s, M, "h", "s", STORE_NKIND) == -EINVAL);
+	CHECK(store_init(&s, M, "h", "s", (enum store_kind)-1) == -EINVAL);
+	CHECK(store_init(&acc, M, "h", "ignored", STORE_KIND_ACCOUNTS) == 0 &&
+	      acc.name == NULL && acc.engine == M && acc.kind == STORE_KIND_ACCOUNTS);
+	for (int k = 0; k < STORE_NKIND; k++)
+		CHECK(store_kind_find(store_kind_name((enum store_kind)k)) == k);
+	CHECK_STR(store_kind_name(STORE_KIND_ARCHIVE), "archive");
+	CHECK(store_kind_find("archives") == -EINVAL);
+	CHECK(store_kind_find(NULL) == -EINVAL);
+	CHECK(store_init(&kv, M, "h", "s", STORE_KIND_KEYVAL) == 0);
+	CHECK(store_init(&map, M, "h", "s", STORE_KIND_MAP) == 0);
+	CHECK(store_init(&arc, M, "h", "s", STORE_KIND_ARCHIVE) == 0);
+	/* one name, four kinds: four sets of records */
+	CHECK(store_put(&kv, "u", NULL, 0, "kv", 2) == 0);
+	CHECK(store_put(&map, "u", "k", 1, "map", 3) == 0);
+	CHECK(store_put(&acc, "u", NULL, 0, "acc", 3) == 0);
+	CHECK(store_archive_append(&arc, "u", &it, id) == 0);
+	CHECK(store_get(&kv, "u", NULL, 0, &b) == 0 && b.len == 2 &&
+	      memcmp(b.p, "kv", 2) == 0);
+	CHECK(store_get(&map, "u", "k", 1, &b) == 0 && b.len == 3 &&
+	      memcmp(b.p, "map", 3) == 0);
+	CHECK(store_get(&acc, "u", NULL, 0, &b) == 0 && b.len == 3 &&
+	      memcmp(b.p, "acc", 3) == 0);
+	CHECK(store_archive_find(&arc, "u", &all, collect_item_id, &ids,
+				 NULL) == 0);
+	CHECK(ids.len == strlen(id) + 1 && memcmp(ids.p, id, strlen(id)) == 0);
+	/* the calls of other kinds are refused */
+	CHECK(store_get(&arc, "u", NULL, 0, &b) == -EINVAL);
+	CHECK(store_put(&arc, "u", NULL, 0, "x", 1) == -EINVAL);
+	CHECK(store_del(&arc, "u", NULL, 0) == -EINVAL);
+	CHECK(store_get(&kv, "u", "k", 1, &b) == -EINVAL);	/* no keys */
+	CHECK(store_get(&map, "u", NULL, 0, &b) == -EINVAL);	/* a key */
+	CHECK(store_map_each(&kv, "u", collect_pair, NULL) == -EINVAL);
+	CHECK(store_map_delete_key(&kv, "k", 1) == -EINVAL);
+	CHECK(store_archive_append(&kv, "u", &it, NULL) == -EINVAL);
+	CHECK(store_archive_find(&map, "u", &all, collect_item_id, &ids,
+				 NULL) == -EINVAL);
+	CHECK(store_archive_delete(&acc, "u", &all, 0, &n) == -EINVAL);
+	/* a nameless handle lists the users of every store of its kind */
+	CHECK(store_put(on(M, STORE_KIND_KEYVAL, "h", "t"), "w", NULL, 0, "x",
+			1) == 0);
+	CHECK(store_init(&any, M, "h", NULL, STORE_KIND_KEYVAL) == 0);
+	CHECK(store_get(&any, "u", NULL, 0, &b) == -EINVAL);
+	CHECK(store_users(&any, collect_m, users) == 0);
+	CHECK_STR(users, "u,w,");
+	*users = '\0';
+	CHECK(store_users(&kv, collect_m, users) == 0);
+	CHECK_STR(users, "u,");
+	*users = '\0';
+	CHECK(store_users(&arc, collect_m, users) == 0);
+	CHECK_STR(users, "u,");
+	/* deleting through one kind leaves the others */
+	CHECK(store_del(&kv, "u", NULL, 0) == 0);
+	CHECK(store_get(&map, "u", "k", 1, &b) == 0);
+	CHECK(store_archive_delete(&arc, "u", &all, 0, &n) == 0 && n == 1);
+	CHECK(store_get(&acc, "u", NULL, 0, &b) == 0);
+	store_memory_clear();
+	sbuf_free(&b);
+	sbuf_free(&ids);
+}
+
 static void test_memory_records(void)
 {
 	struct pairs p;
@@ -674,27 +781,27 @@ static void test_memory_records(void)
 	char big[600];
 
 	store_memory_clear();
-	CHECK(!mhas(STORE_KEYVAL, "u", "s", NULL, NULL));
-	CHECK(mput(STORE_KEYVAL, "u", "s", NULL, "kv") == 0);
-	CHECK(mput(STORE_KEYVAL, "u", "s", NULL, "kv2") == 0);	/* replaces */
-	CHECK(mhas(STORE_KEYVAL, "u", "s", NULL, "kv2"));
-	CHECK(store_del_in(M, STORE_KEYVAL, "h", "u", "s", NULL, 0) == 0);
-	CHECK(store_del_in(M, STORE_KEYVAL, "h", "u", "s", NULL, 0) == -ENOENT);
+	CHECK(!mhas(STORE_KIND_KEYVAL, "u", "s", NULL, NULL));
+	CHECK(mput(STORE_KIND_KEYVAL, "u", "s", NULL, "kv") == 0);
+	CHECK(mput(STORE_KIND_KEYVAL, "u", "s", NULL, "kv2") == 0);	/* replaces */
+	CHECK(mhas(STORE_KIND_KEYVAL, "u", "s", NULL, "kv2"));
+	CHECK(store_del(on(M, STORE_KIND_KEYVAL, "h", "s"), "u", NULL, 0) == 0);
+	CHECK(store_del(on(M, STORE_KIND_KEYVAL, "h", "s"), "u", NULL, 0) == -ENOENT);
 	memset(big, 'k', sizeof(big));
-	CHECK(store_put_in(M, STORE_MAP, "h", "u", "s", big, sizeof(big), "x", 1) ==
+	CHECK(store_put(on(M, STORE_KIND_MAP, "h", "s"), "u", big, sizeof(big), "x", 1) ==
 	      -ENAMETOOLONG);
 	/* many keys in random order come back sorted */
 	for (int i = 0; i < 2000; i++) {
 		char k[16];
 		snprintf(k, sizeof(k), "k%04d", (i * 7) % 2000);
-		CHECK(mput(STORE_MAP, "u", "m", k, "v") == 0);
+		CHECK(mput(STORE_KIND_MAP, "u", "m", k, "v") == 0);
 	}
-	CHECK(mput(STORE_MAP, "u", "m2", "a", "other") == 0);
+	CHECK(mput(STORE_KIND_MAP, "u", "m2", "a", "other") == 0);
 	int n = 0;
 	char last[16] = "";
 	struct sbuf keys;
 	sbuf_init(&keys);
-	CHECK(store_map_each_in(M, "h", "u", "m", collect_record_names, &keys) == 0);
+	CHECK(store_map_each(on(M, STORE_KIND_MAP, "h", "m"), "u", collect_record_names, &keys) == 0);
 	for (size_t off = 0; off < keys.len; off += strlen(keys.p + off) + 1) {
 		CHECK(strcmp(last, keys.p + off) < 0);
 		snprintf(last, sizeof(last), "%s", keys.p + off);
@@ -703,24 +810,24 @@ static void test_memory_records(void)
 	CHECK(n == 2000);
 	sbuf_free(&keys);
 	/* users, delete_all, purge: as on LMDB */
-	CHECK(mput(STORE_MAP, "al", "m", "k0001", "x") == 0);
-	CHECK(mput(STORE_MAP, "", "m", "k0001", "host") == 0);
-	CHECK(mput(STORE_ACCOUNTS, "al", NULL, NULL, "a") == 0);
-	CHECK(store_users_in(M, STORE_MAP, "h", "m", collect_m, users) == 0);
+	CHECK(mput(STORE_KIND_MAP, "al", "m", "k0001", "x") == 0);
+	CHECK(mput(STORE_KIND_MAP, "", "m", "k0001", "host") == 0);
+	CHECK(mput(STORE_KIND_ACCOUNTS, "al", NULL, NULL, "a") == 0);
+	CHECK(store_users(on(M, STORE_KIND_MAP, "h", "m"), collect_m, users) == 0);
 	CHECK_STR(users, "al,u,");
-	CHECK(store_map_delete_key_in(M, "h", "m", "k0001", 5) == 0);
-	CHECK(!mhas(STORE_MAP, "al", "m", "k0001", NULL));
-	CHECK(!mhas(STORE_MAP, "", "m", "k0001", NULL));
-	CHECK(mhas(STORE_MAP, "u", "m", "k0002", "v"));
+	CHECK(store_map_delete_key(on(M, STORE_KIND_MAP, "h", "m"), "k0001", 5) == 0);
+	CHECK(!mhas(STORE_KIND_MAP, "al", "m", "k0001", NULL));
+	CHECK(!mhas(STORE_KIND_MAP, "", "m", "k0001", NULL));
+	CHECK(mhas(STORE_KIND_MAP, "u", "m", "k0002", "v"));
 	memset(&p, 0, sizeof(p));
-	CHECK(store_map_each_in(M, "h", "u", "m2", collect_pair, &p) == 0);
+	CHECK(store_map_each(on(M, STORE_KIND_MAP, "h", "m2"), "u", collect_pair, &p) == 0);
 	CHECK_STR(p.buf, "a=other;");
 	CHECK(store_purge_user("h", "u") == 0);	/* LMDB is closed: memory only */
-	CHECK(!mhas(STORE_MAP, "u", "m", "k0002", NULL));
-	CHECK(!mhas(STORE_MAP, "u", "m2", "a", NULL));
-	CHECK(mhas(STORE_ACCOUNTS, "al", NULL, NULL, "a"));
+	CHECK(!mhas(STORE_KIND_MAP, "u", "m", "k0002", NULL));
+	CHECK(!mhas(STORE_KIND_MAP, "u", "m2", "a", NULL));
+	CHECK(mhas(STORE_KIND_ACCOUNTS, "al", NULL, NULL, "a"));
 	store_memory_clear();
-	CHECK(!mhas(STORE_ACCOUNTS, "al", NULL, NULL, NULL));
+	CHECK(!mhas(STORE_KIND_ACCOUNTS, "al", NULL, NULL, NULL));
 }
 
 /* ---- accounts: SHA-1 only, old records, bad credentials ---- */
@@ -766,7 +873,7 @@ static void test_accounts_imported(void)
 		sbuf_add(&v1, cs[i]->stored_key, kl);
 		sbuf_add(&v1, cs[i]->server_key, kl);
 	}
-	CHECK(store_put(STORE_ACCOUNTS, "h", "old", NULL, NULL, 0, v1.p, v1.len) == 0);
+	CHECK(store_put(H(STORE_KIND_ACCOUNTS, "h", NULL), "old", NULL, 0, v1.p, v1.len) == 0);
 	CHECK(accounts_get("h", "old", SASL_HASH_SHA256, &got) == 0 &&
 	      memcmp(got.server_key, c256.server_key, 32) == 0);
 	CHECK(accounts_check_password("h", "old", "v1-pw") == 0);
@@ -774,7 +881,7 @@ static void test_accounts_imported(void)
 	static const char *const corrupt[] = { "\2", "\2\3", "\2\1\0\0\0\1\1",
 					       "\7\1" };
 	for (size_t i = 0; i < ARRAY_SIZE(corrupt); i++) {
-		CHECK(store_put(STORE_ACCOUNTS, "h", "bad", NULL, NULL, 0, corrupt[i],
+		CHECK(store_put(H(STORE_KIND_ACCOUNTS, "h", NULL), "bad", NULL, 0, corrupt[i],
 				strlen(corrupt[i]) + (i == 0)) == 0);
 		CHECK(accounts_get("h", "bad", SASL_HASH_SHA1, &got) == -EIO);
 	}
@@ -845,6 +952,7 @@ int main(void)
 	RUN(test_accounts);
 	RUN(test_lua);
 	RUN(test_memory_records);
+	RUN(test_handle_kinds);
 	RUN(test_accounts_imported);
 	RUN(test_lua_accounts);
 	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);

@@ -19,6 +19,20 @@ static char dir[256];
 static int ndirs;
 static const struct store_engine *E;	/* the engine under test */
 
+/* The archive store name of host "h" on the engine under test (a few
+ * handles in turn, so a call may take two). */
+static const struct store *arc_of(const char *name)
+{
+	static struct store hs[4];
+	static int next;
+	struct store *s = &hs[next++ % 4];
+
+	CHECK(store_init(s, E, "h", name, STORE_KIND_ARCHIVE) == 0);
+	return s;
+}
+
+#define ARC arc_of("arc")
+
 #define S 1000000LL			/* a second in microseconds */
 
 static int rm_one(const char *path, const struct stat *sb, int flag,
@@ -41,9 +55,13 @@ static void fresh(void)
 static int append(const char *user, const char *id, int64_t when,
 		  const char *with, const char *val, char *idout)
 {
-	return store_archive_append(E, "h", user, "arc", id, id ? strlen(id) : 0,
-				    when, with, with ? strlen(with) : 0, val,
-				    strlen(val), idout);
+	struct store_arch_item it = {
+		.when = when, .id = id, .id_len = id ? strlen(id) : 0,
+		.with = with, .with_len = with ? strlen(with) : 0,
+		.val = val, .val_len = strlen(val),
+	};
+
+	return store_archive_append(ARC, user, &it, idout);
 }
 
 /* Items found, as "id:value;" (with "@with" when asked). */
@@ -76,7 +94,7 @@ static const char *find(const char *user, const struct store_arch_query *q,
 
 	memset(f, 0, sizeof(*f));
 	f->show_with = w;
-	CHECK(store_archive_find(E, "h", user, "arc", q, collect, f, total) == 0);
+	CHECK(store_archive_find(ARC, user, q, collect, f, total) == 0);
 	return f->buf;
 }
 
@@ -84,7 +102,7 @@ static struct store_arch_pos pos_of(const char *user, const char *id)
 {
 	struct store_arch_pos p = { 0 };
 
-	CHECK(store_archive_locate(E, "h", user, "arc", id, strlen(id), &p) == 0);
+	CHECK(store_archive_locate(ARC, user, id, strlen(id), &p) == 0);
 	return p;
 }
 
@@ -108,11 +126,11 @@ static void test_append_get(void)
 
 	fresh();
 	five();
-	CHECK(store_archive_get(E, "h", "u", "arc", "b", 1, collect, &f) == 0);
+	CHECK(store_archive_get(ARC, "u", "b", 1, collect, &f) == 0);
 	CHECK_STR(f.buf, "b:2@y;");
-	CHECK(store_archive_get(E, "h", "u", "arc", "z", 1, collect, &f) == -ENOENT);
-	CHECK(store_archive_get(E, "h", "w", "arc", "b", 1, collect, &f) == -ENOENT);
-	CHECK(store_archive_locate(E, "h", "u", "arc", "d", 1, &p) == 0 &&
+	CHECK(store_archive_get(ARC, "u", "z", 1, collect, &f) == -ENOENT);
+	CHECK(store_archive_get(ARC, "w", "b", 1, collect, &f) == -ENOENT);
+	CHECK(store_archive_locate(ARC, "u", "d", 1, &p) == 0 &&
 	      p.when == 40 * S);
 	CHECK_STR(find("u", &all, &f, NULL), "a:1@x;b:2@y;c:3@x;d:4;e:5@x;");
 	/* generated ids: unique, of the documented length, sorted */
@@ -123,7 +141,7 @@ static void test_append_get(void)
 	CHECK(append("u", "b", 45 * S, "z", "2b", NULL) == 0);
 	memset(&f, 0, sizeof(f));
 	f.show_with = true;
-	CHECK(store_archive_get(E, "h", "u", "arc", "b", 1, collect, &f) == 0);
+	CHECK(store_archive_get(ARC, "u", "b", 1, collect, &f) == 0);
 	CHECK_STR(f.buf, "b:2b@z;");
 	struct store_arch_query qy = { .with = "y", .with_len = 1 };
 	CHECK_STR(find("u", &qy, &f, NULL), "");
@@ -135,8 +153,11 @@ static void test_append_get(void)
 	memset(big, 'i', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	CHECK(append("u", big, 1, NULL, "x", NULL) == -ENAMETOOLONG);
-	CHECK(store_archive_append(E, "h", "u", "", NULL, 0, 1, NULL, 0, "x", 1,
-				   NULL) == -EINVAL);
+	struct store nameless, empty;
+	struct store_arch_item x = { .when = 1, .val = "x", .val_len = 1 };
+	CHECK(store_init(&empty, E, "h", "", STORE_KIND_ARCHIVE) == -EINVAL);
+	CHECK(store_init(&nameless, E, "h", NULL, STORE_KIND_ARCHIVE) == 0);
+	CHECK(store_archive_append(&nameless, "u", &x, NULL) == -EINVAL);
 	/* times before 1970 sort first */
 	CHECK(append("u", "old", -5 * S, NULL, "0", NULL) == 0);
 	struct store_arch_query first = { .has_limit = true, .limit = 1 };
@@ -157,7 +178,7 @@ static void test_made_ids(void)
 	fresh();
 	sbuf_init(&v);
 	CHECK(append("u", NULL, STORE_WHEN_NOW, "x", "now", id) == 0);
-	CHECK(store_archive_locate(E, "h", "u", "arc", id, strlen(id), &p) == 0);
+	CHECK(store_archive_locate(ARC, "u", id, strlen(id), &p) == 0);
 	CHECK(p.when > 1700000000 * S);
 	klen = (size_t)snprintf(k, sizeof(k), "h%cu%carc%c%s", 0, 0, 0, id);
 	CHECK(E->get(STORE_ARCHIVE_ID, k, klen, &v) == -ENOENT);
@@ -165,14 +186,14 @@ static void test_made_ids(void)
 	CHECK(append("u", NULL, 5 * S, "x", "then", id2) == 0);
 	klen = (size_t)snprintf(k, sizeof(k), "h%cu%carc%c%s", 0, 0, 0, id2);
 	CHECK(E->get(STORE_ARCHIVE_ID, k, klen, &v) == 0);
-	CHECK(store_archive_locate(E, "h", "u", "arc", id2, strlen(id2), &p) == 0 &&
+	CHECK(store_archive_locate(ARC, "u", id2, strlen(id2), &p) == 0 &&
 	      p.when == 5 * S);
 	/* a caller's id of our shape whose spelt time is not its item's */
 	CHECK(append("u", id, 7 * S, NULL, "copy", NULL) == 0);
-	CHECK(store_archive_get(E, "h", "u", "arc", id, strlen(id), collect,
+	CHECK(store_archive_get(ARC, "u", id, strlen(id), collect,
 				&f) == 0);
 	CHECK(strstr(f.buf, ":copy;") != NULL);
-	CHECK(store_archive_locate(E, "h", "u", "arc", id, strlen(id), &p) == 0 &&
+	CHECK(store_archive_locate(ARC, "u", id, strlen(id), &p) == 0 &&
 	      p.when == 7 * S);
 	struct store_arch_query all = { 0 };
 	CHECK(strstr(find("u", &all, &f, NULL), ":copy;") != NULL);
@@ -183,12 +204,12 @@ static void test_made_ids(void)
 					.id_lens = (const size_t[]){ strlen(id2) },
 					.nids = 1 };
 	size_t gone = 0;
-	CHECK(store_archive_delete(E, "h", "u", "arc", &one, 0, &gone) == 0 &&
+	CHECK(store_archive_delete(ARC, "u", &one, 0, &gone) == 0 &&
 	      gone == 1);
-	CHECK(store_archive_locate(E, "h", "u", "arc", id2, strlen(id2), &p) ==
+	CHECK(store_archive_locate(ARC, "u", id2, strlen(id2), &p) ==
 	      -ENOENT);
 	/* a made-looking id that names nothing */
-	CHECK(store_archive_locate(E, "h", "u", "arc", "-----------AAAA", 15,
+	CHECK(store_archive_locate(ARC, "u", "-----------AAAA", 15,
 				   &p) == -ENOENT);
 	sbuf_free(&v);
 }
@@ -263,8 +284,9 @@ static void test_query_fields(void)
 	/* the other user and another store are apart */
 	struct store_arch_query all = { 0 };
 	CHECK_STR(find("v", &all, &f, NULL), "a:other user;");
-	CHECK(store_archive_append(E, "h", "u", "arc2", "q", 1, 5, NULL, 0, "q", 1,
-				   NULL) == 0);
+	struct store_arch_item q = { .when = 5, .id = "q", .id_len = 1,
+				     .val = "q", .val_len = 1 };
+	CHECK(store_archive_append(arc_of("arc2"), "u", &q, NULL) == 0);
 	CHECK_STR(find("u", &all, &f, NULL), "a:1;b:2;c:3;d:4;e:5;");
 }
 
@@ -346,32 +368,32 @@ static void test_delete(void)
 	five();
 	struct store_arch_query q1 = { .with = "x", .with_len = 1,
 				       .has_end = true, .end = 30 * S };
-	CHECK(store_archive_delete(E, "h", "u", "arc", &q1, 0, &n) == 0 && n == 2);
+	CHECK(store_archive_delete(ARC, "u", &q1, 0, &n) == 0 && n == 2);
 	struct store_arch_query all = { 0 };
 	CHECK_STR(find("u", &all, &f, NULL), "b:2;d:4;e:5;");
-	CHECK(store_archive_get(E, "h", "u", "arc", "a", 1, collect, &f) == -ENOENT);
+	CHECK(store_archive_get(ARC, "u", "a", 1, collect, &f) == -ENOENT);
 	struct store_arch_query qx = { .with = "x", .with_len = 1 };
 	CHECK_STR(find("u", &qx, &f, NULL), "e:5;");
 	/* ids are free again */
 	CHECK(append("u", "a", 60 * S, NULL, "1b", NULL) == 0);
 	CHECK_STR(find("u", &all, &f, NULL), "b:2;d:4;e:5;a:1b;");
 	/* truncate: keep the newest 2 */
-	CHECK(store_archive_delete(E, "h", "u", "arc", &all, 2, &n) == 0 && n == 2);
+	CHECK(store_archive_delete(ARC, "u", &all, 2, &n) == 0 && n == 2);
 	CHECK_STR(find("u", &all, &f, NULL), "e:5;a:1b;");
 	fresh();
 	five();
 	struct store_arch_query rev = { .reverse = true };
-	CHECK(store_archive_delete(E, "h", "u", "arc", &rev, 3, &n) == 0 && n == 2);
+	CHECK(store_archive_delete(ARC, "u", &rev, 3, &n) == 0 && n == 2);
 	CHECK_STR(find("u", &all, &f, NULL), "c:3;d:4;e:5;");
 	pc = pos_of("u", "c");
 	struct store_arch_query after = { .after = &pc, .has_limit = true,
 					  .limit = 1 };
-	CHECK(store_archive_delete(E, "h", "u", "arc", &after, 0, &n) == 0 && n == 1);
+	CHECK(store_archive_delete(ARC, "u", &after, 0, &n) == 0 && n == 1);
 	CHECK_STR(find("u", &all, &f, NULL), "c:3;e:5;");
-	CHECK(store_archive_delete(E, "h", "u", "arc", &all, 0, &n) == 0 && n == 2);
+	CHECK(store_archive_delete(ARC, "u", &all, 0, &n) == 0 && n == 2);
 	CHECK_STR(find("u", &all, &f, NULL), "");
 	CHECK_STR(find("v", &all, &f, NULL), "a:other user;");
-	CHECK(store_archive_delete(E, "h", "nobody", "arc", &all, 0, &n) == 0 && n == 0);
+	CHECK(store_archive_delete(ARC, "nobody", &all, 0, &n) == 0 && n == 0);
 }
 
 static int count_user(void *ctx, const char *user)
@@ -391,25 +413,26 @@ static void test_trim_users_purge(void)
 	five();
 	CHECK(append("", "h1", 5 * S, NULL, "host", NULL) == 0);
 	CHECK(append("w", "z", 100 * S, NULL, "new", NULL) == 0);
-	CHECK(store_archive_append(E, "h", "w2", "other", "z", 1, 1, NULL, 0,
-				   "o", 1, NULL) == 0);
-	CHECK(store_users_in(E, STORE_ARCHIVE, "h", "arc", count_user, users) == 0);
+	struct store_arch_item o = { .when = 1, .id = "z", .id_len = 1,
+				     .val = "o", .val_len = 1 };
+	CHECK(store_archive_append(arc_of("other"), "w2", &o, NULL) == 0);
+	CHECK(store_users(ARC, count_user, users) == 0);
 	CHECK_STR(users, "u,v,w,");
-	CHECK(store_archive_trim(E, "h", "u", "arc", 30 * S, &n) == 0 && n == 2);
+	CHECK(store_archive_trim(ARC, "u", 30 * S, &n) == 0 && n == 2);
 	struct store_arch_query all = { 0 };
 	CHECK_STR(find("u", &all, &f, NULL), "c:3;d:4;e:5;");
-	CHECK(store_archive_trim(E, "h", NULL, "arc", 45 * S, &n) == 0 && n == 4);
+	CHECK(store_archive_trim(ARC, NULL, 45 * S, &n) == 0 && n == 4);
 	CHECK_STR(find("u", &all, &f, NULL), "e:5;");
 	CHECK_STR(find("v", &all, &f, NULL), "");
 	CHECK_STR(find("", &all, &f, NULL), "");
 	CHECK_STR(find("w", &all, &f, NULL), "z:new;");
 	*users = '\0';
-	CHECK(store_users_in(E, STORE_ARCHIVE, "h", "arc", count_user, users) == 0);
+	CHECK(store_users(ARC, count_user, users) == 0);
 	CHECK_STR(users, "u,w,");
 	/* purge removes the archives of a user, every store, every index */
 	CHECK(store_purge_user("h", "u") == 0);
 	CHECK_STR(find("u", &all, &f, NULL), "");
-	CHECK(store_archive_get(E, "h", "u", "arc", "e", 1, collect, &f) == -ENOENT);
+	CHECK(store_archive_get(ARC, "u", "e", 1, collect, &f) == -ENOENT);
 	struct store_arch_query qx = { .with = "x", .with_len = 1 };
 	CHECK_STR(find("u", &qx, &f, NULL), "");
 	CHECK_STR(find("w", &all, &f, NULL), "z:new;");
@@ -452,16 +475,16 @@ static void test_summary_dates(void)
 	CHECK(append("u", "l1", 70 * S, longwith, "l", NULL) == 0);
 	CHECK(append("u", "l2", 80 * S, longwith, "l", NULL) == 0);
 	struct store_arch_query all = { 0 };
-	CHECK(store_archive_summary(E, "h", "u", "arc", &all, add_sum, &s) == 0);
+	CHECK(store_archive_summary(ARC, "u", &all, add_sum, &s) == 0);
 	CHECK_STR(s.buf, "LLLLLLLLLLLLLLLLLLLL=2[70,80];x=3[10,50];y=1[20,20];");
 	*s.buf = '\0';
 	struct store_arch_query q = { .has_start = true, .start = 15 * S,
 				      .has_end = true, .end = 75 * S };
-	CHECK(store_archive_summary(E, "h", "u", "arc", &q, add_sum, &s) == 0);
+	CHECK(store_archive_summary(ARC, "u", &q, add_sum, &s) == 0);
 	CHECK_STR(s.buf, "LLLLLLLLLLLLLLLLLLLL=1[70,70];x=2[30,50];y=1[20,20];");
 	*s.buf = '\0';
 	struct store_arch_query qw = { .with = longwith, .with_len = strlen(longwith) };
-	CHECK(store_archive_summary(E, "h", "u", "arc", &qw, add_sum, &s) == 0);
+	CHECK(store_archive_summary(ARC, "u", &qw, add_sum, &s) == 0);
 	CHECK_STR(s.buf, "LLLLLLLLLLLLLLLLLLLL=2[70,80];");
 	/* a long with is matched exactly in find too */
 	struct found f = { 0 };
@@ -476,7 +499,7 @@ static void test_summary_dates(void)
 	CHECK(append("u", "d2b", 86400 * S * 2 + 7, NULL, "x", NULL) == 0);
 	CHECK(append("u", "d9", 86400 * S * 9, NULL, "x", NULL) == 0);
 	CHECK(append("u", "dm", -1, NULL, "x", NULL) == 0);
-	CHECK(store_archive_dates(E, "h", "u", "arc", add_day, days) == 0);
+	CHECK(store_archive_dates(ARC, "u", add_day, days) == 0);
 	CHECK_STR(days, "-1,0,2,9,");
 }
 
@@ -546,7 +569,7 @@ static void check_with_queries(char ids[][STORE_ID_MAX + 1], const char *lw)
 	CHECK_STR(find("v", &qy, &f, &total), "");
 	/* summary: the index's groups and the newer items merged */
 	struct store_arch_query all = { 0 };
-	CHECK(store_archive_summary(E, "h", "u", "arc", &all, add_sum, &s) == 0);
+	CHECK(store_archive_summary(ARC, "u", &all, add_sum, &s) == 0);
 	snprintf(want, sizeof(want), "LLLLLLLLLLLLLLLLLLLL=1[%lld,%lld];"
 		 "x=4[10,%lld];y=2[20,%lld];z=1[%lld,%lld];",
 		 (long long)(pos_of("u", ids[6]).when / S),
@@ -557,7 +580,7 @@ static void check_with_queries(char ids[][STORE_ID_MAX + 1], const char *lw)
 		 (long long)(pos_of("u", "i3").when / S));
 	CHECK_STR(s.buf, want);
 	*s.buf = '\0';
-	CHECK(store_archive_summary(E, "h", "u", "arc", &qy, add_sum, &s) == 0);
+	CHECK(store_archive_summary(ARC, "u", &qy, add_sum, &s) == 0);
 	CHECK(strncmp(s.buf, "y=2[20,", 7) == 0);
 }
 
@@ -612,7 +635,7 @@ static void test_deferred_index(void)
 					.id_lens = (const size_t[]){ strlen(id) },
 					.nids = 1 };
 	size_t gone = 0;
-	CHECK(store_archive_delete(E, "h", "u", "arc", &one, 0, &gone) == 0 &&
+	CHECK(store_archive_delete(ARC, "u", &one, 0, &gone) == 0 &&
 	      gone == 1);
 	CHECK(with_entries("u") == 8);
 	check_with_queries(ids, lw);
@@ -634,7 +657,7 @@ static void test_corrupt(void)
 	key[klen + 7] = 1;
 	key[klen + 8] = 'b';
 	CHECK(E->put(STORE_ARCHIVE, key, klen + 9, "\x7f", 1) == 0);
-	CHECK(store_archive_find(E, "h", "u", "arc", &all, collect, &f, NULL) ==
+	CHECK(store_archive_find(ARC, "u", &all, collect, &f, NULL) ==
 	      -EILSEQ);
 }
 
