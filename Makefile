@@ -3,6 +3,7 @@
 #   make run        a server for localhost in the foreground (example.cfg)
 #   make test       every test a fresh machine can run
 #   make test-asan  the same suite on an ASan + UBSan build
+#   make test-tsan  the same suite on a ThreadSanitizer build
 #   make deps       install the Debian packages needed (root), or say which
 
 PREFIX ?= /usr/local
@@ -127,6 +128,14 @@ test-asan: test-deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 		$(PYTHON) tests/run.py --build build-asan --asan
 
+# The archive writer (storage/store.c) is a second thread: a data race
+# ends the server at its first report (run.py --tsan sets TSAN_OPTIONS).
+test-tsan: test-deps
+	$(MAKE) BUILD=build-tsan CFLAGS="-O1 -g" \
+		SANFLAGS="-fno-omit-frame-pointer -fsanitize=thread" \
+		all unit
+	$(PYTHON) tests/run.py --build build-tsan --tsan
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/starling
 	install -m 755 $(BUILD)/starling $(BUILD)/starlingctl $(DESTDIR)$(PREFIX)/bin/
@@ -134,9 +143,9 @@ install: all
 	install -m 644 example.cfg $(DESTDIR)$(PREFIX)/share/starling/
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan
 
 -include bench/bench.mk
 -include tests/fuzz/fuzz.mk
 
-.PHONY: all unit deps test-deps run test test-asan install clean
+.PHONY: all unit deps test-deps run test test-asan test-tsan install clean

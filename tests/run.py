@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Starling's test runner.
 
-    tests/run.py --build DIR [--asan] [-j N] [pattern ...]
+    tests/run.py --build DIR [--asan | --tsan] [-j N] [pattern ...]
 
 Runs, in this order:
   unit/NAME          every DIR/tests/test_* binary (C unit tests): passes
@@ -19,9 +19,11 @@ when anything failed, 2 when nothing matched the patterns.
 A pattern selects tests by name: a plain string matches as a substring, one
 with * ? [ as a glob (e.g. 'conversation/test_login.py::*plus*').
 
---asan: the build is instrumented: time limits are tripled (unless
+--asan, --tsan: the build is instrumented (AddressSanitizer + UBSan, or
+ThreadSanitizer): time limits are tripled (unless
 STARLING_TEST_TIMEOUT_SCALE is set) and unit test output is also checked
-for sanitizer reports.
+for sanitizer reports. --tsan sets TSAN_OPTIONS (unless set) so that the
+first data race ends the process with a report and a non-zero exit.
 """
 
 import argparse
@@ -43,7 +45,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIB = os.path.join(ROOT, "tests", "lib")
 TEST_DIRS = ("conversation", "interop")
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                      "runtime error:")
+                      "runtime error:", "WARNING: ThreadSanitizer",
+                      "ERROR: ThreadSanitizer")
+# A race ends the process at its first report (halt_on_error); the
+# suppressions file lists false positives in libraries we did not write.
+TSAN_OPTIONS = ("halt_on_error=1:second_deadlock_stack=1:history_size=4:"
+                "suppressions=" + os.path.join(ROOT, "tests", "tsan.supp"))
 UNIT_TIMEOUT = 300
 LINT_TIMEOUT = 300
 FILE_TIMEOUT = 900
@@ -86,7 +93,7 @@ def make_selector(patterns):
     return selected
 
 
-def run_units(build, asan, selected, totals):
+def run_units(build, instrumented, env, selected, totals):
     directory = os.path.join(build, "tests")
     if not os.path.isdir(directory):
         return 0
@@ -100,9 +107,10 @@ def run_units(build, asan, selected, totals):
         ran += 1
         t0 = time.monotonic()
         try:
-            proc = subprocess.run([path], cwd=ROOT, capture_output=True,
-                                  text=True, errors="replace",
-                                  timeout=UNIT_TIMEOUT * (3 if asan else 1))
+            proc = subprocess.run([path], cwd=ROOT, env=env,
+                                  capture_output=True, text=True,
+                                  errors="replace",
+                                  timeout=UNIT_TIMEOUT * (3 if instrumented else 1))
             output, code = proc.stdout + proc.stderr, proc.returncode
         except subprocess.TimeoutExpired as e:
             output = ((e.stdout or b"").decode(errors="replace")
@@ -223,6 +231,8 @@ def main():
     ap.add_argument("--build", required=True, help="build directory")
     ap.add_argument("--asan", action="store_true",
                     help="the build uses AddressSanitizer/UBSan")
+    ap.add_argument("--tsan", action="store_true",
+                    help="the build uses ThreadSanitizer")
     ap.add_argument("-j", "--jobs", type=int, default=3,
                     help="test files run at once (default 3)")
     ap.add_argument("patterns", nargs="*", help="select tests by name")
@@ -238,15 +248,18 @@ def main():
     import server as server_mod
 
     env = dict(os.environ)
-    env.setdefault("STARLING_TEST_TIMEOUT_SCALE", "3" if args.asan else "1")
+    instrumented = args.asan or args.tsan
+    env.setdefault("STARLING_TEST_TIMEOUT_SCALE", "3" if instrumented else "1")
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     if args.asan:
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+    if args.tsan:
+        env.setdefault("TSAN_OPTIONS", TSAN_OPTIONS)
     selected = make_selector(args.patterns)
     totals = Totals()
     t0 = time.monotonic()
-    ran = run_units(args.build, args.asan, selected, totals)
+    ran = run_units(args.build, instrumented, env, selected, totals)
     ran += run_luacheck(selected, totals)
 
     files = test_files(TEST_DIRS)

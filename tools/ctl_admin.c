@@ -308,17 +308,6 @@ static int shell(struct ctl_conn *c, int argc, char **argv)
 
 /* --- users ----------------------------------------------------------------------- */
 
-static bool local_host(const char *host)
-{
-	size_t pos = 0;
-	const char *name, *type, *module;
-
-	while (config_host_next(&pos, &name, &type, &module))
-		if (strcmp(name, host) == 0 && (!type || strcmp(type, "local") == 0))
-			return true;
-	return false;
-}
-
 static int user_offline_change(const char *sub, const struct jid *j, const char *pw)
 {
 	bool exists = accounts_exists(j->domain, j->node);
@@ -362,7 +351,7 @@ static int user_offline(const char *sub, const char *jid, const char *pw)
 
 	if (jid_parse(jid, &j) != 0 || !j.has_node || j.has_resource)
 		return fail("'%s' is not a user JID (user@host)", jid);
-	if (!local_host(j.domain))
+	if (!ctl_local_host(j.domain))
 		return fail("host '%s' is not a VirtualHost of this server", j.domain);
 	if (open_store() != 0)
 		return 1;

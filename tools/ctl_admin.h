@@ -20,6 +20,11 @@ void ctl_admin_usage(FILE *f);
  * terminal; NULL at end of input. The caller frees it. (starlingctl.c) */
 char *ctl_read_password(const char *prompt);
 
+/* Whether host (nameprepped) is a VirtualHost of the loaded config (not
+ * a Component): the hosts whose accounts starlingctl may touch.
+ * (starlingctl.c) */
+bool ctl_local_host(const char *host);
+
 /* check [CONFIG]: runs before any config is loaded (a config that does
  * not load is what it reports). cfg_file: the -c file. Exit code: 0 when
  * there is no error (warnings allowed), 1 otherwise, 2 for bad usage. */

@@ -55,7 +55,7 @@ static int fail(const char *fmt, const char *arg)
 	return 1;
 }
 
-static bool host_known(const char *host)
+bool ctl_local_host(const char *host)
 {
 	size_t pos = 0;
 	const char *name, *type, *module;
@@ -137,7 +137,7 @@ static int l_warn(lua_State *L)
 
 static int l_known_host(lua_State *L)
 {
-	lua_pushboolean(L, host_known(luaL_checkstring(L, 1)));
+	lua_pushboolean(L, ctl_local_host(luaL_checkstring(L, 1)));
 	return 1;
 }
 
@@ -211,7 +211,7 @@ static int cmd_export(int argc, char **argv)
 	lua_newtable(L);
 	for (int i = first; i < argc; i++) {
 		char host[JID_PART_MAX];
-		if (jid_nameprep(argv[i], host) != 0 || !host_known(host))
+		if (jid_nameprep(argv[i], host) != 0 || !ctl_local_host(host))
 			return fail("host '%s' is not a VirtualHost in the config", argv[i]);
 		lua_pushstring(L, host);
 		lua_rawseti(L, -2, ++n);
@@ -277,13 +277,13 @@ static int run(int argc, char **argv)
 		char node[JID_PART_MAX], host[JID_PART_MAX];
 		if (jid_nodeprep(argv[1], node) != 0 || !*node)
 			return fail("'%s' is not a valid username", argv[1]);
-		if (jid_nameprep(argv[2], host) != 0 || !host_known(host))
+		if (jid_nameprep(argv[2], host) != 0 || !ctl_local_host(host))
 			return fail("host '%s' is not a VirtualHost in the config", argv[2]);
 		return set_password(host, node, argv[3]);
 	}
 	if (strcmp(cmd, "list") == 0 && argc == 2) {
 		char host[JID_PART_MAX];
-		if (jid_nameprep(argv[1], host) != 0 || !host_known(host))
+		if (jid_nameprep(argv[1], host) != 0 || !ctl_local_host(host))
 			return fail("host '%s' is not a VirtualHost in the config", argv[1]);
 		return accounts_list(host, print_user, host) ? 1 : 0;
 	}

@@ -1,4 +1,5 @@
-/* util.c - allocation, growable buffers, base64, randomness, clocks. */
+/* util.c - allocation, growable buffers, base64, randomness, UTF-8,
+ * clocks. */
 #include "util.h"
 
 #include <errno.h>
@@ -264,6 +265,52 @@ void random_id(char *out, size_t n)
 		n -= k;
 	}
 	*out = '\0';
+}
+
+size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
+{
+	size_t len, i;
+	uint32_t c;
+
+	if (n == 0)
+		return 0;
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	}
+	/* 0x80-0xc1 are continuation bytes or lead only overlong 2-byte
+	 * forms; 0xf5 and up lead only values past U+10FFFF. */
+	if (s[0] < 0xc2 || s[0] > 0xf4)
+		return 0;
+	len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : 2;
+	if (n < len)
+		return 0;
+	c = s[0] & (0x7f >> len);
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && c < 0x800) || (len == 4 && c < 0x10000) ||
+	    c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return len;
+}
+
+bool utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, k;
+	uint32_t cp;
+
+	while (i < n) {
+		k = utf8_decode(p + i, n - i, &cp);
+		if (!k)
+			return false;
+		i += k;
+	}
+	return true;
 }
 
 double now_mono(void)

@@ -4,6 +4,7 @@
  * sbuf:  a growable byte buffer (len bytes used of cap), always kept
  *        NUL-terminated so it can be handed to string functions.
  * x*:    allocation wrappers; allocation failure in the core aborts.
+ * utf8:  the one check for well-formed UTF-8 (RFC 3629) in the tree.
  */
 #ifndef STARLING_UTIL_H
 #define STARLING_UTIL_H
@@ -60,6 +61,14 @@ int ct_memcmp(const void *a, const void *b, size_t n);
 void random_bytes(void *out, size_t n);
 /* n random characters from [A-Za-z0-9] followed by NUL (out has n+1). */
 void random_id(char *out, size_t n);
+
+/* The well-formed UTF-8 sequence at s (RFC 3629): its length (1-4) with
+ * the code point in *cp, or 0 for a stray or invalid byte, an overlong
+ * form, a surrogate (U+D800-DFFF), a value past U+10FFFF, or a sequence
+ * longer than the n bytes left. ASCII (NUL included) is 1 byte. */
+size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+/* True when all n bytes of s are well-formed UTF-8 sequences. */
+bool utf8_valid(const char *s, size_t n);
 
 /* Monotonic clock in seconds. */
 double now_mono(void);

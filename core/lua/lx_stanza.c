@@ -40,26 +40,9 @@ static void ensure_metatables(lua_State *L);
 static size_t xml_char_len(const unsigned char *s, size_t n)
 {
 	uint32_t c;
-	size_t len, i;
+	size_t len = utf8_decode(s, n, &c);
 
-	if (s[0] < 0x80) {
-		if (s[0] < 0x20 && s[0] != '\t' && s[0] != '\n' && s[0] != '\r')
-			return 0;
-		return 1;
-	}
-	if (s[0] >= 0xf5 || s[0] < 0xc2)
-		return 0;
-	len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : 2;
-	if (n < len)
-		return 0;
-	c = s[0] & (0x7f >> len);
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		c = (c << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && c < 0x800) || (len == 4 && c < 0x10000) ||
-	    c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff) ||
+	if (!len || (c < 0x20 && c != '\t' && c != '\n' && c != '\r') ||
 	    c == 0xfffe || c == 0xffff)
 		return 0;
 	return len;

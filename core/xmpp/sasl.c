@@ -204,47 +204,6 @@ int sasl_saslprep(const char *s, struct sbuf *out)
 	return saslprep_flags(s, out, STRINGPREP_NO_UNASSIGNED);
 }
 
-/* Well-formed UTF-8 (no overlongs, surrogates or values past U+10FFFF). */
-static bool utf8_valid(const unsigned char *p, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char c = p[i];
-		size_t k;
-		uint32_t cp;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			k = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			k = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			k = 3;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (n - i <= k)
-			return false;
-		for (size_t j = 1; j <= k; j++) {
-			if ((p[i + j] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (p[i + j] & 0x3f);
-		}
-		if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += k + 1;
-	}
-	return true;
-}
-
 /* RFC 5802 saslname: "=2C" -> ',', "=3D" -> '=', any other '=' or a NUL
  * is an error. The result must be non-empty UTF-8. */
 static int saslname_decode(const char *s, size_t n, struct sbuf *out)
@@ -266,7 +225,7 @@ static int saslname_decode(const char *s, size_t n, struct sbuf *out)
 			return -EINVAL;
 		i += 2;
 	}
-	if (out->len == 0 || !utf8_valid((unsigned char *)out->p, out->len))
+	if (out->len == 0 || !utf8_valid(out->p, out->len))
 		return -EINVAL;
 	return 0;
 }
@@ -500,7 +459,7 @@ static enum sasl_status plain_step(struct sasl *s, const char *in,
 	if (memchr(pw, '\0', (size_t)(end - pw)) || nul2 == authcid ||
 	    pw == end || nul1 - in > PLAIN_MAX_PART ||
 	    nul2 - authcid > PLAIN_MAX_PART || end - pw > PLAIN_MAX_PART ||
-	    !utf8_valid((const unsigned char *)in, (size_t)(nul1 - in)))
+	    !utf8_valid(in, (size_t)(nul1 - in)))
 		return fail(s, COND_MALFORMED);
 	sbuf_init(&user);
 	sbuf_init(&pass);

@@ -22,8 +22,13 @@
  * the start and the end callback run) before it looks at its status.
  *
  * Limits: a zero field of struct xs_limits takes the default below.
+ *
+ * Expat's memory, and the struct xs itself, come from a pool of the
+ * parser's own (xmlstream_mem.c); every call into expat runs between
+ * xs_mem_enter() and xs_mem_leave().
  */
 #include "xmlstream.h"
+#include "xmlstream_mem.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -31,7 +36,6 @@
 #include <stdlib.h>
 #include <strings.h>
 #include <expat.h>
-#include <sys/mman.h>
 
 /* Expat 2.6.0 added reparse deferral (on by default), and distributions
  * backport it into older versions without changing the version number:
@@ -80,7 +84,8 @@ struct xs {
 	struct sbuf text_carry;		/* unfinished text between calls */
 	char *context;			/* owned, see xs_take_context() */
 	bool priming;			/* the header is xs_prime()'s */
-	struct pool_chunk *pool;	/* expat's memory, see pool_alloc() */
+	struct pool_chunk *pool;	/* expat's memory and this struct's,
+					 * see xmlstream_mem.h */
 };
 
 /* Character data not yet in the stanza's tree, and names being joined:
@@ -507,208 +512,12 @@ static void parser_setup(struct xs *xs)
 
 /* Public API. */
 
-/* Expat's memory comes from pages of the parser's own (mmap), given back
- * whole when the parser goes: a stream's parser is freed when it goes
- * quiet, and its memory must really leave the process then, not stay as
- * holes between long-lived allocations. Expat frees nothing we need back
- * before the parser itself (a realloc'd block's old space waits too),
- * and its buffers only grow up to the stanza size limit. */
-#define POOL_CHUNK (16 * 1024)
-#define POOL_MAGIC 0x5053u		/* from a pool */
-#define HEAP_MAGIC 0x4845u		/* from malloc (no owner was set) */
-
-struct pool_chunk {
-	struct pool_chunk *next;
-	size_t size, used;
-};
-
-struct block_hdr {
-	size_t size;
-	size_t magic;
-};
-
-static struct xs *mm_owner;		/* whose expat call is running */
-
-/* Standard chunks of parsers that went away wait here for the next
- * streams, at most SPARE_MAX (1 MiB): a login then costs no mmap,
- * munmap and page faults for its parser. xs_trim, run with the periodic
- * and after-burst malloc_trim, gives them back. */
-#define SPARE_MAX 64
-static struct pool_chunk *spare;
-static size_t n_spare;
-
-/* A chunk of at least need bytes after its header, or NULL. */
-static struct pool_chunk *pool_chunk_new(size_t need)
-{
-	size_t size = MAX((size_t)POOL_CHUNK, need + sizeof(struct pool_chunk));
-	struct pool_chunk *c;
-
-	size = (size + 4095) & ~(size_t)4095;
-	if (size == POOL_CHUNK && spare) {
-		c = spare;
-		spare = c->next;
-		n_spare--;
-	} else {
-		c = mmap(NULL, size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (c == MAP_FAILED)
-			return NULL;
-	}
-	c->next = NULL;
-	c->size = size;
-	c->used = (sizeof(*c) + 15) & ~(size_t)15;
-	return c;
-}
-
-static void *pool_alloc(struct xs *xs, size_t n)
-{
-	size_t need = sizeof(struct block_hdr) + ((n + 15) & ~(size_t)15);
-	struct pool_chunk *c = xs->pool;
-	struct block_hdr *h;
-
-	if (!c || c->size - c->used < need) {
-		c = pool_chunk_new(need);
-		if (!c)
-			return NULL;
-		c->next = xs->pool;
-		xs->pool = c;
-	}
-	h = (struct block_hdr *)((char *)c + c->used);
-	c->used += need;
-	h->size = n;
-	h->magic = POOL_MAGIC;
-	return h + 1;
-}
-
-static void *mm_malloc(size_t n)
-{
-	struct block_hdr *h;
-
-	if (mm_owner)
-		return pool_alloc(mm_owner, n);
-	h = malloc(sizeof(*h) + n);
-	if (!h)
-		return NULL;
-	h->size = n;
-	h->magic = HEAP_MAGIC;
-	return h + 1;
-}
-
-static void mm_free(void *p)
-{
-	struct block_hdr *h = p ? (struct block_hdr *)p - 1 : NULL;
-
-	if (h && h->magic == HEAP_MAGIC)
-		free(h);
-}
-
-static void *mm_realloc(void *p, size_t n)
-{
-	struct block_hdr *h;
-	void *q;
-
-	if (!p)
-		return mm_malloc(n);
-	h = (struct block_hdr *)p - 1;
-	if (n <= h->size && h->magic == POOL_MAGIC)
-		return p;
-	q = mm_malloc(n);
-	if (!q)
-		return NULL;
-	memcpy(q, p, MIN(n, h->size));
-	mm_free(p);
-	return q;
-}
-
-static const XML_Memory_Handling_Suite mm_suite = {
-	mm_malloc, mm_realloc, mm_free,
-};
-
-/* The chunks go, and with them the struct xs in the first one; one
- * standard chunk (all a login's parser uses) stays for the next stream,
- * so a parser that grew under an attack leaves no more behind than a
- * small one. */
-static void pool_release(struct pool_chunk *c)
-{
-	bool kept = false;
-
-	while (c) {
-		struct pool_chunk *next = c->next;
-		if (!kept && c->size == POOL_CHUNK && n_spare < SPARE_MAX) {
-			c->next = spare;
-			spare = c;
-			n_spare++;
-			kept = true;
-		} else {
-			munmap(c, c->size);
-		}
-		c = next;
-	}
-}
-
-void xs_trim(void)
-{
-	while (spare) {
-		struct pool_chunk *c = spare;
-		spare = c->next;
-		munmap(c, c->size);
-	}
-	n_spare = 0;
-}
-
-#ifdef __SANITIZE_ADDRESS__
-/* AddressSanitizer cannot see inside our pages: let it watch expat, and
- * the struct xs, on the heap. */
-static struct xs *xs_alloc(void)
-{
-	(void)mm_suite;
-	return xcalloc(1, sizeof(struct xs));
-}
-
-static XML_Parser parser_create(void)
-{
-	return XML_ParserCreateNS("UTF-8", XS_SEP);
-}
-
-static void xs_dealloc(struct xs *xs)
-{
-	free(xs);
-}
-#else
-/* The struct xs lives in its first pool chunk, so freeing a parser
- * leaves nothing behind on the heap either. */
-static struct xs *xs_alloc(void)
-{
-	struct pool_chunk *c = pool_chunk_new(sizeof(struct xs) + 16);
-	struct xs *xs;
-
-	if (!c) {
-		fputs("starling: out of memory (parser)\n", stderr);
-		abort();
-	}
-	xs = (struct xs *)((char *)c + c->used);
-	c->used += (sizeof(*xs) + 15) & ~(size_t)15;
-	memset(xs, 0, sizeof(*xs));
-	xs->pool = c;
-	return xs;
-}
-
-static XML_Parser parser_create(void)
-{
-	return XML_ParserCreate_MM("UTF-8", &mm_suite,
-				   (const XML_Char[]){ XS_SEP, 0 });
-}
-
-static void xs_dealloc(struct xs *xs)
-{
-	pool_release(xs->pool);
-}
-#endif
-
 struct xs *xs_new(const struct xs_limits *limits)
 {
-	struct xs *xs = xs_alloc();
+	struct pool_chunk *pool;
+	struct xs *xs = xs_mem_new(sizeof(*xs), &pool);
 
+	xs->pool = pool;
 	if (limits)
 		xs->lim = *limits;
 	if (!xs->lim.max_stanza)
@@ -717,9 +526,9 @@ struct xs *xs_new(const struct xs_limits *limits)
 		xs->lim.max_depth = XS_DEFAULT_DEPTH;
 	if (!xs->lim.max_attrs)
 		xs->lim.max_attrs = XS_DEFAULT_ATTRS;
-	mm_owner = xs;
-	xs->p = parser_create();
-	mm_owner = NULL;
+	xs_mem_enter(&xs->pool);
+	xs->p = xs_mem_parser_create(XS_SEP);
+	xs_mem_leave();
 	if (!xs->p) {
 		fputs("starling: out of memory (expat)\n", stderr);
 		abort();
@@ -745,15 +554,15 @@ void xs_free(struct xs *xs)
 	if (!xs)
 		return;
 	drop_docs(xs);
-	mm_owner = xs;
+	xs_mem_enter(&xs->pool);
 	XML_ParserFree(xs->p);
-	mm_owner = NULL;
+	xs_mem_leave();
 	sbuf_free(&xs->root_ns);
 	sbuf_free(&xs->root_decls);
 	sbuf_free(&xs->root_qname);
 	sbuf_free(&xs->text_carry);
 	free(xs->context);
-	xs_dealloc(xs);
+	xs_mem_free(xs, xs->pool);
 }
 
 /* The part of buf after the last event (nothing once all is parsed). */
@@ -774,9 +583,9 @@ static size_t unparsed_now(const struct xs *xs, const char **rest)
 void xs_reset(struct xs *xs)
 {
 	xs->rest_len = unparsed_now(xs, &xs->rest);
-	mm_owner = xs;
+	xs_mem_enter(&xs->pool);
 	XML_ParserReset(xs->p, "UTF-8");
-	mm_owner = NULL;
+	xs_mem_leave();
 	parser_setup(xs);
 	drop_docs(xs);
 	xs->ev = XS_NEED_MORE;
@@ -894,10 +703,10 @@ static enum xs_event feed_slices(struct xs *xs)
 		xs->ev = XS_NEED_MORE;
 		xs->fed += n;
 		xs->off += n;
-		mm_owner = xs;
+		xs_mem_enter(&xs->pool);
 		enum XML_Status st = XML_Parse(xs->p, xs->buf + xs->off - n,
 					       (int)n, XML_FALSE);
-		mm_owner = NULL;
+		xs_mem_leave();
 		ev = parse_result(xs, st);
 		if (ev != XS_NEED_MORE)
 			return ev;
@@ -971,9 +780,9 @@ enum xs_event xs_next(struct xs *xs)
 		return settle(xs, XS_NEED_MORE);
 	xs->suspended = false;
 	xs->ev = XS_NEED_MORE;
-	mm_owner = xs;
+	xs_mem_enter(&xs->pool);
 	enum XML_Status st = XML_ResumeParser(xs->p);
-	mm_owner = NULL;
+	xs_mem_leave();
 	ev = parse_result(xs, st);
 	if (ev != XS_NEED_MORE)
 		return settle(xs, ev);

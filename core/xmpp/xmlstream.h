@@ -46,7 +46,7 @@ struct xs;
 
 struct xs *xs_new(const struct xs_limits *limits);
 void xs_free(struct xs *xs);
-/* Gives back the memory kept for the next parsers (see xmlstream.c). */
+/* Gives back the memory kept for the next parsers (see xmlstream_mem.h). */
 void xs_trim(void);
 void xs_reset(struct xs *xs);		/* a new stream on the same parser */
 

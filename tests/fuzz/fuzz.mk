@@ -106,9 +106,10 @@ FUZZ_COV := $(FUZZ_BUILD)/cov
 FUZZ_COV_CFLAGS := -g -O0 -fprofile-instr-generate -fcoverage-mapping \
 	$(XCFLAGS) -DSTARLING_FUZZ_LUA_DIR='"$(CURDIR)/lua"'
 FUZZ_COV_OBJ := $(CORE_SRC:%.c=$(FUZZ_COV)/obj/%.o)
-FUZZ_COV_FILES_xmlstream := core/xmlstream.c core/stanza.c
-FUZZ_COV_FILES_sasl := core/sasl.c
-FUZZ_COV_FILES_jid := core/jid.c
+FUZZ_COV_FILES_xmlstream := core/xmpp/xmlstream.c core/xmpp/xmlstream_mem.c \
+	core/xmpp/stanza.c
+FUZZ_COV_FILES_sasl := core/xmpp/sasl.c
+FUZZ_COV_FILES_jid := core/xmpp/jid.c
 FUZZ_COV_FILES_value := storage/value.c core/lua/lx_value.c
 FUZZ_COV_FILES_config := core/lua/lx_config.c
 LLVM_PROFDATA ?= llvm-profdata-14

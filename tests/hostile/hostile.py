@@ -20,8 +20,9 @@ An attack wrapped in a Guard:
     # attacking connection is gone), its resident memory is back within
     # the allowance, and the bystanders still chat
 
-On an AddressSanitizer build (its allocator quarantines freed memory) the
-memory checks are skipped; descriptors and bystanders are still checked.
+On an AddressSanitizer build (its allocator quarantines freed memory) or
+a ThreadSanitizer build (its allocator and shadow memory) the memory
+checks are skipped; descriptors and bystanders are still checked.
 
 The memory allowance is max(2 MiB, 10% of the baseline) plus, for tests
 that hold thousands of connections at once, PER_CONN_HIGH_WATER bytes per
@@ -103,10 +104,12 @@ class ProcWatch:
         return len(os.listdir("/proc/%d/fd" % self.pid))
 
     def sanitized(self):
-        """True for an AddressSanitizer build: its allocator keeps freed
-        memory in quarantine, so resident memory says nothing there."""
+        """True for an AddressSanitizer build (its allocator keeps freed
+        memory in quarantine) or a ThreadSanitizer one (its allocator
+        and shadow memory): resident memory says nothing there."""
         with open("/proc/%d/maps" % self.pid) as f:
-            return "libasan" in f.read()
+            maps = f.read()
+        return "libasan" in maps or "libtsan" in maps
 
     def wait_fds(self, at_most, timeout):
         """Wait until the process has at most `at_most` descriptors open;

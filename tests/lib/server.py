@@ -32,7 +32,8 @@ import time
 import xmpp
 
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                      "runtime error:")
+                      "runtime error:", "WARNING: ThreadSanitizer",
+                      "ERROR: ThreadSanitizer")
 
 DEFAULT_MODULES = ["roster", "presence", "message", "iq"]
 

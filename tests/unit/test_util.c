@@ -1,4 +1,5 @@
-/* test_util.c - base64, ct_memcmp, sbuf and random_id (core/util.c). */
+/* test_util.c - base64, ct_memcmp, sbuf, random_id and UTF-8
+ * (core/base/util.c). */
 #include "harness.h"
 #include "util.h"
 
@@ -146,6 +147,88 @@ static void test_random_id(void)
 	CHECK(a[0] == '\0');
 }
 
+/* A byte string with its length (embedded NULs count). */
+struct bytes {
+	const char *s;
+	size_t n;
+};
+#define B(lit) { lit, sizeof(lit) - 1 }
+
+static void test_utf8_valid_sequences(void)
+{
+	static const struct {
+		struct bytes in;
+		size_t len;
+		uint32_t cp;
+	} ok[] = {
+		{ B("\0"), 1, 0 },
+		{ B("A"), 1, 0x41 },
+		{ B("\x7f"), 1, 0x7f },
+		{ B("\xc2\x80"), 2, 0x80 },		/* smallest 2-byte */
+		{ B("\xc3\xa9"), 2, 0xe9 },
+		{ B("\xdf\xbf"), 2, 0x7ff },
+		{ B("\xe0\xa0\x80"), 3, 0x800 },		/* smallest 3-byte */
+		{ B("\xe2\x82\xac"), 3, 0x20ac },
+		{ B("\xed\x9f\xbf"), 3, 0xd7ff },		/* just below surrogates */
+		{ B("\xee\x80\x80"), 3, 0xe000 },		/* just above */
+		{ B("\xef\xbf\xbf"), 3, 0xffff },
+		{ B("\xf0\x90\x80\x80"), 4, 0x10000 },	/* smallest 4-byte */
+		{ B("\xf0\x9f\x98\x80"), 4, 0x1f600 },
+		{ B("\xf4\x8f\xbf\xbf"), 4, 0x10ffff },	/* the last code point */
+	};
+	uint32_t cp;
+
+	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
+		cp = 0xdeadbeef;
+		CHECK(utf8_decode((const unsigned char *)ok[i].in.s, ok[i].in.n,
+				  &cp) == ok[i].len);
+		CHECK(cp == ok[i].cp);
+		CHECK(utf8_valid(ok[i].in.s, ok[i].in.n));
+	}
+	/* A decode reads one sequence and leaves what follows. */
+	CHECK(utf8_decode((const unsigned char *)"\xc3\xa9z", 3, &cp) == 2);
+	CHECK(cp == 0xe9);
+	CHECK(utf8_valid("", 0));
+	CHECK(utf8_valid("a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\0b", 12));
+}
+
+static void test_utf8_invalid_sequences(void)
+{
+	static const struct bytes bad[] = {
+		/* overlong forms */
+		B("\xc0\x80"), B("\xc1\xbf"), B("\xe0\x80\x80"),
+		B("\xe0\x9f\xbf"), B("\xf0\x80\x80\x80"),
+		B("\xf0\x8f\xbf\xbf"),
+		/* surrogates, alone and as a CESU-8 pair */
+		B("\xed\xa0\x80"), B("\xed\xbf\xbf"),
+		B("\xed\xa0\xbd\xed\xb8\x80"),
+		/* past U+10FFFF */
+		B("\xf4\x90\x80\x80"), B("\xf5\x80\x80\x80"),
+		B("\xf7\xbf\xbf\xbf"), B("\xf8\x88\x80\x80\x80"),
+		B("\xfc\x84\x80\x80\x80\x80"), B("\xfe"), B("\xff"),
+		/* truncated */
+		B("\xc3"), B("\xe2\x82"), B("\xe2"), B("\xf0\x9f\x98"),
+		B("\xf0"),
+		/* stray or missing continuation bytes */
+		B("\x80"), B("\xbf"), B("\xc3\x41"), B("\xe2\x28\xac"),
+		B("\xe2\x82\x28"), B("\xf0\x9f\x28\x80"),
+	};
+	uint32_t cp;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		CHECK(utf8_decode((const unsigned char *)bad[i].s, bad[i].n,
+				  &cp) == 0);
+		CHECK(!utf8_valid(bad[i].s, bad[i].n));
+	}
+	/* n cuts a good sequence short; a bad one after good text. */
+	CHECK(utf8_decode((const unsigned char *)"\xe2\x82\xac", 2, &cp) == 0);
+	CHECK(utf8_decode((const unsigned char *)"a", 0, &cp) == 0);
+	CHECK(utf8_valid("ok \xe2\x82\xac \xf0\x9f\x98\x80", 11));
+	CHECK(!utf8_valid("ok \xe2\x82\xac \xf0\x9f\x98\x80", 10));
+	CHECK(!utf8_valid("ok \xc0\xaf", 5));
+	CHECK(utf8_valid("ok \xc0\xaf", 3));
+}
+
 int main(void)
 {
 	RUN(test_b64_vectors);
@@ -154,5 +237,7 @@ int main(void)
 	RUN(test_ct_memcmp);
 	RUN(test_sbuf);
 	RUN(test_random_id);
+	RUN(test_utf8_valid_sequences);
+	RUN(test_utf8_invalid_sequences);
 	TEST_END();
 }
