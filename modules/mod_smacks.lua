@@ -1,7 +1,7 @@
 -- mod_smacks: XEP-0198 Stream Management.
 --
 -- The core keeps the counters, the queue of unacknowledged stanzas, the
--- hibernation of a lost session and its resumption (core/sm.c). This
+-- hibernation of a lost session and its resumption (core/features/sm.c). This
 -- module decides the policy: who may enable it, how big the queue may get,
 -- when to ask the client for acks, how long a lost session waits, and what
 -- becomes of stanzas the client never acknowledged.

@@ -1,6 +1,6 @@
 -- starling.pie: XEP-0227 (Portable Import/Export) for starlingctl's
 -- export and import. Runs in starlingctl only: it needs the admin modules
--- starling.accounts and starling.xmlfile (core/lx_admin.h).
+-- starling.accounts and starling.xmlfile (tools/lx_admin.h).
 --
 --   export(hosts, write, warn)     writes one <server-data/> document with
 --                                  every account and user data of hosts
