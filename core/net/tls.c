@@ -204,6 +204,35 @@ static int server_end_point(SSL *ssl, unsigned char *out, size_t *len)
 	return 0;
 }
 
+/* RFC 5929's tls-unique: the first Finished message of the handshake,
+ * the client's in a full one and the server's in a resumed one. On TLS
+ * 1.2 only with the extended master secret (RFC 7627), without which a
+ * triple handshake can give two connections the same value. TLS 1.3 does
+ * not define it (RFC 9266), but clients that ignore XEP-0440 ask for it
+ * there too, computing it as for TLS 1.2 (CPython's ssl and pyOpenSSL:
+ * slixmpp, aioxmpp): their value, the client's Finished of a full
+ * handshake, covers the whole handshake transcript and so is this
+ * connection's alone. Offered only where defined (tls_offers). */
+static int tls_unique(SSL *ssl, unsigned char *out, size_t *len)
+{
+	size_t n;
+
+	if (SSL_version(ssl) < TLS1_3_VERSION && SSL_get_extms_support(ssl) != 1)
+		return -ENOTSUP;
+	n = SSL_session_reused(ssl) ? SSL_get_finished(ssl, out, *len)
+				    : SSL_get_peer_finished(ssl, out, *len);
+	if (n == 0 || n > *len)
+		return -ENOTSUP;
+	*len = n;
+	return 0;
+}
+
+bool tls_unique_defined(SSL *ssl)
+{
+	return ssl && SSL_version(ssl) < TLS1_3_VERSION &&
+	       SSL_get_extms_support(ssl) == 1;
+}
+
 int tls_channel_binding(SSL *ssl, const char *type, unsigned char *out,
 			size_t *len)
 {
@@ -211,6 +240,8 @@ int tls_channel_binding(SSL *ssl, const char *type, unsigned char *out,
 		return -ENOTSUP;
 	if (strcmp(type, "tls-server-end-point") == 0)
 		return server_end_point(ssl, out, len);
+	if (strcmp(type, "tls-unique") == 0)
+		return tls_unique(ssl, out, len);
 	if (strcmp(type, "tls-exporter") == 0) {
 		static const char label[] = "EXPORTER-Channel-Binding";
 		if (SSL_version(ssl) != TLS1_3_VERSION || *len < 32)

@@ -23,7 +23,11 @@ SSL_CTX *tls_ctx_for(const char *host);	/* or the default */
 void tls_free_all(void);
 
 /* Channel binding data (RFC 9266 tls-exporter: TLS 1.3 only here;
- * RFC 5929 tls-server-end-point): 0, or -ENOTSUP. *len in: capacity. */
+ * RFC 5929 tls-server-end-point and tls-unique, see tls.c): 0, or
+ * -ENOTSUP. *len in: capacity. */
+/* Whether tls-unique is defined on ssl, and so offered (XEP-0440): TLS
+ * 1.2 with the extended master secret. */
+bool tls_unique_defined(SSL *ssl);
 int tls_channel_binding(SSL *ssl, const char *type, unsigned char *out,
 			size_t *len);
 /* "TLSv1.3" etc. and the cipher name, for logs and admin. */

@@ -67,6 +67,10 @@ static void add_mechanisms(struct session *s, struct st_doc *d, struct st_node *
 			t = st_elem_new(d, cb, "channel-binding", NULL);
 			st_attr_set(d, t, "type", "tls-exporter");
 		}
+		if (tls_unique_defined(s->conn->ssl)) {
+			t = st_elem_new(d, cb, "channel-binding", NULL);
+			st_attr_set(d, t, "type", "tls-unique");
+		}
 	}
 }
 

@@ -60,12 +60,23 @@ def test_tls13_advertises_exporter_and_end_point_binding(server):
           "channel binding types on TLS 1.3: %s" % types)
 
 
+def test_tls13_does_not_advertise_tls_unique(server):
+    # RFC 9266: tls-unique is not defined for TLS 1.3 (XEP-0440 clients
+    # are not offered it; clients that ask anyway still get in, below).
+    c = server.client(version="1.3")
+    types = c.channel_binding_types()
+    check("tls-unique" not in types, "tls-unique offered on TLS 1.3: %s" % types)
+
+
 def test_tls12_advertises_end_point_binding(server):
     c = server.client(version="1.2")
     check(c.tls_version == "TLSv1.2", c.tls_version)
     types = c.channel_binding_types()
     check("tls-server-end-point" in types,
           "channel binding types on TLS 1.2: %s" % types)
+    # with the extended master secret (OpenSSL's default), RFC 5929's
+    # tls-unique is sound on TLS 1.2
+    check("tls-unique" in types, "channel binding types on TLS 1.2: %s" % types)
 
 
 def test_direct_tls_offers_mechanisms_without_starttls(server):
@@ -114,6 +125,34 @@ def test_scram_sha1_plus_server_end_point(server):
     logged_in(c, a)
 
 
+def test_scram_sha256_plus_tls_unique_tls12(server):
+    a = server.account("unique12")
+    c = server.client(version="1.2")
+    c.auth_scram(a.user, a.password, "SCRAM-SHA-256-PLUS", cb_type="tls-unique")
+    logged_in(c, a)
+
+
+def test_scram_plus_tls_unique_on_tls13_as_stock_clients_compute_it(server):
+    # slixmpp and aioxmpp ignore XEP-0440 and bind with tls-unique as
+    # CPython's ssl (or pyOpenSSL) computes it on TLS 1.3 too: the client's
+    # Finished of the handshake. Their default login must succeed at once.
+    for mech in ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS"):
+        a = server.account("unique13")
+        c = server.client(version="1.3")
+        check(c.tls_version == "TLSv1.3", c.tls_version)
+        c.auth_scram(a.user, a.password, mech, cb_type="tls-unique")
+        logged_in(c, a)
+
+
+def test_scram_plus_with_wrong_tls_unique_data_fails(server):
+    a = server.account("badunique")
+    c = server.client(version="1.3")
+    real = c.transport.channel_binding("tls-unique")
+    forged = bytes([real[0] ^ 1]) + real[1:]
+    raises(AuthFailed, c.auth_scram, a.user, a.password, "SCRAM-SHA-256-PLUS",
+           cb_type="tls-unique", cb_data=forged)
+
+
 def test_scram_sha256_plus_tls_exporter(server):
     a = server.account("exporter")
     c = server.client(backend="pyopenssl", version="1.3")
@@ -153,13 +192,15 @@ def test_scram_y_flag_fails_when_strict(ctx):
 
 
 def test_unsupported_binding_type_does_not_use_up_attempts(server):
-    # tls-unique is not offered: such attempts fail without counting
-    # towards c2s_max_auth_failures, so a client can fall back.
+    # tls-unique-for-telnet (RFC 5929's other type) is not one we have:
+    # such attempts fail without counting towards c2s_max_auth_failures,
+    # so a client can fall back.
     a = server.account("cbfallback")
     c = server.client()
     for _ in range(4):
         raises(AuthFailed, c.auth_scram, a.user, a.password,
-               "SCRAM-SHA-256-PLUS", cb_type="tls-unique", cb_data=b"x" * 12)
+               "SCRAM-SHA-256-PLUS", cb_type="tls-unique-for-telnet",
+               cb_data=b"x" * 12)
     c.auth_scram(a.user, a.password, "SCRAM-SHA-256")
     logged_in(c, a)
 

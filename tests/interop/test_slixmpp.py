@@ -46,3 +46,26 @@ def test_starttls_scram_sha1_and_sha256(server):
 @time_limit(60)
 def test_direct_tls_scram_sha1_and_sha256(server):
     pair(server, direct_tls=True)
+
+
+def default_login(server, direct_tls):
+    # slixmpp as it comes: it picks the strongest mechanism offered
+    # (SCRAM-SHA-256-PLUS) and binds with tls-unique, on TLS 1.3 too; the
+    # first attempt must succeed, with no <failure/> on the way.
+    a = server.account("slixdefault")
+    agent = Agent("slixmpp", server, a, resource="default", direct_tls=direct_tls)
+    agent.ready()
+    failures = [e for e in agent.seen if e["event"] == "auth_failure"]
+    check(not failures, "SASL failures before the login: %s" % failures)
+    used = agent.seen[-1].get("mech")
+    check(used == "SCRAM-SHA-256-PLUS", "logged in with %s" % used)
+
+
+@time_limit(60)
+def test_default_login_over_starttls_fails_never(server):
+    default_login(server, direct_tls=False)
+
+
+@time_limit(60)
+def test_default_login_over_direct_tls_fails_never(server):
+    default_login(server, direct_tls=True)

@@ -56,8 +56,9 @@ The library's debug log goes to stderr. The agent exits by itself after
 --lifetime seconds.
 
 Library notes (versions in Debian 12):
-- slixmpp 1.8.3 knows only tls-unique (undefined on TLS 1.3) and sends
-  the gs2 flag 'y' with a non-PLUS SCRAM mechanism whenever TLS is up.
+- slixmpp 1.8.3 knows only tls-unique (undefined on TLS 1.3, where it
+  computes it as on TLS 1.2; Starling accepts that) and, when a non-PLUS
+  SCRAM mechanism is forced, sends the gs2 flag 'y' whenever TLS is up.
   Starling accepts that by default (c2s_strict_channel_binding = false),
   so the agent runs slixmpp as it is; --hide-cb hides the channel binding
   credential so that it says 'n' (for a server with the strict rule).
