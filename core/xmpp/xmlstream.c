@@ -364,10 +364,22 @@ static void on_end(void *ud, const XML_Char *name)
 	emit(xs, XS_STANZA);
 }
 
+static bool is_xml_space(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+}
+
+static bool all_space(const XML_Char *s, int len)
+{
+	for (int i = 0; i < len; i++)
+		if (!is_xml_space(s[i]))
+			return false;
+	return true;
+}
+
 static void on_text(void *ud, const XML_Char *s, int len)
 {
 	struct xs *xs = ud;
-	int i;
 
 	if (xs->failed)
 		return;
@@ -376,13 +388,24 @@ static void on_text(void *ud, const XML_Char *s, int len)
 		sbuf_add(&xs_text, s, (size_t)len);
 		return;
 	}
-	for (i = 0; i < len; i++) {
-		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n') {
-			fail(xs, "bad-format", "text between stanzas");
-			return;
-		}
+	if (!all_space(s, len)) {
+		fail(xs, "bad-format", "text between stanzas");
+		return;
 	}
 	/* a whitespace keepalive: nothing is pending for it any more */
+	xs->mark = event_end_offset(xs);
+}
+
+/* What no other handler takes. Before the stream header that is the
+ * whitespace between the XML declaration and the header: like a
+ * keepalive, nothing stays pending for it. */
+static void on_default(void *ud, const XML_Char *s, int len)
+{
+	struct xs *xs = ud;
+
+	if (xs->failed || xs->depth != 0 || !all_space(s, len))
+		return;
+	made_progress(xs);
 	xs->mark = event_end_offset(xs);
 }
 
@@ -495,6 +518,8 @@ static void parser_setup(struct xs *xs)
 	XML_SetSkippedEntityHandler(p, on_skipped_entity);
 	XML_SetProcessingInstructionHandler(p, on_pi);
 	XML_SetCommentHandler(p, on_comment);
+	/* the Expand variant leaves internal entities to expat */
+	XML_SetDefaultHandlerExpand(p, on_default);
 	XML_SetParamEntityParsing(p, XML_PARAM_ENTITY_PARSING_NEVER);
 	/* Deferring the reparse of a partial token holds back a stanza whose
 	 * last bytes arrived until more data comes; our slices bound the
@@ -741,6 +766,22 @@ static enum xs_event settle(struct xs *xs, enum xs_event ev)
 	return ev;
 }
 
+/* Whitespace before a stream's first byte is not the document's: a
+ * client sends a newline after the stanza that ends the old stream
+ * (SASL success, STARTTLS) and then the new header, whose XML
+ * declaration expat accepts only at the very start. A parser that has
+ * had nothing yet never sees it; nothing of it is kept, so a peer that
+ * sends only whitespace here costs no memory. */
+static void skip_leading_space(struct xs *xs, const char **buf, size_t *len)
+{
+	if (xs->fed != 0 || xs->depth != 0 || xs->closed)
+		return;
+	while (*len && is_xml_space(**buf)) {
+		(*buf)++;
+		(*len)--;
+	}
+}
+
 enum xs_event xs_feed(struct xs *xs, const char *buf, size_t len)
 {
 	if (xs->failed)
@@ -754,6 +795,7 @@ enum xs_event xs_feed(struct xs *xs, const char *buf, size_t len)
 		fail(xs, "internal-server-error", "fed before the events were read");
 		return settle(xs, XS_ERROR);
 	}
+	skip_leading_space(xs, &buf, &len);
 	xs->buf = buf;
 	xs->len = len;
 	xs->off = 0;

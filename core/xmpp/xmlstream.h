@@ -22,6 +22,12 @@
  * buf must stay valid until XS_NEED_MORE or XS_ERROR. After a stream
  * restart (STARTTLS, SASL success) call xs_reset(); xs_unparsed() gives
  * the bytes of buf the old stream had not reached yet.
+ *
+ * Whitespace is taken wherever a client may send it, and none of it is
+ * kept: before the header of a new or reset parser (skipped, so that an
+ * XML declaration after it is still the document's first bytes), between
+ * the declaration and the header, between top-level elements (keepalives)
+ * and before the closing tag.
  */
 #ifndef STARLING_XMLSTREAM_H
 #define STARLING_XMLSTREAM_H

@@ -172,6 +172,67 @@ static void test_keepalives(void)
 		  "OPEN jabber:client example.com|ERROR bad-format|");
 }
 
+/* Whitespace before a stream's header: before the first one, and before
+ * the header of a restarted stream (go-sendxmpp sends a newline after
+ * SASL success); none of it counts toward the stanza limit. */
+static void test_space_before_header(void)
+{
+	const char *open = "OPEN jabber:client example.com|";
+	struct xs *xs = xs_new(&small);
+	char *ws = malloc(100000);
+	struct sbuf log;
+	int i;
+
+	memset(ws, ' ', 100000);
+	for (i = 0; i < 100000; i += 7)
+		ws[i] = i % 2 ? '\n' : '\t';
+	CHECK_STR(events("\r\n \t" HEADER "<presence/>", NULL),
+		  "OPEN jabber:client example.com|<presence/>|");
+	CHECK_STR(events(" x" HEADER, NULL), "ERROR not-well-formed|");
+
+	/* a megabyte of it in pieces, then the header: nothing kept */
+	sbuf_init(&log);
+	for (i = 0; i < 10; i++)
+		if (xs_feed(xs, ws, 100000) != XS_NEED_MORE)
+			break;
+	CHECK(i == 10);
+	CHECK(record(xs, xs_feed(xs, HEADER "<presence/>",
+				 strlen(HEADER "<presence/>")), &log));
+	CHECK_STR(log.p, "OPEN jabber:client example.com|<presence/>|");
+
+	/* a restart: a newline alone, then one before the new header */
+	CHECK(xs_feed(xs, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>",
+		      48) == XS_STANZA);
+	CHECK(xs_next(xs) == XS_NEED_MORE);
+	xs_reset(xs);
+	CHECK(xs_feed(xs, "\n", 1) == XS_NEED_MORE);
+	sbuf_reset(&log);
+	CHECK(record(xs, xs_feed(xs, "\r\n" HEADER "\n<iq type='set' id='b'/>",
+				 strlen("\r\n" HEADER "\n<iq type='set' id='b'/>")),
+		     &log));
+	CHECK_STR(log.p, "OPEN jabber:client example.com|<iq type='set' id='b'/>|");
+
+	/* between the declaration and the header, beyond max_stanza */
+	sbuf_reset(&log);
+	xs_reset(xs);
+	CHECK(xs_feed(xs, "<?xml version='1.0'?>", 21) == XS_NEED_MORE);
+	for (i = 0; i < 10; i++)
+		if (xs_feed(xs, ws, 100000) != XS_NEED_MORE)
+			break;
+	CHECK(i == 10);
+	CHECK(record(xs, xs_feed(xs, STREAM, strlen(STREAM)), &log));
+	CHECK_STR(log.p, open);
+
+	/* and before the close */
+	sbuf_reset(&log);
+	CHECK(xs_feed(xs, ws, 100000) == XS_NEED_MORE);
+	CHECK(record(xs, xs_feed(xs, " \n</stream:stream>", 18), &log));
+	CHECK_STR(log.p, "CLOSE|");
+	sbuf_free(&log);
+	free(ws);
+	xs_free(xs);
+}
+
 static void test_restricted(void)
 {
 	const char *open = "OPEN jabber:client example.com|";
@@ -518,6 +579,7 @@ int main(void)
 	RUN(test_client_stream);
 	RUN(test_header);
 	RUN(test_keepalives);
+	RUN(test_space_before_header);
 	RUN(test_restricted);
 	RUN(test_not_well_formed);
 	RUN(test_namespace);
