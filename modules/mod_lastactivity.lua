@@ -4,13 +4,15 @@
 -- When an account's last session ends, the time and the status of its
 -- last unavailable presence go into the "lastactivity" keyval store
 -- ({ time = seconds since the epoch, status = text or nil }). A query to
--- the account's bare JID is answered on its behalf (XEP-0012 section 4):
---   - 0 seconds while one of its resources is available;
+-- the account's bare JID is answered on its behalf (XEP-0012 section 3):
+--   - 0 seconds while one of its resources is connected, available or
+--     not: the account has not logged out (the XEP's Implementation
+--     Notes: the time since it was last connected to its server);
 --   - else the seconds since that logout, with the status as text;
 --   - forbidden for anyone who may not see the account's presence (not
 --     the account itself, no subscription "from"/"both" in its roster);
---   - service-unavailable when the account does not exist or never
---     logged out.
+--   - service-unavailable when the account does not exist, or is not
+--     connected and never logged out (nothing is known).
 -- The server's own uptime is mod_uptime's.
 
 local core = require "starling.core"
@@ -23,13 +25,9 @@ local NS = "jabber:iq:last"
 local store = module:open_store("lastactivity", "keyval")
 local roster_store = module:open_store("roster", "keyval")
 
-local function any_available(bare)
-	for _, s in ipairs(core.sessions(bare)) do
-		if s.available then
-			return true
-		end
-	end
-	return false
+-- A bound session that is not ending: with or without presence.
+local function connected(bare)
+	return #core.sessions(bare) > 0
 end
 
 local function answer(event, username, host)
@@ -41,7 +39,7 @@ local function answer(event, username, host)
 		return module:reply(event, st.error_reply(stanza, "auth", "forbidden"))
 	end
 	local reply = st.reply(stanza)
-	if any_available(username .. "@" .. host) then
+	if connected(username .. "@" .. host) then
 		reply:tag("query", { xmlns = NS, seconds = "0" })
 		return module:reply(event, reply)
 	end

@@ -296,15 +296,20 @@ static int address(struct st_node *node, struct st_doc *doc,
 	}
 	if (jid_parse(to, &j) != 0)
 		return -EINVAL;
+	*h = route_host(j.domain);
+	/* RFC 6120 10.5.2: <domain/resource> of one of our VirtualHosts is
+	 * the server itself, handled as <domain>; a component's domain keeps
+	 * its resource, the component's to interpret. */
+	if (!j.has_node && j.has_resource && *h && (*h)->type == HOST_LOCAL)
+		j.has_resource = false;
 	if (jid_format(&j, JID_FULL, norm, sizeof(norm)) < 0)
 		return -EINVAL;
 	if (strcmp(norm, to) != 0)
 		st_attr_set(doc, node, "to", norm);
-	*totype = j.has_resource ? "full" : j.has_node ? "bare" : "host";
+	*totype = !j.has_node ? "host" : j.has_resource ? "full" : "bare";
 	if (origin && node->name[0] == 'i' && !j.has_resource &&
 	    origin->bare_jid && strcmp(norm, origin->bare_jid) == 0)
 		*totype = "self";
-	*h = route_host(j.domain);
 	return 0;
 }
 

@@ -7,10 +7,11 @@
  * directory: bound sessions by full JID, and per bare JID the list of an
  *            account's sessions. All routing goes through route_find_*,
  *            so later the directory can live in another thread or node.
- * totype:    how a stanza is addressed: "full", "bare", "host", or "self"
- *            (a client's stanza without 'to'; for iq also 'to' its own
- *            bare JID). Event names are "<kind>/<totype>", see
- *            docs/ARCHITECTURE.md.
+ * totype:    how a stanza is addressed: "full", "bare", "host" (no
+ *            localpart; a VirtualHost's domain/resource is routed as its
+ *            bare domain, 'to' rewritten), or "self" (a client's stanza
+ *            without 'to'; for iq also 'to' its own bare JID). Event
+ *            names are "<kind>/<totype>", see docs/ARCHITECTURE.md.
  */
 #ifndef STARLING_ROUTE_H
 #define STARLING_ROUTE_H

@@ -131,8 +131,63 @@ def test_account_that_does_not_exist(server):
                    attrs={"id": iq_id})
 
 
-def test_account_that_never_logged_out(server):
-    owner, friend, setup = friends(server, "never")
-    # setup is connected but not available, and there was no logout yet
-    iq_id = ask(friend, owner.jid)
-    friend.expect_error("iq", "service-unavailable", attrs={"id": iq_id})
+# XEP-0012 section 3 and its Implementation Notes: a query to a bare JID
+# tells the time since the user last logged out, i.e. was last connected
+# to its server; an account with a connected resource has not logged out,
+# whether or not that resource is available (a client may be connected and
+# send no presence, or unavailable presence, without ending its session).
+# The answer for it is 0 seconds with no status, exactly as for an
+# available one; the authorization rule (forbidden unless the asker may
+# see the account's presence) holds first.
+
+def expect_zero(friend, owner, iq_id):
+    friend.expect_exactly(
+        "<iq type='result' id='%s' from='%s' to='%s'>"
+        "<query xmlns='%s' seconds='0'/></iq>"
+        % (esc(iq_id), esc(owner.jid), esc(friend.jid), NS_LAST))
+
+
+def test_connected_without_presence_is_zero(server):
+    owner, friend, setup = friends(server, "nopres")
+    # setup is connected and sent no presence; no logout was ever recorded
+    setup.roundtrip()
+    expect_zero(friend, owner, ask(friend, owner.jid))
+
+
+def test_connected_after_unavailable_is_zero(server):
+    owner, friend, setup = friends(server, "unavail")
+    setup.presence()
+    setup.send("<presence type='unavailable'><status>brb</status></presence>")
+    setup.roundtrip()
+    expect_zero(friend, owner, ask(friend, owner.jid))
+
+
+def test_connected_again_after_a_logout_is_zero(server):
+    """A logout is on record, but the account is connected again (without
+    presence): the old logout is not its last activity any more."""
+    owner, friend, setup = friends(server, "again")
+    setup.presence()
+    log_out(setup, "Heading Home")
+    back = server.login(owner, resource="back")
+    back.roundtrip()
+    expect_zero(friend, owner, ask(friend, owner.jid))
+    # and once it logs out again, the new logout counts
+    back.send("<presence type='unavailable'><status>gone again</status>"
+              "</presence>")
+    log_out(back)
+    seconds, text = answer(friend, ask(friend, owner.jid))
+    check(0 <= seconds < 30, seconds)
+    check(text == "gone again", "status text %r" % text)
+
+
+def test_connected_unavailable_not_subscribed_is_forbidden(server):
+    owner = server.login("hidden")
+    owner.send("<presence type='unavailable'/>")
+    owner.roundtrip()
+    stranger = server.login("nosy")
+    iq_id = ask(stranger, owner.bare)
+    stranger.expect_exactly(
+        "<iq type='error' id='%s' from='%s' to='%s'>"
+        "<error type='auth'><forbidden xmlns='%s'/></error></iq>"
+        % (esc(iq_id), esc(owner.bare), esc(stranger.jid),
+           "urn:ietf:params:xml:ns:xmpp-stanzas"))

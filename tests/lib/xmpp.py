@@ -202,6 +202,39 @@ def to_xml(el, parent_ns=None):
     return "".join(out)
 
 
+def _xml_difference(got, want, where):
+    """Where got and want (elements) differ, or None: names, attributes
+    (in any order), text (whitespace-only text between elements ignored)
+    and children, in order."""
+    if got.tag != want.tag:
+        return "%s: element %s, expected %s" % (where, got.tag, want.tag)
+    here = "%s/%s" % (where, split_tag(got.tag)[1])
+    if dict(got.attrib) != dict(want.attrib):
+        return "%s: attributes %s, expected %s" % (here, dict(got.attrib),
+                                                   dict(want.attrib))
+    gtext, wtext = got.text or "", want.text or ""
+    if len(got) or len(want):
+        gtext, wtext = gtext.strip(), wtext.strip()
+    if gtext != wtext:
+        return "%s: text %r, expected %r" % (here, gtext, wtext)
+    if len(got) != len(want):
+        return "%s: %d children, expected %d" % (here, len(got), len(want))
+    for g, w in zip(got, want):
+        why = _xml_difference(g, w, here)
+        if why:
+            return why
+    return None
+
+
+def exact_mismatch(el, xml, ns="jabber:client"):
+    """Why el is not exactly the stanza xml (its default namespace ns),
+    or None when it is."""
+    if el is STREAM_END or getattr(el, "is_header", False):
+        return "got %s" % describe(el)
+    want = ET.fromstring("<wrap xmlns='%s'>%s</wrap>" % (esc(ns), xml))[0]
+    return _xml_difference(el, want, "")
+
+
 def describe(item):
     if item is STREAM_END:
         return STREAM_END
@@ -521,6 +554,23 @@ class Client:
                                   % (self.name, what, describe(item)[:3000])
                                   + "\n  (%s)" % why)
             self._capture(item, capture)
+            return item
+
+    def expect_exactly(self, xml, timeout=None):
+        """The next top-level element (passing over self.ignore's tags),
+        which must be exactly the stanza xml: the same attributes, text
+        and children, nothing more (see exact_mismatch)."""
+        deadline = self._deadline(timeout)
+        what = "exactly %s" % xml
+        while True:
+            item = self._next(deadline, what)
+            if (item is not STREAM_END and not getattr(item, "is_header", False)
+                    and any(tag_matches(item.tag, s) for s in self.ignore)):
+                continue
+            why = exact_mismatch(item, xml)
+            if why:
+                raise ExpectError("%s: expected %s\n  got: %s\n  (%s)"
+                                  % (self.name, what, describe(item)[:3000], why))
             return item
 
     def wait_for(self, tag=None, attrs=None, child=None, text=None,

@@ -479,6 +479,52 @@ static void test_malformed(void)
 	teardown();
 }
 
+/* RFC 6120 10.5.2: <domainpart/resourcepart> of a VirtualHost is the
+ * server itself: the host events fire, with 'to' the bare domain, so an
+ * answer comes from the domain (8.1.2.1) as for <domainpart>. A
+ * component's domain keeps the resource (the component's to interpret). */
+static void test_domain_resource(void)
+{
+	struct host *h = setup();
+	struct host *muc = route_host_add("conference.localhost", HOST_COMPONENT);
+
+	on(h, "iq-get/host/http://jabber.org/protocol/disco#info:query");
+	on(h, "message/host");
+	on(h, "presence/host");
+	on(h, "iq/full");
+	on(muc, "iq/host");
+	CHECK_STR(route("<iq type='get' id='d1' from='bob@localhost/b' "
+			"to='localhost/mcabber'>"
+			"<query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+			NULL),
+		  "localhost:iq-get/host/http://jabber.org/protocol/disco#info:query");
+	CHECK_STR(caught_attr("to"), "localhost");
+	CHECK_STR(caught_attr("id"), "d1");
+	CHECK_STR(route("<message to='LocalHost/Some.Thing'><body>hi</body></message>",
+			NULL), "localhost:message/host");
+	CHECK_STR(caught_attr("to"), "localhost");
+	CHECK_STR(route("<presence to='localhost/x' type='probe'/>", NULL),
+		  "localhost:presence/host");
+	CHECK_STR(caught_attr("to"), "localhost");
+	/* nobody handles it: the server's own error, from the domain */
+	CHECK_STR(route("<iq type='set' id='d3' from='bob@localhost/b' "
+			"to='localhost/mcabber'><query xmlns='urn:nobody'/></iq>",
+			NULL), "localhost:iq/full");
+	CHECK_STR(caught_attr("id"), "d3");
+	CHECK_STR(caught_attr("from"), "localhost");
+	CHECK_STR(caught_attr("to"), "bob@localhost/b");
+	CHECK_STR(caught_error(), "cancel service-unavailable");
+	on(h, "iq/host");
+	CHECK_STR(route("<iq type='result' id='d2' to='localhost/x'/>", NULL),
+		  "localhost:iq/host");
+	/* a component's domain with a resource: host events, 'to' as sent */
+	CHECK_STR(route("<iq type='get' id='d4' to='conference.localhost/x'>"
+			"<query xmlns='urn:nobody'/></iq>", NULL),
+		  "conference.localhost:iq/host");
+	CHECK_STR(caught_attr("to"), "conference.localhost/x");
+	teardown();
+}
+
 int main(void)
 {
 	log_setup(getenv("TEST_LOG") ? getenv("TEST_LOG") : "error", "stderr");
@@ -493,5 +539,6 @@ int main(void)
 	RUN(test_unhandled_message);
 	RUN(test_remote);
 	RUN(test_malformed);
+	RUN(test_domain_resource);
 	TEST_END();
 }
