@@ -248,9 +248,8 @@ local function check_authentication(cfg, report)
 		if (h.type or "local") == "local" then
 			local auth = cfg:get(h.name, "authentication")
 			local allow_reg = cfg:get(h.name, "allow_registration")
-			if auth == nil or auth == "internal_hashed" then
-				-- the default: accounts with SCRAM credentials
-			elseif auth == "anonymous" then
+			-- nil and "internal_hashed" (the default): nothing to say
+			if auth == "anonymous" then
 				report("warning", "host %s: authentication = \"anonymous\": SASL ANONYMOUS "
 					.. "only, every login a temporary account removed when it ends", h.name)
 				if allow_reg == true then
@@ -267,7 +266,7 @@ local function check_authentication(cfg, report)
 						.. "insecure_authentication_on_purpose = true on the host to use it "
 						.. "on purpose (the server refuses to start without it)", h.name)
 				end
-			else
+			elseif auth ~= nil and auth ~= "internal_hashed" then
 				report("error", "host %s: option 'authentication' is %s; it must be "
 					.. "\"internal_hashed\", \"anonymous\" or \"insecure\"", h.name,
 					type(auth) == "string" and format("%q", auth) or tostring(auth))

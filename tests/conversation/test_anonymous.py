@@ -259,3 +259,24 @@ def test_check_reports_both_options(ctx):
     r = bad.ctl("check", check=False)
     out = r.stdout + r.stderr
     check(r.returncode != 0 and "insecure_authentication_on_purpose" in out, out)
+
+
+def test_reload_checks_and_applies_authentication(ctx):
+    srv = ctx.server()
+    srv.host_options = {"localhost": {"authentication": "insecure"}}
+    with open(srv.config_path, "w") as f:
+        f.write(srv.config_text())
+    r = srv.ctl("reload", check=False)
+    out = r.stdout + r.stderr
+    check(r.returncode != 0 and "insecure_authentication_on_purpose" in out
+          and "nothing was changed" in out, out)
+    c = srv.client()
+    check("SCRAM-SHA-256" in c.mechanisms(), "changed anyway: %s" % c.mechanisms())
+    srv.host_options = ANON
+    with open(srv.config_path, "w") as f:
+        f.write(srv.config_text())
+    srv.ctl("reload")
+    c = srv.client()
+    check(c.mechanisms() == ["ANONYMOUS"], "after reload: %s" % c.mechanisms())
+    kind, _ = auth_anonymous(c)
+    check(kind == "success", "ANONYMOUS after reload: <%s/>" % kind)
