@@ -1,6 +1,7 @@
 /* main.c - start-up, signals, shutdown; the end of each loop iteration is
  * pipeline.c's. */
 #include "admin.h"
+#include "anon.h"
 #include "bridge.h"
 #include "conn.h"
 #include "ipstate.h"
@@ -115,6 +116,19 @@ static void load_secret(unsigned char secret[32])
 	sbuf_free(&v);
 }
 
+/* Temporary accounts a crash left on hosts of SASL ANONYMOUS. */
+static void clean_anonymous_hosts(void)
+{
+	size_t pos = 0;
+	const char *name, *type, *module;
+
+	while (config_host_next(&pos, &name, &type, &module)) {
+		struct host *h = route_host(name);
+		if (h && h->auth == HOST_AUTH_ANONYMOUS)
+			anon_cleanup(name);
+	}
+}
+
 static int setup_hosts(void)
 {
 	size_t pos = 0;
@@ -129,12 +143,15 @@ static int setup_hosts(void)
 		n++;
 	}
 	sbuf_init(&err);
-	int r = server_load_tls(&err, NULL);
+	int r = server_apply_host_auth(&err);
+	if (r == 0)
+		r = server_load_tls(&err, NULL);
 	if (r != 0)
 		log_error("%s", err.p);
 	sbuf_free(&err);
 	if (r != 0)
 		return r;
+	clean_anonymous_hosts();
 	if (!n)
 		log_warn("no VirtualHost in the config: nobody can log in");
 	if (!tls_default_ctx())

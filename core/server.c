@@ -1,7 +1,9 @@
-/* server.c - the log, TLS contexts and pid file from the config. */
+/* server.c - the log, TLS contexts, hosts' authentication and pid file
+ * from the config. */
 #include "server.h"
 #include "config.h"
 #include "log.h"
+#include "route.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -275,6 +277,88 @@ int server_load_tls(struct sbuf *err, int *n_hosts)
 		*n_hosts = (int)b.n_hosts;
 	tls_build_free(&b, false);
 	return 0;
+}
+
+/* --- how each host's clients log in -------------------------------------- */
+
+/* The host's "authentication" into *out: 0, or -EINVAL with why in err. */
+static int read_host_auth(const char *host, enum host_auth *out, struct sbuf *err)
+{
+	const char *v;
+
+	switch (config_kind(host, "authentication", NULL)) {
+	case CONFIG_UNSET:
+		*out = HOST_AUTH_INTERNAL;
+		return 0;
+	case CONFIG_STRING:
+		break;
+	default:
+		sbuf_printf(err, "host %s: option 'authentication' must be a string", host);
+		return -EINVAL;
+	}
+	v = config_string(host, "authentication", NULL);
+	if (strcmp(v, "internal_hashed") == 0) {
+		*out = HOST_AUTH_INTERNAL;
+	} else if (strcmp(v, "anonymous") == 0) {
+		*out = HOST_AUTH_ANONYMOUS;
+	} else if (strcmp(v, "insecure") == 0) {
+		if (!config_bool(host, SERVER_INSECURE_FLAG, false)) {
+			sbuf_printf(err, "host %s: authentication = \"insecure\" accepts any "
+				    "password and creates the account: it is for tests only; "
+				    "set %s = true on the host to use it on purpose",
+				    host, SERVER_INSECURE_FLAG);
+			return -EINVAL;
+		}
+		*out = HOST_AUTH_INSECURE;
+	} else {
+		sbuf_printf(err, "host %s: option 'authentication' is \"%s\"; it must be "
+			    "\"internal_hashed\", \"anonymous\" or \"insecure\"", host, v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int host_auth_pass(struct sbuf *err, bool apply)
+{
+	size_t pos = 0, n = 0;
+	const char *name, *type, *module;
+	struct { const char *name; enum host_auth auth; } set[256];
+
+	while (config_host_next(&pos, &name, &type, &module)) {
+		if (type && strcmp(type, "local") != 0)
+			continue;
+		if (n == ARRAY_SIZE(set)) {
+			sbuf_printf(err, "more than %zu VirtualHosts", ARRAY_SIZE(set));
+			return -EINVAL;
+		}
+		set[n].name = name;
+		if (read_host_auth(name, &set[n].auth, err) != 0)
+			return -EINVAL;
+		n++;
+	}
+	for (size_t i = 0; apply && i < n; i++) {
+		struct host *h = route_host(set[i].name);
+		if (!h)
+			continue;
+		if (h->auth != set[i].auth && set[i].auth != HOST_AUTH_INTERNAL)
+			log_warn("host %s: authentication = \"%s\"%s", set[i].name,
+				 set[i].auth == HOST_AUTH_ANONYMOUS ? "anonymous" : "insecure",
+				 set[i].auth == HOST_AUTH_INSECURE ?
+				 ": any password logs in and creates its account (tests only)" :
+				 ": SASL ANONYMOUS with temporary accounts");
+		h->auth = set[i].auth;
+	}
+	return 0;
+}
+
+int server_check_host_auth(struct sbuf *err)
+{
+	return host_auth_pass(err, false);
+}
+
+int server_apply_host_auth(struct sbuf *err)
+{
+	return host_auth_pass(err, true);
 }
 
 /* --- options and pid file ------------------------------------------------------ */

@@ -32,6 +32,17 @@ int server_apply_log(struct sbuf *err);
  * (lx_config_try), before that config becomes the server's. */
 int server_load_tls(struct sbuf *err, int *n_hosts);
 
+/* Each VirtualHost's option "authentication" (docs/ADMIN.md):
+ * "internal_hashed" (the default), "anonymous" (SASL ANONYMOUS, temporary
+ * accounts) or "insecure" (tests only: any password, the account made on
+ * the first login), which needs SERVER_INSECURE_FLAG = true on the host.
+ * Checks every host first; on an error (naming the host and the option)
+ * nothing changes. Hosts must have been added to the router. */
+#define SERVER_INSECURE_FLAG "insecure_authentication_on_purpose"
+int server_apply_host_auth(struct sbuf *err);
+/* The same checks, changing nothing (a reload tries the new config). */
+int server_check_host_auth(struct sbuf *err);
+
 /* Reading the c2s options again (main.c registers it). */
 void server_set_options_reader(void (*fn)(void));
 void server_read_options(void);

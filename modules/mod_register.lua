@@ -14,6 +14,11 @@
 -- (core.user_delete), answers, and closes all its sessions with the
 -- stream error not-authorized (3.2).
 --
+-- On a host with authentication = "anonymous" (SASL ANONYMOUS only) there
+-- is no registration at all: an account made there could never log in,
+-- and a temporary account must not become a permanent one, so its
+-- password cannot be set (not-allowed). Such an account may be removed.
+--
 -- Events it fires on the host:
 --   "user-registered"  { username, host, session }  an account was created
 --   "user-deleted"     { username, host }           an account was removed
@@ -26,7 +31,9 @@ local st = require "util.stanza"
 local NS = "jabber:iq:register"
 local NS_FEATURE = "http://jabber.org/features/iq-register"
 
+local anonymous_host = module:get_option_string("authentication", "internal_hashed") == "anonymous"
 local allow_registration = module:get_option_boolean("allow_registration", false)
+	and not anonymous_host
 local min_interval = module:get_option_period("min_seconds_between_registrations", 300)
 
 local roster_store = module:open_store("roster", "keyval")
@@ -136,6 +143,10 @@ end
 -- --- after authentication ------------------------------------------------------
 
 local function current_registration(event)
+	if event.origin.anonymous then
+		return fail(event, "cancel", "not-allowed",
+			"an anonymous login's account is temporary and has no password")
+	end
 	event.origin:send(st.reply(event.stanza):tag("query", { xmlns = NS })
 		:tag("registered"):up()
 		:text_tag("instructions", "You are registered; you may change your password.")
@@ -187,6 +198,10 @@ end
 
 local function change_password(event, query)
 	local origin = event.origin
+	if origin.anonymous or anonymous_host then
+		return fail(event, "cancel", "not-allowed",
+			"an anonymous login's account is temporary and has no password")
+	end
 	local username, password = credentials(query)
 	if not username or not password then
 		return fail(event, "modify", "bad-request", "a username and a password are required")

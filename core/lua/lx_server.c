@@ -256,6 +256,34 @@ static int l_load_tls(lua_State *L)
 	return 2;
 }
 
+static int try_host_auth(void *ctx)
+{
+	return server_check_host_auth(ctx);
+}
+
+/* check_host_auth(cfg) -> true | nil, err: whether every VirtualHost's
+ * "authentication" of cfg (not the server's yet) is usable. */
+static int l_check_host_auth(lua_State *L)
+{
+	struct sbuf err;
+	int r;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	sbuf_init(&err);
+	r = lx_config_try(L, 1, try_host_auth, &err);
+	return push_sbuf_result(L, r, &err);
+}
+
+/* apply_host_auth() -> true | nil, err: the current config's
+ * "authentication" of each host, for new logins. */
+static int l_apply_host_auth(lua_State *L)
+{
+	struct sbuf err;
+
+	sbuf_init(&err);
+	return push_sbuf_result(L, server_apply_host_auth(&err), &err);
+}
+
 /* replace_config(cfg): cfg becomes the config C and starling.core see. */
 static int l_replace_config(lua_State *L)
 {
@@ -306,6 +334,8 @@ int luaopen_starling_server(lua_State *L)
 		{ "host_add", l_host_add },
 		{ "host_remove", l_host_remove },
 		{ "load_tls", l_load_tls },
+		{ "check_host_auth", l_check_host_auth },
+		{ "apply_host_auth", l_apply_host_auth },
 		{ "replace_config", l_replace_config },
 		{ "apply_log", l_apply_log },
 		{ "read_options", l_read_options },

@@ -178,7 +178,7 @@ enum field {
 	F_CLOSED = 1, F_TYPE, F_ID, F_USERNAME, F_HOST, F_RESOURCE, F_FULL_JID,
 	F_BARE_JID, F_IP, F_SECURE, F_TLS_VERSION, F_CONNECTED_AT, F_SM_ID,
 	F_SM_RESUMABLE, F_SM_QUEUED, F_INACTIVE, F_HELD_BYTES, F_HIBERNATING,
-	F_IDLE, F_AUTHENTICATED,
+	F_IDLE, F_ANONYMOUS, F_AUTHENTICATED,
 };
 
 static const char *const field_names[] = {
@@ -190,7 +190,8 @@ static const char *const field_names[] = {
 	[F_SM_ID] = "sm_id", [F_SM_RESUMABLE] = "sm_resumable",
 	[F_SM_QUEUED] = "sm_queued", [F_INACTIVE] = "inactive",
 	[F_HELD_BYTES] = "held_bytes", [F_HIBERNATING] = "hibernating",
-	[F_IDLE] = "idle", [F_AUTHENTICATED] = "authenticated",
+	[F_IDLE] = "idle", [F_ANONYMOUS] = "anonymous",
+	[F_AUTHENTICATED] = "authenticated",
 };
 
 /* Pushes field f of s (nil for all but closed once s has ended). */
@@ -258,6 +259,9 @@ static void push_field(lua_State *L, struct session *s, enum field f)
 		break;
 	case F_IDLE:
 		lua_pushnumber(L, now_mono() - s->last_activity);
+		break;
+	case F_ANONYMOUS:
+		lua_pushboolean(L, (s->flags & SESS_F_ANONYMOUS) != 0);
 		break;
 	default:			/* F_AUTHENTICATED */
 		lua_pushboolean(L, (s->flags & SESS_F_AUTHED) != 0);

@@ -3,6 +3,7 @@
  * header, features, STARTTLS, errors) is session.c's. */
 #include "c2s.h"
 #include "accounts.h"
+#include "anon.h"
 #include "ipstate.h"
 #include "jid.h"
 #include "log.h"
@@ -39,13 +40,62 @@ static void fire_unacked(struct session *s, struct st_doc **docs, size_t n)
 	free(docs);
 }
 
+static enum host_auth host_auth(const struct session *s)
+{
+	const struct host *h = s->host ? route_host(s->host) : NULL;
+
+	return h ? h->auth : HOST_AUTH_INTERNAL;
+}
+
+static void add_mechanism(struct st_doc *d, struct st_node *m, const char *name)
+{
+	struct st_node *e = st_elem_new(d, m, "mechanism", NULL);
+
+	st_text_add(d, e, name, strlen(name));
+}
+
+/* A host of temporary accounts offers ANONYMOUS only; the test-only
+ * backend PLAIN only (the first login must carry the password to make
+ * the account from), under the usual encryption rules. */
+static bool special_mechanisms(struct session *s, struct st_doc *d, struct st_node *f)
+{
+	enum host_auth auth = host_auth(s);
+	struct st_node *m;
+
+	if (auth == HOST_AUTH_INTERNAL)
+		return false;
+	s->plus_offered = false;
+	m = st_elem_new(d, f, "mechanisms", NS_SASL);
+	if (auth == HOST_AUTH_ANONYMOUS)
+		add_mechanism(d, m, "ANONYMOUS");
+	else if ((s->flags & SESS_F_TLS) || s->cfg->allow_plain_unencrypted)
+		add_mechanism(d, m, "PLAIN");
+	return true;
+}
+
+/* Whether mech is one the stream's host offers (see add_mechanisms). */
+static bool mech_of_host(const struct session *s, const char *mech)
+{
+	switch (host_auth(s)) {
+	case HOST_AUTH_ANONYMOUS:
+		return strcmp(mech, "ANONYMOUS") == 0;
+	case HOST_AUTH_INSECURE:
+		return strcmp(mech, "PLAIN") == 0;
+	default:
+		return strcmp(mech, "ANONYMOUS") != 0;
+	}
+}
+
 static void add_mechanisms(struct session *s, struct st_doc *d, struct st_node *f)
 {
-	struct st_node *m = st_elem_new(d, f, "mechanisms", NS_SASL);
+	struct st_node *m;
 	bool tls = s->flags & SESS_F_TLS;
 	static const char *const plus[] = { "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS" };
 	static const char *const scram[] = { "SCRAM-SHA-256", "SCRAM-SHA-1" };
 
+	if (special_mechanisms(s, d, f))
+		return;
+	m = st_elem_new(d, f, "mechanisms", NS_SASL);
 	s->plus_offered = tls;
 	for (size_t i = 0; tls && i < ARRAY_SIZE(plus); i++) {
 		struct st_node *e = st_elem_new(d, m, "mechanism", NULL);
@@ -84,6 +134,25 @@ static int creds_lookup(void *ctx, const char *user, enum sasl_hash hash,
 	if (jid_nodeprep(user, node) != 0)
 		return -ENOENT;
 	return accounts_get(s->host, node, hash, out);
+}
+
+
+/* The test-only backend: a PLAIN login for an unknown user makes the
+ * account, with SCRAM credentials derived from the password given. */
+static int creds_create(void *ctx, const char *user, const char *password)
+{
+	struct session *s = ctx;
+	char node[JID_PART_MAX];
+	int rc;
+
+	if (jid_nodeprep(user, node) != 0 || !*node)
+		return -EINVAL;
+	rc = accounts_set_password(s->host, node, password,
+				   ACCOUNTS_DEFAULT_ITERATIONS);
+	if (rc == 0)
+		log_warn("%s: account %s@%s made by its first login "
+			 "(authentication = \"insecure\")", session_src(s), node, s->host);
+	return rc;
 }
 
 
@@ -151,10 +220,17 @@ static void sasl_success(struct session *s, const struct sbuf *data)
 {
 	const char *user = sasl_username(s->sasl);
 	const char *authzid = sasl_authzid(s->sasl);
+	bool anonymous = sasl_anonymous(s->sasl);
 	char node[JID_PART_MAX];
 	struct sbuf b;
 
-	if (jid_nodeprep(user, node) != 0) {
+	if (anonymous) {
+		if (anon_account_new(s->host, node) != 0) {
+			sasl_failure(s, "temporary-auth-failure");
+			return;
+		}
+		s->flags |= SESS_F_ANONYMOUS;
+	} else if (jid_nodeprep(user, node) != 0) {
 		sasl_failure(s, "not-authorized");
 		return;
 	}
@@ -244,6 +320,8 @@ static void handle_sasl(struct session *s, const struct st_node *n)
 			.cb_data = tls ? cb_data : NULL,
 			.plus_offered = s->plus_offered,
 			.accept_y_with_plus = !s->cfg->strict_channel_binding,
+			.create = host_auth(s) == HOST_AUTH_INSECURE ? creds_create : NULL,
+			.anonymous = host_auth(s) == HOST_AUTH_ANONYMOUS,
 			.secret = server_secret,
 			.fake_iterations = ACCOUNTS_DEFAULT_ITERATIONS,
 		};
@@ -253,7 +331,7 @@ static void handle_sasl(struct session *s, const struct st_node *n)
 		}
 		sasl_free(s->sasl);
 		s->sasl = NULL;
-		if (!mech || (!tls && strstr(mech, "-PLUS")) ||
+		if (!mech || !mech_of_host(s, mech) || (!tls && strstr(mech, "-PLUS")) ||
 		    (!tls && strcmp(mech, "PLAIN") == 0 && !s->cfg->allow_plain_unencrypted) ||
 		    !(s->sasl = sasl_new(mech, &p))) {
 			sasl_failure(s, "invalid-mechanism");
@@ -484,6 +562,12 @@ static void c2s_ended(struct session *s, const char *reason)
 		struct st_doc **docs = sm_take_unacked(s, &n);
 		fire_unacked(s, docs, n);
 		sm_free(s);
+	}
+	/* A temporary account has one session (its name is this login's):
+	 * after what the handlers above stored, it goes with all of it. */
+	if (s->flags & SESS_F_ANONYMOUS) {
+		s->flags &= ~SESS_F_ANONYMOUS;
+		anon_account_end(s->host, s->username);
 	}
 }
 

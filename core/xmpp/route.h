@@ -23,9 +23,16 @@ struct session;
 
 enum host_type { HOST_LOCAL, HOST_COMPONENT, HOST_GLOBAL };
 
+/* How a local host's clients log in (its "authentication" option, read by
+ * core/server.c): accounts with SCRAM credentials, SASL ANONYMOUS with
+ * temporary accounts (XEP-0175), or the test-only backend that makes an
+ * account on the first PLAIN login with any password. */
+enum host_auth { HOST_AUTH_INTERNAL, HOST_AUTH_ANONYMOUS, HOST_AUTH_INSECURE };
+
 struct host {
 	char *name;
 	enum host_type type;
+	enum host_auth auth;
 	struct hook_set hooks;
 };
 

@@ -1,7 +1,8 @@
 /*
- * sasl.c - the server side of PLAIN and SCRAM-SHA-1/-256(-PLUS).
+ * sasl.c - the server side of PLAIN, SCRAM-SHA-1/-256(-PLUS) and ANONYMOUS.
  *
- * One struct sasl is one exchange. PLAIN is a single step. SCRAM has two:
+ * One struct sasl is one exchange. PLAIN and ANONYMOUS are a single
+ * step. SCRAM has two:
  * client-first -> server-first (SASL_CONTINUE), client-final ->
  * server-final (SASL_OK). A client that sends no initial response gets
  * one empty challenge first.
@@ -41,19 +42,23 @@
 
 enum sasl_state { ST_START, ST_FINAL, ST_DONE };
 
+#define ANON_TRACE_MAX 255	/* RFC 4505: up to 255 characters */
+
 struct mech_desc {
 	const char *name;
 	bool scram;
 	bool plus;
+	bool anonymous;
 	enum sasl_hash hash;
 };
 
 static const struct mech_desc mechs[] = {
-	{ "PLAIN", false, false, SASL_HASH_SHA256 },
-	{ "SCRAM-SHA-1", true, false, SASL_HASH_SHA1 },
-	{ "SCRAM-SHA-1-PLUS", true, true, SASL_HASH_SHA1 },
-	{ "SCRAM-SHA-256", true, false, SASL_HASH_SHA256 },
-	{ "SCRAM-SHA-256-PLUS", true, true, SASL_HASH_SHA256 },
+	{ "PLAIN", false, false, false, SASL_HASH_SHA256 },
+	{ "SCRAM-SHA-1", true, false, false, SASL_HASH_SHA1 },
+	{ "SCRAM-SHA-1-PLUS", true, true, false, SASL_HASH_SHA1 },
+	{ "SCRAM-SHA-256", true, false, false, SASL_HASH_SHA256 },
+	{ "SCRAM-SHA-256-PLUS", true, true, false, SASL_HASH_SHA256 },
+	{ "ANONYMOUS", false, false, true, 0 },
 };
 
 struct sasl {
@@ -361,6 +366,9 @@ struct sasl *sasl_new(const char *mech, const struct sasl_params *params)
 
 	if (!m || !params->lookup)
 		return NULL;
+	/* ANONYMOUS exists only on hosts of temporary accounts. */
+	if (m->anonymous && !params->anonymous)
+		return NULL;
 	/* -PLUS exists only where it was offered and can be bound. */
 	if (m->plus && (!params->plus_offered || !params->cb_data))
 		return NULL;
@@ -404,6 +412,11 @@ const char *sasl_condition(const struct sasl *s)
 const char *sasl_username(const struct sasl *s)
 {
 	return s->state == ST_DONE && !s->condition ? s->username : NULL;
+}
+
+bool sasl_anonymous(const struct sasl *s)
+{
+	return s->mech->anonymous && s->state == ST_DONE && !s->condition;
 }
 
 const char *sasl_authzid(const struct sasl *s)
@@ -477,7 +490,13 @@ static enum sasl_status plain_step(struct sasl *s, const char *in,
 		st = fail(s, COND_TEMPORARY);
 		goto out;
 	}
-	if (!plain_verify(&s->creds, &pass) || !s->known) {
+	if (!s->known && s->params.create) {
+		/* The test-only backend: the first login makes the account. */
+		if (s->params.create(s->params.ctx, s->username, raw) != 0) {
+			st = fail(s, COND_NOT_AUTHORIZED);
+			goto out;
+		}
+	} else if (!plain_verify(&s->creds, &pass) || !s->known) {
 		st = fail(s, COND_NOT_AUTHORIZED);
 		goto out;
 	}
@@ -492,6 +511,26 @@ out:
 	sbuf_wipe(&user);
 	sbuf_wipe(&pass);
 	return st;
+}
+
+/* ---- ANONYMOUS (RFC 4505) ---- */
+
+/* The message is optional trace information (an email address or up to
+ * 255 characters of other text): checked, never kept or logged. The
+ * caller chooses the identity (sasl_username() stays NULL). */
+static enum sasl_status anonymous_step(struct sasl *s, const char *in,
+				       size_t len)
+{
+	size_t chars = 0;
+
+	if (memchr(in, '\0', len) || !utf8_valid(in, len))
+		return fail(s, COND_MALFORMED);
+	for (size_t i = 0; i < len; i++)
+		chars += ((unsigned char)in[i] & 0xC0) != 0x80;
+	if (chars > ANON_TRACE_MAX)
+		return fail(s, COND_MALFORMED);
+	s->state = ST_DONE;
+	return SASL_OK;
 }
 
 /* ---- SCRAM (RFC 5802, RFC 7677) ---- */
@@ -850,6 +889,8 @@ enum sasl_status sasl_step(struct sasl *s, const char *in, size_t len,
 		return s->condition ? SASL_FAIL : fail(s, COND_MALFORMED);
 	if (len > SASL_MAX_MSG)
 		return fail(s, COND_MALFORMED);
+	if (s->mech->anonymous)
+		return anonymous_step(s, in, len);	/* the trace may be empty */
 	if (s->state == ST_START && len == 0) {
 		/* No initial response: ask for it once. */
 		if (s->sent_empty)

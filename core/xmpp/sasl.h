@@ -1,7 +1,8 @@
 /*
  * sasl.h - the server side of SASL: PLAIN (RFC 4616), SCRAM-SHA-1 and
  * SCRAM-SHA-256 (RFC 5802, RFC 7677) and their -PLUS variants with
- * channel binding (tls-exporter, RFC 9266; tls-server-end-point, RFC 5929).
+ * channel binding (tls-exporter, RFC 9266; tls-server-end-point, RFC 5929),
+ * and ANONYMOUS (RFC 4505) where the caller allows it.
  *
  * credentials: what the accounts store keeps for a user and one hash:
  *              salt, iteration count, StoredKey, ServerKey. Never a password.
@@ -61,6 +62,13 @@ struct sasl_params {
 	 * offer (tls-unique, undefined on TLS 1.3) also says "y" (XEP-0440),
 	 * and such clients (slixmpp 1.8) must still log in. */
 	bool accept_y_with_plus;
+	/* PLAIN for a user the lookup does not know: makes the account
+	 * from the password given (as the client sent it) and succeeds when
+	 * that returns 0. Only the test-only "insecure" backend sets it;
+	 * NULL: an unknown user fails like a wrong password. */
+	int (*create)(void *ctx, const char *user, const char *password);
+	/* Whether ANONYMOUS may be used (sasl_new refuses it otherwise). */
+	bool anonymous;
 	/* 32 bytes known only to this server, for unknown users' fake
 	 * salts. */
 	const unsigned char *secret;
@@ -87,6 +95,9 @@ enum sasl_status sasl_step(struct sasl *s, const char *in, size_t len,
 const char *sasl_condition(const struct sasl *s);
 /* After SASL_OK: the authenticated username (as the lookup saw it). */
 const char *sasl_username(const struct sasl *s);
+/* After SASL_OK: whether it was ANONYMOUS (no username: the caller
+ * gives the login an identity). */
+bool sasl_anonymous(const struct sasl *s);
 /* After SASL_OK: the authzid the client gave, or NULL. */
 const char *sasl_authzid(const struct sasl *s);
 

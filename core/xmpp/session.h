@@ -39,6 +39,7 @@ struct sm_state;
 #define SESS_F_COUNTED    0x0200	/* counted unauthenticated for its IP */
 #define SESS_F_HIBERNATING 0x0400	/* XEP-0198: no connection, still bound */
 #define SESS_F_INACTIVE   0x0800	/* XEP-0352: the client said inactive */
+#define SESS_F_ANONYMOUS  0x1000	/* SASL ANONYMOUS: a temporary account */
 
 /* Outgoing filters: every stanza session_send() gets passes through the
  * session's filters, in the order they were added, before it is

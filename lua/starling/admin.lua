@@ -261,6 +261,10 @@ function M.reload()
 	if not new then
 		return false, { "config " .. path .. ": " .. tostring(err), "nothing was changed" }
 	end
+	local aok, aerr = server.check_host_auth(new)
+	if not aok then
+		return false, { tostring(aerr), "nothing was changed" }
+	end
 	local ok, n_tls = server.load_tls(new)
 	if not ok then
 		return false, { "TLS: " .. tostring(n_tls), "nothing was changed" }
@@ -279,6 +283,11 @@ function M.reload()
 		end
 	end
 	apply_hosts(old, new, lines)
+	local hok, herr = server.apply_host_auth()
+	if not hok then
+		failed = failed + 1
+		lines[#lines + 1] = "authentication: " .. tostring(herr)
+	end
 	local report, mfailed = mm.reconcile(old, new)
 	for _, l in ipairs(report) do
 		lines[#lines + 1] = l

@@ -36,6 +36,7 @@ M.core_options = {
 	"csi_max_held_bytes", "limits", "storage_max_size", "pidfile",
 	"archive_index_delay", "lua_gc_mode",
 	"admin_socket", "component_module",
+	"authentication", "insecure_authentication_on_purpose",
 }
 
 local log_levels = { debug = true, info = true, warn = true, warning = true, error = true }
@@ -239,6 +240,41 @@ local function check_core_types(cfg, base, helpers, report)
 	end
 end
 
+-- Each VirtualHost's "authentication" (core/server.c reads it the same
+-- way): what it is when it is not the default, and the insecure backend
+-- without its flag is the error the server refuses to start with.
+local function check_authentication(cfg, report)
+	for _, h in ipairs(cfg.hosts) do
+		if (h.type or "local") == "local" then
+			local auth = cfg:get(h.name, "authentication")
+			local allow_reg = cfg:get(h.name, "allow_registration")
+			-- nil and "internal_hashed" (the default): nothing to say
+			if auth == "anonymous" then
+				report("warning", "host %s: authentication = \"anonymous\": SASL ANONYMOUS "
+					.. "only, every login a temporary account removed when it ends", h.name)
+				if allow_reg == true then
+					report("warning", "host %s: allow_registration is ignored on an "
+						.. "anonymous host (an account made there could never log in)", h.name)
+				end
+			elseif auth == "insecure" then
+				if cfg:get(h.name, "insecure_authentication_on_purpose") == true then
+					report("warning", "host %s: authentication = \"insecure\": any password "
+						.. "logs in and creates its account; for tests only", h.name)
+				else
+					report("error", "host %s: authentication = \"insecure\" accepts any "
+						.. "password and creates the account: it is for tests only; set "
+						.. "insecure_authentication_on_purpose = true on the host to use it "
+						.. "on purpose (the server refuses to start without it)", h.name)
+				end
+			elseif auth ~= nil and auth ~= "internal_hashed" then
+				report("error", "host %s: option 'authentication' is %s; it must be "
+					.. "\"internal_hashed\", \"anonymous\" or \"insecure\"", h.name,
+					type(auth) == "string" and format("%q", auth) or tostring(auth))
+			end
+		end
+	end
+end
+
 -- Checks the config file at path; returns the list of problems.
 function M.check(path, helpers)
 	local problems = {}
@@ -264,6 +300,7 @@ function M.check(path, helpers)
 	scan_libraries(requires, known)
 	check_unknown(cfg, known, report)
 	check_core_types(cfg, base, helpers, report)
+	check_authentication(cfg, report)
 	check_tls(cfg, base, helpers, report)
 	return problems
 end

@@ -853,6 +853,102 @@ static void test_plain(void)
 	CHECK_STR(plain(big, sizeof(big), NULL), "malformed-request");
 }
 
+/* ---- ANONYMOUS (RFC 4505) ---- */
+
+static const char *anonymous(const char *msg, size_t len)
+{
+	static char res[64];
+	struct sasl_params p = params(false);
+	struct sasl *s;
+	struct sbuf out;
+
+	p.anonymous = true;
+	s = sasl_new("ANONYMOUS", &p);
+	sbuf_init(&out);
+	if (sasl_step(s, msg, len, &out) == SASL_OK)
+		snprintf(res, sizeof(res), "ok:%s:%d", sasl_username(s) ? "name" : "none",
+			 sasl_anonymous(s));
+	else
+		snprintf(res, sizeof(res), "%s", sasl_condition(s));
+	sasl_free(s);
+	sbuf_free(&out);
+	return res;
+}
+
+static void test_anonymous(void)
+{
+	struct sasl_params p = params(false);
+	char trace[600];
+	struct sasl *s;
+
+	setup();
+	/* only where the caller allows it */
+	CHECK(sasl_new("ANONYMOUS", &p) == NULL);
+	s = sasl_new("PLAIN", &p);
+	CHECK(!sasl_anonymous(s));
+	sasl_free(s);
+	CHECK_STR(anonymous("", 0), "ok:none:1");
+	CHECK_STR(anonymous("sirhc@example.org", 17), "ok:none:1");
+	memset(trace, 'x', sizeof(trace));
+	CHECK_STR(anonymous(trace, 255), "ok:none:1");
+	CHECK_STR(anonymous(trace, 256), "malformed-request");
+	/* 255 characters of two bytes each */
+	for (size_t i = 0; i + 1 < sizeof(trace); i += 2)
+		memcpy(trace + i, "\xc3\xa9", 2);
+	CHECK_STR(anonymous(trace, 255 * 2), "ok:none:1");
+	CHECK_STR(anonymous(trace, 256 * 2), "malformed-request");
+	CHECK_STR(anonymous("a\0b", 3), "malformed-request");
+	CHECK_STR(anonymous("a\xff", 2), "malformed-request");
+}
+
+/* ---- PLAIN making the account (the test-only backend) ---- */
+
+static int t_create(void *p, const char *user, const char *password)
+{
+	struct ctx *c = p;
+
+	if (strcmp(password, "refused") == 0)
+		return -EINVAL;
+	add_user(c, strcmp(user, "newbie") == 0 ? "newbie" : "other", password);
+	return 0;
+}
+
+static const char *plain_create(const char *msg, size_t len)
+{
+	static char res[64];
+	struct sasl_params p = params(false);
+	struct sasl *s;
+	struct sbuf out;
+
+	p.create = t_create;
+	s = sasl_new("PLAIN", &p);
+	sbuf_init(&out);
+	if (sasl_step(s, msg, len, &out) == SASL_OK)
+		snprintf(res, sizeof(res), "ok:%s", sasl_username(s));
+	else
+		snprintf(res, sizeof(res), "%s", sasl_condition(s));
+	sasl_free(s);
+	sbuf_free(&out);
+	return res;
+}
+
+static void test_plain_create(void)
+{
+	setup();
+	size_t before = tctx.n_users;
+	CHECK_STR(plain_create("\0newbie\0refused", 15), "not-authorized");
+	CHECK(tctx.n_users == before);
+	CHECK_STR(plain_create("\0newbie\0first", 13), "ok:newbie");
+	CHECK(tctx.n_users == before + 1);
+	/* now it exists: the password it was made with, and no other */
+	CHECK_STR(plain_create("\0newbie\0second", 14), "not-authorized");
+	CHECK_STR(plain_create("\0newbie\0first", 13), "ok:newbie");
+	CHECK_STR(plain_create("\0user\0wrong", 11), "not-authorized");
+	CHECK(tctx.n_users == before + 1);
+	/* without create an unknown user is refused as before */
+	CHECK_STR(PLAIN("\0stranger\0pw"), "not-authorized");
+}
+
 int main(void)
 {
 	RUN(test_rfc5802_sha1);
@@ -870,5 +966,7 @@ int main(void)
 	RUN(test_scram_mutations);
 	RUN(test_empty_initial_and_done);
 	RUN(test_plain);
+	RUN(test_anonymous);
+	RUN(test_plain_create);
 	TEST_END();
 }
