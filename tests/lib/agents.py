@@ -1,5 +1,5 @@
 """Interop clients in subprocesses: each Agent runs xmpp_agent.py with
-slixmpp or aioxmpp, so a library that hangs fails the test instead of the
+slixmpp, aioxmpp or nbxmpp, so a library that hangs fails the test instead of the
 suite.
 
     bob = Agent("slixmpp", server, account, resource="slix", mech="SCRAM-SHA-1")

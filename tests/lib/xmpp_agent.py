@@ -1,14 +1,18 @@
 #!/usr/bin/python3
-"""An XMPP client built on a library we did not write (slixmpp or aioxmpp),
+"""An XMPP client built on a library we did not write (slixmpp, aioxmpp or
+nbxmpp),
 driven over stdin/stdout by an interop test (see agents.py).
 
-    xmpp_agent.py --lib slixmpp|aioxmpp --jid USER@HOST/RES --password PW
+    xmpp_agent.py --lib slixmpp|aioxmpp|nbxmpp --jid USER@HOST/RES --password PW
                   --port N [--host 127.0.0.1] [--direct-tls] [--mech NAME]
                   [--priority N] [--lifetime SECONDS] [--plugins LIST]
                   [--im]
 
 stdout, one JSON object a line:
-    {"event": "ready", "jid": FULL_JID}         logged in, presence sent
+    {"event": "ready", "jid": FULL_JID, "mech": SASL_MECHANISM}
+                                                 logged in, presence sent
+    {"event": "auth_failure", "reason": ..}      a SASL <failure/> received
+                                                 (all three libraries)
     {"event": "message", "from": .., "to": .., "type": .., "id": .., "body": ..,
      "delay": STAMP or null, "delay_from": ..}   (delay: slixmpp with
                                                  --plugins xep_0203)
@@ -63,7 +67,12 @@ Library notes (versions in Debian 12):
   so the agent runs slixmpp as it is; --hide-cb hides the channel binding
   credential so that it says 'n' (for a server with the strict rule).
 - aioxmpp 0.13.3 (aiosasl 0.5) uses non-PLUS SCRAM only (the best hash
-  offered, flag 'n') and enforces at least 4096 iterations.
+  offered, flag 'n') and enforces at least 4096 iterations. It retries and
+  falls back silently; the agent wraps its SASLXMPPInterface to report
+  each <failure/>.
+- nbxmpp 4.2.2 (Gajim's library; GLib main loop, not asyncio) turns its
+  -PLUS mechanisms off (no channel binding through GLib) and takes
+  SCRAM-SHA-512, -256 or -1, flag 'n'. Commands: send and quit only.
 """
 
 import argparse
@@ -325,11 +334,48 @@ async def slixmpp_roster(xmpp, ver):
          ver=None if query is None else query.get("ver"), items=items)
 
 
+AIOXMPP_MECH = []      # the mechanisms aioxmpp started, in order
+
+
+def hook_aioxmpp_sasl():
+    """aioxmpp (aiosasl) reports no SASL failure it recovers from: it tries
+    the next mechanism or attempt silently. Every <failure/> it receives
+    passes through SASLXMPPInterface._send_sasl_node_and_wait_for, which
+    turns it into aiosasl.SASLFailure; wrapped here, each one is reported
+    as an auth_failure event (the opaque_error is the condition), and each
+    <auth/> sent records its mechanism."""
+    import aiosasl
+    import aioxmpp.sasl
+
+    iface = aioxmpp.sasl.SASLXMPPInterface
+    if getattr(iface, "_starling_hooked", False):
+        return
+    send_and_wait = iface._send_sasl_node_and_wait_for
+    initiate = iface.initiate
+
+    async def wrapped_send(self, node):
+        try:
+            return await send_and_wait(self, node)
+        except aiosasl.SASLFailure as err:
+            emit("auth_failure", reason="%s: %s" % (err.opaque_error,
+                                                    err.text))
+            raise
+
+    async def wrapped_initiate(self, mechanism, payload=None):
+        AIOXMPP_MECH.append(mechanism)
+        return await initiate(self, mechanism, payload)
+
+    iface._send_sasl_node_and_wait_for = wrapped_send
+    iface.initiate = wrapped_initiate
+    iface._starling_hooked = True
+
+
 async def run_aioxmpp(args, commands):
     import aioxmpp
     import aioxmpp.connector
     import aioxmpp.dispatcher
 
+    hook_aioxmpp_sasl()
     jid = aioxmpp.JID.fromstr(args.jid)
     connector = (aioxmpp.connector.XMPPOverTLSConnector() if args.direct_tls
                  else aioxmpp.connector.STARTTLSConnector())
@@ -351,7 +397,8 @@ async def run_aioxmpp(args, commands):
     dispatcher.register_callback(None, None, message)
     try:
         async with client.connected():
-            emit("ready", jid=str(client.local_jid))
+            emit("ready", jid=str(client.local_jid), mech=AIOXMPP_MECH[-1]
+                 if AIOXMPP_MECH else None)
             while True:
                 cmd = await commands.get()
                 if cmd["cmd"] == "quit":
@@ -369,6 +416,106 @@ async def run_aioxmpp(args, commands):
         emit("failed", reason="%s: %s" % (type(e).__name__, e))
 
 
+def run_nbxmpp(args):
+    """nbxmpp (Gajim's library, python3-nbxmpp 4.2.2) on a GLib main loop,
+    with its default settings: it picks the strongest mechanism it knows
+    among those offered (its -PLUS variants are disabled: no channel
+    binding through GLib), so SCRAM-SHA-512, -256 or -1 in that order.
+    Only the address is set (127.0.0.1 and the port, STARTTLS or direct
+    TLS) and the self-signed certificate accepted (set_ignore_tls_errors).
+    Every SASL <failure/> it receives (they all pass through
+    SASL.delegate) is an auth_failure event."""
+    from gi.repository import GLib
+    import nbxmpp.sasl
+    from nbxmpp.client import Client
+    from nbxmpp.const import ConnectionProtocol, ConnectionType
+    from nbxmpp.protocol import JID, Message, Presence
+
+    loop = GLib.MainLoop()
+    jid = JID.from_string(args.jid)
+    client = Client()
+    client.set_domain(jid.domain)
+    client.set_username(jid.localpart)
+    client.set_resource(jid.resource)
+    client.set_password(args.password)
+    client.set_ignore_tls_errors(True)
+    client.set_custom_host(
+        "%s:%d" % (args.host, args.port), ConnectionProtocol.TCP,
+        ConnectionType.DIRECT_TLS if args.direct_tls
+        else ConnectionType.START_TLS)
+    state = {"ended": False, "quitting": False}
+
+    delegate = nbxmpp.sasl.SASL.delegate
+
+    def sasl_delegate(sasl, stanza):
+        if stanza.getName() == "failure":
+            emit("auth_failure", reason=str(stanza))
+        return delegate(sasl, stanza)
+    nbxmpp.sasl.SASL.delegate = sasl_delegate
+
+    def end(event, reason):
+        if not state["ended"]:
+            state["ended"] = True
+            emit(event, reason=reason)
+        GLib.idle_add(loop.quit)
+
+    def connected(_client, _signal):
+        client.send_stanza(Presence(priority=args.priority))
+        mech = client._sasl._mechanism
+        emit("ready", jid=str(client.get_bound_jid()),
+             mech=mech.name if mech else None,
+             tls=str(client.tls_version))
+
+    def disconnected(_client, _signal):
+        if state["quitting"]:
+            end("disconnected", "quit")
+        else:
+            end("failed", "disconnected: %s" % (client.get_error(),))
+
+    def connection_failed(_client, _signal):
+        end("failed", "connection failed: %s" % (client.get_error(),))
+
+    def message(_client, stanza, _properties):
+        emit("message", **{"from": str(stanza.getFrom()),
+                           "to": str(stanza.getTo()),
+                           "type": stanza.getType(), "id": stanza.getID(),
+                           "body": stanza.getBody()})
+
+    def command(cmd):
+        if cmd["cmd"] == "quit":
+            state["quitting"] = True
+            if client.state.name == "DISCONNECTED":
+                end("disconnected", "quit")
+            else:
+                client.disconnect()
+                GLib.timeout_add_seconds(5, lambda: end("disconnected",
+                                                        "quit") and False)
+        elif cmd["cmd"] == "send":
+            msg = Message(to=cmd["to"], body=cmd["body"],
+                          typ=cmd.get("type", "chat"))
+            if cmd.get("id"):
+                msg.setID(cmd["id"])
+            client.send_stanza(msg)
+        return False
+
+    def pump():
+        for line in sys.stdin:
+            if line.strip():
+                GLib.idle_add(command, json.loads(line))
+        GLib.idle_add(command, {"cmd": "quit"})
+    threading.Thread(target=pump, daemon=True).start()
+
+    from nbxmpp.structs import StanzaHandler
+    client.register_handler(StanzaHandler(name="message", callback=message))
+    client.subscribe("connected", connected)
+    client.subscribe("disconnected", disconnected)
+    client.subscribe("connection-failed", connection_failed)
+    GLib.timeout_add(int(args.lifetime * 1000), lambda: end(
+        "failed", "agent lifetime of %ss reached" % args.lifetime) and False)
+    client.connect()
+    loop.run()
+
+
 async def main_async(args):
     commands = asyncio.Queue()
     start_stdin_reader(asyncio.get_running_loop(), commands)
@@ -381,7 +528,7 @@ async def main_async(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--lib", choices=["slixmpp", "aioxmpp"], required=True)
+    ap.add_argument("--lib", choices=["slixmpp", "aioxmpp", "nbxmpp"], required=True)
     ap.add_argument("--jid", required=True)
     ap.add_argument("--password", required=True)
     ap.add_argument("--host", default="127.0.0.1")
@@ -402,7 +549,10 @@ def main():
     args = ap.parse_args()
     logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(main_async(args))
+    if args.lib == "nbxmpp":
+        run_nbxmpp(args)
+    else:
+        asyncio.run(main_async(args))
     return 0
 
 
