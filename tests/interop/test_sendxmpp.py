@@ -8,6 +8,10 @@ stream's to). Our certificate is self-signed, so it runs with
 --no-tls-verify; HOME is a directory of the test's own, so no user's
 .sendxmpprc is read (an empty one of mode 0600 is given, as sendxmpp
 insists on a config file it may read).
+
+Of the mechanisms offered it takes PLAIN, with an authzid: its own bare
+JID (user@domain NUL user NUL password), which the server accepts; after
+bind it still asks for a session (RFC 3921), answered with a result.
 """
 
 import os
