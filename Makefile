@@ -29,7 +29,7 @@ LINK_ALL = $(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS)
 BUILD_DEPS := gcc make pkg-config libev-dev libexpat1-dev libssl-dev \
 	liblua5.4-dev liblmdb-dev libidn-dev openssl
 TEST_DEPS := python3 python3-slixmpp python3-aioxmpp python3-nbxmpp python3-openssl lua-check lmdb-utils prosody \
-	go-sendxmpp mcabber tmux
+	go-sendxmpp mcabber tmux sendxmpp profanity
 
 # core/*.c (start-up, server settings, admin socket) is the "server" layer.
 LAYER_LIBS := $(foreach l,server $(notdir $(LAYERS)),$(BUILD)/lib/lib$(l).a)
