@@ -6,8 +6,7 @@ With its default settings it logs in over STARTTLS and over direct TLS
 (XEP-0368, XMPPOverTLSConnector) at the first attempt, with no SASL
 <failure/> on the wire (#16)."""
 
-from agents import Agent, AgentError
-from server import Account
+from agents import Agent, failures_with_a_wrong_password, login_without_failures
 from harness import check, fixture, time_limit
 
 
@@ -50,13 +49,8 @@ def default_login(server, direct_tls):
     # aioxmpp as it comes (only the address and no certificate check set):
     # aiosasl takes the best non-PLUS SCRAM offered (it knows no -PLUS);
     # the first attempt must succeed, with no <failure/> on the way.
-    a = server.account("aiodefault")
-    agent = Agent("aioxmpp", server, a, resource="default", direct_tls=direct_tls)
-    agent.ready()
-    failures = [e for e in agent.seen if e["event"] == "auth_failure"]
-    check(not failures, "SASL failures before the login: %s" % failures)
-    used = agent.seen[-1].get("mech")
-    check(used == "SCRAM-SHA-256", "logged in with %s" % used)
+    login_without_failures("aioxmpp", server, server.account("aiodefault"),
+                           "SCRAM-SHA-256", direct_tls)
 
 
 @time_limit(60)
@@ -73,15 +67,7 @@ def test_default_login_over_direct_tls_fails_never(server):
 def test_wrong_password_failures_are_seen(server):
     # the counter above is live: a wrong password puts <failure/> on the
     # wire, which the agent reports (aioxmpp tries 3 times, then gives up)
-    a = server.account("aiowrong")
-    bad = Account(a.user, a.password + "x", a.host)
-    agent = Agent("aioxmpp", server, bad, resource="wrong")
-    try:
-        agent.ready()
-    except AgentError:
-        pass
-    else:
-        check(False, "logged in with a wrong password")
-    failures = [e for e in agent.seen if e["event"] == "auth_failure"]
+    failures = failures_with_a_wrong_password("aioxmpp", server,
+                                              server.account("aiowrong"))
     check(failures and "not-authorized" in failures[0]["reason"],
           "auth_failure events: %s" % failures)

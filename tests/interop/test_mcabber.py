@@ -10,13 +10,10 @@ its own), with a config file of its own and a bounded time."""
 
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 import time
 
-from harness import check, fixture, skip, time_limit
-from xmpp import timeout_value
+from harness import check, fixture, time_limit
+from tmux import TmuxProgram
 
 MODULES = ["roster", "presence", "message", "iq", "disco", "ping", "version",
            "time", "uptime", "lastactivity", "vcard", "private", "carbons"]
@@ -27,21 +24,17 @@ def server(scope):
     return scope.server(modules=MODULES)
 
 
-class Mcabber:
+class Mcabber(TmuxProgram):
     """mcabber in a detached tmux session, logged in as account."""
 
+    name = "mcabber"
+
     def __init__(self, server, account, resource="mcabber"):
-        for tool in ("mcabber", "tmux"):
-            if not shutil.which(tool):
-                skip("%s is not installed" % tool)
-        self.dir = tempfile.mkdtemp(prefix="starling-mcabber-")
-        self.home = os.path.join(self.dir, "home")
+        super().__init__("mcabber")
         os.makedirs(os.path.join(self.home, ".mcabber"), mode=0o700)
         self.trace = os.path.join(self.dir, "mcabber.log")
         self.fifo = os.path.join(self.dir, "mcabber.fifo")
         self.rc = os.path.join(self.dir, "mcabberrc")
-        self.session = "starling-mcabber-%d" % os.getpid()
-        self.tmux_socket = os.path.join(self.dir, "tmux.sock")
         settings = [
             ("jid", account.jid),
             ("password", account.password),
@@ -62,16 +55,7 @@ class Mcabber:
                 f.write("set %s = %s\n" % (key, value))
             f.write("module load fifo\n")
         os.chmod(self.rc, 0o600)     # mcabber refuses a readable password
-        env = dict(os.environ, HOME=self.home, TERM="xterm",
-                   LANG="C.UTF-8", LC_ALL="C.UTF-8")
-        env.pop("TMUX", None)
-        self._tmux("new-session", "-d", "-s", self.session, "-x", "160",
-                   "-y", "48", "mcabber -f %s" % self.rc, env=env)
-
-    def _tmux(self, *args, env=None, check_rc=True):
-        return subprocess.run(["tmux", "-S", self.tmux_socket] + list(args),
-                              env=env, check=check_rc, timeout=10,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.start("mcabber -f %s" % self.rc, 160, 48)
 
     def trace_text(self):
         try:
@@ -80,20 +64,7 @@ class Mcabber:
         except OSError:
             return ""
 
-    def screen(self):
-        r = self._tmux("capture-pane", "-p", "-t", self.session,
-                       check_rc=False)
-        return r.stdout.decode(errors="replace")
-
-    def wait(self, what, ready, timeout=20):
-        deadline = time.monotonic() + timeout_value(timeout)
-        while not ready():
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    "mcabber: no %s within %ss\n--- screen ---\n%s\n"
-                    "--- trace log (end) ---\n%s"
-                    % (what, timeout, self.screen(), self.trace_text()[-4000:]))
-            time.sleep(0.1)
+    log_tail = trace_text
 
     def command(self, line):
         """A command as if typed, through mcabber's FIFO."""
@@ -109,10 +80,6 @@ class Mcabber:
                   lambda: rx.search(self.trace_text()), timeout)
         attrs = rx.search(self.trace_text()).group(1)
         return dict(re.findall(r"([\w:]+)='([^']*)'", attrs))
-
-    def close(self):
-        self._tmux("kill-server", check_rc=False)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def warnings_in(trace):

@@ -7,8 +7,7 @@ GLib), so SCRAM-SHA-256 here. The login must succeed at the first attempt,
 with no SASL <failure/> on the wire, and a message must go both ways
 between nbxmpp and slixmpp."""
 
-from agents import Agent, AgentError
-from server import Account
+from agents import Agent, failures_with_a_wrong_password, login_without_failures
 from harness import check, fixture, time_limit
 
 
@@ -19,13 +18,10 @@ def server(scope):
 
 def default_login(server, direct_tls):
     a, s = server.account("nbx"), server.account("nbxslix")
-    agent = Agent("nbxmpp", server, a, resource="gajim", direct_tls=direct_tls)
-    jid = agent.ready()
-    check(jid == a.jid + "/gajim", "nbxmpp bound %s" % jid)
-    failures = [e for e in agent.seen if e["event"] == "auth_failure"]
-    check(not failures, "SASL failures before the login: %s" % failures)
-    used = agent.seen[-1].get("mech")
-    check(used == "SCRAM-SHA-256", "logged in with %s" % used)
+    agent = login_without_failures("nbxmpp", server, a, "SCRAM-SHA-256",
+                                   direct_tls)
+    jid = agent.jid
+    check(jid == a.jid + "/default", "nbxmpp bound %s" % jid)
 
     slix = Agent("slixmpp", server, s, resource="slix")
     js = slix.ready()
@@ -51,15 +47,7 @@ def test_default_login_over_direct_tls_fails_never(server):
 def test_wrong_password_failures_are_seen(server):
     # the counter above is live: a wrong password puts a <failure/> on the
     # wire, which the agent reports before nbxmpp gives up
-    a = server.account("nbxwrong")
-    bad = Account(a.user, a.password + "x", a.host)
-    agent = Agent("nbxmpp", server, bad, resource="wrong")
-    try:
-        agent.ready()
-    except AgentError:
-        pass
-    else:
-        check(False, "logged in with a wrong password")
-    failures = [e for e in agent.seen if e["event"] == "auth_failure"]
+    failures = failures_with_a_wrong_password("nbxmpp", server,
+                                              server.account("nbxwrong"))
     check(len(failures) == 1 and "not-authorized" in failures[0]["reason"],
           "auth_failure events: %s" % failures)

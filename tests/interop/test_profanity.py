@@ -18,14 +18,11 @@ server's doing and are not counted."""
 
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 import time
 
 from agents import Agent
-from harness import check, fixture, skip, time_limit
-from xmpp import timeout_value
+from harness import check, fixture, time_limit
+from tmux import TmuxProgram
 
 MODULES = ["roster", "presence", "message", "iq", "disco", "ping", "version",
            "time", "uptime", "lastactivity", "vcard", "private", "carbons",
@@ -38,35 +35,22 @@ def server(scope):
     return scope.server(modules=MODULES)
 
 
-class Profanity:
+class Profanity(TmuxProgram):
     """profanity in a detached tmux session, not yet connected."""
 
+    name = "profanity"
+
     def __init__(self):
-        for tool in ("profanity", "tmux"):
-            if not shutil.which(tool):
-                skip("%s is not installed" % tool)
-        self.dir = tempfile.mkdtemp(prefix="starling-profanity-")
-        self.home = os.path.join(self.dir, "home")
+        super().__init__("profanity")
         config = os.path.join(self.home, ".config")
         data = os.path.join(self.home, ".local", "share")
         for d in (os.path.join(config, "profanity"),
                   os.path.join(data, "profanity")):
             os.makedirs(d, mode=0o700)
         self.log = os.path.join(self.dir, "profanity.log")
-        self.session = "starling-profanity-%d" % os.getpid()
-        self.tmux_socket = os.path.join(self.dir, "tmux.sock")
-        env = dict(os.environ, HOME=self.home, TERM="xterm",
-                   XDG_CONFIG_HOME=config, XDG_DATA_HOME=data,
-                   LANG="C.UTF-8", LC_ALL="C.UTF-8")
-        env.pop("TMUX", None)
-        env.pop("DISPLAY", None)
-        self._tmux("new-session", "-d", "-s", self.session, "-x", "200",
-                   "-y", "50", "profanity -l DEBUG -f %s" % self.log, env=env)
-
-    def _tmux(self, *args, env=None, check_rc=True):
-        return subprocess.run(["tmux", "-S", self.tmux_socket] + list(args),
-                              env=env, check=check_rc, timeout=10,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.start("profanity -l DEBUG -f %s" % self.log, 200, 50,
+                   unset=("DISPLAY",), XDG_CONFIG_HOME=config,
+                   XDG_DATA_HOME=data)
 
     def log_text(self):
         # -f names a file under profanity's own log directory
@@ -80,20 +64,8 @@ class Profanity:
                 pass
         return ""
 
-    def screen(self):
-        r = self._tmux("capture-pane", "-p", "-t", self.session,
-                       check_rc=False)
-        return r.stdout.decode(errors="replace")
-
-    def wait(self, what, ready, timeout=20):
-        deadline = time.monotonic() + timeout_value(timeout)
-        while not ready():
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    "profanity: no %s within %ss\n--- screen ---\n%s\n"
-                    "--- log (end) ---\n%s"
-                    % (what, timeout, self.screen(), self.log_text()[-4000:]))
-            time.sleep(0.1)
+    def log_tail(self):
+        return self.log_text()
 
     def wait_screen(self, pattern, timeout=20):
         rx = re.compile(pattern)
@@ -113,10 +85,6 @@ class Profanity:
                   lambda: self._tmux("has-session", "-t", self.session,
                                      check_rc=False).returncode != 0,
                   timeout)
-
-    def close(self):
-        self._tmux("kill-server", check_rc=False)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @time_limit(90)

@@ -3,7 +3,7 @@ SCRAM-SHA-1 and SCRAM-SHA-256 (forced with sasl_mech), over STARTTLS and
 over direct TLS (XEP-0368), and exchange messages to full and bare JIDs.
 Each client runs in its own process (tests/lib/xmpp_agent.py)."""
 
-from agents import Agent
+from agents import Agent, login_without_failures
 from harness import check, fixture, time_limit
 
 
@@ -52,13 +52,8 @@ def default_login(server, direct_tls):
     # slixmpp as it comes: it picks the strongest mechanism offered
     # (SCRAM-SHA-256-PLUS) and binds with tls-unique, on TLS 1.3 too; the
     # first attempt must succeed, with no <failure/> on the way.
-    a = server.account("slixdefault")
-    agent = Agent("slixmpp", server, a, resource="default", direct_tls=direct_tls)
-    agent.ready()
-    failures = [e for e in agent.seen if e["event"] == "auth_failure"]
-    check(not failures, "SASL failures before the login: %s" % failures)
-    used = agent.seen[-1].get("mech")
-    check(used == "SCRAM-SHA-256-PLUS", "logged in with %s" % used)
+    login_without_failures("slixmpp", server, server.account("slixdefault"),
+                           "SCRAM-SHA-256-PLUS", direct_tls)
 
 
 @time_limit(60)

@@ -34,6 +34,7 @@ import threading
 import time
 
 import server as server_mod
+from harness import check
 import xmpp
 
 AGENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "xmpp_agent.py")
@@ -214,3 +215,34 @@ class Agent:
         out = ["--- %s events: %s" % (self.name, self.seen[-20:]),
                "--- %s log (last %d lines) ---" % (self.name, limit)]
         return "\n".join(out + [l[:500] for l in lines[-limit:]])
+
+
+def auth_failures(agent):
+    """The SASL <failure/>s the agent's library met, as reported so far."""
+    return [e for e in agent.seen if e["event"] == "auth_failure"]
+
+
+def login_without_failures(lib, server, account, mech, direct_tls=False):
+    """The library as it comes logs in at the first attempt: no <failure/>
+    on the way, with mech. Returns the ready agent."""
+    agent = Agent(lib, server, account, resource="default", direct_tls=direct_tls)
+    agent.ready()
+    check(not auth_failures(agent),
+          "SASL failures before the login: %s" % auth_failures(agent))
+    used = agent.seen[-1].get("mech")
+    check(used == mech, "logged in with %s" % used)
+    return agent
+
+
+def failures_with_a_wrong_password(lib, server, account):
+    """The <failure/>s the library reports with a wrong password (it must
+    not log in)."""
+    bad = server_mod.Account(account.user, account.password + "x", account.host)
+    agent = Agent(lib, server, bad, resource="wrong")
+    try:
+        agent.ready()
+    except AgentError:
+        pass
+    else:
+        check(False, "logged in with a wrong password")
+    return auth_failures(agent)
