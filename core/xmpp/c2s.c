@@ -54,6 +54,12 @@ static void add_mechanism(struct st_doc *d, struct st_node *m, const char *name)
 	st_text_add(d, e, name, strlen(name));
 }
 
+/* PLAIN sends the password itself: over TLS, or where allowed without. */
+static bool plain_allowed(const struct session *s)
+{
+	return (s->flags & SESS_F_TLS) || s->cfg->allow_plain_unencrypted;
+}
+
 /* A host of temporary accounts offers ANONYMOUS only; the test-only
  * backend PLAIN only (the first login must carry the password to make
  * the account from), under the usual encryption rules. */
@@ -68,7 +74,7 @@ static bool special_mechanisms(struct session *s, struct st_doc *d, struct st_no
 	m = st_elem_new(d, f, "mechanisms", NS_SASL);
 	if (auth == HOST_AUTH_ANONYMOUS)
 		add_mechanism(d, m, "ANONYMOUS");
-	else if ((s->flags & SESS_F_TLS) || s->cfg->allow_plain_unencrypted)
+	else if (plain_allowed(s))
 		add_mechanism(d, m, "PLAIN");
 	return true;
 }
@@ -86,42 +92,38 @@ static bool mech_of_host(const struct session *s, const char *mech)
 	}
 }
 
+static void add_binding(struct st_doc *d, struct st_node *cb, const char *type)
+{
+	struct st_node *t = st_elem_new(d, cb, "channel-binding", NULL);
+
+	st_attr_set(d, t, "type", type);
+}
+
 static void add_mechanisms(struct session *s, struct st_doc *d, struct st_node *f)
 {
-	struct st_node *m;
 	bool tls = s->flags & SESS_F_TLS;
-	static const char *const plus[] = { "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS" };
-	static const char *const scram[] = { "SCRAM-SHA-256", "SCRAM-SHA-1" };
+	static const char *const mechs[] = {
+		"SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS",	/* TLS only */
+		"SCRAM-SHA-256", "SCRAM-SHA-1",
+	};
+	struct st_node *m, *cb;
 
 	if (special_mechanisms(s, d, f))
 		return;
 	m = st_elem_new(d, f, "mechanisms", NS_SASL);
 	s->plus_offered = tls;
-	for (size_t i = 0; tls && i < ARRAY_SIZE(plus); i++) {
-		struct st_node *e = st_elem_new(d, m, "mechanism", NULL);
-		st_text_add(d, e, plus[i], strlen(plus[i]));
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(scram); i++) {
-		struct st_node *e = st_elem_new(d, m, "mechanism", NULL);
-		st_text_add(d, e, scram[i], strlen(scram[i]));
-	}
-	if (tls || s->cfg->allow_plain_unencrypted) {
-		struct st_node *e = st_elem_new(d, m, "mechanism", NULL);
-		st_text_add(d, e, "PLAIN", 5);
-	}
-	if (tls) {
-		struct st_node *cb = st_elem_new(d, f, "sasl-channel-binding", NS_SASL_CB);
-		struct st_node *t = st_elem_new(d, cb, "channel-binding", NULL);
-		st_attr_set(d, t, "type", "tls-server-end-point");
-		if (SSL_version(s->conn->ssl) == TLS1_3_VERSION) {
-			t = st_elem_new(d, cb, "channel-binding", NULL);
-			st_attr_set(d, t, "type", "tls-exporter");
-		}
-		if (tls_unique_defined(s->conn->ssl)) {
-			t = st_elem_new(d, cb, "channel-binding", NULL);
-			st_attr_set(d, t, "type", "tls-unique");
-		}
-	}
+	for (size_t i = tls ? 0 : 2; i < ARRAY_SIZE(mechs); i++)
+		add_mechanism(d, m, mechs[i]);
+	if (plain_allowed(s))
+		add_mechanism(d, m, "PLAIN");
+	if (!tls)
+		return;
+	cb = st_elem_new(d, f, "sasl-channel-binding", NS_SASL_CB);
+	add_binding(d, cb, "tls-server-end-point");
+	if (SSL_version(s->conn->ssl) == TLS1_3_VERSION)
+		add_binding(d, cb, "tls-exporter");
+	if (tls_unique_defined(s->conn->ssl))
+		add_binding(d, cb, "tls-unique");
 }
 
 
@@ -332,7 +334,7 @@ static void handle_sasl(struct session *s, const struct st_node *n)
 		sasl_free(s->sasl);
 		s->sasl = NULL;
 		if (!mech || !mech_of_host(s, mech) || (!tls && strstr(mech, "-PLUS")) ||
-		    (!tls && strcmp(mech, "PLAIN") == 0 && !s->cfg->allow_plain_unencrypted) ||
+		    (strcmp(mech, "PLAIN") == 0 && !plain_allowed(s)) ||
 		    !(s->sasl = sasl_new(mech, &p))) {
 			sasl_failure(s, "invalid-mechanism");
 			return;
