@@ -147,3 +147,14 @@ void lx_gc_mode(bool incremental)
 {
 	lua_gc(state, incremental ? LUA_GCINC : LUA_GCGEN, 0, 0, 0);
 }
+
+void lx_gc_type(lua_State *L, const char *tname, lua_CFunction gc)
+{
+	if (lx_newmetatable(L, tname)) {
+		lua_pushcfunction(L, gc);
+		lua_setfield(L, -2, "__gc");
+		lua_pushstring(L, tname);
+		lua_setfield(L, -2, "__metatable");
+	}
+	lua_pop(L, 1);
+}

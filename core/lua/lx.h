@@ -34,6 +34,9 @@ int lx_newmetatable(lua_State *L, const char *tname);	/* as luaL_'s */
 void lx_setmetatable(lua_State *L, const char *tname);
 void *lx_testudata(lua_State *L, int idx, const char *tname);
 void *lx_checkudata(lua_State *L, int idx, const char *tname);
+/* A userdata type with only a finalizer (handles on C objects): its
+ * metatable has __gc and a __metatable that hides it; made once. */
+void lx_gc_type(lua_State *L, const char *tname, lua_CFunction gc);
 
 /* lua_pcall with a traceback message handler. On error logs
  * "<source>: <message + traceback>", pops it and returns nonzero. */

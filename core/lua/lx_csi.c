@@ -59,10 +59,7 @@ int luaopen_starling_csi(lua_State *L)
 		{ NULL, NULL },
 	};
 
-	lx_newmetatable(L, POLICY_MT);
-	lua_pushcfunction(L, policy_gc);
-	lua_setfield(L, -2, "__gc");
-	lua_pop(L, 1);
+	lx_gc_type(L, POLICY_MT, policy_gc);
 	luaL_newlib(L, fns);
 	return 1;
 }

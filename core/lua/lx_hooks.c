@@ -284,8 +284,5 @@ void lx_hooks_register(lua_State *L)
 	};
 
 	luaL_setfuncs(L, fns, 0);
-	lx_newmetatable(L, NATIVE_MT);
-	lua_pushcfunction(L, native_gc);
-	lua_setfield(L, -2, "__gc");
-	lua_pop(L, 1);
+	lx_gc_type(L, NATIVE_MT, native_gc);
 }

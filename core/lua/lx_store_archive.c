@@ -636,11 +636,5 @@ void lx_store_archive_register(lua_State *L)
 
 	luaL_setfuncs(L, methods, 0);
 	lx_store_archiver_register(L);
-	if (lx_newmetatable(L, ITER_MT)) {
-		lua_pushcfunction(L, iter_gc);
-		lua_setfield(L, -2, "__gc");
-		lua_pushstring(L, ITER_MT);
-		lua_setfield(L, -2, "__metatable");
-	}
-	lua_pop(L, 1);
+	lx_gc_type(L, ITER_MT, iter_gc);
 }

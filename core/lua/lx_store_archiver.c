@@ -137,13 +137,7 @@ static int l_archiver(lua_State *L)
 
 void lx_store_archiver_register(lua_State *L)
 {
-	if (lx_newmetatable(L, ARCHIVER_MT)) {
-		lua_pushcfunction(L, archiver_gc);
-		lua_setfield(L, -2, "__gc");
-		lua_pushstring(L, ARCHIVER_MT);
-		lua_setfield(L, -2, "__metatable");
-	}
-	lua_pop(L, 1);
+	lx_gc_type(L, ARCHIVER_MT, archiver_gc);
 	lua_pushcfunction(L, l_archiver);
 	lua_setfield(L, -2, "archiver");
 }
