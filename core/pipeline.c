@@ -21,6 +21,13 @@ static ev_prepare prepare_w;
 static ev_async writer_w;
 static ev_timer index_timer;
 static ev_timer burst_trim_timer;
+static ev_timer health_timer;
+/* While storage writes fail: when the next probe is due, and the wait
+ * after it (doubling, up to PROBE_MAX). */
+#define PROBE_FIRST 0.5
+#define PROBE_MAX 30.
+static double probe_at, probe_wait;
+static bool probe_due;
 /* The point the writer's hand-over covers; 0 when none is in flight. */
 static unsigned long flight_point;
 static bool stop_when_idle;
@@ -31,10 +38,24 @@ static void writer_done(void)
 	ev_async_send(conn_loop(), &writer_w);
 }
 
-/* The writer's hand-over is durable: acks covering it may go. */
+/* Batches whose writes are lost: whoever wrote into them is closed
+ * before any point covering them becomes durable, so they never see an
+ * ack of it (session_writes_lost). */
+static void writes_lost(void)
+{
+	unsigned long nos[16];
+	size_t n = store_take_lost(nos, 16);
+
+	for (size_t i = 0; i < n; i++)
+		session_writes_lost(nos[i]);
+}
+
+/* The writer's hand-over is done (or redone here): acks covering it may
+ * go, unless it is lost. */
 static void flight_land(void)
 {
 	store_writer_join();
+	writes_lost();
 	sm_point_durable(flight_point);
 	flight_point = 0;
 }
@@ -60,6 +81,7 @@ static void commit(void)
 	if (flight_point || store_writer_busy())
 		return;			/* a flight, or the writer at the index job */
 	store_commit_async(&handed);
+	writes_lost();
 	unsigned long point = sm_point_next();
 	if (handed)
 		flight_point = point;
@@ -87,9 +109,39 @@ static void trim_after_burst(struct ev_loop *loop, size_t freed)
 	}
 }
 
+/* While writes fail, a probe now and then (store_probe), after the
+ * iteration's commit, when no batch or flight is open. */
+static void on_health(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	if (!store_health()->err) {
+		probe_wait = 0;
+		return;
+	}
+	if (!probe_wait) {
+		probe_wait = PROBE_FIRST;
+		probe_at = ev_now(loop) + probe_wait;
+	} else if (ev_now(loop) >= probe_at) {
+		probe_due = true;
+	}
+}
+
+static void probe(struct ev_loop *loop)
+{
+	if (!probe_due || flight_point || store_writer_busy())
+		return;
+	probe_due = false;
+	if (store_probe() == 0) {
+		probe_wait = 0;
+		return;
+	}
+	probe_wait = MIN(probe_wait * 2, PROBE_MAX);
+	probe_at = ev_now(loop) + probe_wait;
+}
+
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	commit();
+	probe(loop);
 	sm_answer_owed();
 	conn_release_queued();
 	conn_flush_all();
@@ -133,6 +185,9 @@ void pipeline_start(struct ev_loop *loop)
 		log_warn("archive writer thread not started: archives commit "
 			 "with the batch");
 	ev_init(&burst_trim_timer, on_burst_trim);
+	ev_timer_init(&health_timer, on_health, 0.25, 0.25);
+	ev_timer_start(loop, &health_timer);
+	ev_unref(loop);		/* nor the health watch */
 	ev_init(&index_timer, on_index);
 	index_timer.repeat = 1.;
 	ev_timer_again(loop, &index_timer);
@@ -147,6 +202,7 @@ void pipeline_stop_when_idle(void)
 void pipeline_finish(void)
 {
 	store_commit();		/* the writer's hand-over too */
+	writes_lost();
 	sm_point_durable(sm_point_next());
 	flight_point = 0;
 	sm_answer_owed();

@@ -300,8 +300,8 @@ end
 local function finish_change(event, list)
 	local ok, err = save(event.origin.username, list)
 	if not ok then
-		module:log("error", "cannot store the blocklist of %s: %s", event.origin.bare_jid, err)
-		module:reply(event, st.error_reply(event.stanza, "wait", "internal-server-error"))
+		module:log_store_error(err, "cannot store the blocklist of %s", event.origin.bare_jid)
+		module:reply(event, st.store_error_reply(event.stanza, err))
 		return false
 	end
 	event.origin:send(st.reply(event.stanza))

@@ -98,7 +98,7 @@ local function on_unbind(event)
 		status = session.lastactivity_status,
 	})
 	if not ok then
-		module:log("error", "cannot store the last activity of %s: %s", session.bare_jid, err)
+		module:log_store_error(err, "cannot store the last activity of %s", session.bare_jid)
 	end
 	return nil
 end

@@ -126,8 +126,11 @@ local function handle_offline(event)
 		:text("Offline Storage"):up()
 	local ok, err = store:append(username, nil, copy, nil, jid.bare(stanza.attr.from))
 	if not ok then
-		module:log("error", "cannot store an offline message for %s: %s", username, err)
-		return nil
+		-- the sender learns it was not kept (RFC 6120 8.3.3.18), rather
+		-- than believing it will be delivered
+		module:log_store_error(err, "cannot store an offline message for %s", username)
+		module:reply(event, st.store_error_reply(stanza, err))
+		return true
 	end
 	return true
 end

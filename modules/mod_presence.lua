@@ -157,8 +157,8 @@ local function change_state(username, host, roster, contact, old, new, request)
 	if old_in ~= new_in then
 		local ok, err = requests:set(username, contact, new_in and request or nil)
 		if not ok then
-			module:log("error", "cannot store a subscription request for %s@%s: %s", username, host, err)
-			return nil, "internal-server-error"
+			module:log_store_error(err, "cannot store a subscription request for %s@%s", username, host)
+			return nil, st.storage_unavailable(err) and "resource-constraint" or "internal-server-error"
 		end
 	end
 	if not item_changes then
@@ -231,7 +231,8 @@ local function outbound_subscription(origin, stanza, t)
 		handled = ok and not rule.route
 	end
 	if not ok then
-		origin:send(st.error_reply(stanza, condition == "internal-server-error" and "wait" or "cancel",
+		local wait = condition == "internal-server-error" or condition == "resource-constraint"
+		origin:send(st.error_reply(stanza, wait and "wait" or "cancel",
 			condition, text))
 		return true
 	end

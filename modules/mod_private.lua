@@ -115,8 +115,8 @@ local function handle_set(event)
 	local ok
 	ok, err = store:set_keys(origin.username, keys)
 	if not ok then
-		module:log("error", "cannot store private data of %s: %s", origin.bare_jid, err)
-		return fail(event, "wait", "internal-server-error")
+		module:log_store_error(err, "cannot store private data of %s", origin.bare_jid)
+		return module:reply(event, st.store_error_reply(event.stanza, err))
 	end
 	return module:reply(event, st.reply(event.stanza))
 end

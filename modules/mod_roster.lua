@@ -57,7 +57,7 @@ end
 local function store_item(username, host, roster, contact, item)
 	local ok, err = roster_lib.set_item(store, username, roster, contact, item)
 	if not ok then
-		module:log("error", "cannot store the roster of %s@%s: %s", username, host, err)
+		module:log_store_error(err, "cannot store the roster of %s@%s", username, host)
 		return nil, err
 	end
 	push(username, host, contact, item, roster)
@@ -151,8 +151,9 @@ local function remove_item(event, roster, contact)
 	if not old then
 		return send_error(event, "cancel", "item-not-found")
 	end
-	if not store_item(origin.username, origin.host, roster, contact, nil) then
-		return send_error(event, "wait", "internal-server-error")
+	local stored, err = store_item(origin.username, origin.host, roster, contact, nil)
+	if not stored then
+		return module:reply(event, st.store_error_reply(event.stanza, err))
 	end
 	origin:send(st.reply(event.stanza))
 	module:fire_event("roster-item-removed", {
@@ -187,8 +188,9 @@ local function set_item(event, roster, contact, item)
 		ask = old and old.ask or nil,
 		approved = old and old.approved or nil,
 	}
-	if not store_item(origin.username, origin.host, roster, contact, new) then
-		return send_error(event, "wait", "internal-server-error")
+	local stored, err = store_item(origin.username, origin.host, roster, contact, new)
+	if not stored then
+		return module:reply(event, st.store_error_reply(event.stanza, err))
 	end
 	origin:send(st.reply(event.stanza))
 	return true

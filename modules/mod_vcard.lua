@@ -84,8 +84,8 @@ local function set_own(event)
 	-- An empty <vCard/> removes the stored one.
 	local ok, err = store:set(origin.username, has_content and vcard or nil)
 	if not ok then
-		module:log("error", "cannot store the vCard of %s: %s", origin.bare_jid, err)
-		return module:reply(event, st.error_reply(stanza, "wait", "internal-server-error"))
+		module:log_store_error(err, "cannot store the vCard of %s", origin.bare_jid)
+		return module:reply(event, st.store_error_reply(stanza, err))
 	end
 	return module:reply(event, st.reply(stanza))
 end

@@ -26,6 +26,14 @@
  *     committed early, and the operation is retried alone in a fresh
  *     batch (pages freed by the batch become reusable only after it
  *     commits); if it still does not fit it fails with -ENOSPC (-E2BIG).
+ * Room on disk: the data file is allocated (fallocate) to the whole map
+ * before LMDB may use it, at open and at every growth. A disk without
+ * room for a growth is then a map at its limit, which a write meets and
+ * reports (-ENOSPC) while the batch is still whole, instead of a commit
+ * that fails half-written and takes the batch with it. Where the disk
+ * has less room than an old map, the map shrinks to what can be
+ * allocated (never below the data). File systems without fallocate keep
+ * the old behaviour.
  * Another process (starlingctl) may grow the map: a transaction begin or
  * renew then fails with MDB_MAP_RESIZED, and we adopt the size written in
  * the environment (mdb_env_set_mapsize(env, 0)) and retry once.
@@ -37,12 +45,14 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
-#define STORE_MAP_INITIAL ((size_t)64 << 20)
+#define STORE_MAP_INITIAL ((size_t)16 << 20)
+#define STORE_RESERVE_STEP ((size_t)1 << 20)	/* smallest growth tried */
 #define STORE_MAP_DEFAULT_MAX ((size_t)1 << 40)	/* map_max 0 */
 #define STORE_GROW_PERCENT 80
 #define STORE_MAXDBS 16		/* ours plus room for more */
@@ -101,7 +111,10 @@ int lmdb_err(int rc, const char *what)
 		e = rc > 0 ? rc : EIO;
 		break;
 	}
-	log_error("store: %s: %s", what, mdb_strerror(rc));
+	if (lmdb_health_failing() && (e == ENOSPC || e == EIO))
+		log_debug("store: %s: %s", what, mdb_strerror(rc));
+	else
+		log_error("store: %s: %s", what, mdb_strerror(rc));
 	return -e;
 }
 
@@ -172,26 +185,130 @@ static void map_usage(size_t *used, size_t *size)
 	*size = info.me_mapsize;
 }
 
-/* Doubles the map (at least to need bytes), up to map_max. No
- * transaction of ours may be live. MDB_MAP_FULL when at the limit. */
-static int map_grow(size_t need)
+/* The room kept beyond the map for commits: LMDB's commit may need pages
+ * of its own (the free list's records) after every write of the batch
+ * fitted, and a commit that fails loses the batch. Writes stop at the
+ * map; a commit that does not fit may grow the map into the headroom,
+ * which the disk has already given (and storage_max_size allows). */
+static size_t headroom(size_t size)
 {
-	size_t used, size, next;
+	return MAX((size_t)1 << 20, size / 16);
+}
+
+/* The largest map writes may use: storage_max_size less its headroom. */
+static size_t soft_max(void)
+{
+	size_t h = headroom(lmdb.map_max);
+
+	return lmdb.map_max > 2 * h ? lmdb.map_max - h : lmdb.map_max / 2;
+}
+
+/* Allocates the data file's blocks for a map of size and its headroom:
+ * 0, -ENOSPC when the disk has no room, 0 too when the file system
+ * cannot allocate ahead (then LMDB meets a full disk at the commit, as
+ * it would without this). */
+static int reserve(size_t size)
+{
+	size_t want = MIN(size + headroom(size), MAX(size, lmdb.map_max));
+	int fd;
+
+	if (mdb_env_get_fd(lmdb.env, &fd) != 0)
+		return 0;
+	if (fallocate(fd, 0, 0, (off_t)want) == 0) {
+		lmdb.reserved = MAX(lmdb.reserved, want);
+		return 0;
+	}
+	if (errno == ENOSPC || errno == EDQUOT || errno == EFBIG)
+		return -ENOSPC;
+	lmdb.reserved = SIZE_MAX;	/* no allocation ahead here */
+	return 0;
+}
+
+/* The largest map between lo and hi (multiples of the step) the disk has
+ * room for, with its headroom; lo when none bigger. */
+static size_t reserve_most(size_t lo, size_t hi)
+{
+	while (hi - lo > STORE_RESERVE_STEP) {
+		size_t mid = lo + (hi - lo) / 2;
+		mid -= mid % STORE_RESERVE_STEP;
+		if (mid <= lo)
+			break;
+		if (reserve(mid) == 0)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Grows the map by doubling (at least to need bytes), up to the soft
+ * limit and to what the disk has room for. No transaction of ours may be
+ * live. MDB_MAP_FULL when it cannot grow. */
+int lmdb_map_grow(size_t need)
+{
+	size_t used, size, next, top = soft_max();
 	int rc;
 
 	map_usage(&used, &size);
-	if (size >= lmdb.map_max)
+	if (size >= top)
 		return MDB_MAP_FULL;
 	next = size;
 	do
-		next = next > lmdb.map_max / 2 ? lmdb.map_max : next * 2;
-	while (next < need && next < lmdb.map_max);
+		next = next > top / 2 ? top : next * 2;
+	while (next < need && next < top);
+	if (reserve(next) != 0) {
+		size_t most = reserve_most(size, next - next % STORE_RESERVE_STEP);
+		if (most < size + STORE_RESERVE_STEP) {
+			log_debug("store: no room on disk to grow the map past "
+				  "%zu MiB", size >> 20);
+			return MDB_MAP_FULL;
+		}
+		next = most;
+	}
 	lmdb_rtxn_reset();
 	rc = mdb_env_set_mapsize(lmdb.env, next);
 	if (rc == 0)
 		log_info("store: map grown from %zu to %zu MiB (%zu MiB used)",
 			 size >> 20, next >> 20, used >> 20);
 	return rc;
+}
+
+/* A commit did not fit: the map takes the headroom the disk gave it (up
+ * to storage_max_size). MDB_MAP_FULL when there is none left. */
+static int map_into_headroom(void)
+{
+	size_t used, size, next;
+	int rc;
+
+	map_usage(&used, &size);
+	next = MIN(lmdb.reserved, lmdb.map_max);
+	if (next <= size)
+		return MDB_MAP_FULL;
+	lmdb_rtxn_reset();
+	rc = mdb_env_set_mapsize(lmdb.env, next);
+	if (rc == 0)
+		log_info("store: a commit took the map's headroom: %zu to %zu "
+			 "MiB", size >> 20, next >> 20);
+	return rc;
+}
+
+/* At open: the map's blocks are allocated, or the map shrinks to what the
+ * disk has room for (not below the data). */
+static void reserve_map(void)
+{
+	size_t used, size, most;
+
+	map_usage(&used, &size);
+	if (size > soft_max() && soft_max() >= used &&
+	    mdb_env_set_mapsize(lmdb.env, soft_max()) == 0)
+		map_usage(&used, &size);
+	if (reserve(size) == 0)
+		return;
+	used += STORE_RESERVE_STEP - used % STORE_RESERVE_STEP;
+	most = reserve_most(MIN(used, size), size - size % STORE_RESERVE_STEP);
+	if (most < size && mdb_env_set_mapsize(lmdb.env, most) == 0)
+		log_warn("store: the disk has room for %zu MiB only: map of "
+			 "%zu MiB shrunk to that", most >> 20, size >> 20);
 }
 
 static int wtxn_begin(void)
@@ -221,9 +338,9 @@ void lmdb_map_grow_early(void)
 	size_t used, size;
 
 	map_usage(&used, &size);
-	if (used / STORE_GROW_PERCENT > size / 100 && size < lmdb.map_max) {
-		int rc = map_grow(used * 2);
-		if (rc)
+	if (used / STORE_GROW_PERCENT > size / 100 && size < soft_max()) {
+		int rc = lmdb_map_grow(used * 2);
+		if (rc && rc != MDB_MAP_FULL)
 			lmdb_err(rc, "grow map");	/* go on at this size */
 	}
 }
@@ -324,8 +441,11 @@ static void batch_lost(int rc)
 {
 	wtxn_abort();
 	sbuf_reset(&lmdb.journal);
+	lmdb_health_lost(lmdb_batch_no);
+	int e = lmdb_err(rc, "batch lost");
 	if (!lmdb.batch_err)
-		lmdb.batch_err = lmdb_err(rc, "batch lost");
+		lmdb.batch_err = e;
+	lmdb_health_fail(e, "commit");
 }
 
 /* Commits the batch, growing the map and replaying the journal while the
@@ -337,7 +457,8 @@ int lmdb_batch_commit(void)
 	for (;;) {
 		rc = mdb_txn_commit(lmdb.wtxn);
 		lmdb.wtxn = NULL;
-		if (rc != MDB_MAP_FULL || map_grow(0) != 0)
+		if (rc != MDB_MAP_FULL ||
+		    (lmdb_map_grow(0) != 0 && map_into_headroom() != 0))
 			break;
 		rc = batch_rebuild();
 		if (rc)
@@ -356,7 +477,7 @@ static int batch_recover(int rc, int op, int db, const void *k, size_t klen,
 {
 	while (rc == MDB_MAP_FULL) {
 		wtxn_abort();
-		if (map_grow(0) != 0)
+		if (lmdb_map_grow(0) != 0)
 			break;
 		rc = batch_rebuild();
 		if (rc == 0)
@@ -402,6 +523,7 @@ int lmdb_batch_op(int op, int db, const void *k, size_t klen,
 		rc = batch_recover(rc, op, db, k, klen, v, vlen);
 	if (rc == 0 || rc == MDB_NOTFOUND) {
 		journal_add(op, db, k, klen, v, vlen);
+		lmdb_health_wrote();
 	} else {
 		/* The transaction may be unusable now: rebuild it without
 		 * the failed operation. */
@@ -412,7 +534,9 @@ int lmdb_batch_op(int op, int db, const void *k, size_t klen,
 				batch_lost(r2);
 		}
 	}
-	return lmdb_err(rc, what);
+	rc = lmdb_err(rc, what);
+	lmdb_health_fail(rc, what);
+	return rc;
 }
 
 /* ---- opening and closing ---- */
@@ -475,11 +599,12 @@ int store_open(const char *dir, size_t map_max)
 	fresh = stat(path.p, &sb) != 0;
 	sbuf_free(&path);
 	lmdb.map_max = map_max ? map_max : STORE_MAP_DEFAULT_MAX;
+	lmdb.reserved = 0;
 	rc = mdb_env_create(&lmdb.env);
 	if (rc == 0)
 		rc = mdb_env_set_maxdbs(lmdb.env, STORE_MAXDBS);
 	if (rc == 0 && fresh)
-		rc = mdb_env_set_mapsize(lmdb.env, MIN(STORE_MAP_INITIAL, lmdb.map_max));
+		rc = mdb_env_set_mapsize(lmdb.env, MIN(STORE_MAP_INITIAL, soft_max()));
 	if (rc == 0)
 		rc = mdb_env_open(lmdb.env, dir, MDB_NOTLS, 0600);
 	if (rc == 0)
@@ -492,6 +617,7 @@ int store_open(const char *dir, size_t map_max)
 		lmdb.env = NULL;
 		return lmdb_err(rc, dir);
 	}
+	reserve_map();
 	lmdb.max_key = (size_t)mdb_env_get_maxkeysize(lmdb.env);
 	sbuf_init(&lmdb.journal);
 	lmdb.batch_err = 0;
@@ -532,6 +658,7 @@ int store_commit(void)
 int lmdb_batch_finish(void)
 {
 	int rc = lmdb.batch_err;
+	unsigned long no = lmdb_batch_no++;
 
 	lmdb.batch_err = 0;
 	if (!lmdb.wtxn)
@@ -539,6 +666,8 @@ int lmdb_batch_finish(void)
 	int r2 = lmdb_batch_commit();
 	if (r2) {
 		r2 = lmdb_err(r2, "commit");
+		lmdb_health_fail(r2, "commit");
+		lmdb_health_lost(no);
 		if (!rc)
 			rc = r2;
 	}

@@ -134,6 +134,44 @@ bool store_writer_busy(void);
 /* store_commit, except that the queued appends go to the writer instead
  * (*handed): durable once it is done, not when this returns. */
 int store_commit_async(bool *handed);
+/* ---- health (store_health.c) ----
+ *
+ * batch number: the loop's batches are numbered; store_batch_no() is the
+ *          one writes go into now, and each store_commit() or
+ *          store_commit_async() ends it and opens the next. A hand-over
+ *          keeps the number of the batch it was queued in.
+ * lost:    a batch whose commit failed, or a hand-over the writer could
+ *          not commit even when redone: what it covered is not on disk.
+ *          store_take_lost() gives their numbers once, so the server can
+ *          tell whoever wrote into them (they must never see an ack).
+ * full:    after a write failed for want of room (the disk, or
+ *          storage_max_size) or for an I/O error, puts are refused at
+ *          once with that error (-ENOSPC, -EIO) instead of being tried:
+ *          callers answer their clients with an error, and deletes still
+ *          run (they may make room). store_probe() tries a small write
+ *          and commit; when it succeeds writes are taken again. */
+struct store_health {
+	int err;			/* 0, or the -errno writes fail with */
+	const char *why;		/* what failed, when err */
+	double since;			/* wall clock of the last change */
+	unsigned long refused;		/* puts refused while failing */
+	unsigned long lost;		/* batches and hand-overs lost */
+	unsigned long failures;		/* times the state went bad */
+};
+
+const struct store_health *store_health(void);
+/* The number of the batch writes go into now. */
+unsigned long store_batch_no(void);
+/* How many writes (puts and deletes of the LMDB engine) were taken so
+ * far: a caller compares two readings to learn whether it wrote. */
+unsigned long store_writes(void);
+/* Fills nos with the numbers of batches lost since the last call (at
+ * most max; older ones are dropped first). Returns how many. */
+size_t store_take_lost(unsigned long *nos, size_t max);
+/* While failing: a small write and commit. 0 when it succeeded (writes
+ * are taken again), else the error. No batch may be open. */
+int store_probe(void);
+
 /* Ends the read snapshot so the next read sees other processes' writes. */
 void store_end_read(void);
 /* Bumped whenever what a cache of stored data saw may have changed under

@@ -63,10 +63,14 @@ static int lmdb_put(enum store_db db, const void *k, size_t klen,
 {
 	int rc = check_key(db, klen);
 
+	if (rc == 0)
+		rc = lmdb_health_refuse();
 	if (rc)
 		return rc;
-	if (handed_over(db) && lmdb_queue_put(db, k, klen, v, vlen))
+	if (handed_over(db) && lmdb_queue_put(db, k, klen, v, vlen)) {
+		lmdb_health_wrote();
 		return 0;
+	}
 	return lmdb_batch_op(OP_PUT, db, k, klen, v, vlen, "put");
 }
 

@@ -37,6 +37,8 @@ struct lmdb_state {
 	MDB_txn *rtxn;		/* the read handle, live or reset, or NULL */
 	bool rtxn_live;
 	size_t map_max;
+	size_t reserved;	/* data file bytes allocated (SIZE_MAX: the file
+				 * system does not allocate ahead) */
 	size_t max_key;
 	struct sbuf journal;	/* the batch's operations */
 	int batch_err;		/* a lost batch's error, for store_commit */
@@ -65,6 +67,26 @@ int lmdb_batch_commit(void);
 /* Commits the batch (the queue left out): 0, or the first -errno of it
  * or of a batch lost since the last. */
 int lmdb_batch_finish(void);
+
+/* Grows the map (at least to need bytes): an LMDB code, MDB_MAP_FULL at
+ * storage_max_size or when the disk has no room for it. No transaction
+ * of ours may be live. */
+int lmdb_map_grow(size_t need);
+
+/* ---- store_health.c ---- */
+
+/* The number of the batch open now (store_batch_no). */
+extern unsigned long lmdb_batch_no;
+/* A write was taken (store_writes counts them). */
+void lmdb_health_wrote(void);
+bool lmdb_health_failing(void);
+/* 0, or the error a put gets at once while writes fail. */
+int lmdb_health_refuse(void);
+/* A write or commit failed with -errno rc while doing why (static): the
+ * state turns failing when rc means no room or a failing disk. */
+void lmdb_health_fail(int rc, const char *why);
+/* What batch no (or its hand-over) wrote is not on disk. */
+void lmdb_health_lost(unsigned long no);
 
 /* ---- store_lmdb.c ---- */
 

@@ -43,6 +43,7 @@ static struct {
 	struct sbuf queue;		/* per put: journal_hdr, key, value */
 	struct sbuf flight;
 	int64_t flight_time;		/* when it was handed over (µs) */
+	unsigned long flight_no;	/* the batch it was queued in */
 	void (*done)(void);		/* called on the writer's thread */
 	MDB_txn *txn;			/* the writer's, while it writes */
 	bool job_wanted;		/* a step of the index job, with: */
@@ -134,8 +135,10 @@ static void *writer_main(void *arg)
 }
 
 /* The batch's operations on the queued puts, journalled as any. */
-static void queue_to_batch(const struct sbuf *buf)
+static int queue_to_batch(const struct sbuf *buf)
 {
+	int first = 0;
+
 	for (size_t off = 0; off < buf->len;) {
 		struct journal_hdr h;
 		memcpy(&h, buf->p + off, sizeof(h));
@@ -145,7 +148,10 @@ static void queue_to_batch(const struct sbuf *buf)
 		off += (size_t)h.klen + h.vlen;
 		if (rc && !lmdb.batch_err)
 			lmdb.batch_err = rc;
+		if (rc && !first)
+			first = rc;
 	}
+	return first;
 }
 
 void store_writer_join(void)
@@ -170,13 +176,22 @@ void store_writer_join(void)
 			 mdb_strerror(aw.rc), redo.len);
 		aw.rc = 0;
 		sbuf_init(&aw.flight);
-		queue_to_batch(&redo);
+		bool lost = queue_to_batch(&redo) != 0;
 		sbuf_free(&redo);
 		if (lmdb.wtxn) {
 			int rc = lmdb_batch_commit();
-			if (rc && !lmdb.batch_err)
-				lmdb.batch_err = lmdb_err(rc, "commit");
+			if (rc) {
+				lost = true;
+				rc = lmdb_err(rc, "commit");
+				lmdb_health_fail(rc, "commit");
+				if (!lmdb.batch_err)
+					lmdb.batch_err = rc;
+				/* the open batch went with it */
+				lmdb_health_lost(lmdb_batch_no);
+			}
 		}
+		if (lost)
+			lmdb_health_lost(aw.flight_no);
 	}
 	sbuf_recycle(&aw.flight, (size_t)1 << 24);
 	lmdb_rtxn_reset();		/* the next read sees the flight */
@@ -206,7 +221,8 @@ void lmdb_queue_settle(void)
 		return;
 	q = aw.queue;
 	sbuf_init(&aw.queue);
-	queue_to_batch(&q);
+	if (queue_to_batch(&q))
+		lmdb_health_lost(lmdb_batch_no);
 	sbuf_free(&q);
 }
 
@@ -296,9 +312,11 @@ int store_commit_async(bool *handed)
 	if (!aw.running || !aw.queue.len)
 		return store_commit();
 	store_writer_join();
+	unsigned long no = lmdb_batch_no;
 	rc = lmdb_batch_finish();
 	lmdb_map_grow_early();
 	pthread_mutex_lock(&aw.mu);
+	aw.flight_no = no;
 	struct sbuf t = aw.flight;
 	aw.flight = aw.queue;
 	aw.queue = t;

@@ -30,7 +30,9 @@ struct ctl_conn {
 void ctl_admin_usage(FILE *f)
 {
 	fputs("commands for a running server (over its admin socket):\n"
-	      "  status                       version, uptime, hosts, counts, memory\n"
+	      "  status                       version, uptime, hosts, counts, memory,\n"
+	      "                               storage\n"
+	      "  metrics                      the counts, Prometheus text format\n"
 	      "  reload                       re-read the config and apply it\n"
 	      "  module list [HOST]           loaded modules\n"
 	      "  module load|unload|reload|info NAME [HOST]\n"
@@ -417,7 +419,8 @@ static int cmd_user(int argc, char **argv)
 /* --- dispatch -------------------------------------------------------------------- */
 
 static const char *const socket_cmds[] = {
-	"status", "reload", "module", "sessions", "kick", "log", "shell", "user",
+	"status", "metrics", "reload", "module", "sessions", "kick", "log", "shell",
+	"user",
 	"adduser", "passwd", "deluser",
 };
 
@@ -451,7 +454,8 @@ int ctl_admin_run(int argc, char **argv)
 	if (strcmp(argv[0], "adduser") == 0 || strcmp(argv[0], "passwd") == 0 ||
 	    strcmp(argv[0], "deluser") == 0)
 		return cmd_user_alias(argc, argv);
-	if ((strcmp(argv[0], "status") == 0 || strcmp(argv[0], "reload") == 0) && argc != 1)
+	if ((strcmp(argv[0], "status") == 0 || strcmp(argv[0], "reload") == 0 ||
+	     strcmp(argv[0], "metrics") == 0) && argc != 1)
 		return fail("usage: %s (no arguments)", argv[0]) + 1;
 	if (connect_or_explain(&c) != 0)
 		return 1;

@@ -222,8 +222,9 @@ static bool wanted(struct archiver *a, const struct bare *user,
 }
 
 /* Appends m to the archive of user (its localpart) with `with`; the new
- * id in id. False after logging why not. */
-static bool append(struct archiver *a, const struct st_node *m,
+ * id in id. 0, or -errno after logging why not (at debug level while
+ * storage is failing: that state is logged when it begins and ends). */
+static int append(struct archiver *a, const struct st_node *m,
 		   const struct bare *user, const struct bare *with,
 		   char id[STORE_ID_MAX + 1])
 {
@@ -243,9 +244,23 @@ static bool append(struct archiver *a, const struct st_node *m,
 	}
 	sbuf_recycle(&v, 65536);
 	if (rc)
-		log_msg(LOG_ERROR, "mam", "cannot archive a message for %s: %s",
-			user->s, strerror(-rc));
-	return rc == 0;
+		log_msg(store_health()->err ? LOG_DEBUG : LOG_ERROR, "mam",
+			"cannot archive a message for %s: %s", user->s,
+			strerror(-rc));
+	return rc;
+}
+
+/* An archive append failed with rc: while storage refuses writes the
+ * message goes no further and its sender is told to try again later
+ * (HOOK_STOP); any other failure lets it through unarchived. */
+static int not_archived(struct st_node *m)
+{
+	if (!store_health()->err)
+		return HOOK_PASS;
+	route_bounce(m, "wait", "resource-constraint",
+		     "the server cannot archive this message now; try again "
+		     "later");
+	return HOOK_STOP;
 }
 
 /* The event's message, or NULL for anything else. */
@@ -297,11 +312,14 @@ int archiver_incoming(struct event *ev, const struct hook_handler *hh)
 		from = h;
 	if (!bare_of(&with, from, NULL))
 		return HOOK_PASS;
-	if (wanted(a, &user, h, from, &with) && append(a, m, &user, &with, id)) {
-		struct st_node *sid = st_elem_new(ev->doc, m, "stanza-id", NS_SID);
-		st_attr_set(ev->doc, sid, "by", user.s);
-		st_attr_set(ev->doc, sid, "id", id);
-	}
+	if (!wanted(a, &user, h, from, &with))
+		return HOOK_PASS;
+	int rc = append(a, m, &user, &with, id);
+	if (rc)
+		return not_archived(m);
+	struct st_node *sid = st_elem_new(ev->doc, m, "stanza-id", NS_SID);
+	st_attr_set(ev->doc, sid, "by", user.s);
+	st_attr_set(ev->doc, sid, "id", id);
 	return HOOK_PASS;
 }
 
@@ -322,13 +340,14 @@ int archiver_outgoing(struct event *ev, const struct hook_handler *hh)
 	    !archivable(a, m, st_attr_get(m, "type")) ||
 	    !wanted(a, &user, origin->host, to, &with))
 		return HOOK_PASS;
+	int rc;
 	if (has_our_id(m, user.s)) {
 		struct st_doc *copy = st_clone(m);
 		strip_our_ids(copy->root, user.s);
-		append(a, copy->root, &user, &with, id);
+		rc = append(a, copy->root, &user, &with, id);
 		st_doc_unref(copy);
 	} else {
-		append(a, m, &user, &with, id);
+		rc = append(a, m, &user, &with, id);
 	}
-	return HOOK_PASS;
+	return rc ? not_archived(m) : HOOK_PASS;
 }

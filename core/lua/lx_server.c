@@ -115,6 +115,29 @@ static int l_counts(lua_State *L)
 	return 1;
 }
 
+/* The storage's health (store.h): { ok, error, why, since, refused,
+ * lost, failures }. */
+static int l_storage(lua_State *L)
+{
+	const struct store_health *h = store_health();
+
+	lua_createtable(L, 0, 7);
+	lua_pushboolean(L, h->err == 0);
+	lua_setfield(L, -2, "ok");
+	if (h->err) {
+		lua_pushstring(L, strerror(-h->err));
+		lua_setfield(L, -2, "error");
+		lua_pushstring(L, h->why ? h->why : "write");
+		lua_setfield(L, -2, "why");
+	}
+	lua_pushnumber(L, h->since);
+	lua_setfield(L, -2, "since");
+	set_int(L, "refused", (lua_Integer)h->refused);
+	set_int(L, "lost", (lua_Integer)h->lost);
+	set_int(L, "failures", (lua_Integer)h->failures);
+	return 1;
+}
+
 /* The route's hosts, sorted by the caller. */
 static int l_hosts(lua_State *L)
 {
@@ -328,6 +351,7 @@ int luaopen_starling_server(lua_State *L)
 	static const luaL_Reg fns[] = {
 		{ "sessions", l_sessions },
 		{ "counts", l_counts },
+		{ "storage", l_storage },
 		{ "hosts", l_hosts },
 		{ "kick", l_kick },
 		{ "close_host", l_close_host },

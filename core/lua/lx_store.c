@@ -76,6 +76,10 @@ int lx_store_fail(lua_State *L, int rc)
 		lua_pushliteral(L, "storage key too long");
 	else if (rc == -ENOENT)
 		lua_pushliteral(L, "item-not-found");
+	else if (rc == -ENOSPC || rc == -EDQUOT)
+		lua_pushliteral(L, "storage full");
+	else if (rc == -EIO || rc == -EROFS)
+		lua_pushliteral(L, "storage failing");
 	else
 		lua_pushfstring(L, "storage error: %s", strerror(-rc));
 	return 2;

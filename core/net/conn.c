@@ -303,6 +303,32 @@ void conn_release_queued(void)
 	hold_point++;
 }
 
+size_t conn_discard_unreleased(struct conn *c)
+{
+	size_t keep = hold_writable(c), dropped = c->wq_bytes - keep;
+	struct wq_chunk **pp = &c->wq_head, *last = NULL;
+
+	if (!dropped)
+		return 0;
+	while (*pp) {
+		struct wq_chunk *k = *pp;
+		size_t n = k->end - k->start;
+		if (keep) {
+			if (n > keep)
+				k->end = k->start + keep;
+			keep -= MIN(n, keep);
+			last = k;
+			pp = &k->next;
+			continue;
+		}
+		*pp = k->next;
+		chunk_put(k);
+	}
+	c->wq_tail = last;
+	c->wq_bytes -= dropped;
+	return dropped;
+}
+
 int conn_send(struct conn *c, const void *data, size_t len)
 {
 	const char *d = data;

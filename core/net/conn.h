@@ -112,6 +112,9 @@ int conn_flush(struct conn *c);
 void conn_flush_all(void);
 /* What every connection has queued so far may be written (see the top). */
 void conn_release_queued(void);
+/* Drops what c queued since the last release (the commit that covered
+ * it failed, so it must not go out); returns how many bytes. */
+size_t conn_discard_unreleased(struct conn *c);
 
 /* Starts server-side TLS on c with ctx (direct TLS, or after STARTTLS's
  * <proceed/> has been flushed). */

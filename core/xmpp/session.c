@@ -6,6 +6,7 @@
 #include "jid.h"
 #include "log.h"
 #include "route.h"
+#include "store.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -408,7 +409,37 @@ static void handle_element(struct session *s, struct st_doc *doc)
 		st_doc_unref(doc);
 		return;
 	}
+	unsigned long w = store_writes();
 	s->role->element(s, doc);
+	if (store_writes() != w) {
+		unsigned long no = store_batch_no();
+		if (s->wrote[0] != no) {
+			s->wrote[1] = s->wrote[0];
+			s->wrote[0] = no;
+		}
+	}
+}
+
+size_t session_writes_lost(unsigned long batch)
+{
+	size_t n = 0;
+
+	for (struct session *s = all_sessions; s; s = s->all_next) {
+		if ((s->wrote[0] != batch && s->wrote[1] != batch) ||
+		    (s->flags & (SESS_F_CLOSING | SESS_F_DEAD)))
+			continue;
+		n++;
+		if (!s->conn) {		/* hibernating: it can never be acked */
+			session_expire(s, "storage failed");
+			continue;
+		}
+		conn_discard_unreleased(s->conn);
+		log_warn("%s: closed: what it sent was not stored", session_src(s));
+		session_close(s, "resource-constraint",
+			      "storage failed: the stanzas you sent last were "
+			      "not stored");
+	}
+	return n;
 }
 
 /* --- input -------------------------------------------------------------- */

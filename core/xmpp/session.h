@@ -134,6 +134,8 @@ struct session {
 	int lua_ref;			/* the Lua bridge's userdata, 0 when none */
 	struct sm_state *sm;		/* XEP-0198, NULL until enabled */
 	struct session_filter *filters;	/* outgoing, in order */
+	unsigned long wrote[2];		/* the last two storage batches its
+					 * stanzas wrote into (store.h) */
 	struct session *user_next;	/* next session of the same account */
 	struct session *dead_next;
 	struct session *all_next, *all_prev;	/* every session */
@@ -162,6 +164,12 @@ int session_send_nonza(struct session *s, const struct st_node *node);
 /* Closes the stream: with a stream error when condition is not NULL. */
 void session_close(struct session *s, const char *condition,
 		   const char *text);
+/* The storage batch numbered batch was lost (store_take_lost): every
+ * session whose stanzas wrote into it is closed with the stream error
+ * resource-constraint, its output since the last release dropped, so
+ * nothing acknowledges what was not stored (an XEP-0198 client resends
+ * what was never acked). Returns how many. */
+size_t session_writes_lost(unsigned long batch);
 /* Every session: close with condition (shutdown). */
 void session_close_all(const char *condition);
 size_t session_count(void);

@@ -156,6 +156,17 @@ end
 
 -- --- status -------------------------------------------------------------------------
 
+-- One line on the storage's health (server.storage()).
+local function storage_line(st)
+	if st.ok then
+		return "storage: ok" .. (st.failures > 0 and format(
+			" (failed %d times; %d writes refused, %d batches lost)",
+			st.failures, st.refused, st.lost) or "")
+	end
+	return format("storage: FAILING since %s (%s: %s); %d writes refused, %d batches lost",
+		os_date("!%Y-%m-%dT%H:%M:%SZ", floor(st.since)), st.why, st.error, st.refused, st.lost)
+end
+
 local function cmd_status()
 	local c = server.counts()
 	local rss = vm_rss()
@@ -171,8 +182,38 @@ local function cmd_status()
 		"memory: " .. (rss and mib(rss) .. " resident" or "unknown"),
 		"lua memory: " .. mib(collectgarbage("count") * 1024),
 		format("hook errors: %d", c.hook_errors),
+		storage_line(server.storage()),
 	}
 	return true, lines
+end
+
+-- --- metrics ------------------------------------------------------------------------
+
+-- The counts of status in the Prometheus text format, one sample a line.
+local function cmd_metrics()
+	local c, st = server.counts(), server.storage()
+	local rss = vm_rss()
+	local out = {}
+	local function metric(name, kind, help_text, value)
+		out[#out + 1] = format("# HELP starling_%s %s", name, help_text)
+		out[#out + 1] = format("# TYPE starling_%s %s", name, kind)
+		out[#out + 1] = format("starling_%s %s", name, value)
+	end
+	metric("uptime_seconds", "gauge", "seconds since the server started", format("%.0f", core.uptime()))
+	metric("connections", "gauge", "open client connections", c.connections)
+	metric("sessions", "gauge", "bound client sessions", c.bound)
+	metric("hibernating_sessions", "gauge", "XEP-0198 sessions waiting to be resumed", c.hibernating)
+	metric("hook_errors_total", "counter", "errors raised by event handlers", c.hook_errors)
+	metric("storage_ok", "gauge", "1 while storage takes writes, 0 while it refuses them", st.ok and 1 or 0)
+	metric("storage_failures_total", "counter", "times storage writes began to fail", st.failures)
+	metric("storage_refused_writes_total", "counter", "writes refused while storage was failing", st.refused)
+	metric("storage_lost_batches_total", "counter",
+		"storage batches whose commit failed (their writers were told)", st.lost)
+	if rss then
+		metric("resident_memory_bytes", "gauge", "resident memory of the process", rss)
+	end
+	metric("lua_memory_bytes", "gauge", "memory of the Lua state", format("%.0f", collectgarbage("count") * 1024))
+	return true, out
 end
 
 -- --- reload -----------------------------------------------------------------------
@@ -719,7 +760,8 @@ end
 -- --- dispatch ----------------------------------------------------------------------------------
 
 local help = {
-	"status                          version, uptime, hosts, counts, memory",
+	"status                          version, uptime, hosts, counts, memory, storage",
+	"metrics                         the counts in the Prometheus text format",
 	"reload                          re-read the config and apply the difference",
 	"module list [HOST]              loaded modules",
 	"module load|unload|reload|info NAME [HOST]",
@@ -732,7 +774,7 @@ local help = {
 }
 
 local commands = {
-	status = cmd_status, reload = cmd_reload, module = cmd_module,
+	status = cmd_status, metrics = cmd_metrics, reload = cmd_reload, module = cmd_module,
 	sessions = cmd_sessions, kick = cmd_kick, user = cmd_user, log = cmd_log,
 	help = function() return true, help end,
 }

@@ -217,6 +217,15 @@ function api:log(level, fmt, ...)
 	core.log(lvl, owner(self), msg)
 end
 
+-- A store method failed with err: logged with what was being done (fmt,
+-- ...) as an error, or at debug level while the server's storage is full
+-- or failing, which the core logs once when it starts and once when it
+-- ends.
+function api:log_store_error(err, fmt, ...)
+	local quiet = err == "storage full" or err == "storage failing"
+	self:log(quiet and "debug" or "error", "%s: %s", format(fmt, ...), tostring(err))
+end
+
 -- --- options --------------------------------------------------------------
 
 function api:get_option(name, default)

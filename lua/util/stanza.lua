@@ -104,7 +104,27 @@ local function error_reply(orig, error_type, condition, text, by)
 	return r
 end
 
+-- Whether err (the second result of a failed store method) says the
+-- server's storage is full or failing: the core has logged that once, and
+-- the client should try again later.
+local function storage_unavailable(err)
+	return err == "storage full" or err == "storage failing"
+end
+
+-- The error for a request whose write failed (err from a store method):
+-- wait/resource-constraint while the server's storage is full or failing
+-- (RFC 6120 8.3.3.18), else wait/internal-server-error.
+local function store_error_reply(orig, err)
+	if storage_unavailable(err) then
+		return error_reply(orig, "wait", "resource-constraint",
+			"the server cannot store this now; try again later")
+	end
+	return error_reply(orig, "wait", "internal-server-error")
+end
+
 return {
+	storage_unavailable = storage_unavailable,
+	store_error_reply = store_error_reply,
 	stanza = stanza,
 	new = stanza,
 	message = message,
