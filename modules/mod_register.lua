@@ -7,6 +7,15 @@
 -- address, at most one every min_seconds_between_registrations. With
 -- registration off, both iqs get service-unavailable (XEP-0077 3.1).
 --
+-- Attempts are throttled before anything about the username is looked
+-- at, so that the difference between conflict (taken) and a new account
+-- cannot be probed fast: an address has registration_throttle_max
+-- attempts per registration_throttle_period (a bucket that refills
+-- evenly), and one connection at most registration_throttle_max attempts
+-- in all. An attempt over the address's budget gets wait/policy-violation
+-- with the seconds to wait; one more than the connection's ends its
+-- stream with policy-violation.
+--
 -- After authentication, to the server (the host's domain or no 'to'): the
 -- current registration (get), a password change (set with username and
 -- password), and <remove/>, which cancels the account's presence
@@ -35,11 +44,16 @@ local anonymous_host = module:get_option_string("authentication", "internal_hash
 local allow_registration = module:get_option_boolean("allow_registration", false)
 	and not anonymous_host
 local min_interval = module:get_option_period("min_seconds_between_registrations", 300)
+local throttle_max = module:get_option_integer("registration_throttle_max", 5, 0)
+local throttle_period = module:get_option_period("registration_throttle_period", 60)
 
 local roster_store = module:open_store("roster", "keyval")
 
 -- last_registration[ip] = core.uptime() of the last account made from ip
 local last_registration = {}
+-- attempts[ip] = { left = attempts the address may make now (fractional),
+--                  at = core.uptime() when left was counted }
+local attempts = {}
 
 local function fail(event, kind, condition, text)
 	event.origin:send(st.error_reply(event.stanza, kind, condition, text))
@@ -84,12 +98,47 @@ local function registration_form(event)
 	return true
 end
 
--- Whether ip may register now; forgets addresses whose wait is over.
-local function rate_allows(ip)
+-- Seconds ip must wait before it may make another account (0: none).
+local function registration_wait(ip)
 	local last = last_registration[ip]
-	return last == nil or core.uptime() - last >= min_interval
+	if last == nil then
+		return 0
+	end
+	return math.max(0, min_interval - (core.uptime() - last))
 end
 
+local function throttle_on()
+	return throttle_max > 0 and throttle_period > 0 and throttle_period < math.huge
+end
+
+-- The address's bucket as of now: refilled at throttle_max per period.
+local function bucket(ip, now)
+	local b = attempts[ip]
+	if not b then
+		return { left = throttle_max, at = now }
+	end
+	b.left = math.min(throttle_max, b.left + (now - b.at) * throttle_max / throttle_period)
+	b.at = now
+	return b
+end
+
+-- Counts an attempt from ip: 0, or the seconds until ip may try again.
+local function take_attempt(ip)
+	if not throttle_on() then
+		return 0
+	end
+	local now = core.uptime()
+	local b = bucket(ip, now)
+	attempts[ip] = b
+	if b.left >= 1 then
+		b.left = b.left - 1
+		return 0
+	end
+	return (1 - b.left) * throttle_period / throttle_max
+end
+
+-- Forgets the addresses whose waits are over (memory stays bounded by
+-- the addresses seen in the last period).
 local function forget_old()
 	local now = core.uptime()
 	for ip, last in pairs(last_registration) do
@@ -97,7 +146,25 @@ local function forget_old()
 			last_registration[ip] = nil
 		end
 	end
-	return math.max(min_interval, 60)
+	for ip in pairs(attempts) do
+		if bucket(ip, now).left >= throttle_max then
+			attempts[ip] = nil
+		end
+	end
+	return 60
+end
+
+local function throttled(event, wait, what)
+	return fail(event, "wait", "policy-violation",
+		string.format("too many %s from your address, try again in %d s",
+			what, math.max(1, math.ceil(wait))))
+end
+
+-- Per connection: one attempt over the budget ends the stream.
+local function connection_spent(origin)
+	local n = (origin.registration_attempts or 0) + 1
+	origin.registration_attempts = n
+	return throttle_on() and n > throttle_max
 end
 
 local function register(event)
@@ -109,8 +176,23 @@ local function register(event)
 	if only_child_is_remove(query) then
 		return fail(event, "cancel", "unexpected-request", "authenticate before removing an account")
 	end
+	if connection_spent(origin) then
+		module:log("info", "closing a connection from %s: too many registration attempts",
+			origin.ip)
+		origin:close("policy-violation", "too many registration attempts")
+		return true
+	end
+	local wait = take_attempt(origin.ip)
+	if wait > 0 then
+		module:log("debug", "registration attempt from %s throttled (%.1f s)", origin.ip, wait)
+		return throttled(event, wait, "registration attempts")
+	end
 	if origin.registered_account then
 		return fail(event, "cancel", "not-acceptable", "one account per connection")
+	end
+	wait = registration_wait(origin.ip)
+	if wait > 0 then
+		return throttled(event, wait, "registrations")
 	end
 	local username, password = credentials(query)
 	if not username or username == "" or not password or password == "" then
@@ -122,10 +204,6 @@ local function register(event)
 	end
 	if core.user_exists(node, origin.host) then
 		return fail(event, "cancel", "conflict", "the username is taken")
-	end
-	if not rate_allows(origin.ip) then
-		return fail(event, "wait", "not-acceptable",
-			"too many registrations from your address, try again later")
 	end
 	local ok, err = core.user_set_password(node, origin.host, password)
 	if not ok then
@@ -241,9 +319,17 @@ module:hook("iq-get/host/jabber:iq:register:query", current_registration)
 module:hook("iq-get/self/jabber:iq:register:query", current_registration)
 module:hook("iq-set/host/jabber:iq:register:query", update_registration)
 module:hook("iq-set/self/jabber:iq:register:query", update_registration)
+-- A reload keeps what the addresses have spent.
+function module.save()
+	return { last_registration = last_registration, attempts = attempts }
+end
+
+function module.restore(state)
+	last_registration = state and state.last_registration or last_registration
+	attempts = state and state.attempts or attempts
+end
+
 if allow_registration then
 	module:hook("stream-features", advertise)
-	if min_interval > 0 and min_interval < math.huge then
-		module:add_timer(math.max(min_interval, 60), forget_old)
-	end
+	module:add_timer(60, forget_old)
 end

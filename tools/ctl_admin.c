@@ -153,10 +153,12 @@ static void add_word(struct sbuf *b, const char *w)
 	add_encoded(b, w);
 }
 
+/* MSG_NOSIGNAL: a server that closed on us is an error to report, not
+ * a SIGPIPE that ends starlingctl without a word. */
 static int write_all(int fd, const char *p, size_t n)
 {
 	while (n) {
-		ssize_t w = write(fd, p, n);
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
@@ -182,18 +184,23 @@ static int read_more(struct ctl_conn *c)
 	return 0;
 }
 
-/* Sends the request line req and reads the answer: "<status> <len>\n"
- * and len bytes into body. 0 or -errno. */
-static int ctl_request(struct ctl_conn *c, struct sbuf *req, char status[8],
-		       struct sbuf *body)
+/* Why a request got no answer, for the user. */
+static const char *io_error(int r)
+{
+	if (r == -EPIPE || r == -ECONNRESET)
+		return "the server closed the connection";
+	if (r == -EPROTO)
+		return "the answer is not in the admin protocol";
+	return strerror(-r);
+}
+
+/* Reads one answer: "<status> <len>\n" and len bytes into body. */
+static int read_answer(struct ctl_conn *c, char status[8], struct sbuf *body)
 {
 	char *nl;
 	size_t len, hdr;
 	int r;
 
-	sbuf_addc(req, '\n');
-	if ((r = write_all(c->fd, req->p, req->len)) != 0)
-		return r;
 	while (!c->in.len || !(nl = memchr(c->in.p, '\n', c->in.len))) {
 		if (c->in.len > MAX_HEADER)
 			return -EPROTO;
@@ -213,6 +220,27 @@ static int ctl_request(struct ctl_conn *c, struct sbuf *req, char status[8],
 	return 0;
 }
 
+/* Sends the request line req and reads the answer into status and body.
+ * 0 or -errno. A server that refuses us (a full admin socket, a request
+ * too long) answers with an error and closes, possibly before or while
+ * we write: its answer is still read and given back. */
+static int ctl_request(struct ctl_conn *c, struct sbuf *req, char status[8],
+		       struct sbuf *body)
+{
+	int w, r;
+
+	sbuf_addc(req, '\n');
+	w = write_all(c->fd, req->p, req->len);
+	if (w != 0 && w != -EPIPE && w != -ECONNRESET)
+		return w;
+	r = read_answer(c, status, body);
+	if (r != 0 && w != 0)
+		return w;
+	if (r == 0 && w != 0 && strcmp(status, "error") != 0)
+		return w;	/* an answer, but not to all we sent */
+	return r;
+}
+
 /* One request from words, its answer printed (stdout, or stderr for an
  * error). Exit code. */
 static int simple(struct ctl_conn *c, int argc, char **argv)
@@ -227,7 +255,7 @@ static int simple(struct ctl_conn *c, int argc, char **argv)
 		add_word(&req, argv[i]);
 	r = ctl_request(c, &req, status, &body);
 	if (r != 0) {
-		fail("the server did not answer: %s", strerror(-r));
+		fail("no answer: %s", io_error(r));
 	} else {
 		fwrite(body.p ? body.p : "", 1, body.len, strcmp(status, "ok") ? stderr : stdout);
 		r = strcmp(status, "ok") ? 1 : 0;
@@ -276,7 +304,7 @@ static int shell(struct ctl_conn *c, int argc, char **argv)
 		r = eval(c, code.p, status, true);
 		sbuf_free(&code);
 		if (r != 0)
-			return fail("the server did not answer: %s", strerror(-r));
+			return fail("no answer: %s", io_error(r));
 		return strcmp(status, "ok") ? 1 : 0;
 	}
 	if (tty)
@@ -297,7 +325,7 @@ static int shell(struct ctl_conn *c, int argc, char **argv)
 			break;
 		if ((r = eval(c, line, status, true)) != 0) {
 			free(line);
-			return fail("the server did not answer: %s", strerror(-r));
+			return fail("no answer: %s", io_error(r));
 		}
 		prompt = strcmp(status, "more") == 0 ? ">> " : "> ";
 		errors += strcmp(status, "error") == 0;

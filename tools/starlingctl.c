@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -300,6 +301,10 @@ int main(int argc, char **argv)
 	const char *cfg_file = "starling.cfg";
 	char real[PATH_MAX], data[PATH_MAX * 2], lua_dir[PATH_MAX + 64];
 	int opt, rc = 1;
+
+	/* A peer that closes (the admin socket refusing us) must give an
+	 * error message and exit 1, never a silent death by SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
 
 	while ((opt = getopt(argc, argv, "+c:h")) != -1) {
 		switch (opt) {

@@ -8,11 +8,13 @@
 #define FAIL_HALF_LIFE 300.0	/* seconds for a failure to count half */
 #define FAIL_FREE 2.0		/* failures answered without delay */
 #define PRUNE_AT 4096		/* entries before stale ones are dropped */
+#define PENALTY_SLACK 0.1	/* seconds of a penalty not enforced */
 
 struct ipstate {
 	unsigned unauth;
 	double fail_score;
 	double fail_at;
+	double penalty_until;	/* now_mono() time; see ipstate_auth_penalty */
 };
 
 static struct hmap states;
@@ -86,11 +88,28 @@ double ipstate_auth_failed(const char *ip, double max_delay)
 	struct ipstate *st = get(ip);
 	double now = now_mono();
 
+	double delay;
+
 	st->fail_score = decayed(st, now) + 1;
 	st->fail_at = now;
 	if (st->fail_score <= FAIL_FREE)
 		return 0;
-	return MIN(max_delay, 0.5 * exp2(st->fail_score - FAIL_FREE - 1));
+	delay = MIN(max_delay, 0.5 * exp2(st->fail_score - FAIL_FREE - 1));
+	st->penalty_until = MAX(st->penalty_until, now + delay);
+	return delay;
+}
+
+double ipstate_auth_penalty(const char *ip)
+{
+	struct ipstate *st = hmap_get(&states, ip);
+	double now = now_mono();
+
+	/* The delayed answer's timer runs on the loop's clock, which may be
+	 * behind ours: a client answering at once must not find the penalty
+	 * still in force. */
+	if (!st || st->penalty_until - now < PENALTY_SLACK)
+		return 0;
+	return st->penalty_until - now;
 }
 
 void ipstate_free_all(void)

@@ -12,6 +12,7 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -166,13 +167,20 @@ static int cb_data(void *ctx, const char *type, unsigned char *out, size_t *len)
 }
 
 
-/* Sends the failure and applies the attempt limit. */
-static void send_failure(struct session *s, const char *condition, bool counts)
+/* Sends the failure (text may be NULL) and applies the attempt limit. */
+static void send_failure(struct session *s, const char *condition,
+			 const char *text, bool counts)
 {
 	struct sbuf b;
 
 	sbuf_init(&b);
-	sbuf_printf(&b, "<failure xmlns='" NS_SASL "'><%s/></failure>", condition);
+	sbuf_printf(&b, "<failure xmlns='" NS_SASL "'><%s/>", condition);
+	if (text) {
+		sbuf_adds(&b, "<text xml:lang='en'>");
+		xml_escape(&b, text, strlen(text));
+		sbuf_adds(&b, "</text>");
+	}
+	sbuf_adds(&b, "</failure>");
 	session_send_raw(s, b.p, b.len);
 	sbuf_free(&b);
 	if (counts && ++s->auth_failures >= s->cfg->max_auth_failures)
@@ -184,7 +192,7 @@ static void on_failure_delay(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct session *s = container_of(t, struct session, delay_timer);
 
-	send_failure(s, s->delayed_failure, true);
+	send_failure(s, s->delayed_failure, NULL, true);
 	s->delayed_failure = NULL;
 	if (s->conn && !(s->flags & SESS_F_CLOSING))
 		conn_hold(s->conn, false);
@@ -206,7 +214,7 @@ static void sasl_failure(struct session *s, const char *condition)
 	if (counts && strcmp(condition, "not-authorized") == 0 && s->conn)
 		delay = ipstate_auth_failed(s->conn->ip, s->cfg->auth_failure_delay);
 	if (delay <= 0 || !s->conn) {
-		send_failure(s, condition, counts);
+		send_failure(s, condition, NULL, counts);
 		return;
 	}
 	log_info("%s:%d: failed login, answering in %.1f s", s->conn->ip,
@@ -215,6 +223,30 @@ static void sasl_failure(struct session *s, const char *condition)
 	conn_hold(s->conn, true);
 	ev_timer_init(&s->delay_timer, on_failure_delay, delay, 0.);
 	ev_timer_start(conn_loop(), &s->delay_timer);
+}
+
+
+/* While the client's address pays for its failed logins (ipstate.h), no
+ * credentials are tried on any of its connections: the attempt fails at
+ * once with temporary-auth-failure (RFC 6120 6.5.12), counted against the
+ * stream's limit. Without this, a client opening a connection per guess
+ * would learn from a quick <success/> what the delayed failures hide. */
+static bool under_penalty(struct session *s)
+{
+	double wait = s->conn ? ipstate_auth_penalty(s->conn->ip) : 0;
+	char text[96];
+
+	if (wait <= 0)
+		return false;
+	log_info("%s:%d: login refused, the address fails for %.1f s more",
+		 s->conn->ip, s->conn->port, wait);
+	snprintf(text, sizeof(text), "too many failed logins from your address; "
+		 "try again in %.0f s", ceil(wait));
+	sasl_free(s->sasl);
+	s->sasl = NULL;
+	session_fire(s, "authentication-failure", &(struct event){ .session = s });
+	send_failure(s, "temporary-auth-failure", text, true);
+	return true;
 }
 
 
@@ -284,6 +316,8 @@ static void sasl_step_with(struct session *s, const struct st_node *n, bool init
 		sasl_failure(s, "incorrect-encoding");
 		goto out;
 	}
+	if (under_penalty(s))
+		goto out;
 	switch (sasl_step(s->sasl, in.p ? in.p : "", in.len, &out)) {
 	case SASL_CONTINUE: {
 		struct sbuf b;

@@ -323,6 +323,14 @@ static void on_start(void *ud, const XML_Char *name, const XML_Char **atts)
 	if (xs->depth == 1) {
 		XML_Index i = XML_GetCurrentByteIndex(xs->p);
 
+		/* A new stream only ever starts on a new parser (xs_reset):
+		 * here the streams schema allows no such child. */
+		if (strcmp(name, NS_STREAMS "\xff" "stream") == 0) {
+			fail(xs, "invalid-xml",
+			     "a stream header inside an open stream");
+			return;
+		}
+
 		xs->mark = (size_t)(i < 0 ? 0 : i);
 		xs->doc = st_doc_new();
 		xs->cur = NULL;
@@ -782,6 +790,26 @@ static void skip_leading_space(struct xs *xs, const char **buf, size_t *len)
 	}
 }
 
+/* RFC 6120 11.6: UTF-8 only. Expat detects UTF-16 from a byte-order
+ * mark or from NUL bytes among a document's first bytes even when told
+ * the encoding is UTF-8, so those bytes are looked at before expat sees
+ * them. A UTF-8 stream starts with '<' (leading whitespace is skipped),
+ * and neither a NUL nor 0xFE/0xFF is ever part of UTF-8 XML: any of them
+ * among a stream's first four bytes is UTF-16 or UTF-32, with or without
+ * a byte-order mark. */
+#define XS_SNIFF 4
+
+static bool other_encoding(const struct xs *xs, const char *buf, size_t len)
+{
+	for (size_t i = 0; i < len && xs->fed + i < XS_SNIFF; i++) {
+		unsigned char ch = (unsigned char)buf[i];
+
+		if (ch == 0x00 || ch == 0xFE || ch == 0xFF)
+			return true;
+	}
+	return false;
+}
+
 enum xs_event xs_feed(struct xs *xs, const char *buf, size_t len)
 {
 	if (xs->failed)
@@ -796,6 +824,10 @@ enum xs_event xs_feed(struct xs *xs, const char *buf, size_t len)
 		return settle(xs, XS_ERROR);
 	}
 	skip_leading_space(xs, &buf, &len);
+	if (xs->fed < XS_SNIFF && !xs->closed && other_encoding(xs, buf, len)) {
+		fail(xs, "unsupported-encoding", "only UTF-8 is supported");
+		return settle(xs, XS_ERROR);
+	}
 	xs->buf = buf;
 	xs->len = len;
 	xs->off = 0;

@@ -10,7 +10,7 @@ import stat
 import subprocess
 
 from admin import Admin, encode
-from harness import check, exchange, fixture
+from harness import bystanders, check, exchange, fixture
 from xmpp import timeout_value
 
 OTHER_USER = "starling-test-other"
@@ -164,6 +164,33 @@ def test_too_many_admin_connections_are_refused(ctx):
     for adm in held:
         adm.close()
     extra.close()
+
+
+def test_starlingctl_refused_says_why_and_exits_1(ctx):
+    # The server answers a refused connection and closes it, often before
+    # starlingctl has written: a short request meets a closed socket, a
+    # long one (1 MiB, more than the socket buffers and the server reads)
+    # always does. starlingctl once died of SIGPIPE here (exit 141, no
+    # word).
+    server = ctx.server(modules=["roster", "presence", "message", "iq"])
+    with bystanders(server):
+        held = [Admin.of(server) for _ in range(16)]
+        for _ in range(5):
+            p = server.ctl("status", check=False)
+            check(p.returncode == 1 and "too many admin connections" in p.stderr,
+                  "status: exit %d, %r" % (p.returncode, p.stderr))
+        p = server.ctl("shell", input="return '%s'\n" % ("x" * (1 << 20)),
+                       check=False)
+        check(p.returncode == 1 and "too many admin connections" in p.stderr,
+              "shell: exit %d, %r" % (p.returncode, p.stderr[-300:]))
+        for adm in held:
+            adm.close()
+        # a request the server refuses after accepting: too long
+        p = server.ctl("shell", input="return '%s'\n" % ("x" * (2 << 20)),
+                       check=False)
+        check(p.returncode == 1 and "too long" in p.stderr,
+              "too long: exit %d, %r" % (p.returncode, p.stderr[-300:]))
+        check("version:" in server.ctl("status").stdout, "no answer after")
 
 
 def test_a_stale_socket_file_is_replaced(ctx):

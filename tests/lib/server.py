@@ -372,15 +372,17 @@ class Server:
     # -- clients
 
     def client(self, tls="starttls", backend="ssl", version=None, name=None,
-               open_stream=True):
+               open_stream=True, source=None):
         """A connected client. tls: 'starttls' (stream opened, TLS done),
         'direct' (TLS port), or None (plain, stream opened unless
-        open_stream is False)."""
+        open_stream is False). source: the loopback address to connect
+        from (default 127.0.0.1)."""
         port = self.tls_port if tls == "direct" else self.port
         c = xmpp.Client("127.0.0.1", port, self.domain, name=name)
         for hook in CLIENT_CREATED:
             hook(c)
-        c.connect(tls=(tls == "direct"), backend=backend, version=version)
+        c.connect(tls=(tls == "direct"), backend=backend, version=version,
+                  source=source)
         if open_stream or tls:
             c.open_stream()
         if tls == "starttls":

@@ -440,10 +440,14 @@ class Client:
             text = text[:2000] + "...[%d bytes]" % len(text)
         self.transcript.append((time.monotonic() - self.t0, direction, text))
 
-    def connect(self, tls=False, backend="ssl", version=None, timeout=None):
-        """TCP connect; tls=True wraps at once (direct TLS, XEP-0368)."""
+    def connect(self, tls=False, backend="ssl", version=None, timeout=None,
+                source=None):
+        """TCP connect; tls=True wraps at once (direct TLS, XEP-0368).
+        source: the local address to connect from (e.g. '127.0.0.2')."""
         timeout = timeout_value(timeout or self.timeout)
-        sock = socket.create_connection((self.host, self.port), timeout=timeout)
+        sock = socket.create_connection(
+            (self.host, self.port), timeout=timeout,
+            source_address=(source, 0) if source else None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.transport = tr.PlainTransport(sock)
         self._log("--", "connected to %s:%d" % (self.host, self.port))
