@@ -22,12 +22,14 @@ INCLUDES := -Icore $(LAYERS:%=-I%)
 XCFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -D_GNU_SOURCE -pthread $(INCLUDES) \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-XLDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -llmdb -lm -pthread
+# libunbound is linked without pkg-config: Debian's libunbound.pc requires
+# libevent's, which libunbound-dev does not pull in.
+XLDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -llmdb -lunbound -lm -pthread
 CC_ALL = $(CC) $(CFLAGS) $(SANFLAGS) $(XCFLAGS)
 LINK_ALL = $(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS)
 
 BUILD_DEPS := gcc make pkg-config libev-dev libexpat1-dev libssl-dev \
-	liblua5.4-dev liblmdb-dev libidn-dev openssl
+	liblua5.4-dev liblmdb-dev libidn-dev libunbound-dev openssl
 TEST_DEPS := python3 python3-slixmpp python3-aioxmpp python3-nbxmpp python3-openssl lua-check lmdb-utils prosody \
 	go-sendxmpp mcabber tmux sendxmpp profanity
 
