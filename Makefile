@@ -53,6 +53,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # Programs the Python tests drive (not run as unit tests by themselves).
 TEST_TOOLS := $(BUILD)/tests/dnsq
 HEADERS := $(wildcard core/*.h $(LAYERS:%=%/*.h) tools/*.h tests/unit/*.h)
+# Programs are linked again when the Makefile (its libraries) changes.
 # Libraries may call each other's functions (the Lua bridge and the layers
 # it binds), so they are linked as one group.
 LINK_LIBS = -Wl,--start-group $(LAYER_LIBS) -Wl,--end-group
@@ -73,13 +74,13 @@ $(BUILD)/lib/%.a:
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/starling: $(MAIN_OBJ) $(LAYER_LIBS)
+$(BUILD)/starling: $(MAIN_OBJ) $(LAYER_LIBS) Makefile
 	$(LINK_ALL) -o $@ $(MAIN_OBJ) $(LINK_LIBS) $(XLDLIBS) $(LDLIBS)
 
-$(BUILD)/starlingctl: $(CTL_OBJ) $(TOOLS_LIB) $(LAYER_LIBS)
+$(BUILD)/starlingctl: $(CTL_OBJ) $(TOOLS_LIB) $(LAYER_LIBS) Makefile
 	$(LINK_ALL) -o $@ $(CTL_OBJ) $(TOOLS_LIB) $(LINK_LIBS) $(XLDLIBS) $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TOOLS_LIB) $(LAYER_LIBS)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TOOLS_LIB) $(LAYER_LIBS) Makefile
 	@mkdir -p $(dir $@)
 	$(LINK_ALL) -o $@ $< $(TOOLS_LIB) $(LINK_LIBS) $(XLDLIBS) $(LDLIBS)
 
