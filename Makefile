@@ -22,14 +22,20 @@ INCLUDES := -Icore $(LAYERS:%=-I%)
 XCFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -D_GNU_SOURCE -pthread $(INCLUDES) \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-XLDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -llmdb -lm -pthread
+# libunbound (DNS, core/net/dns.c) uses libevent, and libev exports
+# libevent's names too (its emulation layer): libevent is linked before
+# libev so that libunbound's event_set() is libevent's, not libev's (which
+# writes past libevent's struct event). Not through pkg-config: Debian's
+# libunbound.pc requires libevent.pc, in libevent-dev only.
+XLDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lunbound \
+	-Wl,--push-state,--no-as-needed -levent -Wl,--pop-state -lev -llmdb -lm -pthread
 CC_ALL = $(CC) $(CFLAGS) $(SANFLAGS) $(XCFLAGS)
 LINK_ALL = $(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS)
 
 BUILD_DEPS := gcc make pkg-config libev-dev libexpat1-dev libssl-dev \
-	liblua5.4-dev liblmdb-dev libidn-dev openssl
+	liblua5.4-dev liblmdb-dev libidn-dev libunbound-dev libevent-dev openssl
 TEST_DEPS := python3 python3-slixmpp python3-aioxmpp python3-nbxmpp python3-openssl lua-check lmdb-utils prosody \
-	go-sendxmpp mcabber tmux sendxmpp profanity
+	go-sendxmpp mcabber tmux sendxmpp profanity nsd ldnsutils
 
 # core/*.c (start-up, server settings, admin socket) is the "server" layer.
 LAYER_LIBS := $(foreach l,server $(notdir $(LAYERS)),$(BUILD)/lib/lib$(l).a)
@@ -44,7 +50,10 @@ TOOLS_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out tools/starlingctl.c,$(
 CTL_OBJ := $(BUILD)/obj/tools/starlingctl.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Programs the Python tests drive (not run as unit tests by themselves).
+TEST_TOOLS := $(BUILD)/tests/dnsq
 HEADERS := $(wildcard core/*.h $(LAYERS:%=%/*.h) tools/*.h tests/unit/*.h)
+# Programs are linked again when the Makefile (its libraries) changes.
 # Libraries may call each other's functions (the Lua bridge and the layers
 # it binds), so they are linked as one group.
 LINK_LIBS = -Wl,--start-group $(LAYER_LIBS) -Wl,--end-group
@@ -65,17 +74,17 @@ $(BUILD)/lib/%.a:
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/starling: $(MAIN_OBJ) $(LAYER_LIBS)
+$(BUILD)/starling: $(MAIN_OBJ) $(LAYER_LIBS) Makefile
 	$(LINK_ALL) -o $@ $(MAIN_OBJ) $(LINK_LIBS) $(XLDLIBS) $(LDLIBS)
 
-$(BUILD)/starlingctl: $(CTL_OBJ) $(TOOLS_LIB) $(LAYER_LIBS)
+$(BUILD)/starlingctl: $(CTL_OBJ) $(TOOLS_LIB) $(LAYER_LIBS) Makefile
 	$(LINK_ALL) -o $@ $(CTL_OBJ) $(TOOLS_LIB) $(LINK_LIBS) $(XLDLIBS) $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TOOLS_LIB) $(LAYER_LIBS)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TOOLS_LIB) $(LAYER_LIBS) Makefile
 	@mkdir -p $(dir $@)
 	$(LINK_ALL) -o $@ $< $(TOOLS_LIB) $(LINK_LIBS) $(XLDLIBS) $(LDLIBS)
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(TEST_TOOLS)
 
 # Storage benchmark (bench/storage_bench.c): make build/storage_bench
 $(BUILD)/storage_bench: $(BUILD)/obj/bench/storage_bench.o $(LAYER_LIBS)

@@ -4,6 +4,7 @@
 #include "anon.h"
 #include "bridge.h"
 #include "conn.h"
+#include "dns.h"
 #include "ipstate.h"
 #include "listener.h"
 #include "log.h"
@@ -146,6 +147,8 @@ static int setup_hosts(void)
 	int r = server_apply_host_auth(&err);
 	if (r == 0)
 		r = server_load_tls(&err, NULL);
+	if (r == 0)
+		r = server_apply_dns(&err);
 	if (r != 0)
 		log_error("%s", err.p);
 	sbuf_free(&err);
@@ -451,6 +454,7 @@ out:
 	admin_close();
 	server_remove_pidfile();
 	listener_close_all();
+	dns_stop();
 	route_free();
 	config_free();
 	lx_close();

@@ -2,6 +2,8 @@
  * from the config. */
 #include "server.h"
 #include "config.h"
+#include "conn.h"
+#include "dns.h"
 #include "log.h"
 #include "route.h"
 #include "tls.h"
@@ -361,6 +363,106 @@ int server_apply_host_auth(struct sbuf *err)
 	return host_auth_pass(err, true);
 }
 
+/* --- DNS ------------------------------------------------------------------------ */
+
+#define MAX_STATIC_HOSTS 1024
+#define MAX_RESOLVERS 8
+
+struct dns_conf {
+	struct dns_static_host hosts[MAX_STATIC_HOSTS];
+	size_t n_hosts;
+	const char *resolvers[MAX_RESOLVERS];
+	size_t n_resolvers;
+	struct sbuf *err;
+};
+
+/* s2s_static_hosts = { ["example.net"] = "127.0.0.2:5269" } */
+static int add_static_host(void *ctx, const char *name, const char *value)
+{
+	struct dns_conf *dc = ctx;
+
+	if (!name || !value) {
+		sbuf_printf(dc->err, "option 's2s_static_hosts' must map domains to "
+			    "addresses (\"127.0.0.2:5269\")");
+		return -EINVAL;
+	}
+	if (dc->n_hosts == MAX_STATIC_HOSTS) {
+		sbuf_printf(dc->err, "option 's2s_static_hosts': more than %d domains",
+			    MAX_STATIC_HOSTS);
+		return -EINVAL;
+	}
+	dc->hosts[dc->n_hosts].domain = name;	/* owned by the config */
+	dc->hosts[dc->n_hosts++].addr = value;
+	return 0;
+}
+
+static int add_resolver(void *ctx, const char *item)
+{
+	struct dns_conf *dc = ctx;
+
+	if (dc->n_resolvers == MAX_RESOLVERS) {
+		sbuf_printf(dc->err, "option 'dns_resolver': more than %d addresses",
+			    MAX_RESOLVERS);
+		return -EINVAL;
+	}
+	dc->resolvers[dc->n_resolvers++] = item;	/* owned by the config */
+	return 0;
+}
+
+int server_apply_dns(struct sbuf *err)
+{
+	static struct dns_conf dc;
+	struct dns_options o = { 0 };
+	char ta[PATH_MAX], hosts[PATH_MAX];
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int r = 0;
+
+	memset(&dc, 0, sizeof(dc));
+	dc.err = err;
+	switch (config_kind("*", "s2s_static_hosts", NULL)) {
+	case CONFIG_UNSET:
+		break;
+	case CONFIG_TABLE:
+		r = config_each_pair("*", "s2s_static_hosts", NULL, add_static_host, &dc);
+		break;
+	default:
+		sbuf_printf(err, "option 's2s_static_hosts' must be a table");
+		return -EINVAL;
+	}
+	for (size_t i = 0; r == 0 && i < dc.n_hosts; i++)
+		if (dns_parse_addr(dc.hosts[i].addr, DNS_XMPP_PORT, &ss, &sl) != 0) {
+			sbuf_printf(err, "option 's2s_static_hosts': '%s' must map to an IP "
+				    "address with an optional port (\"127.0.0.2:5269\", "
+				    "\"[::1]:5269\"), not '%s'", dc.hosts[i].domain,
+				    dc.hosts[i].addr);
+			r = -EINVAL;
+		}
+	if (r == 0 && config_kind("*", "dns_resolver", NULL) != CONFIG_UNSET)
+		r = config_each("*", "dns_resolver", add_resolver, &dc);
+	if (r != 0)
+		return r;
+	o.resolvers = dc.resolvers;
+	o.n_resolvers = dc.n_resolvers;
+	if (config_kind("*", "dns_hosts_file", NULL) == CONFIG_BOOLEAN)
+		o.hosts_file = config_bool("*", "dns_hosts_file", true) ? NULL : "";
+	else if ((o.hosts_file = config_string("*", "dns_hosts_file", NULL)) &&
+		 !(o.hosts_file = server_path(o.hosts_file, hosts, sizeof(hosts))))
+		r = -ENAMETOOLONG;
+	if ((o.trust_anchor = config_string("*", "dns_trust_anchor", NULL)) &&
+	    !(o.trust_anchor = server_path(o.trust_anchor, ta, sizeof(ta))))
+		r = -ENAMETOOLONG;
+	if (r != 0) {
+		sbuf_printf(err, "option 'dns_hosts_file' or 'dns_trust_anchor': "
+			    "the path is too long");
+		return r;
+	}
+	o.timeout = (double)config_int("*", "dns_timeout", 10);
+	if ((r = dns_start(conn_loop(), &o, err)) != 0)
+		return r;
+	return dns_set_static_hosts(dc.hosts, dc.n_hosts, err);
+}
+
 /* --- options and pid file ------------------------------------------------------ */
 
 void server_set_options_reader(void (*fn)(void))
@@ -370,8 +472,14 @@ void server_set_options_reader(void (*fn)(void))
 
 void server_read_options(void)
 {
+	struct sbuf err;
+
 	if (options_reader)
 		options_reader();
+	sbuf_init(&err);
+	if (server_apply_dns(&err) != 0)
+		log_error("%s; the DNS settings stay as they were", err.p);
+	sbuf_free(&err);
 }
 
 int server_write_pidfile(void)

@@ -43,7 +43,15 @@ int server_apply_host_auth(struct sbuf *err);
 /* The same checks, changing nothing (a reload tries the new config). */
 int server_check_host_auth(struct sbuf *err);
 
-/* Reading the c2s options again (main.c registers it). */
+/* Name resolution for s2s (core/net/dns.h) from the options
+ * s2s_static_hosts, dns_resolver, dns_hosts_file, dns_trust_anchor and
+ * dns_timeout (docs/ADMIN.md), on conn_loop(). All or nothing: on an error
+ * (said in err) the resolver and static hosts stay as they were. Called
+ * at start-up and by server_read_options() on reload. */
+int server_apply_dns(struct sbuf *err);
+
+/* Reading the c2s options again (main.c registers it); the DNS options
+ * too. */
 void server_set_options_reader(void (*fn)(void));
 void server_read_options(void);
 
