@@ -122,3 +122,68 @@ def closed_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+class FakeAuthoritative:
+    """The authoritative server of `domain` for dialback, as simple as it
+    gets: a plain stream (no TLS: the server under test must have
+    s2s_require_encryption = false) that answers every <db:verify/> with
+    `answer` ("valid" or "invalid")."""
+
+    def __init__(self, domain, answer="valid"):
+        import re
+        self.re = re
+        self.domain, self.answer = domain, answer
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.verified = []
+        self.done = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _serve(self, c):
+        buf = b""
+        c.settimeout(0.2)
+        opened = False
+        while not self.done:
+            try:
+                data = c.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+            if not opened and b"<stream:stream" in buf and b">" in buf.split(b"<stream:stream", 1)[1]:
+                opened = True
+                c.sendall(("<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+                           "xmlns:db='%s' xmlns:stream='http://etherx.jabber.org/"
+                           "streams' id='fake-%d' from='%s' version='1.0'>"
+                           "<stream:features><dialback xmlns='urn:xmpp:features:"
+                           "dialback'/></stream:features>"
+                           % (NS_DB, self.port, self.domain)).encode())
+            for m in self.re.finditer(rb"<db:verify([^>]*)>([^<]*)</db:verify>", buf):
+                attrs = dict(self.re.findall(rb"(\w+)=['\"]([^'\"]*)['\"]", m.group(1)))
+                self.verified.append(attrs.get(b"id", b"").decode())
+                c.sendall(("<db:verify from='%s' to='%s' id='%s' type='%s'/>"
+                           % (self.domain, attrs.get(b"from", b"").decode(),
+                              attrs.get(b"id", b"").decode(), self.answer)).encode())
+            if b"</db:verify>" in buf:
+                buf = buf.rsplit(b"</db:verify>", 1)[1]
+
+    def _run(self):
+        self.sock.settimeout(0.2)
+        while not self.done:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def close(self):
+        self.done = True
+        self.thread.join()
+        self.sock.close()
