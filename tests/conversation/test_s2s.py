@@ -135,3 +135,22 @@ def test_an_unreachable_domain_bounces_once(ctx):
         check(len(silent.conns) >= 1, "silent.example was never connected to")
     finally:
         silent.close()
+
+
+def test_starlingctl_lists_counts_and_closes_s2s_streams(pair):
+    a, b = pair
+    alice = a.login("ops")
+    bob = b.login("ops")
+    alice.send("<message to='%s' type='chat'><body>up</body></message>" % bob.jid)
+    bob.expect("message", child="body", text="up", timeout=15)
+    out = a.ctl("s2s", "list").stdout
+    check("outgoing" in out and "b.example" in out and "authenticated" in out
+          and "dialback" in out, out)
+    status = a.ctl("status").stdout
+    check("s2s streams: " in status and "1 outgoing" in status, status)
+    out = a.ctl("s2s", "close", "b.example").stdout
+    check(out.startswith("1 ") or out.startswith("2 "), out)
+    a.wait_log(r"s2s outgoing a\.example -> b\.example closed")
+    # the next message makes a new stream
+    alice.send("<message to='%s' type='chat'><body>again</body></message>" % bob.jid)
+    bob.expect("message", child="body", text="again", timeout=15)
