@@ -13,6 +13,7 @@
 #include "route.h"
 #include "server.h"
 #include "c2s.h"
+#include "s2s.h"
 #include "store.h"
 #include "tls.h"
 
@@ -28,6 +29,7 @@
 #include <sys/stat.h>
 
 static struct session_config c2s_cfg;
+static struct s2s_config s2s_cfg;
 static ev_signal sigint_w, sigterm_w, sighup_w, sigusr1_w;
 static ev_timer shutdown_timer;
 static ev_timer trim_timer;
@@ -230,6 +232,8 @@ static void read_gc_mode(void)
 	lx_gc_mode(inc);
 }
 
+static void read_s2s_config(void);
+
 static void read_session_config(void)
 {
 	c2s_cfg.require_encryption = config_bool("*", "c2s_require_encryption", true);
@@ -249,13 +253,43 @@ static void read_session_config(void)
 	c2s_cfg.auth_failure_delay = (double)config_int("*", "c2s_auth_failure_delay", 8);
 	read_rate_limit();
 	read_gc_mode();
+	read_s2s_config();
 	if (c2s_cfg.preauth_timeout <= 0)
 		c2s_cfg.preauth_timeout = 60;
 	if (c2s_cfg.idle_timeout <= 0)
 		c2s_cfg.idle_timeout = 900;
 }
 
+/* Server-to-server settings (Prosody's names where it has them):
+ * s2s_timeout closes an idle stream, s2s_connect_timeout bounds making
+ * one (resolve, connect, TLS, dialback) before what waits bounces. */
+static void read_s2s_config(void)
+{
+	struct session_config *in = &s2s_cfg.in;
+	long idle = config_int("*", "s2s_timeout", 900);
+	long connect = config_int("*", "s2s_connect_timeout", 10);
+
+	memset(&s2s_cfg, 0, sizeof(s2s_cfg));
+	in->require_encryption = config_bool("*", "s2s_require_encryption", true);
+	in->idle_timeout = idle > 0 ? (double)idle : 900;
+	s2s_cfg.connect_timeout = connect > 0 ? (double)connect : 10;
+	in->preauth_timeout = s2s_cfg.connect_timeout + 20;
+	in->limits.max_stanza = (size_t)config_int("*", "s2s_stanza_size_limit", 512 * 1024);
+	in->limits.max_depth = (unsigned)config_int("*", "s2s_stanza_depth_limit", 32);
+	in->limits.max_attrs = (unsigned)config_int("*", "s2s_stanza_attribute_limit", 64);
+	in->send_queue_limit = (size_t)config_int("*", "s2s_send_queue_limit", 16 * 1024 * 1024);
+	in->parser_release_after = (double)config_int("*", "s2s_parser_release_after", 60);
+	in->max_unauth_per_ip = (unsigned)config_int("*", "s2s_max_unauthenticated_per_ip", 16);
+	s2s_cfg.out = *in;
+	s2s_cfg.out.preauth_timeout = s2s_cfg.connect_timeout + 5;
+	s2s_cfg.queue_max = (size_t)config_int("*", "s2s_queue_max", 500);
+	if (!s2s_cfg.queue_max)
+		s2s_cfg.queue_max = 1;
+	s2s_configure(&s2s_cfg);
+}
+
 static struct session_listen c2s_listen = { &c2s_role, &c2s_cfg, false };
+static struct session_listen s2s_listen = { &s2s_in_role, &s2s_cfg.in, false };
 static struct session_listen c2s_tls_listen = { &c2s_role, &c2s_cfg, true };
 
 struct listen_ctx {
@@ -275,8 +309,9 @@ static int listen_port(void *ctx, const char *item)
 		lc->failed = 1;
 		return 1;
 	}
-	if (listener_add(lc->iface, port, lc->sl->direct_tls ? "direct TLS"
-			 : "c2s, STARTTLS", session_accept, lc->sl) != 0)
+	if (listener_add(lc->iface, port, lc->sl == &s2s_listen ? "s2s, STARTTLS" :
+			 lc->sl->direct_tls ? "direct TLS" : "c2s, STARTTLS",
+			 session_accept, lc->sl) != 0)
 		lc->failed = 1;
 	return lc->failed;
 }
@@ -297,15 +332,37 @@ static int listen_iface(void *ctx, const char *iface)
 	return lc->failed;
 }
 
+/* s2s_ports (default 5269) on s2s_interfaces (default: interfaces). */
+static int listen_s2s_iface(void *ctx, const char *iface)
+{
+	struct listen_ctx *lc = ctx;
+
+	lc->iface = iface;
+	if (config_kind("*", "s2s_ports", NULL) != CONFIG_UNSET)
+		config_each("*", "s2s_ports", listen_port, lc);
+	else
+		listen_port(lc, "5269");
+	return lc->failed;
+}
+
 static int setup_listeners(void)
 {
 	struct listen_ctx lc = { "c2s_ports", &c2s_listen, NULL, 0 };
+	struct listen_ctx s2s = { "s2s_ports", &s2s_listen, NULL, 0 };
+	const char *ifaces = config_kind("*", "s2s_interfaces", NULL) != CONFIG_UNSET ?
+			     "s2s_interfaces" : "interfaces";
 
 	if (config_kind("*", "interfaces", NULL) != CONFIG_UNSET)
 		config_each("*", "interfaces", listen_iface, &lc);
 	else
 		listen_iface(&lc, "*");
-	return lc.failed ? -1 : 0;
+	if (lc.failed)
+		return -1;
+	if (config_kind("*", ifaces, NULL) != CONFIG_UNSET)
+		config_each("*", ifaces, listen_s2s_iface, &s2s);
+	else
+		listen_s2s_iface(&s2s, "*");
+	return s2s.failed ? -1 : 0;
 }
 
 static void fire_global(const char *event)
@@ -336,6 +393,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	admin_close();
 	fire_global("server-stopping");
 	listener_close_all();
+	s2s_free_all();
 	session_close_all("system-shutdown");
 	pipeline_stop_when_idle();
 	ev_timer_init(&shutdown_timer, on_shutdown_timeout, 3., 0.);
@@ -433,6 +491,7 @@ int main(int argc, char **argv)
 	}
 	load_secret(secret);
 	c2s_global_init(secret);
+	s2s_init(secret);
 	if (setup_hosts() != 0 || setup_listeners() != 0)
 		goto out;
 	if (lx_modules("load_all") != 0)
@@ -454,6 +513,7 @@ out:
 	admin_close();
 	server_remove_pidfile();
 	listener_close_all();
+	s2s_free_all();
 	dns_stop();
 	route_free();
 	config_free();

@@ -38,6 +38,8 @@ void ctl_admin_usage(FILE *f)
 	      "  module load|unload|reload|info NAME [HOST]\n"
 	      "  sessions [HOST]              bound sessions (JID, IP, TLS, since)\n"
 	      "  kick JID [REASON]            close a session, or all of an account's\n"
+	      "  s2s list                     server-to-server streams (direction, domains)\n"
+	      "  s2s close DOMAIN             close every stream to and from DOMAIN\n"
 	      "  user create|password JID [PASSWORD]  (prompted when not given)\n"
 	      "  user delete JID              delete the account, close its sessions\n"
 	      "                               (user works on the data directory when\n"
@@ -447,8 +449,8 @@ static int cmd_user(int argc, char **argv)
 /* --- dispatch -------------------------------------------------------------------- */
 
 static const char *const socket_cmds[] = {
-	"status", "metrics", "reload", "module", "sessions", "kick", "log", "shell",
-	"user",
+	"status", "metrics", "reload", "module", "sessions", "kick", "s2s", "log",
+	"shell", "user",
 	"adduser", "passwd", "deluser",
 };
 

@@ -6,6 +6,7 @@
 #include "lx_config.h"
 #include "route.h"
 #include "server.h"
+#include "s2s.h"
 #include "session.h"
 #include "store.h"
 #include "tls.h"
@@ -59,6 +60,16 @@ static void push_session(lua_State *L, const struct session *s)
 	set_str(L, "bare", s->bare_jid);
 	set_str(L, "host", s->host);
 	set_str(L, "state", session_state(s));
+	set_str(L, "type", s->role->name);
+	if (s2s_is(s)) {
+		char doms[512];
+		set_str(L, "direction", s->flags & SESS_F_OUTGOING ? "outgoing" : "incoming");
+		set_str(L, "peer", s->peer);
+		if (!(s->flags & SESS_F_OUTGOING))
+			set_str(L, "domains", s2s_in_domains(s, doms, sizeof(doms)));
+		lua_pushboolean(L, (s->flags & SESS_F_AUTHED) != 0);
+		lua_setfield(L, -2, "authenticated");
+	}
 	set_num(L, "connected_at", s->connected_at);
 	set_num(L, "idle", now_mono() - s->last_activity);
 	lua_pushboolean(L, (s->flags & SESS_F_DIRECT_TLS) != 0);
@@ -96,11 +107,16 @@ static int l_sessions(lua_State *L)
 /* Counts of the status command: connections, authenticated, bound. */
 static int l_counts(lua_State *L)
 {
-	lua_Integer live = 0, authed = 0, hibernating = 0;
+	lua_Integer live = 0, authed = 0, hibernating = 0, s2s_in = 0, s2s_out = 0;
 
 	for (struct session *s = session_first(); s; s = s->all_next) {
 		if (!is_live(s))
 			continue;
+		if (s2s_is(s)) {
+			s2s_in += !(s->flags & SESS_F_OUTGOING);
+			s2s_out += (s->flags & SESS_F_OUTGOING) != 0;
+			continue;
+		}
 		live++;
 		authed += (s->flags & SESS_F_AUTHED) != 0;
 		hibernating += (s->flags & SESS_F_HIBERNATING) != 0;
@@ -112,6 +128,15 @@ static int l_counts(lua_State *L)
 	set_int(L, "hibernating", hibernating);
 	set_int(L, "listeners", (lua_Integer)listener_count());
 	set_int(L, "hook_errors", (lua_Integer)hook_error_count());
+	set_int(L, "s2s_in", s2s_in);
+	set_int(L, "s2s_out", s2s_out);
+	return 1;
+}
+
+/* s2s_close(domain) -> how many server-to-server streams were closed. */
+static int l_s2s_close(lua_State *L)
+{
+	lua_pushinteger(L, (lua_Integer)s2s_close_domain(luaL_checkstring(L, 1)));
 	return 1;
 }
 
@@ -352,6 +377,7 @@ int luaopen_starling_server(lua_State *L)
 		{ "sessions", l_sessions },
 		{ "counts", l_counts },
 		{ "storage", l_storage },
+		{ "s2s_close", l_s2s_close },
 		{ "hosts", l_hosts },
 		{ "kick", l_kick },
 		{ "close_host", l_close_host },

@@ -121,8 +121,17 @@ static int l_sm_resume(lua_State *L)
 static int l_send(lua_State *L)
 {
 	struct session *s = check_ud(L, 1)->s;
-	struct st_node *n = lx_stanza_check(L, 2, NULL);
+	struct st_doc *doc;
+	struct st_node *n = lx_stanza_check(L, 2, &doc);
 
+	if (s && s->role->routes_sends) {
+		/* a server's stream: the answer goes on our own stream */
+		st_doc_ref(doc);
+		route_stanza(doc, n, NULL);
+		st_doc_unref(doc);
+		lua_pushboolean(L, 1);
+		return 1;
+	}
 	lua_pushboolean(L, s && session_send(s, n) == 0);
 	return 1;
 }
@@ -178,7 +187,7 @@ enum field {
 	F_CLOSED = 1, F_TYPE, F_ID, F_USERNAME, F_HOST, F_RESOURCE, F_FULL_JID,
 	F_BARE_JID, F_IP, F_SECURE, F_TLS_VERSION, F_CONNECTED_AT, F_SM_ID,
 	F_SM_RESUMABLE, F_SM_QUEUED, F_INACTIVE, F_HELD_BYTES, F_HIBERNATING,
-	F_IDLE, F_ANONYMOUS, F_AUTHENTICATED,
+	F_IDLE, F_ANONYMOUS, F_DIRECTION, F_FROM_HOST, F_TO_HOST, F_AUTHENTICATED,
 };
 
 static const char *const field_names[] = {
@@ -191,6 +200,8 @@ static const char *const field_names[] = {
 	[F_SM_QUEUED] = "sm_queued", [F_INACTIVE] = "inactive",
 	[F_HELD_BYTES] = "held_bytes", [F_HIBERNATING] = "hibernating",
 	[F_IDLE] = "idle", [F_ANONYMOUS] = "anonymous",
+	[F_DIRECTION] = "direction", [F_FROM_HOST] = "from_host",
+	[F_TO_HOST] = "to_host",
 	[F_AUTHENTICATED] = "authenticated",
 };
 
@@ -207,7 +218,16 @@ static void push_field(lua_State *L, struct session *s, enum field f)
 	}
 	switch (f) {
 	case F_TYPE:
-		lua_pushliteral(L, "c2s");
+		lua_pushstring(L, s->role->name);
+		break;
+	case F_DIRECTION:	/* as Prosody's s2s sessions */
+		lua_pushstring(L, s->flags & SESS_F_OUTGOING ? "outgoing" : "incoming");
+		break;
+	case F_FROM_HOST:
+		push_opt(L, s->flags & SESS_F_OUTGOING ? s->host : s->peer);
+		break;
+	case F_TO_HOST:
+		push_opt(L, s->flags & SESS_F_OUTGOING ? s->peer : s->host);
 		break;
 	case F_ID:
 		lua_pushstring(L, s->id);

@@ -8,6 +8,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <stdio.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <openssl/err.h>
 
@@ -157,10 +161,26 @@ int conn_start_tls(struct conn *c, SSL_CTX *ctx)
 	return 0;
 }
 
+int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *sni)
+{
+	c->ssl = SSL_new(ctx);
+	if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 ||
+	    (sni && SSL_set_tlsext_host_name(c->ssl, sni) != 1)) {
+		ERR_clear_error();
+		conn_close(c, "TLS setup failed");
+		return -EIO;
+	}
+	SSL_set_connect_state(c->ssl);
+	c->ops = &conn_tls_ops;
+	c->flags |= CONN_F_HANDSHAKE;
+	conn_tls_handshake(c);
+	return 0;
+}
+
 /* --- reading ------------------------------------------------------------ */
 
 #define CONN_F_NOREAD (CONN_F_CLOSING | CONN_F_DEAD | CONN_F_PAUSED | \
-		       CONN_F_THROTTLED | CONN_F_HELD)
+		       CONN_F_THROTTLED | CONN_F_HELD | CONN_F_CONNECTING)
 
 /* Starts or stops the read watcher to match the flags. Input the
  * transport already holds wakes no watcher: it gets an event of its own. */
@@ -379,7 +399,7 @@ int conn_flush(struct conn *c)
 		struct iovec iov[MAX_IOV];
 		int n = 0;
 
-		if (c->flags & (CONN_F_HANDSHAKE | CONN_F_DEAD))
+		if (c->flags & (CONN_F_HANDSHAKE | CONN_F_DEAD | CONN_F_CONNECTING))
 			return -EAGAIN;
 		for (struct wq_chunk *k = c->wq_head; k && n < MAX_IOV && room;
 		     k = k->next) {
@@ -441,10 +461,40 @@ void conn_try_flush(struct conn *c)
 		conn_finalize(c);
 }
 
+/* The TCP handshake of an outgoing connection ended, one way or the
+ * other. */
+static void connect_done(struct conn *c)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+		err = errno;
+	if (err == EINPROGRESS || err == EALREADY)
+		return;
+	c->flags &= ~CONN_F_CONNECTING;
+	if (err) {
+		char reason[64];
+		snprintf(reason, sizeof(reason), "connect: %s", strerror(err));
+		conn_abort(c, reason);
+		return;
+	}
+	ev_io_stop(loop, &c->wio);
+	update_reading(c);
+	if (c->ev->connected)
+		c->ev->connected(c);
+	if (!(c->flags & CONN_F_DEAD) && c->wq_bytes)
+		queue_for_flush(c);
+}
+
 static void on_writable(struct ev_loop *l, ev_io *w, int revents)
 {
 	struct conn *c = container_of(w, struct conn, wio);
 
+	if (c->flags & CONN_F_CONNECTING) {
+		connect_done(c);
+		return;
+	}
 	if (c->flags & CONN_F_HANDSHAKE) {
 		conn_tls_handshake(c);
 		return;
@@ -507,6 +557,41 @@ struct conn *conn_new(int fd, const char *ip, int port,
 	ev_timer_init(&p->close_timer, on_close_timeout, CLOSE_GRACE, 0.);
 	ev_timer_init(&p->throttle_timer, on_throttle_end, 1., 0.);
 	ev_io_start(loop, &c->rio);
+	return c;
+}
+
+struct conn *conn_connect(const struct sockaddr *sa, socklen_t len,
+			  const struct conn_events *ev, void *owner, int *err)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	int port = 0, one = 1;
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct conn *c;
+
+	if (fd < 0) {
+		*err = -errno;
+		return NULL;
+	}
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		port = ntohs(in6->sin6_port);
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, sa, len) != 0 && errno != EINPROGRESS) {
+		*err = -errno;
+		close(fd);
+		return NULL;
+	}
+	c = conn_new(fd, ip, port, ev, owner);
+	/* Nothing to read before the handshake; writable means it ended. */
+	c->flags |= CONN_F_CONNECTING;
+	ev_io_stop(loop, &c->rio);
+	ev_io_start(loop, &c->wio);
 	return c;
 }
 
@@ -574,7 +659,7 @@ void conn_close(struct conn *c, const char *reason)
 	}
 	if (c->flags & CONN_F_DEAD)
 		return;
-	if (!c->wq_bytes || (c->flags & CONN_F_HANDSHAKE)) {
+	if (!c->wq_bytes || (c->flags & (CONN_F_HANDSHAKE | CONN_F_CONNECTING))) {
 		conn_finalize(c);
 		return;
 	}

@@ -25,6 +25,7 @@
 
 #include <ev.h>
 #include <sys/uio.h>
+#include <sys/socket.h>
 #include <openssl/ssl.h>
 
 #include "util.h"
@@ -53,6 +54,9 @@ struct conn_events {
 	void (*closed)(struct conn *c, const char *reason);
 	/* The TLS handshake finished (STARTTLS or direct TLS). */
 	void (*tls_ready)(struct conn *c);
+	/* An outgoing connection (conn_connect) is established; until then
+	 * nothing is read and what is queued waits. May be NULL. */
+	void (*connected)(struct conn *c);
 };
 
 #define CONN_F_CLOSING    0x01	/* no more reads; free after flush */
@@ -64,6 +68,7 @@ struct conn_events {
 #define CONN_F_DEAD       0x40	/* closed callback done, free pending */
 #define CONN_F_THROTTLED  0x80	/* over the read rate, waiting for tokens */
 #define CONN_F_HELD       0x100	/* the owner paused reading */
+#define CONN_F_CONNECTING 0x200	/* outgoing, TCP handshake under way */
 
 struct wq_chunk;
 
@@ -101,6 +106,12 @@ struct ev_loop *conn_loop(void);
 struct conn *conn_new(int fd, const char *ip, int port,
 		      const struct conn_events *ev, void *owner);
 
+/* An outgoing connection to sa (non-blocking connect): ev->connected
+ * when it is up, ev->closed when it fails ("connection refused", ...).
+ * NULL with -errno in *err when no socket could even be made. */
+struct conn *conn_connect(const struct sockaddr *sa, socklen_t len,
+			  const struct conn_events *ev, void *owner, int *err);
+
 /* Queues bytes for the peer. Returns -ENOBUFS (and closes) when the
  * queue would exceed wq_limit. */
 int conn_send(struct conn *c, const void *data, size_t len);
@@ -119,6 +130,11 @@ size_t conn_discard_unreleased(struct conn *c);
 /* Starts server-side TLS on c with ctx (direct TLS, or after STARTTLS's
  * <proceed/> has been flushed). */
 int conn_start_tls(struct conn *c, SSL_CTX *ctx);
+
+/* Starts client-side TLS on c with ctx, naming sni (the server's name,
+ * RFC 6066) in the handshake; c's queue must be empty (after the peer's
+ * <proceed/>). */
+int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *sni);
 
 /* Limits reading to rate bytes per second with a bucket of burst bytes
  * (a token bucket); rate 0 removes the limit. */

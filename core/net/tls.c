@@ -170,8 +170,40 @@ SSL_CTX *tls_ctx_for(const char *host)
 	return ctx ? ctx : default_ctx;
 }
 
+static SSL_CTX *client_ctx;
+
+SSL_CTX *tls_client_ctx(void)
+{
+	if (client_ctx)
+		return client_ctx;
+	client_ctx = SSL_CTX_new(TLS_client_method());
+	if (!client_ctx) {
+		log_ssl_error("cannot create a TLS context for", "outgoing connections");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(client_ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(client_ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_mode(client_ctx, SSL_MODE_RELEASE_BUFFERS |
+				     SSL_MODE_ENABLE_PARTIAL_WRITE |
+				     SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_verify(client_ctx, SSL_VERIFY_NONE, NULL);
+	if (SSL_CTX_set_default_verify_paths(client_ctx) != 1)
+		ERR_clear_error();
+	return client_ctx;
+}
+
+bool tls_peer_verified(SSL *ssl)
+{
+	X509 *cert = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+
+	return cert && SSL_get_verify_result(ssl) == X509_V_OK;
+}
+
 void tls_free_all(void)
 {
+	if (client_ctx)		/* connections keep their own reference */
+		SSL_CTX_free(client_ctx);
+	client_ctx = NULL;
 	for (size_t i = 0; i < n_ctx; i++)
 		SSL_CTX_free(all_ctx[i]);
 	free(all_ctx);

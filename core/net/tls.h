@@ -21,6 +21,13 @@ void tls_register(const char *host, SSL_CTX *ctx);
 SSL_CTX *tls_default_ctx(void);
 SSL_CTX *tls_ctx_for(const char *host);	/* or the default */
 void tls_free_all(void);
+/* The context of outgoing connections (server-to-server): TLS 1.2+, the
+ * system's trust store; the peer's certificate is checked by the caller
+ * (tls_peer_verified), never by the handshake, so dialback still works
+ * with a self-signed peer. Made on first use; NULL on failure. */
+SSL_CTX *tls_client_ctx(void);
+/* Whether the peer presented a certificate that chains to a trusted CA. */
+bool tls_peer_verified(SSL *ssl);
 
 /* Channel binding data (RFC 9266 tls-exporter: TLS 1.3 only here;
  * RFC 5929 tls-server-end-point and tls-unique, see tls.c): 0, or

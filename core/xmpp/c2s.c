@@ -611,6 +611,7 @@ const struct session_role c2s_role = {
 	.name = "c2s",
 	.ns = NS_CLIENT,
 	.host_type = HOST_LOCAL,
+	.features_event = true,
 	.features = c2s_features,
 	.element = c2s_element,
 	.sending = c2s_sending,

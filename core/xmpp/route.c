@@ -2,6 +2,7 @@
 #include "route.h"
 #include "jid.h"
 #include "log.h"
+#include "s2s.h"
 #include "session.h"
 
 #include <errno.h>
@@ -313,6 +314,28 @@ static int address(struct st_node *node, struct st_doc *doc,
 	return 0;
 }
 
+/* A stanza for a domain that is not ours (its 'to' is normalized). */
+static void route_remote(struct st_doc *doc, struct st_node *node,
+			 struct session *origin)
+{
+	const char *from = st_attr_get(node, "from");
+	struct jid jf, jt;
+	struct host *h;
+
+	if (!from || jid_parse(from, &jf) != 0 || !(h = route_host(jf.domain)) ||
+	    h->type == HOST_GLOBAL) {
+		log_debug("not relaying a stanza from %s to %s", from ? from : "(none)",
+			  st_attr_get(node, "to"));
+		return;
+	}
+	if (jid_parse(st_attr_get(node, "to"), &jt) != 0)
+		return;
+	struct event ev = { .origin = origin, .doc = doc, .stanza = node };
+	if (route_fire(h, "route/remote", &ev))
+		return;
+	s2s_route(doc, node, jf.domain, jt.domain);
+}
+
 void route_stanza(struct st_doc *doc, struct st_node *node,
 		  struct session *origin)
 {
@@ -324,11 +347,42 @@ void route_stanza(struct st_doc *doc, struct st_node *node,
 		return;
 	}
 	if (!h || h->type == HOST_GLOBAL) {
-		route_bounce(node, "cancel", "remote-server-not-found", NULL);
+		route_remote(doc, node, origin);
 		return;
 	}
 	struct event ev = { .origin = origin, .doc = doc, .stanza = node };
 	deliver_local(h, &ev, totype);
+}
+
+static bool iq_ok(const struct st_node *node)
+{
+	const char *type = st_attr_get(node, "type");
+
+	return node->name[0] != 'i' || (st_attr_get(node, "id") && type &&
+		(!strcmp(type, "get") || !strcmp(type, "set") ||
+		 !strcmp(type, "result") || !strcmp(type, "error")));
+}
+
+void route_from_server(struct session *s, struct st_doc *doc)
+{
+	struct st_node *node = doc->root;
+	const char *totype;
+	struct host *h = NULL;
+
+	if (!iq_ok(node)) {
+		route_bounce(node, "modify", "bad-request", "an iq needs an id and a type");
+		goto out;
+	}
+	if (address(node, doc, s, &totype, &h) != 0) {
+		route_bounce(node, "modify", "jid-malformed", NULL);
+		goto out;
+	}
+	if (!h || h->type == HOST_GLOBAL)
+		goto out;	/* s2s_in.c let only our hosts through */
+	struct event ev = { .origin = s, .doc = doc, .stanza = node };
+	deliver_local(h, &ev, totype);
+out:
+	st_doc_unref(doc);
 }
 
 void route_from_client(struct session *s, struct st_doc *doc)
@@ -370,7 +424,7 @@ void route_from_client(struct session *s, struct st_doc *doc)
 	}
 	if (!h || h->type == HOST_GLOBAL) {
 		event_release(&ev);
-		route_bounce(node, "cancel", "remote-server-not-found", NULL);
+		route_remote(doc, node, s);
 	} else {
 		deliver_local(h, &ev, totype);
 	}

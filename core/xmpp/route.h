@@ -12,6 +12,10 @@
  *            bare domain, 'to' rewritten), or "self" (a client's stanza
  *            without 'to'; for iq also 'to' its own bare JID). Event
  *            names are "<kind>/<totype>", see docs/ARCHITECTURE.md.
+ * remote:    a 'to' outside our hosts: "route/remote" fires on the
+ *            sender's host (a handler may take or veto the stanza), then
+ *            the stanza goes to the server-to-server link (s2s.h). Only
+ *            stanzas from one of our domains leave: we relay nothing.
  */
 #ifndef STARLING_ROUTE_H
 #define STARLING_ROUTE_H
@@ -62,6 +66,9 @@ size_t route_count_bare(const char *bare_jid);
 /* A stanza from a bound client: validates and stamps 'from', fires the
  * pre- and delivery events. Takes ownership of doc. */
 void route_from_client(struct session *s, struct st_doc *doc);
+/* A stanza from an authenticated server stream (s2s_in.c checked its
+ * addresses): fires the delivery events. Takes ownership of doc. */
+void route_from_server(struct session *s, struct st_doc *doc);
 /* Routes a stanza (a module's, or a reply) to its 'to'. origin may be
  * NULL. Does not take ownership (the caller keeps its reference). */
 void route_stanza(struct st_doc *doc, struct st_node *node,

@@ -24,11 +24,13 @@ static struct sbuf out_buf;		/* serialization scratch, reused */
 static void on_data(struct conn *c, const char *buf, size_t len);
 static void on_closed(struct conn *c, const char *reason);
 static void on_tls_ready(struct conn *c);
+static void on_connected(struct conn *c);
 
 static const struct conn_events session_conn_events = {
 	.data = on_data,
 	.closed = on_closed,
 	.tls_ready = on_tls_ready,
+	.connected = on_connected,
 };
 
 size_t session_count(void)
@@ -77,7 +79,8 @@ static void fire_features(struct session *s, struct st_doc *d,
 
 const char *session_src(const struct session *s)
 {
-	return s->full_jid ? s->full_jid : s->conn ? s->conn->ip : s->id;
+	return s->full_jid ? s->full_jid : s->peer ? s->peer :
+	       s->conn ? s->conn->ip : s->id;
 }
 
 void session_send_raw(struct session *s, const char *data, size_t len)
@@ -132,8 +135,10 @@ int session_send(struct session *s, const struct st_node *node)
 		if (!can_send(s))
 			return -EPIPE;	/* what the filter flushed ended it */
 	}
+	/* Trees hold stanzas in jabber:client whatever stream they came
+	 * from; written without xmlns they take the stream's namespace. */
 	sbuf_reset(&out_buf);
-	st_serialize(node, s->role->ns, &out_buf);
+	st_serialize(node, NS_CLIENT, &out_buf);
 	return send_stanza_bytes(s, out_buf.p, out_buf.len);
 }
 
@@ -181,24 +186,38 @@ int session_send_nonza(struct session *s, const struct st_node *node)
 	if (s->flags & (SESS_F_CLOSING | SESS_F_DEAD) || !s->conn)
 		return -EPIPE;
 	sbuf_reset(&out_buf);
-	st_serialize(node, s->role->ns, &out_buf);
+	st_serialize(node, NS_CLIENT, &out_buf);
 	return conn_send(s->conn, out_buf.p, out_buf.len);
 }
 
 static void send_header(struct session *s)
 {
+	bool out = s->flags & SESS_F_OUTGOING;
 	struct sbuf b;
 
-	random_id(s->id, 16);
 	sbuf_init(&b);
 	sbuf_adds(&b, "<?xml version='1.0'?><stream:stream xmlns='");
 	sbuf_adds(&b, s->role->ns);
-	sbuf_adds(&b, "' xmlns:stream='http://etherx.jabber.org/streams' id='");
-	sbuf_adds(&b, s->id);
-	sbuf_adds(&b, "' version='1.0' xml:lang='en'");
+	sbuf_adds(&b, "' xmlns:stream='http://etherx.jabber.org/streams'");
+	if (s->role->header_attrs) {
+		sbuf_addc(&b, ' ');
+		sbuf_adds(&b, s->role->header_attrs);
+	}
+	if (!out) {	/* the initiating entity's header has no id */
+		random_id(s->id, 16);
+		sbuf_adds(&b, " id='");
+		sbuf_adds(&b, s->id);
+		sbuf_addc(&b, '\'');
+	}
+	sbuf_adds(&b, " version='1.0' xml:lang='en'");
 	if (s->host) {
 		sbuf_adds(&b, " from='");
 		xml_escape(&b, s->host, strlen(s->host));
+		sbuf_addc(&b, '\'');
+	}
+	if (s->peer) {
+		sbuf_adds(&b, " to='");
+		xml_escape(&b, s->peer, strlen(s->peer));
 		sbuf_addc(&b, '\'');
 	}
 	sbuf_addc(&b, '>');
@@ -331,7 +350,8 @@ static void send_features(struct session *s)
 	/* Before TLS where it is required, STARTTLS is all there is. */
 	if ((s->flags & (SESS_F_AUTHED | SESS_F_TLS)) || !s->cfg->require_encryption) {
 		s->role->features(s, d, f);
-		fire_features(s, d, f);		/* e.g. register, csi, sm */
+		if (s->role->features_event)
+			fire_features(s, d, f);	/* e.g. register, csi, sm */
 	}
 	sbuf_reset(&out_buf);
 	sbuf_adds(&out_buf, "<stream:features>");
@@ -348,6 +368,8 @@ static void handle_header(struct session *s, const struct st_node *hdr)
 	const char *version = st_attr_get(hdr, "version");
 	char host[JID_PART_MAX];
 
+	if (s->role->header && s->role->header(s, hdr))
+		return;
 	if (!to || jid_nameprep(to, host) != 0 || !route_host(host) ||
 	    route_host(host)->type != s->role->host_type) {
 		session_close(s, "host-unknown", NULL);
@@ -395,6 +417,23 @@ static void on_tls_ready(struct conn *c)
 	s->flags &= ~SESS_F_STARTTLS;
 	log_debug("%s:%d: %s %s", c->ip, c->port, tls_version(c->ssl),
 		  tls_cipher(c->ssl));
+	if (s->role->tls_ready)
+		s->role->tls_ready(s);
+}
+
+static void on_connected(struct conn *c)
+{
+	struct session *s = c->owner;
+
+	log_debug("%s:%d: connected (%s, for %s)", c->ip, c->port,
+		  s->role->name, s->peer);
+	if (s->role->connected)
+		s->role->connected(s);
+}
+
+void session_open_stream(struct session *s)
+{
+	send_header(s);
 }
 
 /* A top-level element: STARTTLS before authentication is every role's,
@@ -530,7 +569,10 @@ static void on_data(struct conn *c, const char *buf, size_t len)
 			s->flags &= ~SESS_F_OPENED;
 			xs_reset(s->xs);
 			conn_flush(s->conn);
-			conn_start_tls(s->conn, tls_default_ctx());
+			if (s->flags & SESS_F_OUTGOING)
+				conn_start_tls_client(s->conn, tls_client_ctx(), s->peer);
+			else
+				conn_start_tls(s->conn, tls_ctx_for(s->host));
 			return;
 		}
 		if (s->flags & SESS_F_RESTART) {
@@ -562,21 +604,17 @@ static void on_closed(struct conn *c, const char *reason)
 	}
 }
 
-void session_accept(int fd, const char *ip, int port, void *listen)
+static struct session *session_new(const struct session_role *role,
+				   const struct session_config *cfg)
 {
-	const struct session_listen *sl = listen;
-	const struct session_config *cfg = sl->cfg;
-	bool direct_tls = sl->direct_tls;
 	struct session *s = xcalloc(1, sizeof(*s));
 
-	s->role = sl->role;
+	s->role = role;
 	s->cfg = cfg;
 	random_id(s->id, 16);
 	s->connected_at = now_wall();
 	s->last_activity = now_mono();
 	s->xs = xs_new(&cfg->limits);
-	s->conn = conn_new(fd, ip, port, &session_conn_events, s);
-	s->conn->wq_limit = cfg->send_queue_limit;
 	s->all_next = all_sessions;
 	if (all_sessions)
 		all_sessions->all_prev = s;
@@ -584,10 +622,46 @@ void session_accept(int fd, const char *ip, int port, void *listen)
 	n_sessions++;
 	ev_timer_init(&s->timer, on_timer, cfg->preauth_timeout, 0.);
 	ev_timer_start(conn_loop(), &s->timer);
-	log_debug("%s:%d: connected%s", ip, port, direct_tls ? " (direct TLS)" : "");
+	ev_timer_init(&s->quiet_timer, on_quiet, 0., 0.);
+	return s;
+}
+
+struct session *session_new_outgoing(const struct session_role *role,
+				     const struct session_config *cfg,
+				     const char *host, const char *peer)
+{
+	struct session *s = session_new(role, cfg);
+
+	s->flags |= SESS_F_OUTGOING;
+	s->host = xstrdup(host);
+	s->peer = xstrdup(peer);
+	return s;
+}
+
+int session_connect(struct session *s, const struct sockaddr *sa, socklen_t len)
+{
+	int err = 0;
+
+	s->conn = conn_connect(sa, len, &session_conn_events, s, &err);
+	if (!s->conn)
+		return err;
+	s->conn->wq_limit = s->cfg->send_queue_limit;
+	return 0;
+}
+
+void session_accept(int fd, const char *ip, int port, void *listen)
+{
+	const struct session_listen *sl = listen;
+	const struct session_config *cfg = sl->cfg;
+	bool direct_tls = sl->direct_tls;
+	struct session *s = session_new(sl->role, cfg);
+
+	s->conn = conn_new(fd, ip, port, &session_conn_events, s);
+	s->conn->wq_limit = cfg->send_queue_limit;
+	log_debug("%s:%d: connected (%s)%s", ip, port, sl->role->name,
+		  direct_tls ? " (direct TLS)" : "");
 	if (cfg->rate)
 		conn_set_rate(s->conn, cfg->rate, cfg->burst);
-	ev_timer_init(&s->quiet_timer, on_quiet, 0., 0.);
 	if (!ipstate_unauth_add(ip, cfg->max_unauth_per_ip)) {
 		log_info("%s:%d: too many unauthenticated connections", ip, port);
 		session_close(s, "policy-violation",
@@ -622,6 +696,7 @@ size_t session_free_dead(void)
 		free(s->xs_context);
 		sasl_free(s->sasl);
 		free(s->host);
+		free(s->peer);
 		free(s->username);
 		free(s->resource);
 		free(s->bare_jid);

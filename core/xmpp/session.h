@@ -40,6 +40,7 @@ struct sm_state;
 #define SESS_F_HIBERNATING 0x0400	/* XEP-0198: no connection, still bound */
 #define SESS_F_INACTIVE   0x0800	/* XEP-0352: the client said inactive */
 #define SESS_F_ANONYMOUS  0x1000	/* SASL ANONYMOUS: a temporary account */
+#define SESS_F_OUTGOING   0x2000	/* we opened it (server-to-server) */
 
 /* Outgoing filters: every stanza session_send() gets passes through the
  * session's filters, in the order they were added, before it is
@@ -63,9 +64,27 @@ struct session_filter {
 };
 
 struct session_role {
-	const char *name;		/* "c2s" */
+	const char *name;		/* "c2s", "s2sin", "s2sout" */
 	const char *ns;			/* "jabber:client" */
 	enum host_type host_type;	/* what the header's 'to' must be */
+	/* More namespace declarations of our stream header (s2s: "xmlns:db"),
+	 * written as they are; may be NULL. */
+	const char *header_attrs;
+	/* Whether "stream-features" fires for this role (client features:
+	 * registration, CSI, stream management). */
+	bool features_event;
+	/* Whether a stanza a handler sends to such a session goes through the
+	 * router instead (a server's inbound stream carries nothing back: the
+	 * answer travels on our own stream to that server). */
+	bool routes_sends;
+	/* The peer's stream header arrived: true when the role took care of
+	 * it (an outgoing stream), false for the checks of an incoming one.
+	 * May be NULL. */
+	bool (*header)(struct session *s, const struct st_node *hdr);
+	/* An outgoing connection is up / a TLS handshake finished. May be
+	 * NULL. */
+	void (*connected)(struct session *s);
+	void (*tls_ready)(struct session *s);
 	/* Adds the role's stream features (after STARTTLS, before the
 	 * "stream-features" event's handlers). */
 	void (*features)(struct session *s, struct st_doc *d, struct st_node *f);
@@ -117,6 +136,8 @@ struct session {
 	unsigned flags;
 	char id[20];
 	char *host;			/* the stream's 'to', a local host */
+	char *peer;			/* s2s: the other server's domain */
+	void *role_data;		/* the role's own state (s2s) */
 	char *username;
 	char *resource;
 	char *bare_jid;
@@ -144,6 +165,16 @@ struct session {
 /* Takes ownership of fd: a new connection on a listener whose context is
  * a struct session_listen. */
 void session_accept(int fd, const char *ip, int port, void *listen);
+/* An outgoing stream of role from our host to the peer domain, without
+ * a connection yet (SESS_F_OUTGOING). */
+struct session *session_new_outgoing(const struct session_role *role,
+				     const struct session_config *cfg,
+				     const char *host, const char *peer);
+/* Connects s to sa; the role hears connected(), or the session ends with
+ * the reason. 0, or -errno (s is unchanged: the caller ends it). */
+int session_connect(struct session *s, const struct sockaddr *sa, socklen_t len);
+/* Sends our stream header (again, after TLS or a restart). */
+void session_open_stream(struct session *s);
 /* Serializes node to the client, through the session's filters (no-op
  * once closing). 0 or -EPIPE. */
 int session_send(struct session *s, const struct st_node *node);

@@ -178,6 +178,7 @@ local function cmd_status()
 		format("authenticated: %d", c.authenticated),
 		format("sessions: %d", c.bound),
 		format("hibernating: %d", c.hibernating),
+		format("s2s streams: %d incoming, %d outgoing", c.s2s_in, c.s2s_out),
 		format("listeners: %d", c.listeners),
 		"memory: " .. (rss and mib(rss) .. " resident" or "unknown"),
 		"lua memory: " .. mib(collectgarbage("count") * 1024),
@@ -535,6 +536,36 @@ local function cmd_sessions(args)
 	return true, lines
 end
 
+-- s2s list | s2s close DOMAIN: the server-to-server streams.
+local function cmd_s2s(args)
+	if args[1] == "close" and args[2] and #args == 2 then
+		local n = server.s2s_close(args[2])
+		return true, { format("%d stream%s to or from %s closed", n, n == 1 and "" or "s", args[2]) }
+	end
+	if (args[1] and args[1] ~= "list") or #args > 1 then
+		return false, { "usage: s2s list | s2s close DOMAIN" }
+	end
+	local rows = { { "DIRECTION", "LOCAL", "REMOTE", "STATE", "AUTH", "IP", "TLS", "SINCE" } }
+	local n = 0
+	for _, s in ipairs(server.sessions()) do
+		if s.direction then
+			n = n + 1
+			rows[#rows + 1] = {
+				s.direction, s.host or "-",
+				(s.domains and s.domains ~= "" and s.domains) or s.peer or "-",
+				s.authenticated and "authenticated" or "negotiating",
+				s.authenticated and "dialback" or "-",
+				s.ip and format("%s:%d", s.ip, s.port) or "-",
+				s.tls_version or "none",
+				os_date("!%Y-%m-%dT%H:%M:%SZ", floor(s.connected_at)),
+			}
+		end
+	end
+	local lines = columns(rows)
+	lines[#lines + 1] = format("%d s2s streams", n)
+	return true, lines
+end
+
 local function cmd_kick(args)
 	local target = args[1] and jid_util.prep(args[1])
 	if not target then
@@ -767,6 +798,8 @@ local help = {
 	"module load|unload|reload|info NAME [HOST]",
 	"sessions [HOST]                 bound sessions: JID, IP, TLS, cipher, since",
 	"kick JID [REASON]               close a session (full JID) or all of an account's",
+	"s2s list                        server-to-server streams: direction, domains, auth",
+	"s2s close DOMAIN                close every stream to and from DOMAIN",
 	"user create|password JID PASSWORD",
 	"user delete JID                 (closes the account's sessions)",
 	"log reopen                      open the log file again (after rotation)",
@@ -775,7 +808,7 @@ local help = {
 
 local commands = {
 	status = cmd_status, metrics = cmd_metrics, reload = cmd_reload, module = cmd_module,
-	sessions = cmd_sessions, kick = cmd_kick, user = cmd_user, log = cmd_log,
+	sessions = cmd_sessions, kick = cmd_kick, s2s = cmd_s2s, user = cmd_user, log = cmd_log,
 	help = function() return true, help end,
 }
 

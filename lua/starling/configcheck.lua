@@ -37,6 +37,12 @@ M.core_options = {
 	"archive_index_delay", "lua_gc_mode",
 	"admin_socket", "component_module",
 	"authentication", "insecure_authentication_on_purpose",
+	-- server-to-server streams (core/main.c, core/xmpp/s2s*.c)
+	"s2s_ports", "s2s_interfaces", "s2s_require_encryption", "s2s_timeout",
+	"s2s_connect_timeout", "s2s_stanza_size_limit", "s2s_stanza_depth_limit",
+	"s2s_stanza_attribute_limit", "s2s_send_queue_limit",
+	"s2s_parser_release_after", "s2s_max_unauthenticated_per_ip",
+	"s2s_queue_max",
 }
 
 local log_levels = { debug = true, info = true, warn = true, warning = true, error = true }

@@ -211,7 +211,7 @@ def test_shell_evaluates_lua_in_the_server(server):
               "return x + 1\n")
     proc = server.ctl("shell", input=script, check=False)
     print(proc.stdout, proc.stderr)
-    check("line\t20\nline\t40\n2\n" in proc.stdout, proc.stdout)
+    check("line\t20\nline\t40\n3\n" in proc.stdout, proc.stdout)   # c2s, direct TLS, s2s
     check("21" in proc.stdout.splitlines()[-1], proc.stdout)
     check("shell-test-boom" in proc.stderr, proc.stderr)
     check(proc.returncode == 1, "an error in piped input must fail the run")

@@ -10,6 +10,7 @@ initial presence (im_login), and sees presence stanzas in expect()."""
 import re
 import time
 
+import peers
 from harness import check, fixture, sync, time_limit
 from im import (DELAY, befriend, expect_presence, expect_push, expect_result,
                 im_login, presence, roster_get, roster_set)
@@ -18,7 +19,9 @@ from xmpp import ABSENT, ExpectError, find, new_id, timeout_value
 
 @fixture
 def server(scope):
-    return scope.server()
+    # the remote domain is pinned where nothing listens: no DNS involved
+    return scope.server(options={"s2s_static_hosts": {
+        "example.net": "127.0.0.1:%d" % peers.closed_port()}})
 
 
 def pair(server, a="alice", b="bob"):

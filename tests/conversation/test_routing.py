@@ -7,13 +7,16 @@ from the same sender to that resource's full JID must be the next message
 it sees, since one session's stanzas are routed in order.
 """
 
+import peers
 from harness import check, exchange, fixture, sync
 from xmpp import NS, esc, find, new_id, stanza_error, to_xml
 
 
 @fixture
 def server(scope):
-    return scope.server()
+    # the remote domain is pinned where nothing listens: no DNS involved
+    return scope.server(options={"s2s_static_hosts": {
+        "remote.invalid": "127.0.0.1:%d" % peers.closed_port()}})
 
 
 def chat(sender, to, body, mid=None):

@@ -153,6 +153,8 @@ class Server:
         self.dir = None
         self.exit_code = None
         self.accounts = {}
+        # Chosen now, so that a peer's config can name it before start().
+        self.s2s_port = free_port()
 
     # -- paths and config
 
@@ -176,6 +178,7 @@ class Server:
             "interfaces": ["127.0.0.1"],
             "c2s_ports": [self.port],
             "c2s_direct_tls_ports": [self.tls_port],
+            "s2s_ports": [self.s2s_port],
             "data_path": self.data_dir,
             "log": {"level": "debug"},
             "plugin_paths": [self.plugin_dir],
@@ -209,8 +212,10 @@ class Server:
         self.config_path = os.path.join(self.dir, "starling.cfg")
         for attempt in range(3):
             self.port, self.tls_port = free_port(), free_port()
-            while self.tls_port == self.port:
+            while self.tls_port in (self.port, self.s2s_port):
                 self.tls_port = free_port()
+            while self.port == self.s2s_port:
+                self.port = free_port()
             with open(self.config_path, "w") as f:
                 f.write(self.config_text())
             if self._launch(timeout):
@@ -233,6 +238,8 @@ class Server:
             log.close()
         deadline = time.monotonic() + xmpp.timeout_value(timeout)
         waiting = [self.port, self.tls_port]
+        if "s2s_ports" not in self.options:
+            waiting.append(self.s2s_port)
         while waiting and time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self.exit_code = self.proc.returncode
