@@ -345,6 +345,19 @@ static int listen_s2s_iface(void *ctx, const char *iface)
 	return lc->failed;
 }
 
+static int is_s2s(void *ctx, const char *item)
+{
+	return strcmp(item, "s2s") == 0;
+}
+
+/* Federation is on unless the global modules_disabled names "s2s" (as
+ * Prosody's does): then nothing listens for servers and a stanza to a
+ * remote domain bounces with remote-server-not-found. */
+static bool federating(void)
+{
+	return config_each("*", "modules_disabled", is_s2s, NULL) == 0;
+}
+
 static int setup_listeners(void)
 {
 	struct listen_ctx lc = { "c2s_ports", &c2s_listen, NULL, 0 };
@@ -358,6 +371,8 @@ static int setup_listeners(void)
 		listen_iface(&lc, "*");
 	if (lc.failed)
 		return -1;
+	if (!federating())
+		return 0;
 	if (config_kind("*", ifaces, NULL) != CONFIG_UNSET)
 		config_each("*", ifaces, listen_s2s_iface, &s2s);
 	else
@@ -491,7 +506,10 @@ int main(int argc, char **argv)
 	}
 	load_secret(secret);
 	c2s_global_init(secret);
-	s2s_init(secret);
+	if (federating())
+		s2s_init(secret);
+	else
+		log_info("federation is off (modules_disabled has \"s2s\")");
 	if (setup_hosts() != 0 || setup_listeners() != 0)
 		goto out;
 	if (lx_modules("load_all") != 0)

@@ -600,6 +600,7 @@ int store_open(const char *dir, size_t map_max)
 	sbuf_free(&path);
 	lmdb.map_max = map_max ? map_max : STORE_MAP_DEFAULT_MAX;
 	lmdb.reserved = 0;
+	lmdb_health_reset();
 	rc = mdb_env_create(&lmdb.env);
 	if (rc == 0)
 		rc = mdb_env_set_maxdbs(lmdb.env, STORE_MAXDBS);

@@ -44,6 +44,12 @@ unsigned long store_writes(void)
 	return writes;
 }
 
+void lmdb_health_reset(void)
+{
+	memset(&health, 0, sizeof(health));
+	n_lost = 0;
+}
+
 void lmdb_health_wrote(void)
 {
 	writes++;

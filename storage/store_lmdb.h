@@ -77,6 +77,8 @@ int lmdb_map_grow(size_t need);
 
 /* The number of the batch open now (store_batch_no). */
 extern unsigned long lmdb_batch_no;
+/* A new environment: healthy, nothing lost. */
+void lmdb_health_reset(void);
 /* A write was taken (store_writes counts them). */
 void lmdb_health_wrote(void);
 bool lmdb_health_failing(void);

@@ -9,9 +9,17 @@ static struct s2s_config config = {
 	.connect_timeout = 10,
 };
 
+static bool federating;
+
 void s2s_init(const unsigned char secret[32])
 {
 	dialback_init(secret);
+	federating = true;
+}
+
+bool s2s_enabled(void)
+{
+	return federating;
 }
 
 void s2s_configure(const struct s2s_config *cfg)

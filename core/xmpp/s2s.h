@@ -40,6 +40,8 @@ struct s2s_config {
 /* The server's secret (dialback keys derive from it) and the settings;
  * s2s_configure again on reload (streams keep the settings they have). */
 void s2s_init(const unsigned char secret[32]);
+/* Whether s2s_init ran: federation is on (else remote stanzas bounce). */
+bool s2s_enabled(void);
 void s2s_configure(const struct s2s_config *cfg);
 const struct s2s_config *s2s_config(void);
 /* Ends every link (shutdown): queued stanzas bounce. */

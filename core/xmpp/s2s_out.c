@@ -348,7 +348,7 @@ void s2s_out_verify(const char *local, const char *remote, const char *id,
 void s2s_route(struct st_doc *doc, struct st_node *node, const char *from,
 	       const char *to)
 {
-	struct link *l = link_get(from, to, !stopping);
+	struct link *l = s2s_enabled() ? link_get(from, to, !stopping) : NULL;
 
 	if (!l) {
 		route_bounce(node, "cancel", "remote-server-not-found", NULL);

@@ -43,6 +43,9 @@ M.core_options = {
 	"s2s_stanza_attribute_limit", "s2s_send_queue_limit",
 	"s2s_parser_release_after", "s2s_max_unauthenticated_per_ip",
 	"s2s_queue_max",
+	-- name resolution for federation (core/net/dns.c, core/server.c)
+	"s2s_static_hosts", "dns_resolver", "dns_hosts_file", "dns_trust_anchor",
+	"dns_timeout",
 }
 
 local log_levels = { debug = true, info = true, warn = true, warning = true, error = true }

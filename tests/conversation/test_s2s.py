@@ -137,6 +137,24 @@ def test_an_unreachable_domain_bounces_once(ctx):
         silent.close()
 
 
+def test_federation_off_bounces_at_once_and_listens_for_no_server(ctx):
+    import socket
+    srv = ctx.server(hosts=("c.example",), options={
+        "modules_disabled": ["s2s"],
+        "s2s_static_hosts": {"d.example": "127.0.0.1:%d" % peers.closed_port()}})
+    alice = srv.login("alone")
+    alice.send("<message to='x@d.example' id='o1'><body>1</body></message>")
+    alice.expect_error("message", "remote-server-not-found", type="cancel",
+                       attrs={"id": "o1", "from": "x@d.example"})
+    try:
+        socket.create_connection(("127.0.0.1", srv.s2s_port), 2).close()
+        listening = True
+    except OSError:
+        listening = False
+    check(not listening, "the s2s port listens with federation off")
+    check("federation is off" in srv.log_text(), "the log does not say federation is off")
+
+
 def test_starlingctl_lists_counts_and_closes_s2s_streams(pair):
     a, b = pair
     alice = a.login("ops")

@@ -428,9 +428,15 @@ static void test_full(void)
 	CHECK(has(STORE_KIND_KEYVAL, "h", "u", "first", NULL, "kept"));
 	CHECK(store_commit() == 0);
 	CHECK(has(STORE_KIND_KEYVAL, "h", "u", "first", NULL, "kept"));
-	/* freeing space makes room again */
+	/* writes are refused at once while the store is full */
+	CHECK(store_health()->err == -ENOSPC);
+	CHECK(put_str(STORE_KIND_KEYVAL, "h", "u", "refused", NULL, "no") == -ENOSPC);
+	CHECK(store_probe() == -ENOSPC);
+	/* freeing space makes room again, once a probe write succeeds */
 	CHECK(store_purge_user("h", "u") == 0);
 	CHECK(store_commit() == 0);
+	CHECK(store_probe() == 0);
+	CHECK(store_health()->err == 0);
 	CHECK(put_str(STORE_KIND_KEYVAL, "h", "u", "again", NULL, "yes") == 0);
 	CHECK(store_commit() == 0);
 	CHECK(has(STORE_KIND_KEYVAL, "h", "u", "again", NULL, "yes"));
