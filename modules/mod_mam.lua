@@ -62,7 +62,7 @@ local payloads = module:get_option_set("archive_payloads", {
 
 local archive = module:open_store("archive", "archive")
 local prefs_store = module:open_store("archive_prefs", "keyval")
-local roster_store = module:open_store("roster", "keyval")
+local roster_store = roster_lib.open(module)
 
 local function fail(event, err_type, condition, text)
 	return module:reply(event, st.error_reply(event.stanza, err_type, condition, text))

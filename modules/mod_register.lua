@@ -36,7 +36,7 @@ local allow_registration = module:get_option_boolean("allow_registration", false
 	and not anonymous_host
 local min_interval = module:get_option_period("min_seconds_between_registrations", 300)
 
-local roster_store = module:open_store("roster", "keyval")
+local roster_store = roster_lib.open(module)
 
 -- last_registration[ip] = core.uptime() of the last account made from ip
 local last_registration = {}

@@ -1,6 +1,6 @@
 -- mod_roster: roster get, set and remove with pushes and versioning
 -- (RFC 6121 section 2; docs/modules/roster.md). Rosters live in the
--- host's "roster" keyval store in the shape util.roster describes.
+-- host's "roster" map store, one record per item, as util.roster describes.
 --
 -- Exported for mod_presence (module:depends("roster")):
 --   module.load_roster(username)      the roster, or nil, err
@@ -28,7 +28,15 @@ local max_name = module:get_option_integer("roster_max_name_length", 1023, 1)
 local max_group = module:get_option_integer("roster_max_group_length", 1023, 1)
 local versioning = module:get_option_boolean("roster_versioning", true)
 
-local store = module:open_store("roster", "keyval")
+-- The roster map store (util.roster), with the keyval store of before:
+-- what is left there moves over when the module loads.
+local store = roster_lib.open(module)
+do
+	local moved = roster_lib.migrate_all(store, function(...) module:log(...) end)
+	if moved > 0 then
+		module:log("info", "moved %d rosters to the map store", moved)
+	end
+end
 
 local function send_error(event, kind, condition, text)
 	local err = st.error_reply(event.stanza, kind, condition, text)
