@@ -21,6 +21,7 @@ local dataforms = require "util.dataforms"
 local rsm = require "util.rsm"
 local roster_lib = require "util.roster"
 local set = require "util.set"
+local cost = require "util.cost"
 
 local ipairs, next, pairs, type = ipairs, next, pairs, type
 local huge = math.huge
@@ -63,6 +64,7 @@ local payloads = module:get_option_set("archive_payloads", {
 local archive = module:open_store("archive", "archive")
 local prefs_store = module:open_store("archive_prefs", "keyval")
 local roster_store = roster_lib.open(module)
+local budget = cost.budget(module)
 
 local function fail(event, err_type, condition, text)
 	return module:reply(event, st.error_reply(event.stanza, err_type, condition, text))
@@ -395,6 +397,10 @@ local function handle_query(event)
 	if not f then
 		return query_failed(event, page)
 	end
+	-- a page costs 1 unit of the account's budget, and 1 more per 50 items
+	if not budget:charge(event, 1 + max // 50) then
+		return true
+	end
 	local q, full = store_query(username, f, page, max)
 	if not q then
 		return query_failed(event, { full })
@@ -543,9 +549,9 @@ for _, to in ipairs({ "full", "bare", "host" }) do
 end
 module:hook("iq-set/self/" .. NS .. ":query", handle_query)
 module:hook("iq-get/self/" .. NS .. ":query", handle_form)
-module:hook("iq-get/self/" .. NS .. ":metadata", handle_metadata)
-module:hook("iq-get/self/" .. NS .. ":prefs", handle_prefs_get)
-module:hook("iq-set/self/" .. NS .. ":prefs", handle_prefs_set)
+module:hook("iq-get/self/" .. NS .. ":metadata", budget:wrap(1, handle_metadata))
+module:hook("iq-get/self/" .. NS .. ":prefs", budget:wrap(1, handle_prefs_get))
+module:hook("iq-set/self/" .. NS .. ":prefs", budget:wrap(2, handle_prefs_set))
 for _, what in ipairs({ "iq-set/bare/" .. NS .. ":query", "iq-get/bare/" .. NS .. ":query",
 		"iq-get/bare/" .. NS .. ":metadata", "iq-get/bare/" .. NS .. ":prefs",
 		"iq-set/bare/" .. NS .. ":prefs" }) do

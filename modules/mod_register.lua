@@ -24,6 +24,7 @@
 --   "user-deleted"     { username, host }           an account was removed
 
 local core = require "starling.core"
+local cost = require "util.cost"
 local jid = require "util.jid"
 local roster_lib = require "util.roster"
 local st = require "util.stanza"
@@ -237,10 +238,15 @@ module:add_feature(NS)
 
 module:hook("pre-auth/iq-get/jabber:iq:register:query", registration_form)
 module:hook("pre-auth/iq-set/jabber:iq:register:query", register)
-module:hook("iq-get/host/jabber:iq:register:query", current_registration)
-module:hook("iq-get/self/jabber:iq:register:query", current_registration)
-module:hook("iq-set/host/jabber:iq:register:query", update_registration)
-module:hook("iq-set/self/jabber:iq:register:query", update_registration)
+-- From a logged-in account, a look costs 1 unit of its budget (util.cost),
+-- a change (new SCRAM credentials, or the account removed) 5.
+local budget = cost.budget(module)
+local current, update = budget:wrap(1, current_registration), budget:wrap(5, update_registration)
+
+module:hook("iq-get/host/jabber:iq:register:query", current)
+module:hook("iq-get/self/jabber:iq:register:query", current)
+module:hook("iq-set/host/jabber:iq:register:query", update)
+module:hook("iq-set/self/jabber:iq:register:query", update)
 if allow_registration then
 	module:hook("stream-features", advertise)
 	if min_interval > 0 and min_interval < math.huge then

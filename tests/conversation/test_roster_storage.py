@@ -86,7 +86,8 @@ def fill(c, n, prefix):
 
 @fixture
 def server(scope):
-    return scope.server()
+    # filling a roster of 1000 items at once: no cost budget to pace it
+    return scope.server(options={"account_cost_rate": 0})
 
 
 def test_a_set_in_a_roster_of_1000_writes_one_item_and_the_version(server):
