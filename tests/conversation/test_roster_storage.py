@@ -195,13 +195,13 @@ def test_a_keyval_roster_of_before_moves_to_the_map_with_its_versions(ctx):
         f.write(srv.config_text())
     srv.restart()
     srv.wait_log(r"moved 1 rosters to the map store")
+    c = srv.login(acct)             # by now the move is committed
     check(keyval_roster(srv.data_dir, "moved") is None, "the keyval roster is gone")
     records = roster_records(srv.data_dir, "moved")
     check(sorted(records) == [b"@meta", b"benvolio@example.com", b"juliet@example.com", b"nurse@example.com",
                               b"tybalt@example.com"],
           "items, the removal and the version in the map: %r" % sorted(records))
 
-    c = srv.login(acct)
     items = roster_get(c)
     check(items == {
         "benvolio@example.com": {"subscription": "to", "ask": None, "approved": None,
