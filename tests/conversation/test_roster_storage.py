@@ -38,7 +38,9 @@ def dump(data_dir, db):
     proc = subprocess.run(["mdb_dump", "-p", "-s", db, data_dir],
                           capture_output=True)
     if proc.returncode != 0:
-        return {}                       # the db does not exist (yet)
+        if b"MDB_NOTFOUND" in proc.stderr:
+            return {}                   # the db does not exist (yet)
+        raise AssertionError("mdb_dump -s %s failed: %s" % (db, proc.stderr.decode()))
     lines, data = [], False
     for line in proc.stdout.decode("latin-1").split("\n"):
         if line == "HEADER=END":
