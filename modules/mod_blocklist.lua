@@ -31,7 +31,7 @@ local NS_ERRORS = "urn:xmpp:blocking:errors"
 
 local max_items = module:get_option_integer("blocklist_max_items", 1000, 1)
 
-local roster_store = module:open_store("roster", "keyval")
+local roster_store = roster_lib.open(module)
 -- The blocklist stores of the local hosts, by host (false: not local).
 local stores = { [module.host] = module:open_store("blocklist", "keyval") }
 

@@ -21,6 +21,7 @@
 local core = require "starling.core"
 local jid = require "util.jid"
 local presence_access = require "util.presence_access"
+local roster_lib = require "util.roster"
 local st = require "util.stanza"
 
 local NS_INFO = "http://jabber.org/protocol/disco#info"
@@ -39,7 +40,7 @@ local contact_kinds = {
 local server_name = module:get_option_string("disco_name", "Starling")
 local contact_info = module:get_option("contact_info")
 
-local roster_store = module:open_store("roster", "keyval")
+local roster_store = roster_lib.open(module)
 
 local function unique_sorted(list)
 	local seen, out = {}, {}

@@ -18,12 +18,13 @@
 local core = require "starling.core"
 local jid = require "util.jid"
 local presence_access = require "util.presence_access"
+local roster_lib = require "util.roster"
 local st = require "util.stanza"
 
 local NS = "jabber:iq:last"
 
 local store = module:open_store("lastactivity", "keyval")
-local roster_store = module:open_store("roster", "keyval")
+local roster_store = roster_lib.open(module)
 
 -- A bound session that is not ending: with or without presence.
 local function connected(bare)

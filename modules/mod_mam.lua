@@ -21,6 +21,7 @@ local dataforms = require "util.dataforms"
 local rsm = require "util.rsm"
 local roster_lib = require "util.roster"
 local set = require "util.set"
+local cost = require "util.cost"
 
 local ipairs, next, pairs, type = ipairs, next, pairs, type
 local huge = math.huge
@@ -48,6 +49,9 @@ if cleanup_interval <= 0 or cleanup_interval == huge then
 		.. "': expected a period greater than 0 (got 'never' or 0)", 0)
 end
 local prefs_cache_size = module:get_option_integer("archive_prefs_cache_size", 10000, 0)
+-- Each account keeps at most this many items (0: no limit); the oldest go
+-- first (see enforce_quota).
+local max_items = module:get_option_integer("archive_max_items", 10000, 0)
 -- Payloads that make a message without a body worth keeping.
 local payloads = module:get_option_set("archive_payloads", {
 	"eu.siacs.conversations.axolotl", -- OMEMO (legacy)
@@ -62,7 +66,8 @@ local payloads = module:get_option_set("archive_payloads", {
 
 local archive = module:open_store("archive", "archive")
 local prefs_store = module:open_store("archive_prefs", "keyval")
-local roster_store = module:open_store("roster", "keyval")
+local roster_store = roster_lib.open(module)
+local budget = cost.budget(module)
 
 local function fail(event, err_type, condition, text)
 	return module:reply(event, st.error_reply(event.stanza, err_type, condition, text))
@@ -387,6 +392,29 @@ local function first_index(q, page, n)
 	return nil
 end
 
+-- --- the quota --------------------------------------------------------------
+
+-- archive_max_items: the oldest items of username beyond the quota go.
+-- Done when the account logs in, before every query (so what the query
+-- counts is what is kept) and with the expiry run for every account.
+-- Returns how many went, or nil.
+local function enforce_quota(username)
+	if max_items == 0 then
+		return 0
+	end
+	local n, err = archive:delete(username, { truncate = max_items })
+	if not n then
+		module:log("error", "cannot keep the archive of %s@%s within its quota: %s",
+			username, module.host, err)
+		return nil
+	end
+	if n > 0 then
+		module:log("info", "archive of %s@%s over its quota of %d items: the %d oldest removed",
+			username, module.host, max_items, n)
+	end
+	return n
+end
+
 local function handle_query(event)
 	local origin, stanza = event.origin, event.stanza
 	local query = stanza.tags[1]
@@ -395,6 +423,11 @@ local function handle_query(event)
 	if not f then
 		return query_failed(event, page)
 	end
+	-- a page costs 1 unit of the account's budget, and 1 more per 50 items
+	if not budget:charge(event, 1 + max // 50) then
+		return true
+	end
+	enforce_quota(username)
 	local q, full = store_query(username, f, page, max)
 	if not q then
 		return query_failed(event, { full })
@@ -518,17 +551,59 @@ end
 -- --- expiry -----------------------------------------------------------------
 
 local function trim()
-	local n, err = archive:trim(nil, core.now() - expires_after)
-	if not n then
-		module:log("error", "cannot remove expired archive items: %s", err)
-	elseif n > 0 then
-		module:log("debug", "removed %d expired archive items", n)
+	if expires_after < huge then
+		local n, err = archive:trim(nil, core.now() - expires_after)
+		if not n then
+			module:log("error", "cannot remove expired archive items: %s", err)
+		elseif n > 0 then
+			module:log("debug", "removed %d expired archive items", n)
+		end
+	end
+	if max_items > 0 then
+		local users = {}
+		for user in archive:users() do
+			users[#users + 1] = user
+		end
+		for _, user in ipairs(users) do
+			enforce_quota(user)
+		end
 	end
 	return cleanup_interval
 end
 
-if expires_after < huge then
+if expires_after < huge or max_items > 0 then
 	module:add_timer(cleanup_interval, trim)
+end
+
+local function quota_at_login(event)
+	local origin = event.session or event.origin
+	if origin and origin.username then
+		enforce_quota(origin.username)
+	end
+end
+
+-- A message for an account without an available resource that nobody
+-- keeps for it (mod_message then answers service-unavailable), or that
+-- offline storage refused ("message/offline/bounced", fired by the module
+-- that bounced it): the sender learns it was not delivered, so it is not
+-- in the recipient's archive either. The archiver stamped the id it gave
+-- the copy it archived as the <stanza-id/> by the recipient's bare JID.
+local function unarchive_bounced(event)
+	local stanza, username = event.stanza, event.username
+	if not (stanza and username) then
+		return nil
+	end
+	local bare = username .. "@" .. (event.host or module.host)
+	for sid in stanza:childtags("stanza-id", NS_SID) do
+		if sid.attr.by == bare and sid.attr.id then
+			local n, err = archive:delete(username, { ids = { sid.attr.id } })
+			if not n then
+				module:log("error", "cannot remove a bounced message from the archive of %s: %s",
+					bare, err)
+			end
+		end
+	end
+	return nil
 end
 
 for _, feature in ipairs({ NS, NS_EXTENDED, NS_SID }) do
@@ -543,14 +618,17 @@ for _, to in ipairs({ "full", "bare", "host" }) do
 end
 module:hook("iq-set/self/" .. NS .. ":query", handle_query)
 module:hook("iq-get/self/" .. NS .. ":query", handle_form)
-module:hook("iq-get/self/" .. NS .. ":metadata", handle_metadata)
-module:hook("iq-get/self/" .. NS .. ":prefs", handle_prefs_get)
-module:hook("iq-set/self/" .. NS .. ":prefs", handle_prefs_set)
+module:hook("iq-get/self/" .. NS .. ":metadata", budget:wrap(1, handle_metadata))
+module:hook("iq-get/self/" .. NS .. ":prefs", budget:wrap(1, handle_prefs_get))
+module:hook("iq-set/self/" .. NS .. ":prefs", budget:wrap(2, handle_prefs_set))
 for _, what in ipairs({ "iq-set/bare/" .. NS .. ":query", "iq-get/bare/" .. NS .. ":query",
 		"iq-get/bare/" .. NS .. ":metadata", "iq-get/bare/" .. NS .. ":prefs",
 		"iq-set/bare/" .. NS .. ":prefs" }) do
 	module:hook(what, forbidden)
 end
+module:hook("resource-bind", quota_at_login)
+module:hook("message/offline/handle", unarchive_bounced, -1000)
+module:hook("message/offline/bounced", unarchive_bounced)
 module:hook("user-deleted", forget)
 module:hook("user-created", forget)
 module:hook("user-registered", forget)

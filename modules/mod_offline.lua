@@ -101,8 +101,12 @@ local function disposition(stanza)
 	return "store"
 end
 
-local function bounce(event, text)
-	local err = st.error_reply(event.stanza, "cancel", "service-unavailable", text)
+-- The message goes back to its sender with err: it was not kept, so no
+-- archive may keep it as delivered either (mod_mam listens).
+local function bounce(event, err)
+	module:fire_event("message/offline/bounced", {
+		username = event.username, host = event.host, stanza = event.stanza,
+	})
 	module:reply(event, err)
 	return true
 end
@@ -119,7 +123,8 @@ local function handle_offline(event)
 		return nil
 	end
 	if count >= max_messages then
-		return bounce(event, "the recipient's offline message storage is full")
+		return bounce(event, st.error_reply(stanza, "cancel", "service-unavailable",
+			"the recipient's offline message storage is full"))
 	end
 	local copy = stanza:clone()
 	copy:tag("delay", { xmlns = NS_DELAY, from = module.host, stamp = datetime.datetime() })
@@ -129,8 +134,7 @@ local function handle_offline(event)
 		-- the sender learns it was not kept (RFC 6120 8.3.3.18), rather
 		-- than believing it will be delivered
 		module:log_store_error(err, "cannot store an offline message for %s", username)
-		module:reply(event, st.store_error_reply(stanza, err))
-		return true
+		return bounce(event, st.store_error_reply(stanza, err))
 	end
 	return true
 end

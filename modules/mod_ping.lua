@@ -20,6 +20,7 @@ local core = require "starling.core"
 local id = require "util.id"
 local jid = require "util.jid"
 local presence_access = require "util.presence_access"
+local roster_lib = require "util.roster"
 local st = require "util.stanza"
 
 local NS = "urn:xmpp:ping"
@@ -27,7 +28,7 @@ local NS = "urn:xmpp:ping"
 local idle_after = module:get_option_period("ping_idle_after", 300)
 local timeout = module:get_option_period("ping_timeout", 60)
 
-local roster_store = module:open_store("roster", "keyval")
+local roster_store = roster_lib.open(module)
 
 -- watched[session] = true, or { ping_id = id, ping_at = uptime } while a
 -- ping waits for its answer

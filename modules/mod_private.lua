@@ -10,6 +10,7 @@
 -- private_max_size, or more than private_max_items fragments:
 -- policy-violation.
 
+local cost = require "util.cost"
 local st = require "util.stanza"
 
 local NS = "jabber:iq:private"
@@ -128,7 +129,10 @@ end
 
 module:add_feature(NS)
 
-module:hook("iq-get/self/jabber:iq:private:query", handle_get)
-module:hook("iq-set/self/jabber:iq:private:query", handle_set)
+-- A read costs 1 unit of the account's budget (util.cost), a write 2.
+local budget = cost.budget(module)
+
+module:hook("iq-get/self/jabber:iq:private:query", budget:wrap(1, handle_get))
+module:hook("iq-set/self/jabber:iq:private:query", budget:wrap(2, handle_set))
 module:hook("iq-get/bare/jabber:iq:private:query", forbidden)
 module:hook("iq-set/bare/jabber:iq:private:query", forbidden)

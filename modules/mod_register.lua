@@ -33,6 +33,7 @@
 --   "user-deleted"     { username, host }           an account was removed
 
 local core = require "starling.core"
+local cost = require "util.cost"
 local jid = require "util.jid"
 local roster_lib = require "util.roster"
 local st = require "util.stanza"
@@ -47,7 +48,7 @@ local min_interval = module:get_option_period("min_seconds_between_registrations
 local throttle_max = module:get_option_integer("registration_throttle_max", 5, 0)
 local throttle_period = module:get_option_period("registration_throttle_period", 60)
 
-local roster_store = module:open_store("roster", "keyval")
+local roster_store = roster_lib.open(module)
 
 -- last_registration[ip] = core.uptime() of the last account made from ip
 local last_registration = {}
@@ -315,10 +316,16 @@ module:add_feature(NS)
 
 module:hook("pre-auth/iq-get/jabber:iq:register:query", registration_form)
 module:hook("pre-auth/iq-set/jabber:iq:register:query", register)
-module:hook("iq-get/host/jabber:iq:register:query", current_registration)
-module:hook("iq-get/self/jabber:iq:register:query", current_registration)
-module:hook("iq-set/host/jabber:iq:register:query", update_registration)
-module:hook("iq-set/self/jabber:iq:register:query", update_registration)
+-- From a logged-in account, a look costs 1 unit of its budget (util.cost),
+-- a change (new SCRAM credentials, or the account removed) 5.
+local budget = cost.budget(module)
+local current, update = budget:wrap(1, current_registration), budget:wrap(5, update_registration)
+
+module:hook("iq-get/host/jabber:iq:register:query", current)
+module:hook("iq-get/self/jabber:iq:register:query", current)
+module:hook("iq-set/host/jabber:iq:register:query", update)
+module:hook("iq-set/self/jabber:iq:register:query", update)
+
 -- A reload keeps what the addresses have spent.
 function module.save()
 	return { last_registration = last_registration, attempts = attempts }

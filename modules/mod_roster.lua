@@ -1,6 +1,6 @@
 -- mod_roster: roster get, set and remove with pushes and versioning
 -- (RFC 6121 section 2; docs/modules/roster.md). Rosters live in the
--- host's "roster" keyval store in the shape util.roster describes.
+-- host's "roster" map store, one record per item, as util.roster describes.
 --
 -- Exported for mod_presence (module:depends("roster")):
 --   module.load_roster(username)      the roster, or nil, err
@@ -15,6 +15,7 @@
 --                          cancelled both ways)
 
 local core = require "starling.core"
+local cost = require "util.cost"
 local id = require "util.id"
 local jid = require "util.jid"
 local roster_lib = require "util.roster"
@@ -28,7 +29,19 @@ local max_name = module:get_option_integer("roster_max_name_length", 1023, 1)
 local max_group = module:get_option_integer("roster_max_group_length", 1023, 1)
 local versioning = module:get_option_boolean("roster_versioning", true)
 
-local store = module:open_store("roster", "keyval")
+-- A set costs 1 unit of the account's budget (util.cost), a get 1 and 1
+-- more per 100 items it carries.
+local budget = cost.budget(module)
+
+-- The roster map store (util.roster), with the keyval store of before:
+-- what is left there moves over when the module loads.
+local store = roster_lib.open(module)
+do
+	local moved = roster_lib.migrate_all(store, function(...) module:log(...) end)
+	if moved > 0 then
+		module:log("info", "moved %d rosters to the map store", moved)
+	end
+end
 
 local function send_error(event, kind, condition, text)
 	local err = st.error_reply(event.stanza, kind, condition, text)
@@ -95,6 +108,9 @@ local function handle_get(event)
 	if not roster then
 		module:log("error", "cannot load the roster of %s: %s", origin.bare_jid, err)
 		return send_error(event, "wait", "internal-server-error")
+	end
+	if not budget:charge(event, 1 + roster_lib.count(roster) // 100) then
+		return true
 	end
 	origin.roster_requested = true
 	local ver = versioning and stanza:get_child("query", NS).attr.ver or nil
@@ -245,7 +261,7 @@ module.store_item = store_item
 module.is_full = is_full
 
 module:hook("iq-get/self/jabber:iq:roster:query", handle_get)
-module:hook("iq-set/self/jabber:iq:roster:query", handle_set)
+module:hook("iq-set/self/jabber:iq:roster:query", budget:wrap(1, handle_set))
 module:hook("iq-get/bare/jabber:iq:roster:query", forbidden)
 module:hook("iq-set/bare/jabber:iq:roster:query", forbidden)
 if versioning then

@@ -11,6 +11,7 @@
 -- an empty <vCard/> removes the stored one.
 
 local jid = require "util.jid"
+local cost = require "util.cost"
 local core = require "starling.core"
 local st = require "util.stanza"
 
@@ -97,7 +98,10 @@ end
 module:add_feature(NS)
 module:add_item("account-feature", NS)
 
-module:hook("iq-get/self/vcard-temp:vCard", get_own)
-module:hook("iq-get/bare/vcard-temp:vCard", get_other)
-module:hook("iq-set/self/vcard-temp:vCard", set_own)
+-- Reads cost 1 unit of the account's budget (util.cost), a write 2.
+local budget = cost.budget(module)
+
+module:hook("iq-get/self/vcard-temp:vCard", budget:wrap(1, get_own))
+module:hook("iq-get/bare/vcard-temp:vCard", budget:wrap(1, get_other))
+module:hook("iq-set/self/vcard-temp:vCard", budget:wrap(2, set_own))
 module:hook("iq-set/bare/vcard-temp:vCard", set_other)

@@ -153,6 +153,18 @@ static int l_set_inactive(lua_State *L)
 	return 0;
 }
 
+/* s:pause_reading(seconds): nothing more is read from the client for
+ * that long (core/xmpp/session.h). */
+static int l_pause_reading(lua_State *L)
+{
+	struct session *s = check_ud(L, 1)->s;
+	double seconds = luaL_checknumber(L, 2);
+
+	if (s)
+		session_pause_reading(s, seconds);
+	return 0;
+}
+
 static int l_send_nonza(lua_State *L)
 {
 	struct session *s = check_ud(L, 1)->s;
@@ -349,6 +361,7 @@ void lx_session_register(lua_State *L)
 		{ "send", l_send },
 		{ "send_nonza", l_send_nonza },
 		{ "set_inactive", l_set_inactive },
+		{ "pause_reading", l_pause_reading },
 		{ "close", l_close },
 		{ "sm_enable", l_sm_enable },
 		{ "sm_resume", l_sm_resume },

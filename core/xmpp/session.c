@@ -236,6 +236,7 @@ void session_end(struct session *s, const char *reason)
 	ev_timer_stop(conn_loop(), &s->timer);
 	ev_timer_stop(conn_loop(), &s->delay_timer);
 	ev_timer_stop(conn_loop(), &s->quiet_timer);
+	ev_timer_stop(conn_loop(), &s->pause_timer);
 	if ((s->flags & SESS_F_COUNTED) && s->conn) {
 		ipstate_unauth_del(s->conn->ip);
 		s->flags &= ~SESS_F_COUNTED;
@@ -590,6 +591,30 @@ static void on_data(struct conn *c, const char *buf, size_t len)
 	}
 }
 
+static void on_pause_end(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct session *s = container_of(t, struct session, pause_timer);
+
+	if (s->conn && !(s->flags & SESS_F_CLOSING))
+		conn_hold(s->conn, false);
+}
+
+void session_pause_reading(struct session *s, double seconds)
+{
+	struct ev_loop *loop = conn_loop();
+
+	if (!s->conn || (s->flags & SESS_F_CLOSING) || seconds <= 0)
+		return;
+	if (ev_is_active(&s->pause_timer)) {
+		if (ev_timer_remaining(loop, &s->pause_timer) >= seconds)
+			return;
+		ev_timer_stop(loop, &s->pause_timer);
+	}
+	conn_hold(s->conn, true);
+	ev_timer_set(&s->pause_timer, seconds, 0.);
+	ev_timer_start(loop, &s->pause_timer);
+}
+
 static void on_closed(struct conn *c, const char *reason)
 {
 	struct session *s = c->owner;
@@ -623,6 +648,7 @@ static struct session *session_new(const struct session_role *role,
 	ev_timer_init(&s->timer, on_timer, cfg->preauth_timeout, 0.);
 	ev_timer_start(conn_loop(), &s->timer);
 	ev_timer_init(&s->quiet_timer, on_quiet, 0., 0.);
+	ev_timer_init(&s->pause_timer, on_pause_end, 0., 0.);
 	return s;
 }
 

@@ -148,6 +148,7 @@ struct session {
 	ev_timer timer;			/* pre-auth, then idle timeout */
 	ev_timer delay_timer;		/* a delayed SASL failure */
 	ev_timer quiet_timer;		/* frees the parser of a quiet stream */
+	ev_timer pause_timer;		/* reading paused (session_pause_reading) */
 	char *xs_context;		/* how to prime a new one (see xs_prime) */
 	const char *delayed_failure;	/* its condition (static) */
 	double last_activity;
@@ -192,6 +193,10 @@ int session_filter_remove(struct session *s, const struct session_filter_ops *op
 /* Sends an element that is not a stanza (a "nonza": XEP-0198's
  * <enabled/>, ...): never counted or queued by stream management. */
 int session_send_nonza(struct session *s, const struct st_node *node);
+/* Reads nothing more from the client for seconds (a module's budget of
+ * costly requests ran out); a longer pause extends the current one. What
+ * was read already is still handled. */
+void session_pause_reading(struct session *s, double seconds);
 /* Closes the stream: with a stream error when condition is not NULL. */
 void session_close(struct session *s, const char *condition,
 		   const char *text);

@@ -16,7 +16,8 @@
 --                  mechanism='SCRAM-SHA-1|SCRAM-SHA-256'> with iter-count,
 --                  salt, server-key, stored-key (base64); a 'password'
 --                  attribute on import only (never exported)
---   roster         keyval "roster" (util.roster) <-> <query
+--   roster         map "roster" (util.roster; what is left in the keyval
+--                  "roster" of before is read as well) <-> <query
 --                  xmlns='jabber:iq:roster' ver='N'> (Prosody's 'version'
 --                  read too)
 --   subscription_requests (map: contact -> the <presence type='subscribe'/>)
@@ -40,6 +41,7 @@ local store = require "starling.store"
 local xmlfile = require "starling.xmlfile"
 local datetime = require "util.datetime"
 local jid = require "util.jid"
+local roster_lib = require "util.roster"
 local st = require "util.stanza"
 
 local pairs, ipairs, type, tostring, tonumber = pairs, ipairs, type, tostring, tonumber
@@ -73,7 +75,7 @@ local function stores_of(host)
 		return assert(store.open(host, name, kind, "lmdb"))
 	end
 	return {
-		roster = open("roster", "keyval"),
+		roster = roster_lib.open(open),
 		requests = open("subscription_requests", "map"),
 		vcard = open("vcard", "keyval"),
 		private = open("private", "map"),
@@ -167,8 +169,12 @@ local function user_lines(host, user, s, warn)
 	for _, x in ipairs(creds and scram_xml(creds) or {}) do
 		add(x)
 	end
-	local roster = s.roster:get(user)
-	if type(roster) == "table" and type(roster.items) == "table" then
+	local roster
+	roster, err = roster_lib.load(s.roster, user)
+	if not roster then
+		return nil, err
+	end
+	if roster.version > 0 or roster_lib.count(roster) > 0 then
 		add(roster_xml(roster))
 	end
 	local requests = s.requests:get(user) or {}
@@ -319,7 +325,7 @@ local function import_roster(name, u, s, warn)
 				tostring(item.attr.jid)))
 		end
 	end
-	return s.roster:set(name, roster)
+	return roster_lib.replace(s.roster, name, roster)
 end
 
 -- Subscription requests: <presence type='subscribe'/> in jabber:client,

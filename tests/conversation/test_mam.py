@@ -5,10 +5,11 @@ messages both ways with RSM, flipped pages, the errors, preferences,
 metadata, expiry, and no second copy when stream management sends an
 unacknowledged message on."""
 
+import os
 import re
 import time
 
-from harness import check, fixture, sync, time_limit
+from harness import bystanders, check, exchange, fixture, skip, sync, time_limit
 from im import befriend, im_login
 from xmpp import ABSENT, esc, find, find_all, new_id, text_of
 
@@ -687,3 +688,79 @@ def test_bad_options_stop_the_module(ctx):
     check("default_archive_policy" in line, line)
     c = srv.login("mamnomodule")
     query_error(c, "service-unavailable")
+
+
+# ------------------------------------------------------------ quota, bounces
+
+def test_the_quota_keeps_the_newest_items_and_the_count_tells(ctx):
+    srv = ctx.server(modules=MODULES, options={"archive_max_items": 5})
+    with bystanders(srv) as (b, c):
+        alice = srv.login("mamquota", presence=True)
+        bob = srv.login("mamquotab", presence=True)
+        bodies = flood(bob, alice.jid, 8, "q")
+        for body in bodies:
+            alice.expect("message", child="body", text=body)
+        exchange(b, c)
+        page = query(alice)
+        check(page.count == 5 and page.bodies == bodies[3:] and page.complete,
+              "the newest 5 are kept: %r (count %r)" % (page.bodies, page.count))
+        srv.wait_log(r"archive of mamquota\d*@localhost over its quota of 5 items: "
+                     r"the 3 oldest removed")
+        # the sender's copies are under the same quota
+        page = query(bob)
+        check(page.count == 5 and page.bodies == bodies[3:], "sender: %r" % page.bodies)
+        # and the archive goes on: the oldest go first
+        chat(bob, alice.jid, "q-new")
+        alice.expect("message", attrs={"id": "q-new"})
+        page = query(alice)
+        check(page.count == 5 and page.bodies == bodies[4:] + ["q-new"],
+              "after one more: %r" % page.bodies)
+
+
+def test_the_quota_is_kept_without_queries(ctx):
+    srv = ctx.server(modules=MODULES, options={"archive_max_items": 3,
+                                               "archive_cleanup_interval": 1})
+    alice = srv.login("mamquiet", presence=True)
+    bob = srv.login("mamquietb", presence=True)
+    bodies = flood(bob, alice.jid, 6, "w")
+    for body in bodies:
+        alice.expect("message", child="body", text=body)
+    srv.wait_log(r"archive of mamquiet\d*@localhost over its quota of 3 items: "
+                 r"the 3 oldest removed", timeout=15)
+    page = query(alice)
+    check(page.count == 3 and page.bodies == bodies[3:], "kept: %r" % page.bodies)
+
+
+def test_a_message_bounced_for_want_of_offline_storage_is_not_archived(ctx):
+    # without mod_offline a message to an account with no resource online
+    # is answered service-unavailable: it is not the recipient's either
+    srv = ctx.server(modules=[m for m in MODULES if m != "offline"])
+    acct = srv.account("mambounce")
+    bob = srv.login("mambounceb", presence=True)
+    chat(bob, acct.jid, "never-delivered")
+    bob.expect_error("message", "service-unavailable", attrs={"id": "never-delivered"})
+    alice = srv.login(acct, presence=True)
+    chat(bob, alice.jid, "delivered")
+    alice.expect("message", attrs={"id": "delivered"})
+    page = query(alice)
+    check(page.bodies == ["delivered"] and page.count == 1,
+          "only the delivered message: %r" % page.bodies)
+
+
+def test_a_message_bounced_by_full_offline_storage_is_not_archived(ctx):
+    src = open(os.path.join(os.path.dirname(__file__), "..", "..", "modules",
+                            "mod_offline.lua")).read()
+    if "message/offline/bounced" not in src:
+        skip("mod_offline does not yet tell when it bounces a message "
+             "(message/offline/bounced, issue 17 item 3)")
+    srv = ctx.server(modules=MODULES, options={"offline_max_messages": 1})
+    acct = srv.account("mamfull")
+    bob = srv.login("mamfullb", presence=True)
+    chat(bob, acct.jid, "kept-offline")
+    chat(bob, acct.jid, "bounced")
+    bob.expect_error("message", "service-unavailable", attrs={"id": "bounced"})
+    alice = srv.login(acct, presence=True)
+    alice.expect("message", attrs={"id": "kept-offline"})
+    page = query(alice)
+    check(page.bodies == ["kept-offline"] and page.count == 1,
+          "only the message kept offline: %r" % page.bodies)

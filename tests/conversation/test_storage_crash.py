@@ -193,7 +193,10 @@ def test_sigkill_during_storm_loses_nothing_acknowledged(ctx):
     srv = ctx.server(modules=["roster", "presence", "message", "iq", "ping", "offline",
                               "mam", "smacks"],
                      options={"offline_max_messages": 100000,
-                              "roster_max_items": 100000})
+                              "roster_max_items": 100000,
+                              # every message of 20 rounds stays in bob's archive
+                              "archive_max_items": 0,
+                              "account_cost_rate": 0})
     sender = srv.account("bob")
     rounds = [Round(n, srv.account("alice"), sender, srv.account("carol"))
               for n in range(ROUNDS)]

@@ -26,7 +26,7 @@ ROSTER_SEED = '''
 local roster_lib = require "util.roster"
 local st = require "util.stanza"
 
-local store = module:open_store("roster", "keyval")
+local store = roster_lib.open(module)
 
 module:hook("iq-set/self/%s:seed", function(event)
 	local seed = event.stanza:get_child("seed", "%s")
