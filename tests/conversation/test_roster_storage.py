@@ -16,26 +16,9 @@ from im import (ROSTER, expect_push, expect_result, roster_get,
 from xmpp import find, new_id
 
 
-def unescape(line):
-    """The bytes of one data line of `mdb_dump -p` (it starts with a space)."""
-    out, i = bytearray(), 1
-    while i < len(line):
-        if line[i] == "\\":
-            if line[i + 1] == "\\":
-                out.append(0x5c)
-                i += 2
-            else:
-                out.append(int(line[i + 1:i + 3], 16))
-                i += 3
-        else:
-            out += line[i].encode()
-            i += 1
-    return bytes(out)
-
-
 def dump(data_dir, db):
     """{key: value} of one db of the environment, as bytes."""
-    proc = subprocess.run(["mdb_dump", "-p", "-s", db, data_dir],
+    proc = subprocess.run(["mdb_dump", "-s", db, data_dir],
                           capture_output=True)
     if proc.returncode != 0:
         if b"MDB_NOTFOUND" in proc.stderr:
@@ -48,7 +31,7 @@ def dump(data_dir, db):
         elif line == "DATA=END":
             data = False
         elif data:
-            lines.append(unescape(line))
+            lines.append(bytes.fromhex(line.strip()))
     return dict(zip(lines[0::2], lines[1::2]))
 
 
