@@ -22,18 +22,14 @@ import re
 import shutil
 import subprocess
 import time
-import xml.etree.ElementTree as ET
 
 from harness import check, time_limit
+from pie_export import archived_bodies, exported, offline_bodies, roster_jids
 from xmpp import ConnectionClosed, ExpectError, esc, new_id
 
 SM = "urn:xmpp:sm:3"
 
 ROUNDS = 20
-PIE = "{urn:xmpp:pie:0}"
-PIE_MAM = "{urn:xmpp:pie:0#mam}"
-ROSTER = "{jabber:iq:roster}"
-CLIENT = "{jabber:client}"
 
 
 def roster_set(round_no, i):
@@ -136,40 +132,18 @@ class Round:
             pass
 
 
-def exported(srv):
-    """{user: element} of the localhost users in starlingctl export."""
-    out = srv.ctl("export", "localhost").stdout
-    root = ET.fromstring(out)
-    return {u.get("name"): u for u in root.iter(PIE + "user")}
-
-
 def check_round(users, r):
-    alice = users.get(r.writer.user)
-    items = set()
-    if alice is not None:
-        for item in alice.iter(ROSTER + "item"):
-            items.add(item.get("jid"))
+    items = roster_jids(users.get(r.writer.user))
     missing = r.roster_acked - items
     check(not missing, "round %d: acknowledged roster items lost: %s"
           % (r.no, sorted(missing)[:10]))
     stray = {i for i in items if not re.fullmatch(r"c%d-\d+@example\.com" % r.no, i)}
     check(not stray, "round %d: roster items nobody set: %s" % (r.no, sorted(stray)[:5]))
-    carol = users.get(r.recipient.user)
-    bodies = set()
-    if carol is not None:
-        for m in carol.iter(CLIENT + "message"):
-            bodies.add(m.findtext(CLIENT + "body"))
-    missing = r.messages_acked - bodies
+    missing = r.messages_acked - offline_bodies(users.get(r.recipient.user))
     check(not missing, "round %d: acknowledged offline messages lost: %s"
           % (r.no, sorted(missing)[:10]))
     for who in (r.sender, r.recipient):
-        user = users.get(who.user)
-        archived = set()
-        if user is not None:
-            for ar in user.iter(PIE_MAM + "archive"):
-                for m in ar.iter(CLIENT + "message"):
-                    archived.add(m.findtext(CLIENT + "body"))
-        missing = r.archive_acked - archived
+        missing = r.archive_acked - archived_bodies(users.get(who.user))
         check(not missing, "round %d: acknowledged messages missing from %s's archive: %s"
               % (r.no, who.user, sorted(missing)[:10]))
 

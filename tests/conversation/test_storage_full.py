@@ -19,15 +19,12 @@ import re
 import subprocess
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 
-from harness import bystanders, check, exchange, skip, time_limit
+from harness import bystanders, check, skip, time_limit
+from pie_export import archived_bodies, exported, offline_bodies, roster_jids
 from xmpp import ConnectionClosed, ExpectError, esc, new_id
 
 SM = "urn:xmpp:sm:3"
-PIE = "{urn:xmpp:pie:0}"
-PIE_MAM = "{urn:xmpp:pie:0#mam}"
-ROSTER = "{jabber:iq:roster}"
 CLIENT = "{jabber:client}"
 STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 MODULES = ["roster", "presence", "message", "iq", "ping", "offline", "mam",
@@ -198,28 +195,15 @@ class Writer:
         check(self.set_ok, "no roster set succeeded before the disk filled")
 
     def check_after_restart(self, srv):
-        out = srv.ctl("export", "localhost").stdout
-        users = {u.get("name"): u for u in ET.fromstring(out).iter(PIE + "user")}
-        alice = users.get(self.alice_acct.user)
-        items = {i.get("jid") for i in alice.iter(ROSTER + "item")} if alice is not None else set()
-        missing = self.set_ok - items
+        users = exported(srv)
+        missing = self.set_ok - roster_jids(users.get(self.alice_acct.user))
         check(not missing, "%d acknowledged roster items lost, e.g. %s"
               % (len(missing), sorted(missing)[:3]))
-        carol = users.get(self.carol.user)
-        offline = set()
-        for box in (carol.findall(PIE + "offline-messages") if carol is not None else []):
-            for m in box.findall(CLIENT + "message"):
-                offline.add(m.findtext(CLIENT + "body"))
+        offline = offline_bodies(users.get(self.carol.user))
         missing = self.stored_expected - offline
         check(not missing, "%d acknowledged offline messages lost" % len(missing))
         for who in (self.bob_acct, self.carol):
-            user = users.get(who.user)
-            archived = set()
-            if user is not None:
-                for ar in user.iter(PIE_MAM + "archive"):
-                    for m in ar.iter(CLIENT + "message"):
-                        archived.add(m.findtext(CLIENT + "body"))
-            missing = self.stored_expected - archived
+            missing = self.stored_expected - archived_bodies(users.get(who.user))
             check(not missing, "%d acknowledged messages missing from %s's archive"
                   % (len(missing), who.user))
         bounced = {b[0] for b in self.bounced}
