@@ -23,9 +23,9 @@ import shutil
 import subprocess
 import time
 
-from harness import check, time_limit
+from harness import check, drain, time_limit
 from pie_export import archived_bodies, exported, offline_bodies, roster_jids
-from xmpp import ConnectionClosed, ExpectError, esc, new_id
+from xmpp import esc, new_id
 
 SM = "urn:xmpp:sm:3"
 
@@ -36,20 +36,6 @@ def roster_set(round_no, i):
     return ("<iq type='set' id='r%d-%d'><query xmlns='jabber:iq:roster'>"
             "<item jid='c%d-%d@example.com' name='Contact %d'><group>g</group>"
             "</item></query></iq>" % (round_no, i, round_no, i, i))
-
-
-def drain(client, on_item, timeout=0.0):
-    """Hands every element that has arrived to on_item; stops at the first
-    wait longer than timeout. False once the connection is closed."""
-    while True:
-        try:
-            item = client.next_item(timeout=max(timeout, 0.001))
-        except ConnectionClosed:
-            return False
-        except ExpectError:
-            return True
-        if item is not None and hasattr(item, "tag"):
-            on_item(item)
 
 
 class Round:

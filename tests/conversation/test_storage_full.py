@@ -20,9 +20,9 @@ import subprocess
 import tempfile
 import time
 
-from harness import bystanders, check, skip, time_limit
+from harness import bystanders, check, drain, skip, time_limit
 from pie_export import archived_bodies, exported, offline_bodies, roster_jids
-from xmpp import ConnectionClosed, ExpectError, esc, new_id
+from xmpp import esc, new_id
 
 SM = "urn:xmpp:sm:3"
 CLIENT = "{jabber:client}"
@@ -92,21 +92,13 @@ class Writer:
                 self.bounced.append((body,) + condition_of(el))
 
     def drain(self, client, fn, timeout=0.0):
-        """Hands on every element that arrived; False once the stream is
-        closed (its stream error recorded)."""
-        while True:
-            try:
-                item = client.next_item(timeout=max(timeout, 0.001))
-            except ConnectionClosed:
-                return False
-            except ExpectError:
-                return True
-            if item is None or not hasattr(item, "tag"):
-                continue
+        """drain(), recording the stream error a closed stream ended with."""
+        def on_item(item):
             if item.tag == "{http://etherx.jabber.org/streams}error":
                 self.closed.append([c.tag.split("}", 1)[1] for c in item][0])
-                continue
-            fn(item)
+            else:
+                fn(item)
+        return drain(client, on_item, timeout)
 
     def round(self):
         """A batch of writes from both, pipelined, then what came back."""

@@ -167,6 +167,21 @@ def bystanders(server):
     exchange(c, b)
 
 
+def drain(client, on_item, timeout=0.0):
+    """Hands every element that has arrived on client to on_item, until a
+    wait longer than timeout; False once the connection is closed (a
+    stream error before the close reaches on_item too)."""
+    while True:
+        try:
+            item = client.next_item(timeout=max(timeout, 0.001))
+        except xmpp.ConnectionClosed:
+            return False
+        except xmpp.ExpectError:
+            return True
+        if item is not None and hasattr(item, "tag"):
+            on_item(item)
+
+
 def check(condition, message="check failed"):
     if not condition:
         raise AssertionError(message)
