@@ -153,6 +153,25 @@ static int l_user_delete(lua_State *L)
 	return push_result(L, accounts_delete(host, node));
 }
 
+static int add_user(void *ctx, const char *user)
+{
+	lua_State *L = ctx;
+
+	lua_pushstring(L, user);
+	lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+	return 0;
+}
+
+/* core.users(host): the usernames of host's accounts, or nil, error. */
+static int l_users(lua_State *L)
+{
+	const char *host = luaL_checkstring(L, 1);
+
+	lua_newtable(L);
+	int rc = accounts_list(host, add_user, L);
+	return rc ? push_result(L, rc) : 1;
+}
+
 static int l_log(lua_State *L)
 {
 	static const char *const levels[] = { "debug", "info", "warn", "error", NULL };
@@ -287,6 +306,7 @@ int luaopen_starling_core(lua_State *L)
 		{ "user_exists", l_user_exists },
 		{ "user_set_password", l_user_set_password },
 		{ "user_delete", l_user_delete },
+		{ "users", l_users },
 		{ "timer", l_timer },
 		{ "log", l_log },
 		{ "log_enabled", l_log_enabled },

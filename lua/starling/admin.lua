@@ -566,18 +566,23 @@ local function cmd_s2s(args)
 	return true, lines
 end
 
-local function cmd_kick(args)
-	local target = args[1] and jid_util.prep(args[1])
-	if not target then
-		return false, { "usage: kick JID [REASON]" }
-	end
-	local reason = #args > 1 and concat(args, " ", 2) or "kicked by the administrator"
+-- Closes the sessions of target (a full JID, or all of a bare JID's).
+local function kick(target, reason)
+	reason = reason or "kicked by the administrator"
 	local n = server.kick(target, "policy-violation", reason)
 	if n == 0 then
 		return false, { "no session of " .. target }
 	end
 	core.log("info", "admin", format("kicked %d session(s) of %s: %s", n, target, reason))
 	return true, { format("kicked %d session(s) of %s", n, target) }
+end
+
+local function cmd_kick(args)
+	local target = args[1] and jid_util.prep(args[1])
+	if not target then
+		return false, { "usage: kick JID [REASON]" }
+	end
+	return kick(target, #args > 1 and concat(args, " ", 2) or nil)
 end
 
 -- --- users ---------------------------------------------------------------------------------
@@ -789,6 +794,20 @@ local function cmd_eval(ctx, code)
 end
 
 -- --- dispatch ----------------------------------------------------------------------------------
+
+-- What the admin socket's commands do, for the other front ends
+-- (mod_admin_adhoc: XEP-0133 from an admin's client). Each returns ok and
+-- the lines of its report, as the commands do; the users are already
+-- prepared (parse_user).
+M.ops = {
+	parse_user = parse_user,
+	user_create = user_create,
+	user_password = user_password,
+	user_delete = user_delete,
+	kick = kick,
+	module_reload = module_reload,
+	status = cmd_status,
+}
 
 local help = {
 	"status                          version, uptime, hosts, counts, memory, storage",

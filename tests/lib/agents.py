@@ -136,6 +136,14 @@ class Agent:
             raise AgentError("%s: blocklist failed: %s" % (self.name, ev))
         return ev["jids"]
 
+    def adhoc(self, node, fields=None, timeout=20):
+        """XEP-0050 command node at the server (slixmpp with
+        plugins=["xep_0050"]), its form filled with fields: the adhoc
+        event ({"ok", "status", "notes", "fields"} or {"ok": False,
+        "condition"})."""
+        self._command({"cmd": "adhoc", "node": node, "fields": fields or {}})
+        return self.wait("adhoc", timeout=timeout, node=node)
+
     def subscribe(self, jid):
         """Send a presence subscription request (the library then handles
         the answers; slixmpp approves and subscribes back by default)."""

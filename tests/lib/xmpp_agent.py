@@ -42,6 +42,8 @@ stdin, one JSON object a line:
     {"cmd": "send", "to": JID, "body": TEXT, "type": "chat", "id": ID}
     {"cmd": "block"|"unblock", "jids": [JID, ..]}    XEP-0191 (slixmpp with
     {"cmd": "blocklist"}                             --plugins xep_0191)
+    {"cmd": "adhoc", "node": N, "fields": {var: v}}  XEP-0050 at the server
+                                                     (--plugins xep_0050)
     {"cmd": "subscribe", "to": JID}              presence subscription request
     {"cmd": "roster", "ver": VER or null}        a roster get (slixmpp)
     {"cmd": "presence", "show": .., "status": ..}  broadcast presence
@@ -197,6 +199,8 @@ async def run_slixmpp(args, commands):
                 msg.send()
             elif cmd["cmd"] in ("block", "unblock", "blocklist"):
                 await slixmpp_blocking(xmpp, cmd)
+            elif cmd["cmd"] == "adhoc":
+                await slixmpp_adhoc(xmpp, cmd)
             elif cmd["cmd"] == "subscribe":
                 xmpp.send_presence(pto=cmd["to"], ptype="subscribe")
             elif cmd["cmd"] == "roster":
@@ -309,6 +313,40 @@ async def slixmpp_blocking(xmpp, cmd):
              condition=e.iq["error"]["condition"])
     except IqTimeout:
         emit("iq_result", cmd=cmd["cmd"], ok=False, condition="timeout")
+
+
+async def slixmpp_adhoc(xmpp, cmd):
+    """A XEP-0050 command at the server through slixmpp's xep_0050 plugin:
+    execute, then (when it asks for a form) the form slixmpp got with
+    cmd["fields"] filled in, submitted with complete. Reports an "adhoc"
+    event: ok, status, notes [[type, text]], fields {var: [values]} of the
+    last form, or the error condition."""
+    from slixmpp.exceptions import IqError, IqTimeout
+
+    plugin = xmpp["xep_0050"]
+    server = xmpp.boundjid.domain
+    try:
+        iq = await plugin.send_command(server, cmd["node"], action="execute", timeout=10)
+        if iq["command"]["status"] == "executing":
+            form = iq["command"]["form"]
+            form["type"] = "submit"
+            for var, value in cmd.get("fields", {}).items():
+                form.field[var]["value"] = value
+            iq = await plugin.send_command(server, cmd["node"], action="complete",
+                                           payload=form,
+                                           sessionid=iq["command"]["sessionid"],
+                                           timeout=10)
+        command = iq["command"]
+        fields = {}
+        for var, field in command["form"].field.items():
+            value = field["value"]
+            fields[var] = value if isinstance(value, list) else [str(value)]
+        emit("adhoc", node=cmd["node"], ok=True, status=command["status"],
+             notes=[list(n) for n in command["notes"]], fields=fields)
+    except IqError as e:
+        emit("adhoc", node=cmd["node"], ok=False, condition=e.iq["error"]["condition"])
+    except IqTimeout:
+        emit("adhoc", node=cmd["node"], ok=False, condition="timeout")
 
 
 async def slixmpp_roster(xmpp, ver):
