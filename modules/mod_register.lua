@@ -88,8 +88,14 @@ local function advertise(event)
 	end
 end
 
+-- Registration is open, or this connection showed a valid invite
+-- (mod_invites, XEP-0445: origin.invite).
+local function may_register(origin)
+	return allow_registration or origin.invite ~= nil
+end
+
 local function registration_form(event)
-	if not allow_registration then
+	if not may_register(event.origin) then
 		return fail(event, "cancel", "service-unavailable")
 	end
 	event.origin:send(st.reply(event.stanza):tag("query", { xmlns = NS })
@@ -170,7 +176,7 @@ end
 
 local function register(event)
 	local origin, stanza = event.origin, event.stanza
-	if not allow_registration then
+	if not may_register(origin) then
 		return fail(event, "cancel", "service-unavailable")
 	end
 	local query = stanza:get_child("query", NS)
@@ -202,6 +208,10 @@ local function register(event)
 	local node = jid.nodeprep(username)
 	if not node or node == "" then
 		return fail(event, "modify", "not-acceptable", "the username is not valid in a JID")
+	end
+	local reserved = origin.invite and origin.invite.username
+	if reserved and node ~= reserved then
+		return fail(event, "modify", "not-acceptable", "the invite is for the username " .. reserved)
 	end
 	if core.user_exists(node, origin.host) then
 		return fail(event, "cancel", "conflict", "the username is taken")

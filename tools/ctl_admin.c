@@ -33,6 +33,7 @@ void ctl_admin_usage(FILE *f)
 	      "  status                       version, uptime, hosts, counts, memory,\n"
 	      "                               storage\n"
 	      "  metrics                      the counts, Prometheus text format\n"
+	      "  invite HOST [USERNAME] | invite JID  an invitation link\n"
 	      "  reload                       re-read the config and apply it\n"
 	      "  module list [HOST]           loaded modules\n"
 	      "  module load|unload|reload|info NAME [HOST]\n"
@@ -450,7 +451,7 @@ static int cmd_user(int argc, char **argv)
 
 static const char *const socket_cmds[] = {
 	"status", "metrics", "reload", "module", "sessions", "kick", "s2s", "log",
-	"shell", "user",
+	"shell", "user", "invite",
 	"adduser", "passwd", "deluser",
 };
 

@@ -172,6 +172,19 @@ static int l_users(lua_State *L)
 	return rc ? push_result(L, rc) : 1;
 }
 
+/* core.random_token(n): n characters of [A-Za-z0-9] from the
+ * cryptographically secure generator (tokens, secrets; 1 <= n <= 128). */
+static int l_random_token(lua_State *L)
+{
+	lua_Integer n = luaL_optinteger(L, 1, 24);
+	char buf[129];
+
+	luaL_argcheck(L, n >= 1 && n <= 128, 1, "1 to 128 characters");
+	random_id(buf, (size_t)n);
+	lua_pushlstring(L, buf, (size_t)n);
+	return 1;
+}
+
 static int l_log(lua_State *L)
 {
 	static const char *const levels[] = { "debug", "info", "warn", "error", NULL };
@@ -307,6 +320,7 @@ int luaopen_starling_core(lua_State *L)
 		{ "user_set_password", l_user_set_password },
 		{ "user_delete", l_user_delete },
 		{ "users", l_users },
+		{ "random_token", l_random_token },
 		{ "timer", l_timer },
 		{ "log", l_log },
 		{ "log_enabled", l_log_enabled },

@@ -661,6 +661,47 @@ local function cmd_user(args)
 	return ok, lines
 end
 
+-- --- invites ------------------------------------------------------------------------------
+
+-- invite HOST [USERNAME]: a link to register on HOST (the username
+-- reserved when given); invite JID: a link that makes its holder JID's
+-- contact, and lets them register on JID's host. Needs mod_invites.
+local function cmd_invite(args)
+	if #args < 1 or #args > 2 then
+		return false, { "usage: invite HOST [USERNAME] | invite JID" }
+	end
+	local node, host = jid_util.prepped_split(args[1])
+	if not host or (node and #args > 1) then
+		return false, { "usage: invite HOST [USERNAME] | invite JID" }
+	end
+	local mod = mm.get_module(host, "invites")
+	if not mod or not mod.create then
+		return false, { format("mod_invites is not loaded on %s", host) }
+	end
+	local token, record
+	if node then
+		if not core.user_exists(node, host) then
+			return false, { format("no such user: %s@%s", node, host) }
+		end
+		token, record = mod.create("roster", { inviter = node .. "@" .. host, ibr = true })
+	else
+		local username = args[2] and jid_util.nodeprep(args[2])
+		if args[2] and (not username or username == "") then
+			return false, { format("'%s' is not a valid username", args[2]) }
+		end
+		if username and core.user_exists(username, host) then
+			return false, { format("user %s@%s already exists", username, host) }
+		end
+		token, record = mod.create("register", { username = username })
+	end
+	if not token then
+		return false, { "cannot store the invite: " .. tostring(record) }
+	end
+	server.commit()
+	return true, { mod.uri(token, record),
+		"expires " .. os_date("!%Y-%m-%dT%H:%M:%SZ", record.expires) }
+end
+
 -- --- log -----------------------------------------------------------------------------------
 
 local function cmd_log(args)
@@ -812,6 +853,7 @@ M.ops = {
 local help = {
 	"status                          version, uptime, hosts, counts, memory, storage",
 	"metrics                         the counts in the Prometheus text format",
+	"invite HOST [USERNAME] | invite JID   an invitation link (mod_invites)",
 	"reload                          re-read the config and apply the difference",
 	"module list [HOST]              loaded modules",
 	"module load|unload|reload|info NAME [HOST]",
@@ -828,6 +870,7 @@ local help = {
 local commands = {
 	status = cmd_status, metrics = cmd_metrics, reload = cmd_reload, module = cmd_module,
 	sessions = cmd_sessions, kick = cmd_kick, s2s = cmd_s2s, user = cmd_user, log = cmd_log,
+	invite = cmd_invite,
 	help = function() return true, help end,
 }
 
