@@ -575,3 +575,15 @@ def test_vcard_last_activity_and_version_across_servers(pair):
     el = alice.expect("iq", attrs={"id": iq_id, "type": "result", "from": bob.bare},
                       timeout=T)
     check(text_of(el, "{%s}query" % LAST) == "bye", "last status %r" % el)
+
+
+def test_a_server_that_stops_tells_remote_contacts_its_users_are_gone(ctx):
+    import peers
+    a, b = peers.starling_pair(ctx, "c.example", "d.example", modules=MODULES)
+    alice = im_login(a, "sd")
+    bob = im_login(b, "sd")
+    befriend(alice, bob)
+    a.stop()
+    el = expect_presence(bob, alice.jid, "unavailable", timeout=T)
+    check(el.get("to") == bob.bare, "unavailable to %r" % el.get("to"))
+    b.wait_log(r"s2s incoming c\.example -> d\.example closed")
