@@ -179,6 +179,7 @@ def test_probes_on_login_are_answered_with_the_last_presence(pair):
                     timeout=T)
     bob.close()
     alice.send("<presence type='unavailable'/>")
+    alice.roundtrip()
     alice.close()
 
     # alice comes back: b.example answers her probe with bob's last
