@@ -408,8 +408,11 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	admin_close();
 	fire_global("server-stopping");
 	listener_close_all();
+	/* Clients first: the unavailable presence of each goes out to its
+	 * remote contacts over the s2s streams, which close after it. */
+	session_close_all("system-shutdown", s2s_is);
 	s2s_free_all();
-	session_close_all("system-shutdown");
+	session_close_all("system-shutdown", NULL);
 	pipeline_stop_when_idle();
 	ev_timer_init(&shutdown_timer, on_shutdown_timeout, 3., 0.);
 	ev_timer_start(loop, &shutdown_timer);

@@ -7,12 +7,16 @@
 -- itself, everything at it and at its subdomains.
 --
 -- Stanzas from a JID the recipient blocked (checked on the recipient's
--- side, at priority 1000, above delivery): presence is dropped silently,
+-- side, at priority 1000, above delivery; a remote sender's stanzas on
+-- "route/s2sin", before any payload event): presence is dropped silently,
 -- a message is answered service-unavailable, an iq get/set
 -- service-unavailable, other iqs dropped. Stanzas a user sends to a JID
 -- they blocked are not routed: not-acceptable with
 -- <blocked xmlns='urn:xmpp:blocking:errors'/> (an unavailable presence
--- still goes out, and errors and iq results are dropped).
+-- still goes out, and errors and iq results are dropped). Presence the
+-- server sends on a user's behalf (broadcasts, probes, answers) to a
+-- remote JID the user blocked is dropped on "route/remote", as it is at
+-- delivery for a local one.
 --
 -- Blocking a contact sends it unavailable presence from the user's
 -- available resources, unblocking sends their current presence (both
@@ -170,6 +174,30 @@ local function check_presence(event)
 	local username, host = jid.split(from or "")
 	if username and stanza.attr.type ~= "unavailable" and core.is_local_host(host)
 	   and blocks(username, host, stanza.attr.to) then
+		return true
+	end
+	return nil
+end
+
+-- route/s2sin: a stanza from a remote server, before its delivery events
+-- (an iq's payload events come first, so the recipient's list is checked
+-- here, as check_iq_both does for local senders).
+local function check_remote_sender(event)
+	if recipient_blocks(event.stanza) then
+		return refuse_incoming(event)
+	end
+	return nil
+end
+
+-- route/remote: presence a local account sends to a remote JID it
+-- blocked; what clients send themselves was refused on pre- events.
+local function check_leaving_presence(event)
+	local stanza = event.stanza
+	if stanza.name ~= "presence" or stanza.attr.type == "unavailable" then
+		return nil
+	end
+	local username, host = jid.split(stanza.attr.from or "")
+	if username and blocks(username, host, stanza.attr.to) then
 		return true
 	end
 	return nil
@@ -378,3 +406,5 @@ module:hook("iq/bare", check_incoming, 1000)
 module:hook("iq/full", check_incoming, 1000)
 module:hook("presence/bare", check_presence, 1000)
 module:hook("presence/full", check_presence, 1000)
+module:hook("route/s2sin", check_remote_sender, 1000)
+module:hook("route/remote", check_leaving_presence, 1000)

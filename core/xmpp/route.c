@@ -379,7 +379,14 @@ void route_from_server(struct session *s, struct st_doc *doc)
 	}
 	if (!h || h->type == HOST_GLOBAL)
 		goto out;	/* s2s_in.c let only our hosts through */
+	/* One event serves route/s2sin and the delivery events: a handler
+	 * of route/s2sin (blocking) sees every stanza from a remote server
+	 * before any payload event does, as pre- events do for clients. */
 	struct event ev = { .origin = s, .doc = doc, .stanza = node };
+	if (fire_named(h, &ev, "route/s2sin", NULL)) {
+		event_release(&ev);
+		goto out;
+	}
 	deliver_local(h, &ev, totype);
 out:
 	st_doc_unref(doc);

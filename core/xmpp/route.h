@@ -67,7 +67,9 @@ size_t route_count_bare(const char *bare_jid);
  * pre- and delivery events. Takes ownership of doc. */
 void route_from_client(struct session *s, struct st_doc *doc);
 /* A stanza from an authenticated server stream (s2s_in.c checked its
- * addresses): fires the delivery events. Takes ownership of doc. */
+ * addresses): fires "route/s2sin" on the destination host (a handler that
+ * stops it takes or vetoes the stanza), then the delivery events. Takes
+ * ownership of doc. */
 void route_from_server(struct session *s, struct st_doc *doc);
 /* Routes a stanza (a module's, or a reply) to its 'to'. origin may be
  * NULL. Does not take ownership (the caller keeps its reference). */

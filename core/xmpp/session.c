@@ -290,13 +290,15 @@ void session_close(struct session *s, const char *condition, const char *text)
 	conn_close(s->conn, condition ? condition : "closed");
 }
 
-void session_close_all(const char *condition)
+void session_close_all(const char *condition,
+		       bool (*spare)(const struct session *s))
 {
 	struct session *s = all_sessions;
 
 	while (s) {
 		struct session *next = s->all_next;
-		session_close(s, condition, NULL);
+		if (!spare || !spare(s))
+			session_close(s, condition, NULL);
 		s = next;
 	}
 }

@@ -206,8 +206,10 @@ void session_close(struct session *s, const char *condition,
  * nothing acknowledges what was not stored (an XEP-0198 client resends
  * what was never acked). Returns how many. */
 size_t session_writes_lost(unsigned long batch);
-/* Every session: close with condition (shutdown). */
-void session_close_all(const char *condition);
+/* Every session but those spare() is true for (spare may be NULL):
+ * close with condition (shutdown). */
+void session_close_all(const char *condition,
+		       bool (*spare)(const struct session *s));
 size_t session_count(void);
 /* The first of every session (then s->all_next), for administration;
  * includes closing and dead ones (check s->flags). */
