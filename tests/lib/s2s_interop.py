@@ -155,14 +155,14 @@ def starling_methods(st, peer):
     return out
 
 
-def external_or_skip(st, peer, no_client_cert):
+def external_or_skip(st, peer, refused):
     """The SASL EXTERNAL tests need Starling to present its certificate as
     a TLS client on its outgoing streams, to offer EXTERNAL on incoming
     ones and to use it on outgoing ones (branch secauth). Until it does,
     the first stanza to the peer is refused (the peer, requiring a valid
-    certificate, sees none): then the test is skipped and says why.
-    no_client_cert: the peer's log line for a client without a
-    certificate."""
+    certificate, sees none, or sees dialback where it wants EXTERNAL): then
+    the test is skipped and says why. refused: the peer's log line for
+    that refusal."""
     from harness import skip
     alice = st.login("probe")
     alice.send("<iq type='get' id='ext' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>"
@@ -171,10 +171,11 @@ def external_or_skip(st, peer, no_client_cert):
     if el.get("type") == "result":
         return
     try:
-        peer.wait_log(no_client_cert, timeout=2)
+        peer.wait_log(refused, timeout=2)
     except AssertionError:
         raise AssertionError("ping to %s failed, and not for want of a client "
                              "certificate: %s" % (peer.domain, el)) from None
-    skip("Starling presents no certificate on its outgoing s2s streams (SASL "
-         "EXTERNAL, s2s_secure_auth and ssl.cafile are branch secauth's): %s "
-         "refuses it" % peer.kind)
+    skip("Starling has no SASL EXTERNAL for s2s (it presents no certificate on "
+         "its outgoing streams and authenticates with dialback; SASL EXTERNAL, "
+         "s2s_secure_auth and ssl.cafile are branch secauth's): %s refuses it"
+         % peer.kind)
