@@ -227,15 +227,18 @@ def _free_on(address, ports):
 
 
 def free_loopback_address(ports=(5269, 5222)):
-    """A loopback address 127.0.0.x (x >= 2) where every one of ports is
-    free: each peer gets an address of its own, the way servers of
-    different domains have on the Internet."""
+    """A loopback address 127.0.x.y (y >= 2) of its own for a peer, the way
+    servers of different domains have addresses of their own on the
+    Internet: one where ports are free if there is one (a system service
+    listening on every address takes them everywhere; the peer then gets
+    free ports instead, see ExternalPeer)."""
     import random
-    for _ in range(300):
-        address = "127.0.%d.%d" % (random.randint(0, 3), random.randint(2, 250))
+    candidates = ["127.0.%d.%d" % (random.randint(0, 3), random.randint(2, 250))
+                  for _ in range(50)]
+    for address in candidates:
         if _free_on(address, ports):
             return address
-    raise server_mod.ServerError("no loopback address has ports %s free" % (ports,))
+    return candidates[0]
 
 
 def _which(*names):
@@ -400,6 +403,7 @@ class ExternalPeer:
 
 PROSODY_CONFIG = """-- written by tests/lib/peers.py
 run_as_root = true            -- the test runs as root: no switch to 'prosody'
+certificates = "{dir}/certs"  -- nothing there: the ssl options say where
 pidfile = "{dir}/prosody.pid"
 data_path = "{dir}/data"
 log = {{ debug = "{log}" }}
@@ -444,6 +448,7 @@ class ProsodyPeer(ExternalPeer):
         if not _which("prosody"):
             raise server_mod.ServerError("prosody is not installed (make test-deps)")
         os.makedirs(os.path.join(self.dir, "data"), exist_ok=True)
+        os.makedirs(os.path.join(self.dir, "certs"), exist_ok=True)
         self.config_path = os.path.join(self.dir, "prosody.cfg.lua")
         with open(self.config_path, "w") as f:
             f.write(self.config_text())
@@ -539,10 +544,14 @@ class EjabberdPeer(ExternalPeer):
 
     def config_text(self):
         pem = os.path.join(self.dir, "server.pem")
+        with open(self.cert) as f:
+            leaf = f.read().split("-----END CERTIFICATE-----")[0]
+        with open(self.key) as f:
+            key = f.read()
         with open(pem, "w") as out:
-            for p in (self.cert, self.key):
-                with open(p) as f:
-                    out.write(f.read())
+            # the server's certificate and key: the CA of a chain file is not
+            # the server's (ejabberd warns of a self-signed certificate)
+            out.write(leaf + "-----END CERTIFICATE-----\n" + key)
         os.chmod(pem, 0o600)
         return EJABBERD_CONFIG.format(
             domain=self.domain, pem=pem, address=self.address,
