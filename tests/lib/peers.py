@@ -201,9 +201,10 @@ class FakeAuthoritative:
 # dnsserver.py) that every server of the test asks: SRV records
 # _xmpp-server._tcp.DOMAIN pointing at the server's address and port.
 #
-#     fed = Federation()                         # DNS and certificates
-#     srv = fed.starling(scope, "st.example")    # Starling, asking fed's DNS
-#     pro = fed.prosody(scope, "pro.example")    # a private Prosody
+#     fed = Federation(scope)                    # DNS and certificates
+#     srv = fed.starling("st.example")           # Starling, asking fed's DNS
+#     pro = fed.prosody("pro.example")           # a private Prosody
+#     ej = fed.ejabberd("ej.example")            # a private ejabberd node
 #     fed.start()                                # DNS first, then the servers
 #     alice = srv.login("alice")
 #     bob = pro.login("bob")                     # a client of Prosody's c2s
@@ -577,16 +578,7 @@ class EjabberdPeer(ExternalPeer):
             f.write(self.inetrc_text())
         self.spool = os.path.join(self.dir, "spool")
         os.makedirs(self.spool)
-        for _ in range(3):
-            self.epmd_port = server_mod.free_port()
-            self.epmd = self._spawn(["epmd", "-port", str(self.epmd_port),
-                                     "-address", "127.0.0.1"])
-            try:
-                socket.create_connection(("127.0.0.1", self.epmd_port), 0.5).close()
-            except OSError:
-                time.sleep(0.3)
-            if self.epmd.poll() is None:
-                break
+        self._start_epmd()
         # ejabberd asks Erlang's resolver (inetrc: the test's NSD) for SRV
         # records but the C library (getaddrinfo) for addresses, which
         # reads /etc/hosts and port 53 only: the node runs in a mount
@@ -608,6 +600,24 @@ class EjabberdPeer(ExternalPeer):
             self.stop()
             raise
         return self
+
+    def _start_epmd(self):
+        """A private epmd on a free port, listening before the node starts
+        (else erl would start a daemon of its own there)."""
+        for _ in range(3):
+            self.epmd_port = server_mod.free_port()
+            self.epmd = self._spawn(["epmd", "-port", str(self.epmd_port),
+                                     "-address", "127.0.0.1"])
+            deadline = time.monotonic() + 5
+            while self.epmd.poll() is None and time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", self.epmd_port), 0.5).close()
+                    return
+                except OSError:
+                    time.sleep(0.05)
+            self._end(self.epmd)
+        self.epmd = None
+        raise server_mod.ServerError("epmd did not start:\n" + self.log_tail())
 
     def ctl(self, *args, timeout=60):
         """ejabberd_ctl on this node, as `ejabberdctl ARGS` would run it."""
