@@ -35,7 +35,8 @@ LINK_ALL = $(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS)
 BUILD_DEPS := gcc make pkg-config libev-dev libexpat1-dev libssl-dev \
 	liblua5.4-dev liblmdb-dev libidn-dev libunbound-dev libevent-dev openssl
 TEST_DEPS := python3 python3-slixmpp python3-aioxmpp python3-nbxmpp python3-openssl lua-check lmdb-utils prosody \
-	go-sendxmpp mcabber tmux sendxmpp profanity nsd ldnsutils
+	go-sendxmpp mcabber tmux sendxmpp profanity nsd ldnsutils \
+	lua-unbound ejabberd
 
 # core/*.c (start-up, server settings, admin socket) is the "server" layer.
 LAYER_LIBS := $(foreach l,server $(notdir $(LAYERS)),$(BUILD)/lib/lib$(l).a)
@@ -112,6 +113,15 @@ deps:
 
 test-deps: deps
 	$(call need_pkgs,$(TEST_DEPS))
+	@# the federation tests start their own Prosody and ejabberd: the system
+	@# services the packages may have started would hold 5222/5269 everywhere
+	@for s in prosody ejabberd; do \
+		if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet $$s 2>/dev/null; then \
+			echo "stopping the system $$s"; systemctl disable --now $$s; \
+		elif pgrep -u $$s >/dev/null 2>&1 && [ -x /etc/init.d/$$s ]; then \
+			echo "stopping the system $$s"; /etc/init.d/$$s stop; \
+		fi; \
+	done; true
 
 certs/localhost.crt:
 	@mkdir -p certs
