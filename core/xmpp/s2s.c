@@ -121,7 +121,7 @@ bool s2s_cert_valid_for(const struct session *s, const struct s2s_cert *c,
 	if (!c->checked || !cert)
 		return false;
 	if (c->dane == TLS_DANE_EE) {	/* RFC 7671 5.1: no name checks */
-		*how = "DANE-EE";
+		*how = "no name check";
 		return true;
 	}
 	if (c->dane == TLS_DANE_MISMATCH) {

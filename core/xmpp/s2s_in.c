@@ -590,6 +590,7 @@ const struct session_role s2s_in_role = {
 	.host_type = HOST_LOCAL,
 	.header_attrs = "xmlns:db='" NS_DIALBACK "'",
 	.routes_sends = true,
+	.peer_certificate = true,
 	.header = in_header,
 	.features = in_features,
 	.element = in_element,
