@@ -260,6 +260,42 @@ static void read_session_config(void)
 		c2s_cfg.idle_timeout = 900;
 }
 
+struct domain_list {
+	const char **v;
+	size_t n;
+};
+
+static int add_domain(void *ctx, const char *item)
+{
+	struct domain_list *l = ctx;
+
+	l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+	l->v[l->n++] = xstrdup(item);
+	return 0;
+}
+
+static void free_domains(struct domain_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free((char *)l->v[i]);
+	free(l->v);
+}
+
+/* Who must authenticate with a valid certificate (Prosody's options):
+ * s2s_secure_auth (default false), s2s_secure_domains,
+ * s2s_insecure_domains (dialback is enough even with s2s_secure_auth). */
+static void read_s2s_policy(void)
+{
+	struct domain_list sec = { 0 }, insec = { 0 };
+
+	config_each("*", "s2s_secure_domains", add_domain, &sec);
+	config_each("*", "s2s_insecure_domains", add_domain, &insec);
+	s2s_set_policy(config_bool("*", "s2s_secure_auth", false), sec.v, sec.n,
+		       insec.v, insec.n);
+	free_domains(&sec);
+	free_domains(&insec);
+}
+
 /* Server-to-server settings (Prosody's names where it has them):
  * s2s_timeout closes an idle stream, s2s_connect_timeout bounds making
  * one (resolve, connect, TLS, dialback) before what waits bounces. */
@@ -286,6 +322,7 @@ static void read_s2s_config(void)
 	if (!s2s_cfg.queue_max)
 		s2s_cfg.queue_max = 1;
 	s2s_configure(&s2s_cfg);
+	read_s2s_policy();
 }
 
 static struct session_listen c2s_listen = { &c2s_role, &c2s_cfg, false };

@@ -159,12 +159,24 @@ struct tls_build {
 	char **hosts;			/* hosts[i] uses ctxs[host_ctx[i]] */
 	size_t *host_ctx;
 	size_t n_hosts;
+	X509_STORE *trust;		/* the global ssl's cafile/capath */
+	char **trust_hosts;		/* hosts with their own */
+	X509_STORE **trust_stores;
+	size_t n_trust;
 };
 
 static void tls_build_free(struct tls_build *b, bool free_ctx)
 {
 	for (size_t i = 0; free_ctx && i < b->n_ctx; i++)
 		SSL_CTX_free(b->ctxs[i].ctx);
+	if (b->trust)
+		X509_STORE_free(b->trust);
+	for (size_t i = 0; i < b->n_trust; i++) {
+		X509_STORE_free(b->trust_stores[i]);
+		free(b->trust_hosts[i]);
+	}
+	free(b->trust_stores);
+	free(b->trust_hosts);
 	for (size_t i = 0; i < b->n_hosts; i++)
 		free(b->hosts[i]);
 	free(b->ctxs);
@@ -232,11 +244,38 @@ static int build_ctx(struct tls_build *b, const char *host, const char *cert,
 	return 0;
 }
 
+/* The trust store of ssl's cafile and capath (Prosody's names) in
+ * host's section (or the global one, host "*"): *out stays NULL when
+ * neither is set. */
+static int build_trust(const char *host, X509_STORE **out, struct sbuf *err)
+{
+	const char *cafile, *capath;
+	char fb[PATH_MAX], pb[PATH_MAX];
+
+	*out = NULL;
+	if (config_kind(host, "ssl", NULL) != CONFIG_TABLE)
+		return 0;
+	cafile = config_field_string(host, "ssl", "cafile");
+	capath = config_field_string(host, "ssl", "capath");
+	if (!cafile && !capath)
+		return 0;
+	if ((cafile && !(cafile = server_path(cafile, fb, sizeof(fb)))) ||
+	    (capath && !(capath = server_path(capath, pb, sizeof(pb))))) {
+		sbuf_printf(err, "host %s: cafile or capath path too long", host);
+		return -ENAMETOOLONG;
+	}
+	if (!(*out = tls_trust_new(cafile, capath, err)))
+		return -EINVAL;
+	return 0;
+}
+
 /* The "ssl" option of host: the certificate and key of a host that has
- * one. */
+ * one, and its trust store when it names one of its own. */
 static int build_host(const char *host, struct tls_build *b, struct sbuf *err)
 {
 	const char *cert, *key;
+	X509_STORE *st = NULL;
+	int r;
 
 	switch (config_kind(host, "ssl", NULL)) {
 	case CONFIG_UNSET:
@@ -244,6 +283,17 @@ static int build_host(const char *host, struct tls_build *b, struct sbuf *err)
 	case CONFIG_TABLE:
 		cert = config_field_string(host, "ssl", "certificate");
 		key = config_field_string(host, "ssl", "key");
+		if ((r = build_trust(host, &st, err)) != 0)
+			return r;
+		if (st) {
+			b->trust_hosts = xrealloc(b->trust_hosts, (b->n_trust + 1) * sizeof(char *));
+			b->trust_stores = xrealloc(b->trust_stores,
+						   (b->n_trust + 1) * sizeof(X509_STORE *));
+			b->trust_hosts[b->n_trust] = xstrdup(host);
+			b->trust_stores[b->n_trust++] = st;
+		}
+		if (!cert && !key)
+			return 0;	/* trust options only */
 		if (!cert || !key) {
 			sbuf_printf(err, "host %s: ssl needs both certificate and key", host);
 			return -EINVAL;
@@ -263,6 +313,7 @@ int server_load_tls(struct sbuf *err, int *n_hosts)
 	size_t pos = 0;
 	int r = 0;
 
+	r = build_trust("*", &b.trust, err);
 	while (r == 0 && config_host_next(&pos, &name, &type, &module)) {
 		if (!(type && strcmp(type, "component") == 0))
 			r = build_host(name, &b, err);
@@ -275,6 +326,10 @@ int server_load_tls(struct sbuf *err, int *n_hosts)
 	tls_free_all();
 	for (size_t i = 0; i < b.n_hosts; i++)
 		tls_register(b.hosts[i], b.ctxs[b.host_ctx[i]].ctx);
+	if (b.trust)
+		tls_register_trust(NULL, b.trust);
+	for (size_t i = 0; i < b.n_trust; i++)
+		tls_register_trust(b.trust_hosts[i], b.trust_stores[i]);
 	if (n_hosts)
 		*n_hosts = (int)b.n_hosts;
 	tls_build_free(&b, false);

@@ -69,6 +69,8 @@ static void push_session(lua_State *L, const struct session *s)
 			set_str(L, "domains", s2s_in_domains(s, doms, sizeof(doms)));
 		lua_pushboolean(L, (s->flags & SESS_F_AUTHED) != 0);
 		lua_setfield(L, -2, "authenticated");
+		set_str(L, "auth", s2s_auth_method(s));
+		set_str(L, "certificate", s2s_cert_state(s));
 	}
 	set_num(L, "connected_at", s->connected_at);
 	set_num(L, "idle", now_mono() - s->last_activity);

@@ -2,6 +2,7 @@
  * transports are socket.c (plain TCP) and tls.c. */
 #include "conn.h"
 #include "log.h"
+#include "tls.h"
 #include "transport.h"
 
 #include <errno.h>
@@ -155,6 +156,8 @@ int conn_start_tls(struct conn *c, SSL_CTX *ctx)
 		return -EIO;
 	}
 	SSL_set_accept_state(c->ssl);
+	if (c->flags & CONN_F_PEER_CERT)
+		tls_request_peer_cert(c->ssl);
 	c->ops = &conn_tls_ops;
 	c->flags |= CONN_F_HANDSHAKE;
 	conn_tls_handshake(c);

@@ -69,6 +69,8 @@ struct conn_events {
 #define CONN_F_THROTTLED  0x80	/* over the read rate, waiting for tokens */
 #define CONN_F_HELD       0x100	/* the owner paused reading */
 #define CONN_F_CONNECTING 0x200	/* outgoing, TCP handshake under way */
+#define CONN_F_PEER_CERT  0x400	/* server-side TLS asks for the peer's
+				 * certificate (servers' incoming streams) */
 
 struct wq_chunk;
 

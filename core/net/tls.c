@@ -2,6 +2,8 @@
  * transport of a connection. */
 #include "tls.h"
 #include "transport.h"
+#include "certid.h"
+#include "dns.h"
 #include "hmap.h"
 #include "log.h"
 
@@ -192,11 +194,214 @@ SSL_CTX *tls_client_ctx(void)
 	return client_ctx;
 }
 
-bool tls_peer_verified(SSL *ssl)
-{
-	X509 *cert = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+/* --- client contexts per local host ---------------------------------------- */
 
-	return cert && SSL_get_verify_result(ssl) == X509_V_OK;
+static struct hmap client_by_host;
+static bool client_by_host_ready;
+
+SSL_CTX *tls_client_ctx_for(const char *host)
+{
+	SSL_CTX *base = tls_client_ctx(), *sctx, *ctx;
+	STACK_OF(X509) *chain = NULL;
+	X509 *cert;
+	EVP_PKEY *key;
+
+	if (!base || !host)
+		return base;
+	if (!client_by_host_ready) {
+		hmap_init(&client_by_host);
+		client_by_host_ready = true;
+	}
+	if ((ctx = hmap_get(&client_by_host, host)))
+		return ctx;
+	sctx = hmap_get(&by_host, host);
+	cert = sctx ? SSL_CTX_get0_certificate(sctx) : NULL;
+	key = sctx ? SSL_CTX_get0_privatekey(sctx) : NULL;
+	if (!cert || !key)
+		return base;	/* nothing of its own to present */
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx) {
+		log_ssl_error("cannot create a client TLS context for", host);
+		return base;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+			      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_get0_chain_certs(sctx, &chain);
+	if (SSL_CTX_use_cert_and_key(ctx, cert, key, chain, 1) != 1) {
+		log_ssl_error("cannot present the certificate of", host);
+		SSL_CTX_free(ctx);
+		return base;
+	}
+	hmap_set(&client_by_host, host, ctx);
+	return ctx;
+}
+
+/* The handshake takes any certificate: it is judged afterwards, so that
+ * a peer without a valid one may still use dialback. */
+static int accept_any(int ok, X509_STORE_CTX *x)
+{
+	return 1;
+}
+
+void tls_request_peer_cert(SSL *ssl)
+{
+	SSL_set_verify(ssl, SSL_VERIFY_PEER, accept_any);
+}
+
+/* --- trust ------------------------------------------------------------------ */
+
+static struct hmap trust_by_host;
+static bool trust_ready;
+static X509_STORE *trust_default;	/* the global one */
+static X509_STORE **all_trust;
+static size_t n_trust;
+
+X509_STORE *tls_trust_new(const char *cafile, const char *capath, struct sbuf *err)
+{
+	X509_STORE *st = X509_STORE_new();
+
+	if (!st)
+		abort();
+	if (cafile && X509_STORE_load_file(st, cafile) != 1) {
+		sbuf_printf(err, "ssl: cannot read cafile %s (not a PEM bundle of "
+			    "certificates?)", cafile);
+		goto fail;
+	}
+	if (capath && X509_STORE_load_path(st, capath) != 1) {
+		sbuf_printf(err, "ssl: cannot use capath %s", capath);
+		goto fail;
+	}
+	if (!capath && X509_STORE_set_default_paths(st) != 1)
+		ERR_clear_error();
+	ERR_clear_error();
+	return st;
+fail:
+	ERR_clear_error();
+	X509_STORE_free(st);
+	return NULL;
+}
+
+void tls_register_trust(const char *host, X509_STORE *store)
+{
+	X509_STORE_up_ref(store);
+	all_trust = xrealloc(all_trust, (n_trust + 1) * sizeof(*all_trust));
+	all_trust[n_trust++] = store;
+	if (!host) {
+		trust_default = store;
+		return;
+	}
+	if (!trust_ready) {
+		hmap_init(&trust_by_host);
+		trust_ready = true;
+	}
+	hmap_set(&trust_by_host, host, store);
+}
+
+static X509_STORE *trust_for(const char *host)
+{
+	X509_STORE *st = host && trust_ready ? hmap_get(&trust_by_host, host) : NULL;
+
+	if (st)
+		return st;
+	if (!trust_default) {	/* no ssl.cafile anywhere: the system's */
+		X509_STORE *sys = tls_trust_new(NULL, NULL, NULL);
+		tls_register_trust(NULL, sys);
+		X509_STORE_free(sys);
+	}
+	return trust_default;
+}
+
+X509 *tls_peer_cert(SSL *ssl)
+{
+	return ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+}
+
+/* Verifies leaf with untrusted chain against store (flags: X509_V_FLAG_*):
+ * 0 or -EKEYREJECTED, why said. */
+static int verify_chain(X509_STORE *store, X509 *leaf, STACK_OF(X509) *chain,
+			unsigned long flags, char *why, size_t n)
+{
+	X509_STORE_CTX *x = X509_STORE_CTX_new();
+	int r = -EKEYREJECTED;
+
+	if (!x)
+		abort();
+	if (X509_STORE_CTX_init(x, store, leaf, chain) == 1) {
+		if (flags)
+			X509_STORE_CTX_set_flags(x, flags);
+		if (X509_verify_cert(x) == 1) {
+			r = 0;
+		} else if (why) {
+			int e = X509_STORE_CTX_get_error(x);
+			snprintf(why, n, "%s", X509_verify_cert_error_string(e));
+		}
+	} else if (why) {
+		snprintf(why, n, "cannot check the chain");
+	}
+	X509_STORE_CTX_free(x);
+	ERR_clear_error();
+	return r;
+}
+
+int tls_peer_chain(SSL *ssl, const char *host, char *why, size_t n)
+{
+	X509 *leaf = tls_peer_cert(ssl);
+
+	if (!leaf) {
+		snprintf(why, n, "no certificate");
+		return -ENOENT;
+	}
+	return verify_chain(trust_for(host), leaf, SSL_get_peer_cert_chain(ssl), 0,
+			    why, n);
+}
+
+/* DANE-TA: whether the chain leads from leaf to ta (a certificate the
+ * peer sent), ta being the only trust anchor. */
+static bool chain_to(X509 *leaf, STACK_OF(X509) *chain, X509 *ta)
+{
+	X509_STORE *st = X509_STORE_new();
+	bool ok;
+
+	if (!st)
+		abort();
+	X509_STORE_add_cert(st, ta);
+	ok = verify_chain(st, leaf, chain, X509_V_FLAG_PARTIAL_CHAIN, NULL, 0) == 0;
+	X509_STORE_free(st);
+	return ok;
+}
+
+enum tls_dane tls_peer_dane(SSL *ssl, const struct dns_tlsa *recs, size_t n)
+{
+	X509 *leaf = tls_peer_cert(ssl);
+	STACK_OF(X509) *chain = ssl ? SSL_get_peer_cert_chain(ssl) : NULL;
+	bool usable = false;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct dns_tlsa *t = &recs[i];
+
+		/* RFC 7672 3.1.3 and RFC 7673: PKIX-TA(0) and PKIX-EE(1) are not
+		 * for server-to-server; unknown selectors or types are unusable. */
+		if ((t->usage != 2 && t->usage != 3) || t->selector > 1 || t->mtype > 2)
+			continue;
+		usable = true;
+		if (!leaf)
+			continue;
+		if (t->usage == 3 &&
+		    certid_tlsa_match(leaf, t->selector, t->mtype, t->data, t->len))
+			return TLS_DANE_EE;
+		if (t->usage != 2)
+			continue;
+		for (int k = 0; chain && k < sk_X509_num(chain); k++) {
+			X509 *c = sk_X509_value(chain, k);
+			if (certid_tlsa_match(c, t->selector, t->mtype, t->data, t->len) &&
+			    chain_to(leaf, chain, c))
+				return TLS_DANE_TA;
+		}
+	}
+	return usable ? TLS_DANE_MISMATCH : TLS_DANE_UNUSABLE;
 }
 
 void tls_free_all(void)
@@ -204,6 +409,25 @@ void tls_free_all(void)
 	if (client_ctx)		/* connections keep their own reference */
 		SSL_CTX_free(client_ctx);
 	client_ctx = NULL;
+	if (client_by_host_ready) {
+		size_t pos = 0;
+		const char *k;
+		void *v;
+		while (hmap_next(&client_by_host, &pos, &k, &v))
+			SSL_CTX_free(v);
+		hmap_free(&client_by_host);
+		client_by_host_ready = false;
+	}
+	for (size_t i = 0; i < n_trust; i++)
+		X509_STORE_free(all_trust[i]);
+	free(all_trust);
+	all_trust = NULL;
+	n_trust = 0;
+	trust_default = NULL;
+	if (trust_ready) {
+		hmap_free(&trust_by_host);
+		trust_ready = false;
+	}
 	for (size_t i = 0; i < n_ctx; i++)
 		SSL_CTX_free(all_ctx[i]);
 	free(all_ctx);

@@ -14,6 +14,16 @@
  * verify:   <db:verify/>: an incoming stream's key, sent to the peer that
  *           claims to have made it (the authoritative server).
  *
+ * cert:     what the peer's certificate proves (struct s2s_cert): its
+ *           chain to a CA we trust (ssl.cafile/capath or the system's),
+ *           DANE (outgoing, RFC 7673), and per domain its identities
+ *           (core/net/certid.h). A valid certificate authenticates with
+ *           SASL EXTERNAL (XEP-0178), or lets dialback skip its verify
+ *           round trip ("dialback+cert", XEP-0344 2.4).
+ * secure:   a pair whose peer must have a valid certificate
+ *           (s2s_secure_auth, s2s_secure_domains, s2s_insecure_domains):
+ *           dialback alone is not enough.
+ *
  * Stanzas to a domain that is not ours come here from the router (after
  * the "route/remote" event) and go out on the pair's link, queued in order
  * while the stream is being set up; when it cannot be, each is bounced
@@ -23,9 +33,11 @@
 #define STARLING_S2S_H
 
 #include "session.h"
+#include "tls.h"
 
 #define NS_DIALBACK "jabber:server:dialback"
 #define NS_DIALBACK_FEATURE "urn:xmpp:features:dialback"
+#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 
 extern const struct session_role s2s_in_role;
 extern const struct session_role s2s_out_role;
@@ -61,7 +73,46 @@ bool s2s_is(const struct session *s);
  * into buf (for administration). */
 const char *s2s_in_domains(const struct session *s, char *buf, size_t n);
 
+/* Who must present a valid certificate (Prosody's options): every peer
+ * when secure_auth, else the domains of secure; never the domains of
+ * insecure. Copied; again on reload. */
+void s2s_set_policy(bool secure_auth, const char *const *secure, size_t n_secure,
+		    const char *const *insecure, size_t n_insecure);
+/* Whether remote must authenticate with a valid certificate. */
+bool s2s_secure_required(const char *remote);
+/* For administration: how s authenticated ("SASL EXTERNAL", "dialback",
+ * "dialback+cert", or "-") and what its peer's certificate is ("valid",
+ * "valid (DANE)", "invalid: why", "none", "-" before TLS). */
+const char *s2s_auth_method(const struct session *s);
+const char *s2s_cert_state(const struct session *s);
+
 /* --- between the files of s2s (not for other layers) ----------------------- */
+
+/* What the peer's certificate proves on one stream, judged once after
+ * the TLS handshake (s2s_cert_check). */
+struct s2s_cert {
+	bool checked;
+	bool present;
+	bool chain_ok;			/* PKIX: leads to a CA we trust */
+	enum tls_dane dane;		/* outgoing with TLSA records */
+	char why[112];			/* why the chain is not trusted */
+	char state[128];		/* for administration, see s2s_cert_state */
+};
+/* Judges the certificate of s's peer against s->host's trust store, and
+ * against TLSA records recs[n] (NULL, 0: none). */
+void s2s_cert_check(struct session *s, struct s2s_cert *c,
+		    const struct dns_tlsa *recs, size_t n);
+/* Whether the certificate is valid for domain (its own identities,
+ * SRV-IDs included) or for target (an SRV target reached by DNSSEC-secure
+ * answers, RFC 7673; NULL: none); *how says by what (static string). */
+bool s2s_cert_valid_for(const struct session *s, const struct s2s_cert *c,
+			const char *domain, const char *target, const char **how);
+/* s2s_in.c / s2s_out.c: the role's own side of s2s_auth_method and
+ * s2s_cert_state. */
+const char *s2s_in_method(const struct session *s);
+const struct s2s_cert *s2s_in_cert(const struct session *s);
+const char *s2s_out_method(const struct session *s);
+const struct s2s_cert *s2s_out_cert(const struct session *s);
 
 /* dialback.c: the HMAC key, from the server's secret. */
 void dialback_init(const unsigned char secret[32]);

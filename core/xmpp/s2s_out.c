@@ -6,6 +6,7 @@
  * prove our domain. Stanzas wait in order until the stream is
  * authenticated; when it cannot be, each is bounced once. */
 #include "s2s.h"
+#include "certid.h"
 #include "dns.h"
 #include "hmap.h"
 #include "jid.h"
@@ -14,6 +15,7 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -23,6 +25,7 @@ enum link_state {
 	LINK_IDLE,		/* nothing under way */
 	LINK_RESOLVING,		/* waiting for DNS */
 	LINK_CONNECTING,	/* a stream is being negotiated */
+	LINK_SASL,		/* SASL EXTERNAL asked for */
 	LINK_READY,		/* negotiated (TLS): dialback may go */
 	LINK_AUTHED,		/* the peer accepted our domain */
 };
@@ -54,6 +57,16 @@ struct link {
 	size_t n_targets, next_target;
 	bool direct_tls;		/* the current target's */
 	ev_timer deadline;		/* connect and negotiate */
+	/* the current target's certificate, and DANE (RFC 7673) */
+	struct dns_query *tq;		/* its TLSA records, asked for */
+	struct dns_tlsa *tlsa;		/* copies (data included) */
+	size_t n_tlsa;
+	struct s2s_cert cert;
+	bool cert_valid;
+	const char *cert_how;		/* static */
+	bool sasl_sent, sasl_ok, sasl_failed;
+	const char *method;		/* how we authenticated (static) */
+	char *why;			/* the last target's failure, for the bounce log */
 };
 
 static struct hmap links;
@@ -85,6 +98,29 @@ static struct link *link_get(const char *local, const char *remote, bool create)
 	return l;
 }
 
+static void free_tlsa(struct link *l)
+{
+	for (size_t i = 0; i < l->n_tlsa; i++)
+		free((void *)l->tlsa[i].data);
+	free(l->tlsa);
+	l->tlsa = NULL;
+	l->n_tlsa = 0;
+}
+
+static void set_why(struct link *l, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void set_why(struct link *l, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	free(l->why);
+	l->why = xstrdup(buf);
+}
+
 static void free_targets(struct link *l)
 {
 	for (size_t i = 0; i < l->n_targets; i++)
@@ -102,6 +138,8 @@ static void link_unlink(struct link *l)
 	ev_timer_stop(conn_loop(), &l->deadline);
 	dns_cancel(l->dq);
 	l->dq = NULL;
+	dns_cancel(l->tq);
+	l->tq = NULL;
 	if (l->s) {
 		l->s->role_data = NULL;
 		l->s = NULL;
@@ -122,6 +160,8 @@ static void link_free(struct link *l)
 		free(v);
 	}
 	free_targets(l);
+	free_tlsa(l);
+	free(l->why);
 	free(l->stream_id);
 	free(l->local);
 	free(l->remote);
@@ -179,36 +219,92 @@ static void on_deadline(struct ev_loop *loop, ev_timer *t, int revents)
 	link_fail(l, "remote-server-timeout", "no stream within s2s_connect_timeout");
 }
 
-/* Tries the targets from the next one on. */
-static void try_next(struct link *l)
+/* Connects to t: true when under way. */
+static bool connect_target(struct link *l, const struct dns_target *t)
 {
 	const struct s2s_config *cfg = s2s_config();
+	struct session *s = session_new_outgoing(&s2s_out_role, &cfg->out,
+						 l->local, l->remote);
+	char addr[64];
 
+	s->role_data = l;
+	l->s = s;
+	l->state = LINK_CONNECTING;
+	l->result_sent = false;
+	l->direct_tls = t->direct_tls;
+	l->sasl_sent = l->sasl_ok = l->sasl_failed = false;
+	l->cert_valid = false;
+	l->cert_how = NULL;
+	memset(&l->cert, 0, sizeof(l->cert));
+	for (struct out_verify *v = l->verifies; v; v = v->next)
+		v->sent = false;
+	log_debug("s2s outgoing %s -> %s: connecting to %s%s%s", l->local,
+		  l->remote, dns_addr_str(&t->addr, addr, sizeof(addr)),
+		  t->direct_tls ? " (direct TLS)" : "",
+		  l->n_tlsa ? " (DANE)" : "");
+	if (session_connect(s, (const struct sockaddr *)&t->addr, t->addrlen) == 0)
+		return true;
+	s->role_data = NULL;
+	l->s = NULL;
+	session_end(s, "cannot connect");
+	return false;
+}
+
+static const struct dns_target *current_target(const struct link *l)
+{
+	return l->next_target && l->next_target <= l->n_targets ?
+	       &l->targets[l->next_target - 1] : NULL;
+}
+
+static void try_next(struct link *l);
+
+/* The TLSA records of the current target: with usable ones its
+ * certificate must match one (RFC 7673); bogus ones, or no answer, and
+ * the target is not used (RFC 7671 4). */
+static void on_tlsa(void *arg, int err, const struct dns_tlsa *recs, size_t n)
+{
+	struct link *l = arg;
+	const struct dns_target *t = current_target(l);
+
+	l->tq = NULL;
+	if (err || !t) {
+		set_why(l, "DANE: the TLSA records of %s:%u %s", t ? t->host : "?",
+			t ? t->port : 0, err == -EBADMSG ? "are bogus (DNSSEC)" :
+			"could not be looked up");
+		log_info("s2s outgoing %s -> %s: %s: next target", l->local, l->remote, l->why);
+		try_next(l);
+		return;
+	}
+	l->tlsa = n ? xcalloc(n, sizeof(*l->tlsa)) : NULL;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char *d = xmalloc(recs[i].len ? recs[i].len : 1);
+		memcpy(d, recs[i].data, recs[i].len);
+		l->tlsa[i] = recs[i];
+		l->tlsa[i].data = d;
+	}
+	l->n_tlsa = n;
+	if (!connect_target(l, t))
+		try_next(l);
+}
+
+/* Tries the targets from the next one on; a target found through
+ * DNSSEC-secure answers first has its TLSA records looked up. */
+static void try_next(struct link *l)
+{
 	while (l->next_target < l->n_targets) {
 		const struct dns_target *t = &l->targets[l->next_target++];
-		struct session *s = session_new_outgoing(&s2s_out_role, &cfg->out,
-							 l->local, l->remote);
-		char addr[64];
-		int r;
 
-		s->role_data = l;
-		l->s = s;
-		l->state = LINK_CONNECTING;
-		l->result_sent = false;
-		l->direct_tls = t->direct_tls;
-		for (struct out_verify *v = l->verifies; v; v = v->next)
-			v->sent = false;
-		log_debug("s2s outgoing %s -> %s: connecting to %s%s", l->local,
-			  l->remote, dns_addr_str(&t->addr, addr, sizeof(addr)),
-			  t->direct_tls ? " (direct TLS)" : "");
-		r = session_connect(s, (const struct sockaddr *)&t->addr, t->addrlen);
-		if (r == 0)
+		free_tlsa(l);
+		if (t->secure && t->host) {
+			l->state = LINK_CONNECTING;
+			l->tq = dns_resolve_tlsa(t->host, t->port, on_tlsa, l);
 			return;
-		s->role_data = NULL;
-		l->s = NULL;
-		session_end(s, "cannot connect");
+		}
+		if (connect_target(l, t))
+			return;
 	}
-	link_fail(l, "remote-server-not-found", "no address could be reached");
+	link_fail(l, "remote-server-not-found", l->why ? l->why :
+		  "no address could be reached");
 }
 
 static void on_resolved(void *arg, int err, const struct dns_target *t, size_t n)
@@ -275,23 +371,27 @@ static void link_ready(struct link *l)
 		send_result(l);
 }
 
-static void link_authed(struct link *l)
+static void link_authed(struct link *l, const char *method)
 {
 	struct session *s = l->s;
 	struct queued *q = l->q;
 	size_t n = l->n_q;
 
 	l->state = LINK_AUTHED;
+	l->method = method;
 	ev_timer_stop(conn_loop(), &l->deadline);
 	s->flags |= SESS_F_AUTHED | SESS_F_BOUND;
 	ev_timer_stop(conn_loop(), &s->timer);
 	s->timer.repeat = s->cfg->idle_timeout;
 	ev_timer_again(conn_loop(), &s->timer);
 	free_targets(l);
-	log_info("s2s outgoing %s -> %s authenticated (dialback, %s, %s:%d)",
-		 l->local, l->remote, s->conn ? tls_version(s->conn->ssl) : "none",
-		 s->conn ? s->conn->ip : "?", s->conn ? s->conn->port : 0);
+	free_tlsa(l);
+	log_info("s2s outgoing %s -> %s authenticated (%s, %s, %s:%d, certificate %s (%s))",
+		 l->local, l->remote, method, s->conn ? tls_version(s->conn->ssl) : "none",
+		 s->conn ? s->conn->ip : "?", s->conn ? s->conn->port : 0,
+		 s2s_cert_state(s), l->cert_how ? l->cert_how : "-");
 	s2s_fire(s, l->local, "s2sout-established", NULL);
+	send_verifies(l);	/* those that waited for SASL */
 	l->q = NULL;
 	l->n_q = l->cap_q = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -398,6 +498,20 @@ static struct link *link_of(struct session *s)
 	return s->role_data;
 }
 
+const char *s2s_out_method(const struct session *s)
+{
+	const struct link *l = s->role_data;
+
+	return l && l->state == LINK_AUTHED && l->method ? l->method : "-";
+}
+
+const struct s2s_cert *s2s_out_cert(const struct session *s)
+{
+	const struct link *l = s->role_data;
+
+	return l ? &l->cert : NULL;
+}
+
 static void out_connected(struct session *s)
 {
 	struct link *l = link_of(s);
@@ -408,9 +522,70 @@ static void out_connected(struct session *s)
 		session_open_stream(s);
 }
 
+/* TLS is up: the peer's certificate is judged now. A DANE mismatch
+ * ends the target; so does an invalid certificate where a valid one is
+ * required (s2s_secure_auth): the next target is tried. */
 static void out_tls_ready(struct session *s)
 {
-	session_open_stream(s);
+	struct link *l = link_of(s);
+	const struct dns_target *t = l ? current_target(l) : NULL;
+
+	if (!l) {
+		session_open_stream(s);
+		return;
+	}
+	s2s_cert_check(s, &l->cert, l->tlsa, l->n_tlsa);
+	l->cert_valid = s2s_cert_valid_for(s, &l->cert, l->remote,
+					   t && t->secure ? t->host : NULL, &l->cert_how);
+	if (l->cert.dane == TLS_DANE_MISMATCH) {
+		set_why(l, "DANE: no TLSA record of %s:%u matches the certificate of %s",
+			t ? t->host : "?", t ? t->port : 0, s->conn ? s->conn->ip : "?");
+	} else if (!l->cert_valid && s2s_secure_required(l->remote)) {
+		set_why(l, "the certificate of %s is %s (%s), and s2s_secure_auth "
+			"requires a valid one", l->remote, l->cert.state, l->cert_how);
+	} else {
+		session_open_stream(s);
+		return;
+	}
+	log_info("s2s outgoing %s -> %s: %s", l->local, l->remote, l->why);
+	session_close(s, NULL, NULL);
+}
+
+/* Whether we present a certificate that names our domain: SASL
+ * EXTERNAL can work. */
+static bool can_external(struct session *s, struct link *l)
+{
+	X509 *own = s->conn && s->conn->ssl ? SSL_get_certificate(s->conn->ssl) : NULL;
+
+	return own && certid_match(own, l->local, true) != CERTID_NONE;
+}
+
+static bool offers_external(const struct st_node *f)
+{
+	const struct st_node *m = st_child(f, "mechanisms", NS_SASL);
+
+	for (const struct st_node *c = m ? m->first : NULL; c; c = c->next)
+		if (c->name && strcmp(c->name, "mechanism") == 0 && c->first &&
+		    !c->first->name && c->first->len == 8 &&
+		    memcmp(c->first->text, "EXTERNAL", 8) == 0)
+			return true;
+	return false;
+}
+
+/* <auth mechanism='EXTERNAL'>: our domain as the authorization identity
+ * (XEP-0178 4; older servers want it named). */
+static void send_external(struct session *s, struct link *l)
+{
+	struct sbuf b;
+
+	sbuf_init(&b);
+	sbuf_adds(&b, "<auth xmlns='" NS_SASL "' mechanism='EXTERNAL'>");
+	b64_encode(&b, l->local, strlen(l->local));
+	sbuf_adds(&b, "</auth>");
+	session_send_raw(s, b.p, b.len);
+	sbuf_free(&b);
+	l->sasl_sent = true;
+	l->state = LINK_SASL;
 }
 
 /* The peer's header: its stream id is what our dialback key covers. */
@@ -450,7 +625,40 @@ static void handle_features(struct session *s, struct link *l, const struct st_n
 				  "the peer offers no TLS and s2s_require_encryption is on");
 			return;
 		}
+		if (s2s_secure_required(l->remote)) {
+			link_fail(l, "remote-server-not-found", "the peer offers no TLS "
+				  "and s2s_secure_auth requires its certificate");
+			return;
+		}
 	}
+	if (l->sasl_ok) {		/* the stream after SASL's restart */
+		link_authed(l, "SASL EXTERNAL");
+		return;
+	}
+	if (l->n_q && !l->sasl_failed && offers_external(f) && can_external(s, l)) {
+		send_external(s, l);
+		return;
+	}
+	link_ready(l);
+}
+
+/* <success/> or <failure/> for our SASL EXTERNAL. A failure falls back
+ * to dialback, which the peer may still accept (XEP-0178 4). */
+static void sasl_answer(struct session *s, struct link *l, const struct st_node *n)
+{
+	if (!l->sasl_sent || l->state != LINK_SASL) {
+		session_close(s, "unsupported-stanza-type", NULL);
+		return;
+	}
+	l->sasl_sent = false;
+	if (strcmp(n->name, "success") == 0) {
+		l->sasl_ok = true;
+		s->flags |= SESS_F_RESTART;	/* session.c sends a new header */
+		return;
+	}
+	l->sasl_failed = true;
+	log_info("s2s outgoing %s -> %s: SASL EXTERNAL refused (%s): dialback",
+		 l->local, l->remote, n->first && n->first->name ? n->first->name : "?");
 	link_ready(l);
 }
 
@@ -472,12 +680,15 @@ static void out_element(struct session *s, struct st_doc *doc)
 		s->flags |= SESS_F_STARTTLS;	/* session.c starts TLS */
 	} else if (strcmp(n->ns, NS_TLS) == 0) {
 		link_fail(l, "remote-server-not-found", "the peer refused STARTTLS");
+	} else if (strcmp(n->ns, NS_SASL) == 0 &&
+		   (strcmp(n->name, "success") == 0 || strcmp(n->name, "failure") == 0)) {
+		sasl_answer(s, l, n);
 	} else if (strcmp(n->ns, NS_DIALBACK) == 0 && strcmp(n->name, "verify") == 0) {
 		verify_answer(l, n);
 	} else if (strcmp(n->ns, NS_DIALBACK) == 0 && strcmp(n->name, "result") == 0) {
 		const char *type = st_attr_get(n, "type");
 		if (type && strcmp(type, "valid") == 0 && l->result_sent)
-			link_authed(l);
+			link_authed(l, "dialback");
 		else if (l->result_sent)
 			link_fail(l, "remote-server-not-found", "dialback refused by the peer");
 	} else {

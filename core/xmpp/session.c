@@ -573,7 +573,8 @@ static void on_data(struct conn *c, const char *buf, size_t len)
 			xs_reset(s->xs);
 			conn_flush(s->conn);
 			if (s->flags & SESS_F_OUTGOING)
-				conn_start_tls_client(s->conn, tls_client_ctx(), s->peer);
+				conn_start_tls_client(s->conn, tls_client_ctx_for(s->host),
+						      s->peer);
 			else
 				conn_start_tls(s->conn, tls_ctx_for(s->host));
 			return;
@@ -584,6 +585,10 @@ static void on_data(struct conn *c, const char *buf, size_t len)
 			/* a new stream: our next words start with a new header */
 			s->flags &= ~(SESS_F_RESTART | SESS_F_OPENED);
 			xs_reset(s->xs);
+			/* an outgoing stream speaks first (after SASL,
+			 * RFC 6120 6.4.6) */
+			if (s->flags & SESS_F_OUTGOING)
+				send_header(s);
 			if (!n)
 				return;
 			ev = xs_feed(s->xs, rest, n);
@@ -686,6 +691,8 @@ void session_accept(int fd, const char *ip, int port, void *listen)
 
 	s->conn = conn_new(fd, ip, port, &session_conn_events, s);
 	s->conn->wq_limit = cfg->send_queue_limit;
+	if (sl->role->peer_certificate)
+		s->conn->flags |= CONN_F_PEER_CERT;
 	log_debug("%s:%d: connected (%s)%s", ip, port, sl->role->name,
 		  direct_tls ? " (direct TLS)" : "");
 	if (cfg->rate)

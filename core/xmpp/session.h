@@ -77,6 +77,9 @@ struct session_role {
 	 * router instead (a server's inbound stream carries nothing back: the
 	 * answer travels on our own stream to that server). */
 	bool routes_sends;
+	/* Whether TLS asks the peer for its certificate (servers: SASL
+	 * EXTERNAL, XEP-0178). */
+	bool peer_certificate;
 	/* The peer's stream header arrived: true when the role took care of
 	 * it (an outgoing stream), false for the checks of an incoming one.
 	 * May be NULL. */

@@ -545,7 +545,7 @@ local function cmd_s2s(args)
 	if (args[1] and args[1] ~= "list") or #args > 1 then
 		return false, { "usage: s2s list | s2s close DOMAIN" }
 	end
-	local rows = { { "DIRECTION", "LOCAL", "REMOTE", "STATE", "AUTH", "IP", "TLS", "SINCE" } }
+	local rows = { { "DIRECTION", "LOCAL", "REMOTE", "STATE", "AUTH", "CERTIFICATE", "IP", "TLS", "SINCE" } }
 	local n = 0
 	for _, s in ipairs(server.sessions()) do
 		if s.direction then
@@ -554,7 +554,8 @@ local function cmd_s2s(args)
 				s.direction, s.host or "-",
 				(s.domains and s.domains ~= "" and s.domains) or s.peer or "-",
 				s.authenticated and "authenticated" or "negotiating",
-				s.authenticated and "dialback" or "-",
+				s.authenticated and s.auth or "-",
+				s.certificate or "-",
 				s.ip and format("%s:%d", s.ip, s.port) or "-",
 				s.tls_version or "none",
 				os_date("!%Y-%m-%dT%H:%M:%SZ", floor(s.connected_at)),

@@ -42,7 +42,8 @@ M.core_options = {
 	"s2s_connect_timeout", "s2s_stanza_size_limit", "s2s_stanza_depth_limit",
 	"s2s_stanza_attribute_limit", "s2s_send_queue_limit",
 	"s2s_parser_release_after", "s2s_max_unauthenticated_per_ip",
-	"s2s_queue_max",
+	"s2s_queue_max", "s2s_secure_auth", "s2s_secure_domains",
+	"s2s_insecure_domains",
 	-- name resolution for federation (core/net/dns.c, core/server.c)
 	"s2s_static_hosts", "dns_resolver", "dns_hosts_file", "dns_trust_anchor",
 	"dns_timeout",
@@ -158,7 +159,14 @@ local function check_tls(cfg, base, helpers, report)
 	for _, h in ipairs(cfg.hosts) do
 		if h.type ~= "component" then
 			local ssl = cfg:get(h.name, "ssl")
-			if ssl == nil then
+			for _, f in ipairs({ "cafile", "capath" }) do
+				local v = type(ssl) == "table" and ssl[f]
+				if v and (type(v) ~= "string" or not io_open(resolve(v), "r")) then
+					report("error", "host %s: ssl.%s %s cannot be read", h.name, f, tostring(v))
+				end
+			end
+			if ssl == nil or (type(ssl) == "table" and ssl.certificate == nil
+				and ssl.key == nil) then
 				report("warning", "host %s: no certificate (option ssl)", h.name)
 			elseif type(ssl) ~= "table" or type(ssl.certificate) ~= "string"
 				or type(ssl.key) ~= "string" then
