@@ -257,10 +257,15 @@ static void test_writer_and_reopen(void)
 static void test_crash(void)
 {
 	for (int round = 0; round < 5; round++) {
+		int ready[2];
+		char c;
+
 		fresh();
 		store_close();
+		CHECK(pipe(ready) == 0);
 		pid_t pid = fork();
 		if (pid == 0) {
+			close(ready[0]);
 			if (store_open(dir, 0) != 0 ||
 			    store_writer_start(writer_done) != 0)
 				_exit(2);
@@ -281,10 +286,18 @@ static void test_crash(void)
 					bool handed;
 					store_commit_async(&handed);
 				}
+				if (i == 100) {	/* some hand-overs landed */
+					store_writer_join();
+					if (write(ready[1], "r", 1) != 1)
+						_exit(3);
+				}
 			}
 		}
 		CHECK(pid > 0);
-		usleep(50000 + 40000 * round);
+		close(ready[1]);
+		CHECK(read(ready[0], &c, 1) == 1);
+		close(ready[0]);
+		usleep(20000 + 30000 * round);
 		kill(pid, SIGKILL);
 		int st;
 		CHECK(waitpid(pid, &st, 0) == pid && WIFSIGNALED(st));
