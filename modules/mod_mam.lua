@@ -24,6 +24,7 @@ local set = require "util.set"
 local cost = require "util.cost"
 
 local ipairs, next, pairs, type = ipairs, next, pairs, type
+local concat = table.concat
 local huge = math.huge
 
 local NS = "urn:xmpp:mam:2"
@@ -49,9 +50,11 @@ if cleanup_interval <= 0 or cleanup_interval == huge then
 		.. "': expected a period greater than 0 (got 'never' or 0)", 0)
 end
 local prefs_cache_size = module:get_option_integer("archive_prefs_cache_size", 10000, 0)
--- Each account keeps at most this many items (0: no limit); the oldest go
--- first (see enforce_quota).
+-- Each account keeps at most this many items and this many bytes (0: no
+-- limit); the oldest go first (see the quota below).
 local max_items = module:get_option_integer("archive_max_items", 10000, 0)
+local max_size = module:get_option_size("archive_max_size", 0)
+local quota_on = max_items > 0 or max_size > 0
 -- Payloads that make a message without a body worth keeping.
 local payloads = module:get_option_set("archive_payloads", {
 	"eu.siacs.conversations.axolotl", -- OMEMO (legacy)
@@ -394,25 +397,95 @@ end
 
 -- --- the quota --------------------------------------------------------------
 
--- archive_max_items: the oldest items of username beyond the quota go.
--- Done when the account logs in, before every query (so what the query
--- counts is what is kept) and with the expiry run for every account.
--- Returns how many went, or nil.
+-- archive_max_items and archive_max_size: the oldest items of username
+-- beyond either go. The store counts every archive's items and bytes as
+-- it writes them (archive:usage, O(1)), so this is checked after every
+-- append (the trim itself waits a moment, below, and then takes all that
+-- came over at once), when the account logs in, before every query and
+-- metadata request (so what they report is what is kept) and with the
+-- expiry run for every account. Returns how many went, or nil.
+local limits = { items = max_items, bytes = max_size }
+
+local function quota_text()
+	local parts = {}
+	if max_items > 0 then
+		parts[#parts + 1] = max_items .. " items"
+	end
+	if max_size > 0 then
+		parts[#parts + 1] = max_size .. " bytes"
+	end
+	return concat(parts, " and ")
+end
+
 local function enforce_quota(username)
-	if max_items == 0 then
+	if not quota_on then
 		return 0
 	end
-	local n, err = archive:delete(username, { truncate = max_items })
+	local n, freed = archive:shrink(username, limits)
 	if not n then
 		module:log("error", "cannot keep the archive of %s@%s within its quota: %s",
-			username, module.host, err)
+			username, module.host, freed)
 		return nil
 	end
 	if n > 0 then
-		module:log("info", "archive of %s@%s over its quota of %d items: the %d oldest removed",
-			username, module.host, max_items, n)
+		module:log("info", "archive of %s@%s over its quota of %s: the %d oldest removed (%d bytes)",
+			username, module.host, quota_text(), n, freed)
 	end
 	return n
+end
+
+-- Accounts an append took over the quota, trimmed together a moment
+-- later: a trim deletes, and a delete waits for the archive writer, so
+-- one per message would hold the loop up for every message of an account
+-- that stays at its quota.
+local TRIM_DELAY = 1
+local over_quota, trim_armed = {}, false
+
+local function trim_over_quota()
+	local users = over_quota
+	over_quota, trim_armed = {}, false
+	for username in pairs(users) do
+		enforce_quota(username)
+	end
+	return nil
+end
+
+-- After an append to username's archive: over the quota, or not known
+-- yet (the first append since start), it is trimmed soon.
+local function check_quota(username)
+	local items, bytes = archive:usage(username, true)
+	if items and (max_items == 0 or items <= max_items) and (max_size == 0 or bytes <= max_size) then
+		return
+	end
+	over_quota[username] = true
+	if not trim_armed then
+		trim_armed = true
+		module:add_timer(TRIM_DELAY, trim_over_quota)
+	end
+end
+
+-- The archiver's handlers run at priority 2; these after them, on the
+-- accounts they may have appended to: the recipient's (a local
+-- account's, with the <stanza-id/> the archiver put in) and the sender's.
+local function after_incoming(event)
+	local stanza = event.stanza
+	local to = stanza.attr.to
+	if not to then
+		return nil
+	end
+	local node, host = jid.split(to)
+	if node and host == module.host and stanza:get_child("stanza-id", NS_SID) then
+		check_quota(node)
+	end
+	return nil
+end
+
+local function after_outgoing(event)
+	local origin = event.origin
+	if origin and origin.username and origin.host == module.host then
+		check_quota(origin.username)
+	end
+	return nil
 end
 
 local function handle_query(event)
@@ -459,6 +532,7 @@ end
 
 local function handle_metadata(event)
 	local username = event.origin.username
+	enforce_quota(username)
 	local reply = st.reply(event.stanza):tag("metadata", { xmlns = NS })
 	local lo = horizon()
 	for _, which in ipairs({ "start", "end" }) do
@@ -559,7 +633,7 @@ local function trim()
 			module:log("debug", "removed %d expired archive items", n)
 		end
 	end
-	if max_items > 0 then
+	if quota_on then
 		local users = {}
 		for user in archive:users() do
 			users[#users + 1] = user
@@ -571,7 +645,7 @@ local function trim()
 	return cleanup_interval
 end
 
-if expires_after < huge or max_items > 0 then
+if expires_after < huge or quota_on then
 	module:add_timer(cleanup_interval, trim)
 end
 
@@ -615,6 +689,14 @@ for _, to in ipairs({ "full", "bare", "self" }) do
 end
 for _, to in ipairs({ "full", "bare", "host" }) do
 	module:hook("pre-message/" .. to, outgoing, 2)
+end
+if quota_on then
+	for _, to in ipairs({ "full", "bare", "self" }) do
+		module:hook("message/" .. to, after_incoming, 1)
+	end
+	for _, to in ipairs({ "full", "bare", "host" }) do
+		module:hook("pre-message/" .. to, after_outgoing, 1)
+	end
 end
 module:hook("iq-set/self/" .. NS .. ":query", handle_query)
 module:hook("iq-get/self/" .. NS .. ":query", handle_form)

@@ -389,11 +389,11 @@ static int del_prefix(MDB_txn *txn, MDB_dbi dbi, const MDB_val *prefix)
 static int op_apply(MDB_txn *txn, int op, int db, const void *kp, size_t klen,
 		    const void *vp, size_t vlen)
 {
-	MDB_val k = { klen, (void *)kp }, v = { vlen, (void *)vp };
+	MDB_val k = { klen, (void *)kp };
 
 	switch (op) {
 	case OP_PUT:
-		return mdb_put(txn, lmdb.dbi[db], &k, &v, 0);
+		return lmdb_put_txn(txn, (enum store_db)db, kp, klen, vp, vlen);
 	case OP_DEL:
 		return mdb_del(txn, lmdb.dbi[db], &k, NULL);
 	case OP_DEL_PREFIX:
@@ -630,6 +630,7 @@ int store_open(const char *dir, size_t map_max)
 void store_close(void)
 {
 	store_gen++;
+	store_archive_usage_forget(NULL, NULL);
 	if (!lmdb.env)
 		return;
 	store_writer_stop();

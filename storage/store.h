@@ -39,7 +39,7 @@
 enum store_db {
 	STORE_ACCOUNTS, STORE_KEYVAL, STORE_MAP,
 	STORE_ARCHIVE, STORE_ARCHIVE_WITH, STORE_ARCHIVE_ID,
-	STORE_ARCHIVE_META,
+	STORE_ARCHIVE_META, STORE_ARCHIVE_USAGE,
 	STORE_NDB
 };
 
@@ -49,6 +49,16 @@ enum store_db {
 				 * other calls on the db wait for them */
 #define STORE_DB_F_HOSTWIDE 0x2	/* keys start host \0, no user: a user's
 				 * purge leaves the db alone */
+#define STORE_DB_F_COUNTER 0x4	/* a put adds: its value (int64s, little-
+				 * endian) is added to the record's, term
+				 * by term (a missing record or term: 0);
+				 * store_counter_add does the sum */
+#define STORE_DB_F_TRAILS 0x8	/* a put goes where the last write to a
+				 * STORE_DB_F_HANDOVER db went (queued right
+				 * behind a queued put, else into the
+				 * batch), so it commits with the write it
+				 * accounts for; other calls on the db wait
+				 * for the writer as on a HANDOVER db */
 
 struct store_db_info {
 	const char *name;
@@ -57,6 +67,13 @@ struct store_db_info {
 
 /* Every db, by enum store_db (store_records.c). */
 extern const struct store_db_info store_dbs[STORE_NDB];
+
+/* A put to a STORE_DB_F_COUNTER db: the record old (oldlen bytes, or
+ * NULL) plus the terms of add, into out (STORE_COUNTER_MAX bytes: a
+ * counter has at most 8 terms). Returns its length. */
+#define STORE_COUNTER_MAX 64
+size_t store_counter_add(void *out, const void *old, size_t oldlen,
+			 const void *add, size_t addlen);
 
 /* The longest key any engine takes (LMDB's limit), so data moves between
  * engines; longer keys are -ENAMETOOLONG. */
@@ -334,6 +351,42 @@ int store_archive_summary(const struct store *s, const char *user,
  * ascending. */
 int store_archive_dates(const struct store *s, const char *user,
 			int (*fn)(void *ctx, int64_t day), void *ctx);
+
+/* ---- usage (store_archive_usage.c) ----
+ *
+ * usage:   how many items an archive holds and their bytes (an item's id,
+ *          with and value as stored), kept in a counter record per
+ *          archive that every append and delete adjusts in the same
+ *          transaction as the item itself (on LMDB: the writer's
+ *          hand-over for an append, the batch for a delete), so a crash
+ *          leaves both or neither.
+ * whole:   a counter record made by counting the archive; one that adds
+ *          made from nothing (an archive written before the counter
+ *          existed, or after a purge) is counted again when next read.
+ * known:   this process keeps what it read and wrote of each archive's
+ *          usage, so asking again costs a lookup and no storage read.
+ *          Other processes' writes (starlingctl import) are seen at the
+ *          next read that is not cached_only. */
+struct store_arch_usage {
+	uint64_t items;
+	uint64_t bytes;
+};
+
+/* The archive's usage. cached_only: what this process knows, without
+ * reading storage (-EAGAIN when it knows nothing yet); else read (and
+ * counted again when not whole). */
+int store_archive_usage(const struct store *s, const char *user,
+			bool cached_only, struct store_arch_usage *u);
+/* Deletes the oldest items until at most max_items remain and they hold
+ * at most max_bytes (0: no limit on that). *deleted and *freed (either
+ * may be NULL) get what went. */
+int store_archive_shrink(const struct store *s, const char *user,
+			 uint64_t max_items, uint64_t max_bytes,
+			 size_t *deleted, uint64_t *freed);
+/* Forgets what this process knows of the usage of host's archives of
+ * user (NULL: of everything), after writes that bypass the archive
+ * calls (a purge, a memory engine cleared, an environment closed). */
+void store_archive_usage_forget(const char *host, const char *user);
 
 /* The job that writes the with index of items appended as they passed
  * (store_archive_index.c): about budget items of it, on every engine, plus

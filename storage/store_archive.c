@@ -19,7 +19,8 @@
  * matched against the 'with' stored in the record, so two long withs that
  * shared a W would still be told apart. Items are ordered by (time, id):
  * key order. An item is written as up to three records and deleted as
- * three, in the same batch.
+ * three, in the same batch, each time with an add to the archive's usage
+ * record (store_archive_usage.c).
  *
  * An id made here (id_generate) spells its item's time, so it needs no
  * archive_id record: arch_locate reads the time off the id and checks that
@@ -349,6 +350,9 @@ int arch_item_delete(const struct arch *a, int64_t t, const char *id,
 	rc = a->e->get(STORE_ARCHIVE, k.p, k.len, &v);
 	if (rc == 0)
 		rc = a->e->del(STORE_ARCHIVE, k.p, k.len);
+	if (rc == 0)
+		rc = arch_usage_add(a, -1,
+			-(int64_t)arch_item_bytes(id_len, v.p, v.len));
 	if (rc == 0 && arch_rec_parse(v.p, v.len, &it) == 0 && it.with) {
 		arch_with_prefix(a, &k, it.with, it.with_len);
 		arch_put_t8(&k, t);
@@ -386,6 +390,9 @@ static int item_write(const struct arch *a, int64_t when, const char *id,
 	sbuf_add(&v, val, vlen);
 	arch_prim_key(a, &k, when, id, id_len);
 	rc = a->e->put(STORE_ARCHIVE, k.p, k.len, v.p, v.len);
+	if (rc == 0)
+		rc = arch_usage_add(a, 1,
+			(int64_t)(id_len + (with ? wlen : 0) + vlen));
 	if (rc == 0 && with && !deferred) {
 		arch_with_prefix(a, &k, with, wlen);
 		arch_put_t8(&k, when);

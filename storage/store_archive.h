@@ -63,6 +63,16 @@ int arch_item_read(const struct arch *a, int64_t t, const char *id,
 int arch_item_delete(const struct arch *a, int64_t t, const char *id,
 		     size_t id_len);
 
+/* ---- usage (store_archive_usage.c) ---- */
+
+/* The bytes an item counts for: its id, with and value (rec is its
+ * record in the archive db). */
+uint64_t arch_item_bytes(size_t id_len, const void *rec, size_t rlen);
+/* Adds to a's usage record, right after the write it accounts for (so
+ * the two commit together). On failure the record is deleted (counted
+ * again when read); an error only when that failed too. */
+int arch_usage_add(const struct arch *a, int64_t items, int64_t bytes);
+
 /* ---- the with index's reach (store_archive_index.c) ---- */
 
 struct arch_meta {

@@ -89,6 +89,8 @@ void lmdb_health_fail(int rc, const char *why)
 
 void lmdb_health_lost(unsigned long no)
 {
+	/* the usage this process knows may count what was lost */
+	store_archive_usage_forget(NULL, NULL);
 	for (size_t i = 0; i < n_lost; i++)
 		if (lost[i] == no)
 			return;

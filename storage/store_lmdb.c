@@ -14,7 +14,18 @@
  * the db first settles the queue (lmdb_queue_settle). */
 static bool handed_over(enum store_db db)
 {
-	return store_dbs[db].flags & STORE_DB_F_HANDOVER;
+	return store_dbs[db].flags & (STORE_DB_F_HANDOVER | STORE_DB_F_TRAILS);
+}
+
+/* Whether a put to db goes to the writer's queue: always for a HANDOVER
+ * db (while the writer runs), and for a TRAILS db when the last write to
+ * a HANDOVER db was queued. */
+static bool queued(enum store_db db)
+{
+	unsigned f = store_dbs[db].flags;
+
+	return (f & STORE_DB_F_HANDOVER) ||
+	       ((f & STORE_DB_F_TRAILS) && lmdb_queue_trailing());
 }
 
 static int check_key(enum store_db db, size_t klen)
@@ -43,6 +54,24 @@ int lmdb_get_txn(MDB_txn *txn, enum store_db db, const void *k,
 	return rc;
 }
 
+int lmdb_put_txn(MDB_txn *txn, enum store_db db, const void *k, size_t klen,
+		 const void *v, size_t vlen)
+{
+	MDB_val key = { klen, (void *)k }, val = { vlen, (void *)v }, old;
+	unsigned char sum[STORE_COUNTER_MAX];
+	int rc;
+
+	if (!(store_dbs[db].flags & STORE_DB_F_COUNTER))
+		return mdb_put(txn, lmdb.dbi[db], &key, &val, 0);
+	rc = mdb_get(txn, lmdb.dbi[db], &key, &old);
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	val.mv_size = store_counter_add(sum, rc ? NULL : old.mv_data,
+					rc ? 0 : old.mv_size, v, vlen);
+	val.mv_data = sum;
+	return mdb_put(txn, lmdb.dbi[db], &key, &val, 0);
+}
+
 static int lmdb_get(enum store_db db, const void *k, size_t klen,
 		    struct sbuf *out)
 {
@@ -63,14 +92,18 @@ static int lmdb_put(enum store_db db, const void *k, size_t klen,
 {
 	int rc = check_key(db, klen);
 
-	if (rc == 0)
+	/* a counter's add goes with a write that was taken (a delete is
+	 * taken while failing), and is refused only with it */
+	if (rc == 0 && !(store_dbs[db].flags & STORE_DB_F_COUNTER))
 		rc = lmdb_health_refuse();
 	if (rc)
 		return rc;
-	if (handed_over(db) && lmdb_queue_put(db, k, klen, v, vlen)) {
+	if (queued(db) && lmdb_queue_put(db, k, klen, v, vlen)) {
 		lmdb_health_wrote();
 		return 0;
 	}
+	if (store_dbs[db].flags & STORE_DB_F_HANDOVER)
+		lmdb_queue_untrail();
 	return lmdb_batch_op(OP_PUT, db, k, klen, v, vlen, "put");
 }
 

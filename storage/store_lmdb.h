@@ -92,6 +92,10 @@ void lmdb_health_lost(unsigned long no);
 
 /* ---- store_lmdb.c ---- */
 
+/* A put through txn; to a STORE_DB_F_COUNTER db it adds v to the
+ * record. An LMDB code. */
+int lmdb_put_txn(MDB_txn *txn, enum store_db db, const void *k, size_t klen,
+		 const void *v, size_t vlen);
 /* The value of k in db, copied into out: an LMDB code. */
 int lmdb_get_txn(MDB_txn *txn, enum store_db db, const void *k,
 		 size_t klen, struct sbuf *out);
@@ -109,5 +113,9 @@ bool lmdb_queue_put(enum store_db db, const void *k, size_t klen,
 /* Waits for the writer and moves the queue into the batch, so what
  * comes next sees every queued put. */
 void lmdb_queue_settle(void);
+/* Whether the last write to a STORE_DB_F_HANDOVER db was queued (a put
+ * to a STORE_DB_F_TRAILS db then is too); untrail: it went to the batch. */
+bool lmdb_queue_trailing(void);
+void lmdb_queue_untrail(void);
 
 #endif

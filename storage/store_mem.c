@@ -131,6 +131,10 @@ static void link_node(struct mem_db *d, struct mem_node *n,
 	d->count++;
 }
 
+static int mem_put_bytes(struct mem_db *d, struct mem_node *n,
+			 struct mem_node **update, const void *k, size_t klen,
+			 const void *v, size_t vlen);
+
 static int mem_put(enum store_db db, const void *k, size_t klen,
 		   const void *v, size_t vlen)
 {
@@ -141,7 +145,23 @@ static int mem_put(enum store_db db, const void *k, size_t klen,
 	if (rc)
 		return rc;
 	n = find_ge(d, k, klen, update);
-	if (n && key_cmp(n, k, klen) == 0) {
+	if (n && key_cmp(n, k, klen) != 0)
+		n = NULL;
+	if (store_dbs[db].flags & STORE_DB_F_COUNTER) {
+		unsigned char sum[STORE_COUNTER_MAX];
+		size_t len = store_counter_add(sum, n ? n->val : NULL,
+					       n ? n->vlen : 0, v, vlen);
+		return mem_put_bytes(d, n, update, k, klen, sum, len);
+	}
+	return mem_put_bytes(d, n, update, k, klen, v, vlen);
+}
+
+/* Sets the value of node n (NULL: a new node after update) to v. */
+static int mem_put_bytes(struct mem_db *d, struct mem_node *n,
+			 struct mem_node **update, const void *k, size_t klen,
+			 const void *v, size_t vlen)
+{
+	if (n) {
 		free(n->val);
 		n->val = dup_bytes(v, vlen);
 		n->vlen = vlen;
@@ -237,6 +257,7 @@ static int mem_scan(enum store_db db, const void *lo, size_t lolen,
 void store_memory_clear(void)
 {
 	store_gen++;
+	store_archive_usage_forget(NULL, NULL);
 	for (int db = 0; db < STORE_NDB; db++) {
 		struct mem_node *n = dbs[db].head[0];
 		while (n) {

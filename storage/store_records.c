@@ -21,6 +21,8 @@ const struct store_db_info store_dbs[STORE_NDB] = {
 	[STORE_ARCHIVE_WITH] = { "archive_with", 0 },
 	[STORE_ARCHIVE_ID] = { "archive_id", 0 },
 	[STORE_ARCHIVE_META] = { "archive_meta", STORE_DB_F_HOSTWIDE },
+	[STORE_ARCHIVE_USAGE] = { "archive_usage",
+				  STORE_DB_F_COUNTER | STORE_DB_F_TRAILS },
 };
 
 /* ---- handles ---- */
@@ -377,6 +379,8 @@ out:
 int store_purge_user(const char *host, const char *user)
 {
 	int rc = purge_in(&store_memory, host, user);
+
+	store_archive_usage_forget(host, user);
 
 	if (rc == 0 && store_is_open())
 		rc = purge_in(&store_lmdb, host, user);

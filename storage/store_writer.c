@@ -52,6 +52,7 @@ static struct {
 	int job_rc;			/* an LMDB code that ended the step */
 	int job_more;			/* its answer (store_archive_index_step) */
 	struct sbuf notes;		/* debug lines for the loop to log */
+	bool trailing;			/* the last HANDOVER write was queued */
 } aw = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
 /* The puts of buf, in order, through txn: an LMDB code. */
@@ -61,10 +62,9 @@ static int puts_apply(MDB_txn *txn, const struct sbuf *buf)
 		struct journal_hdr h;
 		memcpy(&h, buf->p + off, sizeof(h));
 		off += sizeof(h);
-		MDB_val k = { h.klen, buf->p + off };
-		MDB_val v = { h.vlen, buf->p + off + h.klen };
+		int rc = lmdb_put_txn(txn, h.db, buf->p + off, h.klen,
+				      buf->p + off + h.klen, h.vlen);
 		off += (size_t)h.klen + h.vlen;
-		int rc = mdb_put(txn, lmdb.dbi[h.db], &k, &v, 0);
 		if (rc)
 			return rc;
 	}
@@ -216,6 +216,7 @@ void lmdb_queue_settle(void)
 {
 	struct sbuf q;
 
+	aw.trailing = false;
 	store_writer_join();
 	if (!aw.queue.len)
 		return;
@@ -341,11 +342,23 @@ bool lmdb_queue_put(enum store_db db, const void *k, size_t klen,
 
 	if (!aw.running || vlen > UINT32_MAX)
 		return false;
+	if (store_dbs[db].flags & STORE_DB_F_HANDOVER)
+		aw.trailing = true;
 	sbuf_reserve(&aw.queue, sizeof(h) + klen + vlen);
 	sbuf_add(&aw.queue, &h, sizeof(h));
 	sbuf_add(&aw.queue, k, klen);
 	sbuf_add(&aw.queue, v, vlen);
 	return true;
+}
+
+bool lmdb_queue_trailing(void)
+{
+	return aw.trailing;
+}
+
+void lmdb_queue_untrail(void)
+{
+	aw.trailing = false;
 }
 
 /* ---- the index job's engine ---- */
@@ -364,8 +377,7 @@ static int wr_get(enum store_db db, const void *k, size_t klen,
 static int wr_put(enum store_db db, const void *k, size_t klen,
 		  const void *v, size_t vlen)
 {
-	MDB_val key = { klen, (void *)k }, val = { vlen, (void *)v };
-	int rc = mdb_put(aw.txn, lmdb.dbi[db], &key, &val, 0);
+	int rc = lmdb_put_txn(aw.txn, db, k, klen, v, vlen);
 
 	if (rc && !aw.job_rc)
 		aw.job_rc = rc;		/* the transaction is done for */

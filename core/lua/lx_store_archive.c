@@ -24,6 +24,14 @@
  *   trim(user, to_when)     deletes every item older than to_when; user
  *        nil: of every user (the host's own included). The count.
  *   users()                 iterator over users with items
+ *   usage(user[, cached])   items, bytes: how many items the archive
+ *        holds and their bytes (ids, withs and values as stored), from a
+ *        counter kept with every write, so O(1). cached: only what this
+ *        process already knows, without a storage read; nil when it knows
+ *        nothing yet. nil, err on failure.
+ *   shrink(user, { items = n, bytes = b })   deletes the oldest items
+ *        until at most n remain and they hold at most b bytes (a missing
+ *        or 0 limit: none). The number deleted and the bytes freed.
  *
  * query fields (all optional): start, ["end"] (seconds, inclusive), with
  * (exact match), after, before (ids; the item itself is excluded; an id
@@ -622,6 +630,62 @@ static int l_trim(lua_State *L)
 	return 1;
 }
 
+static int l_usage(lua_State *L)
+{
+	struct store *s = lx_store_check_kind(L, STORE_KIND_ARCHIVE, "usage");
+	const char *user = lx_store_arg_user(L, 2);
+	bool cached = lua_toboolean(L, 3);
+	struct store_arch_usage u;
+	int rc;
+
+	if (!user)
+		return lx_store_fail_user(L);
+	rc = store_archive_usage(s, user, cached, &u);
+	if (rc == -EAGAIN && cached) {
+		lua_pushnil(L);
+		return 1;
+	}
+	if (rc)
+		return lx_store_fail(L, rc);
+	lua_pushinteger(L, (lua_Integer)u.items);
+	lua_pushinteger(L, (lua_Integer)u.bytes);
+	return 2;
+}
+
+/* A limit of shrink's table: 0 when missing. */
+static uint64_t limit_field(lua_State *L, int idx, const char *name)
+{
+	lua_Integer n;
+
+	lua_getfield(L, idx, name);
+	n = luaL_optinteger(L, -1, 0);
+	lua_pop(L, 1);
+	if (n < 0)
+		luaL_error(L, "shrink: %s must not be negative", name);
+	return (uint64_t)n;
+}
+
+static int l_shrink(lua_State *L)
+{
+	struct store *s = lx_store_check_kind(L, STORE_KIND_ARCHIVE, "shrink");
+	const char *user = lx_store_arg_user(L, 2);
+	uint64_t max_items, max_bytes, freed = 0;
+	size_t n = 0;
+	int rc;
+
+	luaL_checktype(L, 3, LUA_TTABLE);
+	max_items = limit_field(L, 3, "items");
+	max_bytes = limit_field(L, 3, "bytes");
+	if (!user)
+		return lx_store_fail_user(L);
+	rc = store_archive_shrink(s, user, max_items, max_bytes, &n, &freed);
+	if (rc)
+		return lx_store_fail(L, rc);
+	lua_pushinteger(L, (lua_Integer)n);
+	lua_pushinteger(L, (lua_Integer)freed);
+	return 2;
+}
+
 void lx_store_archive_register(lua_State *L)
 {
 	static const luaL_Reg methods[] = {
@@ -631,6 +695,8 @@ void lx_store_archive_register(lua_State *L)
 		{ "summary", l_summary },
 		{ "dates", l_dates },
 		{ "trim", l_trim },
+		{ "usage", l_usage },
+		{ "shrink", l_shrink },
 		{ NULL, NULL },
 	};
 

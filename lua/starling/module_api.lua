@@ -458,6 +458,55 @@ function api:get_option_period(name, default)
 	return seconds
 end
 
+local size_units = {
+	[""] = 1, b = 1, byte = 1, bytes = 1,
+	kb = 1000, mb = 1000 ^ 2, gb = 1000 ^ 3, tb = 1000 ^ 4,
+	k = 1024, kib = 1024, m = 1024 ^ 2, mib = 1024 ^ 2,
+	g = 1024 ^ 3, gib = 1024 ^ 3, t = 1024 ^ 4, tib = 1024 ^ 4,
+}
+
+-- Bytes from a size: a number (bytes), or a string of a number and an
+-- optional unit: "1048576", "512 KiB", "10 MB", "1.5GiB". kB, MB, GB, TB
+-- are powers of 1000; KiB, MiB, GiB, TiB (and K, M, G, T) of 1024; case
+-- does not matter. A whole number of bytes, or nil when invalid.
+function M.parse_size(value)
+	if type(value) == "number" then
+		if value >= 0 and value < huge then
+			return math.floor(value)
+		end
+		return nil
+	end
+	if type(value) ~= "string" then
+		return nil
+	end
+	local num, unit = value:lower():match("^%s*(%d+%.?%d*)%s*(%a*)%s*$")
+	local factor = num and size_units[unit]
+	if not factor then
+		return nil
+	end
+	return math.floor(tonumber(num) * factor)
+end
+
+function api:get_option_size(name, default)
+	local value = self:get_option(name)
+	if value == nil then
+		if default == nil then
+			return nil
+		end
+		local d = M.parse_size(default)
+		if d == nil then
+			error(format("get_option_size('%s'): the default %s is not a size",
+				name, describe(default)), 2)
+		end
+		return d
+	end
+	local bytes = M.parse_size(value)
+	if bytes == nil then
+		bad_option(self, name, 'a size (bytes, or a string like "512 KiB", "10 MB")', value)
+	end
+	return bytes
+end
+
 -- --- items: features, identities, extensions, providers ---------------------
 
 local function host_items(host, kind)
