@@ -94,7 +94,7 @@ void lg_xmpp_open(struct lg_conn *c)
 
 	lg_buf_adds(b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
 		    "xmlns:stream='http://etherx.jabber.org/streams' to='");
-	lg_buf_adds(b, g_opts.domain);
+	lg_buf_adds(b, lg_domain_of(c->user));
 	lg_buf_adds(b, "' version='1.0'>");
 	lg_conn_dirty(c);
 	c->state = ST_FEATURES;
@@ -126,7 +126,7 @@ void lg_jid_add(struct lg_buf *b, int user, bool full)
 	lg_buf_adds(b, g_opts.prefix);
 	lg_buf_addu(b, (uint64_t)user);
 	lg_buf_adds(b, "@");
-	lg_buf_adds(b, g_opts.domain);
+	lg_buf_adds(b, lg_domain_of(user));
 	if (full) {
 		lg_buf_adds(b, "/");
 		lg_buf_adds(b, g_opts.resource);
