@@ -345,6 +345,9 @@ class Prosody(Server):
             s2s = f"""s2s_ports = {{ {self.fed.s2s_port} }}
 s2s_require_encryption = true
 s2s_secure_auth = false
+-- TCP_NODELAY on its sockets: with Nagle's algorithm the one s2s stream
+-- waits for delayed ACKs (about 40 ms a round) and the run measures that
+network_settings = {{ tcp_backlog = 1024, nagle = false }}
 unbound = {{ resolvconf = false; hoststxt = false; forward = "{self.fed.resolver}" }}
 """
             modules += ', "dialback"'
@@ -360,7 +363,7 @@ interfaces = {{ "{self.host}" }}
 c2s_ports = {{ {self.port} }}
 c2s_direct_tls_ports = {{ {self.tls_port} }}
 {s2s}network_backend = "epoll"
-network_settings = {{ tcp_backlog = 1024 }} -- Starling listens with 1024 too
+{"" if self.fed else "network_settings = { tcp_backlog = 1024 } "}-- Starling listens with 1024 too
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 authentication = "internal_hashed"
@@ -430,7 +433,7 @@ class Ejabberd(Server):
     def write_config(self, mam=False):
         extra = ("  mod_mam:\n    default: always\n  mod_stream_mgmt: {}\n" if mam
                  else "")
-        pem = os.path.join(self.dir, "localhost.pem")
+        pem = os.path.join(self.dir, self.domain + ".pem")
         with open(pem, "w") as out:
             for f in self.cert:
                 with open(f) as src:
@@ -541,8 +544,9 @@ modules:
         addr, port = self.fed.resolver.split("@")
         path = os.path.join(self.dir, "inetrc")
         with open(path, "w") as f:
-            f.write("{nameserver, {%s}, %s}.\n{resolv_conf, \"\"}.\n"
-                    "{hosts_file, \"\"}.\n{lookup, [dns]}.\n"
+            # resolv_conf first: read after the nameserver, it drops it
+            f.write("{resolv_conf, \"\"}.\n{hosts_file, \"\"}.\n"
+                    "{nameserver, {%s}, %s}.\n{lookup, [dns]}.\n"
                     % (addr.replace(".", ","), port))
         os.chmod(path, 0o644)
         return path

@@ -28,7 +28,9 @@ How the servers find each other, with no change to the machine:
 Starlings pin the other domain to its address (s2s_static_hosts); Prosody
 (luaunbound's `forward`) and ejabberd (Erlang's resolver, ERL_INETRC) ask a
 private NSD on 127.0.0.1 (tests/lib/dnsserver.py) that serves
-_xmpp-server._tcp SRV and A records of both domains. Each server has a
+_xmpp-server._tcp SRV records of both domains (their target the
+address itself, which getaddrinfo() takes as it is: ejabberd resolves SRV
+targets through the machine's resolver) and A records. Each server has a
 self-signed certificate for its domain; peers authenticate with dialback
 over STARTTLS (Prosody s2s_secure_auth = false, ejabberd mod_s2s_dialback).
 
@@ -318,8 +320,11 @@ def main():
     places = pick_addresses()
     dns = DnsServer(workdir=os.path.join(work, "dns"))
     for domain, (address, port) in zip(DOMAINS, places):
-        dns.zone(domain).a("@", address).a("xmpp", address).srv(
-            "_xmpp-server._tcp", 0, 5, port, "xmpp")
+        # the SRV target is the address itself: ejabberd looks SRV records
+        # up with Erlang's resolver (ERL_INETRC) but the target's address
+        # with getaddrinfo(), which asks the machine's resolver
+        dns.zone(domain).a("@", address).srv("_xmpp-server._tcp", 0, 5, port,
+                                             address + ".")
     try:
         dns.start()
         certs = {d: run.make_cert(work, d) for d in DOMAINS}
