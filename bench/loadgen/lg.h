@@ -307,7 +307,11 @@ static inline uint64_t lg_ctr_get(struct lg_worker *w, enum lg_ctr i)
 }
 
 /* Phases, set by the main thread. */
-enum lg_phase { PH_INIT, PH_CONNECT, PH_WARM, PH_RUN, PH_DRAIN, PH_CLOSE, PH_EXIT };
+/* PH_WARM: the first account of each server sends one message (it opens
+ * the streams between servers); PH_WARM_ALL: every other account does. */
+enum lg_phase {
+	PH_INIT, PH_CONNECT, PH_WARM, PH_WARM_ALL, PH_RUN, PH_DRAIN, PH_CLOSE, PH_EXIT,
+};
 
 extern _Atomic int g_phase;
 extern struct lg_worker *g_workers;

@@ -267,7 +267,7 @@ void lg_sc_message(struct lg_conn *c, const char *body, size_t n)
 	now = lg_now_ns();
 	/* the warm-up's messages wait for streams to be set up: not samples */
 	if (ts && ts <= now &&
-	    atomic_load_explicit(&g_phase, memory_order_relaxed) != PH_WARM)
+	    atomic_load_explicit(&g_phase, memory_order_relaxed) > PH_WARM_ALL)
 		lg_hist_add(&w->lat_msg, now - ts);
 	lg_ctr_add(w, C_MSG_RECV, 1);
 	atomic_store_explicit(&w->ctr[C_LAST_RECV_NS], now, memory_order_relaxed);
@@ -489,11 +489,19 @@ void lg_sc_phase(struct lg_worker *w, int phase)
 		start_more(w);
 		break;
 	case PH_WARM:
-		/* one message from every account: the servers open their
-		 * streams to each other (dialback, TLS) before the clock runs */
-		for (int k = 0; k < w->nconns; k++)
-			if (can_send(&w->conns[k]))
-				chat_send(&w->conns[k]);
+	case PH_WARM_ALL:
+		/* one message from the first account of each server: the
+		 * servers open their streams to each other (TLS, dialback)
+		 * while it waits in their queues; then one from every other
+		 * account, over the streams made */
+		for (int k = 0; k < w->nconns; k++) {
+			struct lg_conn *c = &w->conns[k];
+			int idx = c->user - g_opts.first;
+			bool opener = idx == 0 || (g_opts.port2 > 0 && idx == g_opts.users / 2);
+
+			if (opener == (phase == PH_WARM) && can_send(c))
+				chat_send(c);
+		}
 		break;
 	case PH_RUN:
 		phase_run(w);
