@@ -42,20 +42,20 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def free_port():
+def free_port(host="127.0.0.1"):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
-def wait_port(port, proc, timeout=30.0):
-    """True once something accepts on 127.0.0.1:port (and proc still runs)."""
+def wait_port(port, proc, timeout=30.0, host="127.0.0.1"):
+    """True once something accepts on host:port (and proc still runs)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc.poll() is not None:
             return False
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            with socket.create_connection((host, port), timeout=1):
                 return True
         except OSError:
             time.sleep(0.1)
@@ -95,14 +95,14 @@ def machine():
     }
 
 
-def make_cert(work):
-    crt, key = os.path.join(work, "localhost.crt"), os.path.join(work, "localhost.key")
+def make_cert(work, domain=DOMAIN):
+    crt, key = os.path.join(work, domain + ".crt"), os.path.join(work, domain + ".key")
     # ECDSA P-256, as operators deploy today: an RSA-2048 signature per TLS
     # handshake would be most of a login's server CPU for every server.
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
                     "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-days", "30", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost",
+                    "-days", "30", "-subj", "/CN=" + domain,
+                    "-addext", "subjectAltName=DNS:" + domain,
                     "-keyout", key, "-out", crt],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.chmod(key, 0o600)
@@ -122,20 +122,39 @@ def dpkg_version(pkg):
 # servers
 
 
+class Federation:
+    """What a server needs to federate (bench/s2s.py): the loopback address
+    it listens on (c2s and s2s), its s2s port, and the peers it talks to,
+    {domain: (address, s2s port)}, with the private DNS server that
+    publishes them ("127.0.0.1@PORT"; Starling pins them instead)."""
+
+    def __init__(self, address, s2s_port, peers, resolver):
+        self.address = address
+        self.s2s_port = s2s_port
+        self.peers = peers
+        self.resolver = resolver
+
+
 class Server:
-    """One server instance on its own ports, config and data directory."""
+    """One server instance on its own ports, config and data directory;
+    with fed (a Federation) it serves `domain` on fed.address and speaks
+    server to server, else `localhost` on 127.0.0.1 without s2s."""
 
     name = "?"
     mech = "SCRAM-SHA-256"
     per_user_salt = True  # the load generator then needs a warm-up pass
     user = None  # the user the server runs as, when not this one
 
-    def __init__(self, work, cert):
-        self.dir = os.path.join(work, self.name)
+    def __init__(self, work, cert, domain=DOMAIN, fed=None):
+        self.domain = domain
+        self.fed = fed
+        self.host = fed.address if fed else "127.0.0.1"
+        self.dir = os.path.join(work, self.name if domain == DOMAIN
+                                else "%s-%s" % (self.name, domain))
         os.makedirs(self.dir, exist_ok=True)
         self.cert = cert
-        self.port = free_port()
-        self.tls_port = free_port()
+        self.port = free_port(self.host)
+        self.tls_port = free_port(self.host)
         self.proc = None
         self.logf = None
         self.version = "?"
@@ -170,7 +189,8 @@ class Server:
             kwargs["user"] = user
         self.proc = subprocess.Popen(argv, stdout=self.logf, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=self.dir, **kwargs)
-        if not wait_port(self.port, self.proc):
+        if not wait_port(self.port, self.proc, host=self.host) or (
+                self.fed and not wait_port(self.fed.s2s_port, self.proc, host=self.host)):
             tail = self.log_tail()
             self.stop()
             raise RuntimeError("%s did not start: %s" % (self.name, tail))
@@ -200,8 +220,8 @@ class Starling(Server):
     name = "starling"
     env = {"STARLING_HOME": ROOT}  # lua/ and modules/ of this tree
 
-    def __init__(self, work, cert, build):
-        super().__init__(work, cert)
+    def __init__(self, work, cert, build, **kw):
+        super().__init__(work, cert, **kw)
         self.bin = os.path.join(ROOT, build, "starling")
         self.ctl = os.path.join(ROOT, build, "starlingctl")
         self.cfg = os.path.join(self.dir, "starling.cfg")
@@ -232,10 +252,19 @@ class Starling(Server):
             # window (passes a second or two apart), not after it; a 20 s
             # run archives over 1 GiB (the default storage_max_size)
             extra = "archive_index_delay = 0\nstorage_max_size = 8589934592\n"
+        if self.fed:
+            # the peers pinned to their addresses: no DNS on this side
+            pins = ", ".join('["%s"] = "%s:%d"' % (d, addr, port)
+                             for d, (addr, port) in sorted(self.fed.peers.items()))
+            extra += ("s2s_ports = {{ {} }}\ns2s_static_hosts = {{ {} }}\n"
+                      "dns_resolver = \"{}\"\n").format(
+                          self.fed.s2s_port, pins, self.fed.resolver)
+        else:
+            extra += "modules_disabled = { \"s2s\" }\n"
         os.makedirs(os.path.join(self.dir, "data"), exist_ok=True)
         with open(self.cfg, "w") as f:
             f.write(f"""-- written by bench/run.py
-interfaces = {{ "127.0.0.1" }}
+interfaces = {{ "{self.host}" }}
 c2s_ports = {{ {self.port} }}
 c2s_direct_tls_ports = {{ {self.tls_port} }}
 data_path = "{self.dir}/data"
@@ -243,7 +272,7 @@ log = {{ level = "warn" }}
 c2s_require_encryption = false
 modules_enabled = {{ {modules} }}
 ssl = {{ certificate = "{crt}", key = "{key}" }}
-{extra}VirtualHost "{DOMAIN}"
+{extra}VirtualHost "{self.domain}"
 """)
 
     def has_register_many(self):
@@ -255,14 +284,14 @@ ssl = {{ certificate = "{crt}", key = "{key}" }}
         """Accounts prefix<first>..prefix<last>, created while the server is down."""
         if self.has_register_many():
             subprocess.run([self.ctl, "-c", self.cfg, "register-many", prefix,
-                            str(first), str(last), PASSWORD, DOMAIN],
+                            str(first), str(last), PASSWORD, self.domain],
                            check=True, timeout=3600, env=self.ctl_env())
             return "starlingctl register-many"
         procs = []
         width = max(2, 2 * (os.cpu_count() or 1))
         for i in range(first, last + 1):
             procs.append(subprocess.Popen(
-                [self.ctl, "-c", self.cfg, "register", f"{prefix}{i}", DOMAIN, PASSWORD],
+                [self.ctl, "-c", self.cfg, "register", f"{prefix}{i}", self.domain, PASSWORD],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.ctl_env()))
             if len(procs) >= width:
                 self._reap(procs.pop(0))
@@ -288,8 +317,8 @@ class Prosody(Server):
     user = "prosody"
     per_user_salt = False
 
-    def __init__(self, work, cert):
-        super().__init__(work, cert)
+    def __init__(self, work, cert, **kw):
+        super().__init__(work, cert, **kw)
         self.cfg = os.path.join(self.dir, "prosody.cfg.lua")
         self.data = os.path.join(self.dir, "data")
         self.version = "prosody " + (dpkg_version("prosody") or "?")
@@ -309,29 +338,44 @@ class Prosody(Server):
             shutil.copyfile(src, dst)
         os.chmod(key, 0o600)
         for sub in ("accounts", "roster"):
-            os.makedirs(os.path.join(self.data, DOMAIN, sub), exist_ok=True)
+            os.makedirs(os.path.join(self.data, self.store_dir(), sub), exist_ok=True)
+        if self.fed:
+            # dialback over STARTTLS with self-signed certificates; names
+            # from the private DNS server only (luaunbound's options)
+            s2s = f"""s2s_ports = {{ {self.fed.s2s_port} }}
+s2s_require_encryption = true
+s2s_secure_auth = false
+-- TCP_NODELAY on its sockets: with Nagle's algorithm the one s2s stream
+-- waits for delayed ACKs (about 40 ms a round) and the run measures that
+network_settings = {{ tcp_backlog = 1024, nagle = false }}
+unbound = {{ resolvconf = false; hoststxt = false; forward = "{self.fed.resolver}" }}
+"""
+            modules += ', "dialback"'
+            disabled = '"offline"'
+        else:
+            s2s = "s2s_ports = { }\n"
+            disabled = '"s2s", "offline"'
         with open(self.cfg, "w") as f:
             f.write(f"""-- written by bench/run.py
 pidfile = "{self.dir}/prosody.pid"
 data_path = "{self.data}"
-interfaces = {{ "127.0.0.1" }}
+interfaces = {{ "{self.host}" }}
 c2s_ports = {{ {self.port} }}
 c2s_direct_tls_ports = {{ {self.tls_port} }}
-s2s_ports = {{ }}
-network_backend = "epoll"
-network_settings = {{ tcp_backlog = 1024 }} -- Starling listens with 1024 too
+{s2s}network_backend = "epoll"
+{"" if self.fed else "network_settings = { tcp_backlog = 1024 } "}-- Starling listens with 1024 too
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 authentication = "internal_hashed"
 password_hash = "SHA-256"
 storage = "internal"
 modules_enabled = {{ {modules} }}
-modules_disabled = {{ "s2s", "offline" }}
+modules_disabled = {{ {disabled} }}
 default_archive_policy = true
 log = {{ warn = "{self.dir}/prosody.log" }}
 certificates = "{self.dir}/certs"
 ssl = {{ certificate = "{crt}", key = "{key}" }}
-VirtualHost "{DOMAIN}"
+VirtualHost "{self.domain}"
 ssl = {{ certificate = "{crt}", key = "{key}" }}
 """)
         os.makedirs(os.path.join(self.dir, "certs"), exist_ok=True)
@@ -350,12 +394,17 @@ ssl = {{ certificate = "{crt}", key = "{key}" }}
         body = ('return {\n\t["iteration_count"] = %d;\n\t["stored_key"] = "%s";\n'
                 '\t["server_key"] = "%s";\n\t["salt"] = "%s";\n};\n'
                 % (iters, stored, server, salt))
-        d = os.path.join(self.data, DOMAIN, "accounts")
+        d = os.path.join(self.data, self.store_dir(), "accounts")
         for i in range(first, last + 1):
             with open(os.path.join(d, f"{prefix}{i}.dat"), "w") as f:
                 f.write(body)
         self._chown()
         return "account files written directly (prosodyctl register format)"
+
+    def store_dir(self):
+        """The host's directory under data_path: Prosody writes every
+        character but letters and digits as %xx (a.example: a%2eexample)."""
+        return "".join(c if c.isalnum() else "%%%02x" % ord(c) for c in self.domain)
 
     def start(self):
         user = self.user if os.geteuid() == 0 else None
@@ -370,8 +419,8 @@ class Ejabberd(Server):
     name = "ejabberd"
     user = "ejabberd"
 
-    def __init__(self, work, cert):
-        super().__init__(work, cert)
+    def __init__(self, work, cert, **kw):
+        super().__init__(work, cert, **kw)
         self.api_port = free_port()
         self.cfg = os.path.join(self.dir, "ejabberd.yml")
         self.version = "ejabberd " + (dpkg_version("ejabberd") or "?")
@@ -384,7 +433,7 @@ class Ejabberd(Server):
     def write_config(self, mam=False):
         extra = ("  mod_mam:\n    default: always\n  mod_stream_mgmt: {}\n" if mam
                  else "")
-        pem = os.path.join(self.dir, "localhost.pem")
+        pem = os.path.join(self.dir, self.domain + ".pem")
         with open(pem, "w") as out:
             for f in self.cert:
                 with open(f) as src:
@@ -392,17 +441,34 @@ class Ejabberd(Server):
         os.chmod(pem, 0o600)
         for sub in ("db", "logs"):
             os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
-        c2s = """    ip: "127.0.0.1"
+        c2s = f"""    ip: "{self.host}"
     module: ejabberd_c2s
     max_stanza_size: 262144
     shaper: none
     access: c2s
     backlog: 1024
 """
+        s2s = s2s_global = ""
+        if self.fed:
+            s2s_global = """s2s_use_starttls: required
+s2s_access: all
+outgoing_s2s_families:
+  - ipv4
+s2s_dns_timeout: 5
+"""
+            # dialback over STARTTLS with self-signed certificates
+            s2s = f"""  -
+    port: {self.fed.s2s_port}
+    ip: "{self.host}"
+    module: ejabberd_s2s_in
+    max_stanza_size: 524288
+    shaper: none
+"""
+            extra += "  mod_s2s_dialback: {}\n"
         with open(self.cfg, "w") as f:
             f.write(f"""# written by bench/run.py
 hosts:
-  - {DOMAIN}
+  - {self.domain}
 loglevel: warning
 log_rotate_count: 0
 certfiles:
@@ -420,7 +486,7 @@ listen:
     module: ejabberd_http
     request_handlers:
       /api: mod_http_api
-auth_method: internal
+{s2s}{s2s_global}auth_method: internal
 auth_password_format: scram
 auth_scram_hash: sha256
 acl:
@@ -462,6 +528,9 @@ modules:
             "ERL_MAX_ETS_TABLES": "1400",
             "HOME": self.dir,
         }
+        if self.fed:
+            # Erlang's resolver (inet_res) asks the private DNS server only
+            env["ERL_INETRC"] = self.inetrc()
         self.env = env
         user = self.user if os.geteuid() == 0 else None
         self.launch(["erl", "-noinput", "+K", "true", "+P", "1000000",
@@ -470,6 +539,17 @@ modules:
         # the c2s port opens before the HTTP one: wait for both
         if not wait_port(self.api_port, self.proc):
             raise RuntimeError("ejabberd: no HTTP API: " + self.log_tail())
+
+    def inetrc(self):
+        addr, port = self.fed.resolver.split("@")
+        path = os.path.join(self.dir, "inetrc")
+        with open(path, "w") as f:
+            # resolv_conf first: read after the nameserver, it drops it
+            f.write("{resolv_conf, \"\"}.\n{hosts_file, \"\"}.\n"
+                    "{nameserver, {%s}, %s}.\n{lookup, [dns]}.\n"
+                    % (addr.replace(".", ","), port))
+        os.chmod(path, 0o644)
+        return path
 
     @staticmethod
     def erl_libs():
@@ -492,7 +572,7 @@ modules:
             self.start()
         conn = http.client.HTTPConnection("127.0.0.1", self.api_port, timeout=60)
         for i in range(first, last + 1):
-            body = json.dumps({"user": f"{prefix}{i}", "host": DOMAIN,
+            body = json.dumps({"user": f"{prefix}{i}", "host": self.domain,
                                "password": PASSWORD})
             conn.request("POST", "/api/register", body,
                          {"Content-Type": "application/json"})
@@ -567,11 +647,17 @@ def scenario_list(a):
     ]
 
 
-def run_loadgen(a, server, scenario, opts, jobs=None):
-    argv = [a.loadgen, scenario, "--port", str(server.port), "--domain", DOMAIN,
+def run_loadgen(a, server, scenario, opts, jobs=None, second=None):
+    """One loadgen run against server (and the second server, whose
+    accounts are the upper half of --users: bench/s2s.py)."""
+    argv = [a.loadgen, scenario, "--host", server.host, "--port", str(server.port),
+            "--domain", server.domain,
             "--password", PASSWORD, "--mech", server.mech, "--server-pid",
             str(server.pid), "-j", str(jobs or a.jobs), "--json", "--quiet",
             "--scram-cache", os.path.join(server.dir, "scram-keys")] + opts
+    if second:
+        argv += ["--host2", second.host, "--port2", str(second.port),
+                     "--domain2", second.domain, "--server-pid2", str(second.pid)]
     log("  $ loadgen %s %s" % (scenario, " ".join(opts)))
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=a.timeout)

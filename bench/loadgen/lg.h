@@ -10,7 +10,9 @@
  *   slot    a struct lg_conn; one per concurrent connection, reused between
  *           logins in the login scenario
  *   user    an account number in [opts.first, opts.first + opts.users);
- *           the account's local part is opts.prefix followed by the number
+ *           the account's local part is opts.prefix followed by the number;
+ *           with a second server (--port2) the upper half of the numbers
+ *           are accounts of the second server's domain
  *   phase   what the whole run does now (connect, run, drain, close, exit);
  *           only the main thread changes it, workers learn of it through an
  *           ev_async and read it from g_phase
@@ -81,9 +83,29 @@ struct lg_opts {
 	bool smacks;		/* XEP-0198: <enable/> after bind, answer <r/> */
 	const char *scram_cache;	/* file of derived SCRAM keys, or NULL */
 	const char *resume;	/* file of TLS session tickets by account, or NULL */
+	/* a second server (--port2): the upper half of the accounts are its
+	 * users, and in chat each account sends to its partner on the other
+	 * server (user +- users/2), so every message crosses server to server */
+	const char *host2;
+	int port2;		/* 0: one server */
+	const char *domain2;
+	int server_pid2;
+	double warmup;		/* chat: seconds at most for one message from
+				 * every account to arrive before measuring */
 };
 
 extern struct lg_opts g_opts;
+
+/* Whether account `user` lives on the second server (--port2). */
+static inline bool lg_on_second(int user)
+{
+	return g_opts.port2 > 0 && user - g_opts.first >= g_opts.users / 2;
+}
+
+static inline const char *lg_domain_of(int user)
+{
+	return lg_on_second(user) ? g_opts.domain2 : g_opts.domain;
+}
 
 /* ---- growable byte buffer ---- */
 
@@ -285,7 +307,11 @@ static inline uint64_t lg_ctr_get(struct lg_worker *w, enum lg_ctr i)
 }
 
 /* Phases, set by the main thread. */
-enum lg_phase { PH_INIT, PH_CONNECT, PH_RUN, PH_DRAIN, PH_CLOSE, PH_EXIT };
+/* PH_WARM: the first account of each server sends one message (it opens
+ * the streams between servers); PH_WARM_ALL: every other account does. */
+enum lg_phase {
+	PH_INIT, PH_CONNECT, PH_WARM, PH_WARM_ALL, PH_RUN, PH_DRAIN, PH_CLOSE, PH_EXIT,
+};
 
 extern _Atomic int g_phase;
 extern struct lg_worker *g_workers;

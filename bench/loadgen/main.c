@@ -6,8 +6,9 @@
  *
  * The main thread sets up the workers, moves the run from phase to phase,
  * prints progress to stderr and, at the end, one report (text, or one JSON
- * line with --json). CPU seconds of the server (--server-pid) and of the
- * generator are taken over the measured part of each scenario.
+ * line with --json). CPU seconds of the server (--server-pid; with two
+ * servers, --server-pid2 too, both counted) and of the generator are taken
+ * over the measured part of each scenario.
  */
 #include "lg.h"
 
@@ -215,12 +216,15 @@ static bool subs_done(void)
 
 struct meter {
 	double t, server_cpu, self_cpu;
+	double cpu1, cpu2;	/* two servers: each one's share of server_cpu */
 };
 
 static void meter_read(struct meter *m)
 {
 	m->t = now_s();
-	m->server_cpu = lg_proc_cpu(g_opts.server_pid);
+	m->cpu1 = lg_proc_cpu(g_opts.server_pid);
+	m->cpu2 = g_opts.port2 > 0 ? lg_proc_cpu(g_opts.server_pid2) : 0;
+	m->server_cpu = m->cpu1 >= 0 && m->cpu2 >= 0 ? m->cpu1 + m->cpu2 : -1;
 	m->self_cpu = lg_self_cpu();
 }
 
@@ -236,6 +240,10 @@ static void rep_cpu(const struct meter *a, const struct meter *b, const char *wh
 	rep_num("measured_s", wall, "s");
 	rep_num("server_cpu_s", scpu, "s");
 	rep_num("server_cpu_util", scpu / wall, "cores");
+	if (g_opts.port2 > 0 && a->server_cpu >= 0 && b->server_cpu >= 0) {
+		rep_num("server1_cpu_s", b->cpu1 - a->cpu1, "s");
+		rep_num("server2_cpu_s", b->cpu2 - a->cpu2, "s");
+	}
 	rep_num("loadgen_cpu_s", b->self_cpu - a->self_cpu, "s");
 	rep_num("loadgen_cpu_util", (b->self_cpu - a->self_cpu) / wall, "cores");
 	if (what) {
@@ -325,14 +333,46 @@ static void run_login(double t0)
 	rep_cpu(&a, &b, "logins", (double)sum(C_LOGIN_OK));
 }
 
+/* The first account of each server sends one message and the run waits
+ * (at most --warmup seconds) until it is in: with two servers it opens the
+ * server-to-server streams. Then every other account sends one, and the
+ * run waits for those. None of it is measured. */
+static void warm_up(double t0)
+{
+	double s, start = now_s();
+	uint64_t sent, recv, errs;
+
+	set_phase(PH_WARM);
+	sleep_s(0.1);	/* every worker has sent its accounts' messages */
+	wait_until(msgs_drained, recv_count, g_opts.warmup, g_opts.warmup, "warm-up", t0);
+	rep_num("warmup_open_s", now_s() - start, "s");
+	set_phase(PH_WARM_ALL);
+	sleep_s(0.1);
+	wait_until(msgs_drained, recv_count, g_opts.warmup, g_opts.warmup, "warm-up", t0);
+	s = now_s() - start;
+	sent = sum(C_MSG_SENT);
+	recv = sum(C_MSG_RECV);
+	errs = sum(C_MSG_ERR);
+	rep_num("warmup_sent", (double)sent, NULL);
+	rep_num("warmup_received", (double)recv, NULL);
+	rep_num("warmup_errors", (double)errs, NULL);
+	rep_num("warmup_s", s, "s");
+}
+
 static void run_chat(double t0)
 {
 	struct meter a, b;
-	uint64_t recv0, recv1, sent1;
+	uint64_t recv0, recv1, sent0 = 0, sent1, err0 = 0, recv_w = 0;
 	double run_s, drain_s;
 
 	connect_all(t0);
 	sleep_s(1);	/* let roster results and presence settle */
+	if (g_opts.warmup > 0) {
+		warm_up(t0);
+		sent0 = sum(C_MSG_SENT);
+		recv_w = sum(C_MSG_RECV);
+		err0 = sum(C_MSG_ERR);
+	}
 	meter_read(&a);
 	recv0 = sum(C_MSG_RECV);
 	set_phase(PH_RUN);
@@ -346,18 +386,19 @@ static void run_chat(double t0)
 	set_phase(PH_DRAIN);
 	drain_s = wait_until(msgs_drained, recv_count, g_opts.drain, g_opts.drain, "drain", t0);
 	meter_read(&b);
-	rep_num("sent", (double)sum(C_MSG_SENT), NULL);
-	rep_num("received", (double)sum(C_MSG_RECV), NULL);
-	rep_num("errors_received", (double)sum(C_MSG_ERR), NULL);
+	/* counts without the warm-up's (its stragglers may still be in) */
+	rep_num("sent", (double)(sum(C_MSG_SENT) - sent0), NULL);
+	rep_num("received", (double)(sum(C_MSG_RECV) - recv_w), NULL);
+	rep_num("errors_received", (double)(sum(C_MSG_ERR) - err0), NULL);
 	rep_num("lost", (double)sum(C_MSG_SENT) - (double)sum(C_MSG_RECV), NULL);
-	rep_num("send_rate", (double)sent1 / run_s, "msgs/s");
+	rep_num("send_rate", (double)(sent1 - sent0) / run_s, "msgs/s");
 	rep_num("delivered_per_s", (double)(recv1 - recv0) / run_s, "msgs/s");
 	rep_num("sends_skipped", (double)sum(C_BEHIND), NULL);
 	if (g_opts.smacks)
 		rep_num("sm_acks", (double)sum(C_SM_ACKS), NULL);
 	rep_num("drain_s", drain_s, "s");
 	rep_hist("latency", merged(offsetof(struct lg_worker, lat_msg)));
-	rep_cpu(&a, &b, "delivered", (double)sum(C_MSG_RECV));
+	rep_cpu(&a, &b, "delivered", (double)(sum(C_MSG_RECV) - recv_w));
 	close_all(t0);
 }
 
@@ -538,7 +579,12 @@ static void usage(FILE *f)
 	      "  --scram-cache FILE (derived SCRAM keys, kept between runs)\n"
 	      "  --resume FILE (TLS: offer each account's last session ticket,\n"
 	      "    kept in FILE between runs)\n"
-	      "  --server-pid PID  --json  --quiet\n", f);
+	      "  --server-pid PID  --json  --quiet\n"
+	      "  --host2 ADDR --port2 N --domain2 D --server-pid2 PID: a second\n"
+	      "    server; the upper half of --users are its accounts, and in chat\n"
+	      "    each account writes to its partner on the other server\n"
+	      "  --warmup S (chat: one message from every account, up to S seconds\n"
+	      "    to arrive, before measuring; 0 = none)\n", f);
 }
 
 static int parse_enum(const char *v, const char *const *names, int n)
@@ -553,7 +599,7 @@ enum { O_HOST = 256, O_PORT, O_DOMAIN, O_USERS, O_FIRST, O_PREFIX, O_PASSWORD,
        O_RESOURCE, O_TLS, O_MECH, O_RATE, O_DURATION, O_DRAIN, O_RAMP, O_SETTLE,
        O_HOLD, O_TIMEOUT, O_PID, O_JSON, O_QUIET, O_CONC, O_WINDOW, O_SRC,
        O_SIZE, O_COUNT, O_CONTACTS, O_CHANGES, O_TOFULL, O_NOSESSION, O_PAIRS,
-       O_CACHE, O_SMACKS, O_RESUME };
+       O_CACHE, O_SMACKS, O_RESUME, O_HOST2, O_PORT2, O_DOMAIN2, O_PID2, O_WARMUP };
 
 static const struct option long_opts[] = {
 	{ "host", 1, NULL, O_HOST }, { "port", 1, NULL, O_PORT },
@@ -573,6 +619,9 @@ static const struct option long_opts[] = {
 	{ "to-full", 0, NULL, O_TOFULL }, { "no-session", 0, NULL, O_NOSESSION },
 	{ "print-pairs", 0, NULL, O_PAIRS }, { "scram-cache", 1, NULL, O_CACHE },
 	{ "smacks", 0, NULL, O_SMACKS }, { "resume", 1, NULL, O_RESUME },
+	{ "host2", 1, NULL, O_HOST2 }, { "port2", 1, NULL, O_PORT2 },
+	{ "domain2", 1, NULL, O_DOMAIN2 }, { "server-pid2", 1, NULL, O_PID2 },
+	{ "warmup", 1, NULL, O_WARMUP },
 	{ "help", 0, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -627,6 +676,11 @@ static int set_option(int opt, const char *v)
 	case O_CACHE: o->scram_cache = v; break;
 	case O_SMACKS: o->smacks = true; break;
 	case O_RESUME: o->resume = v; break;
+	case O_HOST2: o->host2 = v; break;
+	case O_PORT2: o->port2 = atoi(v); break;
+	case O_DOMAIN2: o->domain2 = v; break;
+	case O_PID2: o->server_pid2 = atoi(v); break;
+	case O_WARMUP: o->warmup = atof(v); break;
 	default: return -1;
 	}
 	return 0;
@@ -668,6 +722,18 @@ static int parse_args(int argc, char **argv)
 		fputs("loadgen: --contacts must be below --users\n", stderr);
 		return -1;
 	}
+	if (g_opts.port2 != 0) {
+		if (!g_opts.host2)
+			g_opts.host2 = g_opts.host;
+		if (!g_opts.domain2 || g_opts.port2 < 1 || g_opts.port2 > 65535 ||
+		    g_opts.users % 2 != 0 || g_opts.warmup < 0 ||
+		    (g_opts.scenario != LG_SC_LOGIN && g_opts.scenario != LG_SC_CHAT &&
+		     g_opts.scenario != LG_SC_IDLE)) {
+			fputs("loadgen: a second server needs --domain2, an even --users "
+			      "and the login, chat or idle scenario\n", stderr);
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -698,6 +764,10 @@ static void raise_nofile(void)
 			"connections instead of %d\n", g_fd_limit, g_fd_limit - spare,
 			g_opts.users);
 		g_opts.users = g_fd_limit - spare;
+		if (g_opts.port2 > 0) {	/* the halves would move */
+			fputs("loadgen: two servers need every account held\n", stderr);
+			exit(2);
+		}
 	}
 }
 
@@ -719,6 +789,10 @@ static void report_header(void)
 		g_opts.tls == LG_TLS_STARTTLS ? "starttls" : "direct");
 	rep_str("mech", lg_mech_name(g_opts.mech));
 	rep_num("users", g_opts.users, NULL);
+	if (g_opts.port2 > 0) {
+		rep_str("domain", g_opts.domain);
+		rep_str("domain2", g_opts.domain2);
+	}
 	if (g_users_requested > g_opts.users)
 		rep_num("users_requested", g_users_requested, NULL);
 	rep_num("jobs", g_opts.jobs, NULL);

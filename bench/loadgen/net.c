@@ -28,7 +28,7 @@
 #define TLS_WRITE_CHUNK 65536
 
 SSL_CTX *g_ssl_ctx;
-static struct sockaddr_in g_dst;
+static struct sockaddr_in g_dst, g_dst2;	/* the server; the second one */
 
 /* --resume: each account's newest session (TLS 1.3 ticket), offered on
  * its next connection; by account number - first. */
@@ -141,6 +141,12 @@ int lg_net_init(void)
 	g_dst.sin_port = htons((uint16_t)g_opts.port);
 	if (inet_pton(AF_INET, g_opts.host, &g_dst.sin_addr) != 1)
 		return -EINVAL;
+	g_dst2 = g_dst;
+	if (g_opts.port2 > 0) {
+		g_dst2.sin_port = htons((uint16_t)g_opts.port2);
+		if (inet_pton(AF_INET, g_opts.host2, &g_dst2.sin_addr) != 1)
+			return -EINVAL;
+	}
 	if (g_opts.tls == LG_TLS_NONE)
 		return 0;
 	g_ssl_ctx = SSL_CTX_new(TLS_client_method());
@@ -203,6 +209,7 @@ static void source_addr(struct sockaddr_in *sa, int k)
 int lg_conn_start(struct lg_conn *c, int user)
 {
 	struct sockaddr_in src;
+	const struct sockaddr_in *dst;
 	int fd, one = 1;
 
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -215,7 +222,8 @@ int lg_conn_start(struct lg_conn *c, int user)
 		if (bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0)
 			goto fail;
 	}
-	if (connect(fd, (struct sockaddr *)&g_dst, sizeof(g_dst)) != 0 &&
+	dst = lg_on_second(user) ? &g_dst2 : &g_dst;
+	if (connect(fd, (struct sockaddr *)dst, sizeof(*dst)) != 0 &&
 	    errno != EINPROGRESS)
 		goto fail;
 	c->fd = fd;
@@ -410,7 +418,7 @@ int lg_tls_begin(struct lg_conn *c)
 	}
 	SSL_set_fd(c->ssl, c->fd);
 	SSL_set_connect_state(c->ssl);
-	SSL_set_tlsext_host_name(c->ssl, g_opts.domain);
+	SSL_set_tlsext_host_name(c->ssl, lg_domain_of(c->user));
 	SSL_set_app_data(c->ssl, c);
 	if (g_sess) {
 		SSL_SESSION **slot = sess_slot(c->user);

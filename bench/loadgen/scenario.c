@@ -5,7 +5,10 @@
  *   login     slots cycle through the accounts: log in, (roster get and
  *             initial presence,) close, next account
  *   chat      every account online; messages to random online accounts,
- *             at a fixed aggregate rate or open loop with a window per sender
+ *             at a fixed aggregate rate or open loop with a window per sender;
+ *             with two servers each account writes to its partner on the
+ *             other one, and a warm-up message from every account opens the
+ *             server-to-server streams before the measured part
  *   idle      every account online, then nothing
  *   presence  every account online; each sends --changes presence updates
  *   rosters   every account online; the subscription dance that makes each
@@ -123,8 +126,22 @@ static void start_more(struct lg_worker *w)
 
 /* ---- chat ---- */
 
+/* Two servers: the account at the same place in the other half. */
+static int partner(int self)
+{
+	int half = g_opts.users / 2, idx = self - g_opts.first;
+	int p = idx < half ? idx + half : idx - half;
+
+	if (p >= half * 2 ||
+	    !atomic_load_explicit(&g_online[p], memory_order_relaxed))
+		return -1;
+	return g_opts.first + p;
+}
+
 static int pick_peer(struct lg_worker *w, int self)
 {
+	if (g_opts.port2 > 0)
+		return partner(self);
 	if (g_opts.users < 2)
 		return -1;
 	for (int i = 0; i < 8; i++) {
@@ -248,7 +265,9 @@ void lg_sc_message(struct lg_conn *c, const char *body, size_t n)
 	strtoul(p, &p, 10);
 	ts = strtoull(p, NULL, 10);
 	now = lg_now_ns();
-	if (ts && ts <= now)
+	/* the warm-up's messages wait for streams to be set up: not samples */
+	if (ts && ts <= now &&
+	    atomic_load_explicit(&g_phase, memory_order_relaxed) > PH_WARM_ALL)
 		lg_hist_add(&w->lat_msg, now - ts);
 	lg_ctr_add(w, C_MSG_RECV, 1);
 	atomic_store_explicit(&w->ctr[C_LAST_RECV_NS], now, memory_order_relaxed);
@@ -468,6 +487,21 @@ void lg_sc_phase(struct lg_worker *w, int phase)
 	switch (phase) {
 	case PH_CONNECT:
 		start_more(w);
+		break;
+	case PH_WARM:
+	case PH_WARM_ALL:
+		/* one message from the first account of each server: the
+		 * servers open their streams to each other (TLS, dialback)
+		 * while it waits in their queues; then one from every other
+		 * account, over the streams made */
+		for (int k = 0; k < w->nconns; k++) {
+			struct lg_conn *c = &w->conns[k];
+			int idx = c->user - g_opts.first;
+			bool opener = idx == 0 || (g_opts.port2 > 0 && idx == g_opts.users / 2);
+
+			if (opener == (phase == PH_WARM) && can_send(c))
+				chat_send(c);
+		}
 		break;
 	case PH_RUN:
 		phase_run(w);

@@ -94,7 +94,7 @@ void lg_xmpp_open(struct lg_conn *c)
 
 	lg_buf_adds(b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
 		    "xmlns:stream='http://etherx.jabber.org/streams' to='");
-	lg_buf_adds(b, g_opts.domain);
+	lg_buf_adds(b, lg_domain_of(c->user));
 	lg_buf_adds(b, "' version='1.0'>");
 	lg_conn_dirty(c);
 	c->state = ST_FEATURES;
@@ -126,7 +126,7 @@ void lg_jid_add(struct lg_buf *b, int user, bool full)
 	lg_buf_adds(b, g_opts.prefix);
 	lg_buf_addu(b, (uint64_t)user);
 	lg_buf_adds(b, "@");
-	lg_buf_adds(b, g_opts.domain);
+	lg_buf_adds(b, lg_domain_of(user));
 	if (full) {
 		lg_buf_adds(b, "/");
 		lg_buf_adds(b, g_opts.resource);
@@ -282,6 +282,13 @@ static void on_start(void *ud, const char *name, const char **atts)
 		start_stanza(c, name, atts);
 	} else if (d == 3) {
 		start_child(c, name);
+	} else if (d == 4 && c->skind == SK_MESSAGE && (c->sflags & SF_TYPE_ERROR) &&
+		   !c->w->first_error[0] &&
+		   strncmp(name, "urn:ietf:params:xml:ns:xmpp-stanzas ", 36) == 0 &&
+		   strcmp(name + 36, "text") != 0) {
+		/* the first bounce's condition says why messages come back */
+		snprintf(c->w->first_error, sizeof(c->w->first_error),
+			 "%s%d: message bounced: %s", g_opts.prefix, c->user, name + 36);
 	} else if (d == 4 && c->skind == SK_FEATURES && (c->sflags & SF_IN_MECH) &&
 		   strcmp(name, NS_SASL "mechanism") == 0) {
 		collect(c);
