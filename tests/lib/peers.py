@@ -679,7 +679,10 @@ class Federation:
         if ca is None:
             ca = self.pki.CA(name="CA of %s only" % domain)
             self.cas.append(ca)
-        cert, key = ca.issue(domain)
+        # dNSName only, as public CAs issue them: ejabberd 23.01 crashes
+        # (xmpp_stream_pkix:get_cert_domains, badarg) on a peer
+        # certificate that carries an id-on-xmppAddr name
+        cert, key = ca.issue(domain, xmpp_addr=False)
         return ca.chain(cert), key
 
     def starling(self, domain, options=None, modules=None):

@@ -272,7 +272,7 @@ static struct host *setup(void)
 /* Every session gone, then the hosts. */
 static void teardown(void)
 {
-	session_close_all(NULL);
+	session_close_all(NULL, NULL);
 	for (int i = 0; i < 100 && session_count(); i++)
 		pump();
 	CHECK(session_count() == 0);
