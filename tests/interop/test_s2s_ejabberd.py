@@ -29,6 +29,9 @@ def fed(scope):
 def test_chat_both_ways(fed):
     st, ej = fed
     scenario.chat_both_ways(st, ej)
+    scenario.subscription_ends_in_both(st, ej, starling_asks_first=True)
+    scenario.subscription_ends_in_both(st, ej, starling_asks_first=False)
+    scenario.iq_to_the_other_server(st, ej)
     methods = scenario.starling_methods(st, ej)
     check(methods == {"outgoing": "dialback", "incoming": "dialback"}, methods)
 
@@ -62,6 +65,9 @@ def test_sasl_external_with_a_shared_ca(ctx):
     scenario.external_works(st, ej, r"Closing inbound s2s connection st\.example -> "
                               r"ej\.example: Stream closed by local host: not-authorized")
     scenario.chat_both_ways(st, ej)
+    scenario.subscription_ends_in_both(st, ej, starling_asks_first=True)
+    scenario.subscription_ends_in_both(st, ej, starling_asks_first=False)
+    scenario.iq_to_the_other_server(st, ej)
     methods = scenario.starling_methods(st, ej)
     check(methods == {"outgoing": "SASL EXTERNAL", "incoming": "SASL EXTERNAL"},
           methods)

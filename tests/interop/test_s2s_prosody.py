@@ -28,6 +28,9 @@ def fed(scope):
 def test_chat_both_ways(fed):
     st, pro = fed
     scenario.chat_both_ways(st, pro)
+    scenario.subscription_ends_in_both(st, pro, starling_asks_first=True)
+    scenario.subscription_ends_in_both(st, pro, starling_asks_first=False)
+    scenario.iq_to_the_other_server(st, pro)
     methods = scenario.starling_methods(st, pro)
     check(methods == {"outgoing": "dialback", "incoming": "dialback"}, methods)
     # Prosody's side says the same: its key checked by Starling, Starling's
@@ -65,6 +68,9 @@ def test_sasl_external_with_a_shared_ca(ctx):
     f.start()
     scenario.external_works(st, pro, r"No certificate provided by st\.example")
     scenario.chat_both_ways(st, pro)
+    scenario.subscription_ends_in_both(st, pro, starling_asks_first=True)
+    scenario.subscription_ends_in_both(st, pro, starling_asks_first=False)
+    scenario.iq_to_the_other_server(st, pro)
     methods = scenario.starling_methods(st, pro)
     check(methods == {"outgoing": "SASL EXTERNAL", "incoming": "SASL EXTERNAL"},
           methods)
