@@ -14,6 +14,7 @@ server's WebSocket close frame once it came.
 """
 
 import socket
+import struct
 
 from websockets.client import ClientConnection
 from websockets.frames import Opcode
@@ -149,7 +150,8 @@ class WSClient(xmpp.Client):
             elif ev.opcode == Opcode.TEXT:
                 self._message(ev.data)
             elif ev.opcode == Opcode.CLOSE:
-                self.close_code = self.ws.close_code
+                self.close_code = (struct.unpack("!H", ev.data[:2])[0]
+                                   if len(ev.data) >= 2 else 1005)
                 self._log("S:", "[close %s]" % self.close_code)
             elif ev.opcode == Opcode.PONG:
                 self._log("S:", "[pong %r]" % ev.data)
@@ -210,3 +212,18 @@ def ws_login(port, account, domain="localhost", resource=None, tls=False,
         c.presence()
         c.roundtrip()
     return c
+
+
+def wait_for_port(port, timeout=10):
+    """The HTTP ports open when mod_http loads, after the c2s ports the
+    server's start() waits for: wait for this one too."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
