@@ -17,7 +17,7 @@ SANFLAGS ?=
 # One folder a layer, each built as its own static library (see
 # docs/ARCHITECTURE.md); the server links what it needs. Headers are found
 # by name from every layer's folder.
-LAYERS := core/base core/net core/xmpp core/events core/features core/lua storage
+LAYERS := core/base core/net core/xmpp core/http core/events core/features core/lua storage
 INCLUDES := -Icore $(LAYERS:%=-I%)
 XCFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -D_GNU_SOURCE -pthread $(INCLUDES) \
@@ -28,15 +28,17 @@ XCFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow \
 # writes past libevent's struct event). Not through pkg-config: Debian's
 # libunbound.pc requires libevent.pc, in libevent-dev only.
 XLDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lunbound \
-	-Wl,--push-state,--no-as-needed -levent -Wl,--pop-state -lev -llmdb -lm -pthread
+	-Wl,--push-state,--no-as-needed -levent -Wl,--pop-state -lev -llmdb \
+	-lhttp_parser -lwslay -lm -pthread
 CC_ALL = $(CC) $(CFLAGS) $(SANFLAGS) $(XCFLAGS)
 LINK_ALL = $(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS)
 
 BUILD_DEPS := gcc make pkg-config libev-dev libexpat1-dev libssl-dev \
-	liblua5.4-dev liblmdb-dev libidn-dev libunbound-dev libevent-dev openssl
+	liblua5.4-dev liblmdb-dev libidn-dev libunbound-dev libevent-dev openssl \
+	libhttp-parser-dev libwslay-dev
 TEST_DEPS := python3 python3-slixmpp python3-aioxmpp python3-nbxmpp python3-openssl lua-check lmdb-utils prosody \
 	go-sendxmpp mcabber tmux sendxmpp profanity nsd ldnsutils \
-	lua-unbound ejabberd
+	lua-unbound ejabberd python3-websockets python3-prometheus-client
 
 # core/*.c (start-up, server settings, admin socket) is the "server" layer.
 LAYER_LIBS := $(foreach l,server $(notdir $(LAYERS)),$(BUILD)/lib/lib$(l).a)

@@ -13,6 +13,9 @@
 #include "route.h"
 #include "server.h"
 #include "c2s.h"
+#include "http.h"
+#include "http_route.h"
+#include "websocket.h"
 #include "s2s.h"
 #include "store.h"
 #include "tls.h"
@@ -328,6 +331,8 @@ static void read_s2s_config(void)
 static struct session_listen c2s_listen = { &c2s_role, &c2s_cfg, false };
 static struct session_listen s2s_listen = { &s2s_in_role, &s2s_cfg.in, false };
 static struct session_listen c2s_tls_listen = { &c2s_role, &c2s_cfg, true };
+/* Client streams that arrive over WebSocket (core/http/websocket.c). */
+static struct session_listen c2s_ws_listen = { &c2s_role, &c2s_cfg, false };
 
 struct listen_ctx {
 	const char *port_key;
@@ -445,6 +450,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	admin_close();
 	fire_global("server-stopping");
 	listener_close_all();
+	http_close_all();
 	/* Clients first: the unavailable presence of each goes out to its
 	 * remote contacts over the s2s streams, which close after it. */
 	session_close_all("system-shutdown", s2s_is);
@@ -531,6 +537,8 @@ int main(int argc, char **argv)
 	if (lx_init(lua_dir) != 0)
 		return 1;
 	lx_server_register();
+	lx_http_register();
+	websocket_init(&c2s_ws_listen);
 	server_set_options_reader(read_session_config);
 	route_init();
 	if (config_load(real) != 0 || setup_log() != 0)
@@ -571,9 +579,11 @@ out:
 	admin_close();
 	server_remove_pidfile();
 	listener_close_all();
+	http_close_all();
 	s2s_free_all();
 	dns_stop();
 	route_free();
+	http_route_free_all();
 	config_free();
 	lx_close();
 	store_close();

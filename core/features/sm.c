@@ -21,7 +21,7 @@ static struct hmap resumable;		/* id -> struct session */
 static void send_text(struct session *s, const char *text)
 {
 	if (s->conn)
-		conn_send(s->conn, text, strlen(text));
+		session_send_raw(s, text, strlen(text));
 }
 
 static unsigned long point, durable;	/* see sm.h */
@@ -278,7 +278,7 @@ int sm_resume(struct session *n, const char *previd, const char *h)
 		 o->sm->id, o->sm->h_in);
 	send_text(o, buf);
 	for (struct sm_item *it = o->sm->head; it; it = it->next)
-		conn_send(o->conn, it->data, it->len);
+		session_write_stanza(o, it->data, it->len);
 	if (o->sm->queued)
 		request_ack(o->sm);
 	log_info("%s: resumed, %u stanzas sent again", o->full_jid, o->sm->queued);

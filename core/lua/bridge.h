@@ -22,6 +22,9 @@ void lx_core_set_dirs(const char *lua_dir, const char *modules_dir);
 /* Makes "starling.server" (lx_server.h: sessions, hosts and reload for
  * the admin code) requirable; the server does, starlingctl does not. */
 void lx_server_register(void);
+/* Makes "starling.http" (lx_http.c: routes, the WebSocket endpoint, the
+ * HTTP ports) requirable; the server does, starlingctl does not. */
+void lx_http_register(void);
 
 /* Calls starling.modulemanager's fn ("load_all", "unload_all"): 0, or
  * -1 when it failed (logged). */

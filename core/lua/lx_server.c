@@ -106,10 +106,23 @@ static int l_sessions(lua_State *L)
 	return 1;
 }
 
-/* Counts of the status command: connections, authenticated, bound. */
+static void set_kinds(lua_State *L, const char *k, const uint64_t v[3])
+{
+	lua_createtable(L, 0, 3);
+	set_int(L, "message", (lua_Integer)v[0]);
+	set_int(L, "presence", (lua_Integer)v[1]);
+	set_int(L, "iq", (lua_Integer)v[2]);
+	lua_setfield(L, -2, k);
+}
+
+/* Counts of the status command: connections, authenticated, bound;
+ * client connections by transport (websocket: RFC 7395 framing); the
+ * stanzas in and out of every session since start, by kind. */
 static int l_counts(lua_State *L)
 {
 	lua_Integer live = 0, authed = 0, hibernating = 0, s2s_in = 0, s2s_out = 0;
+	lua_Integer websocket = 0;
+	const struct session_stats *st = session_stats();
 
 	for (struct session *s = session_first(); s; s = s->all_next) {
 		if (!is_live(s))
@@ -120,6 +133,7 @@ static int l_counts(lua_State *L)
 			continue;
 		}
 		live++;
+		websocket += s->conn && s->framing;
 		authed += (s->flags & SESS_F_AUTHED) != 0;
 		hibernating += (s->flags & SESS_F_HIBERNATING) != 0;
 	}
@@ -132,6 +146,9 @@ static int l_counts(lua_State *L)
 	set_int(L, "hook_errors", (lua_Integer)hook_error_count());
 	set_int(L, "s2s_in", s2s_in);
 	set_int(L, "s2s_out", s2s_out);
+	set_int(L, "websocket", websocket);
+	set_kinds(L, "stanzas_in", st->in);
+	set_kinds(L, "stanzas_out", st->out);
 	return 1;
 }
 

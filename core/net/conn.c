@@ -198,6 +198,12 @@ static void update_reading(struct conn *c)
 		ev_feed_event(loop, &c->rio, EV_READ);
 }
 
+void conn_set_owner(struct conn *c, const struct conn_events *ev, void *owner)
+{
+	c->ev = ev;
+	c->owner = owner;
+}
+
 void conn_hold(struct conn *c, bool hold)
 {
 	if (hold)

@@ -114,6 +114,10 @@ struct conn *conn_new(int fd, const char *ip, int port,
 struct conn *conn_connect(const struct sockaddr *sa, socklen_t len,
 			  const struct conn_events *ev, void *owner, int *err);
 
+/* Hands c to another owner with its own events (an HTTP connection
+ * upgraded to a WebSocket becomes a session's). */
+void conn_set_owner(struct conn *c, const struct conn_events *ev, void *owner);
+
 /* Queues bytes for the peer. Returns -ENOBUFS (and closes) when the
  * queue would exceed wq_limit. */
 int conn_send(struct conn *c, const void *data, size_t len);

@@ -111,6 +111,9 @@ static void add_mechanisms(struct session *s, struct st_doc *d, struct st_node *
 
 	if (special_mechanisms(s, d, f))
 		return;
+	/* Channel binding needs the TLS in our hands: not a proxy's in
+	 * front of a WebSocket (consider_websocket_secure). */
+	tls = tls && s->conn->ssl;
 	m = st_elem_new(d, f, "mechanisms", NS_SASL);
 	s->plus_offered = tls;
 	for (size_t i = tls ? 0 : 2; i < ARRAY_SIZE(mechs); i++)
@@ -367,7 +370,8 @@ static void handle_sasl(struct session *s, const struct st_node *n)
 		}
 		sasl_free(s->sasl);
 		s->sasl = NULL;
-		if (!mech || !mech_of_host(s, mech) || (!tls && strstr(mech, "-PLUS")) ||
+		if (!mech || !mech_of_host(s, mech) ||
+		    ((!tls || !s->conn->ssl) && strstr(mech, "-PLUS")) ||
 		    (strcmp(mech, "PLAIN") == 0 && !plain_allowed(s)) ||
 		    !(s->sasl = sasl_new(mech, &p))) {
 			sasl_failure(s, "invalid-mechanism");
@@ -533,15 +537,12 @@ void session_transplant(struct session *o, struct session *n)
 {
 	struct xs *xs = o->xs;
 
-	if (o->conn) {
-		/* The old connection is still there: it loses the session. */
-		static const char err[] = "<stream:error><conflict xmlns="
-			"'urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>";
-		struct conn *old = o->conn;
-		old->owner = NULL;
-		conn_send(old, err, sizeof(err) - 1);
-		conn_close(old, "session resumed elsewhere");
-	}
+	/* The old connection, if it is still there, loses the session. */
+	session_drop_conn(o, "conflict");
+	o->framing = n->framing;	/* the new connection's framing */
+	o->framing_data = n->framing_data;
+	n->framing = NULL;
+	n->framing_data = NULL;
 	o->conn = n->conn;
 	o->conn->owner = o;
 	o->xs = n->xs;

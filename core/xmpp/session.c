@@ -20,6 +20,7 @@ static struct session *dead_sessions;
 static struct session *all_sessions;
 static size_t n_sessions;
 static struct sbuf out_buf;		/* serialization scratch, reused */
+static struct session_stats stats;
 
 static void on_data(struct conn *c, const char *buf, size_t len);
 static void on_closed(struct conn *c, const char *reason);
@@ -32,6 +33,22 @@ static const struct conn_events session_conn_events = {
 	.tls_ready = on_tls_ready,
 	.connected = on_connected,
 };
+
+const struct session_stats *session_stats(void)
+{
+	return &stats;
+}
+
+/* 0 message, 1 presence, 2 iq, -1 anything else. */
+static int stanza_kind(const char *name)
+{
+	switch (name[0]) {
+	case 'm': return strcmp(name, "message") == 0 ? 0 : -1;
+	case 'p': return strcmp(name, "presence") == 0 ? 1 : -1;
+	case 'i': return strcmp(name, "iq") == 0 ? 2 : -1;
+	default: return -1;
+	}
+}
 
 size_t session_count(void)
 {
@@ -83,10 +100,78 @@ const char *session_src(const struct session *s)
 	       s->conn ? s->conn->ip : s->id;
 }
 
+/* One element (or, unframed, any bytes) to the connection. */
+static int session_write(struct session *s, const char *data, size_t len)
+{
+	if (s->framing)
+		return s->framing->send(s, s->framing_data, data, len);
+	return conn_send(s->conn, data, len);
+}
+
 void session_send_raw(struct session *s, const char *data, size_t len)
 {
 	if (s->conn && !(s->flags & SESS_F_DEAD))
-		conn_send(s->conn, data, len);
+		session_write(s, data, len);
+}
+
+/* Whether the start tag at p declares a default namespace (xmlns=...):
+ * the serializer's output, so attributes are name='value' or "value". */
+static bool declares_ns(const char *p, const char *end)
+{
+	while (p < end && *p != ' ' && *p != '>' && *p != '/')
+		p++;
+	for (;;) {
+		while (p < end && *p == ' ')
+			p++;
+		if (p >= end || *p == '>' || *p == '/')
+			return false;
+		const char *name = p;
+		while (p < end && *p != '=')
+			p++;
+		if (p + 1 >= end)
+			return false;
+		if (p - name == 5 && memcmp(name, "xmlns", 5) == 0)
+			return true;
+		char q = p[1];
+		const char *close = memchr(p + 2, q, (size_t)(end - p - 2));
+		if (!close)
+			return false;
+		p = close + 1;
+	}
+}
+
+/* A stanza serialized for a plain stream (its namespace inherited from
+ * the stream header, no xmlns of its own: XEP-0198's copies made before
+ * a resumption on a framed stream) gets one: a framed message stands
+ * alone. */
+static int write_stanza(struct session *s, const char *data, size_t len)
+{
+	struct sbuf b;
+	const char *name_end;
+	int r;
+
+	if (!s->framing || len < 2 || data[0] != '<' || declares_ns(data + 1, data + len))
+		return session_write(s, data, len);
+	name_end = data + 1;
+	while (name_end < data + len && *name_end != ' ' && *name_end != '>' &&
+	       *name_end != '/')
+		name_end++;
+	sbuf_init(&b);
+	sbuf_add(&b, data, (size_t)(name_end - data));
+	sbuf_adds(&b, " xmlns='");
+	sbuf_adds(&b, s->role->ns);
+	sbuf_addc(&b, '\'');
+	sbuf_add(&b, name_end, (size_t)(data + len - name_end));
+	r = session_write(s, b.p, b.len);
+	sbuf_free(&b);
+	return r;
+}
+
+int session_write_stanza(struct session *s, const char *data, size_t len)
+{
+	if (!s->conn || (s->flags & (SESS_F_CLOSING | SESS_F_DEAD)))
+		return -EPIPE;
+	return write_stanza(s, data, len);
 }
 
 void session_send_str(struct session *s, const char *str)
@@ -108,7 +193,7 @@ static int send_stanza_bytes(struct session *s, const char *data, size_t len)
 	}
 	if (!s->conn)
 		return 0;	/* hibernating: queued until it resumes */
-	return conn_send(s->conn, data, len);
+	return write_stanza(s, data, len);
 }
 
 static bool can_send(const struct session *s)
@@ -136,9 +221,13 @@ int session_send(struct session *s, const struct st_node *node)
 			return -EPIPE;	/* what the filter flushed ended it */
 	}
 	/* Trees hold stanzas in jabber:client whatever stream they came
-	 * from; written without xmlns they take the stream's namespace. */
+	 * from; written without xmlns they take the stream's namespace. A
+	 * framed message stands alone: it names its namespace. */
+	int kind = node->name ? stanza_kind(node->name) : -1;
+	if (kind >= 0)
+		stats.out[kind]++;
 	sbuf_reset(&out_buf);
-	st_serialize(node, NS_CLIENT, &out_buf);
+	st_serialize(node, s->framing ? NULL : NS_CLIENT, &out_buf);
 	return send_stanza_bytes(s, out_buf.p, out_buf.len);
 }
 
@@ -186,8 +275,8 @@ int session_send_nonza(struct session *s, const struct st_node *node)
 	if (s->flags & (SESS_F_CLOSING | SESS_F_DEAD) || !s->conn)
 		return -EPIPE;
 	sbuf_reset(&out_buf);
-	st_serialize(node, NS_CLIENT, &out_buf);
-	return conn_send(s->conn, out_buf.p, out_buf.len);
+	st_serialize(node, s->framing ? NULL : NS_CLIENT, &out_buf);
+	return session_write(s, out_buf.p, out_buf.len);
 }
 
 static void send_header(struct session *s)
@@ -196,10 +285,14 @@ static void send_header(struct session *s)
 	struct sbuf b;
 
 	sbuf_init(&b);
-	sbuf_adds(&b, "<?xml version='1.0'?><stream:stream xmlns='");
-	sbuf_adds(&b, s->role->ns);
-	sbuf_adds(&b, "' xmlns:stream='http://etherx.jabber.org/streams'");
-	if (s->role->header_attrs) {
+	if (s->framing) {	/* RFC 7395 3.3.1 */
+		sbuf_adds(&b, "<open xmlns='" NS_FRAMING "'");
+	} else {
+		sbuf_adds(&b, "<?xml version='1.0'?><stream:stream xmlns='");
+		sbuf_adds(&b, s->role->ns);
+		sbuf_adds(&b, "' xmlns:stream='http://etherx.jabber.org/streams'");
+	}
+	if (s->role->header_attrs && !s->framing) {
 		sbuf_addc(&b, ' ');
 		sbuf_adds(&b, s->role->header_attrs);
 	}
@@ -220,7 +313,7 @@ static void send_header(struct session *s)
 		xml_escape(&b, s->peer, strlen(s->peer));
 		sbuf_addc(&b, '\'');
 	}
-	sbuf_addc(&b, '>');
+	sbuf_adds(&b, s->framing ? "/>" : ">");
 	session_send_raw(s, b.p, b.len);
 	sbuf_free(&b);
 	s->flags |= SESS_F_OPENED;
@@ -270,7 +363,8 @@ void session_close(struct session *s, const char *condition, const char *text)
 	if (condition) {
 		if (!(s->flags & SESS_F_OPENED))
 			send_header(s);
-		sbuf_adds(&b, "<stream:error><");
+		sbuf_adds(&b, s->framing ? "<stream:error xmlns:stream="
+			  "'http://etherx.jabber.org/streams'><" : "<stream:error><");
 		sbuf_adds(&b, condition);
 		sbuf_adds(&b, " xmlns='" NS_STREAM_ERR "'/>");
 		if (text) {
@@ -282,9 +376,16 @@ void session_close(struct session *s, const char *condition, const char *text)
 		log_debug("%s: stream error %s%s%s", session_src(s), condition,
 			  text ? ": " : "", text ? text : "");
 	}
-	if (s->flags & SESS_F_OPENED)
-		sbuf_adds(&b, "</stream:stream>");
-	session_send_raw(s, b.p, b.len);
+	if (s->framing) {	/* each element a message, then <close/> */
+		if (b.len)
+			session_send_raw(s, b.p, b.len);
+		session_send_str(s, "<close xmlns='" NS_FRAMING "'/>");
+		s->framing->close(s, s->framing_data);
+	} else {
+		if (s->flags & SESS_F_OPENED)
+			sbuf_adds(&b, "</stream:stream>");
+		session_send_raw(s, b.p, b.len);
+	}
 	sbuf_free(&b);
 	s->flags |= SESS_F_CLOSING;
 	conn_close(s->conn, condition ? condition : "closed");
@@ -301,6 +402,49 @@ void session_close_all(const char *condition,
 			session_close(s, condition, NULL);
 		s = next;
 	}
+}
+
+/* The framing's state goes: when the session is freed, or when another
+ * connection takes its place (XEP-0198), never from inside its input. */
+static void drop_framing(struct session *s)
+{
+	if (s->framing && s->framing->free)
+		s->framing->free(s->framing_data);
+	s->framing = NULL;
+	s->framing_data = NULL;
+}
+
+void session_drop_conn(struct session *s, const char *condition)
+{
+	struct conn *c = s->conn;
+
+	if (!c) {
+		drop_framing(s);	/* a hibernating session's, stale */
+		return;
+	}
+	if (s->framing) {
+		struct sbuf b;
+		sbuf_init(&b);
+		sbuf_printf(&b, "<stream:error xmlns:stream='http://etherx.jabber.org/"
+			    "streams'><%s xmlns='" NS_STREAM_ERR "'/></stream:error>",
+			    condition);
+		session_write(s, b.p, b.len);
+		sbuf_free(&b);
+		session_write(s, "<close xmlns='" NS_FRAMING "'/>",
+			      sizeof("<close xmlns='" NS_FRAMING "'/>") - 1);
+		s->framing->close(s, s->framing_data);
+	} else {
+		struct sbuf b;
+		sbuf_init(&b);
+		sbuf_printf(&b, "<stream:error><%s xmlns='" NS_STREAM_ERR "'/>"
+			    "</stream:error></stream:stream>", condition);
+		conn_send(c, b.p, b.len);
+		sbuf_free(&b);
+	}
+	c->owner = NULL;
+	conn_close(c, condition);
+	s->conn = NULL;
+	drop_framing(s);
 }
 
 /* --- timers --------------------------------------------------------- */
@@ -334,9 +478,11 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* --- stream features ---------------------------------------------------- */
 
+/* STARTTLS: on a stream of its own (a framed one has its transport's
+ * TLS, or none). */
 static bool tls_available(struct session *s)
 {
-	return tls_default_ctx() != NULL;
+	return !s->framing && tls_default_ctx() != NULL;
 }
 
 static void send_features(struct session *s)
@@ -357,7 +503,8 @@ static void send_features(struct session *s)
 			fire_features(s, d, f);	/* e.g. register, csi, sm */
 	}
 	sbuf_reset(&out_buf);
-	sbuf_adds(&out_buf, "<stream:features>");
+	sbuf_adds(&out_buf, s->framing ? "<stream:features xmlns:stream="
+		  "'http://etherx.jabber.org/streams'>" : "<stream:features>");
 	for (struct st_node *c = f->first; c; c = c->next)
 		st_serialize(c, NS_STREAMS, &out_buf);
 	sbuf_adds(&out_buf, "</stream:features>");
@@ -365,6 +512,8 @@ static void send_features(struct session *s)
 	st_doc_unref(d);
 }
 
+/* The peer's stream header (or, framed, its <open/>, whose namespace is
+ * the framing's: the content namespace is the role's by definition). */
 static void handle_header(struct session *s, const struct st_node *hdr)
 {
 	const char *to = st_attr_get(hdr, "to");
@@ -384,7 +533,7 @@ static void handle_header(struct session *s, const struct st_node *hdr)
 	}
 	if (!s->host)
 		s->host = xstrdup(host);
-	if (strcmp(hdr->ns, s->role->ns) != 0) {
+	if (!s->framing && strcmp(hdr->ns, s->role->ns) != 0) {
 		session_close(s, "invalid-namespace", NULL);
 		return;
 	}
@@ -445,12 +594,30 @@ static void handle_element(struct session *s, struct st_doc *doc)
 {
 	struct st_node *n = doc->root;
 
+	if (s->framing && strcmp(n->ns, NS_FRAMING) == 0) {
+		if (strcmp(n->name, "open") == 0)
+			handle_header(s, n);
+		else if (strcmp(n->name, "close") == 0)
+			session_close(s, NULL, NULL);
+		else
+			session_close(s, "unsupported-stanza-type", NULL);
+		st_doc_unref(doc);
+		return;
+	}
+	if (s->framing && !(s->flags & SESS_F_OPENED)) {
+		session_close(s, "not-authorized", "open the stream first");
+		st_doc_unref(doc);
+		return;
+	}
 	if (strcmp(n->ns, NS_TLS) == 0 && strcmp(n->name, "starttls") == 0 &&
 	    !(s->flags & SESS_F_AUTHED)) {
 		handle_starttls(s);
 		st_doc_unref(doc);
 		return;
 	}
+	int kind = strcmp(n->ns, s->role->ns) == 0 ? stanza_kind(n->name) : -1;
+	if (kind >= 0)
+		stats.in[kind]++;
 	unsigned long w = store_writes();
 	s->role->element(s, doc);
 	if (store_writes() != w) {
@@ -527,13 +694,38 @@ static void quiet_later(struct session *s)
 	}
 }
 
+/* The root a framed stream's parser is primed with: each message then
+ * parses as one of its children. */
+static char *framed_root(const struct session *s)
+{
+	struct sbuf b;
+
+	sbuf_init(&b);
+	sbuf_adds(&b, "<stream:stream xmlns='");
+	sbuf_adds(&b, s->role->ns);
+	sbuf_adds(&b, "' xmlns:stream='http://etherx.jabber.org/streams'>");
+	return b.p;
+}
+
 static void on_data(struct conn *c, const char *buf, size_t len)
 {
 	struct session *s = c->owner;
-	enum xs_event ev;
 
 	if (!s || s->flags & (SESS_F_CLOSING | SESS_F_STARTTLS))
 		return;		/* after <starttls/>: plaintext is dropped */
+	if (s->framing)
+		s->framing->input(s, s->framing_data, buf, len);
+	else
+		session_input(s, buf, len);
+}
+
+void session_input(struct session *s, const char *buf, size_t len)
+{
+	struct conn *c = s->conn;
+	enum xs_event ev;
+
+	if (!c || s->flags & (SESS_F_CLOSING | SESS_F_DEAD))
+		return;
 	s->last_activity = now_mono();
 	if (ensure_parser(s) != 0) {
 		session_close(s, "internal-server-error", NULL);
@@ -589,6 +781,10 @@ static void on_data(struct conn *c, const char *buf, size_t len)
 			 * RFC 6120 6.4.6) */
 			if (s->flags & SESS_F_OUTGOING)
 				send_header(s);
+			if (s->framing && xs_prime(s->xs, framed_root(s)) != 0) {
+				session_close(s, "internal-server-error", NULL);
+				return;
+			}
 			if (!n)
 				return;
 			ev = xs_feed(s->xs, rest, n);
@@ -634,6 +830,8 @@ static void on_closed(struct conn *c, const char *reason)
 		session_end(s, reason);
 		s->conn = NULL;
 	}
+	/* The framing's state stays until the session is freed or resumed
+	 * (it may be on the stack: the framing's input closed it). */
 }
 
 static struct session *session_new(const struct session_role *role,
@@ -710,6 +908,38 @@ void session_accept(int fd, const char *ip, int port, void *listen)
 	}
 }
 
+struct session *session_accept_conn(struct conn *c, const struct session_listen *sl,
+				    const struct session_framing *framing,
+				    void *framing_data, bool secure)
+{
+	const struct session_config *cfg = sl->cfg;
+	struct session *s = session_new(sl->role, cfg);
+
+	s->conn = c;
+	s->framing = framing;
+	s->framing_data = framing_data;
+	conn_set_owner(c, &session_conn_events, s);
+	c->wq_limit = cfg->send_queue_limit;
+	if (secure)
+		s->flags |= SESS_F_TLS;
+	if (framing && xs_prime(s->xs, framed_root(s)) != 0) {
+		session_close(s, "internal-server-error", NULL);
+		return s;
+	}
+	log_debug("%s:%d: connected (%s over %s)", c->ip, c->port, sl->role->name,
+		  framing ? framing->name : "a taken connection");
+	if (cfg->rate)
+		conn_set_rate(c, cfg->rate, cfg->burst);
+	if (!ipstate_unauth_add(c->ip, cfg->max_unauth_per_ip)) {
+		log_info("%s:%d: too many unauthenticated connections", c->ip, c->port);
+		session_close(s, "policy-violation",
+			      "too many unauthenticated connections from your address");
+		return s;
+	}
+	s->flags |= SESS_F_COUNTED;
+	return s;
+}
+
 size_t session_free_dead(void)
 {
 	size_t freed = 0;
@@ -727,6 +957,7 @@ size_t session_free_dead(void)
 		s->flags |= SESS_F_CLOSING;
 		while (s->filters)	/* nobody to send to any more */
 			session_filter_remove(s, s->filters->ops);
+		drop_framing(s);
 		xs_free(s->xs);
 		free(s->xs_context);
 		sasl_free(s->sasl);

@@ -8,6 +8,15 @@
  *           content namespace, which hosts its header may name, its
  *           features, its top-level elements, and what becomes of it when
  *           the connection goes.
+ * framing:  how the stream's elements travel on the connection (struct
+ *           session_framing). Without one (NULL) the stream is one XML
+ *           document over the connection's bytes (RFC 6120). A framing
+ *           carries each top-level element as a message of its own
+ *           (RFC 7395: XMPP over WebSocket, core/http/websocket.c): the
+ *           stream header becomes <open/>, its end <close/>, and every
+ *           element declares its namespaces. The session layer asks the
+ *           framing to write each element and hands it each message read;
+ *           roles see no difference.
  *
  * A session owns its connection and its XML parser. It is freed at the
  * end of the loop iteration in which it ended (session_free_dead()), so
@@ -61,6 +70,24 @@ struct session_filter {
 	const struct session_filter_ops *ops;
 	void *data;
 	struct session_filter *next;
+};
+
+/* The framing namespace of RFC 7395. */
+#define NS_FRAMING "urn:ietf:params:xml:ns:xmpp-framing"
+
+struct session_framing {
+	const char *name;		/* "websocket" */
+	/* One whole top-level element to the peer, as one message. 0, or
+	 * -errno (the connection is going). */
+	int (*send)(struct session *s, void *data, const char *buf, size_t len);
+	/* Bytes from the connection: the framing decodes them and hands
+	 * each message to session_input(). */
+	void (*input)(struct session *s, void *data, const char *buf, size_t len);
+	/* The stream is closing: the framing's own goodbye (a WebSocket
+	 * close frame), before the connection is closed. */
+	void (*close)(struct session *s, void *data);
+	/* The framing's data goes (the connection went, or the session). */
+	void (*free)(void *data);
 };
 
 struct session_role {
@@ -159,6 +186,8 @@ struct session {
 	int lua_ref;			/* the Lua bridge's userdata, 0 when none */
 	struct sm_state *sm;		/* XEP-0198, NULL until enabled */
 	struct session_filter *filters;	/* outgoing, in order */
+	const struct session_framing *framing;	/* NULL: an XML stream */
+	void *framing_data;		/* the framing's, with the connection */
 	unsigned long wrote[2];		/* the last two storage batches its
 					 * stanzas wrote into (store.h) */
 	struct session *user_next;	/* next session of the same account */
@@ -169,6 +198,18 @@ struct session {
 /* Takes ownership of fd: a new connection on a listener whose context is
  * a struct session_listen. */
 void session_accept(int fd, const char *ip, int port, void *listen);
+/* A session over a connection another layer accepted and negotiated
+ * already (an HTTP upgrade to WebSocket): c becomes the session's (its
+ * owner and events), framing and its data carry the elements; secure
+ * says whether the stream counts as encrypted (TLS on c, or a proxy in
+ * front that terminated it). Returns the session; it may be closing
+ * already (too many unauthenticated connections from its address). */
+struct session *session_accept_conn(struct conn *c, const struct session_listen *sl,
+				    const struct session_framing *framing,
+				    void *framing_data, bool secure);
+/* One message of a framed session (the framing's input calls it): parsed
+ * as the next piece of the stream. */
+void session_input(struct session *s, const char *buf, size_t len);
 /* An outgoing stream of role from our host to the peer domain, without
  * a connection yet (SESS_F_OUTGOING). */
 struct session *session_new_outgoing(const struct session_role *role,
@@ -222,6 +263,20 @@ void session_expire(struct session *s, const char *reason);
 /* Ends the session now (no stream close is sent): out of the directory,
  * invisible to Lua, freed at the end of the loop iteration. */
 void session_end(struct session *s, const char *reason);
+
+/* A serialized stanza written to the connection as it is, past the role
+ * (XEP-0198 resending its own copies after a resumption). 0 or -errno. */
+int session_write_stanza(struct session *s, const char *data, size_t len);
+/* s loses its connection to a newer stream (XEP-0198 resumption
+ * elsewhere): the stream error condition goes to it, then the
+ * connection closes and its framing goes; s keeps no connection. */
+void session_drop_conn(struct session *s, const char *condition);
+
+/* Stanzas in and out of every session since start, by kind. */
+struct session_stats {
+	uint64_t in[3], out[3];		/* message, presence, iq */
+};
+const struct session_stats *session_stats(void);
 
 /* For roles: bytes and strings to the peer as they are (nothing once the
  * session is closing). */

@@ -1,0 +1,234 @@
+/* http_route.c - routes by host, method and path (see http_route.h). */
+#include "http_route.h"
+#include "log.h"
+
+#include <stdlib.h>
+
+struct http_route {
+	char *host;			/* "*" for every host */
+	char *method;
+	char *path;			/* a wildcard's without its "/" and "*" */
+	bool wildcard;
+	size_t path_len;
+	struct http_handler h;
+	char *owner;
+	struct http_route *next;
+};
+
+static struct http_route *routes;
+static char *default_host;
+
+const char *http_route_host(const struct http_route *r)
+{
+	return r->host;
+}
+
+const char *http_route_owner(const struct http_route *r)
+{
+	return r->owner;
+}
+
+void http_route_set_default_host(const char *host)
+{
+	free(default_host);
+	default_host = host && *host ? xstrdup(host) : NULL;
+}
+
+static bool same(const struct http_route *r, const char *host, const char *method,
+		 const char *path, bool wildcard)
+{
+	return r->wildcard == wildcard && strcmp(r->host, host) == 0 &&
+	       strcmp(r->method, method) == 0 && strcmp(r->path, path) == 0;
+}
+
+struct http_route *http_route_add(const char *host, const char *method,
+				  const char *path, const struct http_handler *h,
+				  const char *owner)
+{
+	size_t len = strlen(path);
+	bool wildcard = len >= 2 && strcmp(path + len - 2, "/*") == 0;
+	struct http_route *r;
+	char *p;
+
+	if (path[0] != '/') {
+		log_error("%s: HTTP route '%s %s': the path must start with /",
+			  owner, method, path);
+		return NULL;
+	}
+	p = wildcard ? xstrndup(path, len - 2) : xstrdup(path);
+	for (r = routes; r; r = r->next) {
+		if (same(r, host, method, p, wildcard)) {
+			log_error("%s: HTTP route '%s %s' on %s is %s's already", owner,
+				  method, path, host, r->owner);
+			free(p);
+			return NULL;
+		}
+	}
+	r = xcalloc(1, sizeof(*r));
+	r->host = xstrdup(host);
+	r->method = xstrdup(method);
+	r->path = p;
+	r->path_len = strlen(p);
+	r->wildcard = wildcard;
+	r->h = *h;
+	r->owner = xstrdup(owner ? owner : "?");
+	r->next = routes;
+	routes = r;
+	log_debug("%s: HTTP route %s %s%s on %s", r->owner, method, p,
+		  wildcard ? "/*" : "", host);
+	return r;
+}
+
+static void route_free(struct http_route *r)
+{
+	if (r->h.free)
+		r->h.free(r->h.data);
+	free(r->host);
+	free(r->method);
+	free(r->path);
+	free(r->owner);
+	free(r);
+}
+
+void http_route_remove(struct http_route *r)
+{
+	for (struct http_route **pp = &routes; *pp; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			route_free(r);
+			return;
+		}
+	}
+}
+
+size_t http_route_remove_owner(const char *owner)
+{
+	size_t n = 0;
+
+	for (struct http_route **pp = &routes; *pp;) {
+		struct http_route *r = *pp;
+		if (strcmp(r->owner, owner) == 0) {
+			*pp = r->next;
+			route_free(r);
+			n++;
+		} else {
+			pp = &r->next;
+		}
+	}
+	return n;
+}
+
+void http_route_free_all(void)
+{
+	while (routes) {
+		struct http_route *r = routes;
+		routes = r->next;
+		route_free(r);
+	}
+	http_route_set_default_host(NULL);
+}
+
+/* How well r's path takes path: 0 not at all; an exact match beats
+ * any wildcard, a longer wildcard a shorter one. *rest: a wildcard's. */
+static size_t path_score(const struct http_route *r, const char *path,
+			 const char **rest)
+{
+	if (!r->wildcard)
+		return strcmp(r->path, path) == 0 ? (size_t)-1 : 0;
+	/* "/files/..." takes "/files/x/y" (rest "x/y"); "/..." takes all. */
+	if (strncmp(path, r->path, r->path_len) != 0 || path[r->path_len] != '/')
+		return 0;
+	*rest = path + r->path_len + 1;
+	return r->path_len + 1;
+}
+
+static bool method_ok(const struct http_route *r, const char *method)
+{
+	return strcmp(r->method, method) == 0 ||
+	       (strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0);
+}
+
+/* The best route of host for req's path: with the method, or (in *other)
+ * one without it. */
+static struct http_route *find(const char *host, const struct http_request *req,
+			       const char **rest, struct http_route **other)
+{
+	struct http_route *best = NULL;
+	size_t best_score = 0;
+
+	for (struct http_route *r = routes; r; r = r->next) {
+		const char *rr = NULL;
+		size_t score;
+		if (strcmp(r->host, host) != 0 || !(score = path_score(r, req->path, &rr)))
+			continue;
+		if (!method_ok(r, req->method)) {
+			*other = r;
+			continue;
+		}
+		if (score > best_score) {
+			best = r;
+			best_score = score;
+			*rest = rr;
+		}
+	}
+	return best;
+}
+
+bool http_route_exists(const char *host, const char *method, const char *path)
+{
+	struct http_request req = { .path = (char *)path };
+	struct http_route *other = NULL;
+	const char *rest;
+
+	snprintf(req.method, sizeof(req.method), "%s", method);
+	return find(host, &req, &rest, &other) || find("*", &req, &rest, &other);
+}
+
+/* The 405's Allow: the methods the path has on host. */
+static void allowed(const char *host, const char *path, struct sbuf *b)
+{
+	const char *rest;
+
+	sbuf_adds(b, "Allow: ");
+	size_t start = b->len;
+	for (struct http_route *r = routes; r; r = r->next) {
+		if (strcmp(r->host, host) != 0 || !path_score(r, path, &rest))
+			continue;
+		if (b->len > start)
+			sbuf_adds(b, ", ");
+		sbuf_adds(b, r->method);
+	}
+	sbuf_adds(b, "\r\n");
+}
+
+void http_route_dispatch(struct http_request *req)
+{
+	const char *hosts[3] = { req->host, "*", default_host };
+	struct http_route *r = NULL, *other = NULL;
+	const char *rest = NULL;
+
+	for (size_t i = 0; i < 3 && !r; i++)
+		if (hosts[i])
+			r = find(hosts[i], req, &rest, &other);
+	if (!r && !other) {	/* the first host that has the path */
+		for (struct http_route *x = routes; x && !r; x = x->next) {
+			const char *rr = NULL;
+			if (path_score(x, req->path, &rr) && method_ok(x, req->method))
+				r = find(x->host, req, &rest, &other);
+		}
+	}
+	if (r) {
+		r->h.fn(req, rest, r, r->h.data);
+		return;
+	}
+	if (other) {
+		struct sbuf b;
+		sbuf_init(&b);
+		allowed(other->host, req->path, &b);
+		sbuf_adds(&b, "Content-Type: text/plain; charset=utf-8\r\n");
+		http_respond(req, 405, b.p, "405 Method Not Allowed\n", 23);
+		sbuf_free(&b);
+		return;
+	}
+	http_respond_status(req, 404, NULL);
+}

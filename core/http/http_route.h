@@ -1,0 +1,57 @@
+/*
+ * http_route.h - which handler answers a request: routes by host, method
+ * and path, as Prosody's modules mount them (module:provides("http")).
+ *
+ * route:    host ("*" for every host), method ("GET", ...; a GET route
+ *           answers HEAD too) and path; a path ending in a slash and a star is a
+ *           wildcard: it matches whatever follows the prefix's "/", and
+ *           the handler gets that rest.
+ * handler:  a C function with its data (the WebSocket endpoint), or a Lua
+ *           function wrapped by the bridge (core/lua/lx_http.c); routes
+ *           name their owner ("host:module") for logs and removal.
+ * choosing: the request's Host names a host; its routes are tried, then
+ *           those of "*", then those of http_default_host, then of the
+ *           first host with the path. The exact path wins over wildcards,
+ *           the longest wildcard over shorter ones. A path with routes
+ *           but not for the method: 405 with Allow; no route: 404.
+ */
+#ifndef STARLING_HTTP_ROUTE_H
+#define STARLING_HTTP_ROUTE_H
+
+#include "http.h"
+
+struct http_route;
+
+struct http_handler {
+	/* Answers req now or later (http_respond), or takes its connection
+	 * (http_upgrade). rest: what a wildcard matched, else NULL. */
+	void (*fn)(struct http_request *req, const char *rest,
+		   const struct http_route *route, void *data);
+	void *data;
+	/* The route is removed: its data goes. May be NULL. */
+	void (*free)(void *data);
+};
+
+/* Adds a route; copies the strings. NULL (logged) when the same host,
+ * method and path has a route already. */
+struct http_route *http_route_add(const char *host, const char *method,
+				  const char *path, const struct http_handler *h,
+				  const char *owner);
+void http_route_remove(struct http_route *r);
+/* Removes every route of owner; how many. */
+size_t http_route_remove_owner(const char *owner);
+const char *http_route_host(const struct http_route *r);
+const char *http_route_owner(const struct http_route *r);
+/* Whether host (or "*") has a route for path with method. */
+bool http_route_exists(const char *host, const char *method, const char *path);
+
+/* Finds the route of req and calls it, or answers 404/405. */
+void http_route_dispatch(struct http_request *req);
+
+/* The host whose routes answer a Host we do not know (http_default_host),
+ * or NULL. */
+void http_route_set_default_host(const char *host);
+
+void http_route_free_all(void);
+
+#endif
