@@ -8,11 +8,9 @@
 module:set_global()
 module:depends("http")
 
-local http = require "starling.http"
-local server = require "starling.server"
-local core = require "starling.core"
+local metrics = require "starling.metrics"
 
-local format, concat = string.format, table.concat
+local concat = table.concat
 
 local allow_ips = {}
 for _, ip in ipairs(module:get_option_array("openmetrics_allow_ips", { "127.0.0.1", "::1" })) do
@@ -115,59 +113,6 @@ local function allowed(ip)
 	return false
 end
 
-local function render()
-	local c, st, h = server.counts(), server.storage(), http.stats()
-	local out = {}
-	local function family(name, kind, help)
-		out[#out + 1] = format("# TYPE starling_%s %s", name, kind)
-		out[#out + 1] = format("# HELP starling_%s %s", name, help)
-	end
-	local function sample(name, labels, value)
-		out[#out + 1] = format("starling_%s%s %s", name, labels or "", format("%.0f", value))
-	end
-	family("uptime_seconds", "gauge", "Seconds since the server started.")
-	sample("uptime_seconds", nil, core.uptime())
-	family("connections", "gauge", "Open connections by kind.")
-	sample("connections", '{kind="c2s"}', c.connections - c.hibernating - c.websocket)
-	sample("connections", '{kind="websocket"}', c.websocket)
-	sample("connections", '{kind="http"}', h.connections)
-	sample("connections", '{kind="s2s_in"}', c.s2s_in)
-	sample("connections", '{kind="s2s_out"}', c.s2s_out)
-	family("sessions", "gauge", "Client sessions by state.")
-	sample("sessions", '{state="bound"}', c.bound)
-	sample("sessions", '{state="authenticated"}', c.authenticated)
-	sample("sessions", '{state="hibernating"}', c.hibernating)
-	family("stanzas", "counter", "Stanzas from and to sessions, by kind.")
-	for _, dir in ipairs({ "in", "out" }) do
-		local t = c["stanzas_" .. dir]
-		for _, kind in ipairs({ "message", "presence", "iq" }) do
-			sample("stanzas_total", format('{direction="%s",kind="%s"}', dir, kind), t[kind])
-		end
-	end
-	family("http_requests", "counter", "HTTP requests read.")
-	sample("http_requests_total", nil, h.requests)
-	family("http_responses", "counter", "HTTP responses by status class.")
-	for i = 1, 5 do
-		sample("http_responses_total", format('{class="%dxx"}', i), h.responses[i])
-	end
-	family("websocket_upgrades", "counter", "HTTP connections upgraded to WebSocket.")
-	sample("websocket_upgrades_total", nil, h.upgrades)
-	family("hook_errors", "counter", "Errors raised by event handlers.")
-	sample("hook_errors_total", nil, c.hook_errors)
-	family("storage_ok", "gauge", "1 while storage takes writes, 0 while it refuses them.")
-	sample("storage_ok", nil, st.ok and 1 or 0)
-	family("storage_failures", "counter", "Times storage writes began to fail.")
-	sample("storage_failures_total", nil, st.failures)
-	family("storage_refused_writes", "counter", "Writes refused while storage was failing.")
-	sample("storage_refused_writes_total", nil, st.refused)
-	family("storage_lost_batches", "counter", "Storage batches whose commit failed.")
-	sample("storage_lost_batches_total", nil, st.lost)
-	family("lua_memory_bytes", "gauge", "Memory of the Lua state.")
-	sample("lua_memory_bytes", nil, h.lua_memory)
-	out[#out + 1] = "# EOF"
-	return concat(out, "\n") .. "\n"
-end
-
 module:provides("http", {
 	name = "metrics",
 	default_path = "/metrics",
@@ -179,7 +124,7 @@ module:provides("http", {
 			end
 			event.response.headers.content_type =
 				"application/openmetrics-text; version=1.0.0; charset=utf-8"
-			return render()
+			return metrics.render()
 		end,
 	},
 })

@@ -24,7 +24,7 @@ local setmetatable, getmetatable, load, xpcall = setmetatable, getmetatable, loa
 local collectgarbage = collectgarbage
 local format, char, concat, sort, pack = string.format, string.char, table.concat, table.sort, table.pack
 local floor, max, math_type = math.floor, math.max, math.type
-local io_open, os_date = io.open, os.date
+local os_date = os.date
 local co_create, co_resume, co_status = coroutine.create, coroutine.resume, coroutine.status
 local debug_sethook, debug_traceback = debug.sethook, debug.traceback
 local G = _G
@@ -113,18 +113,6 @@ local function mib(bytes)
 	return format("%.1f MiB", bytes / (1024 * 1024))
 end
 
--- Resident memory from /proc/self/status, in bytes (nil elsewhere).
-local function vm_rss()
-	local f = io_open("/proc/self/status", "r")
-	if not f then
-		return nil
-	end
-	local data = f:read("a")
-	f:close()
-	local kb = data and data:match("VmRSS:%s*(%d+)%s*kB")
-	return kb and tonumber(kb) * 1024
-end
-
 local function host_names()
 	local names = {}
 	for _, h in ipairs(server.hosts()) do
@@ -169,7 +157,7 @@ end
 
 local function cmd_status()
 	local c = server.counts()
-	local rss = vm_rss()
+	local rss = require("starling.metrics").resident()
 	local lines = {
 		"version: " .. core.version,
 		format("uptime: %s (%d s)", duration(core.uptime()), floor(core.uptime())),
@@ -190,31 +178,14 @@ end
 
 -- --- metrics ------------------------------------------------------------------------
 
--- The counts of status in the Prometheus text format, one sample a line.
+-- The counts in the OpenMetrics text format (starling.metrics), as the
+-- /metrics page serves them.
 local function cmd_metrics()
-	local c, st = server.counts(), server.storage()
-	local rss = vm_rss()
-	local out = {}
-	local function metric(name, kind, help_text, value)
-		out[#out + 1] = format("# HELP starling_%s %s", name, help_text)
-		out[#out + 1] = format("# TYPE starling_%s %s", name, kind)
-		out[#out + 1] = format("starling_%s %s", name, value)
+	local lines = {}
+	for line in require("starling.metrics").render():gmatch("[^\n]+") do
+		lines[#lines + 1] = line
 	end
-	metric("uptime_seconds", "gauge", "seconds since the server started", format("%.0f", core.uptime()))
-	metric("connections", "gauge", "open client connections", c.connections)
-	metric("sessions", "gauge", "bound client sessions", c.bound)
-	metric("hibernating_sessions", "gauge", "XEP-0198 sessions waiting to be resumed", c.hibernating)
-	metric("hook_errors_total", "counter", "errors raised by event handlers", c.hook_errors)
-	metric("storage_ok", "gauge", "1 while storage takes writes, 0 while it refuses them", st.ok and 1 or 0)
-	metric("storage_failures_total", "counter", "times storage writes began to fail", st.failures)
-	metric("storage_refused_writes_total", "counter", "writes refused while storage was failing", st.refused)
-	metric("storage_lost_batches_total", "counter",
-		"storage batches whose commit failed (their writers were told)", st.lost)
-	if rss then
-		metric("resident_memory_bytes", "gauge", "resident memory of the process", rss)
-	end
-	metric("lua_memory_bytes", "gauge", "memory of the Lua state", format("%.0f", collectgarbage("count") * 1024))
-	return true, out
+	return true, lines
 end
 
 -- --- reload -----------------------------------------------------------------------
