@@ -331,6 +331,7 @@ static void read_s2s_config(void)
 static struct session_listen c2s_listen = { &c2s_role, &c2s_cfg, false };
 static struct session_listen s2s_listen = { &s2s_in_role, &s2s_cfg.in, false };
 static struct session_listen c2s_tls_listen = { &c2s_role, &c2s_cfg, true };
+static struct session_listen s2s_tls_listen = { &s2s_in_role, &s2s_cfg.in, true };
 /* Client streams that arrive over WebSocket (core/http/websocket.c). */
 static struct session_listen c2s_ws_listen = { &c2s_role, &c2s_cfg, false };
 
@@ -351,9 +352,11 @@ static int listen_port(void *ctx, const char *item)
 		lc->failed = 1;
 		return 1;
 	}
-	if (listener_add(lc->iface, port, lc->sl == &s2s_listen ? "s2s, STARTTLS" :
-			 lc->sl->direct_tls ? "direct TLS" : "c2s, STARTTLS",
-			 session_accept, lc->sl) != 0)
+	const char *what = lc->sl == &s2s_listen ? "s2s, STARTTLS"
+			 : lc->sl == &s2s_tls_listen ? "s2s, direct TLS"
+			 : lc->sl->direct_tls ? "direct TLS" : "c2s, STARTTLS";
+
+	if (listener_add(lc->iface, port, what, session_accept, lc->sl) != 0)
 		lc->failed = 1;
 	return lc->failed;
 }
@@ -374,16 +377,22 @@ static int listen_iface(void *ctx, const char *iface)
 	return lc->failed;
 }
 
-/* s2s_ports (default 5269) on s2s_interfaces (default: interfaces). */
+/* s2s_ports (default 5269) and s2s_direct_tls_ports (XEP-0368: TLS from
+ * the first byte; none by default) on s2s_interfaces (default:
+ * interfaces). */
 static int listen_s2s_iface(void *ctx, const char *iface)
 {
 	struct listen_ctx *lc = ctx;
+	struct listen_ctx tls = { "s2s_direct_tls_ports", &s2s_tls_listen, iface, 0 };
 
 	lc->iface = iface;
 	if (config_kind("*", "s2s_ports", NULL) != CONFIG_UNSET)
 		config_each("*", "s2s_ports", listen_port, lc);
 	else
 		listen_port(lc, "5269");
+	if (!lc->failed)
+		config_each("*", "s2s_direct_tls_ports", listen_port, &tls);
+	lc->failed |= tls.failed;
 	return lc->failed;
 }
 

@@ -38,7 +38,7 @@ M.core_options = {
 	"admin_socket", "component_module",
 	"authentication", "insecure_authentication_on_purpose",
 	-- server-to-server streams (core/main.c, core/xmpp/s2s*.c)
-	"s2s_ports", "s2s_interfaces", "s2s_require_encryption", "s2s_timeout",
+	"s2s_ports", "s2s_direct_tls_ports", "s2s_interfaces", "s2s_require_encryption", "s2s_timeout",
 	"s2s_connect_timeout", "s2s_stanza_size_limit", "s2s_stanza_depth_limit",
 	"s2s_stanza_attribute_limit", "s2s_send_queue_limit",
 	"s2s_parser_release_after", "s2s_max_unauthenticated_per_ip",

@@ -375,3 +375,38 @@ def test_dane_with_a_tlsa_record_that_does_not_match_fails(ctx):
              % alice.jid.split("/")[0])
     bob.expect_error("message", "remote-server-not-found", attrs={"id": "d2"},
                      timeout=20)
+
+
+def test_direct_tls_s2s_found_by_xmpps_server_srv(ctx):
+    """XEP-0368: b.example listens for servers with TLS from the first byte
+    (s2s_direct_tls_ports) and publishes it as _xmpps-server._tcp, with a
+    _xmpp-server._tcp record of a lower preference for STARTTLS; a.example
+    finds it through the private DNS server (no static hosts) and connects
+    with Direct TLS. Messages go both ways."""
+    d = tempfile.mkdtemp(prefix="starling-xmpps-")
+    ctx.cleanup(lambda: shutil.rmtree(d, True))
+    certs = {dom: self_signed(d, dom) for dom in ("a.example", "b.example")}
+    direct = server_mod.free_port()
+    a = server(ctx, "a.example", tls_opts(*certs["a.example"]))
+    b = server(ctx, "b.example", tls_opts(*certs["b.example"]),
+               options={"s2s_direct_tls_ports": [direct]})
+    dns = DnsServer()
+    za, zb = dns.zone("a.example"), dns.zone("b.example")
+    za.srv("_xmpp-server._tcp", 5, 10, a.s2s_port, "xmpp")
+    za.a("xmpp", "127.0.0.1")
+    zb.srv("_xmpps-server._tcp", 1, 10, direct, "xmpp")
+    zb.srv("_xmpp-server._tcp", 5, 10, b.s2s_port, "xmpp")
+    zb.a("xmpp", "127.0.0.1")
+    dns.start()
+    ctx.cleanup(dns.stop)
+    for srv in (a, b):
+        srv.options.update({"dns_resolver": dns.resolver})
+        srv.start()
+    check("s2s, direct TLS" in b.log_text(), "b does not listen for direct TLS")
+    alice, bob = chat(a, b, "xmpps", "straight to TLS")
+    a.wait_log(r"connecting to 127\.0\.0\.1:%d \(direct TLS\)" % direct)
+    b.wait_log(r"127\.0\.0\.1:\d+: connected \(s2sin\) \(direct TLS\)")
+    bob.send("<message to='%s' type='chat' id='back'><body>and back</body></message>"
+             % alice.jid)
+    alice.expect("message", attrs={"from": bob.jid}, child="body", text="and back",
+                 timeout=15)
