@@ -172,3 +172,23 @@ def test_starlingctl_lists_counts_and_closes_s2s_streams(pair):
     # the next message makes a new stream
     alice.send("<message to='%s' type='chat'><body>again</body></message>" % bob.jid)
     bob.expect("message", child="body", text="again", timeout=15)
+
+
+def test_a_domain_that_does_not_resolve_bounces_once(ctx):
+    """No static host: the private DNS server answers for zone.example
+    zone, where nothere has no records at all (NXDOMAIN): the message
+    bounces remote-server-not-found, once."""
+    from dnsserver import DnsServer
+    dns = DnsServer()
+    zone = dns.zone("zone.example")
+    zone.a("someone", "127.0.0.1")
+    dns.start()
+    ctx.cleanup(dns.stop)
+    srv = ctx.server(hosts=("c.example",), options={"dns_resolver": dns.resolver,
+                                                    "dns_hosts_file": False})
+    alice = srv.login("lost")
+    bob = srv.login("bystander")
+    alice.send("<message to='x@nothere.zone.example' id='n1'><body>1</body></message>")
+    alice.expect_error("message", "remote-server-not-found", type="cancel",
+                       attrs={"id": "n1", "from": "x@nothere.zone.example"}, timeout=30)
+    sync(bob, alice)     # exactly once: the next message alice sees is bob's
