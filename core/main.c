@@ -254,6 +254,11 @@ static void read_session_config(void)
 	c2s_cfg.parser_release_after = (double)config_int("*", "c2s_parser_release_after", 20);
 	c2s_cfg.max_unauth_per_ip = (unsigned)config_int("*", "c2s_max_unauthenticated_per_ip", 32);
 	c2s_cfg.auth_failure_delay = (double)config_int("*", "c2s_auth_failure_delay", 8);
+	/* Prosody's mod_sasl2_fast names; fast_token_expiry as well. */
+	c2s_cfg.fast_token_ttl = (double)config_int("*", "sasl2_fast_token_ttl",
+		config_int("*", "fast_token_expiry", 21 * 86400));
+	c2s_cfg.fast_token_min_ttl = (double)config_int("*", "sasl2_fast_token_min_ttl",
+		(long)(c2s_cfg.fast_token_ttl / 4));
 	read_rate_limit();
 	read_gc_mode();
 	read_s2s_config();

@@ -99,7 +99,21 @@ local function toggle(event)
 	return true
 end
 
+-- Bind2 (XEP-0386): carbons enabled inline; it cannot fail, so <bound/>
+-- says nothing about it.
+local function advertise_bind2(event)
+	event.features:tag("feature", { var = NS }):up()
+end
+
+local function enable_bind2(event)
+	if event.stanza:get_child("enable", NS) then
+		event.session.want_carbons = true
+	end
+end
+
 module:add_feature(NS)
+module:hook("advertise-bind-features", advertise_bind2)
+module:hook("enable-bind-features", enable_bind2)
 module:hook("iq-set/self/" .. NS .. ":enable", toggle)
 module:hook("iq-set/self/" .. NS .. ":disable", toggle)
 module:hook("pre-message/full", outgoing, 1)

@@ -47,3 +47,15 @@ module:hook("stream-element/" .. NS .. ":active", function(event)
 	event.origin:set_inactive(false)
 	return true
 end)
+
+-- Bind2 (XEP-0386): the session starts in the state the client asks for.
+module:hook("advertise-bind-features", function(event)
+	event.features:tag("feature", { var = NS }):up()
+end)
+module:hook("enable-bind-features", function(event)
+	if event.stanza:get_child("inactive", NS) then
+		event.session:set_inactive(true, policy)
+	elseif event.stanza:get_child("active", NS) then
+		event.session:set_inactive(false)
+	end
+end)

@@ -17,12 +17,16 @@ local max_queue = module:get_option_number("smacks_max_unacked_stanzas", 500, 1,
 local ack_every = module:get_option_number("smacks_max_ack_delay_stanzas", 5, 1, 10000)
 local ack_after = module:get_option_period("smacks_max_ack_delay", 30)
 
-local function failed(origin, condition, text)
+local function failed_element(condition, text)
 	local f = st.stanza("failed", { xmlns = NS }):tag(condition, { xmlns = NS_STANZAS }):up()
 	if text then
 		f:text_tag("text", text, { xmlns = NS_STANZAS })
 	end
-	origin:send_nonza(f)
+	return f
+end
+
+local function failed(origin, condition, text)
+	origin:send_nonza(failed_element(condition, text))
 	return true
 end
 
@@ -32,15 +36,15 @@ local function advertise(event)
 	end
 end
 
-local function enable(event)
-	local origin, stanza = event.origin, event.stanza
+-- <enabled/> or <failed/> for a request to enable on a bound session.
+local function enable_answer(origin, request)
 	if not origin.full_jid then
-		return failed(origin, "unexpected-request", "bind a resource first")
+		return failed_element("unexpected-request", "bind a resource first")
 	end
 	if origin.sm_id then
-		return failed(origin, "unexpected-request", "already enabled")
+		return failed_element("unexpected-request", "already enabled")
 	end
-	local resume = stanza.attr.resume == "true" or stanza.attr.resume == "1"
+	local resume = request.attr.resume == "true" or request.attr.resume == "1"
 	local id = origin:sm_enable({
 		resume = resume, max_queue = max_queue, ack_every = ack_every,
 		ack_after = ack_after, hibernate = hibernation,
@@ -51,10 +55,31 @@ local function enable(event)
 		enabled.attr.resume = "true"
 		enabled.attr.max = tostring(math.floor(hibernation))
 	end
-	origin:send_nonza(enabled)
 	module:log("debug", "%s enabled stream management%s", origin.full_jid,
 		resume and " with resumption" or "")
+	return enabled
+end
+
+local function enable(event)
+	event.origin:send_nonza(enable_answer(event.origin, event.stanza))
 	return true
+end
+
+-- SASL2 (XEP-0388) and Bind2 (XEP-0386): resumption is offered inline in
+-- SASL2 (the core resumes), enabling inline in Bind2, answered in <bound/>.
+local function advertise_sasl2(event)
+	event.features:tag("sm", { xmlns = NS }):up()
+end
+
+local function advertise_bind2(event)
+	event.features:tag("feature", { var = NS }):up()
+end
+
+local function enable_bind2(event)
+	local request = event.stanza:get_child("enable", NS)
+	if request then
+		event.features:add_child(enable_answer(event.session, request))
+	end
 end
 
 local function resume(event)
@@ -96,3 +121,6 @@ module:hook("stream-features", advertise)
 module:hook("stream-element/" .. NS .. ":enable", enable)
 module:hook("stream-element/" .. NS .. ":resume", resume)
 module:hook("smacks-unacked", unacked)
+module:hook("advertise-sasl-features", advertise_sasl2)
+module:hook("advertise-bind-features", advertise_bind2)
+module:hook("enable-bind-features", enable_bind2)

@@ -256,6 +256,13 @@ bool sm_hibernate(struct session *s)
 
 int sm_resume(struct session *n, const char *previd, const char *h)
 {
+	return sm_resume_with(n, previd, h, NULL, NULL);
+}
+
+int sm_resume_with(struct session *n, const char *previd, const char *h,
+		   void (*answer)(struct session *o, const char *resumed, void *ctx),
+		   void *ctx)
+{
 	struct session *o = previd ? hmap_get(&resumable, previd) : NULL;
 	char buf[160];
 	uint32_t v;
@@ -276,7 +283,10 @@ int sm_resume(struct session *n, const char *previd, const char *h)
 		log_warn("%s: resuming after a failed commit", o->full_jid);
 	snprintf(buf, sizeof(buf), "<resumed xmlns='" NS_SM "' previd='%s' h='%u'/>",
 		 o->sm->id, o->sm->h_in);
-	send_text(o, buf);
+	if (answer)
+		answer(o, buf, ctx);
+	else
+		send_text(o, buf);
 	for (struct sm_item *it = o->sm->head; it; it = it->next)
 		session_write_stanza(o, it->data, it->len);
 	if (o->sm->queued)

@@ -82,6 +82,12 @@ bool sm_hibernate(struct session *s);
  * has been sent <resumed/> and every unacked stanza), -ENOENT (no such
  * session for this account), -ERANGE (h acks more than was sent). */
 int sm_resume(struct session *n, const char *previd, const char *h);
+/* The same, where answer (when not NULL) sends the <resumed/> element,
+ * given serialized, on the resumed session o before the unacked stanzas
+ * go again (SASL2 wraps it in its <success/>). */
+int sm_resume_with(struct session *n, const char *previd, const char *h,
+		   void (*answer)(struct session *o, const char *resumed, void *ctx),
+		   void *ctx);
 /* Unacked stanzas as parsed docs, oldest first (the caller owns them and
  * the array); empties the queue. */
 struct st_doc **sm_take_unacked(struct session *s, size_t *count);

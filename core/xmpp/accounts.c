@@ -12,6 +12,7 @@
  * (-EIO) and never used.
  */
 #include "accounts.h"
+#include "fast.h"
 #include "store.h"
 #include "log.h"
 
@@ -182,6 +183,9 @@ int accounts_set_creds(const char *host, const char *user,
 	rc = store_put(&s, user, NULL, 0, b.p, b.len);
 	OPENSSL_cleanse(b.p, b.cap);
 	sbuf_free(&b);
+	/* New credentials: the FAST tokens the old ones earned go. */
+	if (rc == 0)
+		rc = fast_revoke_user(host, user, NULL);
 	return rc;
 }
 

@@ -20,12 +20,14 @@
 int accounts_get(const char *host, const char *user, enum sasl_hash hash,
 		 struct scram_creds *out);
 bool accounts_exists(const char *host, const char *user);
-/* Creates or updates: 0, -EINVAL (password fails SASLprep). */
+/* Creates or updates: 0, -EINVAL (password fails SASLprep). Like
+ * accounts_set_creds, revokes the account's FAST tokens (fast.h). */
 int accounts_set_password(const char *host, const char *user,
 			  const char *password, unsigned iterations);
 /* Creates or replaces an account with the n credentials given as they
  * are (import): each for a different hash, iterations 1..2^31-1, salt
- * 1..SASL_MAX_SALT bytes. 0 or -EINVAL. */
+ * 1..SASL_MAX_SALT bytes. 0 or -EINVAL. Every FAST token of the
+ * account is revoked (XEP-0484: a changed password ends them). */
 int accounts_set_creds(const char *host, const char *user,
 		       const struct scram_creds *creds, size_t n);
 /* Deletes the account and every record of the user in every store. */

@@ -8,6 +8,7 @@
 #include "jid.h"
 #include "log.h"
 #include "route.h"
+#include "sasl2.h"
 #include "sm.h"
 #include "tls.h"
 
@@ -22,6 +23,8 @@
 #define NS_SASL_CB "urn:xmpp:sasl-cb:0"
 
 static unsigned char server_secret[32];
+
+static void drop_request(struct session *s);
 
 void c2s_global_init(const unsigned char secret[32])
 {
@@ -48,6 +51,11 @@ static enum host_auth host_auth(const struct session *s)
 	return h ? h->auth : HOST_AUTH_INTERNAL;
 }
 
+bool c2s_host_internal(const struct session *s)
+{
+	return host_auth(s) == HOST_AUTH_INTERNAL;
+}
+
 static void add_mechanism(struct st_doc *d, struct st_node *m, const char *name)
 {
 	struct st_node *e = st_elem_new(d, m, "mechanism", NULL);
@@ -64,20 +72,21 @@ static bool plain_allowed(const struct session *s)
 /* A host of temporary accounts offers ANONYMOUS only; the test-only
  * backend PLAIN only (the first login must carry the password to make
  * the account from), under the usual encryption rules. */
-static bool special_mechanisms(struct session *s, struct st_doc *d, struct st_node *f)
+static struct st_node *special_mechanisms(struct session *s, struct st_doc *d,
+					  struct st_node *f)
 {
 	enum host_auth auth = host_auth(s);
 	struct st_node *m;
 
 	if (auth == HOST_AUTH_INTERNAL)
-		return false;
+		return NULL;
 	s->plus_offered = false;
 	m = st_elem_new(d, f, "mechanisms", NS_SASL);
 	if (auth == HOST_AUTH_ANONYMOUS)
 		add_mechanism(d, m, "ANONYMOUS");
 	else if (plain_allowed(s))
 		add_mechanism(d, m, "PLAIN");
-	return true;
+	return m;
 }
 
 /* Whether mech is one the stream's host offers (see add_mechanisms). */
@@ -109,8 +118,10 @@ static void add_mechanisms(struct session *s, struct st_doc *d, struct st_node *
 	};
 	struct st_node *m, *cb;
 
-	if (special_mechanisms(s, d, f))
+	if ((m = special_mechanisms(s, d, f))) {
+		sasl2_features(s, d, f, m);
 		return;
+	}
 	/* Channel binding needs the TLS in our hands: not a proxy's in
 	 * front of a WebSocket (consider_websocket_secure). */
 	tls = tls && s->conn->ssl;
@@ -120,8 +131,10 @@ static void add_mechanisms(struct session *s, struct st_doc *d, struct st_node *
 		add_mechanism(d, m, mechs[i]);
 	if (plain_allowed(s))
 		add_mechanism(d, m, "PLAIN");
+	sasl2_features(s, d, f, m);
 	if (!tls)
 		return;
+	/* XEP-0440: the types this TLS channel has, for SASL1 and SASL2 */
 	cb = st_elem_new(d, f, "sasl-channel-binding", NS_SASL_CB);
 	add_binding(d, cb, "tls-server-end-point");
 	if (SSL_version(s->conn->ssl) == TLS1_3_VERSION)
@@ -176,8 +189,14 @@ static void send_failure(struct session *s, const char *condition,
 {
 	struct sbuf b;
 
+	bool v2 = s->role_data && c2s_data(s)->sasl2;
+
 	sbuf_init(&b);
-	sbuf_printf(&b, "<failure xmlns='" NS_SASL "'><%s/>", condition);
+	if (v2)
+		sbuf_printf(&b, "<failure xmlns='" NS_SASL2 "'><%s xmlns='" NS_SASL "'/>",
+			    condition);
+	else
+		sbuf_printf(&b, "<failure xmlns='" NS_SASL "'><%s/>", condition);
 	if (text) {
 		sbuf_adds(&b, "<text xml:lang='en'>");
 		xml_escape(&b, text, strlen(text));
@@ -205,7 +224,7 @@ static void on_failure_delay(struct ev_loop *loop, ev_timer *t, int revents)
 /* condition is a static string. Failed credentials from an address that
  * failed recently are answered late, and the stream reads nothing more
  * until then. */
-static void sasl_failure(struct session *s, const char *condition)
+void c2s_sasl_failure(struct session *s, const char *condition)
 {
 	bool counts = strcmp(condition, "aborted") != 0 &&
 		      !sasl_cb_type_unsupported(s->sasl);
@@ -213,6 +232,7 @@ static void sasl_failure(struct session *s, const char *condition)
 
 	sasl_free(s->sasl);
 	s->sasl = NULL;
+	drop_request(s);
 	session_fire(s, "authentication-failure", &(struct event){ .session = s });
 	if (counts && strcmp(condition, "not-authorized") == 0 && s->conn)
 		delay = ipstate_auth_failed(s->conn->ip, s->cfg->auth_failure_delay);
@@ -234,7 +254,7 @@ static void sasl_failure(struct session *s, const char *condition)
  * once with temporary-auth-failure (RFC 6120 6.5.12), counted against the
  * stream's limit. Without this, a client opening a connection per guess
  * would learn from a quick <success/> what the delayed failures hide. */
-static bool under_penalty(struct session *s)
+bool c2s_under_penalty(struct session *s)
 {
 	double wait = s->conn ? ipstate_auth_penalty(s->conn->ip) : 0;
 	char text[96];
@@ -247,45 +267,57 @@ static bool under_penalty(struct session *s)
 		 "try again in %.0f s", ceil(wait));
 	sasl_free(s->sasl);
 	s->sasl = NULL;
+	drop_request(s);
 	session_fire(s, "authentication-failure", &(struct event){ .session = s });
 	send_failure(s, "temporary-auth-failure", text, true);
 	return true;
 }
 
 
-static void sasl_success(struct session *s, const struct sbuf *data)
+static void drop_request(struct session *s)
 {
-	const char *user = sasl_username(s->sasl);
-	const char *authzid = sasl_authzid(s->sasl);
-	bool anonymous = sasl_anonymous(s->sasl);
+	struct c2s_data *cd = s->role_data;
+
+	if (cd && cd->request) {
+		st_doc_unref(cd->request);
+		cd->request = NULL;
+	}
+}
+
+void c2s_authenticated(struct session *s, const char *user, const char *authzid,
+		       bool anonymous, const struct sbuf *data)
+{
+	bool v2 = s->role_data && c2s_data(s)->sasl2;
 	char node[JID_PART_MAX];
 	struct sbuf b;
 
 	if (anonymous) {
 		if (anon_account_new(s->host, node) != 0) {
-			sasl_failure(s, "temporary-auth-failure");
+			c2s_sasl_failure(s, "temporary-auth-failure");
 			return;
 		}
 		s->flags |= SESS_F_ANONYMOUS;
-	} else if (jid_nodeprep(user, node) != 0) {
-		sasl_failure(s, "not-authorized");
+	} else if (!user || jid_nodeprep(user, node) != 0) {
+		c2s_sasl_failure(s, "not-authorized");
 		return;
 	}
 	if (authzid && *authzid) {
 		struct jid j;
 		if (jid_parse(authzid, &j) != 0 || j.has_resource ||
 		    strcmp(j.node, node) != 0 || strcmp(j.domain, s->host) != 0) {
-			sasl_failure(s, "invalid-authzid");
+			c2s_sasl_failure(s, "invalid-authzid");
 			return;
 		}
 	}
-	sbuf_init(&b);
-	sbuf_adds(&b, "<success xmlns='" NS_SASL "'>");
-	if (data->len)
-		b64_encode(&b, data->p, data->len);
-	sbuf_adds(&b, "</success>");
-	session_send_raw(s, b.p, b.len);
-	sbuf_free(&b);
+	if (!v2) {
+		sbuf_init(&b);
+		sbuf_adds(&b, "<success xmlns='" NS_SASL "'>");
+		if (data->len)
+			b64_encode(&b, data->p, data->len);
+		sbuf_adds(&b, "</success>");
+		session_send_raw(s, b.p, b.len);
+		sbuf_free(&b);
+	}
 	s->username = xstrdup(node);
 	if (s->flags & SESS_F_COUNTED) {
 		ipstate_unauth_del(s->conn->ip);
@@ -294,49 +326,60 @@ static void sasl_success(struct session *s, const struct sbuf *data)
 	sbuf_init(&b);
 	sbuf_printf(&b, "%s@%s", node, s->host);
 	s->bare_jid = b.p;
-	s->flags |= SESS_F_AUTHED | SESS_F_RESTART;
+	s->flags |= SESS_F_AUTHED | (v2 ? 0 : SESS_F_RESTART);
 	sasl_free(s->sasl);
 	s->sasl = NULL;
-	log_info("%s:%d: authenticated as %s", s->conn->ip, s->conn->port, s->bare_jid);
+	log_info("%s:%d: authenticated as %s%s", s->conn->ip, s->conn->port,
+		 s->bare_jid, v2 ? " (SASL2)" : "");
 	session_fire(s, "authentication-success", &(struct event){ .session = s });
+	if (v2 && !(s->flags & (SESS_F_CLOSING | SESS_F_DEAD)))
+		sasl2_success(s, data);	/* SASL2: no restart; inline requests */
+	drop_request(s);
 }
 
 
-static void sasl_step_with(struct session *s, const struct st_node *n, bool initial)
+static void send_challenge(struct session *s, const struct sbuf *data)
+{
+	const char *ns = s->role_data && c2s_data(s)->sasl2 ? NS_SASL2 : NS_SASL;
+	struct sbuf b;
+
+	sbuf_init(&b);
+	sbuf_printf(&b, "<challenge xmlns='%s'>", ns);
+	b64_encode(&b, data->p, data->len);
+	sbuf_adds(&b, "</challenge>");
+	session_send_raw(s, b.p, b.len);
+	sbuf_free(&b);
+}
+
+
+void c2s_sasl_step(struct session *s, const char *text, bool initial, bool present)
 {
 	struct sbuf in, out;
-	const char *text = n->first && !n->first->name ? n->first->text : "";
 	size_t tlen = strlen(text);
 
 	sbuf_init(&in);
 	sbuf_init(&out);
-	if (initial && tlen == 0) {
+	if (initial && !present) {
 		/* No initial response: ask for it with an empty challenge. */
-		session_send_str(s, "<challenge xmlns='" NS_SASL "'/>");
+		send_challenge(s, &out);
 		goto out;
 	}
 	if (b64_decode(&in, text, tlen) != 0) {
-		sasl_failure(s, "incorrect-encoding");
+		c2s_sasl_failure(s, "incorrect-encoding");
 		goto out;
 	}
-	if (under_penalty(s))
+	if (c2s_under_penalty(s))
 		goto out;
 	switch (sasl_step(s->sasl, in.p ? in.p : "", in.len, &out)) {
-	case SASL_CONTINUE: {
-		struct sbuf b;
-		sbuf_init(&b);
-		sbuf_adds(&b, "<challenge xmlns='" NS_SASL "'>");
-		b64_encode(&b, out.p, out.len);
-		sbuf_adds(&b, "</challenge>");
-		session_send_raw(s, b.p, b.len);
-		sbuf_free(&b);
+	case SASL_CONTINUE:
+		send_challenge(s, &out);
 		break;
-	}
 	case SASL_OK:
-		sasl_success(s, &out);
+		c2s_authenticated(s, sasl_username(s->sasl), sasl_authzid(s->sasl),
+				  sasl_anonymous(s->sasl), &out);
 		break;
 	case SASL_FAIL:
-		sasl_failure(s, sasl_condition(s->sasl));
+		c2s_sasl_failure(s, sasl_condition(s->sasl));
 		break;
 	}
 out:
@@ -345,45 +388,62 @@ out:
 }
 
 
+bool c2s_sasl_begin(struct session *s, const char *mech)
+{
+	bool tls = s->flags & SESS_F_TLS;
+	struct sasl_params p = {
+		.lookup = creds_lookup, .ctx = s,
+		.cb_data = tls ? cb_data : NULL,
+		.plus_offered = s->plus_offered,
+		.accept_y_with_plus = !s->cfg->strict_channel_binding,
+		.create = host_auth(s) == HOST_AUTH_INSECURE ? creds_create : NULL,
+		.anonymous = host_auth(s) == HOST_AUTH_ANONYMOUS,
+		.secret = server_secret,
+		.fake_iterations = ACCOUNTS_DEFAULT_ITERATIONS,
+	};
+
+	if (!tls && s->cfg->require_encryption) {
+		c2s_sasl_failure(s, "encryption-required");
+		return false;
+	}
+	sasl_free(s->sasl);
+	s->sasl = NULL;
+	if (!mech || !mech_of_host(s, mech) ||
+	    ((!tls || !s->conn->ssl) && strstr(mech, "-PLUS")) ||
+	    (strcmp(mech, "PLAIN") == 0 && !plain_allowed(s)) ||
+	    !(s->sasl = sasl_new(mech, &p))) {
+		c2s_sasl_failure(s, "invalid-mechanism");
+		return false;
+	}
+	return true;
+}
+
+
 static void handle_sasl(struct session *s, const struct st_node *n)
 {
+	const char *text = n->first && !n->first->name ? n->first->text : "";
+
 	if (s->flags & SESS_F_AUTHED) {
 		session_close(s, "policy-violation", "already authenticated");
 		return;
 	}
+	if (s->role_data && c2s_data(s)->sasl2 && strcmp(n->name, "auth") != 0) {
+		c2s_sasl_failure(s, "malformed-request");	/* SASL2 under way */
+		return;
+	}
+	if (s->role_data) {
+		c2s_data(s)->sasl2 = false;
+		drop_request(s);
+	}
 	if (strcmp(n->name, "auth") == 0) {
-		const char *mech = st_attr_get(n, "mechanism");
-		bool tls = s->flags & SESS_F_TLS;
-		struct sasl_params p = {
-			.lookup = creds_lookup, .ctx = s,
-			.cb_data = tls ? cb_data : NULL,
-			.plus_offered = s->plus_offered,
-			.accept_y_with_plus = !s->cfg->strict_channel_binding,
-			.create = host_auth(s) == HOST_AUTH_INSECURE ? creds_create : NULL,
-			.anonymous = host_auth(s) == HOST_AUTH_ANONYMOUS,
-			.secret = server_secret,
-			.fake_iterations = ACCOUNTS_DEFAULT_ITERATIONS,
-		};
-		if (!tls && s->cfg->require_encryption) {
-			sasl_failure(s, "encryption-required");
-			return;
-		}
-		sasl_free(s->sasl);
-		s->sasl = NULL;
-		if (!mech || !mech_of_host(s, mech) ||
-		    ((!tls || !s->conn->ssl) && strstr(mech, "-PLUS")) ||
-		    (strcmp(mech, "PLAIN") == 0 && !plain_allowed(s)) ||
-		    !(s->sasl = sasl_new(mech, &p))) {
-			sasl_failure(s, "invalid-mechanism");
-			return;
-		}
-		sasl_step_with(s, n, true);
+		if (c2s_sasl_begin(s, st_attr_get(n, "mechanism")))
+			c2s_sasl_step(s, text, true, *text != '\0');
 	} else if (strcmp(n->name, "response") == 0 && s->sasl) {
-		sasl_step_with(s, n, false);
+		c2s_sasl_step(s, text, false, true);
 	} else if (strcmp(n->name, "abort") == 0) {
-		sasl_failure(s, "aborted");
+		c2s_sasl_failure(s, "aborted");
 	} else {
-		sasl_failure(s, "malformed-request");
+		c2s_sasl_failure(s, "malformed-request");
 	}
 }
 
@@ -400,12 +460,43 @@ static void bind_error(struct session *s, const struct st_node *iq,
 }
 
 
+int c2s_bind(struct session *s, const char *res, const char **type,
+	     const char **cond)
+{
+	struct sbuf full;
+
+	sbuf_init(&full);
+	sbuf_printf(&full, "%s/%s", s->bare_jid, res);
+	if (full.len >= 3071) {
+		sbuf_free(&full);
+		*type = "modify", *cond = "bad-request";
+		return -1;
+	}
+	if (s->cfg->max_resources && !route_find_full(full.p) &&
+	    route_count_bare(s->bare_jid) >= s->cfg->max_resources) {
+		sbuf_free(&full);
+		*type = "wait", *cond = "resource-constraint";
+		return -1;
+	}
+	s->resource = xstrdup(res);
+	s->full_jid = full.p;
+	route_bind(s);		/* closes a session with the same full JID */
+	s->flags |= SESS_F_BOUND;
+	ev_timer_stop(conn_loop(), &s->timer);
+	s->timer.repeat = s->cfg->idle_timeout;
+	ev_timer_again(conn_loop(), &s->timer);
+	log_info("%s: bound (%s:%d, %s)", s->full_jid, s->conn->ip,
+		 s->conn->port, tls_version(s->conn->ssl));
+	return 0;
+}
+
+
 static void handle_bind(struct session *s, struct st_doc *doc, struct st_node *b)
 {
 	struct st_node *iq = doc->root;
 	const char *want = st_child_text(doc, b, "resource", NULL);
+	const char *type, *cond;
 	char res[JID_PART_MAX];
-	struct sbuf full;
 
 	if (want && *want) {
 		if (jid_resourceprep(want, res) != 0 || !*res) {
@@ -415,27 +506,10 @@ static void handle_bind(struct session *s, struct st_doc *doc, struct st_node *b
 	} else {
 		random_id(res, 16);
 	}
-	sbuf_init(&full);
-	sbuf_printf(&full, "%s/%s", s->bare_jid, res);
-	if (full.len >= 3071) {
-		sbuf_free(&full);
-		bind_error(s, iq, "modify", "bad-request");
+	if (c2s_bind(s, res, &type, &cond) != 0) {
+		bind_error(s, iq, type, cond);
 		return;
 	}
-	if (s->cfg->max_resources && !route_find_full(full.p) &&
-	    route_count_bare(s->bare_jid) >= s->cfg->max_resources) {
-		sbuf_free(&full);
-		bind_error(s, iq, "wait", "resource-constraint");
-		return;
-	}
-	s->resource = xstrdup(res);
-	s->full_jid = full.p;
-	route_bind(s);		/* closes a session with the same full JID */
-	s->flags |= SESS_F_BOUND;
-	ev_timer_stop(conn_loop(), &s->timer);
-	s->timer.repeat = s->cfg->idle_timeout;
-	ev_timer_again(conn_loop(), &s->timer);
-
 	struct st_doc *r = st_reply(iq);
 	st_attr_set(r, r->root, "to", NULL);
 	st_attr_set(r, r->root, "from", NULL);
@@ -444,8 +518,6 @@ static void handle_bind(struct session *s, struct st_doc *doc, struct st_node *b
 	st_text_add(r, j, s->full_jid, strlen(s->full_jid));
 	session_send(s, r->root);
 	st_doc_unref(r);
-	log_info("%s: bound (%s:%d, %s)", s->full_jid, s->conn->ip,
-		 s->conn->port, tls_version(s->conn->ssl));
 	session_fire(s, "resource-bind", &(struct event){ .session = s });
 }
 
@@ -523,6 +595,8 @@ static void c2s_element(struct session *s, struct st_doc *doc)
 	}
 	if (strcmp(n->ns, NS_SASL) == 0)
 		handle_sasl(s, n);
+	else if (strcmp(n->ns, NS_SASL2) == 0)
+		sasl2_element(s, doc);
 	else if (!(s->flags & SESS_F_AUTHED))
 		session_close(s, "not-authorized", NULL);
 	else if (strcmp(n->ns, NS_SM) == 0 && sm_handle(s, n->name, st_attr_get(n, "h")))
@@ -570,6 +644,8 @@ static void c2s_features(struct session *s, struct st_doc *d, struct st_node *f)
 		add_mechanisms(s, d, f);
 		return;
 	}
+	if (s->flags & SESS_F_BOUND)
+		return;		/* SASL2 with Bind2: bound already */
 	st_elem_new(d, f, "bind", NS_BIND);
 	struct st_node *se = st_elem_new(d, f, "session", NS_SESSION);
 	st_elem_new(d, se, "optional", NULL);
@@ -606,6 +682,7 @@ static void c2s_ended(struct session *s, const char *reason)
 		s->flags &= ~SESS_F_ANONYMOUS;
 		anon_account_end(s->host, s->username);
 	}
+	c2s_data_free(s);
 }
 
 const struct session_role c2s_role = {

@@ -1,7 +1,8 @@
 /*
  * c2s.h - the client role of a stream (RFC 6120, 6121): SASL (SCRAM with
  * channel binding, PLAIN over TLS), resource binding, the RFC 3921
- * session no-op, and the client's stanzas into the router; XEP-0198 and
+ * session no-op, and the client's stanzas into the router (SASL2, Bind2
+ * and FAST: sasl2.c, fast.c); XEP-0198 and
  * XEP-0352 elements go to their features. A c2s stream is a struct
  * session with role c2s_role.
  */

@@ -485,7 +485,7 @@ static bool tls_available(struct session *s)
 	return !s->framing && tls_default_ctx() != NULL;
 }
 
-static void send_features(struct session *s)
+void session_send_features(struct session *s)
 {
 	struct st_doc *d = st_doc_new();
 	struct st_node *f = st_elem_new(d, NULL, "features", NS_STREAMS);
@@ -542,7 +542,7 @@ static void handle_header(struct session *s, const struct st_node *hdr)
 		return;
 	}
 	send_header(s);
-	send_features(s);
+	session_send_features(s);
 }
 
 /* --- STARTTLS --------------------------------------------------------------- */

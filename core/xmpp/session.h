@@ -154,6 +154,8 @@ struct session_config {
 	size_t max_held_bytes;		/* XEP-0352 held stanzas, then flush */
 	double parser_release_after;	/* seconds quiet before the parser goes */
 	unsigned max_unauth_per_ip;	/* 0 = unlimited */
+	double fast_token_ttl;		/* XEP-0484 tokens live this long, s */
+	double fast_token_min_ttl;	/* ... and are renewed with less left */
 	double rate;			/* read limit, bytes/s, 0 = none */
 	double burst;			/* bytes */
 };
@@ -218,6 +220,9 @@ struct session *session_new_outgoing(const struct session_role *role,
 /* Connects s to sa; the role hears connected(), or the session ends with
  * the reason. 0, or -errno (s is unchanged: the caller ends it). */
 int session_connect(struct session *s, const struct sockaddr *sa, socklen_t len);
+/* Sends the stream's features now (SASL2: right after <success/>, with
+ * no stream restart). */
+void session_send_features(struct session *s);
 /* Sends our stream header (again, after TLS or a restart). */
 void session_open_stream(struct session *s);
 /* Serializes node to the client, through the session's filters (no-op

@@ -33,6 +33,7 @@ M.core_options = {
 	"c2s_stanza_attribute_limit", "c2s_send_queue_limit",
 	"c2s_max_auth_failures", "max_resources_per_account",
 	"c2s_max_unauthenticated_per_ip", "c2s_auth_failure_delay",
+	"sasl2_fast_token_ttl", "sasl2_fast_token_min_ttl", "fast_token_expiry",
 	"csi_max_held_bytes", "limits", "storage_max_size", "pidfile",
 	"archive_index_delay", "lua_gc_mode",
 	"admin_socket", "component_module",

@@ -317,7 +317,12 @@ static void test_login_bind_and_route(void)
 	CHECK(has(got, "<test xmlns='urn:test:feature'/></stream:features>"));
 	CHECK(!has(got, "starttls"));
 	CHECK(!has(got, "-PLUS"));
-	CHECK(!has(got, "<bind"));
+	CHECK(!has(got, "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'"));
+	/* SASL2 with Bind2 inline; no FAST without TLS */
+	CHECK(has(got, "<authentication xmlns='urn:xmpp:sasl:2'>"
+		  "<mechanism>SCRAM-SHA-256</mechanism>"));
+	CHECK(has(got, "<bind xmlns='urn:xmpp:bind:0'>"));
+	CHECK(!has(got, "urn:xmpp:fast:0"));
 	CHECK(seen.features == 1);
 
 	client_send(c, AUTH_GOOD);
