@@ -210,7 +210,8 @@ static void sasl_failure(struct session *s, const char *condition)
 
 	sasl_free(s->sasl);
 	s->sasl = NULL;
-	session_fire(s, "authentication-failure", &(struct event){ .session = s });
+	session_fire(s, "authentication-failure",
+		     &(struct event){ .session = s, .error = condition });
 	if (counts && strcmp(condition, "not-authorized") == 0 && s->conn)
 		delay = ipstate_auth_failed(s->conn->ip, s->cfg->auth_failure_delay);
 	if (delay <= 0 || !s->conn) {
@@ -244,7 +245,8 @@ static bool under_penalty(struct session *s)
 		 "try again in %.0f s", ceil(wait));
 	sasl_free(s->sasl);
 	s->sasl = NULL;
-	session_fire(s, "authentication-failure", &(struct event){ .session = s });
+	session_fire(s, "authentication-failure",
+		     &(struct event){ .session = s, .error = "temporary-auth-failure" });
 	send_failure(s, "temporary-auth-failure", text, true);
 	return true;
 }
