@@ -429,6 +429,10 @@ end
 function M.depend(mod, name)
 	local host = mod.host
 	local drec = get(host, name)
+	local missing = require("starling.prosody").missing_modules[name]
+	if not drec and missing then
+		error(format("cannot load dependency '%s': %s", tostring(name), missing), 0)
+	end
 	if not drec then
 		local dmod, err = load_module(host, name, {})
 		if not dmod then

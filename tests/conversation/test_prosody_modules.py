@@ -350,3 +350,24 @@ def test_stanza_counter(counter_srv):
     msgs2, pres2 = counters(srv)
     check(msgs2 - msgs == 3, "messages counted %d -> %d" % (msgs, msgs2))
     check(pres2 - pres == 1, "presence counted %d -> %d" % (pres, pres2))
+
+
+# --- mod_server_status: cannot work, and check says why -----------------------------------------
+
+@fixture
+def status_srv(scope):
+    return prosody_server(scope, ["stanza_counter", "server_status"])
+
+
+def test_server_status_reported_by_check(status_srv):
+    out = status_srv.ctl("check", check=False)
+    text = out.stdout + out.stderr
+    check(out.returncode != 0, "check passed: %s" % text)
+    check(re.search(r"module server_status depends on 'http': Starling has no HTTP server",
+                    text), text)
+    # the server runs without it, the other modules work
+    status_srv.wait_log(r"localhost:server_status: failed to load: cannot load dependency"
+                        r" 'http': Starling has no HTTP server")
+    a = status_srv.login("still", presence=True)
+    b = status_srv.login("serving", presence=True)
+    sync(a, b)
