@@ -3,9 +3,10 @@
 -- A module is a file mod_<name>.lua found in the server's modules
 -- directory (core.modules_dir), then in the configured plugin_paths
 -- (relative ones are relative to the config file's directory);
--- mod_<name>/mod_<name>.lua works too, as Prosody lays its modules out. Each loaded instance runs in its own environment: a fresh
--- table whose __index is an allow-listed standard library, plus `module`,
--- its module object (starling.module_api).
+-- mod_<name>/mod_<name>.lua works too, as Prosody lays its modules out.
+-- Each loaded instance runs in its own environment: a fresh table whose
+-- __index is an allow-listed standard library, plus `module`, its module
+-- object (starling.module_api), and Prosody's globals (starling.prosody).
 --
 -- Words used here:
 --   record     what the manager keeps per loaded instance: its module

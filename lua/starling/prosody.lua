@@ -20,7 +20,7 @@
 
 local core = require "starling.core"
 
-local setmetatable, rawget, pairs, ipairs, type, next = setmetatable, rawget, pairs, ipairs, type, next
+local setmetatable, ipairs, type, next = setmetatable, ipairs, type, next
 local format = string.format
 
 local M = {}

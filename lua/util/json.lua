@@ -9,7 +9,7 @@
 
 local type, pairs, ipairs, tostring, error, setmetatable, getmetatable =
 	type, pairs, ipairs, tostring, error, setmetatable, getmetatable
-local format, byte, char, sub, find, gsub = string.format, string.byte, string.char,
+local format, byte, sub, find, gsub = string.format, string.byte,
 	string.sub, string.find, string.gsub
 local concat, sort = table.concat, table.sort
 local math_type, huge, utf8_char = math.type, math.huge, utf8.char
@@ -122,7 +122,7 @@ end
 
 -- --- decoding -------------------------------------------------------------
 
-local function decode_error(s, pos, what)
+local function decode_error(_, pos, what)
 	error(format("json.decode: %s at position %d", what, pos), 0)
 end
 

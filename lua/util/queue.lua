@@ -8,7 +8,7 @@
 --   q:items()   iterates without removing;  q:consume()  pops while iterating
 --   q:replace(item)  sets the newest item
 
-local setmetatable, error = setmetatable, error
+local error, type = error, type
 
 local M = {}
 
