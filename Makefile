@@ -36,7 +36,7 @@ LINK_ALL = $(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS)
 BUILD_DEPS := gcc make pkg-config libev-dev libexpat1-dev libssl-dev \
 	liblua5.4-dev liblmdb-dev libidn-dev libunbound-dev libevent-dev openssl \
 	libhttp-parser-dev libwslay-dev
-TEST_DEPS := python3 python3-slixmpp python3-aioxmpp python3-nbxmpp python3-openssl lua-check lmdb-utils prosody \
+TEST_DEPS := python3 python3-slixmpp python3-aioxmpp python3-nbxmpp python3-openssl lua-check lmdb-utils prosody prosody-modules \
 	go-sendxmpp mcabber tmux sendxmpp profanity nsd ldnsutils \
 	lua-unbound ejabberd python3-websockets python3-prometheus-client
 

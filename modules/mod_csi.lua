@@ -39,12 +39,21 @@ local function advertise(event)
 end
 
 module:hook("stream-features", advertise)
+-- Other modules hear the change as Prosody's mod_csi tells it:
+-- "csi-client-inactive" / "csi-client-active" with { origin = session },
+-- after the core's hold queue changed; session.state says which.
 module:hook("stream-element/" .. NS .. ":inactive", function(event)
-	event.origin:set_inactive(true, policy)
+	local session = event.origin
+	session:set_inactive(true, policy)
+	session.state = "inactive"
+	module:fire_event("csi-client-inactive", { origin = session })
 	return true
 end)
 module:hook("stream-element/" .. NS .. ":active", function(event)
-	event.origin:set_inactive(false)
+	local session = event.origin
+	session:set_inactive(false)
+	session.state = "active"
+	module:fire_event("csi-client-active", { origin = session })
 	return true
 end)
 

@@ -469,6 +469,8 @@ static int cmd_user_alias(int argc, char **argv)
 
 bool ctl_admin_handles(const char *cmd)
 {
+	if (strncmp(cmd, "mod_", 4) == 0 && cmd[4])
+		return true;	/* a module's own command (module command) */
 	for (size_t i = 0; i < ARRAY_SIZE(socket_cmds); i++)
 		if (strcmp(cmd, socket_cmds[i]) == 0)
 			return true;
@@ -490,6 +492,20 @@ int ctl_admin_run(int argc, char **argv)
 		return fail("usage: %s (no arguments)", argv[0]) + 1;
 	if (connect_or_explain(&c) != 0)
 		return 1;
+	if (strncmp(argv[0], "mod_", 4) == 0) {
+		/* mod_NAME ARGS: Prosody's form of module command NAME ARGS */
+		char **words = xcalloc((size_t)argc + 2, sizeof(*words));
+
+		words[0] = "module";
+		words[1] = "command";
+		words[2] = argv[0] + 4;
+		for (int i = 1; i < argc; i++)
+			words[i + 2] = argv[i];
+		r = simple(&c, argc + 2, words);
+		free(words);
+		ctl_disconnect(&c);
+		return r;
+	}
 	if (strcmp(argv[0], "shell") == 0)
 		r = shell(&c, argc, argv);
 	else

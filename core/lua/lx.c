@@ -108,6 +108,7 @@ int lx_init(const char *lua_dir)
 	preload(L, "starling.store", luaopen_starling_store);
 	preload(L, "starling.core", luaopen_starling_core);
 	preload(L, "starling.csi", luaopen_starling_csi);
+	preload(L, "starling.hashes", luaopen_starling_hashes);
 	lx_session_register(L);
 	return 0;
 }

@@ -55,6 +55,7 @@ int luaopen_starling_stanza(lua_State *L);
 int luaopen_starling_jid(lua_State *L);
 int luaopen_starling_store(lua_State *L);
 int luaopen_starling_core(lua_State *L);
+int luaopen_starling_hashes(lua_State *L);
 
 /* Stored Lua values (lx_value.c) in the byte format of value.h: nil,
  * booleans, numbers, strings, tables (no cycles, depth <= 64) and

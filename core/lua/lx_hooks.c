@@ -56,7 +56,9 @@ static void push_table(lua_State *L, struct event *ev)
 	set_node(L, ev->doc, ev->features, "features");
 	if (ev->error) {
 		lua_pushstring(L, ev->error);
-		lua_setfield(L, -2, "error");
+		lua_pushvalue(L, -1);
+		lua_setfield(L, -3, "error");
+		lua_setfield(L, -2, "condition");	/* Prosody's name */
 	}
 	if (ev->stanzas) {
 		lua_createtable(L, (int)ev->n_stanzas, 0);

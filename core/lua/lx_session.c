@@ -118,24 +118,6 @@ static int l_sm_resume(lua_State *L)
 	return 2;
 }
 
-static int l_send(lua_State *L)
-{
-	struct session *s = check_ud(L, 1)->s;
-	struct st_doc *doc;
-	struct st_node *n = lx_stanza_check(L, 2, &doc);
-
-	if (s && s->role->routes_sends) {
-		/* a server's stream: the answer goes on our own stream */
-		st_doc_ref(doc);
-		route_stanza(doc, n, NULL);
-		st_doc_unref(doc);
-		lua_pushboolean(L, 1);
-		return 1;
-	}
-	lua_pushboolean(L, s && session_send(s, n) == 0);
-	return 1;
-}
-
 /* s:set_inactive(true, policy) or s:set_inactive(false): XEP-0352 state
  * (core/features/csi.h); going active sends what was held. */
 static int l_set_inactive(lua_State *L)
@@ -316,16 +298,25 @@ static int l_index(lua_State *L)
 	default:
 		break;
 	}
+	if (lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "send") == 0) {
+		lx_session_push_send(L, 1);
+		return 1;
+	}
 	lua_getiuservalue(L, 1, 1);
 	lua_pushvalue(L, 2);
-	lua_rawget(L, -2);
+	if (lua_rawget(L, -2) == LUA_TNIL && lua_type(L, 2) == LUA_TSTRING &&
+	    strcmp(lua_tostring(L, 2), "log") == 0)
+		lx_session_push_log(L, 1);
 	return 1;
 }
 
 static int l_newindex(lua_State *L)
 {
-	check_ud(L, 1);
+	struct session *s = check_ud(L, 1)->s;
 	const char *k = lua_tostring(L, 2);
+
+	if (k && strcmp(k, "send") == 0)
+		return lx_session_set_send(L, 1, s, 3);
 
 	if (k && (strcmp(k, "closed") == 0 || strcmp(k, "full_jid") == 0 ||
 		  strcmp(k, "username") == 0 || strcmp(k, "host") == 0 ||
@@ -358,7 +349,6 @@ void lx_session_register(lua_State *L)
 		{ NULL, NULL },
 	};
 	static const luaL_Reg methods[] = {
-		{ "send", l_send },
 		{ "send_nonza", l_send_nonza },
 		{ "set_inactive", l_set_inactive },
 		{ "pause_reading", l_pause_reading },
@@ -372,6 +362,7 @@ void lx_session_register(lua_State *L)
 	lx_newmetatable(L, SESSION_MT);
 	luaL_setfuncs(L, meta, 0);
 	luaL_newlib(L, methods);
+	lx_session_out_register(L, lua_gettop(L));
 	for (int f = F_CLOSED; f <= F_AUTHENTICATED; f++) {
 		lua_pushinteger(L, f);
 		lua_setfield(L, -2, field_names[f]);

@@ -21,4 +21,14 @@ struct session *lx_session_check(lua_State *L, int idx);
 struct session *lx_session_test(lua_State *L, int idx);
 void lx_session_register(lua_State *L);
 
+/* lx_session_out.c: session.send as Prosody modules use it. Pushes
+ * session.send of the session userdata at idx. */
+void lx_session_push_send(lua_State *L, int idx);
+/* session.send = the value at value_idx (s: NULL once closed). */
+int lx_session_set_send(lua_State *L, int idx, struct session *s, int value_idx);
+/* session.log(level, fmt, ...), a function of its own as in Prosody. */
+void lx_session_push_log(lua_State *L, int idx);
+/* Adds s:set_outgoing(fn) to the methods table at methods_idx. */
+void lx_session_out_register(lua_State *L, int methods_idx);
+
 #endif

@@ -247,10 +247,12 @@ static void attach_metatable(lua_State *L)
 	lua_setmetatable(L, -2);
 }
 
-/* A view with no doc yet: fill it in (doc NULL is fine for __gc). */
+/* A view with no doc yet: fill it in (doc NULL is fine for __gc). User
+ * values: 1 the attr proxy, 2 a table of the fields Lua code set on this
+ * view (Prosody modules mark stanzas: `stanza._flush = true`). */
 static struct lx_stanza *push_empty(lua_State *L)
 {
-	struct lx_stanza *s = lua_newuserdatauv(L, sizeof(*s), 1);
+	struct lx_stanza *s = lua_newuserdatauv(L, sizeof(*s), 2);
 
 	s->doc = NULL;
 	s->node = NULL;
@@ -817,9 +819,29 @@ static int mm_index(lua_State *L)
 			lua_rawseti(L, -2, ++i);
 		}
 	} else {
-		return 0;
+		if (lua_getiuservalue(L, 1, 2) != LUA_TTABLE)
+			return 0;
+		lua_pushvalue(L, 2);
+		lua_rawget(L, -2);
 	}
 	return 1;
+}
+
+/* A field Lua code sets on this view: kept in its user value 2. */
+static int set_extra(lua_State *L)
+{
+	if (lua_getiuservalue(L, 1, 2) != LUA_TTABLE) {
+		lua_pop(L, 1);
+		if (lua_isnil(L, 3))
+			return 0;
+		lua_newtable(L);
+		lua_pushvalue(L, -1);
+		lua_setiuservalue(L, 1, 2);
+	}
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, 3);
+	lua_rawset(L, -3);
+	return 0;
 }
 
 static int mm_newindex(lua_State *L)
@@ -840,8 +862,10 @@ static int mm_newindex(lua_State *L)
 		s->node->attrs = NULL;
 		apply_attrs(s->doc, s->node, kv, count);
 		set_ns(s->doc, s->node, ns);
-	} else {
+	} else if (strcmp(k, "tags") == 0) {
 		return luaL_error(L, "cannot set field '%s' of a stanza", k);
+	} else {
+		return set_extra(L);
 	}
 	return 0;
 }

@@ -233,7 +233,8 @@ void c2s_sasl_failure(struct session *s, const char *condition)
 	sasl_free(s->sasl);
 	s->sasl = NULL;
 	drop_request(s);
-	session_fire(s, "authentication-failure", &(struct event){ .session = s });
+	session_fire(s, "authentication-failure",
+		     &(struct event){ .session = s, .error = condition });
 	if (counts && strcmp(condition, "not-authorized") == 0 && s->conn)
 		delay = ipstate_auth_failed(s->conn->ip, s->cfg->auth_failure_delay);
 	if (delay <= 0 || !s->conn) {
@@ -268,7 +269,8 @@ bool c2s_under_penalty(struct session *s)
 	sasl_free(s->sasl);
 	s->sasl = NULL;
 	drop_request(s);
-	session_fire(s, "authentication-failure", &(struct event){ .session = s });
+	session_fire(s, "authentication-failure",
+		     &(struct event){ .session = s, .error = "temporary-auth-failure" });
 	send_failure(s, "temporary-auth-failure", text, true);
 	return true;
 }

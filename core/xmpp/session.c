@@ -246,6 +246,17 @@ void session_filter_add(struct session *s, const struct session_filter_ops *ops,
 	*pp = f;
 }
 
+void session_filter_add_first(struct session *s, const struct session_filter_ops *ops,
+			      void *data)
+{
+	struct session_filter *f = xmalloc(sizeof(*f));
+
+	f->ops = ops;
+	f->data = data;
+	f->next = s->filters;
+	s->filters = f;
+}
+
 void *session_filter_data(const struct session *s,
 			  const struct session_filter_ops *ops)
 {

@@ -234,6 +234,9 @@ int session_send_serialized(struct session *s, const char *data, size_t len);
 /* Adds a filter with its data (owned by the filter: ops->detach). */
 void session_filter_add(struct session *s, const struct session_filter_ops *ops,
 			void *data);
+/* The same, ahead of the filters the session has already. */
+void session_filter_add_first(struct session *s, const struct session_filter_ops *ops,
+			      void *data);
 /* The data of the session's filter of ops, or NULL when it has none. */
 void *session_filter_data(const struct session *s,
 			  const struct session_filter_ops *ops);

@@ -449,6 +449,10 @@ local function cmd_module(args)
 		end
 		return module_list(name)
 	end
+	if sub == "command" and name then
+		-- a module's own command (Prosody's `prosodyctl mod_NAME ARGS`)
+		return mm.run_command(name, { table.unpack(args, 3) })
+	end
 	local fn = module_cmds[sub or ""]
 	if not fn or not name or #args > 3 then
 		return false, { "usage: module load|unload|reload|info NAME [HOST]; module list [HOST]" }
@@ -730,7 +734,7 @@ local function shell_env(ctx)
 	local env = setmetatable({
 		os = safe_os, core = core, server = server, modules = mm, module_api = api,
 		config = function() return core.config() end,
-		admin = M,
+		admin = M, prosody = require("starling.prosody").prosody,
 	}, { __index = G })
 	ctx.env = env
 	return env
@@ -829,6 +833,7 @@ local help = {
 	"reload                          re-read the config and apply the difference",
 	"module list [HOST]              loaded modules",
 	"module load|unload|reload|info NAME [HOST]",
+	"module command NAME [ARGS]      a module's own command (also: mod_NAME ARGS)",
 	"sessions [HOST]                 bound sessions: JID, IP, TLS, cipher, since",
 	"kick JID [REASON]               close a session (full JID) or all of an account's",
 	"s2s list                        server-to-server streams: direction, domains, auth",

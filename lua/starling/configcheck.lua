@@ -80,6 +80,46 @@ local function scan(source, known, requires, depends)
 	end
 end
 
+-- What Prosody offers and Starling does not, for modules written for
+-- Prosody (docs/MODULE_API.md, "Prosody's API"): why they cannot work.
+local missing_modules = require("starling.prosody").missing_modules
+local missing_libraries = {
+	["net.http.server"] = "Starling has no HTTP server",
+	["net.http"] = "Starling has no HTTP client",
+	["net.server"] = "modules do not get sockets of their own in Starling",
+	["util.async"] = "handlers cannot wait in Starling's Lua yet",
+	["util.promise"] = "handlers cannot wait in Starling's Lua yet",
+}
+
+local function library_exists(name)
+	if name:match("^starling%.") or package.preload[name] or package.loaded[name] then
+		return true
+	end
+	return package.searchpath(name, package.path) ~= nil
+end
+
+-- A module that cannot work in Starling, and why, reported for the host.
+local function check_prosody_needs(h, name, mreqs, depends, report)
+	for _, d in ipairs(depends) do
+		if missing_modules[d] then
+			report("error", "host %s: module %s depends on '%s': %s", h.name, name, d,
+				missing_modules[d])
+		end
+	end
+	local list = {}
+	for r in pairs(mreqs) do
+		list[#list + 1] = r
+	end
+	table.sort(list)
+	for _, r in ipairs(list) do
+		if not library_exists(r) then
+			report("error", "host %s: module %s needs the library '%s', which Starling does not "
+				.. "provide%s", h.name, name, r,
+				missing_libraries[r] and (": " .. missing_libraries[r]) or "")
+		end
+	end
+end
+
 -- Finds, compiles and scans the modules of one host (and their
 -- dependencies).
 local function check_modules(cfg, h, known, requires, seen, report)
@@ -98,10 +138,16 @@ local function check_modules(cfg, h, known, requires, seen, report)
 				if not chunk then
 					report("error", "module %s: %s", name, err)
 				end
-				local depends = {}
-				scan(source, known, requires, depends)
+				local depends, mreqs = {}, {}
+				scan(source, known, mreqs, depends)
+				for r in pairs(mreqs) do
+					requires[r] = true
+				end
+				check_prosody_needs(h, name, mreqs, depends, report)
 				for _, d in ipairs(depends) do
-					queue[#queue + 1] = d
+					if not missing_modules[d] then
+						queue[#queue + 1] = d
+					end
 				end
 			end
 		end

@@ -78,6 +78,10 @@ function M.render()
 	end
 	family("lua_memory_bytes", "gauge", "Memory of the Lua state.")
 	sample("lua_memory_bytes", nil, h.lua_memory)
+	-- what modules count (module:metric / module:measure)
+	for _, line in ipairs(require("starling.module_api").metrics_lines()) do
+		out[#out + 1] = line
+	end
 	out[#out + 1] = "# EOF"
 	return concat(out, "\n") .. "\n"
 end

@@ -184,7 +184,7 @@ function api:add_timer(seconds, fn)
 	local t
 	local function tick()
 		timers[t] = nil
-		local again = fn()
+		local again = fn(os.time())
 		if again ~= nil and not r.released then
 			timers[t] = true
 			return again
@@ -745,6 +745,256 @@ end
 
 -- --- release --------------------------------------------------------------
 
+-- --- Prosody's API: what modules written for Prosody call ----------------------
+--
+-- Same names and meanings as Prosody's module API (docs/MODULE_API.md has
+-- the table of what is the same, adapted or missing).
+
+local function track(mod, undo)
+	local r = check_live(mod)
+	r.undo = r.undo or {}
+	r.undo[#r.undo + 1] = undo
+end
+
+-- module:hook_object_event(object, event, fn, priority): a handler on any
+-- object with add_handler/remove_handler (prosody.events, a host's events).
+function api:hook_object_event(object, event, fn, priority)
+	if type(object) ~= "table" or type(object.add_handler) ~= "function" then
+		error("hook_object_event: the object has no add_handler", 2)
+	end
+	object.add_handler(event, fn, priority)
+	track(self, function()
+		object.remove_handler(event, fn)
+	end)
+	return fn
+end
+
+-- module:hook_tag(xmlns, name, fn, priority): a top-level element a client
+-- stream carries that is not a stanza (Starling: "stream-element/ns:name").
+function api:hook_tag(xmlns, name, fn, priority)
+	return self:hook("stream-element/" .. tostring(xmlns) .. ":" .. tostring(name), fn, priority)
+end
+
+-- module:hook_stanza(xmlns, name, fn, priority): the same (Prosody's older name).
+api.hook_stanza = api.hook_tag
+
+-- module:context(host): a module object of the same module on another
+-- host, whose registrations are undone with this module's.
+function api:context(host)
+	local ctx = M.new(host, self.name, self.path)
+	ctx.environment = self.environment
+	track(self, function()
+		M.release(ctx)
+	end)
+	return ctx
+end
+
+function api:get_directory()
+	return self.path and self.path:match("^(.*)/[^/]*$") or "."
+end
+
+-- module:load_resource(path, mode): a file beside the module's, opened.
+function api:load_resource(path, mode)
+	if path:sub(1, 1) ~= "/" then
+		path = self:get_directory() .. "/" .. path
+	end
+	return io.open(path, mode or "r")
+end
+
+-- module:require(name): a library beside the module (name.lib.lua, or
+-- name.lua), run in the module's environment; else require(name).
+function api:require(name)
+	local dir = self:get_directory()
+	for _, file in ipairs({ dir .. "/" .. name .. ".lib.lua", dir .. "/" .. name .. ".lua" }) do
+		local f = io.open(file, "rb")
+		if f then
+			local src = f:read("a")
+			f:close()
+			local chunk, err = load(src, "@" .. file, "t", self.environment)
+			if not chunk then
+				error(err, 2)
+			end
+			return chunk()
+		end
+	end
+	return require(name)
+end
+
+-- An option that is a list, the global one and the host's together.
+function api:get_option_inherited_set(name, default)
+	local cfg = core.config()
+	local out = set.new()
+	local function add(v)
+		if type(v) == "string" then
+			out:add(v)
+		elseif type(v) == "table" then
+			for _, item in ipairs(v) do
+				out:add(item)
+			end
+		end
+	end
+	if cfg then
+		add(cfg:get("*", name))
+		if self.host ~= "*" then
+			local section = cfg.host and cfg:host(self.host)
+			add(section and section[name])
+		end
+	end
+	if out:empty() and default ~= nil then
+		add(default)
+	end
+	return out
+end
+
+function api:get_option_scalar(name, default)
+	local value = self:get_option(name)
+	if type(value) == "table" then
+		bad_option(self, name, "a single value", value)
+	end
+	if value == nil then
+		return default
+	end
+	return value
+end
+
+-- module:handle_items(kind, added, removed, existing): added(event) for
+-- each item of kind added on the host (and, unless existing is false, for
+-- those there already), removed(event) for each one removed.
+function api:handle_items(kind, added, removed, existing)
+	self:hook("item-added/" .. kind, added)
+	if removed then
+		self:hook("item-removed/" .. kind, removed)
+	end
+	if existing ~= false then
+		for _, item in ipairs(self:get_host_items(kind)) do
+			added({ item = item, kind = kind, source = self })
+		end
+	end
+end
+
+-- module:broadcast(jids, stanza[, iter]): a copy of stanza to each JID.
+function api:broadcast(jids, stanza, iter)
+	for jid in (iter or pairs)(jids) do
+		local copy = stanza:clone()
+		copy.attr.to = jid
+		self:send(copy)
+	end
+end
+
+function api:set_status(kind, text)
+	self.status_type, self.status_message = kind, text
+	core.fire(self.host, "module-status/updated", { name = self.name })
+end
+
+function api:get_status()
+	return self.status_type or "core", self.status_message or "Loaded"
+end
+
+function api:log_status(level, fmt, ...)
+	local text = format(fmt, ...)
+	self:log(level, "%s", text)
+	self:set_status(level, text)
+	return text
+end
+
+-- --- metrics: working counters, listed by `starlingctl metrics` -------------------------
+
+-- metric_families[full name] = { kind, unit, help, labels, series = { [key] = series } }
+local metric_families = {}
+
+local function metric_name(mod, name)
+	local n = ("starling_module_" .. mod.name .. "_" .. name):gsub("[^%w_]", "_")
+	return n
+end
+
+local function new_series(kind, labels)
+	local series = { labels = labels, value = 0, count = 0, sum = 0 }
+	function series:add(v) self.value = self.value + (v or 1) end
+	function series:set(v) self.value = v end
+	function series:sample(v)
+		self.count, self.sum, self.value = self.count + 1, self.sum + v, v
+	end
+	series.kind = kind
+	return series
+end
+
+-- module:metric(kind, name, unit, description, label_names): a family of
+-- series ("counter", "gauge", "histogram", "summary"); :with_labels(...)
+-- gives one series, with :add(n), :set(v), :sample(v).
+function api:metric(kind, name, unit, description, label_names)
+	local full = metric_name(self, name .. ((unit and unit ~= "") and ("_" .. unit) or ""))
+	local fam = metric_families[full]
+	if not fam then
+		fam = { kind = kind, help = description or name, labels = label_names or {}, series = {} }
+		metric_families[full] = fam
+	end
+	local obj = {}
+	function obj:with_labels(...)
+		local values = { ... }
+		local key = concat(values, "\0")
+		local s = fam.series[key]
+		if not s then
+			s = new_series(fam.kind, values)
+			fam.series[key] = s
+		end
+		return s
+	end
+	function obj:with_partial_label(...)
+		return obj:with_labels(...)
+	end
+	track(self, function()
+		metric_families[full] = nil
+	end)
+	return obj
+end
+
+-- module:measure(name, kind): Prosody's older form. "rate"/"counter" give
+-- fn(n) that counts; "amount"/"sizes"/"distribution"/"times" give
+-- fn(value) that samples (count and sum).
+function api:measure(name, kind)
+	if kind == "rate" or kind == "counter" then
+		local s = self:metric("counter", name, "total", name):with_labels()
+		return function(n) s:add(n or 1) end
+	end
+	local s = self:metric("summary", name, "", name):with_labels()
+	if kind == "times" then
+		return function()
+			local t0 = core.now()
+			return function() s:sample(core.now() - t0) end
+		end
+	end
+	return function(v) s:sample(v) end
+end
+
+-- Prometheus text lines of every module metric (cmd_metrics appends them).
+function M.metrics_lines()
+	local out, names = {}, {}
+	for name in pairs(metric_families) do
+		names[#names + 1] = name
+	end
+	sort(names)
+	for _, name in ipairs(names) do
+		local fam = metric_families[name]
+		local kind = (fam.kind == "counter" or fam.kind == "gauge") and fam.kind or "summary"
+		out[#out + 1] = format("# HELP %s %s", name, fam.help)
+		out[#out + 1] = format("# TYPE %s %s", name, kind)
+		for _, s in pairs(fam.series) do
+			local parts = {}
+			for i, label in ipairs(fam.labels) do
+				parts[#parts + 1] = format('%s="%s"', label, tostring(s.labels[i] or ""))
+			end
+			local lbl = #parts > 0 and ("{" .. concat(parts, ",") .. "}") or ""
+			if kind == "summary" then
+				out[#out + 1] = format("%s_count%s %s", name, lbl, s.count)
+				out[#out + 1] = format("%s_sum%s %s", name, lbl, s.sum)
+			else
+				out[#out + 1] = format("%s%s %s", name, lbl, s.value)
+			end
+		end
+	end
+	return out
+end
+
 -- Removes everything mod registered: hooks, timers, items, shared tables.
 -- The module manager calls mod.unload() afterwards.
 function M.release(mod)
@@ -769,6 +1019,10 @@ function M.release(mod)
 	r.items = {}
 	release_shared(mod, r.shared)
 	r.shared = {}
+	for i = #(r.undo or {}), 1, -1 do
+		r.undo[i]()
+	end
+	r.undo = nil
 end
 
 -- Counts of what mod has registered, for diagnostics and tests.

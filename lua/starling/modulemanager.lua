@@ -1,11 +1,12 @@
 -- starling.modulemanager: finds, loads, unloads and reloads plugin modules.
 --
--- A module is a file mod_<name>.lua found in the configured plugin_paths
--- (relative ones are relative to the config file's directory), then in
--- the server's modules directory (core.modules_dir); mod_<name>/mod_<name>.lua
--- works too. Each loaded instance runs in its own environment: a fresh
--- table whose __index is an allow-listed standard library, plus `module`,
--- its module object (starling.module_api).
+-- A module is a file mod_<name>.lua found in the server's modules
+-- directory (core.modules_dir), then in the configured plugin_paths
+-- (relative ones are relative to the config file's directory);
+-- mod_<name>/mod_<name>.lua works too, as Prosody lays its modules out.
+-- Each loaded instance runs in its own environment: a fresh table whose
+-- __index is an allow-listed standard library, plus `module`, its module
+-- object (starling.module_api), and Prosody's globals (starling.prosody).
 --
 -- Words used here:
 --   record     what the manager keeps per loaded instance: its module
@@ -123,10 +124,17 @@ local function plugin_dirs(cfg)
 	return dirs
 end
 
+-- The server's own modules come first: a plugin directory may be
+-- Prosody's (Debian's prosody-modules shares it with Prosody's core
+-- plugins, mod_presence.lua, mod_csi.lua, ...), whose core modules are
+-- written for Prosody's core; Starling's modules of those names serve.
 local function search_dirs(cfg)
-	local dirs = plugin_dirs(cfg)
+	local dirs = {}
 	if core.modules_dir then
-		dirs[#dirs + 1] = core.modules_dir
+		dirs[1] = core.modules_dir
+	end
+	for _, dir in ipairs(plugin_dirs(cfg)) do
+		dirs[#dirs + 1] = dir
 	end
 	return dirs
 end
@@ -197,6 +205,10 @@ local function new_env()
 	base.os = { time = os.time, date = os.date, clock = os.clock, getenv = os.getenv,
 		difftime = os.difftime }
 	base.require = require
+	-- Prosody's globals (starling.prosody): prosody, hosts.
+	for k, v in pairs(require("starling.prosody").globals()) do
+		base[k] = v
+	end
 	local env = setmetatable({}, { __index = base })
 	env._G = env
 	return env
@@ -418,6 +430,10 @@ end
 function M.depend(mod, name)
 	local host = mod.host
 	local drec = get(host, name)
+	local missing = require("starling.prosody").missing_modules[name]
+	if not drec and missing then
+		error(format("cannot load dependency '%s': %s", tostring(name), missing), 0)
+	end
 	if not drec then
 		local dmod, err = load_module(host, name, {})
 		if not dmod then
@@ -713,6 +729,51 @@ function M.unload_host(host)
 		unload_record(rec)
 		drop(rec)
 	end
+end
+
+-- Runs the command a module file defines (module.command(args), as
+-- Prosody's `prosodyctl mod_NAME ARGS`): the file runs in a module object
+-- of host "*" that is released afterwards. true or false, the lines it
+-- printed, and its exit code.
+function M.run_command(name, args)
+	if not valid_name(name) then
+		return false, { format("invalid module name '%s'", tostring(name)) }
+	end
+	local c, err = compile(name)
+	if not c then
+		return false, { err }
+	end
+	local mod = api.new("*", name, c.path)
+	local out = {}
+	c.env.module = mod
+	c.env.print = function(...)
+		local parts = {}
+		for i = 1, select("#", ...) do
+			parts[i] = tostring((select(i, ...)))
+		end
+		out[#out + 1] = concat(parts, "\t")
+	end
+	mod.environment = c.env
+	local ok, msg = call(c.chunk)
+	local code = 1
+	if ok and type(mod.command) ~= "function" then
+		ok, msg = false, format("module '%s' has no command", name)
+	end
+	if ok then
+		local res
+		ok, res = call(mod.command, args or {})
+		if ok then
+			code = res or 0
+		else
+			msg = res
+		end
+	end
+	api.release(mod)
+	if not ok then
+		out[#out + 1] = tostring(msg)
+		return false, out, 1
+	end
+	return code == 0, out, code
 end
 
 -- For starlingctl check and the admin commands: where modules are looked

@@ -14,7 +14,7 @@
 local cstanza = require "starling.stanza"
 
 local new, is_stanza, clone = cstanza.new, cstanza.is_stanza, cstanza.clone
-local error, type = error, type
+local error, type, getmetatable = error, type, getmetatable
 
 local xmlns_stanzas = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
@@ -136,5 +136,10 @@ return {
 	clone = clone,
 	elements = elements,
 	methods = cstanza.methods,
+	-- Prosody's: the stanzas' metatable (getmetatable(s) == st.stanza_mt)
+	stanza_mt = getmetatable(new("x")),
+	-- Prosody's storage forms: Starling stores stanzas as they are
+	preserialize = function(s) return s end,
+	deserialize = function(s) return s end,
 	xmlns_stanzas = xmlns_stanzas,
 }

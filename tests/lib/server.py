@@ -191,6 +191,8 @@ class Server:
             "dns_timeout": 3,
         }
         opts.update(self.options)
+        if "plugin_paths" in self.options:  # the test's own plugins still load
+            opts["plugin_paths"] = list(self.options["plugin_paths"]) + [self.plugin_dir]
         lines = ["-- written by tests/lib/server.py for %s" % self.name]
         lines += ["%s = %s" % (k, lua(v)) for k, v in opts.items()]
         for host in self.hosts:
