@@ -84,7 +84,7 @@ end
 -- Prosody (docs/MODULE_API.md, "Prosody's API"): why they cannot work.
 local missing_modules = require("starling.prosody").missing_modules
 local missing_libraries = {
-	["net.http.server"] = "Starling has no HTTP server",
+	["net.http.server"] = "Starling's HTTP server is reached through module:provides(\"http\"), not net.http.server",
 	["net.http"] = "Starling has no HTTP client",
 	["net.server"] = "modules do not get sockets of their own in Starling",
 	["util.async"] = "handlers cannot wait in Starling's Lua yet",

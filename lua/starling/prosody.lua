@@ -297,14 +297,11 @@ M.prosody = prosody
 -- Modules of Prosody's that Starling does not have, and why: a module that
 -- depends on one fails to load saying so, and starlingctl check reports it.
 M.missing_modules = {
-	http = "Starling has no HTTP server (Prosody's mod_http): pages a module serves "
-		.. "with module:provides(\"http\") cannot be reached",
 	pep = "Starling has no PEP service (XEP-0163) yet",
 	bookmarks = "Starling has no PEP-based bookmarks (XEP-0402) yet",
 	muc = "Starling has no multi-user chat (XEP-0045) yet",
 	track_muc_joins = "it tracks multi-user chat joins, and Starling has no MUC yet",
-	websocket = "Starling has no HTTP server for WebSocket (RFC 7395)",
-	bosh = "Starling has no HTTP server for BOSH (XEP-0124)",
+	bosh = "Starling has no BOSH (XEP-0124) yet",
 }
 
 -- The globals a Prosody module's environment adds to Starling's.
