@@ -2,6 +2,7 @@
 #include "ctl_admin.h"
 #include "accounts.h"
 #include "config.h"
+#include "fast.h"
 #include "jid.h"
 #include "log.h"
 #include "lx.h"
@@ -43,6 +44,7 @@ void ctl_admin_usage(FILE *f)
 	      "  s2s close DOMAIN             close every stream to and from DOMAIN\n"
 	      "  user create|password JID [PASSWORD]  (prompted when not given)\n"
 	      "  user delete JID              delete the account, close its sessions\n"
+	      "  user revoke-tokens JID       end the account's FAST login tokens\n"
 	      "                               (user works on the data directory when\n"
 	      "                               the server is stopped)\n"
 	      "  log reopen                   reopen the log file (like SIGUSR1)\n"
@@ -350,14 +352,22 @@ static int user_offline_change(const char *sub, const struct jid *j, const char 
 		return fail("user %s@%s already exists", j->node, j->domain);
 	if (strcmp(sub, "create") != 0 && !exists)
 		return fail("no such user: %s@%s", j->node, j->domain);
+	size_t n = 0;
 	if (strcmp(sub, "delete") == 0)
 		r = accounts_delete(j->domain, j->node);
+	else if (strcmp(sub, "revoke-tokens") == 0)
+		r = fast_revoke_user(j->domain, j->node, &n);
 	else
 		r = accounts_set_password(j->domain, j->node, pw, ACCOUNTS_DEFAULT_ITERATIONS);
 	if (r == 0)
 		r = store_commit();
 	if (r != 0)
 		return fail("cannot change the account: %s", strerror(-r));
+	if (strcmp(sub, "revoke-tokens") == 0) {
+		printf("revoked %zu login tokens of %s@%s (the server is not running)\n",
+		       n, j->node, j->domain);
+		return 0;
+	}
 	printf("%s %s@%s (the server is not running)\n",
 	       strcmp(sub, "create") == 0 ? "created" :
 	       strcmp(sub, "delete") == 0 ? "deleted" : "changed the password of",
@@ -422,8 +432,11 @@ static int cmd_user(int argc, char **argv)
 	struct ctl_conn c;
 	int r;
 
-	if (!(needs_pw && (argc == 3 || argc == 4)) && !(strcmp(sub, "delete") == 0 && argc == 3))
-		return fail("usage: user create|password JID [PASSWORD]; user delete JID") + 1;
+	bool by_jid = strcmp(sub, "delete") == 0 || strcmp(sub, "revoke-tokens") == 0;
+
+	if (!(needs_pw && (argc == 3 || argc == 4)) && !(by_jid && argc == 3))
+		return fail("usage: user create|password JID [PASSWORD]; "
+			    "user delete|revoke-tokens JID") + 1;
 	if (needs_pw) {
 		pw = argc == 4 ? strdup(argv[3]) : read_new_password();
 		if (!pw || !*pw) {

@@ -1,6 +1,7 @@
 /* lx_server.c - starling.server: sessions, hosts and reload for admin.lua. */
 #include "lx_server.h"
 #include "conn.h"
+#include "fast.h"
 #include "listener.h"
 #include "log.h"
 #include "lx_config.h"
@@ -156,6 +157,24 @@ static int l_counts(lua_State *L)
 static int l_s2s_close(lua_State *L)
 {
 	lua_pushinteger(L, (lua_Integer)s2s_close_domain(luaL_checkstring(L, 1)));
+	return 1;
+}
+
+/* server.revoke_tokens(node, host): ends the account's FAST tokens; the
+ * number revoked, or nil, error. */
+static int l_revoke_tokens(lua_State *L)
+{
+	const char *node = luaL_checkstring(L, 1);
+	const char *host = luaL_checkstring(L, 2);
+	size_t n = 0;
+	int rc = fast_revoke_user(host, node, &n);
+
+	if (rc) {
+		lua_pushnil(L);
+		lua_pushstring(L, strerror(-rc));
+		return 2;
+	}
+	lua_pushinteger(L, (lua_Integer)n);
 	return 1;
 }
 
@@ -396,6 +415,7 @@ int luaopen_starling_server(lua_State *L)
 		{ "sessions", l_sessions },
 		{ "counts", l_counts },
 		{ "storage", l_storage },
+		{ "revoke_tokens", l_revoke_tokens },
 		{ "s2s_close", l_s2s_close },
 		{ "hosts", l_hosts },
 		{ "kick", l_kick },

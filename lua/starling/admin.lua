@@ -612,11 +612,23 @@ local function user_delete(node, host)
 	return true, { format("deleted %s@%s (%d sessions closed)", node, host, n) }
 end
 
+local function user_revoke_tokens(node, host)
+	if not core.user_exists(node, host) then
+		return false, { format("no such user: %s@%s", node, host) }
+	end
+	local n, err = server.revoke_tokens(node, host)
+	if not n then
+		return false, { "cannot revoke the tokens: " .. tostring(err) }
+	end
+	return true, { format("revoked %d login tokens of %s@%s", n, node, host) }
+end
+
 local function cmd_user(args)
 	local sub = args[1]
 	local needs_pw = sub == "create" or sub == "password"
-	if not (needs_pw or sub == "delete") or #args ~= (needs_pw and 3 or 2) then
-		return false, { "usage: user create|password JID PASSWORD; user delete JID" }
+	if not (needs_pw or sub == "delete" or sub == "revoke-tokens")
+	   or #args ~= (needs_pw and 3 or 2) then
+		return false, { "usage: user create|password JID PASSWORD; user delete|revoke-tokens JID" }
 	end
 	local node, host = parse_user(args[2])
 	if not node then
@@ -630,6 +642,8 @@ local function cmd_user(args)
 		ok, lines = user_create(node, host, args[3])
 	elseif sub == "password" then
 		ok, lines = user_password(node, host, args[3])
+	elseif sub == "revoke-tokens" then
+		ok, lines = user_revoke_tokens(node, host)
 	else
 		ok, lines = user_delete(node, host)
 	end
@@ -840,6 +854,7 @@ local help = {
 	"s2s close DOMAIN                close every stream to and from DOMAIN",
 	"user create|password JID PASSWORD",
 	"user delete JID                 (closes the account's sessions)",
+	"user revoke-tokens JID          end the account's FAST login tokens",
 	"log reopen                      open the log file again (after rotation)",
 	"eval CODE                       run Lua in the server (the shell)",
 }

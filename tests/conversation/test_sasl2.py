@@ -325,6 +325,15 @@ def test_password_change_and_admin_revoke_tokens(server):
               "a token from before the password change")
         c = server.client()
         scram_sasl2(c, acct)            # the new password works
+        # an admin revokes the tokens without touching the password
+        token = token_login(server, acct, ua)
+        out = server.ctl("user", "revoke-tokens", acct.jid).stdout
+        check("revoked 1 login tokens" in out, "revoke-tokens said: %s" % out)
+        c = server.client()
+        check(refused(fast_sasl2, c, acct, token, ua) == "not-authorized",
+              "a revoked token")
+        c = server.client()
+        scram_sasl2(c, acct)            # the password still works
 
 
 def test_invalidate_on_logout(server):
