@@ -822,15 +822,15 @@ def summary(key, r):
     return " ".join(parts[:6] + parts[-1:] if r.get("first_error") else parts[:6])
 
 
-def table(all_results, names):
+def compare(names, labelled):
+    """A comparison table: head and rows. labelled holds (label, cells), a
+    cell (value or None, text) per server in names; each row gains the ratio
+    of starling's value (or the first server's) to each other server's."""
     base = "starling" if "starling" in names else names[0]
     others = [n for n in names if n != base]
     head = ["metric"] + names + ["%s/%s" % (base, o) for o in others]
     rows = []
-    for label, key, field, fmt, _ in ROWS:
-        vals = [cell(all_results[n], key, field, fmt) for n in names]
-        if all(text == "-" for _, text in vals):
-            continue
+    for label, vals in labelled:
         line = [label] + [text for _, text in vals]
         bv = vals[names.index(base)][0]
         for o in others:
@@ -838,6 +838,15 @@ def table(all_results, names):
             line.append("%.2f" % (bv / ov) if bv is not None and ov else "-")
         rows.append(line)
     return head, rows
+
+
+def table(all_results, names):
+    labelled = []
+    for label, key, field, fmt, _ in ROWS:
+        vals = [cell(all_results[n], key, field, fmt) for n in names]
+        if not all(text == "-" for _, text in vals):
+            labelled.append((label, vals))
+    return compare(names, labelled)
 
 
 def markdown(head, rows):

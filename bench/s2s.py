@@ -222,19 +222,9 @@ def cell(results, key, field, fmt):
 
 
 def table(all_results, names):
-    base = "starling" if "starling" in names else names[0]
-    others = [x for x in names if x != base]
-    head = ["metric"] + names + ["%s/%s" % (base, o) for o in others]
-    rows = []
-    for label, key, field, fmt in ROWS:
-        vals = [cell(all_results[x], key, field, fmt) for x in names]
-        line = [label] + [text for _, text in vals]
-        bv = vals[names.index(base)][0]
-        for o in others:
-            ov = vals[names.index(o)][0]
-            line.append("%.2f" % (bv / ov) if bv is not None and ov else "-")
-        rows.append(line)
-    return head, rows
+    return run.compare(names, [
+        (label, [cell(all_results[x], key, field, fmt) for x in names])
+        for label, key, field, fmt in ROWS])
 
 
 def verdict(all_results, local):

@@ -49,6 +49,10 @@ bool config_bool(const char *host, const char *key, bool def);
 int config_each(const char *host, const char *key,
 		int (*fn)(void *ctx, const char *item), void *ctx);
 
+/* An item of a ports option (c2s_ports, http_ports) as a TCP port: 1 to
+ * 65535, or 0 with "bad port" logged under key. */
+int config_port(const char *key, const char *item);
+
 /* A field's string, or NULL when it is unset or not a string. */
 const char *config_field_string(const char *host, const char *key, const char *field);
 /* A field's number into *v: true, or false (and *v untouched) when it is

@@ -350,10 +350,9 @@ struct listen_ctx {
 static int listen_port(void *ctx, const char *item)
 {
 	struct listen_ctx *lc = ctx;
-	int port = atoi(item);
+	int port = config_port(lc->port_key, item);
 
-	if (port <= 0 || port > 65535) {
-		log_error("option '%s': bad port '%s'", lc->port_key, item);
+	if (!port) {
 		lc->failed = 1;
 		return 1;
 	}

@@ -73,6 +73,20 @@ local function users_of(fields, var)
 	return out
 end
 
+-- The one account in "accountjid" and the non-empty "password": node, host,
+-- password, or nil and why not.
+local function account_and_password(fields)
+	local users, why = users_of(fields, "accountjid")
+	if not users then
+		return nil, why
+	end
+	local password = first(fields, "password")
+	if not password or password == "" then
+		return nil, "empty passwords are not allowed"
+	end
+	return users[1][1], users[1][2], password
+end
+
 local function command(name, node, form, fn)
 	module:provides("adhoc", adhoc.new(name, NS_ADMIN .. "#" .. node,
 		adhoc.simple_form(form, fn), "admin"))
@@ -87,18 +101,14 @@ command("Add User", "add-user", x("form", "Adding a User", {
 	  required = true },
 	{ var = "password-verify", type = "text-private", label = "Retype password", required = true },
 }), function(fields)
-	local users, why = users_of(fields, "accountjid")
-	if not users then
-		return done(false, { why })
-	end
-	local password = first(fields, "password")
-	if not password or password == "" then
-		return done(false, { "empty passwords are not allowed" })
+	local node, host, password = account_and_password(fields)
+	if not node then
+		return done(false, { host })
 	end
 	if password ~= first(fields, "password-verify") then
 		return done(false, { "the passwords do not match" })
 	end
-	return done(ops.user_create(users[1][1], users[1][2], password))
+	return done(ops.user_create(node, host, password))
 end)
 
 command("Delete User", "delete-user", x("form", "Deleting a User", {
@@ -123,15 +133,11 @@ command("Change User Password", "change-user-password", x("form", "Changing a Us
 	{ var = "password", type = "text-private", label = "The password for this account",
 	  required = true },
 }), function(fields)
-	local users, why = users_of(fields, "accountjid")
-	if not users then
-		return done(false, { why })
+	local node, host, password = account_and_password(fields)
+	if not node then
+		return done(false, { host })
 	end
-	local password = first(fields, "password")
-	if not password or password == "" then
-		return done(false, { "empty passwords are not allowed" })
-	end
-	return done(ops.user_password(users[1][1], users[1][2], password))
+	return done(ops.user_password(node, host, password))
 end)
 
 command("End User Session", "end-user-session", x("form", "Ending a User Session", {

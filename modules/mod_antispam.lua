@@ -160,6 +160,16 @@ local function local_user(to)
 	return nil
 end
 
+-- A stanza of kind ("message", "subscription") to a local user from someone
+-- not on their roster: true (handled) when the sender is over the limit.
+local function stranger_limited(event, from_bare, kind)
+	local username = local_user(event.stanza.attr.to)
+	if not username or not is_stranger(username, from_bare) then
+		return nil
+	end
+	return limited(event, kind, from_bare) or nil
+end
+
 local function check_message(event)
 	local stanza = event.stanza
 	local from_bare = jid.bare(stanza.attr.from or "")
@@ -170,11 +180,7 @@ local function check_message(event)
 	if t ~= "chat" and t ~= "normal" then
 		return nil
 	end
-	local username = local_user(stanza.attr.to)
-	if not username or not is_stranger(username, from_bare) then
-		return nil
-	end
-	return limited(event, "message", from_bare) or nil
+	return stranger_limited(event, from_bare, "message")
 end
 
 local function check_presence(event)
@@ -186,11 +192,7 @@ local function check_presence(event)
 	if stanza.attr.type ~= "subscribe" then
 		return nil
 	end
-	local username = local_user(stanza.attr.to)
-	if not username or not is_stranger(username, from_bare) then
-		return nil
-	end
-	return limited(event, "subscription", from_bare) or nil
+	return stranger_limited(event, from_bare, "subscription")
 end
 
 local function check_iq(event)

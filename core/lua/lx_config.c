@@ -130,6 +130,17 @@ bool config_bool(const char *host, const char *key, bool def)
 	return v;
 }
 
+int config_port(const char *key, const char *item)
+{
+	int port = atoi(item);
+
+	if (port <= 0 || port > 65535) {
+		log_error("option '%s': bad port '%s'", key, item);
+		return 0;
+	}
+	return port;
+}
+
 int config_each(const char *host, const char *key,
 		int (*fn)(void *ctx, const char *item), void *ctx)
 {

@@ -466,12 +466,10 @@ struct listen_ctx {
 static int listen_port(void *ctx, const char *item)
 {
 	struct listen_ctx *lc = ctx;
-	int port = atoi(item);
+	int port = config_port(lc->ports_key, item);
 
-	if (port <= 0 || port > 65535) {
-		log_error("option '%s': bad port '%s'", lc->ports_key, item);
+	if (!port)
 		return lc->failed = 1;
-	}
 	if (http_listen_port(lc->iface, port, lc->tls) != 0)
 		lc->failed = 1;
 	return lc->failed;

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 #define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
 #define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
 #define NS_SASL_CB "urn:xmpp:sasl-cb:0"
@@ -187,24 +186,9 @@ static int cb_data(void *ctx, const char *type, unsigned char *out, size_t *len)
 static void send_failure(struct session *s, const char *condition,
 			 const char *text, bool counts)
 {
-	struct sbuf b;
-
 	bool v2 = s->role_data && c2s_data(s)->sasl2;
 
-	sbuf_init(&b);
-	if (v2)
-		sbuf_printf(&b, "<failure xmlns='" NS_SASL2 "'><%s xmlns='" NS_SASL "'/>",
-			    condition);
-	else
-		sbuf_printf(&b, "<failure xmlns='" NS_SASL "'><%s/>", condition);
-	if (text) {
-		sbuf_adds(&b, "<text xml:lang='en'>");
-		xml_escape(&b, text, strlen(text));
-		sbuf_adds(&b, "</text>");
-	}
-	sbuf_adds(&b, "</failure>");
-	session_send_raw(s, b.p, b.len);
-	sbuf_free(&b);
+	session_send_sasl_failure(s, v2 ? NS_SASL2 : NS_SASL, condition, text);
 	if (counts && ++s->auth_failures >= s->cfg->max_auth_failures)
 		session_close(s, "policy-violation", "too many failed authentication attempts");
 }

@@ -37,7 +37,6 @@
 
 #define NS_DIALBACK "jabber:server:dialback"
 #define NS_DIALBACK_FEATURE "urn:xmpp:features:dialback"
-#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
 
 extern const struct session_role s2s_in_role;
 extern const struct session_role s2s_out_role;

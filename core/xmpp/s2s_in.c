@@ -383,18 +383,8 @@ out:
 static void sasl_failure(struct session *s, const char *cond, const char *text)
 {
 	struct s2s_in *in = state_of(s);
-	struct sbuf b;
 
-	sbuf_init(&b);
-	sbuf_printf(&b, "<failure xmlns='" NS_SASL "'><%s/>", cond);
-	if (text) {
-		sbuf_adds(&b, "<text xml:lang='en'>");
-		xml_escape(&b, text, strlen(text));
-		sbuf_adds(&b, "</text>");
-	}
-	sbuf_adds(&b, "</failure>");
-	session_send_raw(s, b.p, b.len);
-	sbuf_free(&b);
+	session_send_sasl_failure(s, NS_SASL, cond, text);
 	if (++in->sasl_failures >= SASL_FAILURES_MAX)
 		session_close(s, "not-authorized", "too many failed authentication attempts");
 }

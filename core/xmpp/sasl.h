@@ -20,6 +20,8 @@
 
 enum sasl_hash { SASL_HASH_SHA1 = 1, SASL_HASH_SHA256 = 2 };
 
+#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
+
 #define SASL_MAX_KEY 32		/* SHA-256 digest */
 #define SASL_MAX_SALT 64
 

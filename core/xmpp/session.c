@@ -179,6 +179,27 @@ void session_send_str(struct session *s, const char *str)
 	session_send_raw(s, str, strlen(str));
 }
 
+void session_send_sasl_failure(struct session *s, const char *ns,
+			       const char *condition, const char *text)
+{
+	struct sbuf b;
+
+	sbuf_init(&b);
+	if (strcmp(ns, NS_SASL) == 0)
+		sbuf_printf(&b, "<failure xmlns='" NS_SASL "'><%s/>", condition);
+	else
+		sbuf_printf(&b, "<failure xmlns='%s'><%s xmlns='" NS_SASL "'/>",
+			    ns, condition);
+	if (text) {
+		sbuf_adds(&b, "<text xml:lang='en'>");
+		xml_escape(&b, text, strlen(text));
+		sbuf_adds(&b, "</text>");
+	}
+	sbuf_adds(&b, "</failure>");
+	session_send_raw(s, b.p, b.len);
+	sbuf_free(&b);
+}
+
 /* A serialized stanza on its way out: past the role (XEP-0198 keeps a
  * copy), then to the connection. */
 static int send_stanza_bytes(struct session *s, const char *data, size_t len)

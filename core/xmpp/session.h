@@ -290,6 +290,11 @@ const struct session_stats *session_stats(void);
  * session is closing). */
 void session_send_raw(struct session *s, const char *data, size_t len);
 void session_send_str(struct session *s, const char *str);
+/* A SASL <failure/> with condition and, unless NULL, a <text/>. ns is the
+ * failure's namespace: NS_SASL, or another (XEP-0388's) that then carries
+ * the condition in NS_SASL. */
+void session_send_sasl_failure(struct session *s, const char *ns,
+			       const char *condition, const char *text);
 /* Fires name on the session's host with ev (then releases it): 1 when a
  * handler stopped the chain. */
 int session_fire(struct session *s, const char *name, struct event *ev);

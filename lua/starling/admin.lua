@@ -803,11 +803,7 @@ local function cmd_eval(ctx, code)
 	ctx.pending = nil
 	local out = {}
 	env.print = function(...)
-		local parts = {}
-		for i = 1, select("#", ...) do
-			parts[i] = tostring((select(i, ...)))
-		end
-		out[#out + 1] = concat(parts, "\t")
+		out[#out + 1] = mm.print_text(...)
 	end
 	local ok, res = run_limited(chunk)
 	if not ok then

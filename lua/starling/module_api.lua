@@ -438,23 +438,34 @@ function M.parse_period(value)
 	return total
 end
 
-function api:get_option_period(name, default)
-	local value = self:get_option(name)
+-- An option read through parse (M.parse_period, M.parse_size): the parsed
+-- default when unset, an error naming the caller of get_option_<what> when
+-- that default does not parse, and bad_option when the configured value
+-- does not. Called from a get_option_* method, not as a tail call, so that
+-- error level 3 is that method's caller.
+local function get_parsed(mod, name, default, parse, what, expected)
+	local value = mod:get_option(name)
 	if value == nil then
 		if default == nil then
 			return nil
 		end
-		local d = M.parse_period(default)
+		local d = parse(default)
 		if d == nil then
-			error(format("get_option_period('%s'): the default %s is not a period",
-				name, describe(default)), 2)
+			error(format("get_option_%s('%s'): the default %s is not a %s",
+				what, name, describe(default), what), 3)
 		end
 		return d
 	end
-	local seconds = M.parse_period(value)
-	if seconds == nil then
-		bad_option(self, name, 'a period (seconds, or a string like "30 minutes", "2 days", "1w")', value)
+	local parsed = parse(value)
+	if parsed == nil then
+		bad_option(mod, name, expected, value)
 	end
+	return parsed
+end
+
+function api:get_option_period(name, default)
+	local seconds = get_parsed(self, name, default, M.parse_period, "period",
+		'a period (seconds, or a string like "30 minutes", "2 days", "1w")')
 	return seconds
 end
 
@@ -488,22 +499,8 @@ function M.parse_size(value)
 end
 
 function api:get_option_size(name, default)
-	local value = self:get_option(name)
-	if value == nil then
-		if default == nil then
-			return nil
-		end
-		local d = M.parse_size(default)
-		if d == nil then
-			error(format("get_option_size('%s'): the default %s is not a size",
-				name, describe(default)), 2)
-		end
-		return d
-	end
-	local bytes = M.parse_size(value)
-	if bytes == nil then
-		bad_option(self, name, 'a size (bytes, or a string like "512 KiB", "10 MB")', value)
-	end
+	local bytes = get_parsed(self, name, default, M.parse_size, "size",
+		'a size (bytes, or a string like "512 KiB", "10 MB")')
 	return bytes
 end
 

@@ -35,6 +35,16 @@ local G = _G
 
 local M = {}
 
+-- The line print(...) would write: each value through tostring, separated
+-- by tabs. Module environments and the admin console print through it.
+function M.print_text(...)
+	local parts = {}
+	for i = 1, select("#", ...) do
+		parts[i] = tostring((select(i, ...)))
+	end
+	return concat(parts, "\t")
+end
+
 local records = {}	-- records[host][name] = record
 local order = {}	-- records, in load order
 local loading = {}	-- ["host\0name"] = true while that module's file runs
@@ -316,11 +326,7 @@ local function instantiate(host, name, c, opts)
 	local env = c.env
 	env.module = mod
 	env.print = function(...)
-		local parts = {}
-		for i = 1, select("#", ...) do
-			parts[i] = tostring((select(i, ...)))
-		end
-		mod:log("info", "%s", concat(parts, "\t"))
+		mod:log("info", "%s", M.print_text(...))
 	end
 	mod.environment = env
 	if host == "*" then
@@ -747,11 +753,7 @@ function M.run_command(name, args)
 	local out = {}
 	c.env.module = mod
 	c.env.print = function(...)
-		local parts = {}
-		for i = 1, select("#", ...) do
-			parts[i] = tostring((select(i, ...)))
-		end
-		out[#out + 1] = concat(parts, "\t")
+		out[#out + 1] = M.print_text(...)
 	end
 	mod.environment = c.env
 	local ok, msg = call(c.chunk)

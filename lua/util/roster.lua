@@ -137,13 +137,10 @@ local function old_roster(rs, username)
 	return value
 end
 
-function M.migrate(rs, username)
-	local old, err = old_roster(rs, username)
-	if not old then
-		return err == nil or nil, err
-	end
-	local ok
-	ok, err = rs.map:set_keys(username, records_of(old))
+-- Writes the records into the map store, then drops the old-format roster
+-- (the map is complete before the old copy goes).
+local function write_records(rs, username, records)
+	local ok, err = rs.map:set_keys(username, records)
 	if ok then
 		ok, err = rs.old:set(username, nil)
 	end
@@ -151,6 +148,14 @@ function M.migrate(rs, username)
 		return nil, err
 	end
 	return true
+end
+
+function M.migrate(rs, username)
+	local old, err = old_roster(rs, username)
+	if not old then
+		return err == nil or nil, err
+	end
+	return write_records(rs, username, records_of(old))
 end
 
 function M.migrate_all(rs, log)
@@ -416,14 +421,7 @@ local function write_all(rs, username, items, removed, meta)
 	end
 	meta.count, meta.removals = count, removals
 	records[META] = meta
-	ok, err = rs.map:set_keys(username, records)
-	if ok then
-		ok, err = rs.old:set(username, nil)
-	end
-	if not ok then
-		return nil, err
-	end
-	return true
+	return write_records(rs, username, records)
 end
 
 function M.save(rs, username, roster)
