@@ -6,6 +6,7 @@
  */
 #include "harness.h"
 #include "store.h"
+#include "store_both.h"
 #include "log.h"
 #include "lx.h"
 
@@ -17,7 +18,6 @@
 static char base[] = "/tmp/starling-test-archive-XXXXXX";
 static char dir[256];
 static int ndirs;
-static const struct store_engine *E;	/* the engine under test */
 
 /* The archive store name of host "h" on the engine under test (a few
  * handles in turn, so a call may take two). */
@@ -794,25 +794,6 @@ static void test_lua(void)
 	lua_pushnil(lx_state());
 	lua_setfield(lx_state(), LUA_REGISTRYINDEX, "starling.config");
 }
-
-static void run_both(void (*fn)(void), const char *name)
-{
-	E = &store_lmdb;
-	fn();
-	if (h_cur_failed)
-		fprintf(stderr, "  (%s on lmdb)\n", name);
-	E = &store_memory;
-	fn();
-	if (h_cur_failed)
-		fprintf(stderr, "  (%s on memory)\n", name);
-}
-
-#define RUN_BOTH(fn) do { \
-	h_cur_failed = 0; \
-	run_both(fn, #fn); \
-	if (h_cur_failed) { h_failed++; fprintf(stderr, "FAIL %s\n", #fn); } \
-	else { h_passed++; } \
-} while (0)
 
 int main(void)
 {

@@ -7,6 +7,7 @@
  */
 #include "harness.h"
 #include "store.h"
+#include "store_both.h"
 #include "log.h"
 
 #include <errno.h>
@@ -20,7 +21,6 @@
 static char base[] = "/tmp/starling-test-usage-XXXXXX";
 static char dir[256];
 static int ndirs;
-static const struct store_engine *E;
 static struct store arc;
 
 #define S 1000000LL
@@ -306,25 +306,6 @@ static void test_crash(void)
 		CHECK(usage_right("u"));
 	}
 }
-
-static void run_both(void (*fn)(void), const char *name)
-{
-	E = &store_lmdb;
-	fn();
-	if (h_cur_failed)
-		fprintf(stderr, "  (%s on lmdb)\n", name);
-	E = &store_memory;
-	fn();
-	if (h_cur_failed)
-		fprintf(stderr, "  (%s on memory)\n", name);
-}
-
-#define RUN_BOTH(fn) do { \
-	h_cur_failed = 0; \
-	run_both(fn, #fn); \
-	if (h_cur_failed) { h_failed++; fprintf(stderr, "FAIL %s\n", #fn); } \
-	else { h_passed++; } \
-} while (0)
 
 int main(void)
 {
