@@ -124,23 +124,11 @@ class WSClient(xmpp.Client):
         self.parser.feed(data)
 
     def _fill(self, deadline):
-        if self.eof:
+        data = self._recv(deadline)
+        if data is None:
             return False
-        import time
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        try:
-            data = self.transport.recv(left)
-        except TimeoutError:
-            return False
-        except OSError as e:
-            self._log("--", "recv error: %s" % e)
-            data = b""
         if not data:
-            self.eof = True
             self.ws.receive_eof()
-            self._log("--", "connection closed by server")
             return True
         self.ws.receive_data(data)
         for ev in self.ws.events_received():

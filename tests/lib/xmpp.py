@@ -491,25 +491,33 @@ class Client:
 
     # -- reading
 
-    def _fill(self, deadline):
-        """Read once into the queue; False on timeout."""
+    def _recv(self, deadline):
+        """One read from the transport before deadline: the bytes, b"" at
+        the end of the stream (sets eof), None on timeout or after eof."""
         if self.eof:
-            return False
+            return None
         left = deadline - time.monotonic()
         if left <= 0:
-            return False
+            return None
         try:
             data = self.transport.recv(left)
         except TimeoutError:
-            return False
+            return None
         except OSError as e:
             self._log("--", "recv error: %s" % e)
             data = b""
         if not data:
             self.eof = True
             self._log("--", "connection closed by server")
-            return True
-        self.parser.feed(data)
+        return data
+
+    def _fill(self, deadline):
+        """Read once into the queue; False on timeout."""
+        data = self._recv(deadline)
+        if data is None:
+            return False
+        if data:
+            self.parser.feed(data)
         return True
 
     def next_item(self, timeout=None, what="an element"):
