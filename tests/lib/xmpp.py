@@ -99,6 +99,11 @@ class AuthFailed(ExpectError):
 
 
 STREAM_END = "</stream:stream>"
+# A client stream header to localhost as a raw client writes it: no XML
+# declaration, no xml:lang (tests that send the bytes themselves).
+RAW_C2S_HEADER = ("<stream:stream xmlns='jabber:client' "
+                  "xmlns:stream='http://etherx.jabber.org/streams' "
+                  "to='localhost' version='1.0'>")
 
 
 # ---------------------------------------------------------------- names
