@@ -129,6 +129,22 @@ def befriend(a, b):
     expect_presence(b, a.jid)
 
 
+
+def unfriend(a, b):
+    """a (subscribed both ways with b) removes b from its roster: both
+    subscriptions are cancelled, each side's pushes and presence checked
+    (RFC 6121 2.5.2). Returns nothing."""
+    iq_id = roster_set(a, b.bare, subscription="remove")
+    expect_push(a, b.bare, "remove")
+    expect_result(a, iq_id)
+    expect_push(b, a.bare, "to")
+    expect_presence(b, a.bare, "unsubscribe")
+    expect_push(b, a.bare, "none")
+    expect_presence(b, a.bare, "unsubscribed")
+    expect_presence(b, a.jid, "unavailable")
+    # a's resources get b's unavailable: b's server, for the unsubscribe
+    expect_presence(a, b.jid, "unavailable")
+
 def im_login(server, account, resource=None, priority=0, roster=True):
     """Logged in, roster requested (an interested resource), then initial
     presence sent and its echo read. Presence is not passed over."""
