@@ -11,7 +11,6 @@
 #include "lx.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -34,12 +33,6 @@ static const struct store *arc_of(const char *name)
 #define ARC arc_of("arc")
 
 #define S 1000000LL			/* a second in microseconds */
-
-static int rm_one(const char *path, const struct stat *sb, int flag,
-		  struct FTW *ftw)
-{
-	return remove(path);
-}
 
 /* Opens a fresh LMDB environment (and clears memory): both engines start
  * empty. */
@@ -819,6 +812,6 @@ int main(void)
 	lx_close();
 	store_close();
 	store_memory_clear();
-	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	h_rm_tree(base);
 	TEST_END();
 }

@@ -11,7 +11,6 @@
 #include "log.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +23,6 @@ static int ndirs;
 static struct store arc;
 
 #define S 1000000LL
-
-static int rm_one(const char *path, const struct stat *sb, int flag,
-		  struct FTW *ftw)
-{
-	return remove(path);
-}
 
 static void fresh(void)
 {
@@ -322,6 +315,6 @@ int main(void)
 	RUN(test_crash);
 	store_close();
 	store_memory_clear();
-	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	h_rm_tree(base);
 	TEST_END();
 }
