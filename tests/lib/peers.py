@@ -358,18 +358,10 @@ class ExternalPeer:
                              self.dir)] + text[-lines:])
 
     def wait_log(self, pattern, timeout=10):
-        import re
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + xmpp.timeout_value(timeout)
-        while True:
-            for line in self.log_text().splitlines():
-                if rx.search(line):
-                    return line
-            if time.monotonic() > deadline:
-                raise AssertionError("no line matching /%s/ in the %s log of %s\n%s"
-                                     % (pattern, self.kind, self.domain,
-                                        self.log_tail()))
-            time.sleep(0.1)
+        return server_mod.wait_line(
+            self.log_text, pattern, timeout,
+            lambda: "no line matching /%s/ in the %s log of %s\n%s"
+            % (pattern, self.kind, self.domain, self.log_tail()))
 
     # -- accounts and clients
 
