@@ -59,16 +59,12 @@ class RawServer(xmpp.Client):
         self.connect()
 
     def stream_header(self, to=None, version="1.0", lang="en", extra=""):
-        to = self.domain if to is None else to
-        attrs = ["xmlns='jabber:server'", "xmlns:db='%s'" % NS_DB,
-                 "xmlns:stream='http://etherx.jabber.org/streams'",
-                 "from='%s'" % esc(self.peer_domain)]
-        if to:
-            attrs.append("to='%s'" % esc(to))
-        if version:
-            attrs.append("version='%s'" % version)
-        return "<?xml version='1.0'?><stream:stream %s%s>" % (
-            " ".join(attrs), " " + extra if extra else "")
+        """An s2s header from peer_domain (lang is not written)."""
+        return "<?xml version='1.0'?><stream:stream %s>" % self.header_attrs(
+            ["xmlns='jabber:server'", "xmlns:db='%s'" % NS_DB,
+             "xmlns:stream='http://etherx.jabber.org/streams'",
+             "from='%s'" % esc(self.peer_domain)],
+            to, version, None, extra)
 
     def open_stream(self, to=None, **kw):
         self.send(self.stream_header(to, **kw))

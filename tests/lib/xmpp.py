@@ -705,18 +705,24 @@ class Client:
 
     # -- stream negotiation
 
-    def stream_header(self, to=None, version="1.0", lang="en", extra=""):
+    def header_attrs(self, first, to=None, version="1.0", lang="en", extra=""):
+        """A stream header's attributes: first (a list, as written), to
+        (None: our domain), version and xml:lang where given, extra."""
         to = self.domain if to is None else to
-        attrs = ["xmlns='jabber:client'",
-                 "xmlns:stream='http://etherx.jabber.org/streams'"]
+        attrs = list(first)
         if to:
             attrs.append("to='%s'" % esc(to))
         if version:
             attrs.append("version='%s'" % version)
         if lang:
             attrs.append("xml:lang='%s'" % lang)
-        return "<?xml version='1.0'?><stream:stream %s%s>" % (
-            " ".join(attrs), " " + extra if extra else "")
+        return " ".join(attrs) + (" " + extra if extra else "")
+
+    def stream_header(self, to=None, version="1.0", lang="en", extra=""):
+        return "<?xml version='1.0'?><stream:stream %s>" % self.header_attrs(
+            ["xmlns='jabber:client'",
+             "xmlns:stream='http://etherx.jabber.org/streams'"],
+            to, version, lang, extra)
 
     def open_stream(self, to=None, **kw):
         """Send a stream header; expect the server's header and features."""
