@@ -8,14 +8,11 @@ import re
 import time
 
 from harness import bystanders, check, fixture, raises
-from xmpp import AuthFailed, NS, esc, new_id, text_of, to_xml
+from xmpp import AuthFailed, NS, RAW_C2S_HEADER as HEADER, esc, new_id, text_of, \
+    to_xml
 
 NS_REG = "jabber:iq:register"
 REG_MODULES = ["roster", "presence", "message", "iq", "register"]
-
-HEADER = ("<stream:stream xmlns='jabber:client' "
-          "xmlns:stream='http://etherx.jabber.org/streams' "
-          "to='localhost' version='1.0'>")
 
 
 @fixture
@@ -47,10 +44,17 @@ def throttled(client, username):
 
 # -- username probing through in-band registration (XEP-0077)
 
-def test_registration_probes_are_throttled_per_address(ctx):
-    srv = ctx.server(modules=REG_MODULES, options={
+def throttled_server(ctx, max_attempts, period):
+    """A server open to registration with no wait between accounts, where
+    an address gets max_attempts probes per period seconds."""
+    return ctx.server(modules=REG_MODULES, options={
         "allow_registration": True, "min_seconds_between_registrations": 0,
-        "registration_throttle_max": 3, "registration_throttle_period": 3})
+        "registration_throttle_max": max_attempts,
+        "registration_throttle_period": period})
+
+
+def test_registration_probes_are_throttled_per_address(ctx):
+    srv = throttled_server(ctx, max_attempts=3, period=3)
     taken = srv.account("taken")
     with bystanders(srv):
         prober = srv.client()
@@ -87,9 +91,7 @@ def test_registration_probes_are_throttled_per_address(ctx):
 
 
 def test_one_connection_gets_a_limited_number_of_attempts(ctx):
-    srv = ctx.server(modules=REG_MODULES, options={
-        "allow_registration": True, "min_seconds_between_registrations": 0,
-        "registration_throttle_max": 2, "registration_throttle_period": 1})
+    srv = throttled_server(ctx, max_attempts=2, period=1)
     taken = srv.account("held")
     with bystanders(srv):
         c = srv.client()

@@ -13,7 +13,7 @@ import time
 import peers
 from harness import check, fixture, sync, time_limit
 from im import (DELAY, befriend, expect_presence, expect_push, expect_result,
-                im_login, presence, roster_get, roster_set)
+                im_login, presence, roster_get, roster_set, unfriend)
 from xmpp import ABSENT, ExpectError, find, new_id, timeout_value
 
 
@@ -242,15 +242,7 @@ def test_preapproval_withdrawn(server):
 def test_removing_a_contact_cancels_both_ways(server):
     a, b = pair(server, "remover", "removed")
     befriend(a, b)
-    iq_id = roster_set(a, b.bare, subscription="remove")
-    expect_push(a, b.bare, "remove")
-    expect_result(a, iq_id)
-    expect_push(b, a.bare, "to")
-    expect_presence(b, a.bare, "unsubscribe")
-    expect_push(b, a.bare, "none")
-    expect_presence(b, a.bare, "unsubscribed")
-    expect_presence(b, a.jid, "unavailable")
-    expect_presence(a, b.jid, "unavailable")    # b's server, for the unsubscribe
+    unfriend(a, b)
 
 
 def test_removing_a_requester_declines(server):

@@ -79,8 +79,7 @@ def spki_sha256(cert):
 
 
 def test_a_shared_ca_authenticates_with_sasl_external(ctx):
-    ca = CA()
-    try:
+    with CA() as ca:
         a = server(ctx, "a.example", tls_opts(*ca.issue("a.example"), cafile=ca.cert))
         b = server(ctx, "b.example", tls_opts(*ca.issue("b.example"), cafile=ca.cert))
         pin_and_start(a, b)
@@ -100,16 +99,13 @@ def test_a_shared_ca_authenticates_with_sasl_external(ctx):
         check(inc and "SASL EXTERNAL" in inc[0] and "valid" in inc[0], rows)
         check("dialback" not in a.log_text().split("authenticated (")[1][:20],
               "a used dialback")
-    finally:
-        ca.close()
 
 
 def test_without_the_ca_the_peers_fall_back_to_dialback(ctx):
     """Certificates from a CA the peer does not trust: no EXTERNAL offered,
     dialback works (s2s_secure_auth is off by default), and s2s list says
     the certificate is not valid."""
-    ca = CA()
-    try:
+    with CA() as ca:
         a = server(ctx, "a.example", tls_opts(*ca.issue("a.example")))
         b = server(ctx, "b.example", tls_opts(*ca.issue("b.example")))
         pin_and_start(a, b)
@@ -119,8 +115,6 @@ def test_without_the_ca_the_peers_fall_back_to_dialback(ctx):
         rows = s2s_rows(b)
         inc = [r for r in rows if r.startswith("incoming") and "authenticated" in r]
         check(inc and "dialback" in inc[0] and "invalid" in inc[0], rows)
-    finally:
-        ca.close()
 
 
 def raw_peer_with_certificate(ctx, srv, domain, cert, key):
@@ -147,8 +141,7 @@ def test_dialback_with_a_valid_certificate_needs_no_verify_round_trip(ctx):
     """XEP-0344: a peer whose certificate is valid for the domain it
     claims is accepted at once (a.example has no server anyone could ask:
     a verify round trip would fail)."""
-    ca = CA()
-    try:
+    with CA() as ca:
         b = server(ctx, "b.example", tls_opts(*ca.issue("b.example"), cafile=ca.cert),
                    options={"s2s_secure_auth": True})
         b.start()
@@ -167,13 +160,10 @@ def test_dialback_with_a_valid_certificate_needs_no_verify_round_trip(ctx):
                    r"\(dialback\+cert, .*certificate valid\)")
         rows = [r for r in s2s_rows(b) if r.startswith("incoming")]
         check(rows and "dialback+cert" in rows[0] and "valid" in rows[0], rows)
-    finally:
-        ca.close()
 
 
 def test_sasl_external_with_an_authzid_by_hand(ctx):
-    ca = CA()
-    try:
+    with CA() as ca:
         b = server(ctx, "b.example", tls_opts(*ca.issue("b.example"), cafile=ca.cert))
         b.start()
         bob = b.login("authzid")
@@ -191,16 +181,13 @@ def test_sasl_external_with_an_authzid_by_hand(ctx):
         raw.send("<message xmlns='jabber:server' from='z@c.example' to='%s'>"
                  "<body>no</body></message>" % bob.jid)
         raw.expect_stream_error("invalid-from")
-    finally:
-        ca.close()
 
 
 # --- s2s_secure_auth -----------------------------------------------------------
 
 
 def test_secure_auth_refuses_a_self_signed_peer_and_the_stanza_bounces(ctx):
-    ca = CA()
-    try:
+    with CA() as ca:
         # a: the tests' self-signed localhost certificate, no CA
         a = server(ctx, "a.example", tls_opts(*server_mod.certificate()))
         b = server(ctx, "b.example", tls_opts(*ca.issue("b.example"), cafile=ca.cert),
@@ -216,13 +203,10 @@ def test_secure_auth_refuses_a_self_signed_peer_and_the_stanza_bounces(ctx):
         a.wait_log(r"s2s outgoing a\.example -> b\.example failed: stream error "
                    r"not-authorized")
         sync(bystander, alice)
-    finally:
-        ca.close()
 
 
 def test_insecure_domains_let_a_peer_in_with_dialback(ctx):
-    ca = CA()
-    try:
+    with CA() as ca:
         a = server(ctx, "a.example", tls_opts(*server_mod.certificate()))
         b = server(ctx, "b.example", tls_opts(*ca.issue("b.example"), cafile=ca.cert),
                    options={"s2s_secure_auth": True,
@@ -230,13 +214,10 @@ def test_insecure_domains_let_a_peer_in_with_dialback(ctx):
         pin_and_start(a, b)
         chat(a, b, "insec")
         b.wait_log(r"s2s incoming a\.example -> b\.example authenticated \(dialback,")
-    finally:
-        ca.close()
 
 
 def test_secure_domains_require_a_certificate_of_those_only(ctx):
-    ca = CA()
-    try:
+    with CA() as ca:
         a = server(ctx, "a.example", tls_opts(*server_mod.certificate()))
         b = server(ctx, "b.example", tls_opts(*ca.issue("b.example"), cafile=ca.cert),
                    options={"s2s_secure_domains": ["a.example"]})
@@ -246,13 +227,10 @@ def test_secure_domains_require_a_certificate_of_those_only(ctx):
         alice.expect_error("message", "remote-server-not-found",
                            attrs={"id": "s1"}, timeout=20)
         b.wait_log(r"refused: a valid certificate is required")
-    finally:
-        ca.close()
 
 
 def test_a_certificate_for_another_domain_is_refused(ctx):
-    ca = CA()
-    try:
+    with CA() as ca:
         # a.example presents a certificate of the trusted CA for c.example
         cert, key = ca.issue("c.example")
         a = server(ctx, "a.example", tls_opts(cert, key))
@@ -265,16 +243,13 @@ def test_a_certificate_for_another_domain_is_refused(ctx):
                            attrs={"id": "o1"}, timeout=20)
         b.wait_log(r"s2s incoming a\.example -> b\.example refused: .*\(issued for "
                    r"another domain\)")
-    finally:
-        ca.close()
 
 
 def test_a_raw_peer_gets_sasl_failures(ctx):
     """By hand: EXTERNAL on a stream without a valid certificate is
     not-authorized; another mechanism is invalid-mechanism; an authzid
     other than the stream's 'from' is invalid-authzid."""
-    ca = CA()
-    try:
+    with CA() as ca:
         b = server(ctx, "b.example", tls_opts(*ca.issue("b.example"), cafile=ca.cert))
         b.start()
         raw = peers.RawServer(b, "a.example")
@@ -298,13 +273,10 @@ def test_a_raw_peer_gets_sasl_failures(ctx):
         u = b.login("still")
         u.send("<iq type='get' id='p' to='b.example'><ping xmlns='urn:xmpp:ping'/></iq>")
         u.expect("iq", attrs={"id": "p", "type": "result"})
-    finally:
-        ca.close()
 
 
 def test_secure_auth_on_the_outgoing_side_requires_a_verified_peer(ctx):
-    ca = CA()
-    try:
+    with CA() as ca:
         a = server(ctx, "a.example", tls_opts(*ca.issue("a.example"), cafile=ca.cert),
                    options={"s2s_secure_auth": True})
         b = server(ctx, "b.example", tls_opts(*server_mod.certificate()))
@@ -315,8 +287,6 @@ def test_secure_auth_on_the_outgoing_side_requires_a_verified_peer(ctx):
                            attrs={"id": "v1"}, timeout=20)
         a.wait_log(r"s2s outgoing a\.example -> b\.example: the certificate of b\.example "
                    r"is invalid: .*s2s_secure_auth requires a valid one")
-    finally:
-        ca.close()
 
 
 # --- DANE ------------------------------------------------------------------------

@@ -21,6 +21,18 @@ def still_chatting(a, b):
     sync(b, a)
 
 
+def dialed_back(srv):
+    """A raw evil.example stream to lax.example, authenticated by dialback
+    (the test's authoritative server says the key is valid)."""
+    raw = peers.RawServer(srv, "evil.example")
+    raw.open_stream(to="lax.example")
+    raw.send("<db:result from='evil.example' to='lax.example'>%s</db:result>"
+             % ("1" * 64))
+    raw.expect(DB + "result", attrs={"type": "valid", "from": "lax.example",
+                                     "to": "evil.example"}, timeout=15)
+    return raw
+
+
 @fixture
 def pair(scope):
     return peers.starling_pair(scope, "a.example", "b.example")
@@ -87,12 +99,7 @@ def test_dialback_before_tls_is_refused_where_tls_is_required(pair):
 def test_a_from_outside_the_authenticated_domain_is_invalid_from(lax):
     srv, auth = lax
     x, y = bystanders(srv)
-    raw = peers.RawServer(srv, "evil.example")
-    raw.open_stream(to="lax.example")
-    raw.send("<db:result from='evil.example' to='lax.example'>%s</db:result>"
-             % ("1" * 64))
-    raw.expect(DB + "result", attrs={"type": "valid", "from": "lax.example",
-                                     "to": "evil.example"}, timeout=15)
+    raw = dialed_back(srv)
     check(raw.stream_id in auth.verified, "the authoritative server was asked")
     # its own domain is fine ...
     raw.send("<message from='m@evil.example' to='%s' type='chat'>"
@@ -109,11 +116,7 @@ def test_a_from_outside_the_authenticated_domain_is_invalid_from(lax):
 def test_a_stanza_to_a_host_that_is_not_ours_is_host_unknown(lax):
     srv, auth = lax
     x, y = bystanders(srv)
-    raw = peers.RawServer(srv, "evil.example")
-    raw.open_stream(to="lax.example")
-    raw.send("<db:result from='evil.example' to='lax.example'>%s</db:result>"
-             % ("1" * 64))
-    raw.expect(DB + "result", attrs={"type": "valid"}, timeout=15)
+    raw = dialed_back(srv)
     raw.send("<message from='m@evil.example' to='u@elsewhere.example'>"
              "<body>relay?</body></message>")
     raw.expect_stream_error("host-unknown")
@@ -122,10 +125,6 @@ def test_a_stanza_to_a_host_that_is_not_ours_is_host_unknown(lax):
 
 def test_a_stanza_without_addresses_is_improper_addressing(lax):
     srv, auth = lax
-    raw = peers.RawServer(srv, "evil.example")
-    raw.open_stream(to="lax.example")
-    raw.send("<db:result from='evil.example' to='lax.example'>%s</db:result>"
-             % ("1" * 64))
-    raw.expect(DB + "result", attrs={"type": "valid"}, timeout=15)
+    raw = dialed_back(srv)
     raw.send("<message><body>to whom?</body></message>")
     raw.expect_stream_error("improper-addressing")

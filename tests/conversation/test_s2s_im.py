@@ -11,8 +11,8 @@ answers with, and the remote server's and user's vCard, last activity
 and version."""
 
 from harness import check, fixture, sync
-from im import befriend, expect_presence, expect_push, expect_result, im_login, \
-    presence, roster_get, roster_set
+from im import ask_and_approve, befriend, expect_presence, expect_push, im_login, \
+    presence, roster_get, unfriend
 from xmpp import ABSENT, STREAM_END, esc, find, find_all, new_id, text_of
 
 MODULES = ["roster", "presence", "message", "iq", "disco", "ping", "offline",
@@ -119,25 +119,8 @@ def test_subscriptions_in_every_direction_and_state(pair):
 
     # bob's request the other way, then bob removes alice from his roster:
     # his subscription to her and hers to him are cancelled (2.5.2)
-    presence(alice, bob.bare, "subscribe")
-    expect_push(alice, bob.bare, "from", ask="subscribe")
-    expect_presence(bob, alice.bare, "subscribe")
-    presence(bob, alice.bare, "subscribed")
-    expect_push(bob, alice.bare, "both")
-    expect_push(alice, bob.bare, "both")
-    expect_presence(alice, bob.bare, "subscribed")
-    expect_presence(alice, bob.jid)
-    iq_id = roster_set(bob, alice.bare, subscription="remove")
-    expect_push(bob, alice.bare, "remove")
-    expect_result(bob, iq_id)
-    expect_push(alice, bob.bare, "to")
-    expect_presence(alice, bob.bare, "unsubscribe")
-    expect_push(alice, bob.bare, "none")
-    expect_presence(alice, bob.bare, "unsubscribed")
-    expect_presence(alice, bob.jid, "unavailable")
-    # bob's resources got alice's unavailable presence (she no longer
-    # shares it with him)
-    expect_presence(bob, alice.jid, "unavailable")
+    ask_and_approve(alice, bob, had="from")
+    unfriend(bob, alice)
     check(alice.bare not in roster_get(bob), "bob's roster keeps alice")
     check(roster_get(alice)[bob.bare]["subscription"] == "none",
           "alice's item of bob is not none")

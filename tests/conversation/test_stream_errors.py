@@ -7,11 +7,7 @@ must never hurt anyone else. After the error the server must send
 """
 
 from harness import bystanders, fixture, time_limit
-from xmpp import esc
-
-HEADER = ("<stream:stream xmlns='jabber:client' "
-          "xmlns:stream='http://etherx.jabber.org/streams' "
-          "to='localhost' version='1.0'>")
+from xmpp import RAW_C2S_HEADER as HEADER, esc
 
 
 @fixture

@@ -107,27 +107,45 @@ def expect_presence(c, frm, type=ABSENT, **kw):
                                            **{"from": frm}), **kw)
 
 
+def ask_and_approve(a, b, had="none"):
+    """a (whose item of b is `had`: "none" or "from") asks b for a
+    subscription and b approves: a's item goes to "to" or "both", b's to
+    "from" or "both". Checks every push and presence on the way (RFC 6121
+    3.1), b's current presence last: returns nothing."""
+    mine, theirs = ("to", "from") if had == "none" else ("both", "both")
+    presence(a, b.bare, "subscribe")
+    expect_push(a, b.bare, had, ask="subscribe")
+    expect_presence(b, a.bare, "subscribe")
+    presence(b, a.bare, "subscribed")
+    expect_push(b, a.bare, theirs)
+    expect_push(a, b.bare, mine)
+    expect_presence(a, b.bare, "subscribed")
+    expect_presence(a, b.jid)                     # b's current presence
+
+
 def befriend(a, b):
     """a and b (logged in, available, roster requested, no items for each
     other) end up subscribed both ways. Checks every push and presence on
     the way (RFC 6121 3.1): returns nothing."""
-    presence(a, b.bare, "subscribe")
-    expect_push(a, b.bare, "none", ask="subscribe")
-    expect_presence(b, a.bare, "subscribe")
-    presence(b, a.bare, "subscribed")
-    expect_push(b, a.bare, "from")
-    expect_push(a, b.bare, "to")
-    expect_presence(a, b.bare, "subscribed")
-    expect_presence(a, b.jid)                     # b's current presence
-    presence(b, a.bare, "subscribe")
-    expect_push(b, a.bare, "from", ask="subscribe")
-    expect_presence(a, b.bare, "subscribe")
-    presence(a, b.bare, "subscribed")
-    expect_push(a, b.bare, "both")
-    expect_push(b, a.bare, "both")
-    expect_presence(b, a.bare, "subscribed")
-    expect_presence(b, a.jid)
+    ask_and_approve(a, b)
+    ask_and_approve(b, a, had="from")
 
+
+
+def unfriend(a, b):
+    """a (subscribed both ways with b) removes b from its roster: both
+    subscriptions are cancelled, each side's pushes and presence checked
+    (RFC 6121 2.5.2). Returns nothing."""
+    iq_id = roster_set(a, b.bare, subscription="remove")
+    expect_push(a, b.bare, "remove")
+    expect_result(a, iq_id)
+    expect_push(b, a.bare, "to")
+    expect_presence(b, a.bare, "unsubscribe")
+    expect_push(b, a.bare, "none")
+    expect_presence(b, a.bare, "unsubscribed")
+    expect_presence(b, a.jid, "unavailable")
+    # a's resources get b's unavailable: b's server, for the unsubscribe
+    expect_presence(a, b.jid, "unavailable")
 
 def im_login(server, account, resource=None, priority=0, roster=True):
     """Logged in, roster requested (an interested resource), then initial

@@ -59,16 +59,12 @@ class RawServer(xmpp.Client):
         self.connect()
 
     def stream_header(self, to=None, version="1.0", lang="en", extra=""):
-        to = self.domain if to is None else to
-        attrs = ["xmlns='jabber:server'", "xmlns:db='%s'" % NS_DB,
-                 "xmlns:stream='http://etherx.jabber.org/streams'",
-                 "from='%s'" % esc(self.peer_domain)]
-        if to:
-            attrs.append("to='%s'" % esc(to))
-        if version:
-            attrs.append("version='%s'" % version)
-        return "<?xml version='1.0'?><stream:stream %s%s>" % (
-            " ".join(attrs), " " + extra if extra else "")
+        """An s2s header from peer_domain (lang is not written)."""
+        return "<?xml version='1.0'?><stream:stream %s>" % self.header_attrs(
+            ["xmlns='jabber:server'", "xmlns:db='%s'" % NS_DB,
+             "xmlns:stream='http://etherx.jabber.org/streams'",
+             "from='%s'" % esc(self.peer_domain)],
+            to, version, None, extra)
 
     def open_stream(self, to=None, **kw):
         self.send(self.stream_header(to, **kw))
@@ -87,15 +83,15 @@ class RawServer(xmpp.Client):
         return self.open_stream()
 
 
-class SilentListener:
-    """A TCP port that accepts connections and never says a word."""
+class Listener:
+    """A TCP port on 127.0.0.1 (self.port) whose thread hands every
+    connection it accepts to self._accepted(c) until close()."""
 
-    def __init__(self):
+    def __init__(self, backlog):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
+        self.sock.listen(backlog)
         self.port = self.sock.getsockname()[1]
-        self.conns = []
         self.done = False
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -105,16 +101,30 @@ class SilentListener:
         while not self.done:
             try:
                 c, _ = self.sock.accept()
-                self.conns.append(c)
             except OSError:
                 continue
+            self._accepted(c)
 
     def close(self):
         self.done = True
         self.thread.join()
+        self.sock.close()
+
+
+class SilentListener(Listener):
+    """A TCP port that accepts connections and never says a word."""
+
+    def __init__(self):
+        self.conns = []
+        super().__init__(16)
+
+    def _accepted(self, c):
+        self.conns.append(c)
+
+    def close(self):
+        super().close()
         for c in self.conns:
             c.close()
-        self.sock.close()
 
 
 def closed_port():
@@ -126,7 +136,7 @@ def closed_port():
     return port
 
 
-class FakeAuthoritative:
+class FakeAuthoritative(Listener):
     """The authoritative server of `domain` for dialback, as simple as it
     gets: a plain stream (no TLS: the server under test must have
     s2s_require_encryption = false) that answers every <db:verify/> with
@@ -136,14 +146,8 @@ class FakeAuthoritative:
         import re
         self.re = re
         self.domain, self.answer = domain, answer
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
         self.verified = []
-        self.done = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        super().__init__(8)
 
     def _serve(self, c):
         buf = b""
@@ -176,19 +180,8 @@ class FakeAuthoritative:
             if b"</db:verify>" in buf:
                 buf = buf.rsplit(b"</db:verify>", 1)[1]
 
-    def _run(self):
-        self.sock.settimeout(0.2)
-        while not self.done:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def close(self):
-        self.done = True
-        self.thread.join()
-        self.sock.close()
+    def _accepted(self, c):
+        threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
 
 # --- Real peers: Debian's Prosody and ejabberd as private instances --------
@@ -358,18 +351,10 @@ class ExternalPeer:
                              self.dir)] + text[-lines:])
 
     def wait_log(self, pattern, timeout=10):
-        import re
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + xmpp.timeout_value(timeout)
-        while True:
-            for line in self.log_text().splitlines():
-                if rx.search(line):
-                    return line
-            if time.monotonic() > deadline:
-                raise AssertionError("no line matching /%s/ in the %s log of %s\n%s"
-                                     % (pattern, self.kind, self.domain,
-                                        self.log_tail()))
-            time.sleep(0.1)
+        return server_mod.wait_line(
+            self.log_text, pattern, timeout,
+            lambda: "no line matching /%s/ in the %s log of %s\n%s"
+            % (pattern, self.kind, self.domain, self.log_tail()))
 
     # -- accounts and clients
 

@@ -10,6 +10,7 @@ only (never the system store).
     ca.cert                                 # the CA certificate (PEM), the
                                             # trust store a peer is given
     ca.close()                              # removes the directory
+    with CA() as ca: ...                    # closed at the end of the block
 
 Each server certificate has (RFC 6125, RFC 6120 13.7.1.2, XEP-0178):
 subjectAltName dNSName for the domain and the extra names,
@@ -94,3 +95,9 @@ class CA:
     def close(self):
         if self._own_dir:
             shutil.rmtree(self.dir, True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

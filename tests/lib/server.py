@@ -102,6 +102,21 @@ def free_port():
     raise ServerError("no free port found")
 
 
+
+def wait_line(log_text, pattern, timeout, failure):
+    """The first line of log_text() matching the regex pattern, read again
+    until timeout (scaled like every test timeout); then AssertionError
+    with failure() as its message."""
+    rx = re.compile(pattern)
+    deadline = time.monotonic() + xmpp.timeout_value(timeout)
+    while True:
+        for line in log_text().splitlines():
+            if rx.search(line):
+                return line
+        if time.monotonic() > deadline:
+            raise AssertionError(failure())
+        time.sleep(0.05)
+
 def lua_key(key):
     """A table key: a name as it is, anything else as ["..."]."""
     if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
@@ -342,16 +357,9 @@ class Server:
 
     def wait_log(self, pattern, timeout=5):
         """The first log line matching the regex, waiting for it."""
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + xmpp.timeout_value(timeout)
-        while True:
-            for line in self.log_text().splitlines():
-                if rx.search(line):
-                    return line
-            if time.monotonic() > deadline:
-                raise AssertionError("no line matching /%s/ in the %s log"
-                                     % (pattern, self.name))
-            time.sleep(0.05)
+        return wait_line(self.log_text, pattern, timeout,
+                         lambda: "no line matching /%s/ in the %s log"
+                         % (pattern, self.name))
 
     # -- accounts
 

@@ -24,7 +24,7 @@ from websockets.uri import parse_uri
 import server as server_mod
 import transport as tr
 import xmpp
-from xmpp import ExpectError, NS, STREAM_END, esc
+from xmpp import ExpectError, NS, STREAM_END
 
 NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
 ROOT = ("<stream:stream xmlns='jabber:client' "
@@ -124,23 +124,11 @@ class WSClient(xmpp.Client):
         self.parser.feed(data)
 
     def _fill(self, deadline):
-        if self.eof:
+        data = self._recv(deadline)
+        if data is None:
             return False
-        import time
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        try:
-            data = self.transport.recv(left)
-        except TimeoutError:
-            return False
-        except OSError as e:
-            self._log("--", "recv error: %s" % e)
-            data = b""
         if not data:
-            self.eof = True
             self.ws.receive_eof()
-            self._log("--", "connection closed by server")
             return True
         self.ws.receive_data(data)
         for ev in self.ws.events_received():
@@ -167,15 +155,8 @@ class WSClient(xmpp.Client):
         return item
 
     def stream_header(self, to=None, version="1.0", lang="en", extra=""):
-        to = self.domain if to is None else to
-        attrs = ["xmlns='%s'" % NS_FRAMING]
-        if to:
-            attrs.append("to='%s'" % esc(to))
-        if version:
-            attrs.append("version='%s'" % version)
-        if lang:
-            attrs.append("xml:lang='%s'" % lang)
-        return "<open %s%s/>" % (" ".join(attrs), " " + extra if extra else "")
+        return "<open %s/>" % self.header_attrs(["xmlns='%s'" % NS_FRAMING],
+                                                to, version, lang, extra)
 
     def expect_stream_error(self, condition, timeout=None):
         deadline = self._deadline(timeout)

@@ -99,6 +99,11 @@ class AuthFailed(ExpectError):
 
 
 STREAM_END = "</stream:stream>"
+# A client stream header to localhost as a raw client writes it: no XML
+# declaration, no xml:lang (tests that send the bytes themselves).
+RAW_C2S_HEADER = ("<stream:stream xmlns='jabber:client' "
+                  "xmlns:stream='http://etherx.jabber.org/streams' "
+                  "to='localhost' version='1.0'>")
 
 
 # ---------------------------------------------------------------- names
@@ -491,25 +496,33 @@ class Client:
 
     # -- reading
 
-    def _fill(self, deadline):
-        """Read once into the queue; False on timeout."""
+    def _recv(self, deadline):
+        """One read from the transport before deadline: the bytes, b"" at
+        the end of the stream (sets eof), None on timeout or after eof."""
         if self.eof:
-            return False
+            return None
         left = deadline - time.monotonic()
         if left <= 0:
-            return False
+            return None
         try:
             data = self.transport.recv(left)
         except TimeoutError:
-            return False
+            return None
         except OSError as e:
             self._log("--", "recv error: %s" % e)
             data = b""
         if not data:
             self.eof = True
             self._log("--", "connection closed by server")
-            return True
-        self.parser.feed(data)
+        return data
+
+    def _fill(self, deadline):
+        """Read once into the queue; False on timeout."""
+        data = self._recv(deadline)
+        if data is None:
+            return False
+        if data:
+            self.parser.feed(data)
         return True
 
     def next_item(self, timeout=None, what="an element"):
@@ -692,18 +705,24 @@ class Client:
 
     # -- stream negotiation
 
-    def stream_header(self, to=None, version="1.0", lang="en", extra=""):
+    def header_attrs(self, first, to=None, version="1.0", lang="en", extra=""):
+        """A stream header's attributes: first (a list, as written), to
+        (None: our domain), version and xml:lang where given, extra."""
         to = self.domain if to is None else to
-        attrs = ["xmlns='jabber:client'",
-                 "xmlns:stream='http://etherx.jabber.org/streams'"]
+        attrs = list(first)
         if to:
             attrs.append("to='%s'" % esc(to))
         if version:
             attrs.append("version='%s'" % version)
         if lang:
             attrs.append("xml:lang='%s'" % lang)
-        return "<?xml version='1.0'?><stream:stream %s%s>" % (
-            " ".join(attrs), " " + extra if extra else "")
+        return " ".join(attrs) + (" " + extra if extra else "")
+
+    def stream_header(self, to=None, version="1.0", lang="en", extra=""):
+        return "<?xml version='1.0'?><stream:stream %s>" % self.header_attrs(
+            ["xmlns='jabber:client'",
+             "xmlns:stream='http://etherx.jabber.org/streams'"],
+            to, version, lang, extra)
 
     def open_stream(self, to=None, **kw):
         """Send a stream header; expect the server's header and features."""

@@ -1,10 +1,12 @@
 /*
  * harness.h - the C unit test harness: CHECK() records a failure and goes
- * on; TEST_MAIN() runs the listed tests and prints "N passed, N failed".
+ * on; TEST_MAIN() runs the listed tests and prints "N passed, N failed";
+ * h_rm_tree() removes a test's temporary directory.
  */
 #ifndef STARLING_HARNESS_H
 #define STARLING_HARNESS_H
 
+#include <ftw.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,5 +39,18 @@ static int h_passed, h_failed, h_cur_failed;
 	printf("%s: %d passed, %d failed\n", __FILE__, h_passed, h_failed); \
 	return h_failed ? 1 : 0; \
 } while (0)
+
+static inline int h_rm_one(const char *path, const struct stat *sb, int flag,
+			   struct FTW *ftw)
+{
+	return remove(path);
+}
+
+/* Removes the tree at path and all below it (a test's temporary
+ * directory); what cannot be removed stays. */
+static inline void h_rm_tree(const char *path)
+{
+	nftw(path, h_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 #endif

@@ -20,7 +20,6 @@
 #include "store.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -556,12 +555,6 @@ static void test_client_goes_away(void)
 	teardown();
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag,
-		  struct FTW *ftw)
-{
-	return remove(path);
-}
-
 int main(void)
 {
 	static const unsigned char secret[32] = "test secret, not a real one";
@@ -602,6 +595,6 @@ int main(void)
 	xs_trim();
 	conn_global_free();
 	ev_loop_destroy(loop);
-	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	h_rm_tree(base);
 	TEST_END();
 }

@@ -12,7 +12,6 @@
 #include "lx_admin.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -28,12 +27,6 @@ static const char *new_dir(void)
 {
 	snprintf(dir, sizeof(dir), "%s/env%d", base, ++ndirs);
 	return dir;
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag,
-		  struct FTW *ftw)
-{
-	return remove(path);
 }
 
 /* A handle on engine e for store name of host (a few in turn, so one
@@ -961,6 +954,6 @@ int main(void)
 	RUN(test_handle_kinds);
 	RUN(test_accounts_imported);
 	RUN(test_lua_accounts);
-	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	h_rm_tree(base);
 	TEST_END();
 }

@@ -6,18 +6,17 @@
  */
 #include "harness.h"
 #include "store.h"
+#include "store_both.h"
 #include "log.h"
 #include "lx.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 static char base[] = "/tmp/starling-test-archive-XXXXXX";
 static char dir[256];
 static int ndirs;
-static const struct store_engine *E;	/* the engine under test */
 
 /* The archive store name of host "h" on the engine under test (a few
  * handles in turn, so a call may take two). */
@@ -34,12 +33,6 @@ static const struct store *arc_of(const char *name)
 #define ARC arc_of("arc")
 
 #define S 1000000LL			/* a second in microseconds */
-
-static int rm_one(const char *path, const struct stat *sb, int flag,
-		  struct FTW *ftw)
-{
-	return remove(path);
-}
 
 /* Opens a fresh LMDB environment (and clears memory): both engines start
  * empty. */
@@ -795,25 +788,6 @@ static void test_lua(void)
 	lua_setfield(lx_state(), LUA_REGISTRYINDEX, "starling.config");
 }
 
-static void run_both(void (*fn)(void), const char *name)
-{
-	E = &store_lmdb;
-	fn();
-	if (h_cur_failed)
-		fprintf(stderr, "  (%s on lmdb)\n", name);
-	E = &store_memory;
-	fn();
-	if (h_cur_failed)
-		fprintf(stderr, "  (%s on memory)\n", name);
-}
-
-#define RUN_BOTH(fn) do { \
-	h_cur_failed = 0; \
-	run_both(fn, #fn); \
-	if (h_cur_failed) { h_failed++; fprintf(stderr, "FAIL %s\n", #fn); } \
-	else { h_passed++; } \
-} while (0)
-
 int main(void)
 {
 	log_setup(getenv("TEST_LOG") ? getenv("TEST_LOG") : "error", "stderr");
@@ -838,6 +812,6 @@ int main(void)
 	lx_close();
 	store_close();
 	store_memory_clear();
-	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	h_rm_tree(base);
 	TEST_END();
 }

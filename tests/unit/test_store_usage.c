@@ -7,10 +7,10 @@
  */
 #include "harness.h"
 #include "store.h"
+#include "store_both.h"
 #include "log.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,16 +20,9 @@
 static char base[] = "/tmp/starling-test-usage-XXXXXX";
 static char dir[256];
 static int ndirs;
-static const struct store_engine *E;
 static struct store arc;
 
 #define S 1000000LL
-
-static int rm_one(const char *path, const struct stat *sb, int flag,
-		  struct FTW *ftw)
-{
-	return remove(path);
-}
 
 static void fresh(void)
 {
@@ -307,25 +300,6 @@ static void test_crash(void)
 	}
 }
 
-static void run_both(void (*fn)(void), const char *name)
-{
-	E = &store_lmdb;
-	fn();
-	if (h_cur_failed)
-		fprintf(stderr, "  (%s on lmdb)\n", name);
-	E = &store_memory;
-	fn();
-	if (h_cur_failed)
-		fprintf(stderr, "  (%s on memory)\n", name);
-}
-
-#define RUN_BOTH(fn) do { \
-	h_cur_failed = 0; \
-	run_both(fn, #fn); \
-	if (h_cur_failed) { h_failed++; fprintf(stderr, "FAIL %s\n", #fn); } \
-	else { h_passed++; } \
-} while (0)
-
 int main(void)
 {
 	log_setup(getenv("TEST_LOG") ? getenv("TEST_LOG") : "error", "stderr");
@@ -341,6 +315,6 @@ int main(void)
 	RUN(test_crash);
 	store_close();
 	store_memory_clear();
-	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	h_rm_tree(base);
 	TEST_END();
 }

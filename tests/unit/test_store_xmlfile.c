@@ -9,18 +9,11 @@
 #include "lx.h"
 #include "lx_admin.h"
 
-#include <ftw.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 static char base[] = "/tmp/starling-test-xmlfile-XXXXXX";
-
-static int rm_one(const char *path, const struct stat *sb, int flag,
-		  struct FTW *ftw)
-{
-	return remove(path);
-}
 
 static void write_file(const char *name, const char *text)
 {
@@ -182,6 +175,6 @@ int main(void)
 	RUN(test_refused);
 	RUN(test_serialize_escape);
 	lx_close();
-	nftw(base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	h_rm_tree(base);
 	TEST_END();
 }
