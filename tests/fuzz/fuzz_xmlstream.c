@@ -55,6 +55,7 @@ enum xf_action { XF_GO_ON, XF_RESTART, XF_STARTTLS };
 static const char *const xf_conditions[] = {
 	"restricted-xml", "policy-violation", "not-well-formed",
 	"invalid-namespace", "bad-format", "unsupported-encoding",
+	"invalid-xml",		/* a stream header inside an open stream */
 };
 
 static void xf_limits(uint8_t flags, struct xs_limits *lim)
