@@ -19,7 +19,7 @@ local mm = require "starling.modulemanager"
 local api = require "starling.module_api"
 local jid_util = require "util.jid"
 
-local type, pairs, ipairs, tostring, tonumber, select = type, pairs, ipairs, tostring, tonumber, select
+local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
 local setmetatable, getmetatable, load, xpcall = setmetatable, getmetatable, load, xpcall
 local collectgarbage = collectgarbage
 local format, char, concat, sort, pack = string.format, string.char, table.concat, table.sort, table.pack
