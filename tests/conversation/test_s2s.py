@@ -4,7 +4,10 @@ a.example and b.example on 127.0.0.1, pinned to each other with
 s2s_static_hosts. Users of each talk to users of the other as to local
 contacts: messages, a subscription that ends in "both", presence, iq."""
 
+import time
+
 from harness import check, fixture, sync
+import server as server_mod
 from xmpp import NS, find, find_all, new_id
 import peers
 
@@ -192,3 +195,43 @@ def test_a_domain_that_does_not_resolve_bounces_once(ctx):
     alice.expect_error("message", "remote-server-not-found", type="cancel",
                        attrs={"id": "n1", "from": "x@nothere.zone.example"}, timeout=30)
     sync(bob, alice)     # exactly once: the next message alice sees is bob's
+
+
+S2S_WATCH = """
+for _, name in ipairs({ "s2sin-established", "s2sout-established", "s2s-destroyed" }) do
+    module:hook(name, function() module:log("info", "watched %s", name) end)
+end
+"""
+
+
+def test_idle_streams_close_after_s2s_timeout_and_modules_see_it(ctx):
+    """s2s_timeout = 2: once the chat is over both streams close by
+    themselves; modules saw them established and destroyed."""
+    a = server_mod.Server(ctx.build_dir, hosts=("a.example",), modules=peers.S2S_MODULES,
+                          plugins={"s2swatch": S2S_WATCH}, options={"s2s_timeout": 2})
+    b = server_mod.Server(ctx.build_dir, hosts=("b.example",), modules=peers.S2S_MODULES,
+                          options={"s2s_timeout": 2})
+    a.options["s2s_static_hosts"] = peers.pin("b.example", b.s2s_port)
+    b.options["s2s_static_hosts"] = peers.pin("a.example", a.s2s_port)
+    for srv in (a, b):
+        ctx.servers.append(srv)
+        srv.start()
+    alice, bob = a.login("idle"), b.login("idle")
+    alice.send("<message to='%s' type='chat'><body>hi</body></message>" % bob.jid)
+    bob.expect("message", child="body", text="hi", timeout=15)
+    bob.send("<message to='%s' type='chat'><body>hi back</body></message>" % alice.jid)
+    alice.expect("message", child="body", text="hi back", timeout=15)
+    a.wait_log(r"watched s2sout-established")
+    a.wait_log(r"watched s2sin-established")
+    a.wait_log(r"watched s2s-destroyed", timeout=15)
+    rows = [l for l in a.ctl("s2s", "list").stdout.splitlines()
+            if l.startswith("incoming") or l.startswith("outgoing")]
+    deadline = time.monotonic() + 15
+    while rows and time.monotonic() < deadline:
+        time.sleep(0.5)
+        rows = [l for l in a.ctl("s2s", "list").stdout.splitlines()
+                if l.startswith("incoming") or l.startswith("outgoing")]
+    check(not rows, "streams still open after s2s_timeout: %s" % rows)
+    # a new message opens a new stream
+    alice.send("<message to='%s' type='chat'><body>again</body></message>" % bob.jid)
+    bob.expect("message", child="body", text="again", timeout=15)
