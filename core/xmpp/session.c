@@ -252,56 +252,6 @@ int session_send(struct session *s, const struct st_node *node)
 	return send_stanza_bytes(s, out_buf.p, out_buf.len);
 }
 
-/* --- outgoing filters ----------------------------------------------------- */
-
-void session_filter_add(struct session *s, const struct session_filter_ops *ops,
-			void *data)
-{
-	struct session_filter *f = xmalloc(sizeof(*f)), **pp = &s->filters;
-
-	f->ops = ops;
-	f->data = data;
-	f->next = NULL;
-	while (*pp)
-		pp = &(*pp)->next;
-	*pp = f;
-}
-
-void session_filter_add_first(struct session *s, const struct session_filter_ops *ops,
-			      void *data)
-{
-	struct session_filter *f = xmalloc(sizeof(*f));
-
-	f->ops = ops;
-	f->data = data;
-	f->next = s->filters;
-	s->filters = f;
-}
-
-void *session_filter_data(const struct session *s,
-			  const struct session_filter_ops *ops)
-{
-	for (struct session_filter *f = s->filters; f; f = f->next)
-		if (f->ops == ops)
-			return f->data;
-	return NULL;
-}
-
-int session_filter_remove(struct session *s, const struct session_filter_ops *ops)
-{
-	for (struct session_filter **pp = &s->filters; *pp; pp = &(*pp)->next) {
-		struct session_filter *f = *pp;
-		if (f->ops != ops)
-			continue;
-		*pp = f->next;
-		if (ops->detach)
-			ops->detach(s, f->data);
-		free(f);
-		return 0;
-	}
-	return -ENOENT;
-}
-
 int session_send_nonza(struct session *s, const struct st_node *node)
 {
 	if (s->flags & (SESS_F_CLOSING | SESS_F_DEAD) || !s->conn)
