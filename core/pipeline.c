@@ -140,6 +140,7 @@ static void probe(struct ev_loop *loop)
 
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
+	sm_fire_news();
 	commit();
 	probe(loop);
 	sm_answer_owed();

@@ -26,6 +26,27 @@ static void send_text(struct session *s, const char *text)
 
 static unsigned long point, durable;	/* see sm.h */
 static struct sm_state *owed;		/* sessions with <r/>s to answer */
+static struct sm_state *news;		/* hibernation news to fire */
+
+static void news_add(struct sm_state *sm)
+{
+	if (sm->news_listed)
+		return;
+	sm->news_next = news;
+	news = sm;
+	sm->news_listed = true;
+}
+
+static void news_remove(struct sm_state *sm)
+{
+	for (struct sm_state **pp = &news; *pp; pp = &(*pp)->news_next) {
+		if (*pp == sm) {
+			*pp = sm->news_next;
+			break;
+		}
+	}
+	sm->news_listed = false;
+}
 
 /* Brings sm's marks to the current point; called before h_in moves, so
  * whatever it counted since its last mark came before the points passed
@@ -156,8 +177,12 @@ int sm_outgoing(struct session *s, const char *data, size_t len)
 	sm->queued++;
 	sm->sent++;
 	sm->since_request++;
-	if (s->flags & SESS_F_HIBERNATING)
+	if (s->flags & SESS_F_HIBERNATING) {
+		if (!sm->news_count++)
+			sm->news_from = sm->sent - 1;
+		news_add(sm);
 		return 0;
+	}
 	if (sm->pol.ack_every && sm->since_request >= sm->pol.ack_every)
 		request_ack(sm);
 	else if (sm->pol.ack_after > 0 && !ev_is_active(&sm->timer)) {
@@ -249,6 +274,12 @@ bool sm_hibernate(struct session *s)
 	ev_timer_stop(conn_loop(), &sm->timer);
 	ev_timer_set(&sm->timer, sm->pol.hibernate, 0.);
 	ev_timer_start(conn_loop(), &sm->timer);
+	sm->news_start = true;
+	sm->news_end = false;
+	/* What the client never acked counts as queued while hibernating. */
+	sm->news_count = sm->queued;
+	sm->news_from = sm->sent - sm->queued;
+	news_add(sm);
 	log_info("%s: connection lost, hibernating for %.0f s (%u unacked)",
 		 s->full_jid, sm->pol.hibernate, sm->queued);
 	return true;
@@ -277,6 +308,9 @@ int sm_resume_with(struct session *n, const char *previd, const char *h,
 	session_transplant(o, n);
 	ev_timer_stop(conn_loop(), &o->sm->timer);
 	o->sm->since_request = 0;
+	o->sm->news_count = 0;		/* sent again below */
+	o->sm->news_end = true;
+	news_add(o->sm);
 	/* h says what the client need not send again: all of it on disk
 	 * first (the archive writer's hand-over and queue too). Rare. */
 	if (store_commit() != 0)
@@ -295,36 +329,32 @@ int sm_resume_with(struct session *n, const char *previd, const char *h,
 	return 0;
 }
 
-struct st_doc **sm_take_unacked(struct session *s, size_t *count)
+/* Parses up to max serialized items from it on into docs (as many as
+ * there are slots); returns how many. */
+static size_t parse_items(struct sm_item *it, struct st_doc **docs, size_t max)
 {
 	static const char header[] = "<stream:stream xmlns='jabber:client' "
 		"xmlns:stream='http://etherx.jabber.org/streams'>";
-	struct sm_state *sm = s->sm;
-	struct st_doc **docs;
-	struct xs *xs;
+	struct xs *xs = xs_new(&(struct xs_limits){ 0 });
+	enum xs_event ev = xs_feed(xs, header, sizeof(header) - 1);
 	size_t n = 0;
 
-	*count = 0;
-	if (!sm || !sm->queued)
-		return NULL;
-	docs = xcalloc(sm->queued, sizeof(*docs));
-	xs = xs_new(&(struct xs_limits){ 0 });
-	enum xs_event ev = xs_feed(xs, header, sizeof(header) - 1);
 	while (ev == XS_STREAM_OPEN)
 		ev = xs_next(xs);
-	while (sm->head) {
-		struct sm_item *it = sm->head;
+	for (; it && n < max && ev != XS_ERROR; it = it->next) {
 		ev = xs_feed(xs, it->data, it->len);
 		while (ev != XS_NEED_MORE && ev != XS_ERROR) {
-			if (ev == XS_STANZA && n < sm->queued)
+			if (ev == XS_STANZA && n < max)
 				docs[n++] = xs_take_stanza(xs);
 			ev = xs_next(xs);
 		}
-		sm->head = it->next;
-		free(it);
-		if (ev == XS_ERROR)
-			break;
 	}
+	xs_free(xs);
+	return n;
+}
+
+static void free_items(struct sm_state *sm)
+{
 	while (sm->head) {
 		struct sm_item *it = sm->head;
 		sm->head = it->next;
@@ -332,9 +362,100 @@ struct st_doc **sm_take_unacked(struct session *s, size_t *count)
 	}
 	sm->tail = NULL;
 	sm->queued = 0;
-	xs_free(xs);
-	*count = n;
+}
+
+struct st_doc **sm_take_unacked(struct session *s, size_t *count)
+{
+	struct sm_state *sm = s->sm;
+	struct st_doc **docs;
+
+	*count = 0;
+	if (!sm || !sm->queued)
+		return NULL;
+	docs = xcalloc(sm->queued, sizeof(*docs));
+	*count = parse_items(sm->head, docs, sm->queued);
+	free_items(sm);
 	return docs;
+}
+
+/* The stanzas queued for sm's session and not told yet, parsed. */
+static struct st_doc **untold(struct sm_state *sm, size_t *count)
+{
+	uint32_t first = sm->sent - sm->queued;	/* of the oldest queued */
+	uint32_t skip = sm->news_from - first;	/* mod 2^32 */
+	struct sm_item *it = sm->head;
+	struct st_doc **docs;
+
+	*count = 0;
+	if (!sm->news_count || skip >= sm->queued)
+		return NULL;
+	while (skip--)
+		it = it->next;
+	docs = xcalloc(sm->news_count, sizeof(*docs));
+	*count = parse_items(it, docs, sm->news_count);
+	sm->news_count = 0;
+	return docs;
+}
+
+/* s is still the session the news were about. */
+static bool same(struct session *s, struct sm_state *sm)
+{
+	return s->sm == sm && !(s->flags & SESS_F_DEAD);
+}
+
+static void fire_one(struct sm_state *sm)
+{
+	struct session *s = sm->s;
+	bool start = sm->news_start, end = sm->news_end;
+	size_t n = 0;
+	struct st_doc **docs = NULL;
+
+	sm->news_start = sm->news_end = false;
+	if (s->flags & SESS_F_HIBERNATING)
+		docs = untold(sm, &n);
+	sm->news_count = 0;
+	if (start && same(s, sm))
+		session_fire(s, "smacks-hibernation-start",
+			     &(struct event){ .session = s, .origin = s });
+	for (size_t i = 0; i < n; i++) {
+		if (same(s, sm) && (s->flags & SESS_F_HIBERNATING)) {
+			struct event ev = { .session = s, .origin = s, .doc = docs[i],
+					    .stanza = docs[i]->root };
+			session_fire(s, "smacks-hibernation-stanza-queued", &ev);
+		}
+		st_doc_unref(docs[i]);
+	}
+	free(docs);
+	if (end && same(s, sm))
+		session_fire(s, "smacks-hibernation-end",
+			     &(struct event){ .session = s, .origin = s });
+}
+
+void sm_fire_news(void)
+{
+	/* Handlers may queue stanzas for other hibernating sessions (or
+	 * this one): those are told in a later round, a few at most. A
+	 * handler may also end sessions of the list: their sessions live
+	 * until the iteration's end, and same() tells a freed state. */
+	for (int round = 0; news && round < 4; round++) {
+		size_t n = 0, i = 0;
+		for (struct sm_state *sm = news; sm; sm = sm->news_next)
+			n++;
+		struct { struct session *s; struct sm_state *sm; } *list =
+			xcalloc(n, sizeof(*list));
+		while (news) {
+			struct sm_state *sm = news;
+			news = sm->news_next;
+			sm->news_listed = false;
+			list[i].s = sm->s;
+			list[i++].sm = sm;
+		}
+		for (i = 0; i < n; i++) {
+			if (same(list[i].s, list[i].sm))
+				fire_one(list[i].sm);
+		}
+		free(list);
+	}
 }
 
 void sm_free(struct session *s)
@@ -345,14 +466,12 @@ void sm_free(struct session *s)
 		return;
 	if (sm->owed_listed)
 		owed_remove(sm);
+	if (sm->news_listed)
+		news_remove(sm);
 	ev_timer_stop(conn_loop(), &sm->timer);
 	if (sm->pol.resume && hmap_get(&resumable, sm->id) == s)
 		hmap_del(&resumable, sm->id);
-	while (sm->head) {
-		struct sm_item *it = sm->head;
-		sm->head = it->next;
-		free(it);
-	}
+	free_items(sm);
 	free(sm);
 	s->sm = NULL;
 }

@@ -49,6 +49,11 @@ struct sm_state {
 	uint32_t ack_upto;		/* h_in at the last of them */
 	struct sm_state *owed_next;	/* on the list of those that owe */
 	bool owed_listed;
+	/* News for the modules while hibernating (sm_fire_news). */
+	struct sm_state *news_next;
+	bool news_listed, news_start, news_end;
+	uint32_t news_from;		/* sent, at the first untold stanza */
+	uint32_t news_count;		/* stanzas queued and not told yet */
 };
 
 void sm_global_free(void);
@@ -91,6 +96,13 @@ int sm_resume_with(struct session *n, const char *previd, const char *h,
 /* Unacked stanzas as parsed docs, oldest first (the caller owns them and
  * the array); empties the queue. */
 struct st_doc **sm_take_unacked(struct session *s, size_t *count);
+/* Tells the modules what happened to hibernating sessions since the
+ * last call: "smacks-hibernation-start" (session), one
+ * "smacks-hibernation-stanza-queued" (session, stanza) per stanza queued
+ * for a hibernating session, "smacks-hibernation-end" (session) when it
+ * resumed. Called once per loop iteration, before the commit, so what
+ * the handlers write joins this iteration's batch. */
+void sm_fire_news(void);
 /* Frees the state (the session is going away). */
 void sm_free(struct session *s);
 
