@@ -88,3 +88,21 @@ def test_unicode_password(server):
     a = server.register("uni%s" % new_id(), "p\u00e4ssw\u00f6rd-\u2603")
     check(can_login(server, a.user, a.password), "unicode password fails")
     check(not can_login(server, a.user, "passwort"), "wrong password works")
+
+
+def test_register_many_creates_a_numbered_range(server):
+    prefix = "bulk%s-" % new_id()
+    r = server.ctl("register-many", prefix, "3", "27", "bulk-pw", "localhost")
+    check("25 accounts" in r.stderr, "register-many says: %r" % r.stderr)
+    names = server.ctl("list", "localhost").stdout.split()
+    made = sorted(n for n in names if n.startswith(prefix))
+    check(len(made) == 25, "accounts listed: %s" % made)
+    for i in (3, 15, 27):
+        check(can_login(server, "%s%d" % (prefix, i), "bulk-pw"), "%s%d cannot log in"
+              % (prefix, i))
+    check(not can_login(server, "%s2" % prefix, "bulk-pw"), "an account below FIRST exists")
+    check(not can_login(server, "%s28" % prefix, "bulk-pw"), "an account past LAST exists")
+    for bad in (["x", "5", "4", "pw", "localhost"], ["x", "a", "4", "pw", "localhost"],
+                ["x", "1", "2", "", "localhost"], ["x", "1", "2", "pw", "elsewhere.example"]):
+        r = server.ctl("register-many", *bad, check=False)
+        check(r.returncode != 0 and r.stderr.strip(), "register-many %s: %r" % (bad, r))
