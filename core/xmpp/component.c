@@ -138,18 +138,30 @@ static void on_expiry(struct ev_loop *loop, ev_timer *t, int revents)
 	link_maybe_free(l);
 }
 
+static bool usable(const struct session *s)
+{
+	return !(s->flags & (SESS_F_CLOSING | SESS_F_DEAD));
+}
+
 /* The stream a stanza from 'from' goes to: one sender's stanzas keep
- * one stream (their order), senders spread over the streams. */
+ * one stream (their order), senders spread over the streams. A stream
+ * that is closing (its end not yet seen) is passed over; NULL when no
+ * stream is left. */
 static struct session *pick(struct link *l, const struct st_node *node)
 {
 	const char *from = st_attr_get(node, "from");
 	unsigned long hash = 5381;
 
-	if (l->n == 1 || !from)
-		return l->streams[0];
-	for (const char *p = from; *p && *p != '/'; p++)
+	if (!l->n)
+		return NULL;
+	for (const char *p = from; p && *p && *p != '/'; p++)
 		hash = hash * 33 + (unsigned char)*p;
-	return l->streams[hash % l->n];
+	for (size_t i = 0; i < l->n; i++) {
+		struct session *s = l->streams[(hash + i) % l->n];
+		if (usable(s))
+			return s;
+	}
+	return NULL;
 }
 
 static void send_to(struct session *s, const struct st_node *node)
@@ -163,10 +175,11 @@ static void send_to(struct session *s, const struct st_node *node)
 void component_deliver(struct host *h, struct st_node *node)
 {
 	struct link *l = links_ready ? hmap_get(&links, h->name) : NULL;
+	struct session *s = l ? pick(l, node) : NULL;
 	struct component_options o;
 
-	if (l && l->n) {
-		send_to(pick(l, node), node);
+	if (s) {
+		send_to(s, node);
 		return;
 	}
 	options(h->name, &o);
@@ -195,7 +208,7 @@ static void link_add(struct link *l, struct session *s)
 	/* What waited goes out now, in order. */
 	ev_timer_stop(conn_loop(), &l->expiry);
 	for (struct queued *q; (q = queue_pop(l)); ) {
-		send_to(pick(l, q->node), q->node);
+		send_to(s, q->node);
 		st_doc_unref(q->doc);
 		free(q);
 	}
@@ -334,9 +347,12 @@ static void handle_handshake(struct session *s, struct st_doc *doc, struct st_no
 		return;
 	}
 	l = link_get(s->host);
-	if (l->n >= o.max_connections) {
+	size_t live = 0;
+	for (size_t i = 0; i < l->n; i++)
+		live += usable(l->streams[i]);
+	if (live >= o.max_connections) {
 		log_info("component %s: already connected (%zu of %u): refused %s",
-			 s->host, l->n, o.max_connections, session_src(s));
+			 s->host, live, o.max_connections, session_src(s));
 		session_close(s, "conflict", "a component is connected for this domain");
 		link_maybe_free(l);
 		return;

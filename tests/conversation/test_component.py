@@ -222,7 +222,8 @@ def test_reconnect_after_disconnect(server):
     comp = ExternalComponent(server, "irc.localhost", SECRET).connect()
     user.send(msg("bot@irc.localhost", "one"))
     comp.expect("message", child="body", text="one")
-    comp.close()
+    comp.send("</stream:stream>")       # the server ends it, then closes
+    comp.expect_closed()
     user.send(msg("bot@irc.localhost", "gone", mid="gone1"))
     user.expect_error("message", "service-unavailable", attrs={"id": "gone1"})
     comp = ExternalComponent(server, "irc.localhost", SECRET).connect()
