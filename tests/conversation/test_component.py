@@ -375,3 +375,20 @@ def test_reload_adds_and_removes_component_hosts(server):
         with open(server.config_path, "w") as f:
             f.write(server.config_text())
         server.ctl("reload")
+
+
+def test_check_config_knows_the_component_options(server):
+    path = os.path.join(server.dir, "check.cfg")
+    with open(path, "w") as f:
+        f.write('data_path = "data"\ncomponent_ports = { 70000 }\n'
+                'VirtualHost "localhost"\n'
+                'Component "a.localhost"\n    component_queue = -1\n'
+                'Component "b.localhost"\n    component_secret = "x"\n'
+                '    component_max_connections = 2\n    name = "B"\n')
+    out = server.ctl("check", path, check=False)
+    text = out.stdout + out.stderr
+    check(out.returncode == 1, text)
+    check("a.localhost: an external component" in text, text)
+    check("component_queue must be a whole number" in text, text)
+    check("70000 is not a TCP port" in text, text)
+    check("b.localhost" not in text and "unknown option" not in text, text)
