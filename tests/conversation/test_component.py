@@ -392,3 +392,33 @@ def test_check_config_knows_the_component_options(server):
     check("component_queue must be a whole number" in text, text)
     check("70000 is not a TCP port" in text, text)
     check("b.localhost" not in text and "unknown option" not in text, text)
+
+
+def test_mam_and_carbons_treat_a_gateway_contact_like_any(ctx):
+    srv = component_server(ctx, {"irc.localhost": {"component_secret": SECRET}},
+                           modules=["roster", "presence", "message", "iq",
+                                    "mam", "carbons"])
+    comp = ExternalComponent(srv, "irc.localhost", SECRET).connect()
+    acct = srv.account("mamgw")
+    phone = srv.login(acct, resource="phone", presence=True)
+    desk = srv.login(acct, resource="desk", presence=True)
+    desk.send("<iq type='set' id='cb'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
+    desk.expect("iq", attrs={"id": "cb", "type": "result"})
+    contact = "friend%irc@irc.localhost"
+    phone.send(msg(contact, "to the gateway", mid="out1"))
+    comp.expect("message", attrs={"id": "out1"})
+    desk.expect("message", child="{urn:xmpp:carbons:2}sent")
+    comp.send(msg(phone.jid, "from the gateway", frm=contact + "/irc", mid="in1"))
+    phone.expect("message", attrs={"id": "in1"})
+    desk.expect("message", child="{urn:xmpp:carbons:2}received")
+    phone.send("<iq type='set' id='mq'><query xmlns='urn:xmpp:mam:2' queryid='q1'/></iq>")
+    bodies = []
+    while True:
+        el = phone.expect(None)
+        if el.tag.endswith("iq"):
+            check(el.get("id") == "mq" and el.get("type") == "result", str(el.attrib))
+            break
+        body = find(el, "{urn:xmpp:mam:2}result/{urn:xmpp:forward:0}forwarded/"
+                        "{jabber:client}message/{jabber:client}body")
+        bodies.append(body.text if body is not None else None)
+    check(bodies == ["to the gateway", "from the gateway"], "archive %r" % bodies)
