@@ -506,8 +506,10 @@ static void handle_header(struct session *s, const struct st_node *hdr)
 
 	if (s->role->header && s->role->header(s, hdr))
 		return;
-	if (!to || jid_nameprep(to, host) != 0 || !route_host(host) ||
-	    route_host(host)->type != s->role->host_type) {
+	const struct host *h = to && jid_nameprep(to, host) == 0 ? route_host(host) : NULL;
+
+	if (!h || (h->type != s->role->host_type &&
+		   !(s->role->components_too && h->type == HOST_COMPONENT))) {
 		session_close(s, "host-unknown", NULL);
 		return;
 	}

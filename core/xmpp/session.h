@@ -95,6 +95,10 @@ struct session_role {
 	const char *name;		/* "c2s", "s2sin", "s2sout" */
 	const char *ns;			/* "jabber:client" */
 	enum host_type host_type;	/* what the header's 'to' must be */
+	/* Whether the header's 'to' may name a Component as well (server
+	 * streams: a component's domain is reached over federation like
+	 * one of ours). */
+	bool components_too;
 	/* More namespace declarations of our stream header (s2s: "xmlns:db"),
 	 * written as they are; may be NULL. */
 	const char *header_attrs;

@@ -422,3 +422,38 @@ def test_mam_and_carbons_treat_a_gateway_contact_like_any(ctx):
                         "{jabber:client}message/{jabber:client}body")
         bodies.append(body.text if body is not None else None)
     check(bodies == ["to the gateway", "from the gateway"], "archive %r" % bodies)
+
+
+def test_remote_users_reach_a_component_over_federation(ctx):
+    import server as server_mod
+    from peers import pin
+    comp_port = server_mod.free_port()
+    a = server_mod.Server(ctx.build_dir, hosts=("a.example",),
+                          components={"irc.a.example": {"component_secret": SECRET},
+                                      "echo.a.example": {"module": "echo_component"}},
+                          options={"component_ports": [comp_port],
+                                   "component_interfaces": ["127.0.0.1"]})
+    b = server_mod.Server(ctx.build_dir, hosts=("b.example",))
+    a.options["s2s_static_hosts"] = pin("b.example", b.s2s_port)
+    b.options["s2s_static_hosts"] = dict(pin("a.example", a.s2s_port),
+                                         **pin("irc.a.example", a.s2s_port),
+                                         **pin("echo.a.example", a.s2s_port))
+    plugins = tempfile.mkdtemp(prefix="starling-echo-")
+    with open(os.path.join(plugins, "mod_echo_component.lua"), "w") as f:
+        f.write(ECHO_MODULE)
+    ctx.cleanup(lambda: __import__("shutil").rmtree(plugins))
+    a.options["plugin_paths"] = [plugins]
+    for srv in (a, b):
+        ctx.servers.append(srv)
+        srv.start()
+    comp = ExternalComponent(a, "irc.a.example", SECRET).connect()
+    bob = b.login("remote", resource="r")
+    bob.send(msg("bot@irc.a.example", "over s2s", mid="s1"))
+    comp.expect("message", attrs={"id": "s1", "from": bob.jid}, child="body",
+                text="over s2s", timeout=20)
+    comp.send(msg(bob.jid, "and back", frm="bot@irc.a.example", mid="s2"))
+    bob.expect("message", attrs={"id": "s2", "from": "bot@irc.a.example"}, timeout=20)
+    # a Lua component is reached the same way
+    bob.send(msg("x@echo.a.example", "lua over s2s", mid="s3"))
+    bob.expect("message", attrs={"id": "s3", "from": "x@echo.a.example"},
+               child="body", text="echo: lua over s2s", timeout=20)
