@@ -6,10 +6,13 @@ gateway contact, a config reload adding and removing a Component, and a
 Component served by a Lua module routed the same way."""
 
 import os
+import shutil
 import tempfile
 
 from component import ExternalComponent, component_server
-from harness import bystanders, check, exchange, fixture, sync
+import server as server_mod
+from harness import bystanders, check, fixture, sync
+from peers import pin
 from xmpp import esc, find, find_all, new_id
 
 SECRET = "s3cret-gateway"
@@ -53,7 +56,7 @@ def server(scope):
     plugins = tempfile.mkdtemp(prefix="starling-echo-")
     with open(os.path.join(plugins, "mod_echo_component.lua"), "w") as f:
         f.write(ECHO_MODULE)
-    scope.cleanup(lambda: __import__("shutil").rmtree(plugins))
+    scope.cleanup(lambda: shutil.rmtree(plugins, True))
     return component_server(scope, {
         "irc.localhost": {"component_secret": SECRET, "name": "IRC gateway"},
         "spread.localhost": {"component_secret": SECRET,
@@ -241,7 +244,7 @@ def test_queue_holds_stanzas_until_the_component_connects(server):
     comp = ExternalComponent(server, "queued.localhost", SECRET).connect()
     for i in range(3):
         comp.expect("message", child="body", text="queued %d" % i)
-    iq = comp.expect("iq", attrs={"id": "qiq", "from": user.jid})
+    comp.expect("iq", attrs={"id": "qiq", "from": user.jid})
     comp.send("<iq type='result' id='qiq' from='queued.localhost' to='%s'/>"
               % esc(user.jid))
     user.expect("iq", attrs={"type": "result", "id": "qiq"})
@@ -425,8 +428,6 @@ def test_mam_and_carbons_treat_a_gateway_contact_like_any(ctx):
 
 
 def test_remote_users_reach_a_component_over_federation(ctx):
-    import server as server_mod
-    from peers import pin
     comp_port = server_mod.free_port()
     a = server_mod.Server(ctx.build_dir, hosts=("a.example",),
                           components={"irc.a.example": {"component_secret": SECRET},
@@ -441,7 +442,7 @@ def test_remote_users_reach_a_component_over_federation(ctx):
     plugins = tempfile.mkdtemp(prefix="starling-echo-")
     with open(os.path.join(plugins, "mod_echo_component.lua"), "w") as f:
         f.write(ECHO_MODULE)
-    ctx.cleanup(lambda: __import__("shutil").rmtree(plugins))
+    ctx.cleanup(lambda: shutil.rmtree(plugins, True))
     a.options["plugin_paths"] = [plugins]
     for srv in (a, b):
         ctx.servers.append(srv)
