@@ -13,6 +13,7 @@
 #include "route.h"
 #include "server.h"
 #include "c2s.h"
+#include "component.h"
 #include "http.h"
 #include "http_route.h"
 #include "websocket.h"
@@ -145,7 +146,8 @@ static int setup_hosts(void)
 
 	while (config_host_next(&pos, &name, &type, &module)) {
 		bool comp = type && strcmp(type, "component") == 0;
-		route_host_add(name, comp ? HOST_COMPONENT : HOST_LOCAL);
+		route_host_add(name, comp ? HOST_COMPONENT : HOST_LOCAL)->external =
+			server_host_external(type, module);
 		n++;
 	}
 	sbuf_init(&err);
@@ -571,7 +573,8 @@ int main(int argc, char **argv)
 		s2s_init(secret);
 	else
 		log_info("federation is off (modules_disabled has \"s2s\")");
-	if (setup_hosts() != 0 || setup_listeners() != 0)
+	if (setup_hosts() != 0 || setup_listeners() != 0 ||
+	    server_listen_components() != 0)
 		goto out;
 	if (lx_modules("load_all") != 0)
 		goto out;
@@ -594,6 +597,7 @@ out:
 	listener_close_all();
 	http_close_all();
 	s2s_free_all();
+	component_free_all();
 	dns_stop();
 	route_free();
 	http_route_free_all();

@@ -3,7 +3,9 @@
 #include "server.h"
 #include "config.h"
 #include "conn.h"
+#include "component.h"
 #include "dns.h"
+#include "listener.h"
 #include "log.h"
 #include "route.h"
 #include "tls.h"
@@ -516,6 +518,110 @@ int server_apply_dns(struct sbuf *err)
 	if ((r = dns_start(conn_loop(), &o, err)) != 0)
 		return r;
 	return dns_set_static_hosts(dc.hosts, dc.n_hosts, err);
+}
+
+/* --- external components -------------------------------------------------------- */
+
+static struct session_config comp_cfg;
+static struct session_listen comp_listen = { &component_role, &comp_cfg, false };
+static bool comp_listening;
+
+bool server_host_external(const char *type, const char *module)
+{
+	return type && strcmp(type, "component") == 0 && !module;
+}
+
+static bool read_component_options(const char *domain, struct component_options *o)
+{
+	const char *name, *type, *module;
+	size_t pos = 0;
+	long n;
+
+	while (config_host_next(&pos, &name, &type, &module))
+		if (strcmp(name, domain) == 0)
+			break;
+	if (!name || strcmp(name, domain) != 0 || !server_host_external(type, module))
+		return false;
+	o->secret = config_string(domain, "component_secret", NULL);
+	n = config_int(domain, "component_max_connections", 1);
+	o->max_connections = n > 0 ? (unsigned)n : 1;
+	n = config_int(domain, "component_queue", 0);
+	o->queue = n > 0 ? (unsigned)n : 0;
+	n = config_int(domain, "component_queue_timeout", 30);
+	o->queue_timeout = n > 0 ? (double)n : 30;
+	return true;
+}
+
+static bool has_external(void)
+{
+	const char *name, *type, *module;
+	size_t pos = 0;
+
+	while (config_host_next(&pos, &name, &type, &module))
+		if (server_host_external(type, module))
+			return true;
+	return false;
+}
+
+struct comp_listen_ctx {
+	const char *iface;
+	int failed;
+};
+
+static int comp_port(void *ctx, const char *item)
+{
+	struct comp_listen_ctx *lc = ctx;
+	int port = config_port("component_ports", item);
+
+	if (!port || listener_add(lc->iface, port, "component", session_accept,
+				  &comp_listen) != 0)
+		lc->failed = 1;
+	return lc->failed;
+}
+
+static int comp_iface(void *ctx, const char *iface)
+{
+	struct comp_listen_ctx *lc = ctx;
+
+	lc->iface = iface;
+	if (config_kind("*", "component_ports", NULL) != CONFIG_UNSET)
+		config_each("*", "component_ports", comp_port, lc);
+	else
+		comp_port(lc, "5347");
+	return lc->failed;
+}
+
+int server_listen_components(void)
+{
+	struct comp_listen_ctx lc = { NULL, 0 };
+
+	component_options_hook = read_component_options;
+	if (comp_listening || !has_external())
+		return 0;
+	/* The limits of server streams; the handshake within c2s_timeout. */
+	comp_cfg.preauth_timeout = (double)config_int("*", "c2s_timeout", 60);
+	if (comp_cfg.preauth_timeout <= 0)
+		comp_cfg.preauth_timeout = 60;
+	comp_cfg.idle_timeout = 900;
+	comp_cfg.limits.max_stanza = (size_t)config_int("*", "component_stanza_size_limit",
+		config_int("*", "s2s_stanza_size_limit", 512 * 1024));
+	comp_cfg.limits.max_depth = (unsigned)config_int("*", "s2s_stanza_depth_limit", 32);
+	comp_cfg.limits.max_attrs = (unsigned)config_int("*", "s2s_stanza_attribute_limit", 64);
+	comp_cfg.send_queue_limit = (size_t)config_int("*", "component_send_queue_limit",
+		16 * 1024 * 1024);
+	comp_cfg.parser_release_after = 60;
+	comp_cfg.max_unauth_per_ip = 16;
+	if (config_kind("*", "component_interfaces", NULL) != CONFIG_UNSET) {
+		config_each("*", "component_interfaces", comp_iface, &lc);
+	} else {
+		comp_iface(&lc, "127.0.0.1");
+		/* ::1 where the machine has IPv6 */
+		struct comp_listen_ctx v6 = { NULL, 0 };
+		if (!lc.failed && access("/proc/net/if_inet6", F_OK) == 0)
+			comp_iface(&v6, "::1");
+	}
+	comp_listening = !lc.failed;
+	return lc.failed ? -1 : 0;
 }
 
 /* --- options and pid file ------------------------------------------------------ */

@@ -55,6 +55,17 @@ int server_apply_dns(struct sbuf *err);
 void server_set_options_reader(void (*fn)(void));
 void server_read_options(void);
 
+/* External components (XEP-0114, core/xmpp/component.h): their
+ * per-domain options (component_secret, component_max_connections,
+ * component_queue, component_queue_timeout) read from the Component
+ * sections, and the listeners of component_ports (default 5347) on
+ * component_interfaces (default 127.0.0.1 and ::1), opened when the
+ * config has a Component without a module (at start, or when a reload
+ * adds the first one). 0, or -1 when a port could not be opened. */
+int server_listen_components(void);
+/* Whether a host of the config is served by an external component. */
+bool server_host_external(const char *type, const char *module);
+
 /* The option "pidfile": written at start (after everything is set up),
  * removed at stop. 0 or -errno (logged). */
 int server_write_pidfile(void);

@@ -138,14 +138,36 @@ local function host_info(event)
 	return module:reply(event, reply)
 end
 
+-- Every Component host of the config (XEP-0114 external ones and those a
+-- module serves), named by its section's option "name" when it has one,
+-- as Prosody lists them.
+local function component_items()
+	local cfg, items = core.config(), {}
+	for _, h in ipairs(core.hosts()) do
+		if h.type == "component" then
+			items[#items + 1] = { jid = h.name, name = cfg and cfg:get(h.name, "name") or nil }
+		end
+	end
+	return items
+end
+
 local function host_items(event)
 	local node = event.stanza:get_child("query", NS_ITEMS).attr.node
 	if node then
 		return node_query(event, NS_ITEMS, "host-disco-items-node", node)
 	end
 	local reply = st.reply(event.stanza):tag("query", { xmlns = NS_ITEMS })
+	local listed = {}
 	for _, item in ipairs(module:get_host_items("disco-item")) do
+		if not item.node then
+			listed[item.jid] = true
+		end
 		reply:tag("item", { jid = item.jid, name = item.name, node = item.node }):up()
+	end
+	for _, item in ipairs(component_items()) do
+		if not listed[item.jid] then
+			reply:tag("item", { jid = item.jid, name = item.name }):up()
+		end
 	end
 	module:fire_event("host-disco-items", { origin = event.origin, stanza = event.stanza,
 		reply = reply })

@@ -41,6 +41,8 @@ void ctl_admin_usage(FILE *f)
 	      "  sessions [HOST]              bound sessions (JID, IP, TLS, since)\n"
 	      "  kick JID [REASON]            close a session, or all of an account's\n"
 	      "  s2s list                     server-to-server streams (direction, domains)\n"
+	      "  components                   external components (XEP-0114): domain,\n"
+	      "                               address, since\n"
 	      "  s2s close DOMAIN             close every stream to and from DOMAIN\n"
 	      "  user create|password JID [PASSWORD]  (prompted when not given)\n"
 	      "  user delete JID              delete the account, close its sessions\n"
@@ -464,6 +466,7 @@ static int cmd_user(int argc, char **argv)
 
 static const char *const socket_cmds[] = {
 	"status", "metrics", "reload", "module", "sessions", "kick", "s2s", "log",
+	"components",
 	"shell", "user", "invite",
 	"adduser", "passwd", "deluser",
 };

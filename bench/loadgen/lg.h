@@ -92,6 +92,12 @@ struct lg_opts {
 	int server_pid2;
 	double warmup;		/* chat: seconds at most for one message from
 				 * every account to arrive before measuring */
+	/* chat through an echo component (--component, component.c): each
+	 * account writes to <its own local part>@component, and the
+	 * component sends every message back */
+	const char *component;	/* its domain, or NULL */
+	int component_port;
+	const char *component_secret;
 };
 
 extern struct lg_opts g_opts;
@@ -101,6 +107,12 @@ static inline bool lg_on_second(int user)
 {
 	return g_opts.port2 > 0 && user - g_opts.first >= g_opts.users / 2;
 }
+
+/* The echo component (component.c): connects and authenticates on the
+ * calling thread, then echoes on a thread of its own. 0 or -1 (said). */
+int lg_component_start(void);
+void lg_component_stop(void);
+uint64_t lg_component_echoed(void);
 
 static inline const char *lg_domain_of(int user)
 {

@@ -365,6 +365,8 @@ static void run_chat(double t0)
 	uint64_t recv0, recv1, sent0 = 0, sent1, err0 = 0, recv_w = 0;
 	double run_s, drain_s;
 
+	if (g_opts.component && lg_component_start() != 0)
+		exit(1);
 	connect_all(t0);
 	sleep_s(1);	/* let roster results and presence settle */
 	if (g_opts.warmup > 0) {
@@ -399,6 +401,10 @@ static void run_chat(double t0)
 	rep_num("drain_s", drain_s, "s");
 	rep_hist("latency", merged(offsetof(struct lg_worker, lat_msg)));
 	rep_cpu(&a, &b, "delivered", (double)(sum(C_MSG_RECV) - recv_w));
+	if (g_opts.component) {
+		rep_num("component_echoed", (double)lg_component_echoed(), NULL);
+		lg_component_stop();
+	}
 	close_all(t0);
 }
 
@@ -584,7 +590,10 @@ static void usage(FILE *f)
 	      "    server; the upper half of --users are its accounts, and in chat\n"
 	      "    each account writes to its partner on the other server\n"
 	      "  --warmup S (chat: one message from every account, up to S seconds\n"
-	      "    to arrive, before measuring; 0 = none)\n", f);
+	      "    to arrive, before measuring; 0 = none)\n"
+	      "  --component DOMAIN --component-port N --component-secret S (chat:\n"
+	      "    an echo component, XEP-0114, on the server's component port;\n"
+	      "    each account writes to uN@DOMAIN and gets its message back)\n", f);
 }
 
 static int parse_enum(const char *v, const char *const *names, int n)
@@ -598,6 +607,7 @@ static int parse_enum(const char *v, const char *const *names, int n)
 enum { O_HOST = 256, O_PORT, O_DOMAIN, O_USERS, O_FIRST, O_PREFIX, O_PASSWORD,
        O_RESOURCE, O_TLS, O_MECH, O_RATE, O_DURATION, O_DRAIN, O_RAMP, O_SETTLE,
        O_HOLD, O_TIMEOUT, O_PID, O_JSON, O_QUIET, O_CONC, O_WINDOW, O_SRC,
+       O_COMPONENT, O_COMPONENT_PORT, O_COMPONENT_SECRET,
        O_SIZE, O_COUNT, O_CONTACTS, O_CHANGES, O_TOFULL, O_NOSESSION, O_PAIRS,
        O_CACHE, O_SMACKS, O_RESUME, O_HOST2, O_PORT2, O_DOMAIN2, O_PID2, O_WARMUP };
 
@@ -616,6 +626,9 @@ static const struct option long_opts[] = {
 	{ "jobs", 1, NULL, 'j' }, { "src-addrs", 1, NULL, O_SRC },
 	{ "size", 1, NULL, O_SIZE }, { "count", 1, NULL, O_COUNT },
 	{ "contacts", 1, NULL, O_CONTACTS }, { "changes", 1, NULL, O_CHANGES },
+	{ "component", 1, NULL, O_COMPONENT },
+	{ "component-port", 1, NULL, O_COMPONENT_PORT },
+	{ "component-secret", 1, NULL, O_COMPONENT_SECRET },
 	{ "to-full", 0, NULL, O_TOFULL }, { "no-session", 0, NULL, O_NOSESSION },
 	{ "print-pairs", 0, NULL, O_PAIRS }, { "scram-cache", 1, NULL, O_CACHE },
 	{ "smacks", 0, NULL, O_SMACKS }, { "resume", 1, NULL, O_RESUME },
@@ -671,6 +684,9 @@ static int set_option(int opt, const char *v)
 	case O_CONTACTS: o->contacts = atoi(v); break;
 	case O_CHANGES: o->changes = atoi(v); break;
 	case O_TOFULL: o->to_full = true; break;
+	case O_COMPONENT: o->component = optarg; break;
+	case O_COMPONENT_PORT: o->component_port = atoi(optarg); break;
+	case O_COMPONENT_SECRET: o->component_secret = optarg; break;
 	case O_NOSESSION: o->session = false; break;
 	case O_PAIRS: o->print_pairs = true; break;
 	case O_CACHE: o->scram_cache = v; break;

@@ -190,12 +190,19 @@ static void add_stamp(struct lg_conn *c)
 static bool chat_send(struct lg_conn *c)
 {
 	struct lg_buf *b = &c->out;
-	int to = pick_peer(c->w, c->user);
+	int to = g_opts.component ? c->user : pick_peer(c->w, c->user);
 
 	if (to < 0)
 		return false;
 	lg_buf_adds(b, "<message type='chat' to='");
-	lg_jid_add(b, to, g_opts.to_full);
+	if (g_opts.component) {		/* the account's contact at the echo */
+		lg_buf_adds(b, g_opts.prefix);
+		lg_buf_addu(b, (uint64_t)to);
+		lg_buf_adds(b, "@");
+		lg_buf_adds(b, g_opts.component);
+	} else {
+		lg_jid_add(b, to, g_opts.to_full);
+	}
 	lg_buf_adds(b, "'><body>");
 	add_stamp(c);
 	lg_buf_adds(b, "</body></message>");

@@ -1,5 +1,6 @@
 /* lx_server.c - starling.server: sessions, hosts and reload for admin.lua. */
 #include "lx_server.h"
+#include "component.h"
 #include "conn.h"
 #include "fast.h"
 #include "listener.h"
@@ -122,7 +123,7 @@ static void set_kinds(lua_State *L, const char *k, const uint64_t v[3])
 static int l_counts(lua_State *L)
 {
 	lua_Integer live = 0, authed = 0, hibernating = 0, s2s_in = 0, s2s_out = 0;
-	lua_Integer websocket = 0;
+	lua_Integer websocket = 0, components = 0;
 	const struct session_stats *st = session_stats();
 
 	for (struct session *s = session_first(); s; s = s->all_next) {
@@ -131,6 +132,10 @@ static int l_counts(lua_State *L)
 		if (s2s_is(s)) {
 			s2s_in += !(s->flags & SESS_F_OUTGOING);
 			s2s_out += (s->flags & SESS_F_OUTGOING) != 0;
+			continue;
+		}
+		if (s->role == &component_role) {
+			components += (s->flags & SESS_F_AUTHED) != 0;
 			continue;
 		}
 		live++;
@@ -148,6 +153,7 @@ static int l_counts(lua_State *L)
 	set_int(L, "s2s_in", s2s_in);
 	set_int(L, "s2s_out", s2s_out);
 	set_int(L, "websocket", websocket);
+	set_int(L, "components", components);
 	set_kinds(L, "stanzas_in", st->in);
 	set_kinds(L, "stanzas_out", st->out);
 	return 1;
@@ -218,6 +224,31 @@ static int l_hosts(lua_State *L)
 	return 1;
 }
 
+static int push_component(void *ctx, const struct component_info *ci)
+{
+	lua_State *L = ctx;
+
+	lua_createtable(L, 0, 6);
+	set_str(L, "domain", ci->domain);
+	set_str(L, "ip", ci->ip);
+	set_int(L, "port", ci->port);
+	lua_pushnumber(L, ci->since);
+	lua_setfield(L, -2, "since");
+	set_int(L, "stanzas_in", (lua_Integer)ci->in);
+	set_int(L, "stanzas_out", (lua_Integer)ci->out);
+	lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+	return 0;
+}
+
+/* components() -> { { domain, ip, port, since, stanzas_in, stanzas_out } }:
+ * the connected external components (XEP-0114). */
+static int l_components(lua_State *L)
+{
+	lua_newtable(L);
+	component_each(push_component, L);
+	return 1;
+}
+
 /* kick(jid, condition, text) -> n: closes the session of a full JID, or
  * every session of a bare JID, with a stream error. */
 static int l_kick(lua_State *L)
@@ -270,10 +301,15 @@ static int l_host_add(lua_State *L)
 	static const char *const types[] = { "local", "component", NULL };
 	const char *name = luaL_checkstring(L, 1);
 	int type = luaL_checkoption(L, 2, "local", types);
+	const char *module = luaL_optstring(L, 3, NULL);
+	struct host *h;
 
 	if (!*name || strcmp(name, "*") == 0)
 		return luaL_argerror(L, 1, "not a host name");
-	route_host_add(name, type == 1 ? HOST_COMPONENT : HOST_LOCAL);
+	h = route_host_add(name, type == 1 ? HOST_COMPONENT : HOST_LOCAL);
+	h->external = server_host_external(types[type], module);
+	if (h->external && server_listen_components() != 0)
+		return luaL_error(L, "cannot open the component ports (the log says why)");
 	return 0;
 }
 
@@ -418,6 +454,7 @@ int luaopen_starling_server(lua_State *L)
 		{ "revoke_tokens", l_revoke_tokens },
 		{ "s2s_close", l_s2s_close },
 		{ "hosts", l_hosts },
+		{ "components", l_components },
 		{ "kick", l_kick },
 		{ "close_host", l_close_host },
 		{ "host_add", l_host_add },

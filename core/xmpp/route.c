@@ -1,5 +1,6 @@
 /* route.c - hosts, the session directory, and stanza routing into hooks. */
 #include "route.h"
+#include "component.h"
 #include "jid.h"
 #include "log.h"
 #include "s2s.h"
@@ -270,12 +271,16 @@ static void deliver_local(struct host *h, struct event *ev, const char *totype)
 		if (!handled)
 			handled = fire_named(h, ev, "iq/", totype, NULL);
 		event_release(ev);
-		if (!handled && getset)
+		if (!handled && h->external)
+			component_deliver(h, node);
+		else if (!handled && getset)
 			route_bounce(node, "cancel", "service-unavailable", NULL);
 	} else {
 		handled = fire_named(h, ev, kind, "/", totype, NULL);
 		event_release(ev);
-		if (!handled && kind[0] == 'm')
+		if (!handled && h->external)
+			component_deliver(h, node);
+		else if (!handled && kind[0] == 'm')
 			route_bounce(node, "cancel", "service-unavailable", NULL);
 	}
 }

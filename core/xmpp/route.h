@@ -16,6 +16,9 @@
  *            sender's host (a handler may take or veto the stanza), then
  *            the stanza goes to the server-to-server link (s2s.h). Only
  *            stanzas from one of our domains leave: we relay nothing.
+ * external:  a Component host served by a component over its own stream
+ *            (component.h): delivery events fire on its host as on any,
+ *            and what no handler takes goes to the component.
  */
 #ifndef STARLING_ROUTE_H
 #define STARLING_ROUTE_H
@@ -37,6 +40,10 @@ struct host {
 	char *name;
 	enum host_type type;
 	enum host_auth auth;
+	/* A Component with no module of its own: an external component
+	 * (XEP-0114, component.c) serves it. What no handler of its hooks
+	 * takes goes to the component's stream. */
+	bool external;
 	struct hook_set hooks;
 };
 

@@ -159,12 +159,13 @@ static void send_db_error(struct session *s, const char *name, const char *from,
 	s2s_send_db(s, name, from, to, id, "error", err);
 }
 
-/* A domain of ours, and a server's (not a component's) domain. */
+/* A domain of ours: a VirtualHost's, or a Component's (its stanzas to
+ * and from other servers travel over our streams). */
 static bool is_local(const char *domain)
 {
 	const struct host *h = route_host(domain);
 
-	return h && h->type == HOST_LOCAL;
+	return h && h->type != HOST_GLOBAL;
 }
 
 static void authenticated(struct session *s, struct in_pair *p, const char *method);
@@ -578,6 +579,7 @@ const struct session_role s2s_in_role = {
 	.name = "s2sin",
 	.ns = NS_SERVER,
 	.host_type = HOST_LOCAL,
+	.components_too = true,
 	.header_attrs = "xmlns:db='" NS_DIALBACK "'",
 	.routes_sends = true,
 	.peer_certificate = true,

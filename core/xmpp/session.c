@@ -284,7 +284,9 @@ static void send_header(struct session *s)
 		sbuf_adds(&b, s->id);
 		sbuf_addc(&b, '\'');
 	}
-	sbuf_adds(&b, " version='1.0' xml:lang='en'");
+	if (!s->role->no_features)
+		sbuf_adds(&b, " version='1.0'");
+	sbuf_adds(&b, " xml:lang='en'");
 	if (s->host) {
 		sbuf_adds(&b, " from='");
 		xml_escape(&b, s->host, strlen(s->host));
@@ -504,8 +506,10 @@ static void handle_header(struct session *s, const struct st_node *hdr)
 
 	if (s->role->header && s->role->header(s, hdr))
 		return;
-	if (!to || jid_nameprep(to, host) != 0 || !route_host(host) ||
-	    route_host(host)->type != s->role->host_type) {
+	const struct host *h = to && jid_nameprep(to, host) == 0 ? route_host(host) : NULL;
+
+	if (!h || (h->type != s->role->host_type &&
+		   !(s->role->components_too && h->type == HOST_COMPONENT))) {
 		session_close(s, "host-unknown", NULL);
 		return;
 	}
@@ -517,6 +521,10 @@ static void handle_header(struct session *s, const struct st_node *hdr)
 		s->host = xstrdup(host);
 	if (!s->framing && strcmp(hdr->ns, s->role->ns) != 0) {
 		session_close(s, "invalid-namespace", NULL);
+		return;
+	}
+	if (s->role->no_features) {
+		send_header(s);
 		return;
 	}
 	if (!version || strncmp(version, "1.", 2) != 0) {

@@ -1,8 +1,9 @@
 /*
  * session.h - an XML stream of any role (RFC 6120): its connection, XML
  * parser, stream header, features, STARTTLS, stream errors and limits
- * (session.c), and the role's own negotiation (c2s.c for clients; server
- * and component streams are roles to come).
+ * (session.c), and the role's own negotiation (c2s.c for clients,
+ * s2s_in.c and s2s_out.c for servers, component.c for XEP-0114's
+ * external components).
  *
  * role:     what a kind of stream adds (struct session_role): its
  *           content namespace, which hosts its header may name, its
@@ -94,9 +95,16 @@ struct session_role {
 	const char *name;		/* "c2s", "s2sin", "s2sout" */
 	const char *ns;			/* "jabber:client" */
 	enum host_type host_type;	/* what the header's 'to' must be */
+	/* Whether the header's 'to' may name a Component as well (server
+	 * streams: a component's domain is reached over federation like
+	 * one of ours). */
+	bool components_too;
 	/* More namespace declarations of our stream header (s2s: "xmlns:db"),
 	 * written as they are; may be NULL. */
 	const char *header_attrs;
+	/* A stream of before RFC 6120 (XEP-0114's components): our header
+	 * names no version and no features follow; the peer's needs none. */
+	bool no_features;
 	/* Whether "stream-features" fires for this role (client features:
 	 * registration, CSI, stream management). */
 	bool features_event;

@@ -167,6 +167,7 @@ local function cmd_status()
 		format("sessions: %d", c.bound),
 		format("hibernating: %d", c.hibernating),
 		format("s2s streams: %d incoming, %d outgoing", c.s2s_in, c.s2s_out),
+		format("components: %d connected", c.components),
 		format("listeners: %d", c.listeners),
 		"memory: " .. (rss and mib(rss) .. " resident" or "unknown"),
 		"lua memory: " .. mib(collectgarbage("count") * 1024),
@@ -193,7 +194,8 @@ end
 -- Options only a restart applies: they hold sockets or files open.
 local restart_options = {
 	"interfaces", "c2s_ports", "c2s_direct_tls_ports", "data_path",
-	"storage_max_size", "admin_socket", "pidfile",
+	"storage_max_size", "admin_socket", "pidfile", "component_ports",
+	"component_interfaces",
 }
 
 local function option_keys(cfg, host, keys)
@@ -244,7 +246,7 @@ local function apply_hosts(old, new, lines)
 	end
 	for _, h in ipairs(new.hosts or {}) do
 		if before[h.name] ~= after[h.name] then
-			server.host_add(h.name, h.type or "local")
+			server.host_add(h.name, h.type or "local", h.module)
 			lines[#lines + 1] = "host added: " .. h.name
 		end
 	end
@@ -539,6 +541,39 @@ local function cmd_s2s(args)
 	end
 	local lines = columns(rows)
 	lines[#lines + 1] = format("%d s2s streams", n)
+	return true, lines
+end
+
+-- components: the external components (XEP-0114) connected now, and the
+-- Component hosts that wait for one.
+local function cmd_components(args)
+	if #args > 0 then
+		return false, { "usage: components" }
+	end
+	local rows = { { "DOMAIN", "ADDRESS", "SINCE", "IN", "OUT" } }
+	local connected = {}
+	local list = server.components()
+	sort(list, function(a, b)
+		return a.domain < b.domain or (a.domain == b.domain and a.since < b.since)
+	end)
+	for _, c in ipairs(list) do
+		connected[c.domain] = true
+		rows[#rows + 1] = { c.domain, format("%s:%d", c.ip, c.port),
+			os_date("!%Y-%m-%dT%H:%M:%SZ", floor(c.since)),
+			tostring(c.stanzas_in), tostring(c.stanzas_out) }
+	end
+	local lines = columns(rows)
+	lines[#lines + 1] = format("%d component stream%s", #list, #list == 1 and "" or "s")
+	local waiting = {}
+	for _, h in ipairs(core.hosts()) do
+		if h.type == "component" and not h.module and not connected[h.name] then
+			waiting[#waiting + 1] = h.name
+		end
+	end
+	sort(waiting)
+	if #waiting > 0 then
+		lines[#lines + 1] = "not connected: " .. concat(waiting, ", ")
+	end
 	return true, lines
 end
 
@@ -848,6 +883,7 @@ local help = {
 	"kick JID [REASON]               close a session (full JID) or all of an account's",
 	"s2s list                        server-to-server streams: direction, domains, auth",
 	"s2s close DOMAIN                close every stream to and from DOMAIN",
+	"components                      external components (XEP-0114): domain, address, since",
 	"user create|password JID PASSWORD",
 	"user delete JID                 (closes the account's sessions)",
 	"user revoke-tokens JID          end the account's FAST login tokens",
@@ -858,7 +894,7 @@ local help = {
 local commands = {
 	status = cmd_status, metrics = cmd_metrics, reload = cmd_reload, module = cmd_module,
 	sessions = cmd_sessions, kick = cmd_kick, s2s = cmd_s2s, user = cmd_user, log = cmd_log,
-	invite = cmd_invite,
+	invite = cmd_invite, components = cmd_components,
 	help = function() return true, help end,
 }
 

@@ -48,6 +48,10 @@ M.core_options = {
 	-- name resolution for federation (core/net/dns.c, core/server.c)
 	"s2s_static_hosts", "dns_resolver", "dns_hosts_file", "dns_trust_anchor",
 	"dns_timeout",
+	-- external components, XEP-0114 (core/server.c, core/xmpp/component.c)
+	"component_ports", "component_interfaces", "component_secret",
+	"component_max_connections", "component_queue", "component_queue_timeout",
+	"component_stanza_size_limit", "component_send_queue_limit", "name",
 }
 
 local log_levels = { debug = true, info = true, warn = true, warning = true, error = true }
@@ -340,6 +344,40 @@ local function check_authentication(cfg, report)
 end
 
 -- Checks the config file at path; returns the list of problems.
+-- External components (a Component without a module): each needs its
+-- component_secret; the numbers are counts and seconds.
+local function check_components(cfg, report)
+	for _, h in ipairs(cfg.hosts) do
+		if h.type == "component" then
+			local section = h.section or {}
+			local secret = section.component_secret
+			if h.module and secret ~= nil then
+				report("warning", "host %s: component_secret is set, but the module %s "
+					.. "serves this Component: no external component can connect", h.name,
+					h.module)
+			elseif not h.module and (type(secret) ~= "string" or secret == "") then
+				report("error", "host %s: an external component (a Component without a "
+					.. "module) needs component_secret, a string; without it none can "
+					.. "connect", h.name)
+			end
+			for _, k in ipairs({ "component_max_connections", "component_queue",
+				"component_queue_timeout" }) do
+				local v = cfg:get(h.name, k)
+				if v ~= nil and (math.type(v) ~= "integer" or v < 0) then
+					report("error", "host %s: %s must be a whole number >= 0", h.name, k)
+				end
+			end
+		end
+	end
+	local ports = cfg:get("*", "component_ports")
+	for _, p in ipairs(type(ports) == "table" and ports or { ports }) do
+		local n = math.tointeger(tonumber(p))
+		if not n or n < 1 or n > 65535 then
+			report("error", "option 'component_ports': %s is not a TCP port", tostring(p))
+		end
+	end
+end
+
 function M.check(path, helpers)
 	local problems = {}
 	local function report(level, fmt, ...)
@@ -366,6 +404,7 @@ function M.check(path, helpers)
 	check_core_types(cfg, base, helpers, report)
 	check_authentication(cfg, report)
 	check_tls(cfg, base, helpers, report)
+	check_components(cfg, report)
 	return problems
 end
 

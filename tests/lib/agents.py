@@ -136,12 +136,13 @@ class Agent:
             raise AgentError("%s: blocklist failed: %s" % (self.name, ev))
         return ev["jids"]
 
-    def adhoc(self, node, fields=None, timeout=20):
-        """XEP-0050 command node at the server (slixmpp with
-        plugins=["xep_0050"]), its form filled with fields: the adhoc
+    def adhoc(self, node, fields=None, timeout=20, to=None):
+        """XEP-0050 command node at the server (or at the JID to) (slixmpp
+        with plugins=["xep_0050"]), its form filled with fields: the adhoc
         event ({"ok", "status", "notes", "fields"} or {"ok": False,
         "condition"})."""
-        self._command({"cmd": "adhoc", "node": node, "fields": fields or {}})
+        self._command({"cmd": "adhoc", "node": node, "fields": fields or {},
+                       "to": to})
         return self.wait("adhoc", timeout=timeout, node=node)
 
     def subscribe(self, jid):

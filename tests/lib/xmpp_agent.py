@@ -324,7 +324,7 @@ async def slixmpp_adhoc(xmpp, cmd):
     from slixmpp.exceptions import IqError, IqTimeout
 
     plugin = xmpp["xep_0050"]
-    server = xmpp.boundjid.domain
+    server = cmd.get("to") or xmpp.boundjid.domain
     try:
         iq = await plugin.send_command(server, cmd["node"], action="execute", timeout=10)
         if iq["command"]["status"] == "executing":
