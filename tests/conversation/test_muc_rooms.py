@@ -5,6 +5,8 @@ names, destruction with an alternate venue, temporary rooms going away when
 empty, persistent rooms surviving a restart, and a module reload that keeps
 the occupants."""
 
+import signal
+
 from harness import check, fixture
 from muc import (DATA, MUC, OWNER, SERVICE, USER, codes, configure, create,
                  enter, groupchat, expect_groupchat, item, join, login,
@@ -204,7 +206,11 @@ def test_persistent_room_survives_restart(ctx):
     expect_groupchat(a, room, "owner", "set the subject first")
     a.send("<message to='%s' type='groupchat'><subject>Kept</subject></message>" % room)
     a.expect("message", child="subject", text="Kept")
-    a.close()
+    # the server stops: occupants hear of it (332) before the stream ends
+    srv.send_signal(signal.SIGTERM)
+    p = a.expect("presence", attrs={"from": room + "/owner", "type": "unavailable"})
+    check(codes(p) == [110, 332], codes(p))
+    srv.wait_exit()
     srv.restart()
     a = login(srv, srv.accounts[next(iter(srv.accounts))])
     info = disco(a, room)
