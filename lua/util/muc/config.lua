@@ -82,7 +82,7 @@ local FIELDS = {
 	{ "muc#roomconfig_roomsecret", "text-private", "password", "string", "Password" },
 	{ "muc#roomconfig_whois", "list-single", "whois", WHOIS,
 		"Who may discover occupants' real JIDs" },
-	{ "muc#roomconfig_maxusers", "text-single", "max_users", "whole",
+	{ "muc#roomconfig_maxusers", "list-single", "max_users", "whole",
 		"Maximum number of occupants (0: the service's limit)" },
 	{ "muc#roomconfig_allowinvites", "boolean", "allow_invites", "boolean",
 		"Occupants may invite others" },
@@ -129,6 +129,19 @@ local function add_options(x, set)
 	end
 end
 
+-- XEP-0045 lists maxusers as list-single: some sizes up to the service's
+-- cap, the current value and 0 (no limit but the service's).
+local function add_max_users_options(x, cap, current)
+	local seen = {}
+	for _, n in ipairs({ 0, 10, 20, 30, 50, 100, 200, 500, 1000, current, cap }) do
+		if n <= cap and not seen[n] then
+			seen[n] = true
+			x:tag("option", { label = n == 0 and "no limit" or tostring(n) })
+				:text_tag("value", tostring(n)):up()
+		end
+	end
+end
+
 function M.form(room, limits)
 	local config = room.config
 	local x = st.stanza("x", { xmlns = dataforms.xmlns, type = "form" })
@@ -146,6 +159,8 @@ function M.form(room, limits)
 		x:text_tag("value", value_text(current(config, key)))
 		if type(kind) == "table" then
 			add_options(x, kind)
+		elseif key == "max_users" then
+			add_max_users_options(x, limits.max_users, config.max_users)
 		end
 		x:up()
 	end
@@ -162,7 +177,7 @@ local function read_value(f, values)
 		end
 		return b
 	elseif kind == "whole" then
-		local n = whole(v)
+		local n = whole(v == "none" and "0" or v)
 		if not n then
 			return nil, "'" .. f[1] .. "' must be a whole number"
 		end
