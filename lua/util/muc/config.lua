@@ -131,9 +131,9 @@ end
 
 -- XEP-0045 lists maxusers as list-single: some sizes up to the service's
 -- cap, the current value and 0 (no limit but the service's).
-local function add_max_users_options(x, cap, current)
+local function add_max_users_options(x, cap, value)
 	local seen = {}
-	for _, n in ipairs({ 0, 10, 20, 30, 50, 100, 200, 500, 1000, current, cap }) do
+	for _, n in ipairs({ 0, 10, 20, 30, 50, 100, 200, 500, 1000, value, cap }) do
 		if n <= cap and not seen[n] then
 			seen[n] = true
 			x:tag("option", { label = n == 0 and "no limit" or tostring(n) })
