@@ -641,6 +641,25 @@ end
 
 -- --- iqs to occupants (XEP-0045 7.9, XEP-0410) ----------------------------------------
 
+-- iqs passed to an occupant whose answer never came are forgotten after
+-- PENDING_TTL seconds (looked for once PENDING_SWEEP have piled up).
+local PENDING_TTL, PENDING_SWEEP = 120, 256
+
+local function forget_stale_iqs()
+	if (state.pending_count or 0) < PENDING_SWEEP then
+		return
+	end
+	local now, n = core.uptime(), 0
+	for k, p in pairs(pending) do
+		if now - p.at > PENDING_TTL then
+			pending[k] = nil
+		else
+			n = n + 1
+		end
+	end
+	state.pending_count = n
+end
+
 local function handle_occupant_iq(event)
 	local stanza = event.stanza
 	local t = stanza.attr.type
@@ -649,6 +668,7 @@ local function handle_occupant_iq(event)
 		local p = pending[stanza.attr.id]
 		if p and p.room == jid.bare(stanza.attr.to) and p.target == stanza.attr.from then
 			pending[stanza.attr.id] = nil
+			state.pending_count = state.pending_count - 1
 			local r = stanza:clone()
 			r.attr.id, r.attr.from, r.attr.to = p.id, p.from, p.to
 			module:send(r)
@@ -673,18 +693,10 @@ local function handle_occupant_iq(event)
 	end
 	local full = next(target.sessions)
 	local new_id = id.new()
-	if next(pending) ~= nil then
-		local n = 0
-		for _ in pairs(pending) do
-			n = n + 1
-		end
-		if n > 10000 then -- answers that never came
-			state.pending = {}
-			pending = state.pending
-		end
-	end
+	forget_stale_iqs()
 	pending[new_id] = { room = room.jid, target = full, id = stanza.attr.id,
-		from = stanza.attr.to, to = stanza.attr.from }
+		from = stanza.attr.to, to = stanza.attr.from, at = core.uptime() }
+	state.pending_count = (state.pending_count or 0) + 1
 	local fwd = stanza:clone()
 	fwd.attr.id, fwd.attr.from, fwd.attr.to = new_id, room_jid_of(room, occ.nick), full
 	module:send(fwd)
@@ -877,6 +889,12 @@ admin_ctx = {
 }
 
 function module.load()
+	-- a reload: rooms still locked get their timer again
+	for _, room in pairs(rooms) do
+		if room.locked then
+			lock_timer(room)
+		end
+	end
 	local n = restore_rooms()
 	if n > 0 then
 		module:log("info", "%d persistent rooms restored", n)

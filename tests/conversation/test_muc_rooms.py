@@ -241,3 +241,14 @@ def test_reload_keeps_occupants(ctx):
     enter(b, room, "bob")  # a presence update after the reload
     p = b.expect("presence", attrs={"from": room + "/bob"})
     check(110 in codes(p), codes(p))
+
+
+def test_unconfigured_room_goes_after_the_lock_timeout(ctx):
+    srv = muc_server(ctx, muc_options={"muc_room_lock_timeout": 1})
+    a = login(srv, "alice")
+    room = room_jid("forgotten")
+    create(a, room, "al", instant=False)
+    p = a.expect("presence", attrs={"from": room + "/al", "type": "unavailable"}, timeout=10)
+    check(110 in codes(p), codes(p))
+    r = disco(a, room)
+    check(find(r, "error/{urn:ietf:params:xml:ns:xmpp-stanzas}item-not-found") is not None, r)
