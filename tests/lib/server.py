@@ -164,8 +164,9 @@ class Server:
         self.host_options = dict(host_options or {})
         self.plugins = dict(plugins or {})
         self.hosts = list(hosts)
-        # Component sections: {name: {"module": "echo", "component_secret":
-        # "s3cret", ...}}; without "module" an external component's.
+        # Component sections: {name: module}, {name: (module, {option:
+        # value})} or {name: {"module": "echo", "component_secret":
+        # "s3cret", ...}} (without "module": an external component's).
         self.components = dict(components or {})
         self.domain = self.hosts[0]
         self.proc = None
@@ -219,9 +220,14 @@ class Server:
             lines.append('VirtualHost %s' % lua(host))
             for k, v in self.host_options.get(host, {}).items():
                 lines.append("    %s = %s" % (k, lua(v)))
-        for name, conf in self.components.items():
-            conf = dict(conf)
-            module = conf.pop("module", None)
+        for name, spec in self.components.items():
+            if isinstance(spec, str):
+                module, conf = spec, {}
+            elif isinstance(spec, tuple):
+                module, conf = spec[0], dict(spec[1])
+            else:
+                conf = dict(spec)
+                module = conf.pop("module", None)
             lines.append('')
             lines.append('Component %s%s' % (lua(name), " " + lua(module)
                                               if module else ""))

@@ -1,0 +1,277 @@
+#!/usr/bin/python3
+"""Multi-User Chat side by side: Starling's mod_muc and Prosody's.
+
+    python3 bench/muc.py [--occupants 100] [--talkers 10] [--messages 100]
+                         [--rooms 1000] [--only starling,prosody]
+
+Three figures per server, each from the server's own CPU time
+(/proc/PID/stat, user + system) and resident memory (VmRSS):
+
+  fanout   a room with --occupants occupants of which --talkers talk:
+           each talker sends --messages groupchat messages (paced by what comes
+           back); every occupant must get every message.
+           deliveries per server CPU-second = occupants x talkers x
+           messages / CPU seconds of the sending phase.
+  joins    one client enters --rooms new rooms (8 joins outstanding):
+           joins per server CPU-second, and per wall second.
+  memory   the server's RSS growth over those rooms, each idle with its
+           one occupant, per room.
+
+The clients are Python (asyncio, plain TCP, SCRAM-SHA-256), in this process:
+they count stanzas without parsing them, so that the servers, not the
+clients, set the pace; both servers are driven the same way. ejabberd is
+not run here (its mod_muc needs a YAML config of its own; bench/run.py's
+ejabberd class knows only the IM modules).
+"""
+
+import argparse
+import asyncio
+import base64
+import os
+import re
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "tests", "lib"))
+
+import run as bench_run  # noqa: E402  bench/run.py: servers, accounts, machine info
+from scram import ScramClient  # noqa: E402
+
+SERVICE = "conference.localhost"
+PASSWORD = bench_run.PASSWORD
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class MucStarling(bench_run.Starling):
+    def write_config(self, mam=False):
+        super().write_config(mam)
+        with open(self.cfg, "a") as f:
+            f.write('\nComponent "%s" "muc"\n    muc_room_locking = false\n'
+                    '    muc_max_occupants = 100000\n    muc_max_rooms = 1000000\n'
+                    '    muc_max_rooms_per_user = 1000000\n' % SERVICE)
+
+
+class MucProsody(bench_run.Prosody):
+    def write_config(self, mam=False):
+        super().write_config(mam)
+        with open(self.cfg, "a") as f:
+            f.write('\nComponent "%s" "muc"\n    muc_room_locking = false\n'
+                    '    muc_max_occupants = 100000\n' % SERVICE)
+        self._chown()
+
+
+class Conn:
+    """One logged-in client; counts what it receives by patterns."""
+
+    def __init__(self, server, user):
+        self.server, self.user = server, user
+        self.buf = b""
+        self.counts = {}
+        self.watch = {}
+        self.event = asyncio.Event()
+
+    async def _until(self, pattern):
+        while True:
+            m = re.search(pattern, self.buf)
+            if m:
+                self.buf = self.buf[m.end():]
+                return m
+            data = await self.reader.read(65536)
+            if not data:
+                raise RuntimeError("%s: connection closed: %r" % (self.user, self.buf[-300:]))
+            self.buf += data
+
+    def _open(self):
+        self.writer.write(("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                           "xmlns:stream='http://etherx.jabber.org/streams' to='%s' "
+                           "version='1.0'>" % self.server.domain).encode())
+
+    async def login(self):
+        self.reader, self.writer = await asyncio.open_connection(self.server.host, self.server.port)
+        self._open()
+        await self._until(rb"</stream:features>")
+        s = ScramClient("SCRAM-SHA-256", self.user, PASSWORD)
+        self.writer.write(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism="
+                          b"'SCRAM-SHA-256'>" + base64.b64encode(s.first()) + b"</auth>")
+        m = await self._until(rb"<challenge[^>]*>([^<]*)</challenge>")
+        final = s.final(base64.b64decode(m.group(1)))
+        self.writer.write(b"<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+                          + base64.b64encode(final) + b"</response>")
+        await self._until(rb"<success[^>]*?(/>|>[^<]*</success>)")
+        self._open()
+        await self._until(rb"</stream:features>")
+        self.writer.write(b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                          b"<resource>b</resource></bind></iq>")
+        await self._until(rb"</iq>")
+        self.buf = b""
+
+    def count(self, name, pattern):
+        self.watch[name] = re.compile(pattern)
+        self.counts[name] = 0
+
+    async def pump(self):
+        """Reads until the connection ends, counting the watched patterns
+        (a match split across reads is found on the next, as the tail of
+        the previous read is kept)."""
+        keep = 64
+        tail = b""
+        while True:
+            data = await self.reader.read(262144)
+            if not data:
+                return
+            chunk = tail + data
+            for name, pat in self.watch.items():
+                # what lies wholly in the tail was counted last time
+                self.counts[name] += len(pat.findall(chunk)) - len(pat.findall(tail))
+            tail = chunk[-keep:]
+            self.event.set()
+
+    def send(self, xml):
+        self.writer.write(xml.encode())
+
+
+async def wait_counts(conns, name, want, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        if all(c.counts[name] >= want for c in conns):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+
+
+async def fanout(server, a):
+    users = ["m%d" % i for i in range(1, a.occupants + 1)]
+    conns = [Conn(server, u) for u in users]
+    for c in conns:
+        await c.login()
+    room = "fanout@" + SERVICE
+    pumps = []
+    for i, c in enumerate(conns):
+        c.count("joined", rb"code=['\"]110['\"]")
+        c.count("body", rb"<body>")
+        pumps.append(asyncio.ensure_future(c.pump()))
+        c.send("<presence to='%s/n%d'><x xmlns='http://jabber.org/protocol/muc'>"
+               "<history maxstanzas='0'/></x></presence>" % (room, i))
+        await wait_counts([c], "joined", 1, 30)
+    talkers = conns[:a.talkers]
+    total = a.talkers * a.messages
+    window = 4  # flush every 4 messages; at most 16 of a talker's in flight
+    cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+
+    async def talk(c, k):
+        for j in range(a.messages):
+            # a talker sees its own messages come back among the others
+            while j - c.counts["body"] // a.talkers >= window * 4:
+                await asyncio.sleep(0.001)
+            c.send("<message to='%s' type='groupchat'><body>t%d m%d</body></message>"
+                   % (room, k, j))
+            if j % window == window - 1:
+                await c.writer.drain()
+    await asyncio.gather(*(talk(c, k) for k, c in enumerate(talkers)))
+    ok = await wait_counts(conns, "body", total, 120)
+    cpu, wall = cpu_seconds(server.pid) - cpu0, time.monotonic() - t0
+    for c in conns:
+        c.writer.close()
+    for p in pumps:
+        p.cancel()
+    got = sum(min(c.counts["body"], total) for c in conns)
+    return {"deliveries": got, "complete": ok, "cpu_s": round(cpu, 3), "wall_s": round(wall, 3),
+            "deliveries_per_cpu_s": round(got / cpu) if cpu > 0 else None}
+
+
+async def joins(server, a):
+    c = Conn(server, "j1")
+    await c.login()
+    c.count("joined", rb"code=['\"]110['\"]")
+    pump = asyncio.ensure_future(c.pump())
+    rss0, cpu0, t0 = rss_kib(server.pid), cpu_seconds(server.pid), time.monotonic()
+    outstanding = 8
+    for i in range(a.rooms):
+        c.send("<presence to='r%d@%s/j'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+               % (i, SERVICE))
+        while i + 1 - c.counts["joined"] > outstanding:
+            await asyncio.sleep(0.0005)
+    ok = await wait_counts([c], "joined", a.rooms, 120)
+    cpu, wall = cpu_seconds(server.pid) - cpu0, time.monotonic() - t0
+    await asyncio.sleep(1)
+    rss = rss_kib(server.pid) - rss0
+    c.writer.close()
+    pump.cancel()
+    return {"joins": c.counts["joined"], "complete": ok, "cpu_s": round(cpu, 3),
+            "wall_s": round(wall, 3),
+            "joins_per_cpu_s": round(c.counts["joined"] / cpu) if cpu > 0 else None,
+            "joins_per_s": round(c.counts["joined"] / wall),
+            "kib_per_idle_room": round(rss / a.rooms, 2)}
+
+
+def bench(cls, work, cert, a, **kw):
+    server = cls(work, cert, **kw)
+    server.create_accounts("m", 1, a.occupants)
+    server.create_accounts("j", 1, 1)
+    server.start()
+    try:
+        time.sleep(1)
+        out = {"server": server.name, "version": server.version}
+        # the rooms first: the fan-out's garbage would blur their memory
+        out["joins"] = asyncio.run(joins(server, a))
+        out["fanout"] = asyncio.run(fanout(server, a))
+        return out
+    finally:
+        server.stop()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--occupants", type=int, default=100)
+    p.add_argument("--talkers", type=int, default=10)
+    p.add_argument("--messages", type=int, default=100)
+    p.add_argument("--rooms", type=int, default=1000)
+    p.add_argument("--build", default="build")
+    p.add_argument("--only", default="starling,prosody")
+    a = p.parse_args()
+    bench_run.raise_nofile()
+    work = tempfile.mkdtemp(prefix="muc-bench-")
+    os.chmod(work, 0o755)  # prosody runs as its own user
+    cert = bench_run.make_cert(work)
+    results = []
+    for name in a.only.split(","):
+        if name == "starling":
+            results.append(bench(MucStarling, work, cert, a, build=a.build))
+        elif name == "prosody":
+            if not MucProsody.available(a.build):
+                print("prosody is not installed (make bench-deps)")
+                continue
+            results.append(bench(MucProsody, work, cert, a))
+    print("machine:", bench_run.machine())
+    head = ("server", "deliveries/CPU-s", "fan-out CPU s", "joins/CPU-s", "joins/s",
+            "KiB per idle room")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for r in results:
+        f, j = r["fanout"], r["joins"]
+        print("| %s | %s%s | %s | %s%s | %s | %s |" % (
+            r["version"], f["deliveries_per_cpu_s"], "" if f["complete"] else " (incomplete)",
+            f["cpu_s"], j["joins_per_cpu_s"], "" if j["complete"] else " (incomplete)",
+            j["joins_per_s"], j["kib_per_idle_room"]))
+    print(results)
+
+
+if __name__ == "__main__":
+    main()
