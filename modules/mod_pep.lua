@@ -9,7 +9,8 @@
 -- list "<node>+notify". The capabilities of a verification string are
 -- asked once (disco#info to the full JID that showed it), checked against
 -- the string, and kept for every account of the server; a resource whose
--- presence has no <c/> is asked directly. The last item of each node the
+-- presence has no <c/> gets no notifications, except a remote contact's
+-- resource known only from its probe, which is asked directly. The last item of each node the
 -- resource is interested in goes to a contact's resource when its
 -- available presence or probe arrives and to the account's own resources
 -- when they become available.
@@ -182,8 +183,10 @@ local function send_last_items(username, full, features)
 end
 
 -- full (a resource of the account or of a contact) is available with
--- presence p: its last items now, or once its caps are known.
-local function arrived(username, full, p)
+-- presence p: its last items now, or once its caps are known. A resource
+-- without caps is asked directly only when direct (a remote contact's
+-- probe, which carries none); else it wants no notifications.
+local function arrived(username, full, p, direct)
 	local user = user_of(username)
 	sent[user] = sent[user] or {}
 	if sent[user][full] then
@@ -194,7 +197,10 @@ local function arrived(username, full, p)
 		sent[user][full] = true
 		return send_last_items(username, full, features)
 	end
-	ask_caps(user, full, caps.of(p))
+	local c = caps.of(p)
+	if c or direct then
+		ask_caps(user, full, c)
+	end
 end
 
 local function gone(user, full)
@@ -335,7 +341,7 @@ local function contact_presence(event)
 		remote[user][from] = known or false
 		p = nil
 	end
-	arrived(username, from, p)
+	arrived(username, from, p, p == nil)
 	return nil
 end
 
