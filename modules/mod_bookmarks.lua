@@ -114,6 +114,20 @@ local function export(username)
 	end
 end
 
+-- Whether two <conference/>s of urn:xmpp:bookmarks:1 say the same (the
+-- parts XEP-0048 carries; extensions are not compared).
+local function same(a, b)
+	if not (a and b) then
+		return false
+	end
+	local function joins(c)
+		return c.attr.autojoin == "true" or c.attr.autojoin == "1"
+	end
+	return a.attr.name == b.attr.name and joins(a) == joins(b)
+		and a:get_child_text("nick") == b:get_child_text("nick")
+		and a:get_child_text("password") == b:get_child_text("password")
+end
+
 -- From a <storage/> (private or legacy PEP) to the bookmarks node.
 local function import(username, storage)
 	local service, ctx = pep.service(username)
@@ -121,10 +135,10 @@ local function import(username, storage)
 	local existing = service:get_node(NS_BOOKMARKS) and service:items_of(NS_BOOKMARKS) or {}
 	local have = {}
 	for _, item in ipairs(existing) do
-		have[item.id] = tostring(item.payload:get_child("conference", NS_BOOKMARKS) or "")
+		have[item.id] = item.payload:get_child("conference", NS_BOOKMARKS) or false
 	end
 	for room, conf in pairs(rooms) do
-		if have[room] ~= tostring(conf) then
+		if not same(have[room], conf) then
 			local item = st.stanza("item", { xmlns = pubsub_iq.xmlns, id = room }):add_child(conf)
 			local ok, e = pubsub_iq.publish(service, ctx, NS_BOOKMARKS, item, user_of(username), NODE_CONFIG)
 			if not ok then

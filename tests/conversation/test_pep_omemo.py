@@ -45,6 +45,7 @@ def test_omemo_shape(server):
     caps.answer(alice, features)
     alice2 = server.login(alice.account, resource="laptop")
     caps.presence(alice2, features)       # the same caps: known already
+    alice2.roundtrip()
     bob = server.login("bob", presence=True)
 
     publish(alice, LEGACY_DEVICES, "current", device_list(31415), options=OPEN)
