@@ -48,7 +48,9 @@ local roster_store = roster_lib.open(module)
 
 -- Shared by every host and kept across reloads:
 --   by_ver[ver]      the features of a verified caps string (a set)
---   by_jid[full]     the features of a full JID that showed no caps
+--   by_jid[full]     the features of a full JID that showed no caps, or
+--                    caps whose verification string did not match (some
+--                    clients announce a stale one): trusted for it alone
 --   pending[iq id]   { to =, ver =, waiters = { { user =, to = } } }
 --   asking[ver]      the id of the query for ver, while one is out
 local caps_cache = module:shared("/pep/caps")
@@ -61,7 +63,8 @@ local by_ver, by_jid, pending, asking = caps_cache.by_ver, caps_cache.by_jid, ca
 
 -- Per host: remote[user][full] = caps ({ node, ver }) or false: resources
 -- of remote contacts that showed the user their presence; sent[user][full]
--- = true once that resource had the last items.
+-- = the caps ver ("" without caps) that resource had the last items for
+-- (new capabilities, new interests: sent again).
 local remote = module:shared("remote")
 local sent = module:shared("sent")
 
@@ -100,15 +103,12 @@ end
 -- The features of a full JID that showed presence p (nil: not known yet).
 local function features_of(full, p)
 	local c = caps.of(p)
-	if c then
-		return by_ver[c.ver]
-	end
-	return by_jid[full]
+	return c and by_ver[c.ver] or by_jid[full]
 end
 
 -- Asks full for its disco#info (node#ver when c), once per ver; when the
--- answer comes, user's last items go to full.
-local function ask_caps(user, full, c)
+-- answer comes, user's last items go to full (user nil: only learn them).
+local function ask_caps(user, full, c, key)
 	local qid = c and asking[c.ver]
 	if not qid then
 		qid = id.new()
@@ -120,8 +120,8 @@ local function ask_caps(user, full, c)
 			:tag("query", { xmlns = NS_INFO, node = c and (c.node .. "#" .. c.ver) or nil }))
 	end
 	local w = pending[qid].waiters
-	if #w < 1000 then
-		w[#w + 1] = { user = user, to = full }
+	if user and #w < 1000 then
+		w[#w + 1] = { user = user, to = full, key = key }
 	end
 end
 
@@ -188,22 +188,24 @@ end
 -- probe, which carries none); else it wants no notifications.
 local function arrived(username, full, p, direct)
 	local user = user_of(username)
+	local c = caps.of(p)
+	local key = c and c.ver or ""
 	sent[user] = sent[user] or {}
-	if sent[user][full] then
-		return
+	if sent[user][full] == key then
+		return -- sent for these capabilities already
 	end
 	local features = features_of(full, p)
 	if features then
-		sent[user][full] = true
+		sent[user][full] = key
 		return send_last_items(username, full, features)
 	end
-	local c = caps.of(p)
 	if c or direct then
-		ask_caps(user, full, c)
+		ask_caps(user, full, c, key)
 	end
 end
 
 local function gone(user, full)
+	by_jid[full] = nil
 	if sent[user] then
 		sent[user][full] = nil
 		if next(sent[user]) == nil then
@@ -238,18 +240,19 @@ local function caps_answer(event)
 	end
 	-- a query may have waiters on every host
 	for _, w in ipairs(q.waiters) do
-		core.fire(jid.host(w.user), "pep/caps-known", { user = w.user, to = w.to, features = features })
+		core.fire(jid.host(w.user), "pep/caps-known", { user = w.user, to = w.to, key = w.key,
+			features = features })
 	end
 	return true
 end
 
 local function caps_known(event)
 	local user, to = event.user, event.to
-	if sent[user] and sent[user][to] then
+	if sent[user] and sent[user][to] == event.key then
 		return nil
 	end
 	sent[user] = sent[user] or {}
-	sent[user][to] = true
+	sent[user][to] = event.key
 	send_last_items(jid.node(user), to, event.features)
 	return nil
 end
@@ -318,6 +321,12 @@ local function contact_presence(event)
 	end
 	local roster = roster_lib.load(roster_store, username)
 	if not (roster and roster_lib.is_subscribed(roster, bare)) then
+		-- not (yet) interested: learn the capabilities all the same, so
+		-- that they are known once the subscription is there
+		local c = t == nil and caps.of(stanza)
+		if c and not by_ver[c.ver] then
+			ask_caps(nil, from, c)
+		end
 		return nil
 	end
 	local p = stanza
@@ -329,12 +338,7 @@ local function contact_presence(event)
 		end
 	elseif t == nil then
 		remote[user] = remote[user] or {}
-		local c = caps.of(stanza)
-		local old = remote[user][from]
-		if old and c and old.ver ~= c.ver and sent[user] then
-			sent[user][from] = nil -- new capabilities: new interests
-		end
-		remote[user][from] = c or false
+		remote[user][from] = caps.of(stanza) or false
 	else
 		local known = remote[user] and remote[user][from]
 		remote[user] = remote[user] or {}
