@@ -112,7 +112,8 @@ local function ask_caps(user, full, c, key)
 	local qid = c and asking[c.ver]
 	if not qid then
 		qid = id.new()
-		pending[qid] = { to = full, ver = c and c.ver, hash = c and c.hash, waiters = {} }
+		pending[qid] = { to = full, ver = c and c.ver, hash = c and c.hash, waiters = {},
+			asked = os.time() }
 		if c then
 			asking[c.ver] = qid
 		end
@@ -233,7 +234,8 @@ local function caps_answer(event)
 	end
 	local query = stanza.attr.type == "result" and stanza:get_child("query", NS_INFO)
 	local features = query and caps.features(query) or {}
-	if query and q.ver and (q.hash ~= "sha-1" or caps.ver(query) == q.ver) then
+	-- only a checked sha-1 string is shared; anything else is that JID's
+	if query and q.ver and q.hash == "sha-1" and caps.ver(query) == q.ver then
 		by_ver[q.ver] = features
 	elseif query then
 		by_jid[q.to] = features
@@ -255,6 +257,20 @@ local function caps_known(event)
 	sent[user][to] = event.key
 	send_last_items(jid.node(user), to, event.features)
 	return nil
+end
+
+-- Queries nobody answered within a minute are forgotten (their waiters
+-- get nothing; the next presence with that string asks again).
+local function expire_queries(now)
+	for qid, q in pairs(pending) do
+		if now - q.asked > 60 then
+			pending[qid] = nil
+			if q.ver and asking[q.ver] == qid then
+				asking[q.ver] = nil
+			end
+		end
+	end
+	return 60
 end
 
 -- --- the iq side ---------------------------------------------------------------------
@@ -428,6 +444,7 @@ for _, kind in ipairs({ "iq-get", "iq-set" }) do
 		module:hook(kind .. "/bare/" .. ns .. ":pubsub", budget:wrap(1, handle_bare))
 	end
 end
+module:add_timer(60, expire_queries)
 module:hook("iq/host", caps_answer, 20)
 module:hook("pep/caps-known", caps_known)
 module:hook("presence/bare", contact_presence, 10)
