@@ -9,6 +9,9 @@
 -- a get naming more than one element: bad-request; a fragment larger than
 -- private_max_size, or more than private_max_items fragments:
 -- policy-violation.
+--
+-- Events it fires on the host: "private-stored" { username, host, key,
+-- element } after a fragment was stored (mod_bookmarks reads bookmarks).
 
 local cost = require "util.cost"
 local st = require "util.stanza"
@@ -119,7 +122,12 @@ local function handle_set(event)
 		module:log_store_error(err, "cannot store private data of %s", origin.bare_jid)
 		return module:reply(event, st.store_error_reply(event.stanza, err))
 	end
-	return module:reply(event, st.reply(event.stanza))
+	module:reply(event, st.reply(event.stanza))
+	for key, element in pairs(keys) do
+		module:fire_event("private-stored", { username = origin.username, host = origin.host,
+			key = key, element = element })
+	end
+	return true
 end
 
 -- XEP-0049 2.3: nobody reads or writes another account's private data.

@@ -9,6 +9,9 @@
 -- that does not exist: service-unavailable; a set on another account:
 -- forbidden; a vCard larger than vcard_max_size: policy-violation. Setting
 -- an empty <vCard/> removes the stored one.
+--
+-- Events it fires on the host: "vcard-stored" { username, host, vcard }
+-- after the account set its vCard (vcard nil: removed).
 
 local jid = require "util.jid"
 local cost = require "util.cost"
@@ -88,7 +91,10 @@ local function set_own(event)
 		module:log_store_error(err, "cannot store the vCard of %s", origin.bare_jid)
 		return module:reply(event, st.store_error_reply(stanza, err))
 	end
-	return module:reply(event, st.reply(stanza))
+	module:reply(event, st.reply(stanza))
+	module:fire_event("vcard-stored", { username = origin.username, host = origin.host,
+		vcard = has_content and vcard or nil })
+	return true
 end
 
 local function set_other(event)
