@@ -609,6 +609,7 @@ out:
 	lx_close();
 	store_close();
 	tls_free_all();
+	server_free_certs();
 	ipstate_free_all();
 	conn_global_free();
 	ev_loop_destroy(loop);

@@ -10,6 +10,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -49,7 +50,12 @@ void ctl_admin_usage(FILE *f)
 	      "                               the server is stopped)\n"
 	      "  log reopen                   reopen the log file (like SIGUSR1)\n"
 	      "  shell [CODE]                 Lua console inside the server\n"
-	      "  check [CONFIG]               validate a config file\n", f);
+	      "  check [CONFIG]               validate a config file\n"
+	      "  cert import DIR...           the hosts' certificates from DIR (a Let's\n"
+	      "                               Encrypt live/ directory, HOST.crt and\n"
+	      "                               HOST.key, fullchain.pem and privkey.pem)\n"
+	      "                               into the certificates directory; a\n"
+	      "                               running server reloads them\n", f);
 }
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -525,6 +531,37 @@ int ctl_admin_run(int argc, char **argv)
 		r = simple(&c, argc, argv);
 	ctl_disconnect(&c);
 	return r;
+}
+
+int ctl_admin_reload(void)
+{
+	char path[PATH_MAX], pb[PATH_MAX];
+	struct ctl_conn c;
+	struct stat st;
+	const char *pidfile;
+	char *words[] = { "reload" };
+	long pid = 0;
+	FILE *f;
+	int r;
+
+	if (socket_path(path, sizeof(path)) == 0 && stat(path, &st) == 0 &&
+	    st.st_uid == geteuid() && ctl_connect(&c, path, sizeof(path)) == 0) {
+		r = simple(&c, 1, words);
+		ctl_disconnect(&c);
+		return r;
+	}
+	pidfile = server_path(config_string("*", "pidfile", NULL), pb, sizeof(pb));
+	if (!pidfile || !(f = fopen(pidfile, "r")))
+		return -ENOENT;
+	if (fscanf(f, "%ld", &pid) != 1 || pid <= 1)
+		pid = 0;
+	fclose(f);
+	if (!pid || kill((pid_t)pid, 0) != 0)
+		return -ENOENT;
+	if (kill((pid_t)pid, SIGHUP) != 0)
+		return fail("cannot signal the server (pid %ld): %s", pid, strerror(errno));
+	printf("sent SIGHUP to the server (pid %ld): it reloads; its log says how it went\n", pid);
+	return 0;
 }
 
 /* --- check ---------------------------------------------------------------------- */

@@ -426,6 +426,10 @@ int main(int argc, char **argv)
 	log_setup("warn", "stderr");
 	if (lx_init(lua_dir) != 0 || config_load(real) != 0)
 		goto out;
+	if (strcmp(argv[optind], "cert") == 0) {
+		rc = ctl_cert(argc - optind, argv + optind);
+		goto out;
+	}
 	if (ctl_admin_handles(argv[optind])) {
 		rc = ctl_admin_run(argc - optind, argv + optind);
 		goto out;
