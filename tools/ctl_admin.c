@@ -21,6 +21,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <time.h>
 
 #define MAX_HEADER 64
 
@@ -579,8 +581,8 @@ static const char *ssl_reason(void)
 
 /* What the server would say about cert and key: the first error into
  * err (empty when none), a warning into warn (empty when none). */
-static void tls_problem(const char *cert, const char *key, char *err, size_t en,
-			char *warn, size_t wn)
+static void tls_problem(const char *cert, const char *key, const char *host,
+			char *err, size_t en, char *warn, size_t wn)
 {
 	struct stat st;
 	SSL_CTX *ctx;
@@ -614,18 +616,24 @@ static void tls_problem(const char *cert, const char *key, char *err, size_t en,
 	else if ((x = SSL_CTX_get0_certificate(ctx)) &&
 		 X509_cmp_current_time(X509_get0_notAfter(x)) < 0)
 		snprintf(err, en, "certificate %s has expired", cert);
+	else if (host && x && X509_check_host(x, host, 0, 0, NULL) != 1)
+		snprintf(err, en, "certificate %s does not name %s (the wrong certificate: "
+			 "get one for %s, then starlingctl cert import DIR)", cert, host, host);
 	else if (x && X509_cmp_current_time(X509_get0_notBefore(x)) > 0)
 		snprintf(warn, wn, "certificate %s is not valid yet", cert);
+	else if (x && X509_cmp_time(X509_get0_notAfter(x), &(time_t){ time(NULL) + 14 * 86400 }) < 0)
+		snprintf(warn, wn, "certificate %s expires in less than 14 days (renew it, "
+			 "then starlingctl cert import DIR)", cert);
 	ERR_clear_error();
 	SSL_CTX_free(ctx);
 }
 
 static int l_tls(lua_State *L)
 {
-	char err[2 * PATH_MAX + 128], warn[PATH_MAX + 128];
+	char err[2 * PATH_MAX + 512], warn[PATH_MAX + 128];
 
-	tls_problem(luaL_checkstring(L, 1), luaL_checkstring(L, 2), err, sizeof(err),
-		    warn, sizeof(warn));
+	tls_problem(luaL_checkstring(L, 1), luaL_checkstring(L, 2), luaL_optstring(L, 3, NULL),
+		    err, sizeof(err), warn, sizeof(warn));
 	if (err[0])
 		lua_pushstring(L, err);
 	else

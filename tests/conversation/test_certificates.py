@@ -88,3 +88,36 @@ def test_cert_import_finds_nothing_for_a_host_it_has_no_certificate_of(ctx):
         check(p.returncode == 1, "exit %d" % p.returncode)
         check("localhost: no certificate for it in %s" % live in p.stdout, p.stdout)
         check(not os.path.exists(os.path.join(ca.dir, "certs", "localhost.crt")))
+
+
+def test_check_finds_a_wrong_certificate_and_a_misspelt_option_with_their_fixes(ctx):
+    """starlingctl check: the certificate of the certificates directory
+    names another domain (an error, with the fix), an option with a typo
+    (did you mean...); after the fixes, check passes."""
+    with pki.CA() as ca:
+        certs = os.path.join(ca.dir, "server-certs")
+        os.makedirs(certs)
+        wrong, wrong_key = ca.issue("other.example", name="wrong")
+        shutil.copy(ca.chain(wrong), os.path.join(certs, "localhost.crt"))
+        shutil.copy(wrong_key, os.path.join(certs, "localhost.key"))
+        srv = ctx.server(start=False, options={"ssl": {}, "certificates": certs,
+                                               "c2s_idle_timout": 900})
+        srv.start()
+        p = srv.ctl("check", check=False)
+        check(p.returncode == 1, "check passed:\n%s" % p.stdout)
+        check("does not name localhost" in p.stdout and "starlingctl cert import" in p.stdout,
+              p.stdout)
+        check("unknown option 'c2s_idle_timout'" in p.stdout
+              and "did you mean 'c2s_idle_timeout'?" in p.stdout, p.stdout)
+        # the fixes: the right certificate, the option's name
+        right, right_key = ca.issue("localhost", name="right")
+        live = lets_encrypt_dir(os.path.join(ca.dir, "le"), "localhost", ca.chain(right),
+                                right_key)
+        srv.ctl("cert", "import", live)
+        with open(srv.config_path) as f:
+            text = f.read()
+        with open(srv.config_path, "w") as f:
+            f.write(text.replace("c2s_idle_timout", "c2s_idle_timeout"))
+        p = srv.ctl("check", check=False)
+        check(p.returncode == 0, p.stdout)
+        check("does not name" not in p.stdout and "c2s_idle_timout" not in p.stdout, p.stdout)
