@@ -177,10 +177,10 @@ local function cmd_status()
 	-- certificate_expiry_warning, days: "expires soon" under it)
 	local soon = (core.config():get("*", "certificate_expiry_warning") or 14) * 86400
 	local now = os_time()
-	for _, c in ipairs(server.certificates()) do
-		local left = c.not_after - now
-		lines[#lines + 1] = format("certificate %s: %s, until %s (%s)%s", c.host, c.file,
-			os_date("!%Y-%m-%d", c.not_after),
+	for _, cert in ipairs(server.certificates()) do
+		local left = cert.not_after - now
+		lines[#lines + 1] = format("certificate %s: %s, until %s (%s)%s", cert.host, cert.file,
+			os_date("!%Y-%m-%d", cert.not_after),
 			left < 0 and "expired" or (floor(left / 86400) .. " days left"),
 			left < 0 and " EXPIRED" or left < soon and " EXPIRES SOON" or "")
 	end

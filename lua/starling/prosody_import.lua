@@ -122,8 +122,8 @@ end
 
 local function read_list(path)
 	local items = {}
-	local _, err = read_chunk(path, { item = function(i) items[#items + 1] = i end })
-	if err then
+	local ok, err = read_chunk(path, { item = function(i) items[#items + 1] = i end })
+	if ok == nil and err then
 		return nil, err
 	end
 	return items
@@ -329,8 +329,11 @@ local function import_user(host, name, files, s, counts, warn)
 	end
 	local function load_list(store)
 		local path = files[store .. ".list"]
-		local v, err = path and read_list(path)
-		if path and not v then
+		if not path then
+			return nil
+		end
+		local v, err = read_list(path)
+		if not v then
 			warn(who .. ": " .. tostring(err) .. ": skipped")
 		end
 		return v
@@ -368,9 +371,9 @@ function M.import(dir, opts)
 	local list_dir = opts.list_dir
 	local counts = { hosts = 0, users = 0, accounts = 0, contacts = 0, vcards = 0,
 		private = 0, offline = 0, archive = 0, skipped = {}, skipped_hosts = 0 }
-	local hosts, err = list_dir(dir)
+	local hosts, lerr = list_dir(dir)
 	if not hosts then
-		return nil, format("%s: %s", dir, tostring(err))
+		return nil, format("%s: %s", dir, tostring(lerr))
 	end
 	sort(hosts)
 	for _, hname in ipairs(hosts) do
