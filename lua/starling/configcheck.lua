@@ -291,6 +291,13 @@ local function check_tls(cfg, base, helpers, report)
 			else
 				n = n + 1
 				local err, warn = helpers.tls(resolve(ssl.certificate), resolve(ssl.key), h.name)
+				if err and err:find(" does not name ", 1, true)
+					and not (h.section and h.section.ssl) then
+					-- the global certificate, shared by every host: the
+					-- host has none of its own
+					report("warning", "host %s: %s", h.name, err)
+					err = nil
+				end
 				if err then
 					report("error", "host %s: %s", h.name, err)
 				end
