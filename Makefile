@@ -5,11 +5,14 @@
 #   make test-asan  the same suite on an ASan + UBSan build
 #   make test-tsan  the same suite on a ThreadSanitizer build
 #   make deps       install the Debian packages needed (root), or say which
+#   make deb        build/deb/starling_*.deb (packaging/: unit, config, debian/)
 
 PREFIX ?= /usr/local
 CC ?= cc
 BUILD ?= build
 PYTHON ?= /usr/bin/python3
+# The config file starling and starlingctl read without -c.
+DEFAULT_CONFIG ?= starling.cfg
 
 PKGS := lua5.4 libidn openssl expat
 CFLAGS ?= -O2 -g
@@ -21,6 +24,7 @@ LAYERS := core/base core/net core/xmpp core/http core/events core/features core/
 INCLUDES := -Icore $(LAYERS:%=-I%)
 XCFLAGS := -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -D_GNU_SOURCE -pthread $(INCLUDES) \
+	-DSTARLING_DEFAULT_CONFIG='"$(DEFAULT_CONFIG)"' \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # libunbound (DNS, core/net/dns.c) uses libevent, and libev exports
 # libevent's names too (its emulation layer): libevent is linked before
@@ -39,7 +43,7 @@ BUILD_DEPS := gcc make pkg-config libev-dev libexpat1-dev libssl-dev \
 TEST_DEPS := python3 python3-slixmpp python3-aioxmpp python3-nbxmpp python3-openssl lua-check lmdb-utils prosody prosody-modules \
 	go-sendxmpp mcabber tmux sendxmpp profanity nsd ldnsutils \
 	lua-unbound ejabberd python3-websockets python3-prometheus-client \
-	biboumi ngircd
+	biboumi ngircd debhelper dpkg-dev fakeroot lintian systemd
 
 # core/*.c (start-up, server settings, admin socket) is the "server" layer.
 LAYER_LIBS := $(foreach l,server $(notdir $(LAYERS)),$(BUILD)/lib/lib$(l).a)
@@ -165,10 +169,25 @@ install: all
 	cp -r lua modules $(DESTDIR)$(PREFIX)/share/starling/
 	install -m 644 example.cfg $(DESTDIR)$(PREFIX)/share/starling/
 
+# The Debian package, built by dpkg-buildpackage from a copy of the tree
+# (packaging/debian becomes its debian/): build/deb/starling_VERSION_ARCH.deb.
+DEB_SRC := $(BUILD)/deb/starling
+deb:
+	$(call need_pkgs,$(BUILD_DEPS) debhelper dpkg-dev fakeroot)
+	rm -rf $(BUILD)/deb && mkdir -p $(DEB_SRC)
+	cp -r Makefile README.md example.cfg core storage tools lua modules packaging \
+		$(DEB_SRC)/
+	cp -r packaging/debian $(DEB_SRC)/debian
+	cp packaging/starling.service $(DEB_SRC)/debian/starling.service
+	cp packaging/starling.logrotate $(DEB_SRC)/debian/starling.logrotate
+	cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b -j2 >../build.log 2>&1 || \
+		{ tail -40 ../build.log; exit 1; }
+	@ls $(BUILD)/deb/*.deb
+
 clean:
 	rm -rf build build-asan build-tsan
 
 -include bench/bench.mk
 -include tests/fuzz/fuzz.mk
 
-.PHONY: all unit deps test-deps run test test-asan test-tsan install clean
+.PHONY: all unit deps test-deps run test test-asan test-tsan install deb clean

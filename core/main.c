@@ -18,6 +18,7 @@
 #include "http_route.h"
 #include "websocket.h"
 #include "s2s.h"
+#include "sdnotify.h"
 #include "store.h"
 #include "tls.h"
 
@@ -42,9 +43,9 @@ static char lua_dir[PATH_MAX + 64], modules_dir[PATH_MAX + 64], cfg_dir[PATH_MAX
 
 static void usage(FILE *f)
 {
-	fputs("usage: starling [-c CONFIG]\n"
-	      "  -c CONFIG  the config file (default: ./starling.cfg)\n"
-	      "  -v         print the version\n", f);
+	fprintf(f, "usage: starling [-c CONFIG]\n"
+		"  -c CONFIG  the config file (default: %s)\n"
+		"  -v         print the version\n", STARLING_DEFAULT_CONFIG);
 }
 
 static bool is_dir(const char *p)
@@ -462,6 +463,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 		return;
 	shutting_down = true;
 	log_info("shutting down (signal %d)", w->signum);
+	sdnotify("STOPPING=1");
 	admin_close();
 	fire_global("server-stopping");
 	listener_close_all();
@@ -483,7 +485,9 @@ static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
 	if (shutting_down)
 		return;
 	log_info("SIGHUP: reloading the config");
+	sdnotify_reloading();
 	lx_reload();
+	sdnotify("READY=1\nSTATUS=running (reloaded)");
 }
 
 /* SIGUSR1: the log file again (logrotate moved it). */
@@ -514,7 +518,7 @@ static int setup_admin(const char *data)
 
 int main(int argc, char **argv)
 {
-	const char *cfg_file = "starling.cfg";
+	const char *cfg_file = STARLING_DEFAULT_CONFIG;
 	char real[PATH_MAX], buf[PATH_MAX];
 	unsigned char secret[32];
 	struct ev_loop *loop;
@@ -586,6 +590,10 @@ int main(int argc, char **argv)
 		goto out;
 	fire_global("server-started");
 	log_info("Starling %s started (Lua from %s)", STARLING_VERSION, lua_dir);
+	/* Listening, hosts and modules loaded: clients may come. */
+	if ((rc = sdnotify("READY=1\nSTATUS=running")) != 0)
+		log_warn("cannot tell the service manager we are ready: %s", strerror(-rc));
+	rc = 1;
 	ev_run(loop, 0);
 	rc = 0;
 	lx_modules("unload_all");
@@ -605,6 +613,7 @@ out:
 	lx_close();
 	store_close();
 	tls_free_all();
+	server_free_certs();
 	ipstate_free_all();
 	conn_global_free();
 	ev_loop_destroy(loop);

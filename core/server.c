@@ -16,7 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <time.h>
 #include <sys/stat.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #define MAX_LOG_SOURCES 64
 
@@ -271,8 +275,58 @@ static int build_trust(const char *host, X509_STORE **out, struct sbuf *err)
 	return 0;
 }
 
+/* path + name into out (n bytes): whether it fits and is a readable file. */
+static bool cert_file(char *out, size_t n, const char *dir, const char *name,
+		      const char *suffix)
+{
+	int len = snprintf(out, n, "%s/%s%s", dir, name, suffix);
+	struct stat st;
+
+	return len > 0 && (size_t)len < n && stat(out, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Whether the certificate in path names host (a wildcard counts). */
+static bool cert_names(const char *path, const char *host)
+{
+	FILE *f = fopen(path, "r");
+	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	bool ok = x && X509_check_host(x, host, 0, 0, NULL) == 1;
+
+	if (f)
+		fclose(f);
+	X509_free(x);
+	ERR_clear_error();
+	return ok;
+}
+
+/* The certificate and key of host in the "certificates" directory
+ * (Prosody's option, default "certs" beside the config): HOST.crt and
+ * HOST.key, or HOST/fullchain.pem and HOST/privkey.pem (as Let's Encrypt
+ * names them); for a subdomain, its parent's when that certificate names
+ * it (a wildcard). 0, or -ENOENT. */
+static int find_cert(const char *host, char *cert, char *key, size_t n)
+{
+	char db[PATH_MAX], sub[PATH_MAX];
+	const char *dir = server_path(config_string(host, "certificates", "certs"), db,
+				      sizeof(db));
+	const char *name = host;
+
+	for (int level = 0; dir && name && level < 2; level++) {
+		snprintf(sub, sizeof(sub), "%s/", name);
+		if (((cert_file(cert, n, dir, name, ".crt") && cert_file(key, n, dir, name, ".key")) ||
+		     (cert_file(cert, n, dir, sub, "fullchain.pem") &&
+		      cert_file(key, n, dir, sub, "privkey.pem"))) &&
+		    (level == 0 || cert_names(cert, host)))
+			return 0;
+		name = strchr(name, '.');
+		name = name && strchr(name + 1, '.') ? name + 1 : NULL;
+	}
+	return -ENOENT;
+}
+
 /* The "ssl" option of host: the certificate and key of a host that has
- * one, and its trust store when it names one of its own. */
+ * one, and its trust store when it names one of its own; without it,
+ * the host's certificate in the certificates directory. */
 static int build_host(const char *host, struct tls_build *b, struct sbuf *err)
 {
 	const char *cert, *key;
@@ -280,8 +334,12 @@ static int build_host(const char *host, struct tls_build *b, struct sbuf *err)
 	int r;
 
 	switch (config_kind(host, "ssl", NULL)) {
-	case CONFIG_UNSET:
-		return 0;
+	case CONFIG_UNSET: {
+		char cf[PATH_MAX], kf[PATH_MAX];
+		if (find_cert(host, cf, kf, sizeof(cf)) != 0)
+			return 0;
+		return build_ctx(b, host, cf, kf, err);
+	}
 	case CONFIG_TABLE:
 		cert = config_field_string(host, "ssl", "certificate");
 		key = config_field_string(host, "ssl", "key");
@@ -294,8 +352,12 @@ static int build_host(const char *host, struct tls_build *b, struct sbuf *err)
 			b->trust_hosts[b->n_trust] = xstrdup(host);
 			b->trust_stores[b->n_trust++] = st;
 		}
-		if (!cert && !key)
-			return 0;	/* trust options only */
+		if (!cert && !key) {	/* trust options only */
+			char cf[PATH_MAX], kf[PATH_MAX];
+			if (find_cert(host, cf, kf, sizeof(cf)) != 0)
+				return 0;
+			return build_ctx(b, host, cf, kf, err);
+		}
 		if (!cert || !key) {
 			sbuf_printf(err, "host %s: ssl needs both certificate and key", host);
 			return -EINVAL;
@@ -306,6 +368,62 @@ static int build_host(const char *host, struct tls_build *b, struct sbuf *err)
 			    host);
 		return -EINVAL;
 	}
+}
+
+/* The certificates in use, for status (server_certs). */
+static struct server_cert *certs;
+static size_t n_certs;
+
+static void certs_free(void)
+{
+	for (size_t i = 0; i < n_certs; i++) {
+		free(certs[i].host);
+		free(certs[i].file);
+	}
+	free(certs);
+	certs = NULL;
+	n_certs = 0;
+}
+
+const struct server_cert *server_certs(size_t *n)
+{
+	*n = n_certs;
+	return certs;
+}
+
+/* What the build's certificates are, the ones about to expire (option
+ * certificate_expiry_warning, days, default 14) logged. */
+static void note_certs(struct tls_build *b)
+{
+	long warn_days = config_int("*", "certificate_expiry_warning", 14);
+	time_t now = time(NULL);
+
+	certs_free();
+	certs = xcalloc(b->n_hosts ? b->n_hosts : 1, sizeof(*certs));
+	for (size_t i = 0; i < b->n_hosts; i++) {
+		struct tls_ctx_entry *e = &b->ctxs[b->host_ctx[i]];
+		X509 *x = SSL_CTX_get0_certificate(e->ctx);
+		struct tm tm;
+
+		if (!x || ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+			continue;
+		struct server_cert *c = &certs[n_certs++];
+		c->host = xstrdup(b->hosts[i]);
+		c->file = xstrdup(e->cert);
+		c->not_after = timegm(&tm);
+		double days = difftime(c->not_after, now) / 86400.;
+		if (days < 0)
+			log_error("host %s: certificate %s expired %.0f days ago", c->host,
+				  c->file, -days);
+		else if (days < (double)warn_days)
+			log_warn("host %s: certificate %s expires in %.1f days", c->host,
+				 c->file, days);
+	}
+}
+
+void server_free_certs(void)
+{
+	certs_free();
 }
 
 int server_load_tls(struct sbuf *err, int *n_hosts)
@@ -324,6 +442,7 @@ int server_load_tls(struct sbuf *err, int *n_hosts)
 		tls_build_free(&b, true);
 		return r;
 	}
+	note_certs(&b);
 	/* The registry's references go; encrypted connections hold their own. */
 	tls_free_all();
 	for (size_t i = 0; i < b.n_hosts; i++)

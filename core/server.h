@@ -14,6 +14,8 @@
 
 #include "util.h"
 
+#include <time.h>
+
 /* path relative to the config file's directory (absolute paths as they
  * are); buf holds the result when one is made. NULL when too long. */
 const char *server_path(const char *path, char *buf, size_t n);
@@ -31,6 +33,15 @@ int server_apply_log(struct sbuf *err);
  * certificate. A reload calls it while the new config is being tried
  * (lx_config_try), before that config becomes the server's. */
 int server_load_tls(struct sbuf *err, int *n_hosts);
+
+/* The certificate of each host as the last server_load_tls found it:
+ * host, file, expiry time. Borrowed until the next load. */
+struct server_cert {
+	char *host, *file;
+	time_t not_after;
+};
+const struct server_cert *server_certs(size_t *n);
+void server_free_certs(void);
 
 /* Each VirtualHost's option "authentication" (docs/ADMIN.md):
  * "internal_hashed" (the default), "anonymous" (SASL ANONYMOUS, temporary

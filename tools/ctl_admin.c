@@ -10,6 +10,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -20,6 +21,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <time.h>
 
 #define MAX_HEADER 64
 
@@ -51,7 +54,12 @@ void ctl_admin_usage(FILE *f)
 	      "                               the server is stopped)\n"
 	      "  log reopen                   reopen the log file (like SIGUSR1)\n"
 	      "  shell [CODE]                 Lua console inside the server\n"
-	      "  check [CONFIG]               validate a config file\n", f);
+	      "  check [CONFIG]               validate a config file\n"
+	      "  cert import DIR...           the hosts' certificates from DIR (a Let's\n"
+	      "                               Encrypt live/ directory, HOST.crt and\n"
+	      "                               HOST.key, fullchain.pem and privkey.pem)\n"
+	      "                               into the certificates directory; a\n"
+	      "                               running server reloads them\n", f);
 }
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -530,6 +538,37 @@ int ctl_admin_run(int argc, char **argv)
 	return r;
 }
 
+int ctl_admin_reload(void)
+{
+	char path[PATH_MAX], pb[PATH_MAX];
+	struct ctl_conn c;
+	struct stat st;
+	const char *pidfile;
+	char *words[] = { "reload" };
+	long pid = 0;
+	FILE *f;
+	int r;
+
+	if (socket_path(path, sizeof(path)) == 0 && stat(path, &st) == 0 &&
+	    st.st_uid == geteuid() && ctl_connect(&c, path, sizeof(path)) == 0) {
+		r = simple(&c, 1, words);
+		ctl_disconnect(&c);
+		return r;
+	}
+	pidfile = server_path(config_string("*", "pidfile", NULL), pb, sizeof(pb));
+	if (!pidfile || !(f = fopen(pidfile, "r")))
+		return -ENOENT;
+	if (fscanf(f, "%ld", &pid) != 1 || pid <= 1)
+		pid = 0;
+	fclose(f);
+	if (!pid || kill((pid_t)pid, 0) != 0)
+		return -ENOENT;
+	if (kill((pid_t)pid, SIGHUP) != 0)
+		return fail("cannot signal the server (pid %ld): %s", pid, strerror(errno));
+	printf("sent SIGHUP to the server (pid %ld): it reloads; its log says how it went\n", pid);
+	return 0;
+}
+
 /* --- check ---------------------------------------------------------------------- */
 
 static const char *ssl_reason(void)
@@ -545,8 +584,8 @@ static const char *ssl_reason(void)
 
 /* What the server would say about cert and key: the first error into
  * err (empty when none), a warning into warn (empty when none). */
-static void tls_problem(const char *cert, const char *key, char *err, size_t en,
-			char *warn, size_t wn)
+static void tls_problem(const char *cert, const char *key, const char *host,
+			char *err, size_t en, char *warn, size_t wn)
 {
 	struct stat st;
 	SSL_CTX *ctx;
@@ -580,18 +619,24 @@ static void tls_problem(const char *cert, const char *key, char *err, size_t en,
 	else if ((x = SSL_CTX_get0_certificate(ctx)) &&
 		 X509_cmp_current_time(X509_get0_notAfter(x)) < 0)
 		snprintf(err, en, "certificate %s has expired", cert);
+	else if (host && x && X509_check_host(x, host, 0, 0, NULL) != 1)
+		snprintf(err, en, "certificate %s does not name %s (the wrong certificate: "
+			 "get one for %s, then starlingctl cert import DIR)", cert, host, host);
 	else if (x && X509_cmp_current_time(X509_get0_notBefore(x)) > 0)
 		snprintf(warn, wn, "certificate %s is not valid yet", cert);
+	else if (x && X509_cmp_time(X509_get0_notAfter(x), &(time_t){ time(NULL) + 14 * 86400 }) < 0)
+		snprintf(warn, wn, "certificate %s expires in less than 14 days (renew it, "
+			 "then starlingctl cert import DIR)", cert);
 	ERR_clear_error();
 	SSL_CTX_free(ctx);
 }
 
 static int l_tls(lua_State *L)
 {
-	char err[2 * PATH_MAX + 128], warn[PATH_MAX + 128];
+	char err[2 * PATH_MAX + 512], warn[PATH_MAX + 128];
 
-	tls_problem(luaL_checkstring(L, 1), luaL_checkstring(L, 2), err, sizeof(err),
-		    warn, sizeof(warn));
+	tls_problem(luaL_checkstring(L, 1), luaL_checkstring(L, 2), luaL_optstring(L, 3, NULL),
+		    err, sizeof(err), warn, sizeof(warn));
 	if (err[0])
 		lua_pushstring(L, err);
 	else

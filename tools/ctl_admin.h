@@ -37,4 +37,15 @@ bool ctl_admin_handles(const char *cmd);
  * bad usage. */
 int ctl_admin_run(int argc, char **argv);
 
+/* Asks a running server to reload (its config and certificates): over
+ * the admin socket when it is ours, else SIGHUP to the pidfile's process
+ * (root importing certificates for the server's user). 0 asked, 1 failed,
+ * -ENOENT when no server runs. */
+int ctl_admin_reload(void);
+
+/* cert import DIR...: each configured host's certificate and key found in
+ * the directories, copied into the certificates directory
+ * (tools/ctl_cert.c). Exit code. */
+int ctl_cert(int argc, char **argv);
+
 #endif

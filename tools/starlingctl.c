@@ -15,6 +15,7 @@
 #include "lx_admin.h"
 #include "store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -47,7 +48,11 @@ static void usage(FILE *f)
 	      "  export [-o FILE] [HOST...]   write accounts and user data (XEP-0227)\n"
 	      "                               of the hosts (all when none) to FILE\n"
 	      "                               (made mode 0600) or stdout\n"
-	      "  import FILE...               read XEP-0227 files (with XInclude)\n", f);
+	      "  import FILE...               read XEP-0227 files (with XInclude)\n"
+	      "  import-prosody DATA_DIR      read a Prosody data directory (internal\n"
+	      "                               storage: accounts with their passwords,\n"
+	      "                               rosters, vCards, private XML, offline\n"
+	      "                               messages, message archives)\n", f);
 	ctl_admin_usage(f);
 }
 
@@ -307,6 +312,86 @@ static int cmd_import(int argc, char **argv)
 	return rc;
 }
 
+/* list_dir(path) -> names (without . and ..), or nil, err. */
+static int l_list_dir(lua_State *L)
+{
+	DIR *d = opendir(luaL_checkstring(L, 1));
+	struct dirent *e;
+	int n = 0;
+
+	if (!d) {
+		lua_pushnil(L);
+		lua_pushstring(L, strerror(errno));
+		return 2;
+	}
+	lua_newtable(L);
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		lua_pushstring(L, e->d_name);
+		lua_rawseti(L, -2, ++n);
+	}
+	closedir(d);
+	return 1;
+}
+
+/* What the import carried, one line a kind. */
+static void print_prosody_counts(lua_State *L, int t)
+{
+	static const char *const kinds[][2] = {
+		{ "hosts", "hosts" }, { "users", "users" },
+		{ "accounts", "accounts (their passwords kept)" },
+		{ "contacts", "roster items" }, { "vcards", "vCards" },
+		{ "private", "private XML elements" }, { "offline", "offline messages" },
+		{ "archive", "archived messages" },
+	};
+
+	printf("imported from Prosody:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+		lua_getfield(L, t, kinds[i][0]);
+		printf("  %lld %s\n", (long long)lua_tointeger(L, -1), kinds[i][1]);
+		lua_pop(L, 1);
+	}
+	lua_getfield(L, t, "skipped");
+	for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1))
+		printf("  not carried: store %s (%lld files)\n", lua_tostring(L, -2),
+		       (long long)lua_tointeger(L, -1));
+	lua_pop(L, 1);
+}
+
+static int cmd_import_prosody(const char *dir)
+{
+	lua_State *L = lx_state();
+	int rc;
+
+	if (pie_function(L, "export") != 0)	/* registers the admin modules */
+		return 1;
+	lua_pop(L, 1);
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "starling.prosody_import");
+	if (lx_pcall(L, 1, 1, "starlingctl") != 0)
+		return 1;
+	lua_getfield(L, -1, "import");
+	lua_remove(L, -2);
+	lua_pushstring(L, dir);
+	lua_createtable(L, 0, 4);
+	lua_pushcfunction(L, l_known_host);
+	lua_setfield(L, -2, "known_host");
+	lua_pushcfunction(L, l_commit);
+	lua_setfield(L, -2, "commit");
+	lua_pushcfunction(L, l_warn);
+	lua_setfield(L, -2, "warn");
+	lua_pushcfunction(L, l_list_dir);
+	lua_setfield(L, -2, "list_dir");
+	rc = pie_call(L, 2, "import-prosody");
+	if (rc == 0) {
+		print_prosody_counts(L, lua_gettop(L) - 1);
+		lua_pop(L, 2);
+		rc = store_commit() ? fail("%s", "cannot commit the import") : 0;
+	}
+	return rc;
+}
+
 static int run(int argc, char **argv)
 {
 	const char *cmd = argv[0];
@@ -331,13 +416,15 @@ static int run(int argc, char **argv)
 		return cmd_export(argc, argv);
 	if (strcmp(cmd, "import") == 0 && argc >= 2)
 		return cmd_import(argc, argv);
+	if (strcmp(cmd, "import-prosody") == 0 && argc == 2)
+		return cmd_import_prosody(argv[1]);
 	usage(stderr);
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
-	const char *cfg_file = "starling.cfg";
+	const char *cfg_file = STARLING_DEFAULT_CONFIG;
 	char real[PATH_MAX], data[PATH_MAX * 2], lua_dir[PATH_MAX + 64];
 	int opt, rc = 1;
 
@@ -378,6 +465,10 @@ int main(int argc, char **argv)
 	log_setup("warn", "stderr");
 	if (lx_init(lua_dir) != 0 || config_load(real) != 0)
 		goto out;
+	if (strcmp(argv[optind], "cert") == 0) {
+		rc = ctl_cert(argc - optind, argv + optind);
+		goto out;
+	}
 	if (ctl_admin_handles(argv[optind])) {
 		rc = ctl_admin_run(argc - optind, argv + optind);
 		goto out;

@@ -15,6 +15,11 @@
 #include <string.h>
 
 #define STARLING_VERSION "0.1.0"
+/* The config file read without -c (make DEFAULT_CONFIG=... sets it; the
+ * Debian package's is /etc/starling/starling.cfg.lua). */
+#ifndef STARLING_DEFAULT_CONFIG
+#define STARLING_DEFAULT_CONFIG "starling.cfg"
+#endif
 
 #define container_of(ptr, type, member) \
 	((type *)((char *)(ptr) - offsetof(type, member)))

@@ -433,6 +433,26 @@ static int l_reopen_log(lua_State *L)
 	return push_errno(L, log_reopen(), "cannot reopen the log");
 }
 
+/* certificates() -> { { host =, file =, not_after = (seconds) }, ... } */
+static int l_certificates(lua_State *L)
+{
+	size_t n;
+	const struct server_cert *c = server_certs(&n);
+
+	lua_createtable(L, (int)n, 0);
+	for (size_t i = 0; i < n; i++) {
+		lua_createtable(L, 0, 3);
+		lua_pushstring(L, c[i].host);
+		lua_setfield(L, -2, "host");
+		lua_pushstring(L, c[i].file);
+		lua_setfield(L, -2, "file");
+		lua_pushinteger(L, (lua_Integer)c[i].not_after);
+		lua_setfield(L, -2, "not_after");
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	return 1;
+}
+
 static int l_has_default_tls(lua_State *L)
 {
 	lua_pushboolean(L, tls_default_ctx() != NULL);
@@ -467,6 +487,7 @@ int luaopen_starling_server(lua_State *L)
 		{ "read_options", l_read_options },
 		{ "reopen_log", l_reopen_log },
 		{ "has_default_tls", l_has_default_tls },
+		{ "certificates", l_certificates },
 		{ "commit", l_commit },
 		{ NULL, NULL },
 	};

@@ -24,7 +24,7 @@ local setmetatable, getmetatable, load, xpcall = setmetatable, getmetatable, loa
 local collectgarbage = collectgarbage
 local format, char, concat, sort, pack = string.format, string.char, table.concat, table.sort, table.pack
 local floor, max, math_type = math.floor, math.max, math.type
-local os_date = os.date
+local os_date, os_time = os.date, os.time
 local co_create, co_resume, co_status = coroutine.create, coroutine.resume, coroutine.status
 local debug_sethook, debug_traceback = debug.sethook, debug.traceback
 local G = _G
@@ -174,6 +174,17 @@ local function cmd_status()
 		format("hook errors: %d", c.hook_errors),
 		storage_line(server.storage()),
 	}
+	-- each host's certificate and when it ends (option
+	-- certificate_expiry_warning, days: "expires soon" under it)
+	local soon = (core.config():get("*", "certificate_expiry_warning") or 14) * 86400
+	local now = os_time()
+	for _, cert in ipairs(server.certificates()) do
+		local left = cert.not_after - now
+		lines[#lines + 1] = format("certificate %s: %s, until %s (%s)%s", cert.host, cert.file,
+			os_date("!%Y-%m-%d", cert.not_after),
+			left < 0 and "expired" or (floor(left / 86400) .. " days left"),
+			left < 0 and " EXPIRED" or left < soon and " EXPIRES SOON" or "")
+	end
 	return true, lines
 end
 

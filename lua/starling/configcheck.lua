@@ -35,7 +35,7 @@ M.core_options = {
 	"c2s_max_unauthenticated_per_ip", "c2s_auth_failure_delay",
 	"sasl2_fast_token_ttl", "sasl2_fast_token_min_ttl", "fast_token_expiry",
 	"csi_max_held_bytes", "limits", "storage_max_size", "pidfile",
-	"archive_index_delay", "lua_gc_mode",
+	"archive_index_delay", "lua_gc_mode", "certificates", "certificate_expiry_warning",
 	"admin_socket", "component_module",
 	"authentication", "insecure_authentication_on_purpose",
 	-- server-to-server streams (core/main.c, core/xmpp/s2s*.c)
@@ -183,6 +183,39 @@ local function scan_libraries(requires, known)
 	end
 end
 
+-- Levenshtein distance of a and b, at most limit + 1.
+local function distance(a, b, limit)
+	if math.abs(#a - #b) > limit then
+		return limit + 1
+	end
+	local prev = {}
+	for j = 0, #b do
+		prev[j] = j
+	end
+	for i = 1, #a do
+		local cur = { [0] = i }
+		for j = 1, #b do
+			local cost = a:byte(i) == b:byte(j) and 0 or 1
+			cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+		end
+		prev = cur
+	end
+	return prev[#b]
+end
+
+-- The known option closest to name (a typo's fix), or nil.
+local function nearest(name, known)
+	local best, best_d
+	local limit = math.max(1, #name // 4)
+	for k in pairs(known) do
+		local d = distance(name, k, limit)
+		if d <= limit and (not best_d or d < best_d or (d == best_d and k < best)) then
+			best, best_d = k, d
+		end
+	end
+	return best
+end
+
 local function check_unknown(cfg, known, report)
 	local function each(section, where)
 		local keys = {}
@@ -192,7 +225,10 @@ local function check_unknown(cfg, known, report)
 		sort(keys)
 		for _, k in ipairs(keys) do
 			if not known[k] then
-				report("warning", "unknown option '%s' (%s): nothing enabled reads it", k, where)
+				local near = nearest(k, known)
+				report("warning", "unknown option '%s' (%s): nothing enabled reads it%s", k, where,
+					near and format("; did you mean '%s'? (rename it)", near)
+						or " (remove it, or enable the module that reads it)")
 			end
 		end
 	end
@@ -200,6 +236,27 @@ local function check_unknown(cfg, known, report)
 	for _, h in ipairs(cfg.hosts) do
 		each(h.section or {}, "host " .. h.name)
 	end
+end
+
+-- The host's files in the certificates directory, as the server finds
+-- them (core/server.c find_cert, without the parent's wildcard): nil
+-- when there are none.
+local function certificate_files(cfg, base, host)
+	local dir = cfg:get(host, "certificates") or "certs"
+	if type(dir) ~= "string" then
+		return nil
+	end
+	dir = dir:sub(1, 1) == "/" and dir or base .. "/" .. dir
+	for _, pair in ipairs({ { host .. ".crt", host .. ".key" },
+		{ host .. "/fullchain.pem", host .. "/privkey.pem" } }) do
+		local c, k = dir .. "/" .. pair[1], dir .. "/" .. pair[2]
+		local f = io_open(c, "r")
+		if f then
+			f:close()
+			return c, k
+		end
+	end
+	return nil
 end
 
 local function check_tls(cfg, base, helpers, report)
@@ -216,15 +273,35 @@ local function check_tls(cfg, base, helpers, report)
 					report("error", "host %s: ssl.%s %s cannot be read", h.name, f, tostring(v))
 				end
 			end
-			if ssl == nil or (type(ssl) == "table" and ssl.certificate == nil
+			local cert, key = certificate_files(cfg, base, h.name)
+			if (ssl == nil or (type(ssl) == "table" and ssl.certificate == nil
+				and ssl.key == nil)) and cert then
+				n = n + 1
+				local err, warn = helpers.tls(cert, key, h.name)
+				if err then
+					report("error", "host %s: %s", h.name, err)
+				end
+				if warn then
+					report("warning", "host %s: %s", h.name, warn)
+				end
+			elseif ssl == nil or (type(ssl) == "table" and ssl.certificate == nil
 				and ssl.key == nil) then
-				report("warning", "host %s: no certificate (option ssl)", h.name)
+				report("warning", "host %s: no certificate (option ssl, or %s.crt and %s.key "
+					.. "in the certificates directory: starlingctl cert import DIR puts "
+					.. "them there)", h.name, h.name, h.name)
 			elseif type(ssl) ~= "table" or type(ssl.certificate) ~= "string"
 				or type(ssl.key) ~= "string" then
 				report("error", "host %s: ssl must be { certificate = \"...\", key = \"...\" }", h.name)
 			else
 				n = n + 1
-				local err, warn = helpers.tls(resolve(ssl.certificate), resolve(ssl.key))
+				local err, warn = helpers.tls(resolve(ssl.certificate), resolve(ssl.key), h.name)
+				if err and err:find(" does not name ", 1, true)
+					and not (h.section and h.section.ssl) then
+					-- the global certificate, shared by every host: the
+					-- host has none of its own
+					report("warning", "host %s: %s", h.name, err)
+					err = nil
+				end
 				if err then
 					report("error", "host %s: %s", h.name, err)
 				end

@@ -434,6 +434,10 @@ local function import_user(host, u, s, warn)
 	return true
 end
 
+-- For starling.prosody_import, which reads Prosody's files into <user/>s.
+M.stores_of = stores_of
+M.import_user = import_user
+
 function M.import(paths, opts)
 	local warn = opts.warn or function() end
 	local counts = { users = 0, hosts = 0, skipped_hosts = 0 }
