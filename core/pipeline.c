@@ -3,6 +3,7 @@
 #include "config.h"
 #include "conn.h"
 #include "log.h"
+#include "node_link.h"
 #include "session.h"
 #include "sm.h"
 #include "store.h"
@@ -58,6 +59,7 @@ static void flight_land(void)
 	writes_lost();
 	sm_point_durable(flight_point);
 	flight_point = 0;
+	node_link_landed();
 }
 
 static void on_writer(struct ev_loop *loop, ev_async *w, int revents)
@@ -83,6 +85,7 @@ static void commit(void)
 	store_commit_async(&handed);
 	writes_lost();
 	unsigned long point = sm_point_next();
+	node_link_committed(handed);
 	if (handed)
 		flight_point = point;
 	else
@@ -161,7 +164,7 @@ static void on_index(struct ev_loop *loop, ev_timer *w, int revents)
 
 	rc = store_archive_index_step_on(&store_memory, delay_us, budget,
 					 INT64_MAX);
-	if (rc >= 0 && store_is_open()) {
+	if (rc >= 0 && store_is_open() && store_indexer()) {
 		/* LMDB's archives on the writer's thread, with its flights */
 		int more = store_writer_index(delay_us, budget);
 		if (more == -ENXIO)

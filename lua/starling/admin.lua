@@ -173,6 +173,9 @@ local function cmd_status()
 		format("hook errors: %d", c.hook_errors),
 		storage_line(server.storage()),
 	}
+	if c.node > 0 then
+		table.insert(lines, 6, format("node: worker %d, %d node links up", c.node, c.node_links))
+	end
 	return true, lines
 end
 
@@ -489,7 +492,9 @@ local function cmd_sessions(args)
 		return false, { host and format("unknown host '%s'", host) or "usage: sessions [HOST]" }
 	end
 	local list = server.sessions(host)
-	local rows = { { "JID", "IP", "TLS", "CIPHER", "SINCE" } }
+	-- With workers, every worker's sessions, and the NODE (worker) of each.
+	local nodes = list[1] and list[1].node ~= nil
+	local rows = { { "JID", "IP", "TLS", "CIPHER", "SINCE", nodes and "NODE" or nil } }
 	local n = 0
 	sort(list, function(a, b)
 		return (a.jid or "") < (b.jid or "")
@@ -503,6 +508,7 @@ local function cmd_sessions(args)
 				s.tls_version or "none",
 				s.cipher or "-",
 				os_date("!%Y-%m-%dT%H:%M:%SZ", floor(s.connected_at)),
+				nodes and tostring(s.node) or nil,
 			}
 		end
 	end
