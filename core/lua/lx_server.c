@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 
 static bool is_live(const struct session *s)
 {
@@ -148,6 +149,7 @@ static int l_counts(lua_State *L)
 	set_int(L, "bound", (lua_Integer)route_session_count());
 	set_int(L, "node", node_self);
 	set_int(L, "node_links", node_link_up_count());
+	set_int(L, "pid", (lua_Integer)getpid());
 	set_int(L, "hibernating", hibernating);
 	set_int(L, "listeners", (lua_Integer)listener_count());
 	set_int(L, "hook_errors", (lua_Integer)hook_error_count());

@@ -16,10 +16,12 @@ void (*node_fields_hook)(struct session *s,
 			 void *ctx);
 
 static const struct node_backend *backend;
+static unsigned epochs[256];	/* per node: how many times it came up */
 
 /* A proxy's own state (role_data). */
 struct proxy {
 	unsigned node;
+	unsigned epoch;		/* of the link that told us (node_up) */
 	bool quiet;		/* its node unbound it: no event, nothing to tell */
 	bool announce;		/* its node died: fire resource-unbind here */
 };
@@ -136,14 +138,17 @@ void node_remote_bind(unsigned node, const char *id, const char *full_jid)
 	}
 	struct session *old = find_proxy(node, full_jid);
 	if (old) {		/* the link came up again: it is the same one */
-		if (strcmp(old->id, id) == 0)
+		if (strcmp(old->id, id) == 0) {
+			((struct proxy *)old->role_data)->epoch = epochs[node & 255];
 			return;
+		}
 		((struct proxy *)old->role_data)->quiet = true;
 		session_end(old, "replaced");
 	}
 	struct session *s = session_new_remote(&proxy_role, &proxy_cfg);
 	struct proxy *p = xcalloc(1, sizeof(*p));
 	p->node = node;
+	p->epoch = epochs[node & 255];
 	s->role_data = p;
 	s->flags |= SESS_F_REMOTE | SESS_F_OPENED | SESS_F_AUTHED | SESS_F_BOUND;
 	snprintf(s->id, sizeof(s->id), "%s", id);
@@ -217,7 +222,12 @@ void node_close_local(const char *full_jid, const char *condition)
 		session_close(s, condition, "replaced by a session on another node");
 }
 
-void node_gone(unsigned node, bool announce)
+unsigned node_up(unsigned node)
+{
+	return ++epochs[node & 255];
+}
+
+void node_gone(unsigned node, unsigned epoch, bool announce)
 {
 	struct session *s, *next;
 	size_t n = 0;
@@ -228,6 +238,8 @@ void node_gone(unsigned node, bool announce)
 		    (s->flags & SESS_F_DEAD))
 			continue;
 		struct proxy *p = s->role_data;
+		if (p->epoch != epoch)
+			continue;	/* told again by a newer link */
 		p->quiet = !announce;
 		p->announce = announce;
 		session_end(s, "node-gone");

@@ -70,10 +70,14 @@ void node_deliver(unsigned node, const char *full_jid, struct st_doc *doc,
 		  struct st_node *stanza);
 /* Close our session full_jid (another node's directory replaced it). */
 void node_close_local(const char *full_jid, const char *condition);
-/* node is gone (its process died, its link closed): its proxies end.
+/* A link to node is up: it tells us its sessions again. Returns the
+ * epoch of what it tells from now on. */
+unsigned node_up(unsigned node);
+/* What node told in epoch is void (its process died, or its link went
+ * for good): those proxies end, unless a newer link told them again.
  * announce: this node speaks for the dead one's sessions, firing
  * "resource-unbind" for each (their contacts see them go offline). */
-void node_gone(unsigned node, bool announce);
+void node_gone(unsigned node, unsigned epoch, bool announce);
 /* Calls fn for each of our bound client sessions (a new link's dump). */
 void node_each_local(void (*fn)(struct session *s, void *ctx), void *ctx);
 

@@ -15,12 +15,17 @@
 struct link {
 	unsigned peer;		/* 0 until its header named it */
 	pid_t pid;		/* the peer's, from <hello/> */
+	unsigned epoch;		/* node_up()'s, for what the peer tells */
 	bool up;
-	/* What waits for the storage writes it may depend on: queued to
-	 * the connection after the iteration's commit, or, when the commit
-	 * handed archive appends to the writer, the first `mark` bytes once
-	 * that hand-over is committed (node_link_committed/_landed). So
-	 * whatever a session on another node is sent, it can read there. */
+	/* Forwarded stanzas wait for the storage writes they may depend
+	 * on: queued to the connection after the iteration's commit, or,
+	 * when the commit handed archive appends to the writer, the first
+	 * `mark` bytes once that hand-over is committed
+	 * (node_link_committed/_landed). So whatever a session on another
+	 * node is sent, it can read there (its archive, offline messages).
+	 * The directory's changes go at once (with the iteration's output):
+	 * they depend on no write, and the other node had better know a
+	 * session's state before the client itself could tell anyone. */
 	struct sbuf pending;
 	size_t mark;
 };
@@ -73,14 +78,23 @@ static void attr(struct sbuf *b, const char *name, const char *value)
 	sbuf_addc(b, '\'');
 }
 
+/* out to link (NULL: every link up); a forwarded stanza is held. */
+static void send_to(struct session *link, bool held)
+{
+	if (held)
+		sbuf_add(&link_of(link)->pending, out.p, out.len);
+	else
+		session_send_raw(link, out.p, out.len);
+}
+
 static void send_out(struct session *link)
 {
 	if (link)
-		sbuf_add(&link_of(link)->pending, out.p, out.len);
+		send_to(link, false);
 	else
 		for (unsigned i = 1; i <= count; i++)
 			if (links[i] && link_of(links[i])->up)
-				sbuf_add(&link_of(links[i])->pending, out.p, out.len);
+				send_to(links[i], false);
 	sbuf_recycle(&out, 65536);
 }
 
@@ -214,7 +228,8 @@ static int be_forward(unsigned node, const char *full_jid, const struct st_node 
 	sbuf_addc(&out, '>');
 	st_serialize(stanza, NS_NODE, &out);
 	sbuf_adds(&out, "</route>");
-	send_out(link);
+	send_to(link, true);
+	sbuf_recycle(&out, 65536);
 	return 0;
 }
 
@@ -314,6 +329,7 @@ static void link_up(struct session *s)
 	char pid[32];
 
 	l->up = true;
+	l->epoch = node_up(l->peer);
 	s->flags |= SESS_F_AUTHED | SESS_F_BOUND;
 	log_info("node link %u <-> %u up", self, l->peer);
 	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
@@ -380,6 +396,60 @@ static bool process_gone(pid_t pid)
 	return !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X';
 }
 
+/* A link that went while its peer's process still ran: the process is
+ * watched until it is gone (its sessions died with it: announced) or
+ * WATCH_MAX passed (the link went, not the node: what it told is void
+ * unless its next link tells it again). A process killed closes its
+ * sockets before it becomes a zombie, so the first look is often too
+ * early. */
+#define WATCH_EVERY 0.02
+#define WATCH_MAX 3.
+static struct watch {
+	pid_t pid;
+	unsigned epoch;
+	double until;
+} watches[NODE_MAX + 1];
+static ev_timer watch_w;
+
+static bool first_alive(unsigned dead);
+
+static void on_watch(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	bool more = false;
+
+	for (unsigned i = 1; i <= count; i++) {
+		struct watch *wa = &watches[i];
+		if (!wa->epoch)
+			continue;
+		bool dead = process_gone(wa->pid);
+		if (dead || now_mono() >= wa->until) {
+			if (dead)
+				log_info("node %u (pid %ld) died", i, (long)wa->pid);
+			node_gone(i, wa->epoch, dead && first_alive(i));
+			wa->epoch = 0;
+		} else {
+			more = true;
+		}
+	}
+	if (!more)
+		ev_timer_stop(loop, w);
+}
+
+static void watch(unsigned peer, pid_t pid, unsigned epoch)
+{
+	struct watch *wa = &watches[peer];
+
+	if (wa->epoch)		/* an earlier life's, still watched */
+		node_gone(peer, wa->epoch, process_gone(wa->pid) && first_alive(peer));
+	wa->pid = pid;
+	wa->epoch = epoch;
+	wa->until = now_mono() + WATCH_MAX;
+	if (!ev_is_active(&watch_w)) {
+		ev_timer_init(&watch_w, on_watch, WATCH_EVERY, WATCH_EVERY);
+		ev_timer_start(conn_loop(), &watch_w);
+	}
+}
+
 /* Whether no node below us is alive: then we speak for a dead one. */
 static bool first_alive(unsigned dead)
 {
@@ -400,8 +470,10 @@ static void link_ended(struct session *s, const char *reason)
 		bool dead = process_gone(l->pid);
 		log_info("node link %u <-> %u down (%s)%s", self, l->peer, reason,
 			 dead ? ": the node died" : "");
-		if (l->up)
-			node_gone(l->peer, dead && first_alive(l->peer));
+		if (l->up && dead)
+			node_gone(l->peer, l->epoch, first_alive(l->peer));
+		else if (l->up)
+			watch(l->peer, l->pid, l->epoch);
 	}
 	sbuf_free(&l->pending);
 	free(l);
@@ -508,6 +580,9 @@ void node_link_stop(void)
 		sock_path(self, &sa);
 		unlink(sa.sun_path);
 	}
+	if (ev_is_active(&watch_w))
+		ev_timer_stop(conn_loop(), &watch_w);
+	memset(watches, 0, sizeof(watches));
 	if (ev_is_active(&retry_w)) {
 		ev_ref(conn_loop());
 		ev_timer_stop(conn_loop(), &retry_w);

@@ -174,7 +174,8 @@ local function cmd_status()
 		storage_line(server.storage()),
 	}
 	if c.node > 0 then
-		table.insert(lines, 6, format("node: worker %d, %d node links up", c.node, c.node_links))
+		table.insert(lines, 6, format("node: worker %d (pid %d), %d node links up",
+			c.node, c.pid, c.node_links))
 	end
 	return true, lines
 end

@@ -5,7 +5,9 @@ presence, get carbons from the other worker and find their archive
 whichever worker they log in to. `starlingctl sessions` names the worker
 (NODE) of every session, whichever worker answers."""
 
+import os
 import re
+import signal
 import time
 
 from admin import Admin
@@ -14,7 +16,8 @@ from im import befriend, expect_presence, im_login, roster_get
 from xmpp import ABSENT, esc, find, new_id, timeout_value
 
 MODULES = ["roster", "presence", "message", "iq", "carbons", "mam", "offline",
-           "disco"]
+           "disco", "smacks"]
+SM = "urn:xmpp:sm:3"
 NS_CARBONS = "urn:xmpp:carbons:2"
 NS_MAM = "urn:xmpp:mam:2"
 FWD = "urn:xmpp:forward:0"
@@ -76,6 +79,18 @@ def login_on(server, account, node, resource=None):
     raise AssertionError("no connection reached worker %d" % node)
 
 
+def acked(c, send):
+    """Stream management on c, then `send` (a function); returns once the
+    server acknowledged it (XEP-0198 <a/>): stored, whichever worker reads
+    it next. A ping's answer says less: archive and offline writes are
+    committed behind the answers (docs/ARCHITECTURE.md)."""
+    c.send("<enable xmlns='%s'/>" % SM)
+    c.expect("{%s}enabled" % SM, skip=("presence",))
+    send()
+    c.send("<r xmlns='%s'/>" % SM)
+    c.expect("{%s}a" % SM, attrs={"h": "1"}, skip=("presence",))
+
+
 def chat(sender, to, ident):
     sender.send("<message to='%s' type='chat' id='%s'><body>%s</body></message>"
                 % (esc(to), ident, ident))
@@ -112,7 +127,7 @@ def test_two_workers_chat_subscribe_carbons_archive(server):
 
     # the status of either worker names its node and the link
     status = admin(server, 1).ok("status")
-    check(re.search(r"node: worker 1, 1 node links up", status), status)
+    check(re.search(r"node: worker 1 \(pid \d+\), 1 node links up", status), status)
 
     # subscription both ways, presence seen across the workers
     befriend(alice, bob)
@@ -159,7 +174,67 @@ def test_two_workers_chat_subscribe_carbons_archive(server):
 
     # a message while alice is away is kept offline, delivered on her
     # next login (on worker 1 or 2)
-    chat(bob, alice_acct.jid, "b2a-offline")
-    bob.roundtrip()
+    acked(bob, lambda: chat(bob, alice_acct.jid, "b2a-offline"))
     again = im_login(server, alice_acct, resource="again")
     again.expect("message", attrs={"id": "b2a-offline"}, skip=("presence",))
+
+
+def worker_status(server, node):
+    """(pid, links up) of worker `node`, or None while it does not answer."""
+    try:
+        a = admin(server, node)
+    except OSError:
+        return None
+    try:
+        text = a.ok("status")
+    except (OSError, ConnectionError):
+        return None
+    finally:
+        a.close()
+    m = re.search(r"node: worker %d \(pid (\d+)\), (\d+) node links up" % node, text)
+    check(m, "status of worker %d: %s" % (node, text))
+    return int(m.group(1)), int(m.group(2))
+
+
+def wait_worker(server, node, not_pid=None):
+    """Until worker `node` answers with its link up (a new process when
+    not_pid is given): returns its pid."""
+    deadline = time.monotonic() + timeout_value(20)
+    while time.monotonic() < deadline:
+        st = worker_status(server, node)
+        if st and st[1] == 1 and st[0] != not_pid:
+            return st[0]
+        time.sleep(0.1)
+    raise AssertionError("worker %d did not come back" % node)
+
+
+@time_limit(120)
+def test_worker_killed_clients_reconnect(ctx):
+    """SIGKILL of the worker a client is on: the master starts it again;
+    the client's contact (on the other worker) sees it go offline; a
+    message sent meanwhile is kept offline; the client logs in again (on
+    either worker) and gets it, and its contact sees it come back."""
+    server = ctx.server(modules=MODULES, options={"workers": 2})
+    alice_acct, bob_acct = server.account("alice"), server.account("bob")
+    alice = login_on(server, alice_acct, 1, resource="desk")
+    bob = login_on(server, bob_acct, 2, resource="phone")
+    befriend(alice, bob)
+    pid = wait_worker(server, 2)
+
+    os.kill(pid, signal.SIGKILL)
+    expect_presence(alice, bob.jid, "unavailable")
+    check(bob.closed_within(10), "bob's connection is gone with its worker")
+    server.wait_log(r"worker 2 \(pid %d\) killed by signal 9" % pid, timeout=10)
+
+    acked(alice, lambda: chat(alice, bob_acct.jid, "while-away"))
+    wait_worker(server, 2, not_pid=pid)
+    wait_seen(server, [alice.jid], gone=[bob.jid])
+
+    bob = im_login(server, bob_acct, resource="phone")
+    bob.expect("message", attrs={"id": "while-away", "from": alice.jid},
+               skip=("presence",))
+    expect_presence(alice, bob.jid)
+    chat(alice, bob.jid, "welcome-back")
+    bob.expect("message", attrs={"id": "welcome-back"}, skip=("presence",))
+    chat(bob, alice.jid, "thanks")
+    alice.expect("message", attrs={"id": "thanks"})
