@@ -32,6 +32,7 @@ static bool probe_due;
 /* The point the writer's hand-over covers; 0 when none is in flight. */
 static unsigned long flight_point;
 static bool stop_when_idle;
+static bool handed_now;		/* this iteration's commit made the flight */
 
 /* The writer's thread: a hand-over is committed. */
 static void writer_done(void)
@@ -85,7 +86,7 @@ static void commit(void)
 	store_commit_async(&handed);
 	writes_lost();
 	unsigned long point = sm_point_next();
-	node_link_committed(handed);
+	handed_now = handed;
 	if (handed)
 		flight_point = point;
 	else
@@ -144,7 +145,16 @@ static void probe(struct ev_loop *loop)
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	sm_fire_news();
+	handed_now = false;
 	commit();
+	/* Node links: forwarded stanzas go with this iteration's output
+	 * unless a flight is out; the ones before a flight made now go when
+	 * it lands (node_link.h). A commit skipped while the writer is at
+	 * the index job left no write behind: nothing to wait for. */
+	if (!flight_point)
+		node_link_committed(false);
+	else if (handed_now)
+		node_link_committed(true);
 	probe(loop);
 	sm_answer_owed();
 	conn_release_queued();

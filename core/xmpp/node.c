@@ -48,7 +48,11 @@ static int proxy_forward(struct session *s, const struct st_node *node)
 			 p->node);
 		return -ELOOP;
 	}
-	return backend->forward(p->node, s->full_jid, node);
+	int r = backend->forward(p->node, s->full_jid, node);
+	if (r != 0)
+		log_info("%s: cannot forward a stanza to node %u: %s", s->full_jid,
+			 p->node, strerror(-r));
+	return r;
 }
 
 static void proxy_ended(struct session *s, const char *reason)

@@ -492,6 +492,20 @@ static const struct session_role link_role = {
 
 /* --- listening and connecting ------------------------------------------ */
 
+/* A link's reads come first in a loop iteration: what a node told us
+ * (a session that became available) is known before a client's stanza
+ * read in the same wake-up is routed by it. */
+static void link_first(struct conn *c)
+{
+	bool active = ev_is_active(&c->rio);
+
+	if (active)
+		ev_io_stop(conn_loop(), &c->rio);
+	ev_set_priority(&c->rio, EV_MAXPRI);
+	if (active)
+		ev_io_start(conn_loop(), &c->rio);
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct session_listen sl = { &link_role, &link_cfg, false };
@@ -510,6 +524,8 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	session_accept(fd, "node", 0, &sl);
 	struct session *s = session_first();	/* the one just made */
 	s->role_data = xcalloc(1, sizeof(struct link));
+	if (s->conn)
+		link_first(s->conn);
 }
 
 static void connect_to(unsigned peer)
@@ -526,6 +542,8 @@ static void connect_to(unsigned peer)
 	links[peer] = s;
 	sock_path(peer, &sa);
 	int r = session_connect(s, (struct sockaddr *)&sa, sizeof(sa));
+	if (r == 0)
+		link_first(s->conn);
 	if (r != 0) {
 		l->peer = 0;		/* never up: nothing to tell */
 		links[peer] = NULL;

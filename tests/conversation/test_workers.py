@@ -91,6 +91,17 @@ def acked(c, send):
     c.expect("{%s}a" % SM, attrs={"h": "1"}, skip=("presence",))
 
 
+def seen_by(a, b):
+    """Until a's worker knows b's current state (available, interested):
+    b's worker tells a's over their link, and sends what b sends after
+    that over the same link, so a headline from b reaching a (not
+    archived, not stored offline) means it was told."""
+    ident = new_id("hl")
+    b.send("<message to='%s' type='headline' id='%s'><body>sync</body></message>"
+           % (esc(a.jid), ident))
+    a.expect("message", attrs={"id": ident})
+
+
 def chat(sender, to, ident):
     sender.send("<message to='%s' type='chat' id='%s'><body>%s</body></message>"
                 % (esc(to), ident, ident))
@@ -124,6 +135,7 @@ def test_two_workers_chat_subscribe_carbons_archive(server):
     alice = login_on(server, alice_acct, 1, resource="desk")
     bob = login_on(server, bob_acct, 2, resource="phone")
     wait_seen(server, [alice.jid, bob.jid])
+    seen_by(alice, bob)
 
     # the status of either worker names its node and the link
     status = admin(server, 1).ok("status")
@@ -218,6 +230,7 @@ def test_worker_killed_clients_reconnect(ctx):
     alice_acct, bob_acct = server.account("alice"), server.account("bob")
     alice = login_on(server, alice_acct, 1, resource="desk")
     bob = login_on(server, bob_acct, 2, resource="phone")
+    seen_by(alice, bob)
     befriend(alice, bob)
     pid = wait_worker(server, 2)
 
