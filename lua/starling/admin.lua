@@ -197,7 +197,7 @@ end
 -- Options only a restart applies: they hold sockets or files open.
 local restart_options = {
 	"interfaces", "c2s_ports", "c2s_direct_tls_ports", "data_path",
-	"storage_max_size", "admin_socket", "pidfile",
+	"storage_max_size", "admin_socket", "pidfile", "workers",
 }
 
 local function option_keys(cfg, host, keys)

@@ -35,7 +35,7 @@ M.core_options = {
 	"c2s_max_unauthenticated_per_ip", "c2s_auth_failure_delay",
 	"sasl2_fast_token_ttl", "sasl2_fast_token_min_ttl", "fast_token_expiry",
 	"csi_max_held_bytes", "limits", "storage_max_size", "pidfile",
-	"archive_index_delay", "lua_gc_mode",
+	"archive_index_delay", "lua_gc_mode", "workers",
 	"admin_socket", "component_module",
 	"authentication", "insecure_authentication_on_purpose",
 	-- server-to-server streams (core/main.c, core/xmpp/s2s*.c)
