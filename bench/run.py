@@ -34,6 +34,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKERS = 1     # --workers: Starling's worker processes
 PASSWORD = "p"
 DOMAIN = "localhost"
 
@@ -261,6 +262,8 @@ class Starling(Server):
                           self.fed.s2s_port, pins, self.fed.resolver)
         else:
             extra += "modules_disabled = { \"s2s\" }\n"
+        if WORKERS > 1:
+            extra += "workers = %d\n" % WORKERS
         os.makedirs(os.path.join(self.dir, "data"), exist_ok=True)
         with open(self.cfg, "w") as f:
             f.write(f"""-- written by bench/run.py
@@ -908,7 +911,11 @@ def main():
     p.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
     p.add_argument("--no-results", action="store_true", help="do not write RESULTS.md")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--workers", type=int, default=1,
+                   help="Starling's workers option (its CPU: master and workers)")
     a = p.parse_args()
+    global WORKERS
+    WORKERS = a.workers
 
     a.loadgen = a.loadgen or os.path.join(ROOT, a.build, "loadgen")
     if not os.access(a.loadgen, os.X_OK):

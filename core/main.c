@@ -21,6 +21,8 @@
 #include "sdnotify.h"
 #include "store.h"
 #include "tls.h"
+#include "node_link.h"
+#include "workers.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -473,6 +475,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	session_close_all("system-shutdown", s2s_is);
 	s2s_free_all();
 	session_close_all("system-shutdown", NULL);
+	node_link_stop();
 	pipeline_stop_when_idle();
 	ev_timer_init(&shutdown_timer, on_shutdown_timeout, 3., 0.);
 	ev_timer_start(loop, &shutdown_timer);
@@ -502,10 +505,11 @@ static void on_sigusr1(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 /* The admin socket: option admin_socket (a path, or false for none),
- * by default starling.sock in the data directory. */
-static int setup_admin(const char *data)
+ * by default starling.sock in the data directory; worker 1 of several
+ * has it, worker N the path with ".N" appended. */
+static int setup_admin(const char *data, unsigned node)
 {
-	char def[PATH_MAX + 32], buf[PATH_MAX];
+	char def[PATH_MAX + 32], buf[PATH_MAX], mine[PATH_MAX + 48];
 	const char *path;
 
 	if (config_kind("*", "admin_socket", NULL) == CONFIG_BOOLEAN &&
@@ -513,6 +517,10 @@ static int setup_admin(const char *data)
 		return 0;
 	snprintf(def, sizeof(def), "%s/starling.sock", data);
 	path = resolve(config_string("*", "admin_socket", def), buf, sizeof(buf));
+	if (node > 1) {
+		snprintf(mine, sizeof(mine), "%s.%u", path, node);
+		path = mine;
+	}
 	return admin_open(path, &lx_admin_commands);
 }
 
@@ -565,7 +573,26 @@ int main(int argc, char **argv)
 	read_session_config();
 	const char *data = resolve(config_string("*", "data_path", "data"), buf, sizeof(buf));
 	long map_max = config_int("*", "storage_max_size", 1L << 30);
-	if (setup_admin(data) != 0)
+	unsigned node = 0, nodes = workers_count(
+		config_kind("*", "workers", NULL) == CONFIG_STRING ?
+		config_string("*", "workers", NULL) : NULL, config_int("*", "workers", 1));
+	char node_dir[PATH_MAX + 16];
+	snprintf(node_dir, sizeof(node_dir), "%s/nodes", data);
+	if (nodes > 1) {
+		if (mkdir(data, 0700) != 0 && errno != EEXIST) {
+			log_error("cannot make the data directory %s: %s", data, strerror(errno));
+			goto out;
+		}
+		if (server_write_pidfile() != 0)
+			goto out;
+		node = workers_run(nodes, node_dir, server_remove_pidfile);
+		server_forget_pidfile();
+		ev_loop_fork(loop);
+		log_info("worker %u of %u (pid %ld)", node, nodes, (long)getpid());
+		listener_set_reuseport(true);
+		store_set_shared(node == 1);
+	}
+	if (setup_admin(data, node) != 0)
 		goto out;
 	if (store_open(data, (size_t)map_max) != 0) {
 		log_error("cannot open the data directory %s", data);
@@ -580,13 +607,15 @@ int main(int argc, char **argv)
 	if (setup_hosts() != 0 || setup_listeners() != 0 ||
 	    server_listen_components() != 0)
 		goto out;
+	if (node && node_link_start(node, nodes, node_dir) != 0)
+		goto out;
 	if (lx_modules("load_all") != 0)
 		goto out;
 	pipeline_start(loop);
 	ev_timer_init(&trim_timer, on_trim, 30., 30.);
 	ev_timer_start(loop, &trim_timer);
 	ev_unref(loop);		/* the trim timer alone keeps nothing running */
-	if (server_write_pidfile() != 0)
+	if (!node && server_write_pidfile() != 0)
 		goto out;
 	fire_global("server-started");
 	log_info("Starling %s started (Lua from %s)", STARLING_VERSION, lua_dir);
@@ -601,6 +630,7 @@ int main(int argc, char **argv)
 	log_info("stopped");
 out:
 	admin_close();
+	node_link_stop();
 	server_remove_pidfile();
 	listener_close_all();
 	http_close_all();

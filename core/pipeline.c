@@ -3,6 +3,7 @@
 #include "config.h"
 #include "conn.h"
 #include "log.h"
+#include "node_link.h"
 #include "session.h"
 #include "sm.h"
 #include "store.h"
@@ -31,6 +32,7 @@ static bool probe_due;
 /* The point the writer's hand-over covers; 0 when none is in flight. */
 static unsigned long flight_point;
 static bool stop_when_idle;
+static bool handed_now;		/* this iteration's commit made the flight */
 
 /* The writer's thread: a hand-over is committed. */
 static void writer_done(void)
@@ -58,6 +60,7 @@ static void flight_land(void)
 	writes_lost();
 	sm_point_durable(flight_point);
 	flight_point = 0;
+	node_link_landed();
 }
 
 static void on_writer(struct ev_loop *loop, ev_async *w, int revents)
@@ -83,6 +86,7 @@ static void commit(void)
 	store_commit_async(&handed);
 	writes_lost();
 	unsigned long point = sm_point_next();
+	handed_now = handed;
 	if (handed)
 		flight_point = point;
 	else
@@ -141,7 +145,16 @@ static void probe(struct ev_loop *loop)
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	sm_fire_news();
+	handed_now = false;
 	commit();
+	/* Node links: forwarded stanzas go with this iteration's output
+	 * unless a flight is out; the ones before a flight made now go when
+	 * it lands (node_link.h). A commit skipped while the writer is at
+	 * the index job left no write behind: nothing to wait for. */
+	if (!flight_point)
+		node_link_committed(false);
+	else if (handed_now)
+		node_link_committed(true);
 	probe(loop);
 	sm_answer_owed();
 	conn_release_queued();
@@ -161,7 +174,7 @@ static void on_index(struct ev_loop *loop, ev_timer *w, int revents)
 
 	rc = store_archive_index_step_on(&store_memory, delay_us, budget,
 					 INT64_MAX);
-	if (rc >= 0 && store_is_open()) {
+	if (rc >= 0 && store_is_open() && store_indexer()) {
 		/* LMDB's archives on the writer's thread, with its flights */
 		int more = store_writer_index(delay_us, budget);
 		if (more == -ENXIO)

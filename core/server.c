@@ -793,6 +793,12 @@ int server_write_pidfile(void)
 	return 0;
 }
 
+void server_forget_pidfile(void)
+{
+	free(pidfile_written);
+	pidfile_written = NULL;
+}
+
 void server_remove_pidfile(void)
 {
 	if (pidfile_written && unlink(pidfile_written) != 0 && errno != ENOENT)

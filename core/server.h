@@ -80,6 +80,8 @@ bool server_host_external(const char *type, const char *module);
 /* The option "pidfile": written at start (after everything is set up),
  * removed at stop. 0 or -errno (logged). */
 int server_write_pidfile(void);
+/* A worker forked after the master wrote it: the file is not ours. */
+void server_forget_pidfile(void);
 void server_remove_pidfile(void);
 
 #endif

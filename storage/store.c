@@ -651,6 +651,24 @@ bool store_is_open(void)
 	return lmdb.env != NULL;
 }
 
+static bool shared, not_indexer;
+
+void store_set_shared(bool indexer)
+{
+	shared = true;
+	not_indexer = !indexer;
+}
+
+bool store_shared(void)
+{
+	return shared;
+}
+
+bool store_indexer(void)
+{
+	return !not_indexer;
+}
+
 int store_commit(void)
 {
 	lmdb_queue_settle();

@@ -125,6 +125,13 @@ int store_open(const char *dir, size_t map_max);
 /* Commits what is pending, then closes. */
 void store_close(void);
 bool store_is_open(void);
+/* Several server processes write the environment (the workers of one
+ * server): what this one keeps in memory of the store's state that the
+ * others change (archive usage) is read from the store each time, and
+ * only the one that is the indexer runs the archive index job. */
+void store_set_shared(bool indexer);
+bool store_shared(void);
+bool store_indexer(void);
 
 /* Commits the open batch (fsynced). 0, or a negative error (logged; the
  * batch is lost and the error is returned to whoever asks next). */

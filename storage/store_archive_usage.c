@@ -111,7 +111,8 @@ static struct store_arch_usage *known_get(const struct arch *a)
 	static struct sbuf k;		/* scratch, kept (the loop's) */
 	struct store_arch_usage *u = NULL;
 
-	if (known.cap && known_key(a, &k))
+	/* Another process's appends change it: never trust a copy. */
+	if (known.cap && !store_shared() && known_key(a, &k))
 		u = hmap_getn(&known, k.p, k.len - 1);
 	sbuf_recycle(&k, 4096);
 	return u;

@@ -8,7 +8,32 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+static double one_cpu(int pid);
+
+/* CPU seconds of pid and of its children now running (a server's
+ * workers: `workers = N`, whose master forks them). */
 double lg_proc_cpu(int pid)
+{
+	char path[96];
+	double sum = one_cpu(pid);
+	FILE *f;
+	int child;
+
+	if (sum < 0)
+		return sum;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+	if ((f = fopen(path, "r"))) {
+		while (fscanf(f, "%d", &child) == 1) {
+			double c = one_cpu(child);
+			if (c > 0)
+				sum += c;
+		}
+		fclose(f);
+	}
+	return sum;
+}
+
+static double one_cpu(int pid)
 {
 	char path[64], buf[1024];
 	unsigned long utime, stime;

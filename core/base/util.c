@@ -223,13 +223,21 @@ int ct_memcmp(const void *a, const void *b, size_t n)
 /* Bytes from OpenSSL's generator, drawn 512 at a time: one RAND_bytes
  * costs about 6,000 instructions and a getpid() (its fork check) however
  * few bytes it gives, and a login takes a few ids and a nonce. Bytes
- * handed out are wiped from the reserve; the process never forks. */
+ * handed out are wiped from the reserve; a forked worker throws away
+ * what it inherited (random_forked), so no two processes share bytes. */
 #define RANDOM_RESERVE 512
+
+static unsigned char reserve[RANDOM_RESERVE];
+static size_t left;
+
+void random_forked(void)
+{
+	OPENSSL_cleanse(reserve, sizeof(reserve));
+	left = 0;
+}
 
 void random_bytes(void *out, size_t n)
 {
-	static unsigned char reserve[RANDOM_RESERVE];
-	static size_t left;
 	unsigned char *o = out;
 
 	while (n) {

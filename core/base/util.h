@@ -62,6 +62,9 @@ int b64_decode(struct sbuf *out, const char *in, size_t n);
 /* Constant-time comparison; 0 when equal. */
 int ct_memcmp(const void *a, const void *b, size_t n);
 
+/* In a process just forked: forget the random bytes the parent drew
+ * ahead, so the two never hand out the same ones. */
+void random_forked(void);
 /* Cryptographically random bytes (OpenSSL RAND_bytes); aborts on failure. */
 void random_bytes(void *out, size_t n);
 /* n random characters from [A-Za-z0-9] followed by NUL (out has n+1). */

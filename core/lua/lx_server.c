@@ -10,11 +10,14 @@
 #include "server.h"
 #include "s2s.h"
 #include "session.h"
+#include "node.h"
+#include "node_link.h"
 #include "store.h"
 #include "tls.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 
 static bool is_live(const struct session *s)
 {
@@ -63,6 +66,8 @@ static void push_session(lua_State *L, const struct session *s)
 	set_str(L, "host", s->host);
 	set_str(L, "state", session_state(s));
 	set_str(L, "type", s->role->name);
+	if (node_self)
+		set_int(L, "node", node_of(s));
 	if (s2s_is(s)) {
 		char doms[512];
 		set_str(L, "direction", s->flags & SESS_F_OUTGOING ? "outgoing" : "incoming");
@@ -147,6 +152,9 @@ static int l_counts(lua_State *L)
 	set_int(L, "connections", live);
 	set_int(L, "authenticated", authed);
 	set_int(L, "bound", (lua_Integer)route_session_count());
+	set_int(L, "node", node_self);
+	set_int(L, "node_links", node_link_up_count());
+	set_int(L, "pid", (lua_Integer)getpid());
 	set_int(L, "hibernating", hibernating);
 	set_int(L, "listeners", (lua_Integer)listener_count());
 	set_int(L, "hook_errors", (lua_Integer)hook_error_count());

@@ -2,6 +2,7 @@
 #include "lx_session.h"
 #include "csi.h"
 #include "lx_csi.h"
+#include "node.h"
 #include "route.h"
 #include "session.h"
 #include "sm.h"
@@ -181,7 +182,8 @@ enum field {
 	F_CLOSED = 1, F_TYPE, F_ID, F_USERNAME, F_HOST, F_RESOURCE, F_FULL_JID,
 	F_BARE_JID, F_IP, F_SECURE, F_TLS_VERSION, F_CONNECTED_AT, F_SM_ID,
 	F_SM_RESUMABLE, F_SM_QUEUED, F_INACTIVE, F_HELD_BYTES, F_HIBERNATING,
-	F_IDLE, F_ANONYMOUS, F_DIRECTION, F_FROM_HOST, F_TO_HOST, F_AUTHENTICATED,
+	F_IDLE, F_ANONYMOUS, F_DIRECTION, F_FROM_HOST, F_TO_HOST, F_NODE,
+	F_AUTHENTICATED,
 };
 
 static const char *const field_names[] = {
@@ -195,7 +197,7 @@ static const char *const field_names[] = {
 	[F_HELD_BYTES] = "held_bytes", [F_HIBERNATING] = "hibernating",
 	[F_IDLE] = "idle", [F_ANONYMOUS] = "anonymous",
 	[F_DIRECTION] = "direction", [F_FROM_HOST] = "from_host",
-	[F_TO_HOST] = "to_host",
+	[F_TO_HOST] = "to_host", [F_NODE] = "node",
 	[F_AUTHENTICATED] = "authenticated",
 };
 
@@ -277,6 +279,9 @@ static void push_field(lua_State *L, struct session *s, enum field f)
 	case F_ANONYMOUS:
 		lua_pushboolean(L, (s->flags & SESS_F_ANONYMOUS) != 0);
 		break;
+	case F_NODE:		/* 0 when the server is one process */
+		lua_pushinteger(L, node_of(s));
+		break;
 	default:			/* F_AUTHENTICATED */
 		lua_pushboolean(L, (s->flags & SESS_F_AUTHED) != 0);
 		break;
@@ -310,6 +315,96 @@ static int l_index(lua_State *L)
 	return 1;
 }
 
+/* A session field's value as the other nodes get it: false for values
+ * they cannot (tables, functions). */
+static bool to_node_value(lua_State *L, int idx, struct node_value *v)
+{
+	memset(v, 0, sizeof(*v));
+	switch (lua_type(L, idx)) {
+	case LUA_TNIL:
+		v->type = NV_NIL;
+		return true;
+	case LUA_TBOOLEAN:
+		v->type = NV_BOOLEAN;
+		v->b = lua_toboolean(L, idx);
+		return true;
+	case LUA_TNUMBER:
+		v->type = NV_NUMBER;
+		v->n = lua_tonumber(L, idx);
+		return true;
+	case LUA_TSTRING:
+		v->type = NV_STRING;
+		v->s = lua_tostring(L, idx);
+		return true;
+	default:
+		v->type = NV_STANZA;
+		return (v->stanza = lx_stanza_test(L, idx, NULL)) != NULL;
+	}
+}
+
+/* node_field_set_hook: another node's session changed a shared field;
+ * its proxy here shows the new value. */
+static void set_proxy_field(struct session *s, const char *name,
+			    const struct node_value *v)
+{
+	lua_State *L = lx_state();
+	struct st_doc *doc;
+
+	if (!L)
+		return;
+	lx_session_push(L, s);
+	lua_getiuservalue(L, -1, 1);
+	switch (v->type) {
+	case NV_BOOLEAN:
+		lua_pushboolean(L, v->b);
+		break;
+	case NV_NUMBER:
+		if (v->n == (lua_Integer)v->n)
+			lua_pushinteger(L, (lua_Integer)v->n);
+		else
+			lua_pushnumber(L, v->n);
+		break;
+	case NV_STRING:
+		lua_pushstring(L, v->s);
+		break;
+	case NV_STANZA:
+		doc = st_clone(v->stanza);
+		lx_stanza_push(L, doc, doc->root);
+		st_doc_unref(doc);
+		break;
+	default:
+		lua_pushnil(L);
+		break;
+	}
+	lua_setfield(L, -2, name);
+	lua_pop(L, 2);
+}
+
+/* node_fields_hook: the shared fields a local session has, for a node
+ * that learns of it. */
+static void each_shared_field(struct session *s,
+			      void (*emit)(struct session *s, const char *name,
+					   const struct node_value *v, void *ctx),
+			      void *ctx)
+{
+	lua_State *L = lx_state();
+	const char *k;
+	struct node_value v;
+
+	if (!L || !s->lua_ref)
+		return;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, s->lua_ref);
+	lua_getiuservalue(L, -1, 1);
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		if (lua_type(L, -2) == LUA_TSTRING && node_field_shared(k = lua_tostring(L, -2)) &&
+		    to_node_value(L, -1, &v))
+			emit(s, k, &v, ctx);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 2);
+}
+
 static int l_newindex(lua_State *L)
 {
 	struct session *s = check_ud(L, 1)->s;
@@ -326,6 +421,11 @@ static int l_newindex(lua_State *L)
 	lua_pushvalue(L, 2);
 	lua_pushvalue(L, 3);
 	lua_rawset(L, -3);
+	if (s && k && node_self && node_field_shared(k)) {
+		struct node_value v;
+		if (to_node_value(L, 3, &v))
+			node_field_changed(s, k, &v);
+	}
 	return 0;
 }
 
@@ -359,6 +459,8 @@ void lx_session_register(lua_State *L)
 	};
 
 	session_forget_hook = detach;
+	node_field_set_hook = set_proxy_field;
+	node_fields_hook = each_shared_field;
 	lx_newmetatable(L, SESSION_MT);
 	luaL_setfuncs(L, meta, 0);
 	luaL_newlib(L, methods);

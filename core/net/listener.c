@@ -26,6 +26,12 @@ struct listener {
 
 static struct listener *listeners;
 static size_t n_listeners;
+static bool reuseport;
+
+void listener_set_reuseport(bool on)
+{
+	reuseport = on;
+}
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -101,6 +107,8 @@ static int open_socket(const char *addr, int port)
 	if (fd < 0)
 		goto fail;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (any)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
 	if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0)

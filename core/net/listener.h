@@ -16,6 +16,10 @@ int listener_add(const char *addr, int port, const char *what,
 		 void (*accept)(int fd, const char *ip, int port, void *ctx),
 		 void *ctx);
 void listener_close_all(void);
+/* Listeners opened from now on share their port with other processes
+ * that ask the same (SO_REUSEPORT): the workers of one server, among
+ * which the kernel spreads the connections. */
+void listener_set_reuseport(bool on);
 size_t listener_count(void);
 
 #endif

@@ -17,6 +17,8 @@ static struct hmap by_full;		/* full JID -> struct session */
 static struct hmap by_bare;		/* bare JID -> first struct session */
 static size_t n_bound;
 
+void (*route_directory_hook)(struct session *s, bool bound);
+
 static struct host *host_new(const char *name, enum host_type type)
 {
 	struct host *h = xcalloc(1, sizeof(*h));
@@ -119,9 +121,11 @@ void route_bind(struct session *s)
 	s->user_next = hmap_get(&by_bare, s->bare_jid);
 	hmap_set(&by_bare, s->bare_jid, s);
 	n_bound++;
+	if (route_directory_hook)
+		route_directory_hook(s, true);
 }
 
-void route_unbind(struct session *s)
+void route_forget(struct session *s)
 {
 	struct session *head = hmap_get(&by_bare, s->bare_jid);
 
@@ -141,6 +145,13 @@ void route_unbind(struct session *s)
 	}
 	s->user_next = NULL;
 	n_bound--;
+	if (route_directory_hook)
+		route_directory_hook(s, false);
+}
+
+void route_unbind(struct session *s)
+{
+	route_forget(s);
 
 	struct event ev = { .session = s };
 	if (s->conn && s->conn->close_reason[0] &&

@@ -63,6 +63,12 @@ bool route_host_next(size_t *pos, struct host **h);
  * closed with <conflict/> first. */
 void route_bind(struct session *s);
 void route_unbind(struct session *s);
+/* The same without the "resource-unbind" event (a session of another
+ * node that its own node unbound). */
+void route_forget(struct session *s);
+/* Told of every bind and every unbind (core/xmpp/node.c tells the other
+ * nodes of its own sessions). May be NULL. */
+extern void (*route_directory_hook)(struct session *s, bool bound);
 struct session *route_find_full(const char *full_jid);
 /* The first session of an account (see struct session's user_next). */
 struct session *route_find_bare(const char *bare_jid);

@@ -232,6 +232,8 @@ int session_send_serialized(struct session *s, const char *data, size_t len)
 
 int session_send(struct session *s, const struct st_node *node)
 {
+	if (s->role->forward && !(s->flags & (SESS_F_CLOSING | SESS_F_DEAD)))
+		return s->role->forward(s, node);
 	if (!can_send(s))
 		return -EPIPE;
 	for (struct session_filter *f = s->filters; f; f = f->next) {
@@ -856,6 +858,17 @@ struct session *session_new_outgoing(const struct session_role *role,
 	s->flags |= SESS_F_OUTGOING;
 	s->host = xstrdup(host);
 	s->peer = xstrdup(peer);
+	return s;
+}
+
+struct session *session_new_remote(const struct session_role *role,
+				   const struct session_config *cfg)
+{
+	struct session *s = session_new(role, cfg);
+
+	xs_free(s->xs);
+	s->xs = NULL;
+	ev_timer_stop(conn_loop(), &s->timer);
 	return s;
 }
 

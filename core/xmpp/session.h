@@ -51,6 +51,7 @@ struct sm_state;
 #define SESS_F_INACTIVE   0x0800	/* XEP-0352: the client said inactive */
 #define SESS_F_ANONYMOUS  0x1000	/* SASL ANONYMOUS: a temporary account */
 #define SESS_F_OUTGOING   0x2000	/* we opened it (server-to-server) */
+#define SESS_F_REMOTE     0x4000	/* stands for a session of another node */
 
 /* Outgoing filters: every stanza session_send() gets passes through the
  * session's filters, in the order they were added, before it is
@@ -132,6 +133,10 @@ struct session_role {
 	 * connection while it has none): 0, or -ENOBUFS when it cannot
 	 * (the session then ends). May be NULL. */
 	int (*sending)(struct session *s, const char *data, size_t len);
+	/* A session of another node (core/xmpp/node.h): what is sent to it
+	 * goes there whole, to the session it stands for, instead of through
+	 * filters and a connection. 0 or -errno. May be NULL. */
+	int (*forward)(struct session *s, const struct st_node *node);
 	/* The connection went away or fell silent: true when the role keeps
 	 * the session without it (it then owns what follows). May be NULL. */
 	bool (*lost)(struct session *s);
@@ -225,6 +230,11 @@ void session_input(struct session *s, const char *buf, size_t len);
 struct session *session_new_outgoing(const struct session_role *role,
 				     const struct session_config *cfg,
 				     const char *host, const char *peer);
+/* A session of role that stands for one on another node (node.h): no
+ * connection, no parser, no timers; the role's forward carries what is
+ * sent to it. */
+struct session *session_new_remote(const struct session_role *role,
+				   const struct session_config *cfg);
 /* Connects s to sa; the role hears connected(), or the session ends with
  * the reason. 0, or -errno (s is unchanged: the caller ends it). */
 int session_connect(struct session *s, const struct sockaddr *sa, socklen_t len);

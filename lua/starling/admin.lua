@@ -185,6 +185,10 @@ local function cmd_status()
 			left < 0 and "expired" or (floor(left / 86400) .. " days left"),
 			left < 0 and " EXPIRED" or left < soon and " EXPIRES SOON" or "")
 	end
+	if c.node > 0 then
+		table.insert(lines, 6, format("node: worker %d (pid %d), %d node links up",
+			c.node, c.pid, c.node_links))
+	end
 	return true, lines
 end
 
@@ -206,7 +210,7 @@ end
 local restart_options = {
 	"interfaces", "c2s_ports", "c2s_direct_tls_ports", "data_path",
 	"storage_max_size", "admin_socket", "pidfile", "component_ports",
-	"component_interfaces",
+	"component_interfaces", "workers",
 }
 
 local function option_keys(cfg, host, keys)
@@ -502,7 +506,9 @@ local function cmd_sessions(args)
 		return false, { host and format("unknown host '%s'", host) or "usage: sessions [HOST]" }
 	end
 	local list = server.sessions(host)
-	local rows = { { "JID", "IP", "TLS", "CIPHER", "SINCE" } }
+	-- With workers, every worker's sessions, and the NODE (worker) of each.
+	local nodes = list[1] and list[1].node ~= nil
+	local rows = { { "JID", "IP", "TLS", "CIPHER", "SINCE", nodes and "NODE" or nil } }
 	local n = 0
 	sort(list, function(a, b)
 		return (a.jid or "") < (b.jid or "")
@@ -516,6 +522,7 @@ local function cmd_sessions(args)
 				s.tls_version or "none",
 				s.cipher or "-",
 				os_date("!%Y-%m-%dT%H:%M:%SZ", floor(s.connected_at)),
+				nodes and tostring(s.node) or nil,
 			}
 		end
 	end

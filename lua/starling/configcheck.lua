@@ -36,6 +36,7 @@ M.core_options = {
 	"sasl2_fast_token_ttl", "sasl2_fast_token_min_ttl", "fast_token_expiry",
 	"csi_max_held_bytes", "limits", "storage_max_size", "pidfile",
 	"archive_index_delay", "lua_gc_mode", "certificates", "certificate_expiry_warning",
+	"workers",
 	"admin_socket", "component_module",
 	"authentication", "insecure_authentication_on_purpose",
 	-- server-to-server streams (core/main.c, core/xmpp/s2s*.c)
