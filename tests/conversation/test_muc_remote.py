@@ -2,16 +2,9 @@
 the muc component conference.a.example, and b.example), pinned to each
 other. bob@b.example enters a room of conference.a.example over
 server-to-server streams, hears alice@a.example and is heard, and leaves;
-the room sees him leave when his server says his session ended.
+the room sees him leave when his server says his session ended."""
 
-Skipped for now: Starling's server-to-server layer serves only VirtualHost
-domains (an incoming stream to conference.a.example is closed with
-host-unknown: core/xmpp/s2s_in.c accepts HOST_LOCAL domains only, and
-nothing leaves over s2s from a component's domain). mod_muc itself needs
-nothing more; the skip goes when s2s serves component domains (XEP-0114
-work, issue #20's sibling)."""
-
-from harness import check, fixture, skip
+from harness import check, fixture
 from muc import MODULES, codes, create, expect_groupchat, groupchat, item, join, login
 from peers import pin
 import server as server_mod
@@ -35,7 +28,6 @@ def pair(scope):
 
 
 def test_remote_occupant(pair):
-    skip("s2s does not serve component domains yet (core/xmpp/s2s_in.c is_local)")
     a_srv, b_srv = pair
     alice = login(a_srv, "alice")
     bob = login(b_srv, "bob")
