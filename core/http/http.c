@@ -145,6 +145,7 @@ static void request_clear(struct http_conn *hc)
 	free(r->path);
 	free(r->query);
 	free(r->host);
+	free(r->extra_headers);
 	sbuf_free(&r->body);
 	memset(r, 0, sizeof(*r));
 	r->hc = hc;
@@ -370,6 +371,8 @@ static void put_head(struct sbuf *b, struct http_request *req, int status,
 	}
 	if (headers)
 		sbuf_adds(b, headers);
+	if (req->extra_headers)
+		sbuf_adds(b, req->extra_headers);
 	sbuf_adds(b, "\r\n");
 }
 

@@ -55,6 +55,9 @@ struct http_request {
 	bool secure;			/* TLS on the connection */
 	bool keep_alive;		/* the connection may carry another */
 	bool answered;
+	/* Header lines every answer carries ("Name: value\r\n"; CORS,
+	 * http_route.c), or NULL. Owned; freed with the request. */
+	char *extra_headers;
 	const char *ip;			/* the peer's address and port */
 	int port;
 	/* The request is over (answered, taken, or its connection went):
