@@ -609,6 +609,7 @@ static void repeated(struct bosh *b, struct http_request *req, struct st_doc *do
 		h->req = req;
 		req->done = req_done;
 		req->done_data = h;
+		http_watch(req);
 		if (h->doc) {	/* not handled yet: the new body counts */
 			st_doc_unref(h->doc);
 			h->doc = doc;
@@ -657,6 +658,7 @@ static void on_request(struct bosh *b, struct http_request *req,
 	h->rid = rid;
 	req->done = req_done;
 	req->done_data = h;
+	http_watch(req);
 	for (pp = &b->ahead; *pp && (*pp)->rid < rid; pp = &(*pp)->next)
 		;
 	h->next = *pp;
@@ -759,6 +761,7 @@ static void create(struct http_request *req, const struct bosh_options *o,
 	h->deadline = ev_now(conn_loop()) + b->wait;
 	req->done = req_done;
 	req->done_data = h;
+	http_watch(req);
 	b->held = h;
 	b->n_held = 1;
 	b->next_rid = rid + 1;

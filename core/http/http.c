@@ -432,6 +432,15 @@ int http_respond_status(struct http_request *req, int status, const char *text)
 	return r;
 }
 
+void http_watch(struct http_request *req)
+{
+	struct http_conn *hc = req->hc;
+
+	if (hc && hc->c && !hc->dead && !req->answered &&
+	    hc->pending.len < cfg.max_header_size)
+		conn_hold(hc->c, false);
+}
+
 struct conn *http_upgrade(struct http_request *req, const char *headers,
 			  const char **rest, size_t *rest_len)
 {
@@ -532,8 +541,14 @@ static void on_data(struct conn *c, const char *buf, size_t len)
 {
 	struct http_conn *hc = c->owner;
 
-	if (!hc || hc->dead || hc->state == HC_ANSWERING)
+	if (!hc || hc->dead)
 		return;
+	if (hc->state == HC_ANSWERING) {	/* watched: it waits its turn */
+		sbuf_add(&hc->pending, buf, len);
+		if (hc->pending.len >= cfg.max_header_size)
+			conn_hold(c, true);
+		return;
+	}
 	feed(hc, buf, len);
 }
 
