@@ -415,3 +415,25 @@ def test_slow_body(server):
                 break
             data += chunk
         check(data.startswith(b"HTTP/1.1 408"), "slow body: %r" % data[:100])
+
+
+def test_key_sequence(server):
+    """XEP-0124 15: each request's key hashes to the key before it."""
+    import hashlib
+
+    def sha1(x):
+        return hashlib.sha1(x.encode()).hexdigest()
+    k2 = "the client secret seed"
+    k1 = sha1(k2)
+    k0 = sha1(k1)
+    with bystanders(server):
+        b = BoshClient(server.http_port, wait=1)
+        b.open_stream(attrs="newkey='%s'" % k0)
+        b.poll = False
+        ok = b.request("", attrs="key='%s'" % k1)
+        check(ok.status == 200 and ok.xml().get("type") is None, "key 1: %r" % ok.body)
+        ok = b.request("", attrs="key='%s'" % k2)
+        check(ok.xml().get("type") is None, "key 2: %r" % ok.body)
+        bad = b.request("", attrs="key='%s'" % k2)
+        check(bad.xml().get("condition") == "item-not-found",
+              "a key used twice: %r" % bad.body)
