@@ -574,6 +574,13 @@ static void run(struct bosh *b)
 	ev_timer_stop(conn_loop(), &b->throttle_timer);
 	while (b->ahead && b->ahead->rid == b->next_rid && !b->terminated) {
 		struct bosh_req *h = b->ahead;
+		if (b->vc && (b->vc->flags & CONN_F_HELD)) {
+			/* A module paused the session's reading
+			 * (session_pause_reading): its requests wait too. */
+			ev_timer_set(&b->throttle_timer, 0.25, 0.);
+			ev_timer_start(conn_loop(), &b->throttle_timer);
+			return;
+		}
 		if (!tokens_allow(b, h->req->body.len))
 			return;
 		b->ahead = h->next;
