@@ -36,7 +36,7 @@ def server(scope):
         "http_ports": [http], "https_ports": [],
         "consider_bosh_secure": True,
         "c2s_stanza_size_limit": LIMIT,
-        "bosh_max_inactivity": 2,
+        "bosh_max_inactivity": 4,
         "bosh_max_wait": 30,
         "http_request_timeout": 2,
         "smacks_hibernation_time": 60,
@@ -72,7 +72,7 @@ def test_session_creation_response(server):
     check(body.get("wait") == "20" and body.get("hold") == "1",
           "wait/hold %s/%s" % (body.get("wait"), body.get("hold")))
     check(body.get("requests") == "2", "requests %s" % body.get("requests"))
-    check(body.get("inactivity") == "2" and body.get("polling") == "5",
+    check(body.get("inactivity") == "4" and body.get("polling") == "5",
           "inactivity/polling %s/%s" % (body.get("inactivity"), body.get("polling")))
     check(body.get("from") == "localhost", "from %s" % body.get("from"))
     check(body.get("{%s}version" % NS_XBOSH) == "1.0", "no xmpp:version")
@@ -89,9 +89,9 @@ def test_session_creation_response(server):
 
 def test_login_and_chat_with_a_tcp_client(server):
     a = server.account("web")
+    t = server.login("tcp")
     b = bosh_login(server.http_port, a, resource="browser")
     check(b.jid == a.user + "@localhost/browser", "bound JID %s" % b.jid)
-    t = server.login("tcp")
     exchange(b, t)
     exchange(t, b)
     b.send("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
@@ -111,8 +111,8 @@ def test_login_and_chat_with_a_tcp_client(server):
 def test_unqualified_stanzas_are_client_stanzas(server):
     """Children in the body's own namespace are jabber:client (XEP-0206
     2: what many clients send)."""
-    b = bosh_login(server.http_port, server.account("plain"), wait=2)
     t = server.login("tcpplain")
+    b = bosh_login(server.http_port, server.account("plain"), wait=2)
     quiet(b)
     a = b.request("<message to='%s' type='chat'><body>bare</body></message>"
                   % esc(t.jid), attrs="")
@@ -139,8 +139,8 @@ def test_retransmitted_rid_gets_the_same_answer(server):
 
 
 def test_requests_out_of_order_are_handled_in_rid_order(server):
-    b = bosh_login(server.http_port, server.account("ooo"), wait=2)
     t = server.login("ordered")
+    b = bosh_login(server.http_port, server.account("ooo"), wait=2)
     quiet(b)
     r1, r2 = b.next_rid(), b.next_rid()
     msg = "<message xmlns='jabber:client' to='%s' type='chat'><body>%s</body></message>"
@@ -157,8 +157,8 @@ def test_requests_out_of_order_are_handled_in_rid_order(server):
 
 
 def test_hold_and_wait(server):
-    b = bosh_login(server.http_port, server.account("hold"), wait=2, hold=1)
     t = server.login("holder")
+    b = bosh_login(server.http_port, server.account("hold"), wait=2, hold=1)
     quiet(b)
     r1 = b.next_rid()
     p1 = b.post(b.wrap("", r1), r1)
@@ -184,13 +184,13 @@ def test_hold_and_wait(server):
 
 
 def test_inactivity_ends_the_session(server):
-    b = bosh_login(server.http_port, server.account("idle"))
     t = server.login("caller")
+    b = bosh_login(server.http_port, server.account("idle"))
     exchange(t, b)
     quiet(b)
     sid = b.sid
     b.close()
-    time.sleep(3.5)                 # bosh_max_inactivity is 2 s
+    time.sleep(6)                   # bosh_max_inactivity is 4 s
     a = http_post(server.http_port, "<body rid='%d' sid='%s' xmlns='%s'/>"
                   % (b.rid + 1, sid, NS_HTTPBIND))
     check(a.xml().get("type") == "terminate" and
@@ -202,14 +202,14 @@ def test_inactivity_ends_the_session(server):
 
 def test_inactivity_hibernates_with_stream_management(server):
     a = server.account("smb")
-    b = bosh_login(server.http_port, a, resource="web")
     t = server.login("smtalker")
+    b = bosh_login(server.http_port, a, resource="web")
     b.send("<enable xmlns='%s' resume='true'/>" % SM)
     sm_id = b.expect("{%s}enabled" % SM).get("id")
     exchange(t, b, "before")
     quiet(b)
     b.close()
-    time.sleep(3.5)                 # inactive: the session hibernates
+    time.sleep(6)                   # inactive: the session hibernates
     t.send("<message to='%s' type='chat' id='away'><body>while away</body></message>"
            % esc(b.jid))
     t.roundtrip()
@@ -245,8 +245,8 @@ def test_restart_and_terminate(server):
 
 
 def test_page_reload_continues_the_session(server):
-    b = bosh_login(server.http_port, server.account("reload"), resource="tab")
     t = server.login("friend")
+    b = bosh_login(server.http_port, server.account("reload"), resource="tab")
     exchange(t, b)
     quiet(b)
     b.close()                       # the page goes
@@ -359,8 +359,8 @@ def test_rid_outside_the_window(server):
 
 def test_too_many_requests(server):
     with bystanders(server) as (x, y):
-        b = bosh_login(server.http_port, server.account("many"))
         t = server.login("observer")
+        b = bosh_login(server.http_port, server.account("many"))
         quiet(b)
         for _ in range(3):          # requests='2'
             r = b.next_rid()
@@ -398,8 +398,8 @@ def test_huge_body_and_stanza_over_the_limit(server):
 
 def test_slow_body(server):
     with bystanders(server):
-        b = bosh_login(server.http_port, server.account("slow"))
         t = server.login("slowpeer")
+        b = bosh_login(server.http_port, server.account("slow"))
         s = socket.create_connection(("127.0.0.1", server.http_port), timeout=10)
         body = b.wrap("<message xmlns='jabber:client'/>", rid=b.rid + 1).encode()
         s.sendall(b"POST /http-bind HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d"
