@@ -319,7 +319,8 @@ def test_host_meta_metrics_and_status(server):
                 kinds[smp.labels["kind"]] = smp.value
     check(kinds.get("bosh", 0) >= 1, "metrics connections %r" % kinds)
     out = server.ctl("status").stdout
-    check("over BOSH" in out and " 0 over BOSH" not in out, "status: %s" % out)
+    check("bosh sessions: " in out and "bosh sessions: 0" not in out,
+          "status: %s" % out)
 
 
 # --- hostile ----------------------------------------------------------------
