@@ -43,7 +43,8 @@ BUILD_DEPS := gcc make pkg-config libev-dev libexpat1-dev libssl-dev \
 TEST_DEPS := python3 python3-slixmpp python3-aioxmpp python3-nbxmpp python3-openssl lua-check lmdb-utils prosody prosody-modules \
 	go-sendxmpp mcabber tmux sendxmpp profanity nsd ldnsutils \
 	lua-unbound ejabberd python3-websockets python3-prometheus-client \
-	biboumi ngircd debhelper dpkg-dev fakeroot lintian systemd
+	biboumi ngircd debhelper dpkg-dev fakeroot lintian systemd \
+	nodejs libjs-strophe node-xmldom
 
 # core/*.c (start-up, server settings, admin socket) is the "server" layer.
 LAYER_LIBS := $(foreach l,server $(notdir $(LAYERS)),$(BUILD)/lib/lib$(l).a)

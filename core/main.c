@@ -16,6 +16,7 @@
 #include "component.h"
 #include "http.h"
 #include "http_route.h"
+#include "bosh.h"
 #include "websocket.h"
 #include "s2s.h"
 #include "sdnotify.h"
@@ -342,7 +343,7 @@ static struct session_listen c2s_listen = { &c2s_role, &c2s_cfg, false };
 static struct session_listen s2s_listen = { &s2s_in_role, &s2s_cfg.in, false };
 static struct session_listen c2s_tls_listen = { &c2s_role, &c2s_cfg, true };
 static struct session_listen s2s_tls_listen = { &s2s_in_role, &s2s_cfg.in, true };
-/* Client streams that arrive over WebSocket (core/http/websocket.c). */
+/* Client streams that arrive over WebSocket or BOSH (core/http/). */
 static struct session_listen c2s_ws_listen = { &c2s_role, &c2s_cfg, false };
 
 struct listen_ctx {
@@ -566,6 +567,7 @@ int main(int argc, char **argv)
 	lx_server_register();
 	lx_http_register();
 	websocket_init(&c2s_ws_listen);
+	bosh_init(&c2s_ws_listen);
 	server_set_options_reader(read_session_config);
 	route_init();
 	if (config_load(real) != 0 || setup_log() != 0)

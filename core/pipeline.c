@@ -1,5 +1,6 @@
 /* pipeline.c - the end of every loop iteration (see pipeline.h). */
 #include "pipeline.h"
+#include "bosh.h"
 #include "config.h"
 #include "conn.h"
 #include "log.h"
@@ -157,6 +158,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 		node_link_committed(true);
 	probe(loop);
 	sm_answer_owed();
+	bosh_flush();		/* held BOSH requests carry the iteration's output */
 	conn_release_queued();
 	conn_flush_all();
 	trim_after_burst(loop, session_free_dead());
@@ -220,6 +222,7 @@ void pipeline_finish(void)
 	sm_point_durable(sm_point_next());
 	flight_point = 0;
 	sm_answer_owed();
+	bosh_flush();		/* held BOSH requests carry the iteration's output */
 	conn_release_queued();
 	conn_flush_all();
 	session_free_dead();

@@ -63,6 +63,43 @@ local function parse_key(key, base)
 	return method, base .. sub
 end
 
+-- A provider's cross-origin policy (CORS) on host, as in Prosody: the
+-- provider's own (item.cors.enabled: false, true or a list of Origins),
+-- then http_cors_override[name] ({ enabled =, credentials =, origins = }),
+-- with access_control_allow_origins, _methods, _headers, _max_age and
+-- _credentials for what neither says. nil: same origin only.
+local function cors_of(mod, item)
+	local cors = type(item.cors) == "table" and item.cors or {}
+	local enabled, origins = cors.enabled, nil
+	local credentials = cors.credentials
+	if type(enabled) == "table" then
+		enabled, origins = true, enabled
+	end
+	local overrides = mod:get_option("http_cors_override", {})
+	local o = type(overrides) == "table" and overrides[item.name] or nil
+	if type(o) == "table" then
+		if o.enabled ~= nil then enabled = o.enabled end
+		if o.credentials ~= nil then credentials = o.credentials end
+		if type(o.origins) == "table" then origins = o.origins end
+	end
+	if not enabled then
+		return nil
+	end
+	origins = origins or mod:get_option_array("access_control_allow_origins", nil)
+	if credentials == nil then
+		credentials = mod:get_option_boolean("access_control_allow_credentials", false)
+	end
+	return {
+		origins = origins or true,
+		methods = table.concat(cors.methods or mod:get_option_array(
+			"access_control_allow_methods", { "GET", "OPTIONS" }), ", "),
+		headers = table.concat(cors.headers or mod:get_option_array(
+			"access_control_allow_headers", { "Content-Type" }), ", "),
+		max_age = mod:get_option_integer("access_control_max_age", 7200, 0),
+		credentials = credentials,
+	}
+end
+
 local function mount(mod, host, item, source)
 	if mounted[item] or type(item.route) ~= "table" then
 		return
@@ -70,13 +107,14 @@ local function mount(mod, host, item, source)
 	local base = base_path(mod, item)
 	local owner = host .. ":" .. (source and source.name or item.name)
 	local m = { host = host, routes = {} }
+	local cors = cors_of(mod, item)
 	mounted[item] = m
 	for key, handler in pairs(item.route) do
 		local method, path = parse_key(key, base)
 		if not method then
 			mod:log("error", "%s: '%s' is not a route (\"METHOD /path\")", owner, key)
 		else
-			local r, rerr = http.route(host, method, path, handler, owner)
+			local r, rerr = http.route(host, method, path, handler, owner, cors)
 			if r then
 				m.routes[#m.routes + 1] = r
 			else

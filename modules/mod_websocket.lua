@@ -24,6 +24,9 @@ module:provides("http", {
 	default_path = "/xmpp-websocket",
 	-- XEP-0156 (mod_host_meta) names providers by their link relation.
 	link_rel = "urn:xmpp:alt-connections:websocket",
+	-- CORS on the endpoint's HTTP answers; the upgrade itself checks the
+	-- Origin against the same option.
+	cors = { enabled = module:get_option("cross_domain_websocket", false) },
 	route = {
 		["GET"] = endpoint,
 		["GET /"] = endpoint,

@@ -145,6 +145,7 @@ static void request_clear(struct http_conn *hc)
 	free(r->path);
 	free(r->query);
 	free(r->host);
+	free(r->extra_headers);
 	sbuf_free(&r->body);
 	memset(r, 0, sizeof(*r));
 	r->hc = hc;
@@ -370,6 +371,8 @@ static void put_head(struct sbuf *b, struct http_request *req, int status,
 	}
 	if (headers)
 		sbuf_adds(b, headers);
+	if (req->extra_headers)
+		sbuf_adds(b, req->extra_headers);
 	sbuf_adds(b, "\r\n");
 }
 
@@ -427,6 +430,15 @@ int http_respond_status(struct http_request *req, int status, const char *text)
 			 b.p, b.len);
 	sbuf_free(&b);
 	return r;
+}
+
+void http_watch(struct http_request *req)
+{
+	struct http_conn *hc = req->hc;
+
+	if (hc && hc->c && !hc->dead && !req->answered &&
+	    hc->pending.len < cfg.max_header_size)
+		conn_hold(hc->c, false);
 }
 
 struct conn *http_upgrade(struct http_request *req, const char *headers,
@@ -529,8 +541,14 @@ static void on_data(struct conn *c, const char *buf, size_t len)
 {
 	struct http_conn *hc = c->owner;
 
-	if (!hc || hc->dead || hc->state == HC_ANSWERING)
+	if (!hc || hc->dead)
 		return;
+	if (hc->state == HC_ANSWERING) {	/* watched: it waits its turn */
+		sbuf_add(&hc->pending, buf, len);
+		if (hc->pending.len >= cfg.max_header_size)
+			conn_hold(c, true);
+		return;
+	}
 	feed(hc, buf, len);
 }
 

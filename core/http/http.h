@@ -55,6 +55,9 @@ struct http_request {
 	bool secure;			/* TLS on the connection */
 	bool keep_alive;		/* the connection may carry another */
 	bool answered;
+	/* Header lines every answer carries ("Name: value\r\n"; CORS,
+	 * http_route.c), or NULL. Owned; freed with the request. */
+	char *extra_headers;
 	const char *ip;			/* the peer's address and port */
 	int port;
 	/* The request is over (answered, taken, or its connection went):
@@ -92,6 +95,11 @@ const char *http_header(const struct http_request *req, const char *name);
  * its connection is gone. */
 int http_respond(struct http_request *req, int status, const char *headers,
 		 const char *body, size_t len);
+/* For a request answered later (a held BOSH request): its connection
+ * is read on while it waits, so that the client's going away ends the
+ * request (done) at once; what the client sends meanwhile (a pipelined
+ * request, up to http_max_header_size bytes) waits for the answer. */
+void http_watch(struct http_request *req);
 /* A status with its reason as a short text/plain body. */
 int http_respond_status(struct http_request *req, int status, const char *text);
 /* Answers 101 with the header lines, and hands the connection over: the

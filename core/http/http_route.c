@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include <stdlib.h>
+#include <strings.h>
 
 struct http_route {
 	char *host;			/* "*" for every host */
@@ -11,8 +12,17 @@ struct http_route {
 	bool wildcard;
 	size_t path_len;
 	struct http_handler h;
+	struct route_cors *cors;	/* NULL: same origin only */
 	char *owner;
 	struct http_route *next;
+};
+
+/* A route's copy of its struct http_cors. */
+struct route_cors {
+	bool any_origin, credentials;
+	char **origins;
+	char *methods, *headers;
+	unsigned max_age;
 };
 
 static struct http_route *routes;
@@ -79,8 +89,44 @@ struct http_route *http_route_add(const char *host, const char *method,
 	return r;
 }
 
+static void cors_free(struct route_cors *c)
+{
+	if (!c)
+		return;
+	for (char **p = c->origins; p && *p; p++)
+		free(*p);
+	free(c->origins);
+	free(c->methods);
+	free(c->headers);
+	free(c);
+}
+
+void http_route_set_cors(struct http_route *r, const struct http_cors *cors)
+{
+	struct route_cors *c;
+	size_t n = 0;
+
+	cors_free(r->cors);
+	r->cors = NULL;
+	if (!cors)
+		return;
+	c = xcalloc(1, sizeof(*c));
+	c->any_origin = cors->any_origin;
+	c->credentials = cors->credentials;
+	c->max_age = cors->max_age;
+	c->methods = xstrdup(cors->methods ? cors->methods : "GET, OPTIONS");
+	c->headers = xstrdup(cors->headers ? cors->headers : "Content-Type");
+	while (cors->origins && cors->origins[n])
+		n++;
+	c->origins = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		c->origins[i] = xstrdup(cors->origins[i]);
+	r->cors = c;
+}
+
 static void route_free(struct http_route *r)
 {
+	cors_free(r->cors);
 	if (r->h.free)
 		r->h.free(r->h.data);
 	free(r->host);
@@ -201,6 +247,57 @@ static void allowed(const char *host, const char *path, struct sbuf *b)
 	sbuf_adds(b, "\r\n");
 }
 
+/* The request's Origin when r allows it cross-origin, else NULL. */
+static const char *cors_origin(const struct http_route *r,
+			       const struct http_request *req)
+{
+	const char *origin = http_header(req, "origin");
+
+	if (!r->cors || !origin || strpbrk(origin, "\r\n"))
+		return NULL;
+	if (r->cors->any_origin)
+		return origin;
+	for (char **p = r->cors->origins; *p; p++)
+		if (strcasecmp(*p, origin) == 0)
+			return origin;
+	return NULL;
+}
+
+/* An allowed Origin's headers on whatever answers req. */
+static void cors_answer(const struct http_route *r, struct http_request *req)
+{
+	const char *origin = cors_origin(r, req);
+	struct sbuf b;
+
+	if (!origin)
+		return;
+	sbuf_init(&b);
+	sbuf_printf(&b, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n", origin);
+	if (r->cors->credentials)
+		sbuf_adds(&b, "Access-Control-Allow-Credentials: true\r\n");
+	free(req->extra_headers);
+	req->extra_headers = b.p;
+}
+
+/* OPTIONS on a path whose routes have other methods: a CORS preflight
+ * when r allows the Origin, else just what the path allows. */
+static void preflight(const struct http_route *r, struct http_request *req)
+{
+	struct sbuf b;
+
+	sbuf_init(&b);
+	allowed(r->host, req->path, &b);
+	if (cors_origin(r, req)) {
+		cors_answer(r, req);
+		sbuf_printf(&b, "Access-Control-Allow-Methods: %s\r\n"
+			    "Access-Control-Allow-Headers: %s\r\n"
+			    "Access-Control-Max-Age: %u\r\n", r->cors->methods,
+			    r->cors->headers, r->cors->max_age);
+	}
+	http_respond(req, 204, b.p, NULL, 0);
+	sbuf_free(&b);
+}
+
 void http_route_dispatch(struct http_request *req)
 {
 	const char *hosts[3] = { req->host, "*", default_host };
@@ -218,7 +315,12 @@ void http_route_dispatch(struct http_request *req)
 		}
 	}
 	if (r) {
+		cors_answer(r, req);
 		r->h.fn(req, rest, r, r->h.data);
+		return;
+	}
+	if (other && strcmp(req->method, "OPTIONS") == 0) {
+		preflight(other, req);
 		return;
 	}
 	if (other) {

@@ -13,7 +13,8 @@
  *           those of "*", then those of http_default_host, then of the
  *           first host with the path. The exact path wins over wildcards,
  *           the longest wildcard over shorter ones. A path with routes
- *           but not for the method: 405 with Allow; no route: 404.
+ *           but not for the method: 405 with Allow (OPTIONS: 204 with
+ *           Allow, and CORS's headers where allowed); no route: 404.
  */
 #ifndef STARLING_HTTP_ROUTE_H
 #define STARLING_HTTP_ROUTE_H
@@ -32,12 +33,29 @@ struct http_handler {
 	void (*free)(void *data);
 };
 
+/* Cross-origin requests a route allows (CORS; mod_http's options):
+ * enabled with any Origin or those listed; what a preflight (OPTIONS)
+ * is told. */
+struct http_cors {
+	bool any_origin;
+	const char *const *origins;	/* NULL-ended; may be NULL */
+	const char *methods;		/* "GET, POST, OPTIONS" */
+	const char *headers;		/* "Content-Type" */
+	unsigned max_age;		/* s */
+	bool credentials;
+};
+
 /* Adds a route; copies the strings. NULL (logged) when the same host,
  * method and path has a route already. */
 struct http_route *http_route_add(const char *host, const char *method,
 				  const char *path, const struct http_handler *h,
 				  const char *owner);
 void http_route_remove(struct http_route *r);
+/* The route answers cross-origin requests as cors says (copied); NULL:
+ * none (the default). An allowed Origin gets Access-Control-Allow-Origin
+ * (and -Credentials) on every answer; OPTIONS on the route's path is a
+ * preflight answered 204 with -Methods, -Headers and -Max-Age. */
+void http_route_set_cors(struct http_route *r, const struct http_cors *cors);
 /* Removes every route of owner; how many. */
 size_t http_route_remove_owner(const char *owner);
 const char *http_route_host(const struct http_route *r);

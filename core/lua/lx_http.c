@@ -1,11 +1,17 @@
 /* lx_http.c - starling.http: the HTTP server for Lua modules.
  *
  *   listen()                      options into the HTTP layer, ports open
- *   route(host, method, path, handler, owner) -> route
+ *   route(host, method, path, handler, owner[, cors]) -> route
+ *                                 cors: { origins = true | { origin... },
+ *                                 methods =, headers =, max_age =,
+ *                                 credentials = } (http_route.h)
  *   unroute(route)
  *   websocket{ consider_secure =, cross_domain = true|false|{origins} }
  *                                 -> the XMPP over WebSocket endpoint, a
  *                                    native handler for route()
+ *   bosh{ consider_secure =, max_wait =, hold =, max_inactivity =,
+ *         max_polling =, max_requests = }
+ *                                 -> the BOSH endpoint, likewise
  *   stats()                       counts for metrics
  *
  * A Lua handler is called as Prosody's are: handler(event, rest) with
@@ -21,6 +27,7 @@
 #include "log.h"
 #include "config.h"
 #include "tls.h"
+#include "bosh.h"
 #include "websocket.h"
 
 #include <ctype.h>
@@ -44,8 +51,11 @@ struct lx_response {
 	struct http_request *req;	/* NULL once the request is over */
 };
 
-/* The WebSocket endpoint's settings, copied into each route. */
+/* A native endpoint's settings (WebSocket or BOSH), copied into each
+ * route. */
 struct lx_native {
+	bool bosh;
+	struct bosh_options bo;
 	bool consider_secure, any_origin;
 	char **origins;
 	size_t n;
@@ -355,6 +365,64 @@ static void free_lua_route(void *data)
 
 /* --- starling.http ------------------------------------------------------- */
 
+static unsigned field_uint(lua_State *L, int t, const char *k, unsigned def,
+			   unsigned max)
+{
+	lua_Integer v;
+
+	lua_getfield(L, t, k);
+	v = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : (lua_Integer)def;
+	lua_pop(L, 1);
+	return v < 0 ? 0 : v > (lua_Integer)max ? max : (unsigned)v;
+}
+
+static const char *field_str(lua_State *L, int t, const char *k)
+{
+	const char *v;
+
+	lua_getfield(L, t, k);
+	v = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+	lua_pop(L, 1);		/* the string stays in the table */
+	return v;
+}
+
+/* The route's CORS from the table at t (mod_http's reading of the
+ * options); an origin with a line break is left out. */
+static void set_cors(lua_State *L, int t, struct http_route *r)
+{
+	struct http_cors c = { 0 };
+	const char **origins = NULL;
+	size_t n = 0;
+
+	lua_getfield(L, t, "origins");
+	if (lua_istable(L, -1)) {
+		size_t len = lua_rawlen(L, -1);
+		origins = xcalloc(len + 1, sizeof(char *));
+		for (size_t i = 1; i <= len; i++) {
+			if (lua_rawgeti(L, -1, (lua_Integer)i) == LUA_TSTRING &&
+			    !strpbrk(lua_tostring(L, -1), "\r\n"))
+				origins[n++] = lua_tostring(L, -1);
+			lua_pop(L, 1);
+		}
+	} else {
+		c.any_origin = lua_toboolean(L, -1);
+	}
+	c.origins = origins;
+	c.methods = field_str(L, t, "methods");
+	c.headers = field_str(L, t, "headers");
+	if ((c.methods && strpbrk(c.methods, "\r\n")) ||
+	    (c.headers && strpbrk(c.headers, "\r\n")))
+		c.methods = c.headers = NULL;
+	c.max_age = field_uint(L, t, "max_age", 7200, 86400 * 365);
+	lua_getfield(L, t, "credentials");
+	c.credentials = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	if (c.any_origin || n)
+		http_route_set_cors(r, &c);
+	lua_pop(L, 1);		/* origins */
+	free(origins);
+}
+
 static int l_route(lua_State *L)
 {
 	const char *host = luaL_checkstring(L, 1);
@@ -365,7 +433,11 @@ static int l_route(lua_State *L)
 	struct http_handler h;
 	struct http_route *r;
 
-	if (nat) {
+	if (nat && nat->bosh) {
+		h.fn = bosh_serve;
+		h.data = bosh_options_new(&nat->bo);
+		h.free = bosh_options_free;
+	} else if (nat) {
 		h.fn = websocket_serve;
 		h.data = websocket_options_new(nat->consider_secure, nat->any_origin,
 					       (const char *const *)nat->origins, nat->n);
@@ -387,6 +459,8 @@ static int l_route(lua_State *L)
 		lua_pushfstring(L, "the route %s %s on %s is taken", method, path, host);
 		return 2;
 	}
+	if (lua_istable(L, 6))
+		set_cors(L, 6, r);
 	struct lx_route_ud *ud = lua_newuserdatauv(L, sizeof(*ud), 0);
 	ud->r = r;
 	lx_setmetatable(L, ROUTE_MT);
@@ -445,6 +519,28 @@ static int l_websocket(lua_State *L)
 		n->any_origin = lua_toboolean(L, -1);
 	}
 	lua_pop(L, 1);
+	return 1;
+}
+
+static int l_bosh(lua_State *L)
+{
+	struct lx_native *n;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	n = lua_newuserdatauv(L, sizeof(*n), 0);
+	memset(n, 0, sizeof(*n));
+	lx_setmetatable(L, NATIVE_MT);
+	n->bosh = true;
+	lua_getfield(L, 1, "consider_secure");
+	n->bo.consider_secure = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	n->bo.max_wait = field_uint(L, 1, "max_wait", 120, 3600);
+	n->bo.max_hold = field_uint(L, 1, "hold", 1, 16);
+	n->bo.max_inactivity = field_uint(L, 1, "max_inactivity", 60, 86400);
+	n->bo.max_polling = field_uint(L, 1, "max_polling", 5, 3600);
+	n->bo.max_requests = field_uint(L, 1, "max_requests", 2, 17);
+	if (n->bo.max_inactivity < 1)
+		n->bo.max_inactivity = 1;
 	return 1;
 }
 
@@ -550,6 +646,8 @@ static int l_stats(lua_State *L)
 	lua_setfield(L, -2, "upgrades");
 	lua_pushinteger(L, (lua_Integer)websocket_count());
 	lua_setfield(L, -2, "websockets");
+	lua_pushinteger(L, (lua_Integer)bosh_count());
+	lua_setfield(L, -2, "bosh_sessions");
 	lua_createtable(L, 5, 0);
 	for (int i = 1; i <= 5; i++) {
 		lua_pushinteger(L, (lua_Integer)hs->responses[i]);
@@ -569,6 +667,7 @@ static int luaopen_starling_http(lua_State *L)
 		{ "route", l_route },
 		{ "unroute", l_unroute },
 		{ "websocket", l_websocket },
+		{ "bosh", l_bosh },
 		{ "stats", l_stats },
 		{ NULL, NULL },
 	};

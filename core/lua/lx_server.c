@@ -123,12 +123,13 @@ static void set_kinds(lua_State *L, const char *k, const uint64_t v[3])
 }
 
 /* Counts of the status command: connections, authenticated, bound;
- * client connections by transport (websocket: RFC 7395 framing); the
+ * client connections by transport (websocket: RFC 7395 framing; bosh:
+ * XEP-0206 sessions, which count as connections while they last); the
  * stanzas in and out of every session since start, by kind. */
 static int l_counts(lua_State *L)
 {
 	lua_Integer live = 0, authed = 0, hibernating = 0, s2s_in = 0, s2s_out = 0;
-	lua_Integer websocket = 0, components = 0;
+	lua_Integer websocket = 0, components = 0, bosh = 0;
 	const struct session_stats *st = session_stats();
 
 	for (struct session *s = session_first(); s; s = s->all_next) {
@@ -144,7 +145,10 @@ static int l_counts(lua_State *L)
 			continue;
 		}
 		live++;
-		websocket += s->conn && s->framing;
+		if (s->conn && s->framing && strcmp(s->framing->name, "bosh") == 0)
+			bosh++;
+		else
+			websocket += s->conn && s->framing;
 		authed += (s->flags & SESS_F_AUTHED) != 0;
 		hibernating += (s->flags & SESS_F_HIBERNATING) != 0;
 	}
@@ -162,6 +166,7 @@ static int l_counts(lua_State *L)
 	set_int(L, "s2s_out", s2s_out);
 	set_int(L, "websocket", websocket);
 	set_int(L, "components", components);
+	set_int(L, "bosh", bosh);
 	set_kinds(L, "stanzas_in", st->in);
 	set_kinds(L, "stanzas_out", st->out);
 	return 1;

@@ -189,6 +189,8 @@ int conn_start_tls_client(struct conn *c, SSL_CTX *ctx, const char *sni)
  * transport already holds wakes no watcher: it gets an event of its own. */
 static void update_reading(struct conn *c)
 {
+	if (c->fd < 0)
+		return;		/* detached: nothing to read */
 	if (c->flags & CONN_F_NOREAD) {
 		ev_io_stop(loop, &c->rio);
 		return;
@@ -565,7 +567,44 @@ struct conn *conn_new(int fd, const char *ip, int port,
 	ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
 	ev_timer_init(&p->close_timer, on_close_timeout, CLOSE_GRACE, 0.);
 	ev_timer_init(&p->throttle_timer, on_throttle_end, 1., 0.);
-	ev_io_start(loop, &c->rio);
+	if (fd >= 0)
+		ev_io_start(loop, &c->rio);
+	return c;
+}
+
+static ssize_t detached_read(struct conn *c, void *buf, size_t len)
+{
+	return -EAGAIN;
+}
+
+static ssize_t detached_writev(struct conn *c, const struct iovec *iov, int n)
+{
+	return -EPIPE;
+}
+
+static void detached_shutdown(struct conn *c)
+{
+}
+
+static bool detached_buffered(struct conn *c)
+{
+	return false;
+}
+
+static const struct conn_ops detached_ops = {
+	.name = "detached",
+	.read = detached_read,
+	.writev = detached_writev,
+	.shutdown = detached_shutdown,
+	.buffered = detached_buffered,
+};
+
+struct conn *conn_new_detached(const char *ip, int port,
+			       const struct conn_events *ev, void *owner)
+{
+	struct conn *c = conn_new(-1, ip, port, ev, owner);
+
+	c->ops = &detached_ops;
 	return c;
 }
 

@@ -108,6 +108,13 @@ struct ev_loop *conn_loop(void);
 struct conn *conn_new(int fd, const char *ip, int port,
 		      const struct conn_events *ev, void *owner);
 
+/* A connection without a socket: it names a peer (ip, port) and lives
+ * and closes like any other, but reads nothing and writes nothing (a
+ * BOSH session's, whose bytes travel on HTTP requests: its framing
+ * carries them, core/http/bosh.c). */
+struct conn *conn_new_detached(const char *ip, int port,
+			       const struct conn_events *ev, void *owner);
+
 /* An outgoing connection to sa (non-blocking connect): ev->connected
  * when it is up, ev->closed when it fails ("connection refused", ...).
  * NULL with -errno in *err when no socket could even be made. */

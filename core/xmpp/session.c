@@ -435,6 +435,12 @@ void session_drop_conn(struct session *s, const char *condition)
 
 /* --- timers --------------------------------------------------------- */
 
+static void framing_conn_gone(struct session *s)
+{
+	if (s->framing && s->framing->conn_gone)
+		s->framing->conn_gone(s, s->framing_data);
+}
+
 static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct session *s = container_of(t, struct session, timer);
@@ -452,6 +458,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 			struct conn *c = s->conn;
 			s->conn = NULL;
 			c->owner = NULL;
+			framing_conn_gone(s);
 			conn_close(c, "idle");
 			return;
 		}
@@ -817,6 +824,7 @@ static void on_closed(struct conn *c, const char *reason)
 	if (!s)
 		return;		/* its session moved on (XEP-0198) */
 	s->conn = NULL;
+	framing_conn_gone(s);
 	if ((s->flags & SESS_F_CLOSING) || !s->role->lost || !s->role->lost(s)) {
 		s->conn = c;	/* session_end still reads the address */
 		session_end(s, reason);

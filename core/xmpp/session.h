@@ -90,6 +90,10 @@ struct session_framing {
 	void (*close)(struct session *s, void *data);
 	/* The framing's data goes (the connection went, or the session). */
 	void (*free)(void *data);
+	/* The connection went without close() (lost, timed out, or closed
+	 * under the session): the framing must not use it any more. May be
+	 * NULL. */
+	void (*conn_gone)(struct session *s, void *data);
 };
 
 struct session_role {

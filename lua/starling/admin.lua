@@ -163,6 +163,8 @@ local function cmd_status()
 		format("uptime: %s (%d s)", duration(core.uptime()), floor(core.uptime())),
 		"hosts: " .. concat(host_names(), ", "),
 		format("connections: %d", c.connections),
+		format("websocket connections: %d", c.websocket),
+		format("bosh sessions: %d", c.bosh),
 		format("authenticated: %d", c.authenticated),
 		format("sessions: %d", c.bound),
 		format("hibernating: %d", c.hibernating),
