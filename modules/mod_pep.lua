@@ -38,8 +38,8 @@ local pairs, ipairs, next, type, tostring = pairs, ipairs, next, type, tostring
 
 local NS_INFO = "http://jabber.org/protocol/disco#info"
 
-local max_items = module:get_option_integer("pep_max_items", 256, 1)
-local max_nodes = module:get_option_integer("pep_max_nodes", 256, 1)
+local max_items = module:get_option_integer("pep_max_items", pubsub.PEP_MAX_ITEMS, 1)
+local max_nodes = module:get_option_integer("pep_max_nodes", pubsub.PEP_MAX_NODES, 1)
 local max_item_size = module:get_option_size("pep_max_item_size", "64 KiB")
 
 local nodes_store = module:open_store("pep_nodes", "map")
@@ -85,8 +85,7 @@ local function service_of(username)
 	return pubsub.new({
 		nodes = nodes_store, items = items_store, owner = username, jid = user_of(username),
 		owner_jid = user_of(username), max_items = max_items, max_nodes = max_nodes,
-		defaults = { access_model = "presence", max_items = 1, send_last_published_item = "on_sub_and_presence",
-			notify_delete = true, notify_retract = true },
+		defaults = pubsub.PEP_DEFAULTS,
 		may_create = function(bare)
 			return bare == user_of(username)
 		end,

@@ -343,7 +343,8 @@ static void print_prosody_counts(lua_State *L, int t)
 		{ "accounts", "accounts (their passwords kept)" },
 		{ "contacts", "roster items" }, { "vcards", "vCards" },
 		{ "private", "private XML elements" }, { "offline", "offline messages" },
-		{ "archive", "archived messages" },
+		{ "archive", "archived messages" }, { "pep_nodes", "PEP nodes" },
+		{ "pep_items", "PEP items" },
 	};
 
 	printf("imported from Prosody:\n");

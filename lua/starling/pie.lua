@@ -82,6 +82,8 @@ local function stores_of(host)
 		offline = open("offline", "archive"),
 		offline_old = open("offline", "map"),
 		archive = open("archive", "archive"),
+		pep_nodes = open("pep_nodes", "map"),
+		pep_items = open("pep_items", "map"),
 	}
 end
 

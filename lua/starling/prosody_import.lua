@@ -21,6 +21,10 @@
 --   private   private XML (mod_private: "name:xmlns" -> element)
 --   offline   offline messages (archive "offline")
 --   archive   the message archive (mod_mam, archive_store "archive")
+--   pep       PEP nodes (store "pep": node -> { config, affiliations,
+--             subscribers }) and their items (archive "pep_<node>": the
+--             payload, its id as key, the publisher as with): OMEMO keys,
+--             avatars, nickname, bookmarks, in util.pubsub's stores
 -- Stanzas are kept as util.stanza's preserialize writes them: tables of
 -- name, attr and children (strings are text).
 --
@@ -31,6 +35,8 @@ local pie = require "starling.pie"
 local st = require "util.stanza"
 local datetime = require "util.datetime"
 local jid = require "util.jid"
+local pubsub = require "util.pubsub"
+local id = require "util.id"
 
 local pairs, ipairs, type, tostring, tonumber, load = pairs, ipairs, type, tostring, tonumber, load
 local format, char, byte, concat, sort = string.format, string.char, string.byte,
@@ -49,9 +55,8 @@ local NS_CLIENT = "jabber:client"
 
 -- The stores read, and what is said about the ones that are not.
 local CARRIED = { accounts = true, roster = true, vcard = true, private = true,
-	offline = true, archive = true }
+	offline = true, archive = true, pep = true }
 local NOT_CARRIED = {
-	pep = "PEP nodes (avatars, bookmarks kept in PEP...): clients publish them again",
 	cron = "Prosody's own task times", smacks_h = "stream management counters",
 	account_details = "Prosody's account metadata", lastlog = "mod_lastlog's record",
 }
@@ -292,7 +297,7 @@ local function user_files(hdir, list_dir, counts, warn)
 	for _, store in ipairs(list_dir(hdir) or {}) do
 		local files = list_dir(hdir .. "/" .. store)
 		local name = decode(store)
-		if files and CARRIED[name] then
+		if files and (CARRIED[name] or name:match("^pep_.")) then
 			for _, f in ipairs(files) do
 				local user, ext = f:match("^(.+)%.(%a+)$")
 				if user and (ext == "dat" or ext == "list") then
@@ -302,8 +307,7 @@ local function user_files(hdir, list_dir, counts, warn)
 				end
 			end
 		elseif files and #files > 0 then
-			local why = NOT_CARRIED[name] or (name:match("^pep_") and NOT_CARRIED.pep)
-				or "a store Starling does not know"
+			local why = NOT_CARRIED[name] or "a store Starling does not know"
 			counts.skipped[name] = (counts.skipped[name] or 0) + #files
 			if counts.skipped[name] == #files then
 				warn(format("%s: store '%s' not carried: %s", hdir, name, why))
@@ -311,6 +315,79 @@ local function user_files(hdir, list_dir, counts, warn)
 		end
 	end
 	return users
+end
+
+-- Prosody's node config keys are util.pubsub's (both are XEP-0060's field
+-- names without "pubsub#"); values of the wrong type are left out.
+local function pep_config(service, config)
+	local out = service:default_config()
+	for _, f in ipairs(pubsub.CONFIG) do
+		local v = type(config) == "table" and config[f.key]
+		local d = out[f.key]
+		if v ~= nil and v ~= false or (v == false and type(d) == "boolean") then
+			if type(v) == type(d) or d == nil or (f.key == "max_items" and v == "max") then
+				out[f.key] = v
+			end
+		end
+	end
+	return out
+end
+
+-- The account's PEP nodes and items, through util.pubsub as mod_pep keeps
+-- them: each item published again in the file's order.
+local function import_pep(name, host, load_dat, load_list, s, counts, warn)
+	local nodes = load_dat("pep")
+	if not nodes then
+		return true
+	end
+	local bare = name .. "@" .. host
+	local service = pubsub.new({ nodes = s.pep_nodes, items = s.pep_items, owner = name,
+		jid = bare, owner_jid = bare, max_items = pubsub.PEP_MAX_ITEMS,
+		defaults = pubsub.PEP_DEFAULTS })
+	local names = {}
+	for node in pairs(nodes) do
+		if type(node) == "string" then
+			names[#names + 1] = node
+		end
+	end
+	sort(names)
+	for _, node in ipairs(names) do
+		local n = nodes[node]
+		local record, err = service:create(node, bare, pep_config(service, n.config))
+		if not record then
+			warn(format("%s: PEP node %s: %s", bare, node, tostring(err and err.condition)))
+		else
+			for j, aff in pairs(type(n.affiliations) == "table" and n.affiliations or {}) do
+				if type(j) == "string" and pubsub.AFFILIATIONS[aff] then
+					record.affiliations[j] = aff
+				end
+			end
+			for j in pairs(type(n.subscribers) == "table" and n.subscribers or {}) do
+				if type(j) == "string" then
+					record.subscriptions[j] = { subid = id.new(), deliver = true }
+				end
+			end
+			local ok, serr = service:save_node(node, record)
+			if not ok then
+				return nil, format("%s: PEP node %s: %s", bare, node, tostring(serr.condition))
+			end
+			counts.pep_nodes = counts.pep_nodes + 1
+			for _, item in ipairs(load_list("pep_" .. node) or {}) do
+				local payload = to_stanza(item.value or item, { stamp = false })
+				if payload and type(item.key) == "string" then
+					local el = st.stanza("item", { id = item.key }):add_child(payload)
+					local stored, perr = service:publish(node, record, el,
+						type(item.with) == "string" and item.with or bare)
+					if not stored then
+						return nil, format("%s: PEP item %s: %s", bare, item.key,
+							tostring(perr.condition))
+					end
+					counts.pep_items = counts.pep_items + 1
+				end
+			end
+		end
+	end
+	return true
 end
 
 local function import_user(host, name, files, s, counts, warn)
@@ -363,14 +440,19 @@ local function import_user(host, name, files, s, counts, warn)
 	if archive then
 		counts.archive = counts.archive + add_archive(u, archive)
 	end
-	return pie.import_user(host, u, s, warn)
+	local ok, err = pie.import_user(host, u, s, warn)
+	if not ok then
+		return nil, err
+	end
+	return import_pep(name, host, load_dat, load_list, s, counts, warn)
 end
 
 function M.import(dir, opts)
 	local warn = opts.warn or function() end
 	local list_dir = opts.list_dir
 	local counts = { hosts = 0, users = 0, accounts = 0, contacts = 0, vcards = 0,
-		private = 0, offline = 0, archive = 0, skipped = {}, skipped_hosts = 0 }
+		private = 0, offline = 0, archive = 0, pep_nodes = 0, pep_items = 0, skipped = {},
+		skipped_hosts = 0 }
 	local hosts, lerr = list_dir(dir)
 	if not hosts then
 		return nil, format("%s: %s", dir, tostring(lerr))

@@ -78,6 +78,15 @@ M.DEFAULTS = {
 	itemreply = "owner", roster_groups_allowed = {},
 }
 
+-- PEP's node defaults over those (XEP-0163: presence access, the last
+-- item to contacts that come online), and its caps per account; mod_pep
+-- and starlingctl import-prosody use them.
+M.PEP_DEFAULTS = {
+	access_model = "presence", max_items = 1, send_last_published_item = "on_sub_and_presence",
+	notify_delete = true, notify_retract = true,
+}
+M.PEP_MAX_ITEMS, M.PEP_MAX_NODES = 256, 256
+
 local AFFILIATIONS = { owner = true, publisher = true, member = true, none = true, outcast = true }
 M.AFFILIATIONS = AFFILIATIONS
 

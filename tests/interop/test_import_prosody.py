@@ -4,7 +4,8 @@ accounts with prosodyctl register, then two clients that build a roster,
 chat (mod_mam archives it) and leave a message for an offline contact
 (mod_offline) — and `starlingctl import-prosody DATA_DIR` carries it into
 Starling: the users log in with their old passwords and find their
-rosters, their history (MAM) and the offline message.
+rosters, their history (MAM), the offline message and their PEP data
+(an OMEMO device list and a nickname published with access model open).
 """
 
 import os
@@ -18,7 +19,12 @@ from server import Account
 from xmpp import find_all, new_id, text_of
 
 MODULES = ["roster", "presence", "message", "offline", "iq", "vcard", "private",
-           "mam", "disco"]
+           "mam", "disco", "pep"]
+PUBSUB = "http://jabber.org/protocol/pubsub"
+DEVICES = "urn:xmpp:omemo:2:devices"
+OPEN = ("<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'>"
+        "<value>http://jabber.org/protocol/pubsub#publish-options</value></field>"
+        "<field var='pubsub#access_model'><value>open</value></field></x></publish-options>")
 
 
 class ProsodyWithData(ProsodyPeer):
@@ -30,7 +36,7 @@ class ProsodyWithData(ProsodyPeer):
         text = text.replace('modules_disabled = { "offline"; "admin_shell" }',
                             'modules_disabled = { "admin_shell" }')
         text = text.replace('"version"; "time" }',
-                            '"version"; "time"; "mam"; "offline"; "vcard"; "private" }\n'
+                            '"version"; "time"; "pep"; "mam"; "offline"; "vcard"; "private" }\n'
                             'archive_store = "archive"\ndefault_archive_policy = true\n'
                             'archive_expires_after = "never"')
         return text
@@ -71,6 +77,13 @@ def make_prosody_data(scope):
     iq(a, "<vCard xmlns='vcard-temp'><FN>Alice Liddell</FN></vCard>", "set")
     iq(a, "<query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'>"
           "<theme>dark</theme></prefs></query>", "set")
+    # PEP: an OMEMO device list and a nickname, both open to anyone
+    iq(a, "<pubsub xmlns='%s'><publish node='%s'><item id='current'><devices "
+          "xmlns='urn:xmpp:omemo:2'><device id='4711'/><device id='815'/></devices>"
+          "</item></publish>%s</pubsub>" % (PUBSUB, DEVICES, OPEN), "set")
+    iq(a, "<pubsub xmlns='%s'><publish node='http://jabber.org/protocol/nick'>"
+          "<item id='current'><nick xmlns='http://jabber.org/protocol/nick'>Ally</nick>"
+          "</item></publish>%s</pubsub>" % (PUBSUB, OPEN), "set")
     # a chat, archived by mod_mam on both sides
     for i, (frm, to) in enumerate(((a, b), (b, a), (a, b))):
         frm.send("<message to='%s' type='chat' id='m%d'><body>chat line %d</body></message>"
@@ -122,7 +135,8 @@ def got(imported):
 def test_import_reports_what_it_carried(imported):
     srv, report, alice, bob = got(imported)
     for line in ("1 hosts", "3 users", "3 accounts (their passwords kept)",
-                 "1 offline messages", "1 vCards", "1 private XML elements"):
+                 "1 offline messages", "1 vCards", "1 private XML elements",
+                 "2 PEP nodes", "2 PEP items"):
         check(line in report, "no '%s' in the report:\n%s" % (line, report))
     # every message of Prosody's archives (the chat, both sides)
     archived = int(report.rsplit("(prosody archived ", 1)[1].rstrip(")"))
@@ -151,6 +165,29 @@ def test_users_log_in_with_old_passwords_and_see_roster(imported):
     a.presence()
     a.wait_for("presence", attrs={"from": "carol@localhost", "type": "subscribe"}, timeout=10)
     srv.login(bob, mech="PLAIN").close()
+
+
+def pep_items(c, owner, node):
+    i = new_id("pep")
+    c.send("<iq type='get' id='%s' to='%s'><pubsub xmlns='%s'><items node='%s'/></pubsub></iq>"
+           % (i, owner, PUBSUB, node))
+    el = c.wait_for("iq", attrs={"id": i}, timeout=10)
+    check(el.get("type") == "result", "PEP items of %s: %r" % (node, el))
+    return find_all(el, "{%s}pubsub/{%s}items/{%s}item" % (PUBSUB, PUBSUB, PUBSUB))
+
+
+def test_pep_data_is_there_for_contacts_and_strangers(imported):
+    srv, report, alice, bob = got(imported)
+    stranger = srv.login(srv.account("stranger"))
+    items = pep_items(stranger, alice.jid, DEVICES)
+    check([i.get("id") for i in items] == ["current"], items)
+    ids = sorted(d.get("id") for d in find_all(items[0], "{urn:xmpp:omemo:2}devices/"
+                                                         "{urn:xmpp:omemo:2}device"))
+    check(ids == ["4711", "815"], "device list after the import: %s" % ids)
+    items = pep_items(stranger, alice.jid, "http://jabber.org/protocol/nick")
+    nick = find_all(items[0], "{http://jabber.org/protocol/nick}nick")
+    check(nick and nick[0].text == "Ally" and nick[0].get("stamp") is None,
+          "nick after the import: %r" % items)
 
 
 def test_history_and_offline_message_arrive(imported):
