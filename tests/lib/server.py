@@ -155,7 +155,8 @@ class Account:
 
 class Server:
     def __init__(self, build_dir, name=None, modules=None, options=None,
-                 host_options=None, plugins=None, hosts=("localhost",)):
+                 host_options=None, plugins=None, hosts=("localhost",),
+                 components=None):
         self.build_dir = os.path.abspath(build_dir)
         self.name = name or "server%d" % next(_counter)
         self.modules = list(DEFAULT_MODULES if modules is None else modules)
@@ -163,6 +164,8 @@ class Server:
         self.host_options = dict(host_options or {})
         self.plugins = dict(plugins or {})
         self.hosts = list(hosts)
+        # {"upload.localhost": ("http_file_share", {option: value})}
+        self.components = dict(components or {})
         self.domain = self.hosts[0]
         self.proc = None
         self.dir = None
@@ -214,6 +217,11 @@ class Server:
             lines.append('')
             lines.append('VirtualHost %s' % lua(host))
             for k, v in self.host_options.get(host, {}).items():
+                lines.append("    %s = %s" % (k, lua(v)))
+        for name, (module, options) in self.components.items():
+            lines.append('')
+            lines.append('Component %s %s' % (lua(name), lua(module)))
+            for k, v in options.items():
                 lines.append("    %s = %s" % (k, lua(v)))
         return "\n".join(lines) + "\n"
 
