@@ -38,7 +38,7 @@ BUILD_DEPS := gcc make pkg-config libev-dev libexpat1-dev libssl-dev \
 	libhttp-parser-dev libwslay-dev
 TEST_DEPS := python3 python3-slixmpp python3-aioxmpp python3-nbxmpp python3-openssl lua-check lmdb-utils prosody prosody-modules \
 	go-sendxmpp mcabber tmux sendxmpp profanity nsd ldnsutils \
-	lua-unbound ejabberd python3-websockets python3-prometheus-client
+	lua-unbound ejabberd python3-websockets python3-prometheus-client python3-aiohttp coturn
 
 # core/*.c (start-up, server settings, admin socket) is the "server" layer.
 LAYER_LIBS := $(foreach l,server $(notdir $(LAYERS)),$(BUILD)/lib/lib$(l).a)
