@@ -18,6 +18,11 @@
 /* A file answer keeps at most this much queued on its connection. */
 #define FILE_WINDOW (192 * 1024)
 #define FILE_PIECE (64 * 1024)
+/* A request refused before its body was read: what the client still
+ * sends is read and dropped for a while, so that the answer reaches it
+ * rather than a reset (a close with unread bytes sends RST). */
+#define LINGER_SECONDS 5.
+#define LINGER_BYTES (4 * 1024 * 1024)
 
 enum hc_state {
 	HC_IDLE,		/* between requests (keep-alive) */
@@ -25,6 +30,7 @@ enum hc_state {
 	HC_BODY,		/* reading its body */
 	HC_ANSWERING,		/* the request waits for its answer */
 	HC_SENDING,		/* a file answer is being sent */
+	HC_LINGER,		/* answered and closing: input is dropped */
 };
 
 struct http_conn {
@@ -49,6 +55,7 @@ struct http_conn {
 	int file_fd;			/* a file answer's, or -1 */
 	uint64_t file_off, file_left;
 	bool file_keep;			/* keep-alive after it */
+	size_t lingered;		/* bytes dropped in HC_LINGER */
 	struct http_conn *next, *prev;
 };
 
@@ -473,7 +480,16 @@ int http_respond(struct http_request *req, int status, const char *headers,
 	sbuf_free(&b);
 	log_debug("%s:%d: HTTP %s %s -> %d", req->ip, req->port, req->method,
 		  req->target ? req->target : "?", status);
+	/* refused with its body unread: linger before closing */
+	bool linger = !keep && hc->state == HC_BODY && !hc->complete && hc->error != 408;
 	request_clear(hc);
+	if (linger) {
+		hc->state = HC_LINGER;
+		hc->lingered = 0;
+		conn_hold(c, false);
+		set_timer(hc, LINGER_SECONDS);
+		return 0;
+	}
 	answer_sent(hc, keep);
 	return 0;
 }
@@ -677,8 +693,8 @@ static void run_head(struct http_conn *hc, const char *rest, size_t len)
 	hc->in_head = true;
 	http_route_dispatch_head(req);
 	hc->in_head = false;
-	if (hc->dead || !hc->c || req->answered)
-		return;
+	if (hc->dead || !hc->c || req->answered || hc->state != HC_BODY)
+		return;		/* refused (and lingering), or gone */
 	if (body_may_come(hc) != 0) {
 		refuse(hc, hc->error, "the request body is too large");
 		return;
@@ -728,6 +744,12 @@ static void on_data(struct conn *c, const char *buf, size_t len)
 
 	if (!hc || hc->dead || hc->state == HC_ANSWERING || hc->state == HC_SENDING)
 		return;
+	if (hc->state == HC_LINGER) {
+		hc->lingered += len;
+		if (hc->lingered > LINGER_BYTES)
+			conn_close(c, "HTTP refused request: too much body after the answer");
+		return;
+	}
 	feed(hc, buf, len);
 }
 
@@ -773,6 +795,10 @@ static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 		return;
 	if (hc->state == HC_IDLE && hc->served) {
 		conn_close(hc->c, "HTTP keep-alive timeout");
+		return;
+	}
+	if (hc->state == HC_LINGER) {
+		conn_close(hc->c, "HTTP request refused");
 		return;
 	}
 	if (hc->state == HC_SENDING) {

@@ -25,7 +25,9 @@
  *            and closed.
  * head:      a route with a head handler (http_route.h) sees the request
  *            once its head is in, before the body is read: it may refuse
- *            it (the body is never read; the connection closes) or send
+ *            it (the body is never read: what the client still sends is
+ *            dropped for a few seconds so that it sees the answer, then
+ *            the connection closes) or send
  *            the body to a file (http_body_to_file) instead of memory.
  * files:     an answer may be a file's bytes (http_respond_file), read
  *            and queued a window at a time as the peer takes them.

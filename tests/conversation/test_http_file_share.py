@@ -234,6 +234,12 @@ def test_put_checks(server):
     check(request("GET", get)[0] == 404, "nothing was stored by the refused PUTs")
     check(request("PUT", put, b"0123456789", dict(headers, **{"Content-Type": "text/plain"}))[0] == 201,
           "the right PUT after the refused ones")
+    big = os.urandom(3 * 1024 * 1024)
+    put, headers, _ = slot(c, "big.bin", len(big))
+    # refused on its head, and the whole body still sent: the client reads
+    # the answer, not a reset (the server drops what follows for a while)
+    check(request("PUT", put, big, dict(headers, Authorization="Bearer " + "1" * 64))[0] == 401,
+          "a refused large PUT")
 
 
 def test_chunked_put_of_the_exact_size(server):
