@@ -147,9 +147,14 @@ local function base_url()
 	if external then
 		return (external:gsub("/+$", ""))
 	end
-	local ports = core.config() and core.config():get("*", "http_ports")
-	local port = type(ports) == "table" and ports[1] or ports or 5280
-	return "http://" .. (http_host or module.host) .. ":" .. tostring(port)
+	-- HTTPS when https_ports names a port, else HTTP (the defaults)
+	local cfg = core.config()
+	local tls = cfg and cfg:get("*", "https_ports")
+	local ports = type(tls) == "table" and tls[1] and tls or (cfg and cfg:get("*", "http_ports"))
+	local port = type(ports) == "table" and ports[1] or ports
+	local scheme = (tls ~= nil and ports == tls) and "https" or "http"
+	port = port or 5280
+	return scheme .. "://" .. (http_host or module.host) .. ":" .. tostring(port)
 end
 
 local function url_escape(s)

@@ -381,3 +381,16 @@ def test_stalled_put_is_timed_out(server):
         data = os.urandom(100000)
         check(request("PUT", put, data, headers)[0] == 201, "the slot after the timeout")
         check(request("GET", get)[2] == data, "bytes differ")
+
+
+def test_urls_from_http_host_and_the_http_port(ctx):
+    port = free_port()
+    srv = ctx.server(modules=["roster", "presence", "message", "iq", "disco"],
+                     options={"http_ports": [port], "https_ports": []},
+                     components={UPLOAD: ("http_file_share", {"http_host": "127.0.0.1"})})
+    wait_for_port(port)
+    c = srv.login("hoster")
+    put, headers, get = slot(c, "h.txt", 2, "text/plain")
+    check(get.startswith("http://127.0.0.1:%d/file_share/" % port), get)
+    check(request("PUT", put, b"hi", dict(headers, **{"Content-Type": "text/plain"}))[0] == 201, "PUT")
+    check(request("GET", get)[2] == b"hi", "GET")
