@@ -44,7 +44,8 @@ TEST_DEPS := python3 python3-slixmpp python3-aioxmpp python3-nbxmpp python3-open
 	go-sendxmpp mcabber tmux sendxmpp profanity nsd ldnsutils \
 	lua-unbound ejabberd python3-websockets python3-prometheus-client \
 	biboumi ngircd debhelper dpkg-dev fakeroot lintian systemd \
-	nodejs libjs-strophe node-xmldom
+	nodejs libjs-strophe node-xmldom \
+	python3-aiohttp coturn
 
 # core/*.c (start-up, server settings, admin socket) is the "server" layer.
 LAYER_LIBS := $(foreach l,server $(notdir $(LAYERS)),$(BUILD)/lib/lib$(l).a)

@@ -240,7 +240,9 @@ local function self_items(event)
 	return account_items(event, event.origin.username, event.origin.host)
 end
 
-module:add_identity("server", "im", server_name)
+if module:get_host_type() ~= "component" then	-- a component names its own
+	module:add_identity("server", "im", server_name)
+end
 module:add_feature(NS_INFO)
 module:add_feature(NS_ITEMS)
 module:add_item("account-feature", NS_INFO)

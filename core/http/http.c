@@ -8,16 +8,29 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <http_parser.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <unistd.h>
+
+/* A file answer keeps at most this much queued on its connection. */
+#define FILE_WINDOW (192 * 1024)
+#define FILE_PIECE (64 * 1024)
+/* A request refused before its body was read: what the client still
+ * sends is read and dropped for a while, so that the answer reaches it
+ * rather than a reset (a close with unread bytes sends RST). */
+#define LINGER_SECONDS 5.
+#define LINGER_BYTES (4 * 1024 * 1024)
 
 enum hc_state {
 	HC_IDLE,		/* between requests (keep-alive) */
 	HC_HEAD,		/* reading a request's head */
 	HC_BODY,		/* reading its body */
 	HC_ANSWERING,		/* the request waits for its answer */
+	HC_SENDING,		/* a file answer is being sent */
+	HC_LINGER,		/* answered and closing: input is dropped */
 };
 
 struct http_conn {
@@ -28,6 +41,9 @@ struct http_conn {
 	struct sbuf url, field, value;	/* pieces as the parser hands them */
 	bool in_value;			/* the last piece was a value */
 	bool complete;			/* the request is whole */
+	bool head_pending;		/* its head waits for the head handler */
+	bool in_head;			/* the head handler runs */
+	bool expect_continue;		/* the client waits for "100 Continue" */
 	bool secure;
 	int error;			/* a status to refuse the request with */
 	size_t head_bytes;
@@ -36,6 +52,10 @@ struct http_conn {
 	ev_timer later;			/* 0 s: pending input, or the free */
 	bool dead;
 	unsigned long served;		/* requests answered */
+	int file_fd;			/* a file answer's, or -1 */
+	uint64_t file_off, file_left;
+	bool file_keep;			/* keep-alive after it */
+	size_t lingered;		/* bytes dropped in HC_LINGER */
 	struct http_conn *next, *prev;
 };
 
@@ -60,11 +80,13 @@ static struct opened *opened_ports;
 
 static void on_data(struct conn *c, const char *buf, size_t len);
 static void on_closed(struct conn *c, const char *reason);
+static void on_drained(struct conn *c);
 static void fill_peer(struct http_conn *hc);
 
 static const struct conn_events http_conn_events = {
 	.data = on_data,
 	.closed = on_closed,
+	.drained = on_drained,
 };
 
 const struct http_stats *http_stats(void)
@@ -110,6 +132,7 @@ const char *http_reason(int status)
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 501: return "Not Implemented";
+	case 507: return "Insufficient Storage";
 	case 503: return "Service Unavailable";
 	default: return status < 300 ? "OK" : status < 400 ? "Redirect" :
 		 status < 500 ? "Client Error" : "Server Error";
@@ -147,13 +170,21 @@ static void request_clear(struct http_conn *hc)
 	free(r->host);
 	free(r->extra_headers);
 	sbuf_free(&r->body);
+	if (r->body_fd >= 0)
+		close(r->body_fd);
+	if (r->body_path && !r->body_keep && unlink(r->body_path) != 0 && errno != ENOENT)
+		log_warn("HTTP: cannot remove %s: %s", r->body_path, strerror(errno));
+	free(r->body_path);
 	memset(r, 0, sizeof(*r));
 	r->hc = hc;
+	r->body_fd = -1;
 	sbuf_reset(&hc->url);
 	sbuf_reset(&hc->field);
 	sbuf_reset(&hc->value);
 	hc->in_value = false;
 	hc->complete = false;
+	hc->head_pending = false;
+	hc->expect_continue = false;
 	hc->error = 0;
 	hc->head_bytes = 0;
 	fill_peer(hc);
@@ -281,6 +312,35 @@ static int parse_target(struct http_request *r, const char *url, size_t len, boo
 	return 0;
 }
 
+/* The announced body fits where it goes; the client may send it. */
+static int body_may_come(struct http_conn *hc)
+{
+	const struct http_request *r = &hc->req;
+	uint64_t limit = r->body_fd >= 0 ? r->body_limit : cfg.max_content_size;
+
+	if ((hc->parser.flags & F_CONTENTLENGTH) && hc->parser.content_length > limit) {
+		hc->error = 413;
+		return -1;
+	}
+	if (hc->expect_continue && hc->c)
+		conn_send(hc->c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	return 0;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 static int on_headers_complete(http_parser *p)
 {
 	struct http_conn *hc = p->data;
@@ -298,27 +358,41 @@ static int on_headers_complete(http_parser *p)
 	r->host = host_of(http_header(r, "host"));
 	r->http_minor = p->http_minor;
 	r->keep_alive = http_should_keep_alive(p) && !p->upgrade;
-	if ((p->flags & F_CONTENTLENGTH) && p->content_length > cfg.max_content_size) {
-		hc->error = 413;
-		return -1;
-	}
 	const char *expect = http_header(r, "expect");
-	if (expect && strcasecmp(expect, "100-continue") == 0 && hc->c)
-		conn_send(hc->c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	hc->expect_continue = expect && strcasecmp(expect, "100-continue") == 0;
 	hc->state = HC_BODY;
 	set_timer(hc, cfg.request_timeout);
-	return 0;
+	if (http_route_wants_head(r)) {	/* run_head, once the parser returned */
+		hc->head_pending = true;
+		http_parser_pause(p, 1);
+		return 0;
+	}
+	return body_may_come(hc);
 }
 
 static int on_body(http_parser *p, const char *at, size_t len)
 {
 	struct http_conn *hc = p->data;
+	struct http_request *r = &hc->req;
+	uint64_t limit = r->body_fd >= 0 ? r->body_limit : cfg.max_content_size;
+	int e;
 
-	if (hc->req.body.len + len > cfg.max_content_size) {
+	if (r->body_length + len > limit) {
 		hc->error = 413;
 		return -1;
 	}
-	sbuf_add(&hc->req.body, at, len);
+	r->body_length += len;
+	if (r->body_fd < 0) {
+		sbuf_add(&r->body, at, len);
+		return 0;
+	}
+	if ((e = write_all(r->body_fd, at, len)) != 0) {
+		log_warn("HTTP: cannot write %s: %s", r->body_path, strerror(-e));
+		hc->error = e == -ENOSPC || e == -EDQUOT ? 507 : 500;
+		return -1;
+	}
+	/* a body going to a file may take long: it must keep moving */
+	set_timer(hc, cfg.request_timeout);
 	return 0;
 }
 
@@ -327,6 +401,10 @@ static int on_message_complete(http_parser *p)
 	struct http_conn *hc = p->data;
 
 	hc->complete = true;
+	if (hc->req.body_fd >= 0) {
+		close(hc->req.body_fd);
+		hc->req.body_fd = -1;
+	}
 	http_parser_pause(p, 1);	/* the rest waits for the answer */
 	return 0;
 }
@@ -352,10 +430,15 @@ static void hc_kill(struct http_conn *hc)
 	hc->dead = true;
 	ev_timer_stop(conn_loop(), &hc->timer);
 	ev_timer_stop(conn_loop(), &hc->later);
+	if (hc->file_fd >= 0)
+		close(hc->file_fd);
+	hc->file_fd = -1;
 	request_clear(hc);
 	ev_timer_set(&hc->later, 0., 0.);
 	ev_timer_start(conn_loop(), &hc->later);
 }
+
+static void answer_sent(struct http_conn *hc, bool keep);
 
 static void put_head(struct sbuf *b, struct http_request *req, int status,
 		     const char *headers, size_t len, bool keep)
@@ -381,7 +464,7 @@ int http_respond(struct http_request *req, int status, const char *headers,
 {
 	struct http_conn *hc = req->hc;
 	struct conn *c = hc ? hc->c : NULL;
-	bool keep = req->keep_alive && hc && !hc->error;
+	bool keep = req->keep_alive && hc && !hc->error && !hc->in_head;
 	struct sbuf b;
 
 	if (req->answered)
@@ -400,11 +483,115 @@ int http_respond(struct http_request *req, int status, const char *headers,
 	sbuf_free(&b);
 	log_debug("%s:%d: HTTP %s %s -> %d", req->ip, req->port, req->method,
 		  req->target ? req->target : "?", status);
+	/* refused with its body unread: linger before closing */
+	bool linger = !keep && hc->state == HC_BODY && !hc->complete && hc->error != 408;
 	request_clear(hc);
+	if (linger) {
+		hc->state = HC_LINGER;
+		hc->lingered = 0;
+		conn_hold(c, false);
+		set_timer(hc, LINGER_SECONDS);
+		return 0;
+	}
+	answer_sent(hc, keep);
+	return 0;
+}
+
+/* Queues the file answer's next pieces, up to FILE_WINDOW queued; the
+ * rest when the connection has drained (on_drained). */
+static void pump(struct http_conn *hc)
+{
+	static char buf[FILE_PIECE];
+
+	while (hc->file_left && hc->c && !hc->dead && hc->c->wq_bytes < FILE_WINDOW) {
+		size_t want = hc->file_left < sizeof(buf) ? (size_t)hc->file_left : sizeof(buf);
+		ssize_t n = pread(hc->file_fd, buf, want, (off_t)hc->file_off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_warn("HTTP: a file answer could not be read: %s",
+				 n < 0 ? strerror(errno) : "it is shorter than announced");
+			conn_close(hc->c, "file read error");
+			return;
+		}
+		hc->file_off += (uint64_t)n;
+		hc->file_left -= (uint64_t)n;
+		conn_send(hc->c, buf, (size_t)n);
+		set_timer(hc, cfg.request_timeout);	/* the peer must keep reading */
+	}
+	if (hc->file_left || !hc->c || hc->dead)
+		return;
+	close(hc->file_fd);
+	hc->file_fd = -1;
+	answer_sent(hc, hc->file_keep);
+}
+
+int http_respond_file(struct http_request *req, int status, const char *headers,
+		      int fd, uint64_t offset, uint64_t len)
+{
+	struct http_conn *hc = req->hc;
+	struct conn *c = hc ? hc->c : NULL;
+	bool keep = req->keep_alive && hc && !hc->error && !hc->in_head;
+	struct sbuf b;
+
+	if (req->answered || !c || hc->dead) {
+		close(fd);
+		return req->answered ? -EALREADY : -EPIPE;
+	}
+	req->answered = true;
+	stats.responses[status / 100 <= 5 ? status / 100 : 5]++;
+	stats.files_sent++;
+	sbuf_init(&b);
+	put_head(&b, req, status, headers, (size_t)len, keep);
+	conn_send(c, b.p, b.len);
+	sbuf_free(&b);
+	log_debug("%s:%d: HTTP %s %s -> %d (a file, %llu bytes)", req->ip, req->port,
+		  req->method, req->target ? req->target : "?", status,
+		  (unsigned long long)len);
+	if (strcmp(req->method, "HEAD") == 0)
+		len = 0;
+	request_clear(hc);
+	hc->state = HC_SENDING;
+	hc->file_fd = fd;
+	hc->file_off = offset;
+	hc->file_left = len;
+	hc->file_keep = keep;
+	posix_fadvise(fd, (off_t)offset, (off_t)len, POSIX_FADV_SEQUENTIAL);
+	pump(hc);
+	return 0;
+}
+
+int http_body_to_file(struct http_request *req, const char *path, uint64_t limit)
+{
+	struct http_conn *hc = req->hc;
+	int fd;
+
+	if (!hc || !hc->in_head || req->body_fd >= 0 || req->answered)
+		return -EINVAL;
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -errno;
+	req->body_fd = fd;
+	req->body_path = xstrdup(path);
+	req->body_limit = limit;
+	stats.bodies_to_file++;
+	return 0;
+}
+
+void http_body_keep(struct http_request *req)
+{
+	req->body_keep = true;
+}
+
+/* An answer went out whole: the next request, or the close. */
+static void answer_sent(struct http_conn *hc, bool keep)
+{
+	struct conn *c = hc->c;
+
 	hc->served++;
 	if (!keep) {
 		conn_close(c, "HTTP request answered");
-		return 0;
+		return;
 	}
 	hc->state = HC_IDLE;
 	set_timer(hc, cfg.keepalive_timeout);
@@ -415,7 +602,6 @@ int http_respond(struct http_request *req, int status, const char *headers,
 	} else {
 		conn_hold(c, false);
 	}
-	return 0;
 }
 
 int http_respond_status(struct http_request *req, int status, const char *text)
@@ -506,6 +692,29 @@ static void dispatch(struct http_conn *hc)
 	http_route_dispatch(req);
 }
 
+static void feed(struct http_conn *hc, const char *buf, size_t len);
+
+/* The head is in: its route's head handler may refuse the request or
+ * direct its body; then the parser goes on with the bytes after the
+ * head (rest: valid for this call). */
+static void run_head(struct http_conn *hc, const char *rest, size_t len)
+{
+	struct http_request *req = &hc->req;
+
+	hc->head_pending = false;
+	hc->in_head = true;
+	http_route_dispatch_head(req);
+	hc->in_head = false;
+	if (hc->dead || !hc->c || req->answered || hc->state != HC_BODY)
+		return;		/* refused (and lingering), or gone */
+	if (body_may_come(hc) != 0) {
+		refuse(hc, hc->error, "the request body is too large");
+		return;
+	}
+	http_parser_pause(&hc->parser, 0);
+	feed(hc, rest, len);
+}
+
 /* Parses what came; a whole request is dispatched once the parser has
  * returned (handlers may enter Lua). */
 static void feed(struct http_conn *hc, const char *buf, size_t len)
@@ -522,6 +731,10 @@ static void feed(struct http_conn *hc, const char *buf, size_t len)
 		refuse(hc, status, status == 431 ? "the request head is too large" :
 		       status == 413 ? "the request body is too large" :
 		       http_errno_description(e));
+		return;
+	}
+	if (hc->head_pending) {
+		run_head(hc, buf + n, len - n);
 		return;
 	}
 	if (!hc->complete) {
@@ -543,10 +756,17 @@ static void on_data(struct conn *c, const char *buf, size_t len)
 
 	if (!hc || hc->dead)
 		return;
-	if (hc->state == HC_ANSWERING) {	/* watched: it waits its turn */
+	if (hc->state == HC_ANSWERING || hc->state == HC_SENDING) {
+		/* watched: it waits its turn */
 		sbuf_add(&hc->pending, buf, len);
 		if (hc->pending.len >= cfg.max_header_size)
 			conn_hold(c, true);
+		return;
+	}
+	if (hc->state == HC_LINGER) {
+		hc->lingered += len;
+		if (hc->lingered > LINGER_BYTES)
+			conn_close(c, "HTTP refused request: too much body after the answer");
 		return;
 	}
 	feed(hc, buf, len);
@@ -573,6 +793,10 @@ static void on_later(struct ev_loop *loop, ev_timer *t, int revents)
 		free(hc);
 		return;
 	}
+	if (hc->state == HC_SENDING && hc->c) {
+		pump(hc);
+		return;
+	}
 	if (hc->state != HC_IDLE || !hc->c)
 		return;
 	in = hc->pending;
@@ -592,8 +816,28 @@ static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 		conn_close(hc->c, "HTTP keep-alive timeout");
 		return;
 	}
+	if (hc->state == HC_LINGER) {
+		conn_close(hc->c, "HTTP request refused");
+		return;
+	}
+	if (hc->state == HC_SENDING) {
+		log_info("%s:%d: HTTP peer not reading a file answer", hc->c->ip, hc->c->port);
+		conn_close(hc->c, "HTTP answer not read in time");
+		return;
+	}
 	log_info("%s:%d: HTTP request not received in time", hc->c->ip, hc->c->port);
 	refuse(hc, 408, "the request did not arrive in time");
+}
+
+/* The peer took what was queued: a file answer goes on from the loop. */
+static void on_drained(struct conn *c)
+{
+	struct http_conn *hc = c->owner;
+
+	if (hc && !hc->dead && hc->state == HC_SENDING && !ev_is_active(&hc->later)) {
+		ev_timer_set(&hc->later, 0., 0.);
+		ev_timer_start(conn_loop(), &hc->later);
+	}
 }
 
 static void on_closed(struct conn *c, const char *reason)
@@ -617,6 +861,8 @@ static void http_accept(int fd, const char *ip, int port, void *ctx)
 	http_parser_init(&hc->parser, HTTP_REQUEST);
 	hc->parser.data = hc;
 	hc->req.hc = hc;
+	hc->req.body_fd = -1;
+	hc->file_fd = -1;
 	fill_peer(hc);
 	ev_timer_init(&hc->timer, on_timeout, 0., 0.);
 	ev_timer_init(&hc->later, on_later, 0., 0.);

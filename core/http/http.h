@@ -23,6 +23,14 @@
  *            request within http_request_timeout; an idle keep-alive
  *            connection closes after http_keepalive_timeout. Answered 408
  *            and closed.
+ * head:      a route with a head handler (http_route.h) sees the request
+ *            once its head is in, before the body is read: it may refuse
+ *            it (the body is never read: what the client still sends is
+ *            dropped for a few seconds so that it sees the answer, then
+ *            the connection closes) or send
+ *            the body to a file (http_body_to_file) instead of memory.
+ * files:     an answer may be a file's bytes (http_respond_file), read
+ *            and queued a window at a time as the peer takes them.
  * limits:    the request line and headers over http_max_header_size
  *            bytes, or more than http_max_headers lines: 431; a body over
  *            http_max_content_size: 413; anything that does not parse:
@@ -50,7 +58,15 @@ struct http_request {
 					 * the port; "" when absent */
 	struct http_header *headers;
 	size_t n_headers;
-	struct sbuf body;
+	struct sbuf body;		/* empty when it goes to a file */
+	/* The body in a file (http_body_to_file): -1, or open while the
+	 * body arrives; the file is removed when the request is over unless
+	 * its handler kept it (http_body_keep). */
+	int body_fd;
+	char *body_path;
+	uint64_t body_limit;		/* bytes the file may take */
+	uint64_t body_length;		/* bytes of body received */
+	bool body_keep;
 	unsigned http_minor;		/* HTTP/1.x */
 	bool secure;			/* TLS on the connection */
 	bool keep_alive;		/* the connection may carry another */
@@ -102,6 +118,20 @@ int http_respond(struct http_request *req, int status, const char *headers,
 void http_watch(struct http_request *req);
 /* A status with its reason as a short text/plain body. */
 int http_respond_status(struct http_request *req, int status, const char *text);
+/* Answers with the file fd (taken: closed when sent or when the
+ * connection goes) from offset, len bytes, as the body; the status and
+ * header lines as for http_respond. The file is read a window at a
+ * time as the peer takes it, never whole. 0, -EALREADY or -EPIPE. */
+int http_respond_file(struct http_request *req, int status, const char *headers,
+		      int fd, uint64_t offset, uint64_t len);
+
+/* From a head handler: the body goes to a new file at path (created,
+ * never an existing one; mode 0640) and may be at most limit bytes
+ * (more: 413, the file removed). 0 or -errno. */
+int http_body_to_file(struct http_request *req, const char *path, uint64_t limit);
+/* The handler takes the body's file: it is not removed. */
+void http_body_keep(struct http_request *req);
+
 /* Answers 101 with the header lines, and hands the connection over: the
  * caller becomes its owner (conn_set_owner) before the next loop
  * iteration. *rest gets the bytes that followed the request (valid until
@@ -118,6 +148,8 @@ struct http_stats {
 	uint64_t requests;
 	uint64_t upgrades;
 	uint64_t responses[6];		/* by class: [1] 1xx ... [5] 5xx */
+	uint64_t files_sent;		/* answers from a file */
+	uint64_t bodies_to_file;	/* request bodies written to a file */
 };
 const struct http_stats *http_stats(void);
 

@@ -298,22 +298,52 @@ static void preflight(const struct http_route *r, struct http_request *req)
 	sbuf_free(&b);
 }
 
-void http_route_dispatch(struct http_request *req)
+/* The route that answers req, or NULL (with *other a route of the path
+ * for another method, if any). */
+static struct http_route *lookup(const struct http_request *req, const char **rest,
+				 struct http_route **other)
 {
 	const char *hosts[3] = { req->host, "*", default_host };
-	struct http_route *r = NULL, *other = NULL;
-	const char *rest = NULL;
+	struct http_route *r = NULL;
 
 	for (size_t i = 0; i < 3 && !r; i++)
 		if (hosts[i])
-			r = find(hosts[i], req, &rest, &other);
-	if (!r && !other) {	/* the first host that has the path */
+			r = find(hosts[i], req, rest, other);
+	if (!r && !*other) {	/* the first host that has the path */
 		for (struct http_route *x = routes; x && !r; x = x->next) {
 			const char *rr = NULL;
 			if (path_score(x, req->path, &rr) && method_ok(x, req->method))
-				r = find(x->host, req, &rest, &other);
+				r = find(x->host, req, rest, other);
 		}
 	}
+	return r;
+}
+
+bool http_route_wants_head(const struct http_request *req)
+{
+	struct http_route *other = NULL;
+	const char *rest = NULL;
+	struct http_route *r = lookup(req, &rest, &other);
+
+	return r && r->h.head;
+}
+
+void http_route_dispatch_head(struct http_request *req)
+{
+	struct http_route *other = NULL;
+	const char *rest = NULL;
+	struct http_route *r = lookup(req, &rest, &other);
+
+	if (r && r->h.head)
+		r->h.head(req, rest, r, r->h.data);
+}
+
+void http_route_dispatch(struct http_request *req)
+{
+	struct http_route *r, *other = NULL;
+	const char *rest = NULL;
+
+	r = lookup(req, &rest, &other);
 	if (r) {
 		cors_answer(r, req);
 		r->h.fn(req, rest, r, r->h.data);

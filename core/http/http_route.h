@@ -29,6 +29,12 @@ struct http_handler {
 	void (*fn)(struct http_request *req, const char *rest,
 		   const struct http_route *route, void *data);
 	void *data;
+	/* Optional: the request's head is in, its body not read yet. It may
+	 * answer now (a refusal: the body is never read), or direct the body
+	 * (http_body_to_file); else the body is read into memory. It must
+	 * not keep req for later: fn is called once the body is in. */
+	void (*head)(struct http_request *req, const char *rest,
+		     const struct http_route *route, void *data);
 	/* The route is removed: its data goes. May be NULL. */
 	void (*free)(void *data);
 };
@@ -65,6 +71,10 @@ bool http_route_exists(const char *host, const char *method, const char *path);
 
 /* Finds the route of req and calls it, or answers 404/405. */
 void http_route_dispatch(struct http_request *req);
+/* Whether req's route has a head handler. */
+bool http_route_wants_head(const struct http_request *req);
+/* Calls the head handler of req's route, if it still has one. */
+void http_route_dispatch_head(struct http_request *req);
 
 /* The host whose routes answer a Host we do not know (http_default_host),
  * or NULL. */

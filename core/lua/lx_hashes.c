@@ -8,6 +8,9 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <limits.h>
+#include <string.h>
+
 static int push_bytes(lua_State *L, const unsigned char *p, size_t n, bool hex)
 {
 	static const char digits[] = "0123456789abcdef";
@@ -90,6 +93,52 @@ static int l_equals(lua_State *L)
 	return 1;
 }
 
+/* base64_encode(data): RFC 4648 base64 with padding. */
+static int l_base64_encode(lua_State *L)
+{
+	size_t len;
+	const char *in = luaL_checklstring(L, 1, &len);
+	luaL_Buffer b;
+	unsigned char *out;
+	int n;
+
+	if (len > (size_t)INT_MAX / 4 * 3 - 3)
+		return luaL_error(L, "base64_encode: the data is too long");
+	out = (unsigned char *)luaL_buffinitsize(L, &b, (len + 2) / 3 * 4 + 1);
+	n = EVP_EncodeBlock(out, (const unsigned char *)in, (int)len);
+	luaL_pushresultsize(&b, (size_t)n);
+	return 1;
+}
+
+/* base64_decode(text): the bytes, or nil when text is not base64 (with
+ * padding, no white space). */
+static int l_base64_decode(lua_State *L)
+{
+	size_t len;
+	const char *in = luaL_checklstring(L, 1, &len);
+	luaL_Buffer b;
+	unsigned char *out;
+	int n, pad = 0;
+
+	if (len % 4 != 0 || len > (size_t)INT_MAX) {
+		lua_pushnil(L);
+		return 1;
+	}
+	if (len && in[len - 1] == '=')
+		pad++;
+	if (len > 1 && in[len - 2] == '=')
+		pad++;
+	out = (unsigned char *)luaL_buffinitsize(L, &b, len / 4 * 3 + 1);
+	n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
+	if (n < 0 || strspn(in, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			     "0123456789+/") < len - (size_t)pad) {
+		lua_pushnil(L);
+		return 1;
+	}
+	luaL_pushresultsize(&b, (size_t)(n - pad));
+	return 1;
+}
+
 static void add(lua_State *L, const char *name, const char *md, lua_CFunction fn)
 {
 	lua_pushstring(L, md);
@@ -117,5 +166,9 @@ int luaopen_starling_hashes(lua_State *L)
 	add(L, "pbkdf2_hmac_sha512", "SHA512", l_pbkdf2);
 	lua_pushcfunction(L, l_equals);
 	lua_setfield(L, -2, "equals");
+	lua_pushcfunction(L, l_base64_encode);
+	lua_setfield(L, -2, "base64_encode");
+	lua_pushcfunction(L, l_base64_decode);
+	lua_setfield(L, -2, "base64_decode");
 	return 1;
 }

@@ -2,10 +2,15 @@
  *
  *   listen()                      options into the HTTP layer, ports open
  *   route(host, method, path, handler, owner[, cors]) -> route
+ *                                 handler: a function, or a table
+ *                                 { head = fn, handler = fn } whose head
+ *                                 sees the request before its body;
  *                                 cors: { origins = true | { origin... },
  *                                 methods =, headers =, max_age =,
  *                                 credentials = } (http_route.h)
  *   unroute(route)
+ *   remove(path), mkdir(path)     -> true | nil, error (files a module
+ *                                    keeps, such as uploads)
  *   websocket{ consider_secure =, cross_domain = true|false|{origins} }
  *                                 -> the XMPP over WebSocket endpoint, a
  *                                    native handler for route()
@@ -20,7 +25,15 @@
  * (status_code, headers, send(body)). It returns a body (string), a
  * status (number), a table of response fields, or true when it answers
  * later with response:send(); nil is 404. A response Lua drops without
- * answering is answered 500 when it is collected. */
+ * answering is answered 500 when it is collected.
+ *
+ * A head handler gets the same event before the body is read (request
+ * without body); answering refuses the request, and
+ * response:body_to_file(path, limit) sends the body to a new file: the
+ * handler then sees request.body_file and request.body_length, and must
+ * call response:keep_body() to keep the file (else it is removed).
+ * response:send_file(path[, offset, length]) answers with a file's bytes
+ * (status_code and headers as for send). */
 #include "lx.h"
 #include "http.h"
 #include "http_route.h"
@@ -31,7 +44,11 @@
 #include "websocket.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define ROUTE_MT "starling.http.route"
 #define RESPONSE_MT "starling.http.response"
@@ -40,6 +57,7 @@
 /* A route's Lua function. */
 struct lx_route {
 	int ref;
+	int head_ref;			/* LUA_NOREF without a head handler */
 	char *owner;
 };
 
@@ -140,6 +158,93 @@ static int send_response(lua_State *L, int resp_idx, const char *body, size_t le
 	return 0;
 }
 
+/* The response's status_code (default 200) and header lines into *h;
+ * raises on a header that is not allowed. */
+static int response_head(lua_State *L, int resp_idx, struct sbuf *h)
+{
+	int status, t;
+
+	lua_getiuservalue(L, resp_idx, 1);
+	t = lua_gettop(L);
+	lua_getfield(L, t, "status_code");
+	status = (int)luaL_optinteger(L, -1, 200);
+	lua_getfield(L, t, "headers");
+	sbuf_init(h);
+	if (!header_lines(L, lua_gettop(L), h)) {
+		sbuf_free(h);
+		lua_settop(L, t - 1);
+		return luaL_error(L, "a response header name or value is not allowed");
+	}
+	lua_settop(L, t - 1);
+	return status;
+}
+
+static int push_errno(lua_State *L, int e)
+{
+	lua_pushnil(L);
+	lua_pushstring(L, strerror(e));
+	return 2;
+}
+
+/* response:send_file(path[, offset[, length]]): true, or nil and why
+ * (nothing is sent then). */
+static int l_response_send_file(lua_State *L)
+{
+	struct lx_response *resp = lx_checkudata(L, 1, RESPONSE_MT);
+	const char *path = luaL_checkstring(L, 2);
+	lua_Integer off = luaL_optinteger(L, 3, 0);
+	struct stat st;
+	struct sbuf h;
+	int fd, status;
+
+	if (!resp->req)
+		return luaL_error(L, "the request was answered already, or its connection is gone");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return push_errno(L, errno);
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || off < 0 || off > st.st_size) {
+		close(fd);
+		return push_errno(L, S_ISREG(st.st_mode) ? ERANGE : EISDIR);
+	}
+	lua_Integer len = luaL_optinteger(L, 4, st.st_size - off);
+	if (len < 0 || len > st.st_size - off) {
+		close(fd);
+		return push_errno(L, ERANGE);
+	}
+	status = response_head(L, 1, &h);
+	http_respond_file(resp->req, status, h.p, fd, (uint64_t)off, (uint64_t)len);
+	sbuf_free(&h);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* response:body_to_file(path, limit), in a head handler: true, or nil
+ * and why. */
+static int l_response_body_to_file(lua_State *L)
+{
+	struct lx_response *resp = lx_checkudata(L, 1, RESPONSE_MT);
+	const char *path = luaL_checkstring(L, 2);
+	lua_Integer limit = luaL_checkinteger(L, 3);
+	int r;
+
+	if (!resp->req || limit < 0)
+		return push_errno(L, EINVAL);
+	r = http_body_to_file(resp->req, path, (uint64_t)limit);
+	if (r != 0)
+		return push_errno(L, -r);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int l_response_keep_body(lua_State *L)
+{
+	struct lx_response *resp = lx_checkudata(L, 1, RESPONSE_MT);
+
+	if (resp->req)
+		http_body_keep(resp->req);
+	return 0;
+}
+
 static int l_response_send(lua_State *L)
 {
 	size_t len = 0;
@@ -153,10 +258,19 @@ static int l_response_send(lua_State *L)
 static int l_response_index(lua_State *L)
 {
 	lx_checkudata(L, 1, RESPONSE_MT);
-	if (lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "send") == 0) {
-		lua_pushcfunction(L, l_response_send);
-		return 1;
-	}
+	static const luaL_Reg methods[] = {
+		{ "send", l_response_send },
+		{ "send_file", l_response_send_file },
+		{ "body_to_file", l_response_body_to_file },
+		{ "keep_body", l_response_keep_body },
+		{ NULL, NULL },
+	};
+	if (lua_type(L, 2) == LUA_TSTRING)
+		for (const luaL_Reg *m = methods; m->name; m++)
+			if (strcmp(lua_tostring(L, 2), m->name) == 0) {
+				lua_pushcfunction(L, m->func);
+				return 1;
+			}
 	if (lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "finished") == 0) {
 		struct lx_response *resp = lua_touserdata(L, 1);
 		lua_pushboolean(L, !resp->req || resp->req->answered);
@@ -252,6 +366,9 @@ static void push_request(lua_State *L, const struct http_request *req)
 	lua_setfield(L, -2, "secure");
 	lua_pushlstring(L, req->body.p ? req->body.p : "", req->body.len);
 	lua_setfield(L, -2, "body");
+	set_str(L, "body_file", req->body_path);
+	lua_pushinteger(L, (lua_Integer)req->body_length);
+	lua_setfield(L, -2, "body_length");
 	lua_createtable(L, 0, 2);
 	set_str(L, "path", req->path);
 	set_str(L, "query", req->query);
@@ -312,11 +429,16 @@ static void take_result(lua_State *L, int idx, int resp_idx, struct http_request
 	}
 }
 
+/* (req, rest, fn, is_head): the handler with its event; a head handler
+ * that did not answer leaves the request to the body's handler. */
 static int call_route(lua_State *L)
 {
 	struct http_request *req = lua_touserdata(L, 1);
 	const char *rest = lua_tostring(L, 2);
 	int fn = 3;
+	bool head = lua_toboolean(L, 4);
+
+	lua_settop(L, 3);
 
 	lua_createtable(L, 0, 2);		/* 4: event */
 	push_request(L, req);
@@ -331,6 +453,18 @@ static int call_route(lua_State *L)
 	else
 		lua_pushnil(L);
 	lua_call(L, 2, 1);			/* inside lx_pcall below */
+	if (head) {
+		struct lx_response *resp = lua_touserdata(L, 5);
+		int t = lua_type(L, -1);
+		if (resp->req && (t == LUA_TNUMBER || t == LUA_TSTRING || t == LUA_TTABLE))
+			take_result(L, lua_gettop(L), 5, req);
+		if (resp->req) {	/* let go: the body's handler gets its own */
+			resp->req = NULL;
+			req->done = NULL;
+			req->done_data = NULL;
+		}
+		return 0;
+	}
 	take_result(L, lua_gettop(L), 5, req);
 	return 0;
 }
@@ -349,7 +483,28 @@ static void lua_route(struct http_request *req, const char *rest,
 	else
 		lua_pushnil(L);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, lr->ref);
-	if (lx_pcall(L, 3, 0, lr->owner) != 0 && !req->answered)
+	lua_pushboolean(L, 0);
+	if (lx_pcall(L, 4, 0, lr->owner) != 0 && !req->answered)
+		http_respond_status(req, 500, NULL);
+	lua_settop(L, top);
+}
+
+static void lua_route_head(struct http_request *req, const char *rest,
+			   const struct http_route *route, void *data)
+{
+	struct lx_route *lr = data;
+	lua_State *L = lx_state();
+	int top = lua_gettop(L);
+
+	lua_pushcfunction(L, call_route);
+	lua_pushlightuserdata(L, req);
+	if (rest)
+		lua_pushstring(L, rest);
+	else
+		lua_pushnil(L);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, lr->head_ref);
+	lua_pushboolean(L, 1);
+	if (lx_pcall(L, 4, 0, lr->owner) != 0 && !req->answered)
 		http_respond_status(req, 500, NULL);
 	lua_settop(L, top);
 }
@@ -359,6 +514,7 @@ static void free_lua_route(void *data)
 	struct lx_route *lr = data;
 
 	luaL_unref(lx_state(), LUA_REGISTRYINDEX, lr->ref);
+	luaL_unref(lx_state(), LUA_REGISTRYINDEX, lr->head_ref);
 	free(lr->owner);
 	free(lr);
 }
@@ -430,7 +586,7 @@ static int l_route(lua_State *L)
 	const char *path = luaL_checkstring(L, 3);
 	const char *owner = luaL_optstring(L, 5, host);
 	struct lx_native *nat = lx_testudata(L, 4, NATIVE_MT);
-	struct http_handler h;
+	struct http_handler h = { 0 };
 	struct http_route *r;
 
 	if (nat && nat->bosh) {
@@ -443,11 +599,29 @@ static int l_route(lua_State *L)
 					       (const char *const *)nat->origins, nat->n);
 		h.free = websocket_options_free;
 	} else {
-		struct lx_route *lr = xcalloc(1, sizeof(*lr));
-		luaL_checktype(L, 4, LUA_TFUNCTION);
-		lua_pushvalue(L, 4);
+		struct lx_route *lr;
+		if (lua_istable(L, 4)) {
+			lua_getfield(L, 4, "handler");
+			lua_getfield(L, 4, "head");
+			luaL_argexpected(L, lua_isfunction(L, -2), 4, "{ handler = function }");
+			luaL_argexpected(L, lua_isnil(L, -1) || lua_isfunction(L, -1), 4,
+					 "{ head = function }");
+		} else {
+			luaL_checktype(L, 4, LUA_TFUNCTION);
+			lua_pushvalue(L, 4);
+			lua_pushnil(L);
+		}
+		lr = xcalloc(1, sizeof(*lr));
+		if (lua_isnil(L, -1)) {
+			lua_pop(L, 1);
+			lr->head_ref = LUA_NOREF;
+		} else {
+			lr->head_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+		}
 		lr->ref = luaL_ref(L, LUA_REGISTRYINDEX);
 		lr->owner = xstrdup(owner);
+		if (lr->head_ref != LUA_NOREF)
+			h.head = lua_route_head;
 		h.fn = lua_route;
 		h.data = lr;
 		h.free = free_lua_route;
@@ -631,6 +805,23 @@ static int l_listen(lua_State *L)
 	return 1;
 }
 
+static int l_remove(lua_State *L)
+{
+	if (unlink(luaL_checkstring(L, 1)) != 0)
+		return push_errno(L, errno);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* mkdir(path): true when it exists (made now or before). */
+static int l_mkdir(lua_State *L)
+{
+	if (mkdir(luaL_checkstring(L, 1), 0750) != 0 && errno != EEXIST)
+		return push_errno(L, errno);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 static int l_stats(lua_State *L)
 {
 	const struct http_stats *hs = http_stats();
@@ -644,6 +835,10 @@ static int l_stats(lua_State *L)
 	lua_setfield(L, -2, "requests");
 	lua_pushinteger(L, (lua_Integer)hs->upgrades);
 	lua_setfield(L, -2, "upgrades");
+	lua_pushinteger(L, (lua_Integer)hs->files_sent);
+	lua_setfield(L, -2, "files_sent");
+	lua_pushinteger(L, (lua_Integer)hs->bodies_to_file);
+	lua_setfield(L, -2, "bodies_to_file");
 	lua_pushinteger(L, (lua_Integer)websocket_count());
 	lua_setfield(L, -2, "websockets");
 	lua_pushinteger(L, (lua_Integer)bosh_count());
@@ -669,6 +864,8 @@ static int luaopen_starling_http(lua_State *L)
 		{ "websocket", l_websocket },
 		{ "bosh", l_bosh },
 		{ "stats", l_stats },
+		{ "remove", l_remove },
+		{ "mkdir", l_mkdir },
 		{ NULL, NULL },
 	};
 

@@ -461,6 +461,8 @@ void conn_try_flush(struct conn *c)
 		c->flags &= ~CONN_F_PAUSED;
 		update_reading(c);
 	}
+	if (c->ev->drained && c->wq_bytes <= c->wq_low && !(c->flags & CONN_F_CLOSING))
+		c->ev->drained(c);
 	if (p->tls_pending && !c->wq_bytes) {
 		SSL_CTX *ctx = p->tls_pending;
 		p->tls_pending = NULL;

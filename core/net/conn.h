@@ -57,6 +57,11 @@ struct conn_events {
 	/* An outgoing connection (conn_connect) is established; until then
 	 * nothing is read and what is queued waits. May be NULL. */
 	void (*connected)(struct conn *c);
+	/* The write queue was written down to wq_low bytes or fewer: the
+	 * owner may queue more (a file sent piece by piece). Called from
+	 * the flush; the owner should only note it and queue from the loop.
+	 * May be NULL. */
+	void (*drained)(struct conn *c);
 };
 
 #define CONN_F_CLOSING    0x01	/* no more reads; free after flush */

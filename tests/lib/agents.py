@@ -145,6 +145,15 @@ class Agent:
                        "to": to})
         return self.wait("adhoc", timeout=timeout, node=node)
 
+    def upload(self, path, type=None, timeout=60):
+        """XEP-0363 upload of the file at path (slixmpp with
+        plugins=["xep_0363"]): the GET URL."""
+        self._command({"cmd": "upload", "path": path, "type": type})
+        ev = self.wait("upload", timeout=timeout)
+        if not ev.get("ok"):
+            raise AgentError("%s: upload failed: %s" % (self.name, ev.get("error")))
+        return ev["url"]
+
     def subscribe(self, jid):
         """Send a presence subscription request (the library then handles
         the answers; slixmpp approves and subscribes back by default)."""
