@@ -331,7 +331,9 @@ def read_status(s):
     return int(buf.split(b" ")[1]) if buf else None
 
 
-def closed(s, timeout=5):
+def closed(s, timeout=10):
+    """The server closed s: at once, or after lingering (up to 5 s) over a
+    refused request's body."""
     s.settimeout(timeout)
     try:
         while s.recv(65536):
