@@ -148,7 +148,7 @@ def check_environment(srv):
     check(not errors, "storage errors in the log:\n%s" % "\n".join(errors))
 
 
-@time_limit(90)
+@time_limit(180)
 def test_sigkill_during_storm_loses_nothing_acknowledged(ctx):
     srv = ctx.server(modules=["roster", "presence", "message", "iq", "ping", "offline",
                               "mam", "smacks"],
