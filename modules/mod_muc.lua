@@ -799,15 +799,9 @@ local function handle_mam_query(event)
 	local query = stanza.tags[1]
 	local page, cond, text = muc_mam.query(archive, jid.node(room.jid), query, page_size)
 	if not page then
-		local t = (cond == "item-not-found" or cond == "feature-not-implemented") and "cancel"
-			or cond == "internal-server-error" and "wait" or "modify"
-		return bounce(event, t, cond, text)
+		return bounce(event, muc_mam.error_type(cond), cond, text)
 	end
-	local items, n = page.items, #page.items
-	local flip = query:get_child("flip-page", NS_MAM) ~= nil
-	for i = 1, n do
-		local it = items[flip and n + 1 - i or i]
-		local m = muc_mam.result(stanza.attr.from, room.jid, query.attr.queryid, it)
+	for _, m in ipairs(muc_mam.results(stanza.attr.from, room.jid, query, page.items)) do
 		module:reply(event, m)
 	end
 	return module:reply(event, muc_mam.fin(stanza, page))
