@@ -755,23 +755,21 @@ end
 
 local admin_ctx -- set below: what util.muc.admin needs of the service
 
-local function handle_admin(event)
-	local room = room_of(event)
-	if not room then
-		return true
+-- A handler of the room's #admin or #owner iqs: util.muc.admin's answer
+-- for the room and the sender's occupant and affiliation.
+local function room_admin_iq(answer)
+	return function(event)
+		local room = room_of(event)
+		if not room then
+			return true
+		end
+		local occ, aff = actor_of(event, room)
+		return answer(admin_ctx, event, room, occ, aff)
 	end
-	local occ, aff = actor_of(event, room)
-	return muc_admin.admin(admin_ctx, event, room, occ, aff)
 end
 
-local function handle_owner(event)
-	local room = room_of(event)
-	if not room then
-		return true
-	end
-	local occ, aff = actor_of(event, room)
-	return muc_admin.owner(admin_ctx, event, room, occ, aff)
-end
+local handle_admin = room_admin_iq(muc_admin.admin)
+local handle_owner = room_admin_iq(muc_admin.owner)
 
 local function may_read_archive(room, bare)
 	local aff = muc_room.affiliation(room, bare)
