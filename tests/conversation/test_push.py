@@ -42,6 +42,14 @@ def enable(c, app, node, secret=None, extra=""):
     return c.expect("iq", attrs={"id": iq})
 
 
+def disable(c, app, node=None):
+    """Disables pushes to node of app, or to all its nodes: the server says yes."""
+    iq = new_id("dis")
+    c.send("<iq type='set' id='%s'><disable xmlns='%s' jid='%s'%s/></iq>"
+           % (iq, PUSH, esc(app.jid), " node='%s'" % esc(node) if node else ""))
+    c.expect("iq", attrs={"id": iq, "type": "result"})
+
+
 def sm_enable(c):
     c.send("<enable xmlns='%s' resume='true'/>" % SM)
     return c.expect("{%s}enabled" % SM).get("id")
@@ -269,20 +277,13 @@ def test_disable_stops_pushes(server):
     app, acct, a, b = phone_and_friend(server, 6, "quits")
     enable(a, app, "n1")
     enable(a, app, "n2")
-    iq = new_id("dis")
-    a.send("<iq type='set' id='%s'><disable xmlns='%s' jid='%s' node='n1'/></iq>"
-           % (iq, PUSH, esc(app.jid)))
-    a.expect("iq", attrs={"id": iq, "type": "result"})
+    disable(a, app, "n1")
     log_out(a)
     chat(b, acct.jid, "m")
     expect_push(app, "n2")
-    # disabling every node of the app server
     a2 = server.login(acct, resource="phone2", presence=True)
     a2.ignore = ("message", "presence")
-    iq = new_id("dis")
-    a2.send("<iq type='set' id='%s'><disable xmlns='%s' jid='%s'/></iq>"
-            % (iq, PUSH, esc(app.jid)))
-    a2.expect("iq", attrs={"id": iq, "type": "result"})
+    disable(a2, app)                   # every node of the app server
     log_out(a2)
     chat(b, acct.jid, "m2")
     check_no_push(b, app, "pushed after disable")
