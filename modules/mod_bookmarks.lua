@@ -38,6 +38,23 @@ local syncing = {}
 
 -- --- the two shapes -----------------------------------------------------------------
 
+-- An xs:boolean attribute's truth (XEP-0048 clients write "1" as well).
+local function is_true(v)
+	return v == "true" or v == "1"
+end
+
+-- to, with the <nick/> and <password/> of conference (in namespace ns)
+-- copied into it: the same in both shapes but for the namespace.
+local function add_nick_password(to, conference, ns)
+	for _, name in ipairs({ "nick", "password" }) do
+		local text = conference:get_child_text(name, ns)
+		if text then
+			to:text_tag(name, text)
+		end
+	end
+	return to
+end
+
 -- { [room JID] = <conference xmlns='urn:xmpp:bookmarks:1'/> } from a
 -- <storage xmlns='storage:bookmarks'/>.
 local function from_storage(storage)
@@ -45,17 +62,9 @@ local function from_storage(storage)
 	for c in storage:childtags("conference", NS_LEGACY) do
 		local room = c.attr.jid and jid.prep(c.attr.jid)
 		if room then
-			local autojoin = c.attr.autojoin
 			local conf = st.stanza("conference", { xmlns = NS_BOOKMARKS, name = c.attr.name,
-				autojoin = (autojoin == "true" or autojoin == "1") and "true" or nil })
-			local nick, password = c:get_child_text("nick", NS_LEGACY), c:get_child_text("password", NS_LEGACY)
-			if nick then
-				conf:text_tag("nick", nick)
-			end
-			if password then
-				conf:text_tag("password", password)
-			end
-			rooms[room] = conf
+				autojoin = is_true(c.attr.autojoin) and "true" or nil })
+			rooms[room] = add_nick_password(conf, c, NS_LEGACY)
 		end
 	end
 	return rooms
@@ -68,17 +77,9 @@ local function to_storage(items, old)
 	for _, item in ipairs(items) do
 		local conf = item.payload:get_child("conference", NS_BOOKMARKS)
 		if conf then
-			local autojoin = conf.attr.autojoin
 			storage:tag("conference", { jid = item.id, name = conf.attr.name,
-				autojoin = (autojoin == "true" or autojoin == "1") and "true" or "false" })
-			local nick, password = conf:get_child_text("nick"), conf:get_child_text("password")
-			if nick then
-				storage:text_tag("nick", nick)
-			end
-			if password then
-				storage:text_tag("password", password)
-			end
-			storage:up()
+				autojoin = is_true(conf.attr.autojoin) and "true" or "false" })
+			add_nick_password(storage, conf, NS_BOOKMARKS):up()
 		end
 	end
 	if old then

@@ -17,8 +17,7 @@ local core = require "starling.core"
 local st = require "util.stanza"
 local jid = require "util.jid"
 local datetime = require "util.datetime"
-local dataforms = require "util.dataforms"
-local rsm = require "util.rsm"
+local mam = require "util.mam"
 local roster_lib = require "util.roster"
 local set = require "util.set"
 local cost = require "util.cost"
@@ -30,9 +29,6 @@ local huge = math.huge
 local NS = "urn:xmpp:mam:2"
 local NS_EXTENDED = "urn:xmpp:mam:2#extended"
 local NS_SID = "urn:xmpp:sid:0"
-local NS_FORWARD = "urn:xmpp:forward:0"
-local NS_DELAY = "urn:xmpp:delay"
-local NS_VALIDATE = "http://jabber.org/protocol/xdata-validate"
 
 -- The most a page may ever hold, whatever the configuration says.
 local HARD_MAX = 250
@@ -169,61 +165,7 @@ local incoming, outgoing, forget_answer = archive:archiver(payloads, archive_wan
 
 -- --- queries ----------------------------------------------------------------
 
-local query_fields = {
-	{ var = "with", type = "jid-single" },
-	{ var = "start", type = "text-single" },
-	{ var = "end", type = "text-single" },
-	{ var = "before-id", type = "text-single" },
-	{ var = "after-id", type = "text-single" },
-	{ var = "ids", type = "list-multi",
-		child = st.stanza("validate", { xmlns = NS_VALIDATE, datatype = "xs:string" })
-			:tag("open"):up() },
-}
-local known_fields = {}
-for _, f in ipairs(query_fields) do
-	known_fields[f.var] = f.type
-end
-local query_form = dataforms.form(NS, query_fields)
-
--- The filters of the query's form: { with, start, ["end"], before_id,
--- after_id, ids }; nil, condition, text when the form is wrong.
-local function read_form(query)
-	local x = query:get_child("x", dataforms.xmlns)
-	local f = {}
-	if not x then
-		return f
-	end
-	local fields, form_type = dataforms.read(x)
-	if not fields then
-		return nil, "bad-request", form_type
-	end
-	if form_type and form_type ~= NS then
-		return nil, "bad-request", "the FORM_TYPE must be " .. NS
-	end
-	for var, values in pairs(fields) do
-		local v = values[1]
-		if not known_fields[var] then
-			return nil, "feature-not-implemented", "unknown field '" .. var .. "'"
-		elseif var == "ids" then
-			f.ids = values
-		elseif v and v ~= "" then
-			if var == "with" then
-				f.with = jid.prep(v)
-				if not f.with then
-					return nil, "jid-malformed", "'with' is not a JID"
-				end
-			elseif var == "start" or var == "end" then
-				f[var] = datetime.parse(v)
-				if not f[var] then
-					return nil, "bad-request", "'" .. var .. "' is not a XEP-0082 DateTime"
-				end
-			else
-				f[var == "before-id" and "before_id" or "after_id"] = v
-			end
-		end
-	end
-	return f
-end
+local query_form = mam.form(true)
 
 -- The earliest time a query may see: older items are expired (and go with
 -- the next trim).
@@ -232,38 +174,6 @@ local function horizon()
 		return nil
 	end
 	return core.now() - expires_after
-end
-
--- (when, id) of an item, for choosing between two bounds; nil when the id
--- names nothing.
-local function position(username, id)
-	local value, when = archive:get(username, id)
-	if value == nil then
-		return nil
-	end
-	return { when = when, id = id }
-end
-
-local function later(a, b)
-	return (a.when > b.when or (a.when == b.when and a.id > b.id)) and a or b
-end
-
--- One bound from the form's id and RSM's: the tighter one (after: the
--- later item; before: the earlier). nil, "item-not-found" when one of two
--- names nothing (a single id is checked by the store).
-local function bound(username, form_id, rsm_id, tighter_is_later)
-	if not (form_id and rsm_id) then
-		return form_id or rsm_id
-	end
-	local a, b = position(username, form_id), position(username, rsm_id)
-	if not (a and b) then
-		return nil, "item-not-found"
-	end
-	local l = later(a, b)
-	if tighter_is_later then
-		return l.id
-	end
-	return (l == a and b or a).id
 end
 
 -- The store query of a MAM query (q.reverse: it pages backwards) and the
@@ -280,11 +190,11 @@ local function store_query(username, f, page, max)
 		full = jid.resource(f.with) and f.with
 	end
 	local err
-	q.after, err = bound(username, f.after_id, page.after, true)
+	q.after, err = mam.bound(archive, username, f.after_id, page.after, true)
 	if err then
 		return nil, err
 	end
-	q.before, err = bound(username, f.before_id, page.before ~= true and page.before or nil, false)
+	q.before, err = mam.bound(archive, username, f.before_id, page.before ~= true and page.before or nil, false)
 	if err then
 		return nil, err
 	end
@@ -302,14 +212,6 @@ local function matches_full(msg, full)
 	return msg.attr.to == full or msg.attr.from == full
 end
 
-local function result_message(stanza, queryid, id, msg, when)
-	return st.message({ to = stanza.attr.from, from = stanza.attr.to })
-		:tag("result", { xmlns = NS, queryid = queryid, id = id })
-		:tag("forwarded", { xmlns = NS_FORWARD })
-		:tag("delay", { xmlns = NS_DELAY, stamp = datetime.datetime(when) }):up()
-		:add_child(msg)
-end
-
 -- Reads the page: items oldest first, whether the set ends there (in the
 -- direction of paging), and the count (nil when unknown).
 local function fetch(username, q, full, max)
@@ -317,25 +219,9 @@ local function fetch(username, q, full, max)
 	if not iter then
 		return nil, total
 	end
-	local items = {}
-	for id, msg, when in iter do
-		if not full or matches_full(msg, full) then
-			items[#items + 1] = { id = id, msg = msg, when = when }
-			if #items > max then
-				break
-			end
-		end
-	end
-	local complete = #items <= max
-	if not complete then
-		items[#items] = nil
-	end
-	if q.reverse then
-		local n = #items
-		for i = 1, n // 2 do
-			items[i], items[n + 1 - i] = items[n + 1 - i], items[i]
-		end
-	end
+	local items, complete = mam.collect(iter, max, q.reverse, full and function(msg)
+		return matches_full(msg, full)
+	end)
 	return items, complete, q.total and total or nil
 end
 
@@ -343,24 +229,9 @@ end
 -- request, the ids): the filters, the page and its size; or nil and an
 -- error { condition, text }.
 local function read_query(username, query)
-	local f, cond, text = read_form(query)
+	local f, page, max = mam.read_query(query, page_size, true)
 	if not f then
-		return nil, { cond, text }
-	end
-	local set_el = query:get_child("set", rsm.xmlns)
-	local page = {}
-	if set_el then
-		page, text = rsm.read(set_el)
-		if not page then
-			return nil, { "bad-request", text }
-		end
-	end
-	if page.index then
-		return nil, { "feature-not-implemented", "paging by <index/> is not supported" }
-	end
-	local max = page.max or page_size
-	if max > page_size then
-		return nil, { "policy-violation", "at most " .. page_size .. " results per page" }
+		return nil, { page, max }
 	end
 	if f.ids then
 		local unique = set.new(f.ids):count()
@@ -375,13 +246,8 @@ local function read_query(username, query)
 	return f, page, max
 end
 
-local ERROR_TYPE = {
-	["item-not-found"] = "cancel", ["feature-not-implemented"] = "cancel",
-	["internal-server-error"] = "wait",
-}
-
 local function query_failed(event, err)
-	return fail(event, ERROR_TYPE[err[1]] or "modify", err[1], err[2])
+	return fail(event, mam.error_type(err[1]), err[1], err[2])
 end
 
 -- The index of the first item, given only where it costs no counting: 0
@@ -513,16 +379,10 @@ local function handle_query(event)
 		end
 		return query_failed(event, { complete })
 	end
-	local qid, n = query.attr.queryid, #items
-	local flip = query:get_child("flip-page", NS) ~= nil
-	for i = 1, n do
-		local it = items[flip and n + 1 - i or i]
-		origin:send(result_message(stanza, qid, it.id, it.msg, it.when))
+	for _, m in ipairs(mam.results(stanza.attr.from, stanza.attr.to, query, items)) do
+		origin:send(m)
 	end
-	local fin = st.reply(stanza):tag("fin", { xmlns = NS, complete = complete and "true" or "false",
-		stable = "true" })
-	rsm.add(fin, { first = items[1] and items[1].id, last = items[n] and items[n].id,
-		index = first_index(q, page, n), count = count })
+	local fin = mam.fin(stanza, items, complete, first_index(q, page, #items), count)
 	return module:reply(event, fin)
 end
 

@@ -755,23 +755,21 @@ end
 
 local admin_ctx -- set below: what util.muc.admin needs of the service
 
-local function handle_admin(event)
-	local room = room_of(event)
-	if not room then
-		return true
+-- A handler of the room's #admin or #owner iqs: util.muc.admin's answer
+-- for the room and the sender's occupant and affiliation.
+local function room_admin_iq(answer)
+	return function(event)
+		local room = room_of(event)
+		if not room then
+			return true
+		end
+		local occ, aff = actor_of(event, room)
+		return answer(admin_ctx, event, room, occ, aff)
 	end
-	local occ, aff = actor_of(event, room)
-	return muc_admin.admin(admin_ctx, event, room, occ, aff)
 end
 
-local function handle_owner(event)
-	local room = room_of(event)
-	if not room then
-		return true
-	end
-	local occ, aff = actor_of(event, room)
-	return muc_admin.owner(admin_ctx, event, room, occ, aff)
-end
+local handle_admin = room_admin_iq(muc_admin.admin)
+local handle_owner = room_admin_iq(muc_admin.owner)
 
 local function may_read_archive(room, bare)
 	local aff = muc_room.affiliation(room, bare)
@@ -799,15 +797,9 @@ local function handle_mam_query(event)
 	local query = stanza.tags[1]
 	local page, cond, text = muc_mam.query(archive, jid.node(room.jid), query, page_size)
 	if not page then
-		local t = (cond == "item-not-found" or cond == "feature-not-implemented") and "cancel"
-			or cond == "internal-server-error" and "wait" or "modify"
-		return bounce(event, t, cond, text)
+		return bounce(event, muc_mam.error_type(cond), cond, text)
 	end
-	local items, n = page.items, #page.items
-	local flip = query:get_child("flip-page", NS_MAM) ~= nil
-	for i = 1, n do
-		local it = items[flip and n + 1 - i or i]
-		local m = muc_mam.result(stanza.attr.from, room.jid, query.attr.queryid, it)
+	for _, m in ipairs(muc_mam.results(stanza.attr.from, room.jid, query, page.items)) do
 		module:reply(event, m)
 	end
 	return module:reply(event, muc_mam.fin(stanza, page))

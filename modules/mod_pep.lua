@@ -396,10 +396,20 @@ local function account_items(event)
 	end
 end
 
-local function account_node_info(event)
+-- The service and record of the node a disco query names, when the
+-- asker may see it; nil otherwise.
+local function visible_node(event)
 	local service = service_of(event.username)
 	local record = service:get_node(event.node)
 	if not record or not service:may_access(record, event.stanza.attr.from) then
+		return nil
+	end
+	return service, record
+end
+
+local function account_node_info(event)
+	local service, record = visible_node(event)
+	if not service then
 		return nil
 	end
 	event.reply:tag("identity", { category = "pubsub", type = "leaf" }):up()
@@ -408,9 +418,8 @@ local function account_node_info(event)
 end
 
 local function account_node_items(event)
-	local service = service_of(event.username)
-	local record = service:get_node(event.node)
-	if not record or not service:may_access(record, event.stanza.attr.from) then
+	local service = visible_node(event)
+	if not service then
 		return nil
 	end
 	for _, it in ipairs(service:items_of(event.node) or {}) do

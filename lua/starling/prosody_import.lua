@@ -187,29 +187,30 @@ local function add_account(u, acc, who, warn)
 	return false
 end
 
+-- The string keys of t, sorted (an import is the same every time).
+local function sorted_names(t)
+	local names = {}
+	for k in pairs(t) do
+		if type(k) == "string" then
+			names[#names + 1] = k
+		end
+	end
+	sort(names)
+	return names
+end
+
 local function add_roster(u, roster, me)
 	local meta = roster[false] or {}
 	local q = u:tag("query", { xmlns = "jabber:iq:roster",
 		ver = tostring(meta.version or 0) })
-	local contacts = {}
-	for contact in pairs(roster) do
-		if type(contact) == "string" then
-			contacts[#contacts + 1] = contact
-		end
-	end
-	sort(contacts)
+	local contacts = sorted_names(roster)
 	for _, contact in ipairs(contacts) do
 		local item = roster[contact]
 		q:tag("item", { jid = contact, name = item.name,
 			subscription = item.subscription or "none",
 			ask = item.ask == "subscribe" and "subscribe" or nil,
 			approved = item.approved and "true" or nil })
-		local groups = {}
-		for g in pairs(item.groups or {}) do
-			groups[#groups + 1] = g
-		end
-		sort(groups)
-		for _, g in ipairs(groups) do
+		for _, g in ipairs(sorted_names(item.groups or {})) do
 			q:text_tag("group", g)
 		end
 		q:up()
@@ -393,27 +394,24 @@ end
 local function import_user(host, name, files, s, counts, warn)
 	local who = name .. "@" .. host
 	local u = st.stanza("user", { xmlns = NS_PIE, name = name })
-	local function load_dat(store)
-		local path = files[store .. ".dat"]
+	-- A store of the user's, read by read (read_dat or read_list) from
+	-- its file ending in ext; nil when it is not there or cannot be read.
+	local function load_store(store, ext, read)
+		local path = files[store .. ext]
 		if not path then
 			return nil
 		end
-		local v, err = read_dat(path)
+		local v, err = read(path)
 		if not v then
 			warn(who .. ": " .. tostring(err) .. ": skipped")
 		end
 		return v
 	end
+	local function load_dat(store)
+		return load_store(store, ".dat", read_dat)
+	end
 	local function load_list(store)
-		local path = files[store .. ".list"]
-		if not path then
-			return nil
-		end
-		local v, err = read_list(path)
-		if not v then
-			warn(who .. ": " .. tostring(err) .. ": skipped")
-		end
-		return v
+		return load_store(store, ".list", read_list)
 	end
 	local acc = load_dat("accounts")
 	if acc and add_account(u, acc, who, warn) then
@@ -469,12 +467,7 @@ function M.import(dir, opts)
 				counts.hosts = counts.hosts + 1
 				local s = pie.stores_of(host)
 				local users = user_files(hdir, list_dir, counts, warn)
-				local names = {}
-				for user in pairs(users) do
-					names[#names + 1] = user
-				end
-				sort(names)
-				for _, user in ipairs(names) do
+				for _, user in ipairs(sorted_names(users)) do
 					local ok, ierr = import_user(host, user, users[user], s, counts, warn)
 					if not ok then
 						return nil, ierr

@@ -35,7 +35,7 @@
 local st = require "util.stanza"
 local id = require "util.id"
 
-local pairs, ipairs, type, tostring, tonumber, next = pairs, ipairs, type, tostring, tonumber, next
+local pairs, ipairs, type, tostring, tonumber = pairs, ipairs, type, tostring, tonumber
 local sort, os_time, math_type = table.sort, os.time, math.type
 
 local M = {}
@@ -465,11 +465,30 @@ end
 
 -- --- items -------------------------------------------------------------------------
 
--- Every item of node, oldest first, or nil, error.
-function service_mt:items_of(node)
-	local all, e = self.items:get(self:items_user(node))
+-- The store's items of node (or the one item_id): the value, or nil,
+-- error when the store fails.
+local function stored_items(self, node, item_id)
+	local v, e = self.items:get(self:items_user(node), item_id)
 	if e then
 		return nil, err("wait", "internal-server-error")
+	end
+	return v
+end
+
+-- changes[id] = false for the oldest items of list (oldest first) past
+-- the newest keep.
+local function drop_oldest(changes, list, keep)
+	for i = 1, #list - keep do
+		changes[list[i].id] = false
+	end
+	return changes
+end
+
+-- Every item of node, oldest first, or nil, error.
+function service_mt:items_of(node)
+	local all, e = stored_items(self, node)
+	if e then
+		return nil, e
 	end
 	local list = {}
 	for _, item in pairs(all or {}) do
@@ -482,9 +501,9 @@ function service_mt:items_of(node)
 end
 
 function service_mt:get_item(node, item_id)
-	local item, e = self.items:get(self:items_user(node), item_id)
+	local item, e = stored_items(self, node, item_id)
 	if e then
-		return nil, err("wait", "internal-server-error")
+		return nil, e
 	end
 	return type(item) == "table" and item or nil
 end
@@ -508,11 +527,7 @@ function service_mt:publish(node, record, item_el, publisher)
 	if not record.config.persist_items then
 		return item
 	end
-	local changes = { [item_id] = item }
-	local max = self:item_cap(record.config)
-	for i = 1, #keep - (max - 1) do
-		changes[keep[i].id] = false
-	end
+	local changes = drop_oldest({ [item_id] = item }, keep, self:item_cap(record.config) - 1)
 	local ok, e2 = self:write_items(node, changes)
 	if not ok then
 		return nil, e2
@@ -520,7 +535,7 @@ function service_mt:publish(node, record, item_el, publisher)
 	return item
 end
 
--- changes: item id -> item, or false to delete.
+-- changes: item id -> item, or false to delete (none: nothing to do).
 function service_mt:write_items(node, changes)
 	local user = self:items_user(node)
 	for item_id, v in pairs(changes) do
@@ -544,16 +559,13 @@ function service_mt:retract(node, item_id)
 end
 
 function service_mt:clear_items(node)
-	local all, e = self.items:get(self:items_user(node))
+	local all, e = stored_items(self, node)
 	if e then
-		return nil, err("wait", "internal-server-error")
+		return nil, e
 	end
 	local changes = {}
 	for item_id in pairs(all or {}) do
 		changes[item_id] = false
-	end
-	if next(changes) == nil then
-		return true
 	end
 	return self:write_items(node, changes)
 end
@@ -564,18 +576,8 @@ function service_mt:trim(node, record)
 	if not list then
 		return nil, e
 	end
-	local changes = {}
-	local max = self:item_cap(record.config)
-	if not record.config.persist_items then
-		max = 0
-	end
-	for i = 1, #list - max do
-		changes[list[i].id] = false
-	end
-	if next(changes) == nil then
-		return true
-	end
-	return self:write_items(node, changes)
+	local keep = record.config.persist_items and self:item_cap(record.config) or 0
+	return self:write_items(node, drop_oldest({}, list, keep))
 end
 
 -- Removes every node and item of the service (account deletion).

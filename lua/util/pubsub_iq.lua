@@ -50,6 +50,15 @@ local function fail(ctx, event, e)
 	return ctx.reply(event, st.error_reply(event.stanza, e))
 end
 
+-- The answer to an iq whose work gave ok, or nil and an error: an empty
+-- result, or the error.
+local function answer(ctx, event, ok, e)
+	if not ok then
+		return fail(ctx, event, e)
+	end
+	return ctx.reply(event, st.reply(event.stanza))
+end
+
 local function unsupported(feature)
 	return err("cancel", "feature-not-implemented", "unsupported", NS .. "#" .. feature)
 end
@@ -440,11 +449,7 @@ local function handle_unsubscribe(service, ctx, event, ps, actor)
 	if not node then
 		return fail(ctx, event, jid)
 	end
-	local ok, e = service:unsubscribe(node, record, jid, el.attr.subid)
-	if not ok then
-		return fail(ctx, event, e)
-	end
-	return ctx.reply(event, st.reply(event.stanza))
+	return answer(ctx, event, service:unsubscribe(node, record, jid, el.attr.subid))
 end
 
 local function handle_options(service, ctx, event, ps, actor, is_set)
@@ -472,11 +477,7 @@ local function handle_options(service, ctx, event, ps, actor, is_set)
 	if not ok then
 		return fail(ctx, event, e)
 	end
-	ok, e = service:save_node(node, record)
-	if not ok then
-		return fail(ctx, event, e)
-	end
-	return ctx.reply(event, st.reply(event.stanza))
+	return answer(ctx, event, service:save_node(node, record))
 end
 
 -- 6.5: items by id, the last max_items, or a page (XEP-0059).
@@ -614,6 +615,12 @@ local function owner_node(service, ctx, event, el, actor)
 	return node, record
 end
 
+-- The reply to an owner's get of a node's list (subscriptions or
+-- affiliations), for the entries to be added to.
+local function owner_list(event, what, node)
+	return st.reply(event.stanza):tag("pubsub", { xmlns = NS_OWNER }):tag(what, { node = node })
+end
+
 local function handle_configure(service, ctx, event, ps, actor, is_set)
 	local el = ps:get_child("configure")
 	local node, record = owner_node(service, ctx, event, el, actor)
@@ -708,8 +715,7 @@ local function handle_owner_subscriptions(service, ctx, event, ps, actor, is_set
 		return record
 	end
 	if not is_set then
-		local reply = st.reply(event.stanza):tag("pubsub", { xmlns = NS_OWNER })
-			:tag("subscriptions", { node = node })
+		local reply = owner_list(event, "subscriptions", node)
 		for j, sub in pairs(record.subscriptions) do
 			reply:tag("subscription", { jid = j, subscription = "subscribed", subid = sub.subid }):up()
 		end
@@ -729,11 +735,7 @@ local function handle_owner_subscriptions(service, ctx, event, ps, actor, is_set
 			record.subscriptions[j] = { subid = id.new(), deliver = true }
 		end
 	end
-	local ok, e = service:save_node(node, record)
-	if not ok then
-		return fail(ctx, event, e)
-	end
-	return ctx.reply(event, st.reply(event.stanza))
+	return answer(ctx, event, service:save_node(node, record))
 end
 
 local function handle_owner_affiliations(service, ctx, event, ps, actor, is_set)
@@ -743,8 +745,7 @@ local function handle_owner_affiliations(service, ctx, event, ps, actor, is_set)
 		return record
 	end
 	if not is_set then
-		local reply = st.reply(event.stanza):tag("pubsub", { xmlns = NS_OWNER })
-			:tag("affiliations", { node = node })
+		local reply = owner_list(event, "affiliations", node)
 		if service.owner_jid then
 			reply:tag("affiliation", { jid = service.owner_jid, affiliation = "owner" }):up()
 		end
@@ -779,11 +780,7 @@ local function handle_owner_affiliations(service, ctx, event, ps, actor, is_set)
 		return fail(ctx, event, err("modify", "not-acceptable", nil, nil, "a node keeps at least one owner"))
 	end
 	record.affiliations = new
-	local ok, e = service:save_node(node, record)
-	if not ok then
-		return fail(ctx, event, e)
-	end
-	return ctx.reply(event, st.reply(event.stanza))
+	return answer(ctx, event, service:save_node(node, record))
 end
 
 -- --- dispatch -----------------------------------------------------------------------

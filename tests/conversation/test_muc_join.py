@@ -6,8 +6,8 @@
 account, a presence without a nick, and occupants whose client goes away."""
 
 from harness import check, fixture
-from muc import (USER, admin_set, codes, configure, create, enter, groupchat,
-                 expect_groupchat, item, join, login, muc_server, room_jid)
+from muc import (USER, admin_set, alice_and_bob, codes, configure, create, enter,
+                 groupchat, expect_groupchat, item, join, login, muc_server, room_jid)
 from xmpp import find, new_id
 
 
@@ -17,11 +17,7 @@ def server(scope):
 
 
 def test_nick_conflict_and_change(server):
-    a, b = login(server, "alice"), login(server, "bob")
-    room = room_jid("nicks")
-    create(a, room, "al")
-    join(b, room, "bob")
-    a.expect("presence", attrs={"from": room + "/bob"})
+    a, b, room = alice_and_bob(server, "nicks", "al")
     c = login(server, "carol")
     enter(c, room, "bob")
     e = c.expect_error("presence", "conflict", type="cancel", attrs={"from": room + "/bob"})
@@ -42,11 +38,7 @@ def test_nick_conflict_and_change(server):
 
 
 def test_presence_update_and_leave(server):
-    a, b = login(server, "alice"), login(server, "bob")
-    room = room_jid("updates")
-    create(a, room, "al")
-    join(b, room, "bob")
-    a.expect("presence", attrs={"from": room + "/bob"})
+    a, b, room = alice_and_bob(server, "updates", "al")
     b.send("<presence to='%s/bob'><show>away</show><status>tea</status></presence>" % room)
     p = a.expect("presence", attrs={"from": room + "/bob"}, child="show", text="away")
     check(codes(p) == [], codes(p))
@@ -156,11 +148,7 @@ def test_multi_session_nick(server):
 
 
 def test_client_gone_leaves(server):
-    a, b = login(server, "alice"), login(server, "bob")
-    room = room_jid("gone")
-    create(a, room, "al")
-    join(b, room, "bob")
-    a.expect("presence", attrs={"from": room + "/bob"})
+    a, b, room = alice_and_bob(server, "gone", "al")
     b.close()   # the server sends unavailable presence on bob's behalf
     p = a.expect("presence", attrs={"from": room + "/bob", "type": "unavailable"})
     check(item(p).get("role") == "none")

@@ -8,7 +8,7 @@ the occupants."""
 import signal
 
 from harness import check, fixture
-from muc import (DATA, MUC, OWNER, SERVICE, USER, codes, configure, create,
+from muc import (DATA, MUC, OWNER, SERVICE, USER, alice_and_bob, codes, configure, create,
                  enter, groupchat, expect_groupchat, item, join, login,
                  muc_server, room_jid)
 from xmpp import find, find_all, new_id, text_of
@@ -163,12 +163,7 @@ def test_service_disco_and_unique(server):
 
 
 def test_destroy_with_alternate_venue(server):
-    a = login(server, "alice")
-    b = login(server, "bob")
-    room = room_jid("doomed")
-    create(a, room)
-    join(b, room, "bob")
-    a.expect("presence", attrs={"from": room + "/bob"})
+    a, b, room = alice_and_bob(server, "doomed")
     iq = new_id("destroy")
     a.send("<iq type='set' to='%s' id='%s'><query xmlns='%s'><destroy jid='%s'>"
            "<reason>moved</reason></destroy></query></iq>"
@@ -228,12 +223,7 @@ def test_persistent_room_survives_restart(ctx):
 
 def test_reload_keeps_occupants(ctx):
     srv = muc_server(ctx)
-    a = login(srv, "alice")
-    b = login(srv, "bob")
-    room = room_jid("reloaded")
-    create(a, room)
-    join(b, room, "bob")
-    a.expect("presence", attrs={"from": room + "/bob"})
+    a, b, room = alice_and_bob(srv, "reloaded")
     srv.ctl("module", "reload", "muc", SERVICE)
     groupchat(a, room, "still here?")
     expect_groupchat(b, room, "owner", "still here?")

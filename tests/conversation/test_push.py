@@ -42,6 +42,14 @@ def enable(c, app, node, secret=None, extra=""):
     return c.expect("iq", attrs={"id": iq})
 
 
+def disable(c, app, node=None):
+    """Disables pushes to node of app, or to all its nodes: the server says yes."""
+    iq = new_id("dis")
+    c.send("<iq type='set' id='%s'><disable xmlns='%s' jid='%s'%s/></iq>"
+           % (iq, PUSH, esc(app.jid), " node='%s'" % esc(node) if node else ""))
+    c.expect("iq", attrs={"id": iq, "type": "result"})
+
+
 def sm_enable(c):
     c.send("<enable xmlns='%s' resume='true'/>" % SM)
     return c.expect("{%s}enabled" % SM).get("id")
@@ -72,11 +80,39 @@ def expect_push(app, node, answer="result", error=None):
     if answer == "result":
         app.send("<iq type='result' to='%s' id='%s'/>" % (esc(iq.get("from")), iq.get("id")))
     elif answer == "error":
-        etype, cond = error
-        app.send("<iq type='error' to='%s' id='%s'><error type='%s'><%s xmlns="
-                 "'urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
-                 % (esc(iq.get("from")), iq.get("id"), etype, cond))
+        refuse(app, iq, *error)
     return iq
+
+
+def refuse(app, iq, etype, cond):
+    """The app server answers a publish request with an error."""
+    app.send("<iq type='error' to='%s' id='%s'><error type='%s'><%s xmlns="
+             "'urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+             % (esc(iq.get("from")), iq.get("id"), etype, cond))
+
+
+def log_out(c):
+    """The client ends its stream: no session, no hibernation."""
+    c.send("</stream:stream>")
+    c.expect_closed()
+
+
+def check_no_push(sender, app, why):
+    """Nothing reached the app server after what sender sent: a message
+    the app server sends itself is the next thing it gets."""
+    sync(sender, app)
+    app.send("<message to='%s' id='probe'/>" % esc(app.jid))
+    got = app.expect("message")
+    check(got.get("id") == "probe", "%s: %r" % (why, got))
+
+
+def phone_and_friend(srv, n, user):
+    """An app server, an account's phone and a friend who writes to it."""
+    app = app_server(srv, "app%d" % n)
+    acct = srv.account(user)
+    a = srv.login(acct, resource="phone", presence=True)
+    b = srv.login("friend%d" % n, presence=True)
+    return app, acct, a, b
 
 
 def hibernate(srv, c, name):
@@ -109,10 +145,7 @@ def test_enable_needs_a_jid(server):
 
 @time_limit(60)
 def test_hibernated_session_pushes_then_resumes(server):
-    app = app_server(server, "app1")
-    acct = server.account("phone1")
-    a = server.login(acct, resource="phone", presence=True)
-    b = server.login("friend1", presence=True)
+    app, acct, a, b = phone_and_friend(server, 1, "phone1")
     check(enable(a, app, "node-a", secret="s3cret").get("type") == "result", "enable refused")
     smid = sm_enable(a)
     hibernate(server, a, "phone1")
@@ -146,21 +179,14 @@ def test_hibernated_session_pushes_then_resumes(server):
     # a connected client gets no pushes: the next one goes to it only
     chat(b, acct.jid + "/phone", "live")
     c.expect("message", attrs={"id": "live"})
-    sync(b, app)
-    app.send("<message to='%s' id='probe'/>" % esc(app.jid))
-    got = app.expect("message")
-    check(got.get("id") == "probe", "a push for a connected session: %r" % got)
+    check_no_push(b, app, "a push for a connected session")
 
 
 @time_limit(60)
 def test_no_session_pushes_for_offline_messages(server):
-    app = app_server(server, "app2")
-    acct = server.account("phone2")
-    a = server.login(acct, resource="phone", presence=True)
-    b = server.login("friend2", presence=True)
+    app, acct, a, b = phone_and_friend(server, 2, "phone2")
     enable(a, app, "node-b")
-    a.send("</stream:stream>")          # logs out: no session, no hibernation
-    a.expect_closed()
+    log_out(a)
     chat(b, acct.jid, "offline-1")
     fields = summary(expect_push(app, "node-b"))
     check(fields.get("message-count") == "1", "message-count: %s" % fields)
@@ -182,8 +208,7 @@ def test_desktop_online_phone_gone_still_pushes(server):
     desk = server.login(acct, resource="desk", presence=True)
     b = server.login("friend3", presence=True)
     enable(phone, app, "node-c")
-    phone.send("</stream:stream>")
-    phone.expect_closed()
+    log_out(phone)
     chat(b, acct.jid, "both")
     desk.expect("message", attrs={"id": "both"})
     expect_push(app, "node-c")
@@ -191,10 +216,7 @@ def test_desktop_online_phone_gone_still_pushes(server):
 
 @time_limit(60)
 def test_user_allows_body_and_sender(server):
-    app = app_server(server, "app4")
-    acct = server.account("consent")
-    a = server.login(acct, resource="phone", presence=True)
-    b = server.login("friend4", presence=True)
+    app, acct, a, b = phone_and_friend(server, 4, "consent")
     iq = new_id("c")
     a.send("<iq type='set' id='%s' to='localhost'><command xmlns='%s' node='%s' "
            "action='execute'/></iq>" % (iq, CMD, SETTINGS))
@@ -210,8 +232,7 @@ def test_user_allows_body_and_sender(server):
     r = a.expect("iq", attrs={"id": iq, "type": "result"})
     check(find(r, "{%s}command" % CMD).get("status") == "completed", "settings: %r" % r)
     enable(a, app, "node-d")
-    a.send("</stream:stream>")
-    a.expect_closed()
+    log_out(a)
     chat(b, acct.jid, "hello", body="Meet at noon")
     fields = summary(expect_push(app, "node-d"))
     check(fields.get("last-message-body") == "Meet at noon", "body: %s" % fields)
@@ -228,14 +249,10 @@ def test_user_allows_body_and_sender(server):
 
 @time_limit(60)
 def test_auth_error_disables_and_wait_error_retries(server):
-    app = app_server(server, "app5")
-    acct = server.account("errs")
-    a = server.login(acct, resource="phone", presence=True)
-    b = server.login("friend5", presence=True)
+    app, acct, a, b = phone_and_friend(server, 5, "errs")
     enable(a, app, "node-gone")
     enable(a, app, "node-busy")
-    a.send("</stream:stream>")
-    a.expect_closed()
+    log_out(a)
     chat(b, acct.jid, "one")
     seen = {}
     for _ in range(2):
@@ -243,12 +260,8 @@ def test_auth_error_disables_and_wait_error_retries(server):
         seen[find(iq, "{%s}pubsub/{%s}publish" % (PUBSUB, PUBSUB)).get("node")] = iq
     check(set(seen) == {"node-gone", "node-busy"}, "pushed to %s" % list(seen))
     gone, busy = seen["node-gone"], seen["node-busy"]
-    app.send("<iq type='error' to='%s' id='%s'><error type='auth'><not-authorized xmlns="
-             "'urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
-             % (esc(gone.get("from")), gone.get("id")))
-    app.send("<iq type='error' to='%s' id='%s'><error type='wait'><resource-constraint "
-             "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
-             % (esc(busy.get("from")), busy.get("id")))
+    refuse(app, gone, "auth", "not-authorized")
+    refuse(app, busy, "wait", "resource-constraint")
     # the busy one comes again (a new request id), the same notification
     retry = expect_push(app, "node-busy")
     check(retry.get("id") != busy.get("id"), "a retry is a new request")
@@ -256,42 +269,24 @@ def test_auth_error_disables_and_wait_error_retries(server):
     # the refused registration is gone: the next message pushes node-busy only
     chat(b, acct.jid, "two")
     expect_push(app, "node-busy")
-    sync(b, app)
-    app.send("<message to='%s' id='probe'/>" % esc(app.jid))
-    got = app.expect("message")
-    check(got.get("id") == "probe", "node-gone still pushed after an auth error: %r" % got)
+    check_no_push(b, app, "node-gone still pushed after an auth error")
 
 
 @time_limit(60)
 def test_disable_stops_pushes(server):
-    app = app_server(server, "app6")
-    acct = server.account("quits")
-    a = server.login(acct, resource="phone", presence=True)
-    b = server.login("friend6", presence=True)
+    app, acct, a, b = phone_and_friend(server, 6, "quits")
     enable(a, app, "n1")
     enable(a, app, "n2")
-    iq = new_id("dis")
-    a.send("<iq type='set' id='%s'><disable xmlns='%s' jid='%s' node='n1'/></iq>"
-           % (iq, PUSH, esc(app.jid)))
-    a.expect("iq", attrs={"id": iq, "type": "result"})
-    a.send("</stream:stream>")
-    a.expect_closed()
+    disable(a, app, "n1")
+    log_out(a)
     chat(b, acct.jid, "m")
     expect_push(app, "n2")
-    # disabling every node of the app server
     a2 = server.login(acct, resource="phone2", presence=True)
     a2.ignore = ("message", "presence")
-    iq = new_id("dis")
-    a2.send("<iq type='set' id='%s'><disable xmlns='%s' jid='%s'/></iq>"
-            % (iq, PUSH, esc(app.jid)))
-    a2.expect("iq", attrs={"id": iq, "type": "result"})
-    a2.send("</stream:stream>")
-    a2.expect_closed()
+    disable(a2, app)                   # every node of the app server
+    log_out(a2)
     chat(b, acct.jid, "m2")
-    sync(b, app)
-    app.send("<message to='%s' id='probe'/>" % esc(app.jid))
-    got = app.expect("message")
-    check(got.get("id") == "probe", "pushed after disable: %r" % got)
+    check_no_push(b, app, "pushed after disable")
 
 
 @time_limit(60)
@@ -301,8 +296,7 @@ def test_registrations_survive_a_restart(ctx):
     app = app_server(srv, "app7")
     a = srv.login(acct, resource="phone", presence=True)
     enable(a, app, "kept")
-    a.send("</stream:stream>")
-    a.expect_closed()
+    log_out(a)
     app.close()
     srv.send_signal(signal.SIGTERM)
     srv.wait_exit()

@@ -150,4 +150,16 @@ def expect_groupchat(c, room, nick, body):
                     child="body", text=body)
 
 
+def alice_and_bob(server, name, nick="owner"):
+    """alice makes the room name (as nick), bob enters it (as bob) and
+    alice sees him come in. Returns alice, bob and the room's JID."""
+    a, b = login(server, "alice"), login(server, "bob")
+    room = room_jid(name)
+    create(a, room, nick)
+    join(b, room, "bob")
+    a.expect("presence", attrs={"from": room + "/bob"})
+    return a, b, room
+
+
 __all__ = ["ANY"]
+

@@ -84,21 +84,26 @@ function M.presence(room, occ, base, with_jid, codes, extra)
 	return p
 end
 
-function M.groupchat(room, occ, m)
+-- m as the room passes it on from occ: from the occupant's room JID,
+-- with the room's own children replaced, then <x/> of NS_USER when
+-- marked (a private message), and the occupant-id.
+local function relayed(room, occ, m, marked)
 	local s = strip(m:clone(), room.jid)
 	s:reset()
 	s.attr.from, s.attr.to = room.jid .. "/" .. occ.nick, nil
+	if marked then
+		s:tag("x", { xmlns = NS_USER }):up()
+	end
 	s:tag("occupant-id", { xmlns = NS_OID, id = muc_room.occupant_id(room, occ.bare) }):up()
 	return s
 end
 
+function M.groupchat(room, occ, m)
+	return relayed(room, occ, m, false)
+end
+
 function M.private_message(room, occ, m)
-	local s = strip(m:clone(), room.jid)
-	s:reset()
-	s.attr.from, s.attr.to = room.jid .. "/" .. occ.nick, nil
-	s:tag("x", { xmlns = NS_USER }):up()
-	s:tag("occupant-id", { xmlns = NS_OID, id = muc_room.occupant_id(room, occ.bare) }):up()
-	return s
+	return relayed(room, occ, m, true)
 end
 
 function M.voice_form(room, occ)
