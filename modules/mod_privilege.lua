@@ -201,7 +201,9 @@ local function presence_to(wanted, stanza)
 		return
 	end
 	for domain, g in pairs(grants) do
-		if g.presence == "roster" or g.presence == wanted then
+		-- (not its own presence back to a component)
+		if (g.presence == "roster" or g.presence == wanted)
+		    and jid.host(stanza.attr.from) ~= domain then
 			local copy = stanza:clone()
 			copy.attr.to = domain
 			module:send(copy)
@@ -226,13 +228,23 @@ local function gone(event)
 	end
 end
 
--- A contact's presence to an account ("roster" only).
+-- A contact's presence to an account ("roster" only): from a contact
+-- whose presence the account is subscribed to (to or both).
+local SUBSCRIBED = { to = true, both = true }
+
 local function contact_presence(event)
 	local stanza = event.stanza
-	local from = stanza.attr.from
-	if from and jid.host(from) ~= host and not grants[jid.host(from)] then
+	local from, to = stanza.attr.from, stanza.attr.to
+	local node = to and jid.node(to)
+	if not (from and node) then
+		return nil
+	end
+	local roster = roster_module.load_roster(node)
+	local item = roster and roster.items[jid.bare(from)]
+	if item and SUBSCRIBED[item.subscription] then
 		presence_to("roster", stanza)
 	end
+	return nil
 end
 
 -- --- iq (section 9, v0.4) -----------------------------------------------------

@@ -223,3 +223,58 @@ def test_message_presence_iq_and_delegation(server):
     # the component away: service-unavailable
     dave.send("<iq type='get' to='localhost' id='d3'><q xmlns='%s'/></iq>" % NS_CUSTOM)
     dave.expect_error("iq", "service-unavailable", attrs={"id": "d3"})
+
+
+def roster_roundtrip(comp, user):
+    """A privileged roster get: what the server sent the component before
+    its answer has arrived by then."""
+    return comp.iq("<iq type='get' from='%s' to='%s' id='{id}'>"
+                   "<query xmlns='jabber:iq:roster'/></iq>" % (comp.xmpp.boundjid.bare, user))
+
+
+def presences(comp):
+    out = []
+    while not comp.got.empty():
+        el = comp.got.get()
+        if el.tag.endswith("presence"):
+            out.append((el.get("from"), el.get("type")))
+    return out
+
+
+@time_limit(120)
+def test_presence_of_accounts_and_their_contacts(server):
+    server.register("erin", "pw")
+    gw = Gateway(server, "gw.localhost")
+    weak = Gateway(server, "weak.localhost")
+    try:
+        erin = server.login(server.accounts["erin@localhost"], resource="pc")
+        # erin subscribes to bob at weak.localhost, who approves
+        erin.send("<presence type='subscribe' to='bob@weak.localhost'/>")
+        weak.expect(lambda e: e.tag.endswith("presence") and e.get("type") == "subscribe",
+                    "erin's subscription request")
+        weak.send("<presence type='subscribed' from='bob@weak.localhost' "
+                  "to='erin@localhost'/>")
+        erin.send("<presence/>")
+        gw.expect(lambda e: e.tag.endswith("presence") and
+                  e.get("from") == "erin@localhost/pc" and e.get("type") is None,
+                  "erin's presence")
+        weak.send("<presence from='bob@weak.localhost/irc' to='erin@localhost'/>")
+        weak.send("<presence from='eve@weak.localhost/irc' to='erin@localhost'/>")
+        gw.expect(lambda e: e.tag.endswith("presence") and
+                  e.get("from") == "bob@weak.localhost/irc", "the contact's presence")
+        roster_roundtrip(gw, "erin@localhost")
+        got = presences(gw)
+        check(("eve@weak.localhost/irc", None) not in got,
+              "a presence from someone erin is not subscribed to: %s" % got)
+        # weak.localhost has no presence permission: it sees none of erin's
+        roster_roundtrip(weak, "erin@localhost")
+        got = presences(weak)
+        check(not any(f and f.startswith("erin@localhost/") for f, _ in got),
+              "weak.localhost got erin's presence: %s" % got)
+        erin.close()
+        gw.expect(lambda e: e.tag.endswith("presence") and
+                  e.get("from") == "erin@localhost/pc" and e.get("type") == "unavailable",
+                  "erin going offline")
+    finally:
+        gw.close()
+        weak.close()
