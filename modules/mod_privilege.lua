@@ -186,8 +186,10 @@ local function privileged_message(event)
 	msg.attr.from = from
 	local origin = as_account(jid.bare(from))
 	origin.full_jid = from
+	-- account: for the archiver (mod_mam's handler in C has no use for
+	-- a Lua origin)
 	if not module:fire_event("pre-message/" .. totype(msg.attr.to),
-	    { origin = origin, stanza = msg }) then
+	    { origin = origin, stanza = msg, account = jid.bare(from) }) then
 		module:send(msg)
 	end
 	return true

@@ -28,7 +28,7 @@ def server(scope):
     srv = component_server(scope, {
         "gw.localhost": {"component_secret": SECRET},
         "weak.localhost": {"component_secret": SECRET},
-    }, modules=["roster", "presence", "message", "iq", "disco", "carbons", "private",
+    }, modules=["roster", "presence", "message", "iq", "disco", "carbons", "private", "mam",
                 "privilege", "delegation"],
         options={
             "privileges": {
@@ -173,6 +173,14 @@ def test_message_presence_iq_and_delegation(server):
         dave.expect("message", attrs={"from": "carol@localhost/legacy"}, child="body",
                     text="from my other device")
         carol.expect("message", child="{urn:xmpp:carbons:2}sent")
+        # and it is in carol's archive as hers
+        carol.send("<iq type='set' id='q1'><query xmlns='urn:xmpp:mam:2' queryid='mq'/></iq>")
+        res = carol.expect("message", child="{urn:xmpp:mam:2}result")
+        fwd = res.find("{urn:xmpp:mam:2}result/{%s}forwarded/{jabber:client}message" % NS_FWD)
+        check(fwd is not None and fwd.get("from") == "carol@localhost/legacy" and
+              fwd.findtext("{jabber:client}body") == "from my other device",
+              "the archived message: %r" % (fwd,))
+        carol.expect("iq", attrs={"id": "q1", "type": "result"})
         # a message as someone of another server is refused
         gw.send("<message from='gw.localhost' to='localhost' id='pm2'>"
                 "<privilege xmlns='%s'><forwarded xmlns='%s'><message xmlns='jabber:client' "
