@@ -259,6 +259,10 @@ end
 module.load_roster = load_roster
 module.store_item = store_item
 module.is_full = is_full
+-- For mod_privilege (XEP-0356): the get and set of a roster on behalf of
+-- its account, with an origin that stands for the account.
+module.handle_get = handle_get
+module.handle_set = handle_set
 
 module:hook("iq-get/self/jabber:iq:roster:query", handle_get)
 module:hook("iq-set/self/jabber:iq:roster:query", budget:wrap(1, handle_set))

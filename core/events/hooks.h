@@ -38,6 +38,9 @@ struct event {
 	struct st_node *stanza;		/* "stanza" */
 	struct st_node *features;	/* "features" (stream-features) */
 	const char *error;		/* "error" (resource-unbind) */
+	const char *account;		/* "account": the local account (bare JID) a
+					 * module sends for when origin is none
+					 * (XEP-0356); borrowed for the fire */
 	struct st_doc **stanzas;	/* "stanzas" (smacks-unacked) */
 	size_t n_stanzas;
 	/* The Lua bridge's: where the handlers' table is (0 until made),

@@ -332,13 +332,22 @@ int archiver_outgoing(struct event *ev, const struct hook_handler *hh)
 	const char *to;
 	char id[STORE_ID_MAX + 1];
 
-	if (!m || !origin || !origin->username)
+	if (!m)
 		return HOOK_PASS;
+	/* A local client's message, or one a module sends for an account
+	 * (event.account, mod_privilege's): the account's archive. */
+	if (origin && origin->username) {
+		if (!bare_of_account(&user, origin))
+			return HOOK_PASS;
+	} else if (ev->origin || !ev->account || !ev->host ||
+		   !bare_of(&user, ev->account, NULL) || !user.node_len ||
+		   strcmp(user.s + user.node_len + 1, ev->host->name) != 0) {
+		return HOOK_PASS;
+	}
 	to = st_attr_get(m, "to");
-	if (!to || !bare_of(&with, to, NULL) || !bare_of_account(&user, origin) ||
-	    strcmp(user.s, with.s) == 0 ||
+	if (!to || !bare_of(&with, to, NULL) || strcmp(user.s, with.s) == 0 ||
 	    !archivable(a, m, st_attr_get(m, "type")) ||
-	    !wanted(a, &user, origin->host, to, &with))
+	    !wanted(a, &user, user.s + user.node_len + 1, to, &with))
 		return HOOK_PASS;
 	int rc;
 	if (has_our_id(m, user.s)) {

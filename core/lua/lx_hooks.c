@@ -241,7 +241,10 @@ static void fields_from_table(lua_State *L, int idx, struct event *ev)
 		ev->session = lx_session_test(L, -1);
 	if (lua_getfield(L, idx, "stanza") == LUA_TUSERDATA)
 		ev->stanza = lx_stanza_test(L, -1, &ev->doc);
-	lua_pop(L, 3);
+	/* The table keeps the string alive while the event fires. */
+	if (lua_getfield(L, idx, "account") == LUA_TSTRING)
+		ev->account = lua_tostring(L, -1);
+	lua_pop(L, 4);
 }
 
 /* core.fire(host, event, data): the value a handler stopped the chain

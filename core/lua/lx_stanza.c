@@ -722,7 +722,8 @@ static void set_ns(struct st_doc *d, struct st_node *n, const char *ns)
 		n->ns = n->parent ? n->parent->ns : lx_ns_default;
 	else if (n->parent && lx_ns_equal(ns, n->parent->ns))
 		n->ns = n->parent->ns;
-	else if (!lx_ns_equal(ns, n->ns))
+	else if (n->ns == lx_ns_default || !lx_ns_equal(ns, n->ns))
+		/* named, even as jabber:client: it keeps it under add_child */
 		n->ns = st_strdup(d, ns, strlen(ns));
 }
 
