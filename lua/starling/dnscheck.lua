@@ -174,6 +174,10 @@ local function check_target(ctx, svc, rec)
 		return false
 	end
 	if #list == 0 then
+		if ctx.said[rec.target] then
+			return false	-- one finding per target, whatever points at it
+		end
+		ctx.said[rec.target] = true
 		report(level, "host %s: %s SRV points at %s, which has no A or AAAA record, so "
 			.. "nobody can connect through it\n  fix: add %s", host, owner, rec.target,
 			address_record(rec.target, suggested_address(svc.own)))
@@ -317,7 +321,7 @@ local function check_host(cfg, h, helpers, probe, cache, report)
 	end
 	local ctx = { host = h.name, probe = probe, cache = cache, report = report,
 		level = component and "warning" or "error", host_addrs = host_addrs,
-		own_list = own_list }
+		own_list = own_list, said = {} }
 	-- the SRV target to suggest: the host itself when it has addresses
 	local fix_target = #host_addrs > 0 and h.name or ("xmpp." .. h.name)
 	local any_srv = false
