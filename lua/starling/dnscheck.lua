@@ -308,22 +308,25 @@ local function own_list(set)
 	return list
 end
 
-local function check_host(cfg, h, helpers, probe, cache, report)
+-- Checks one host; returns the SRV target it suggests (for the
+-- components under it). parent_target: the target of the VirtualHost a
+-- component's name is under, if any.
+local function check_host(cfg, h, helpers, probe, cache, report, parent_target)
 	local component = h.type == "component"
 	local svcs = services(cfg, helpers, component)
 	if #svcs == 0 then
-		return	-- a component while not federating: nothing to find
+		return nil	-- a component while not federating: nothing to find
 	end
 	local host_addrs, err = addresses(probe, h.name, cache)
 	if err then
 		report("error", "host %s: %s", h.name, err)
-		return
+		return nil
 	end
 	local ctx = { host = h.name, probe = probe, cache = cache, report = report,
 		level = component and "warning" or "error", host_addrs = host_addrs,
 		own_list = own_list, said = {} }
 	-- the SRV target to suggest: the host itself when it has addresses
-	local fix_target = #host_addrs > 0 and h.name or ("xmpp." .. h.name)
+	local fix_target = #host_addrs > 0 and h.name or parent_target or ("xmpp." .. h.name)
 	local any_srv = false
 	for _, svc in ipairs(svcs) do
 		local has, target = check_service(ctx, svc, fix_target)
@@ -336,11 +339,30 @@ local function check_host(cfg, h, helpers, probe, cache, report)
 		local svc = svcs[1]
 		local what = component and "remote servers cannot reach this component"
 			or "neither clients nor servers can find it"
-		report(ctx.level, "host %s: no SRV records and no A or AAAA record: %s\n"
-			.. "  fix: add %s\n  and  %s", h.name, what,
-			srv_record(svc.name, h.name, svc.ports[1], "xmpp." .. h.name),
-			address_record("xmpp." .. h.name, suggested_address(svc.own)))
+		if parent_target then
+			report(ctx.level, "host %s: no SRV records and no A or AAAA record: %s\n"
+				.. "  fix: add %s", h.name, what,
+				srv_record(svc.name, h.name, svc.ports[1], parent_target))
+		else
+			report(ctx.level, "host %s: no SRV records and no A or AAAA record: %s\n"
+				.. "  fix: add %s\n  and  %s", h.name, what,
+				srv_record(svc.name, h.name, svc.ports[1], fix_target),
+				address_record(fix_target, suggested_address(svc.own)))
+		end
 	end
+	return fix_target
+end
+
+-- The suggested target of the longest VirtualHost name name is under.
+local function parent_target(name, targets)
+	local best, best_len
+	for host, target in pairs(targets) do
+		if #name > #host and name:sub(-#host - 1) == "." .. host
+			and (not best_len or #host > best_len) then
+			best, best_len = target, #host
+		end
+	end
+	return best
 end
 
 -- Checks every host of cfg (base: the config's folder), adding findings
@@ -360,9 +382,16 @@ function M.check(cfg, base, helpers, report)
 		report("error", "dns: %s", tostring(err))
 		return
 	end
-	local cache = {}
+	local cache, targets = {}, {}
 	for _, h in ipairs(hosts) do
-		check_host(cfg, h, helpers, probe, cache, report)
+		if h.type ~= "component" then
+			targets[h.name] = check_host(cfg, h, helpers, probe, cache, report)
+		end
+	end
+	for _, h in ipairs(hosts) do
+		if h.type == "component" then
+			check_host(cfg, h, helpers, probe, cache, report, parent_target(h.name, targets))
+		end
 	end
 	probe:close()
 end

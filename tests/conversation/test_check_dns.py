@@ -100,8 +100,9 @@ def test_wrong_port_no_address_no_records_and_an_unreachable_component(ctx):
     # a component is reached by remote servers only: a warning, with its fix
     check("warning: host rooms.port.example: no SRV records and no A or AAAA record: "
           "remote servers cannot reach this component" in out, out)
+    # pointing at the target of the VirtualHost it is under
     check("fix: add _xmpp-server._tcp.rooms.port.example. 3600 IN SRV 0 5 %d "
-          "xmpp.rooms.port.example." % srv.s2s_port in out, out)
+          "xmpp.port.example." % srv.s2s_port in out, out)
     # one each: the target both records point at is one finding
     check("3 errors" in out, out)
 
