@@ -154,7 +154,9 @@ local function addresses(probe, name, cache)
 	for _, t in ipairs({ "A", "AAAA" }) do
 		local a = probe:ask(name, t)
 		if a.err then
+			-- the resolver failing once fails again: one wait is enough
 			err = format("%s lookup of %s: %s", t, name, a.err)
+			break
 		end
 		for _, addr in ipairs(a.records) do
 			list[#list + 1] = addr

@@ -124,3 +124,16 @@ def test_check_without_a_part_runs_every_part(ctx):
     # the config part alone knows nothing of DNS
     p = srv.ctl("check", "config", check=False)
     check("unknown option 'c2s_idle_timout'" in p.stdout and "SRV" not in p.stdout, p.stdout)
+
+
+def test_a_resolver_that_does_not_answer_is_an_error_naming_the_timeout(ctx):
+    from dnsserver import SilentServer
+    silent = SilentServer()
+    ctx.cleanup(silent.close)
+    srv = ctx.server(hosts=("quiet.example",),
+                     options={"dns_resolver": silent.resolver, "dns_hosts_file": False,
+                              "dns_timeout": 1})
+    code, out = check_dns(srv)
+    check(code == 1, out)
+    check("error: host quiet.example: A lookup of quiet.example: no answer in time "
+          "(dns_timeout)" in out, out)
