@@ -54,7 +54,12 @@ void ctl_admin_usage(FILE *f)
 	      "                               the server is stopped)\n"
 	      "  log reopen                   reopen the log file (like SIGUSR1)\n"
 	      "  shell [CODE]                 Lua console inside the server\n"
-	      "  check [CONFIG]               validate a config file\n"
+	      "  check [CONFIG]               all of the checks below\n"
+	      "  check config [CONFIG]        options, modules, data directory\n"
+	      "  check certs [CONFIG]         each host's certificate: names, chain,\n"
+	      "                               expiry\n"
+	      "  check dns [CONFIG]           each host's SRV and A/AAAA records,\n"
+	      "                               against this machine and its ports\n"
 	      "  cert import DIR...           the hosts' certificates from DIR (a Let's\n"
 	      "                               Encrypt live/ directory, HOST.crt and\n"
 	      "                               HOST.key, fullchain.pem and privkey.pem)\n"
@@ -684,7 +689,8 @@ static void find_dirs(char *lua_dir, char *modules_dir, size_t n)
 	snprintf(modules_dir, n, "%.*s/../share/starling/modules", (int)(n - 32), exe);
 }
 
-static int run_check(lua_State *L, const char *path)
+/* part: "config", "certs", "dns", or NULL for all of them. */
+static int run_check(lua_State *L, const char *path, const char *part)
 {
 	int errors;
 
@@ -699,7 +705,12 @@ static int run_check(lua_State *L, const char *path)
 	lua_setfield(L, -2, "tls");
 	lua_pushcfunction(L, l_is_dir);
 	lua_setfield(L, -2, "is_dir");
-	if (lx_pcall(L, 2, 1, "check") != 0)
+	ctl_dns_helpers(L);
+	if (part)
+		lua_pushstring(L, part);
+	else
+		lua_pushnil(L);
+	if (lx_pcall(L, 3, 1, "check") != 0)
 		return 1;
 	lua_getfield(L, -2, "format");
 	lua_insert(L, -2);
@@ -715,11 +726,17 @@ static int run_check(lua_State *L, const char *path)
 int ctl_check(int argc, char **argv, const char *cfg_file)
 {
 	char real[PATH_MAX], lua_dir[PATH_MAX], modules_dir[PATH_MAX];
-	const char *file = argc > 1 ? argv[1] : cfg_file;
+	const char *part = NULL, *file;
 	int rc;
 
+	if (argc > 1 && (strcmp(argv[1], "config") == 0 || strcmp(argv[1], "certs") == 0 ||
+			 strcmp(argv[1], "dns") == 0)) {
+		part = argv[1];
+		argc--, argv++;
+	}
+	file = argc > 1 ? argv[1] : cfg_file;
 	if (argc > 2)
-		return fail("usage: check [CONFIG]") + 1;
+		return fail("usage: check [config|certs|dns] [CONFIG]") + 1;
 	if (!realpath(file, real)) {
 		printf("error: cannot open %s: %s\n", file, strerror(errno));
 		return 1;
@@ -729,7 +746,7 @@ int ctl_check(int argc, char **argv, const char *cfg_file)
 	lx_core_set_dirs(lua_dir, modules_dir);
 	if (lx_init(lua_dir) != 0)
 		return fail("cannot start Lua");
-	rc = run_check(lx_state(), real);
+	rc = run_check(lx_state(), real, part);
 	lx_close();
 	lx_core_set_dirs(NULL, NULL);
 	return rc;

@@ -25,10 +25,16 @@ char *ctl_read_password(const char *prompt);
  * (starlingctl.c) */
 bool ctl_local_host(const char *host);
 
-/* check [CONFIG]: runs before any config is loaded (a config that does
- * not load is what it reports). cfg_file: the -c file. Exit code: 0 when
- * there is no error (warnings allowed), 1 otherwise, 2 for bad usage. */
+/* check [config|certs|dns] [CONFIG]: runs before any config is loaded (a
+ * config that does not load is what it reports); without a part, all of
+ * them. cfg_file: the -c file. Exit code: 0 when there is no error
+ * (warnings allowed), 1 otherwise, 2 for bad usage. */
 int ctl_check(int argc, char **argv, const char *cfg_file);
+
+struct lua_State;
+/* Sets resolver and local_addresses, the DNS helpers of check, in the
+ * table on top of L's stack. (ctl_dns.c) */
+void ctl_dns_helpers(struct lua_State *L);
 
 /* Whether argv[0] is a command ctl_admin_run() handles. */
 bool ctl_admin_handles(const char *cmd);

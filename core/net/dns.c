@@ -355,7 +355,7 @@ static void add_target(struct dns_query *q, const struct sockaddr_storage *ss,
 
 /* domain as DNS wants it: IDNA A-labels, no trailing dot, sane lengths.
  * NULL when it is not a domain name. Freed by the caller. */
-static char *ascii_domain(const char *domain)
+char *dns_ascii_domain(const char *domain)
 {
 	char *out = NULL;
 	size_t len, label = 0;
@@ -394,7 +394,7 @@ bad:
 /* A name in wire format (rdata, uncompressed) as text without the final
  * dot: "." for the root. NULL when it is malformed or has a byte a host
  * name cannot have. */
-static char *wire_name(const unsigned char *p, size_t n)
+char *dns_wire_name(const unsigned char *p, size_t n)
 {
 	struct sbuf b;
 	size_t i = 0;
@@ -489,7 +489,7 @@ static void add_srv_records(struct dns_query *q, const struct ub_result *r, bool
 	for (size_t i = 0; r->data[i] && q->n_srv < MAX_SRV; i++) {
 		const unsigned char *d = (const unsigned char *)r->data[i];
 		char *host;
-		if (r->len[i] < 7 || !(host = wire_name(d + 6, (size_t)r->len[i] - 6)))
+		if (r->len[i] < 7 || !(host = dns_wire_name(d + 6, (size_t)r->len[i] - 6)))
 			continue;
 		if (strcmp(host, ".") == 0) {
 			/* "." alone: decidedly not offered (RFC 2782) */
@@ -781,7 +781,7 @@ struct dns_query *dns_resolve_xmpp_server(const char *domain, dns_xmpp_fn cb, vo
 		query_finish(q, 0);
 		return q;
 	}
-	if (!(name = ascii_domain(domain))) {
+	if (!(name = dns_ascii_domain(domain))) {
 		query_finish(q, -EINVAL);
 		return q;
 	}
@@ -806,7 +806,7 @@ struct dns_query *dns_resolve_tlsa(const char *host, uint16_t port, dns_tlsa_fn 
 	struct dns_query *q = query_new(host, NULL, cb, arg);
 	char *name, owner[300];
 
-	if (!(name = ascii_domain(host))) {
+	if (!(name = dns_ascii_domain(host))) {
 		query_finish(q, -EINVAL);
 		return q;
 	}
@@ -863,8 +863,7 @@ static int ub_fail(struct sbuf *err, const char *what, int e)
 	return -EINVAL;
 }
 
-/* A libunbound context set up from o, or NULL with err said. */
-static struct ub_ctx *make_ctx(const struct dns_options *o, struct sbuf *err)
+struct ub_ctx *dns_ctx_new(const struct dns_options *o, struct sbuf *err)
 {
 	struct ub_ctx *ctx = ub_ctx_create();
 	char fwd[INET6_ADDRSTRLEN + 8];
@@ -918,7 +917,7 @@ static struct ub_ctx *make_ctx(const struct dns_options *o, struct sbuf *err)
 
 int dns_check_options(const struct dns_options *o, struct sbuf *err)
 {
-	struct ub_ctx *ctx = make_ctx(o, err);
+	struct ub_ctx *ctx = dns_ctx_new(o, err);
 
 	if (!ctx)
 		return -EINVAL;
@@ -928,7 +927,7 @@ int dns_check_options(const struct dns_options *o, struct sbuf *err)
 
 int dns_start(struct ev_loop *l, const struct dns_options *o, struct sbuf *err)
 {
-	struct ub_ctx *ctx = make_ctx(o, err);
+	struct ub_ctx *ctx = dns_ctx_new(o, err);
 	struct resolver *r;
 
 	if (!ctx)

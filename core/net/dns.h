@@ -117,4 +117,17 @@ int dns_parse_addr(const char *s, uint16_t defport, struct sockaddr_storage *ss,
 /* addr (IPv6 in brackets) and port as text, for logs: "[::1]:5269". */
 const char *dns_addr_str(const struct sockaddr_storage *ss, char *buf, size_t n);
 
+/* --- shared with dnsprobe.c ------------------------------------------------ */
+
+struct ub_ctx;
+/* A libunbound context set up from o (async in a thread), or NULL with
+ * err said. The caller deletes it with ub_ctx_delete. */
+struct ub_ctx *dns_ctx_new(const struct dns_options *o, struct sbuf *err);
+/* domain as DNS wants it (IDNA A-labels, no trailing dot), or NULL when
+ * it is not a domain name. Freed by the caller. */
+char *dns_ascii_domain(const char *domain);
+/* A name in uncompressed wire format as text without the final dot ("."
+ * for the root), or NULL when malformed. Freed by the caller. */
+char *dns_wire_name(const unsigned char *p, size_t n);
+
 #endif

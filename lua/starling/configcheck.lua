@@ -456,7 +456,9 @@ local function check_components(cfg, report)
 	end
 end
 
-function M.check(path, helpers)
+-- part: "config", "certs", "dns", or nil for all three. helpers also
+-- has resolver and local_addresses for the DNS part (starling.dnscheck).
+function M.check(path, helpers, part)
 	local problems = {}
 	local function report(level, fmt, ...)
 		problems[#problems + 1] = { level = level, text = format(fmt, ...) }
@@ -470,19 +472,26 @@ function M.check(path, helpers)
 	if #cfg.hosts == 0 then
 		report("warning", "no VirtualHost: nobody can log in")
 	end
-	local known, requires = {}, {}
-	for _, k in ipairs(M.core_options) do
-		known[k] = true
+	if part == nil or part == "config" then
+		local known, requires = {}, {}
+		for _, k in ipairs(M.core_options) do
+			known[k] = true
+		end
+		for _, h in ipairs(cfg.hosts) do
+			check_modules(cfg, h, known, requires, {}, report)
+		end
+		scan_libraries(requires, known)
+		check_unknown(cfg, known, report)
+		check_core_types(cfg, base, helpers, report)
+		check_authentication(cfg, report)
+		check_components(cfg, report)
 	end
-	for _, h in ipairs(cfg.hosts) do
-		check_modules(cfg, h, known, requires, {}, report)
+	if part == nil or part == "certs" then
+		check_tls(cfg, base, helpers, report)
 	end
-	scan_libraries(requires, known)
-	check_unknown(cfg, known, report)
-	check_core_types(cfg, base, helpers, report)
-	check_authentication(cfg, report)
-	check_tls(cfg, base, helpers, report)
-	check_components(cfg, report)
+	if part == nil or part == "dns" then
+		require("starling.dnscheck").check(cfg, base, helpers, report)
+	end
 	return problems
 end
 

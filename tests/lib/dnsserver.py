@@ -12,6 +12,8 @@ them signed with ldnsutils' ldns-signzone.
     z.tlsa("_5269._tcp.xmpp1", 3, 1, 1, "ab12...")
     dns.zone("plain.example").a("@", "127.0.0.3")
     dns.start()
+    z.srv("_xmpp-client._tcp", 0, 5, 5222, "xmpp1")
+    dns.reload()                         # NSD serves the changed zones
     dns.resolver        # "127.0.0.1@PORT": Starling's dns_resolver
     dns.trust_anchor    # a file with the DS records of the signed zones:
                         # Starling's dns_trust_anchor
@@ -33,7 +35,9 @@ loopback addresses are served and given out.
 import os
 import random
 import shutil
+import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -68,6 +72,7 @@ class Zone:
         self.name = name.rstrip(".").lower()
         self.signed = signed
         self.records = []
+        self.serial = 1
 
     def _owner(self, owner):
         if owner == "@":
@@ -102,7 +107,8 @@ class Zone:
         head = [
             "$ORIGIN %s." % self.name,
             "$TTL 60",
-            "@ IN SOA ns.%s. hostmaster.%s. 1 3600 600 86400 60" % (self.name, self.name),
+            "@ IN SOA ns.%s. hostmaster.%s. %d 3600 600 86400 60"
+            % (self.name, self.name, self.serial),
             "@ IN NS ns.%s." % self.name,
             "ns IN A 127.0.0.1",
         ]
@@ -183,6 +189,64 @@ class DnsServer:
         if self.port is None:
             self.port = free_udp_tcp_port(self.address)
         os.makedirs(os.path.join(self.dir, "xfr"), exist_ok=True)
+        self._write_zones()
+        conf = os.path.join(self.dir, "nsd.conf")
+        with open(conf, "w") as f:
+            f.write(self._config())
+        self.proc = subprocess.Popen([NSD, "-d", "-c", conf],
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(self.dir, "nsd.err"), "w"))
+        self._wait_ready()
+        return self
+
+    def reload(self):
+        """Writes the zones again (records added since start) with the
+        next serial and has NSD read them (SIGHUP); returns once it
+        serves the new serial of every zone. Unsigned zones only (a
+        signed zone would get new keys)."""
+        for z in self.zones.values():
+            if z.signed:
+                raise DnsError("reload of the signed zone %s" % z.name)
+            z.serial += 1
+        self._write_zones()
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 15
+        for z in self.zones.values():
+            while self.soa_serial(z.name) != z.serial:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise DnsError("nsd did not load serial %d of %s: %s"
+                                   % (z.serial, z.name, self.log()))
+                time.sleep(0.05)
+
+    def soa_serial(self, zone):
+        """The serial NSD serves for zone (a UDP query), or None."""
+        qid = random.randint(0, 0xffff)
+        q = struct.pack(">HHHHHH", qid, 0, 1, 0, 0, 0)
+        q += b"".join(bytes([len(l)]) + l.encode() for l in zone.split(".")) + b"\0"
+        q += struct.pack(">HH", 6, 1)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(1)
+            s.sendto(q, (self.address, self.port))
+            try:
+                r = s.recv(4096)
+            except OSError:
+                return None
+        if len(r) < 12 or struct.unpack(">H", r[:2])[0] != qid or \
+                struct.unpack(">H", r[6:8])[0] < 1:
+            return None
+        # the answer's SOA: after the question, a compressed owner name,
+        # type, class, TTL, length, then MNAME and RNAME (compressed
+        # pointers or labels) and the serial
+        i = len(q)
+        i += 2 if r[i] & 0xc0 == 0xc0 else 0
+        i += 10
+        for _ in range(2):
+            while r[i] and r[i] & 0xc0 != 0xc0:
+                i += r[i] + 1
+            i += 2 if r[i] & 0xc0 == 0xc0 else 1
+        return struct.unpack(">I", r[i:i + 4])[0]
+
+    def _write_zones(self):
         anchors = []
         for z in self.zones.values():
             path = os.path.join(self.dir, z.name + ".zone")
@@ -196,14 +260,6 @@ class DnsServer:
             self.trust_anchor = os.path.join(self.dir, "trust-anchor.ds")
             with open(self.trust_anchor, "w") as f:
                 f.write("".join(anchors))
-        conf = os.path.join(self.dir, "nsd.conf")
-        with open(conf, "w") as f:
-            f.write(self._config())
-        self.proc = subprocess.Popen([NSD, "-d", "-c", conf],
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=open(os.path.join(self.dir, "nsd.err"), "w"))
-        self._wait_ready()
-        return self
 
     def _wait_ready(self):
         """Until the server answers a TCP connection (it loads its zones
