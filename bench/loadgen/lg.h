@@ -382,7 +382,10 @@ void lg_ws_frame_out(struct lg_conn *c);	/* c->out becomes frames */
 void lg_ws_close(struct lg_conn *c);	/* queues <close/> */
 void lg_ws_frame(struct lg_buf *out, int opcode, const void *data, size_t n,
 		 uint64_t *rng);
+/* Length of the first whole top-level element of x[0..n), or 0. */
 size_t lg_ws_element_len(const char *x, size_t n);
+/* Sec-WebSocket-Accept for a Sec-WebSocket-Key (28 characters). */
+void lg_ws_accept(const char *key, char out[29]);
 
 /* scenario.c: what each scenario does on each event */
 void lg_sc_phase(struct lg_worker *w, int phase);

@@ -112,18 +112,44 @@ size_t lg_ws_element_len(const char *x, size_t n)
 	return 0;
 }
 
+/* Where the namespace declaration goes in element x (after its name), or
+ * 0 when it needs none: RFC 7395 has every frame's element carry its
+ * namespace, and the protocol code writes stanzas as on a TCP stream,
+ * under the stream's default jabber:client. */
+static size_t needs_ns(const char *x, size_t n)
+{
+	const char *gt = memchr(x, '>', n);
+	size_t name = strcspn(x + 1, " />");
+
+	if (!gt || name == 0 || 1 + name > (size_t)(gt - x))
+		return 0;
+	if (memmem(x, (size_t)(gt - x), "xmlns=", 6))
+		return 0;
+	return 1 + name;
+}
+
 /* The XML in c->out becomes text frames on c->wsout, one element each. */
 void lg_ws_frame_out(struct lg_conn *c)
 {
+	static __thread struct lg_buf el;
+	static const char ns[] = " xmlns='jabber:client'";
 	struct lg_buf *out = &c->out;
 
 	while (lg_buf_pending(out) > 0) {
 		const char *x = out->p + out->off;
-		size_t n = lg_ws_element_len(x, lg_buf_pending(out));
+		size_t n = lg_ws_element_len(x, lg_buf_pending(out)), at;
 
 		if (n == 0)	/* not a whole element: send what there is */
 			n = lg_buf_pending(out);
-		lg_ws_frame(&c->wsout, OP_TEXT, x, n, &c->w->rng);
+		if ((at = needs_ns(x, n)) != 0) {
+			lg_buf_reset(&el);
+			lg_buf_add(&el, x, at);
+			lg_buf_add(&el, ns, sizeof(ns) - 1);
+			lg_buf_add(&el, x + at, n - at);
+			lg_ws_frame(&c->wsout, OP_TEXT, el.p, el.len, &c->w->rng);
+		} else {
+			lg_ws_frame(&c->wsout, OP_TEXT, x, n, &c->w->rng);
+		}
 		out->off += n;
 	}
 	lg_buf_reset(out);
@@ -149,6 +175,19 @@ void lg_ws_upgrade(struct lg_conn *c)
 	lg_buf_reset(&c->wsin);
 	c->state = ST_WS_UPGRADE;
 	lg_conn_dirty(c);
+}
+
+void lg_ws_accept(const char *key, char out[29])
+{
+	char in[96];
+	unsigned char md[SHA_DIGEST_LENGTH];
+	struct lg_buf acc = { 0 };
+
+	snprintf(in, sizeof(in), "%s%s", key, WS_GUID);
+	SHA1((const unsigned char *)in, strlen(in), md);
+	lg_b64_encode(&acc, md, sizeof(md));
+	snprintf(out, 29, "%.*s", (int)acc.len, acc.p);
+	lg_buf_free(&acc);
 }
 
 /* The value of header `name` in the HTTP head h (NUL-terminated), copied
@@ -181,19 +220,13 @@ static bool header(const char *h, const char *name, char *v, size_t cap)
  * NULL when good, else what is wrong. */
 static const char *check_answer(struct lg_conn *c, const char *h)
 {
-	char want[64], v[128], in[80];
-	unsigned char md[SHA_DIGEST_LENGTH];
-	struct lg_buf acc = { 0 };
+	char want[29], v[128];
 
 	if (strncmp(h, "HTTP/1.1 101", 12) != 0)
 		return "no 101 Switching Protocols";
 	if (!header(h, "Upgrade", v, sizeof(v)) || strcasecmp(v, "websocket") != 0)
 		return "no Upgrade: websocket";
-	snprintf(in, sizeof(in), "%s%s", c->ws_key, WS_GUID);
-	SHA1((const unsigned char *)in, strlen(in), md);
-	lg_b64_encode(&acc, md, sizeof(md));
-	snprintf(want, sizeof(want), "%.*s", (int)acc.len, acc.p);
-	lg_buf_free(&acc);
+	lg_ws_accept(c->ws_key, want);
 	if (!header(h, "Sec-WebSocket-Accept", v, sizeof(v)) || strcmp(v, want) != 0)
 		return "wrong Sec-WebSocket-Accept";
 	if (!header(h, "Sec-WebSocket-Protocol", v, sizeof(v)) || strcmp(v, "xmpp") != 0)
