@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/uio.h>
 #include <openssl/sha.h>
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -36,16 +37,19 @@ enum { OP_CONT = 0x0, OP_TEXT = 0x1, OP_BIN = 0x2, OP_CLOSE = 0x8,
 const char lg_ws_root[] = "<stream:stream xmlns='jabber:client' "
 	"xmlns:stream='http://etherx.jabber.org/streams'>";
 
-/* Appends one masked frame (FIN set) carrying data to out. */
-void lg_ws_frame(struct lg_buf *out, int opcode, const void *data, size_t n,
-		 uint64_t *rng)
+/* Appends one masked frame (FIN set) to out, its payload the nv parts
+ * of v one after the other. */
+static void frame_parts(struct lg_buf *out, int opcode, const struct iovec *v,
+			int nv, uint64_t *rng)
 {
 	unsigned char h[14];
-	size_t hl = 2;
+	size_t hl = 2, n = 0, k = 0;
 	uint32_t key = (uint32_t)lg_rand(rng);
 	unsigned char mask[4] = { key >> 24, key >> 16, key >> 8, key };
-	const unsigned char *src = data;
 	unsigned char *dst;
+
+	for (int i = 0; i < nv; i++)
+		n += v[i].iov_len;
 
 	h[0] = (unsigned char)(0x80 | opcode);
 	if (n < 126) {
@@ -66,9 +70,21 @@ void lg_ws_frame(struct lg_buf *out, int opcode, const void *data, size_t n,
 	lg_buf_add(out, h, hl);
 	lg_buf_reserve(out, n);
 	dst = (unsigned char *)out->p + out->len;
-	for (size_t i = 0; i < n; i++)
-		dst[i] = src[i] ^ mask[i & 3];
+	for (int i = 0; i < nv; i++) {
+		const unsigned char *src = v[i].iov_base;
+
+		for (size_t j = 0; j < v[i].iov_len; j++, k++)
+			dst[k] = src[j] ^ mask[k & 3];
+	}
 	out->len += n;
+}
+
+void lg_ws_frame(struct lg_buf *out, int opcode, const void *data, size_t n,
+		 uint64_t *rng)
+{
+	struct iovec v = { (void *)data, n };
+
+	frame_parts(out, opcode, &v, 1, rng);
 }
 
 /* Length of the first top-level element of x[0..n), or 0 when it does not
@@ -131,7 +147,6 @@ static size_t needs_ns(const char *x, size_t n)
 /* The XML in c->out becomes text frames on c->wsout, one element each. */
 void lg_ws_frame_out(struct lg_conn *c)
 {
-	static __thread struct lg_buf el;
 	static const char ns[] = " xmlns='jabber:client'";
 	struct lg_buf *out = &c->out;
 
@@ -142,11 +157,12 @@ void lg_ws_frame_out(struct lg_conn *c)
 		if (n == 0)	/* not a whole element: send what there is */
 			n = lg_buf_pending(out);
 		if ((at = needs_ns(x, n)) != 0) {
-			lg_buf_reset(&el);
-			lg_buf_add(&el, x, at);
-			lg_buf_add(&el, ns, sizeof(ns) - 1);
-			lg_buf_add(&el, x + at, n - at);
-			lg_ws_frame(&c->wsout, OP_TEXT, el.p, el.len, &c->w->rng);
+			struct iovec v[3] = {
+				{ (void *)x, at }, { (void *)ns, sizeof(ns) - 1 },
+				{ (void *)(x + at), n - at },
+			};
+
+			frame_parts(&c->wsout, OP_TEXT, v, 3, &c->w->rng);
 		} else {
 			lg_ws_frame(&c->wsout, OP_TEXT, x, n, &c->w->rng);
 		}
