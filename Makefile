@@ -61,7 +61,7 @@ CTL_OBJ := $(BUILD)/obj/tools/starlingctl.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # Programs the Python tests drive (not run as unit tests by themselves).
-TEST_TOOLS := $(BUILD)/tests/dnsq
+TEST_TOOLS := $(BUILD)/tests/dnsq $(BUILD)/loadgen
 HEADERS := $(wildcard core/*.h $(LAYERS:%=%/*.h) tools/*.h tests/unit/*.h)
 # Programs are linked again when the Makefile (its libraries) changes.
 # Libraries may call each other's functions (the Lua bridge and the layers

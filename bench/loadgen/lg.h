@@ -41,6 +41,7 @@
 /* ---- options ---- */
 
 enum lg_tls { LG_TLS_NONE, LG_TLS_STARTTLS, LG_TLS_DIRECT };
+enum lg_transport { LG_TR_TCP, LG_TR_WS };	/* XMPP on TCP; over WebSocket */
 enum lg_mech { LG_MECH_SCRAM_SHA256, LG_MECH_SCRAM_SHA1, LG_MECH_PLAIN };
 enum lg_scenario {
 	LG_SC_LOGIN, LG_SC_CHAT, LG_SC_IDLE, LG_SC_PRESENCE, LG_SC_ROSTERS,
@@ -58,6 +59,8 @@ struct lg_opts {
 	const char *password;
 	const char *resource;
 	enum lg_tls tls;
+	enum lg_transport transport;
+	const char *ws_path;	/* --transport ws: the HTTP path of the endpoint */
 	enum lg_mech mech;
 	double rate;		/* messages (or presence changes) per second; 0 = open loop */
 	double duration;	/* seconds of the run phase */
@@ -197,7 +200,7 @@ void lg_sasl_cache_free(void);
 /* ---- connections ---- */
 
 enum lg_state {
-	ST_FREE, ST_CONNECTING, ST_TLS_HS, ST_FEATURES, ST_TLS_WAIT, ST_SASL,
+	ST_FREE, ST_CONNECTING, ST_TLS_HS, ST_WS_UPGRADE, ST_FEATURES, ST_TLS_WAIT, ST_SASL,
 	ST_BIND, ST_ONLINE, ST_CLOSING,
 };
 
@@ -217,6 +220,7 @@ enum lg_skind {
 	SK_NONE, SK_FEATURES, SK_PROCEED, SK_TLS_FAIL, SK_CHALLENGE, SK_SUCCESS,
 	SK_SASL_FAIL, SK_MESSAGE, SK_PRESENCE, SK_IQ, SK_STREAM_ERROR, SK_OTHER,
 	SK_SM_ENABLED, SK_SM_FAILED, SK_SM_R,	/* XEP-0198 (--smacks) */
+	SK_WS_CLOSE,	/* RFC 7395 <close/> (--transport ws) */
 };
 
 /* Bits of what a stanza or the features carried. */
@@ -248,6 +252,9 @@ struct lg_conn {
 	struct lg_scram *scram;
 	struct lg_buf out;	/* bytes not yet written */
 	struct lg_buf text;	/* character data being collected */
+	struct lg_buf wsin;	/* --transport ws: bytes read, not yet a frame */
+	struct lg_buf wsout;	/* --transport ws: frames not yet written */
+	char ws_key[25];	/* --transport ws: our Sec-WebSocket-Key */
 	char iq_id[40];		/* id of the iq being parsed */
 	uint64_t t_start;	/* when connect() was called */
 	uint32_t seq;		/* messages or presence changes sent */
@@ -357,6 +364,28 @@ void lg_xmpp_open(struct lg_conn *c);	/* sends the stream header */
 int lg_xmpp_feed(struct lg_conn *c, const char *data, size_t n);
 int lg_user_number(const char *jid);	/* account number of a JID or -1 */
 void lg_jid_add(struct lg_buf *b, int user, bool full);
+
+/* The bytes queued on c and not yet written (XML and, over WebSocket,
+ * frames). */
+static inline size_t lg_conn_backlog(const struct lg_conn *c)
+{
+	return lg_buf_pending(&c->out) + lg_buf_pending(&c->wsout);
+}
+
+/* ws.c: XMPP over WebSocket (RFC 7395 on RFC 6455 frames) */
+extern const char lg_ws_root[];	/* the parser's stream root */
+void lg_ws_upgrade(struct lg_conn *c);	/* sends the HTTP upgrade */
+/* Bytes read: the upgrade answer, then frames whose text goes to
+ * lg_xmpp_feed. 0, or -1 when the connection is gone. */
+int lg_ws_feed(struct lg_conn *c, const char *data, size_t n);
+void lg_ws_frame_out(struct lg_conn *c);	/* c->out becomes frames */
+void lg_ws_close(struct lg_conn *c);	/* queues <close/> */
+void lg_ws_frame(struct lg_buf *out, int opcode, const void *data, size_t n,
+		 uint64_t *rng);
+/* Length of the first whole top-level element of x[0..n), or 0. */
+size_t lg_ws_element_len(const char *x, size_t n);
+/* Sec-WebSocket-Accept for a Sec-WebSocket-Key (28 characters). */
+void lg_ws_accept(const char *key, char out[29]);
 
 /* scenario.c: what each scenario does on each event */
 void lg_sc_phase(struct lg_worker *w, int phase);

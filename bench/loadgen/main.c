@@ -29,7 +29,7 @@ struct lg_opts g_opts = {
 	.tls = LG_TLS_NONE, .mech = LG_MECH_SCRAM_SHA256, .duration = 20,
 	.drain = 5, .settle = 3, .timeout = 30, .concurrency = 200, .window = 8,
 	.jobs = 1, .src_addrs = 16, .count = -1, .contacts = 10, .changes = 10,
-	.session = true,
+	.session = true, .transport = LG_TR_TCP, .ws_path = "/xmpp-websocket",
 };
 
 _Atomic int g_phase = PH_INIT;
@@ -580,6 +580,8 @@ static void usage(FILE *f)
 	      "  --count N (login: logins in all, default --users)  --no-session\n"
 	      "  --contacts K (10)  --changes M (10)  --print-pairs (rosters)\n"
 	      "  --settle S (3)  --hold S (0)  --timeout S (30)  --to-full\n"
+	      "  --transport tcp|ws (ws: XMPP over WebSocket, RFC 7395; --port is\n"
+	      "    then the HTTP port)  --ws-path PATH (/xmpp-websocket)\n"
 	      "  --smacks (XEP-0198: <enable/> after bind, answer <r/>)\n"
 	      "  -j, --jobs N (1 worker thread)  --src-addrs N (16)\n"
 	      "  --scram-cache FILE (derived SCRAM keys, kept between runs)\n"
@@ -609,7 +611,8 @@ enum { O_HOST = 256, O_PORT, O_DOMAIN, O_USERS, O_FIRST, O_PREFIX, O_PASSWORD,
        O_HOLD, O_TIMEOUT, O_PID, O_JSON, O_QUIET, O_CONC, O_WINDOW, O_SRC,
        O_COMPONENT, O_COMPONENT_PORT, O_COMPONENT_SECRET,
        O_SIZE, O_COUNT, O_CONTACTS, O_CHANGES, O_TOFULL, O_NOSESSION, O_PAIRS,
-       O_CACHE, O_SMACKS, O_RESUME, O_HOST2, O_PORT2, O_DOMAIN2, O_PID2, O_WARMUP };
+       O_CACHE, O_SMACKS, O_RESUME, O_HOST2, O_PORT2, O_DOMAIN2, O_PID2, O_WARMUP,
+       O_TRANSPORT, O_WS_PATH };
 
 static const struct option long_opts[] = {
 	{ "host", 1, NULL, O_HOST }, { "port", 1, NULL, O_PORT },
@@ -635,6 +638,7 @@ static const struct option long_opts[] = {
 	{ "host2", 1, NULL, O_HOST2 }, { "port2", 1, NULL, O_PORT2 },
 	{ "domain2", 1, NULL, O_DOMAIN2 }, { "server-pid2", 1, NULL, O_PID2 },
 	{ "warmup", 1, NULL, O_WARMUP },
+	{ "transport", 1, NULL, O_TRANSPORT }, { "ws-path", 1, NULL, O_WS_PATH },
 	{ "help", 0, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -643,6 +647,7 @@ static int set_option(int opt, const char *v)
 {
 	static const char *const tls[] = { "none", "starttls", "direct" };
 	static const char *const mech[] = { "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN" };
+	static const char *const transport[] = { "tcp", "ws" };
 	struct lg_opts *o = &g_opts;
 	int e;
 
@@ -697,6 +702,12 @@ static int set_option(int opt, const char *v)
 	case O_DOMAIN2: o->domain2 = v; break;
 	case O_PID2: o->server_pid2 = atoi(v); break;
 	case O_WARMUP: o->warmup = atof(v); break;
+	case O_TRANSPORT:
+		if ((e = parse_enum(v, transport, 2)) < 0)
+			return -1;
+		o->transport = (enum lg_transport)e;
+		break;
+	case O_WS_PATH: o->ws_path = v; break;
 	default: return -1;
 	}
 	return 0;
@@ -731,6 +742,10 @@ static int parse_args(int argc, char **argv)
 	    g_opts.src_addrs < 0 || g_opts.src_addrs > 65000 || g_opts.contacts < 0 ||
 	    g_opts.contacts % 2 != 0 || g_opts.timeout <= 0) {
 		fputs("loadgen: an option is out of range (contacts must be even)\n", stderr);
+		return -1;
+	}
+	if (g_opts.transport == LG_TR_WS && g_opts.tls == LG_TLS_STARTTLS) {
+		fputs("loadgen: no STARTTLS over WebSocket (--tls direct for wss)\n", stderr);
 		return -1;
 	}
 	if ((g_opts.scenario == LG_SC_ROSTERS || g_opts.scenario == LG_SC_PRESENCE) &&
@@ -803,6 +818,7 @@ static void report_header(void)
 	rep_str("scenario", names[g_opts.scenario]);
 	rep_str("tls", g_opts.tls == LG_TLS_NONE ? "none" :
 		g_opts.tls == LG_TLS_STARTTLS ? "starttls" : "direct");
+	rep_str("transport", g_opts.transport == LG_TR_WS ? "ws" : "tcp");
 	rep_str("mech", lg_mech_name(g_opts.mech));
 	rep_num("users", g_opts.users, NULL);
 	if (g_opts.port2 > 0) {

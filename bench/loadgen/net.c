@@ -187,6 +187,8 @@ void lg_conn_deinit(struct lg_conn *c)
 	c->xp = NULL;
 	lg_buf_free(&c->out);
 	lg_buf_free(&c->text);
+	lg_buf_free(&c->wsin);
+	lg_buf_free(&c->wsout);
 }
 
 static void set_events(struct lg_conn *c, int events)
@@ -296,6 +298,8 @@ void lg_conn_release(struct lg_conn *c)
 	c->scram = NULL;
 	lg_buf_reset(&c->out);
 	lg_buf_reset(&c->text);
+	lg_buf_reset(&c->wsin);
+	lg_buf_reset(&c->wsout);
 	if (never_online) {
 		w->handshaking--;
 		lg_ctr_add(w, C_CONNECTING, (uint64_t)-1);
@@ -339,7 +343,10 @@ void lg_conn_close(struct lg_conn *c)
 		lg_conn_release(c);
 		return;
 	}
-	lg_conn_sends(c, "</stream:stream>");
+	if (g_opts.transport == LG_TR_WS)
+		lg_ws_close(c);
+	else
+		lg_conn_sends(c, "</stream:stream>");
 	c->flags |= CF_SHUT;
 	c->state = ST_CLOSING;
 	ev_timer_stop(c->w->loop, &c->timer);
@@ -361,6 +368,19 @@ static void tls_error(struct lg_conn *c, const char *what, int err)
 }
 
 static void do_read(struct lg_conn *c);
+
+/* The connection (and TLS, if any) is up: the stream header, or over
+ * WebSocket the HTTP upgrade first. */
+static void start_stream(struct lg_conn *c)
+{
+	if (g_opts.transport == LG_TR_WS) {
+		lg_ws_upgrade(c);
+		return;
+	}
+	c->state = ST_FEATURES;
+	lg_xmpp_reset(c);
+	lg_xmpp_open(c);
+}
 
 /* What the first handshake of this worker agreed on, for the report:
  * "TLSv1.3 TLS_AES_256_GCM_SHA384 X25519 EC-256". */
@@ -393,10 +413,8 @@ static void tls_handshake(struct lg_conn *c)
 		note_tls(c);
 		if (SSL_session_reused(c->ssl))
 			lg_ctr_add(c->w, C_TLS_RESUMED, 1);
-		c->state = ST_FEATURES;
 		set_events(c, EV_READ);
-		lg_xmpp_reset(c);
-		lg_xmpp_open(c);
+		start_stream(c);
 		do_read(c);
 		return;
 	}
@@ -438,15 +456,21 @@ int lg_tls_begin(struct lg_conn *c)
 static int flush(struct lg_conn *c)
 {
 	struct lg_worker *w = c->w;
+	struct lg_buf *q = &c->out;
 
-	while (lg_buf_pending(&c->out) > 0) {
-		size_t n = lg_buf_pending(&c->out);
+	if (g_opts.transport == LG_TR_WS) {
+		if (c->state != ST_WS_UPGRADE)
+			lg_ws_frame_out(c);
+		q = &c->wsout;
+	}
+	while (lg_buf_pending(q) > 0) {
+		size_t n = lg_buf_pending(q);
 		ssize_t r;
 
 		if (c->ssl) {
 			int e;
 
-			r = SSL_write(c->ssl, c->out.p + c->out.off,
+			r = SSL_write(c->ssl, q->p + q->off,
 				      (int)(n > TLS_WRITE_CHUNK ? TLS_WRITE_CHUNK : n));
 			if (r <= 0) {
 				e = SSL_get_error(c->ssl, (int)r);
@@ -463,7 +487,7 @@ static int flush(struct lg_conn *c)
 			}
 			c->flags &= (uint16_t)~CF_TLS_WW;
 		} else {
-			r = send(c->fd, c->out.p + c->out.off, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+			r = send(c->fd, q->p + q->off, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 			if (r < 0) {
 				if (errno == EAGAIN || errno == EWOULDBLOCK) {
 					set_events(c, EV_READ | EV_WRITE);
@@ -475,10 +499,10 @@ static int flush(struct lg_conn *c)
 				return -1;
 			}
 		}
-		c->out.off += (size_t)r;
+		q->off += (size_t)r;
 		lg_ctr_add(w, C_BYTES_OUT, (uint64_t)r);
 	}
-	lg_buf_reset(&c->out);
+	lg_buf_reset(q);
 	set_events(c, EV_READ);
 	return 0;
 }
@@ -491,7 +515,7 @@ void lg_conn_flush_all(struct lg_worker *w)
 	for (; c; c = next) {
 		next = c->dirty_next;
 		c->flags &= (uint16_t)~CF_DIRTY;
-		if (c->fd >= 0 && c->state >= ST_FEATURES)
+		if (c->fd >= 0 && c->state >= ST_WS_UPGRADE)
 			flush(c);
 	}
 }
@@ -557,7 +581,10 @@ static void do_read(struct lg_conn *c)
 			}
 		}
 		lg_ctr_add(w, C_BYTES_IN, (uint64_t)n);
-		if (lg_xmpp_feed(c, w->rbuf, (size_t)n) != 0)
+		if (g_opts.transport == LG_TR_WS) {
+			if (lg_ws_feed(c, w->rbuf, (size_t)n) != 0)
+				return;
+		} else if (lg_xmpp_feed(c, w->rbuf, (size_t)n) != 0)
 			return;	/* gone, or now in a TLS handshake */
 		if (!c->ssl && (size_t)n < sizeof(w->rbuf))
 			return;
@@ -579,10 +606,8 @@ static void connected(struct lg_conn *c)
 		lg_tls_begin(c);
 		return;
 	}
-	c->state = ST_FEATURES;
 	set_events(c, EV_READ);
-	lg_xmpp_reset(c);
-	lg_xmpp_open(c);
+	start_stream(c);
 }
 
 static void io_cb(struct ev_loop *loop, ev_io *io, int revents)

@@ -215,7 +215,7 @@ static bool chat_send(struct lg_conn *c)
 
 static bool can_send(const struct lg_conn *c)
 {
-	return c->state == ST_ONLINE && lg_buf_pending(&c->out) < OUT_HIGH;
+	return c->state == ST_ONLINE && lg_conn_backlog(c) < OUT_HIGH;
 }
 
 /* Open loop: send until the sender's window is full. */
@@ -315,7 +315,7 @@ static void presence_open_loop(struct lg_worker *w)
 	for (int k = 0; k < w->nconns; k++) {
 		struct lg_conn *c = &w->conns[k];
 
-		if (c->left && c->state == ST_ONLINE && lg_buf_pending(&c->out) == 0)
+		if (c->left && c->state == ST_ONLINE && lg_conn_backlog(c) == 0)
 			presence_send(c);
 	}
 }

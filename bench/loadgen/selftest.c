@@ -3,7 +3,7 @@
  *
  * SCRAM against the examples of RFC 5802 (SHA-1) and RFC 7677 (SHA-256),
  * the derived-key cache and its file, base64, XML escaping, JID numbers and
- * the histogram. The end-to-end check (a chat run against "loadgen serve")
+ * the histogram, WebSocket framing. The end-to-end check (a chat run against "loadgen serve")
  * is bench/selftest.sh.
  */
 #include "lg.h"
@@ -228,6 +228,69 @@ static void test_hist(void)
 	CHECK(h.n == 1000033 && h.max == UINT64_MAX);
 }
 
+/* RFC 6455: the accept value of its example, a masked frame read back,
+ * the three length forms, and element boundaries for one frame each. */
+static void test_ws(void)
+{
+	static const char *const els[] = {
+		"<presence/>",
+		"<message to='u2@localhost' id='a&gt;b'><body>x &lt; y / z</body></message>",
+		"<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+		"<resource>lg</resource></bind></iq>",
+		"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='a>b' version='1.0'/>",
+	};
+	static const size_t sizes[] = { 0, 125, 126, 65535, 65536 };
+	struct lg_buf b = { 0 };
+	uint64_t rng = 42;
+	char acc[29];
+	size_t off = 0;
+
+	lg_ws_accept("dGhlIHNhbXBsZSBub25jZQ==", acc);
+	CHECK(strcmp(acc, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") == 0);
+	for (size_t k = 0; k < sizeof(els) / sizeof(els[0]); k++)
+		lg_buf_adds(&b, els[k]);
+	for (size_t k = 0; k < sizeof(els) / sizeof(els[0]); k++) {
+		size_t n = lg_ws_element_len(b.p + off, b.len - off);
+
+		CHECK(n == strlen(els[k]));
+		off += n;
+	}
+	CHECK(lg_ws_element_len("<message><body>hi</body>", 24) == 0);
+	CHECK(lg_ws_element_len("<iq id='a", 9) == 0);
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		size_t n = sizes[k], hl, len;
+		char *data = lg_xmalloc(n + 1);
+		const unsigned char *h, *mask;
+		bool same = true;
+
+		for (size_t i = 0; i < n; i++)
+			data[i] = (char)('a' + i % 26);
+		lg_buf_reset(&b);
+		lg_ws_frame(&b, 1, data, n, &rng);
+		h = (const unsigned char *)b.p;
+		CHECK(h[0] == 0x81 && (h[1] & 0x80));
+		len = h[1] & 0x7f;
+		hl = 2;
+		if (len == 126) {
+			len = (size_t)h[2] << 8 | h[3];
+			hl = 4;
+		} else if (len == 127) {
+			len = 0;
+			for (int i = 0; i < 8; i++)
+				len = len << 8 | h[2 + i];
+			hl = 10;
+		}
+		CHECK(len == n && hl == (n < 126 ? 2u : n <= 0xffff ? 4u : 10u));
+		CHECK(b.len == hl + 4 + n);
+		mask = h + hl;
+		for (size_t i = 0; i < n; i++)
+			same &= (char)(h[hl + 4 + i] ^ mask[i & 3]) == data[i];
+		CHECK(same);
+		free(data);
+	}
+	lg_buf_free(&b);
+}
+
 int lg_selftest(void)
 {
 	g_opts.prefix = "u";
@@ -237,6 +300,7 @@ int lg_selftest(void)
 	test_b64_xml();
 	test_jids();
 	test_hist();
+	test_ws();
 	printf("loadgen: %d passed, %d failed\n", passed, failed);
 	return failed;
 }

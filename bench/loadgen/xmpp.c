@@ -19,6 +19,7 @@
 #define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind "
 #define NS_CLIENT "jabber:client "
 #define NS_SM "urn:xmpp:sm:3 "
+#define NS_FRAMING "urn:ietf:params:xml:ns:xmpp-framing "
 
 /* Expat 2.6.0 added reparse deferral (on by default): a token cut in two by
  * a read is not parsed again until "enough" new bytes arrive, which on a
@@ -86,16 +87,30 @@ void lg_xmpp_reset(struct lg_conn *c)
 	c->depth = 0;
 	c->skind = SK_NONE;
 	c->flags &= (uint16_t)~CF_COLLECT;
+	/* over WebSocket every frame is one element: under a root of our
+	 * own they parse as the children of a stream */
+	if (g_opts.transport == LG_TR_WS &&
+	    XML_Parse(c->xp, lg_ws_root, (int)strlen(lg_ws_root), XML_FALSE) !=
+	    XML_STATUS_OK) {
+		fputs("loadgen: the WebSocket stream root does not parse\n", stderr);
+		abort();
+	}
 }
 
 void lg_xmpp_open(struct lg_conn *c)
 {
 	struct lg_buf *b = &c->out;
 
-	lg_buf_adds(b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-		    "xmlns:stream='http://etherx.jabber.org/streams' to='");
-	lg_buf_adds(b, lg_domain_of(c->user));
-	lg_buf_adds(b, "' version='1.0'>");
+	if (g_opts.transport == LG_TR_WS) {
+		lg_buf_adds(b, "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='");
+		lg_buf_adds(b, lg_domain_of(c->user));
+		lg_buf_adds(b, "' version='1.0'/>");
+	} else {
+		lg_buf_adds(b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+			    "xmlns:stream='http://etherx.jabber.org/streams' to='");
+		lg_buf_adds(b, lg_domain_of(c->user));
+		lg_buf_adds(b, "' version='1.0'>");
+	}
 	lg_conn_dirty(c);
 	c->state = ST_FEATURES;
 }
@@ -220,6 +235,8 @@ static void start_stanza(struct lg_conn *c, const char *name, const char **atts)
 		lg_buf_reset(&c->text);
 	} else if (strncmp(name, NS_SM, sizeof(NS_SM) - 1) == 0) {
 		start_sm(c, name + sizeof(NS_SM) - 1);
+	} else if (strcmp(name, NS_FRAMING "close") == 0) {
+		c->skind = SK_WS_CLOSE;	/* RFC 7395: the stream's end */
 	} else {
 		c->skind = SK_OTHER;
 	}
@@ -528,6 +545,9 @@ static void end_stanza(struct lg_conn *c)
 	case SK_SM_FAILED:
 	case SK_SM_R:
 		end_sm(c);
+		break;
+	case SK_WS_CLOSE:
+		stop(c, AFTER_CLOSE, C_ERR_EOF, NULL);
 		break;
 	default:
 		break;
