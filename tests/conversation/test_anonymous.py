@@ -248,7 +248,7 @@ def test_check_reports_both_options(ctx):
     srv = ctx.server(host_options={"localhost": {"authentication": "anonymous"},
                                      "other.test": INSECURE["localhost"]},
                        hosts=("localhost", "other.test"))
-    r = srv.ctl("check", check=False)
+    r = srv.ctl("check", "config", check=False)
     out = r.stdout + r.stderr
     check('host localhost: authentication = "anonymous"' in out, out)
     check('host other.test: authentication = "insecure"' in out, out)
@@ -256,7 +256,7 @@ def test_check_reports_both_options(ctx):
     bad = ctx.server(start=False, host_options={
         "localhost": {"authentication": "insecure"}})
     raises(ServerError, bad.start)
-    r = bad.ctl("check", check=False)
+    r = bad.ctl("check", "config", check=False)
     out = r.stdout + r.stderr
     check(r.returncode != 0 and "insecure_authentication_on_purpose" in out, out)
 
