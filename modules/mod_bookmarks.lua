@@ -14,6 +14,7 @@
 local jid = require "util.jid"
 local st = require "util.stanza"
 local pubsub_iq = require "util.pubsub_iq"
+local reentry = require "util.reentry"
 
 local pairs, ipairs = pairs, ipairs
 
@@ -33,8 +34,6 @@ local LEGACY_CONFIG = {
 	["pubsub#persist_items"] = { "true" }, ["pubsub#access_model"] = { "whitelist" },
 }
 
--- Re-entry guard: the changes this module makes fire the events it hooks.
-local syncing = {}
 
 -- --- the two shapes -----------------------------------------------------------------
 
@@ -154,17 +153,8 @@ local function import(username, storage)
 	end
 end
 
-local function guarded(username, fn, ...)
-	if syncing[username] then
-		return
-	end
-	syncing[username] = true
-	local ok, e = pcall(fn, username, ...)
-	syncing[username] = nil
-	if not ok then
-		module:log("error", "bookmarks of %s: %s", username, tostring(e))
-	end
-end
+-- The changes this module makes fire the events it hooks.
+local guarded = reentry.new(function(...) module:log(...) end, "bookmarks")
 
 local function on_private(event)
 	if event.key == PRIVATE_KEY then

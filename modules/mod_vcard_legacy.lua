@@ -13,6 +13,7 @@ local st = require "util.stanza"
 local base64 = require "util.base64"
 local hashes = require "util.hashes"
 local pubsub_iq = require "util.pubsub_iq"
+local reentry = require "util.reentry"
 
 local NS_DATA = "urn:xmpp:avatar:data"
 local NS_META = "urn:xmpp:avatar:metadata"
@@ -23,8 +24,6 @@ local pep = module:depends("pep")
 module:depends("vcard")
 local vcards = module:open_store("vcard", "keyval")
 
--- Re-entry guard: what this module changes fires the events it hooks.
-local syncing = {}
 
 local function user_of(username)
 	return username .. "@" .. module.host
@@ -130,17 +129,8 @@ local function take_nickname(username, item_el)
 	vcards:set(username, vcard)
 end
 
-local function guarded(username, fn, ...)
-	if syncing[username] then
-		return
-	end
-	syncing[username] = true
-	local ok, e = pcall(fn, username, ...)
-	syncing[username] = nil
-	if not ok then
-		module:log("error", "avatar of %s: %s", username, tostring(e))
-	end
-end
+-- The changes this module makes fire the events it hooks.
+local guarded = reentry.new(function(...) module:log(...) end, "avatar")
 
 local function on_vcard(event)
 	guarded(event.username, publish_photo, event.vcard)

@@ -362,24 +362,6 @@ static void handle_handshake(struct session *s, struct st_doc *doc, struct st_no
 
 /* --- stanzas ------------------------------------------------------------------------- */
 
-/* Stanzas are jabber:client in our trees whatever stream they came on. */
-static void to_client_ns(struct st_node *n)
-{
-	for (struct st_node *c = n; c; ) {
-		if (c->name && strcmp(c->ns, NS_COMPONENT) == 0)
-			c->ns = NS_CLIENT;
-		if (c->first) {
-			c = c->first;
-			continue;
-		}
-		while (c != n && !c->next)
-			c = c->parent;
-		if (c == n)
-			break;
-		c = c->next;
-	}
-}
-
 /* Whether domain is the component's or a subdomain of it. */
 static bool own_domain(const char *domain, const char *ours)
 {
@@ -416,7 +398,7 @@ static void handle_stanza(struct session *s, struct st_doc *doc)
 		goto out;
 	}
 	c->in++;
-	to_client_ns(n);
+	st_rename_ns(n, NS_COMPONENT, NS_CLIENT);
 	struct event ev = { .origin = s, .doc = doc, .stanza = n };
 	if (route_fire(route_host(c->link->domain), "route/component", &ev))
 		goto out;

@@ -324,24 +324,6 @@ void s2s_in_verified(const char *id, const char *local, const char *remote,
 
 /* --- stanzas ------------------------------------------------------------------- */
 
-/* Stanzas are jabber:client in our trees whatever stream they came on. */
-static void to_client_ns(struct st_node *n)
-{
-	for (struct st_node *c = n; c; ) {
-		if (c->name && strcmp(c->ns, NS_SERVER) == 0)
-			c->ns = NS_CLIENT;
-		if (c->first) {
-			c = c->first;
-			continue;
-		}
-		while (c != n && !c->next)
-			c = c->parent;
-		if (c == n)
-			break;
-		c = c->next;
-	}
-}
-
 /* RFC 6120 4.9.3 and 8.1.1.1: both addresses, 'from' one of the
  * peer's authenticated domains, 'to' one of ours. Takes doc. */
 static void handle_stanza(struct session *s, struct st_doc *doc)
@@ -372,7 +354,7 @@ static void handle_stanza(struct session *s, struct st_doc *doc)
 		session_close(s, "host-unknown", NULL);
 		goto out;
 	}
-	to_client_ns(n);
+	st_rename_ns(n, NS_SERVER, NS_CLIENT);
 	route_from_server(s, doc);
 	return;
 out:

@@ -238,6 +238,23 @@ void st_attr_set(struct st_doc *d, struct st_node *n, const char *name,
 	a->value = st_strdup(d, value, strlen(value));
 }
 
+void st_rename_ns(struct st_node *n, const char *from, const char *to)
+{
+	for (struct st_node *c = n; c; ) {
+		if (c->name && strcmp(c->ns, from) == 0)
+			c->ns = to;
+		if (c->first) {
+			c = c->first;
+			continue;
+		}
+		while (c != n && !c->next)
+			c = c->parent;
+		if (c == n)
+			break;
+		c = c->next;
+	}
+}
+
 const char *st_attr_get(const struct st_node *n, const char *name)
 {
 	const struct st_attr *a;

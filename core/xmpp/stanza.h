@@ -80,6 +80,10 @@ struct st_node *st_text_add(struct st_doc *d, struct st_node *parent,
 void st_attr_set(struct st_doc *d, struct st_node *n, const char *name,
 		 const char *value);
 const char *st_attr_get(const struct st_node *n, const char *name);
+/* Every element of n's tree in namespace from moves to to (a string that
+ * outlives the tree): a server or component stream's stanzas become
+ * jabber:client ones. */
+void st_rename_ns(struct st_node *n, const char *from, const char *to);
 
 /* First child element with this name (NULL: any) and ns (NULL: the
  * parent's namespace). */
