@@ -132,7 +132,7 @@ static void wait_for(const sigset_t *set, double seconds)
 	sigtimedwait(set, NULL, &ts);
 }
 
-/* SIGTERM/SIGINT: every worker stops; the stubborn after STOP_GRACE. */
+/* SIGTERM/SIGINT: every worker stops; those still running get SIGKILL after STOP_GRACE. */
 static void stop_all(const sigset_t *set, int sig)
 {
 	double until = now_mono() + STOP_GRACE;
