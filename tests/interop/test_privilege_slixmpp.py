@@ -13,7 +13,7 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from component import component_server, component_port
-from harness import skip, check, fixture, time_limit
+from harness import check, fixture, time_limit
 from xmpp import new_id
 
 SECRET = "s3cret-priv"
@@ -76,6 +76,13 @@ class Gateway:
 
     def send(self, xml):
         self.loop.call_soon_threadsafe(self.xmpp.send_raw, xml)
+
+    def authorize(self, owner, contact):
+        """owner (a JID of the component's) approves contact's subscription
+        request through slixmpp's own roster, which then answers the
+        server's probes for it as a gateway would."""
+        self.loop.call_soon_threadsafe(
+            lambda: self.xmpp.roster[owner][contact].authorize())
 
     def call(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(20)
@@ -251,11 +258,39 @@ def presences(comp):
 
 @time_limit(120)
 def test_presence_of_contacts_with_roster_permission(server):
-    skip("open bug (issue #19): the presence of an account's contacts reaches a "
-         "component with presence = \"roster\" only some of the time; "
-         "mod_privilege's contact_presence misses some of them")
+    server.register("fred", "pw")
+    gw = Gateway(server, "gw.localhost")
+    weak = Gateway(server, "weak.localhost")
+    try:
+        fred = server.login(server.accounts["fred@localhost"], resource="pc")
+        fred.send("<presence/>")
+        gw.expect(lambda e: e.tag.endswith("presence") and
+                  e.get("from") == "fred@localhost/pc" and e.get("type") is None,
+                  "fred's presence")
+        # fred subscribes to bob at weak.localhost, who approves (through
+        # slixmpp's roster, which answers the server's probes from then on)
+        fred.send("<presence type='subscribe' to='bob@weak.localhost'/>")
+        weak.expect(lambda e: e.tag.endswith("presence") and e.get("type") == "subscribe",
+                    "fred's subscription request")
+        weak.authorize("bob@weak.localhost", "fred@localhost")
+        fred.wait_for("presence", {"type": "subscribed", "from": "bob@weak.localhost"})
+        # a contact fred is subscribed to: gw.localhost (presence = "roster")
+        # sees it; one fred is not subscribed to: it does not
+        weak.send("<presence from='bob@weak.localhost/irc' to='fred@localhost'/>")
+        weak.send("<presence from='eve@weak.localhost/irc' to='fred@localhost'/>")
+        gw.expect(lambda e: e.tag.endswith("presence") and
+                  e.get("from") == "bob@weak.localhost/irc", "the contact's presence")
+        roster_roundtrip(gw, "fred@localhost")
+        got = presences(gw)
+        check(("eve@weak.localhost/irc", None) not in got,
+              "a presence from someone fred is not subscribed to: %s" % got)
+        fred.close()
+    finally:
+        gw.close()
+        weak.close()
 
 
+@time_limit(120)
 def test_presence_of_accounts_and_their_contacts(server):
     server.register("erin", "pw")
     gw = Gateway(server, "gw.localhost")
@@ -266,8 +301,7 @@ def test_presence_of_accounts_and_their_contacts(server):
         erin.send("<presence type='subscribe' to='bob@weak.localhost'/>")
         weak.expect(lambda e: e.tag.endswith("presence") and e.get("type") == "subscribe",
                     "erin's subscription request")
-        weak.send("<presence type='subscribed' from='bob@weak.localhost' "
-                  "to='erin@localhost'/>")
+        weak.authorize("bob@weak.localhost", "erin@localhost")
         erin.send("<presence/>")
         gw.expect(lambda e: e.tag.endswith("presence") and
                   e.get("from") == "erin@localhost/pc" and e.get("type") is None,
