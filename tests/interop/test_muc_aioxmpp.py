@@ -252,8 +252,10 @@ async def history_and_archive(server, room, owner_acct, guest_acct, reader_acct)
                              history=aioxmpp.muc.xso.History(maxstanzas=2))
         r_.on_message.connect(lambda msg, member, source, **kw: seen.append(msg.body.any()))
         await asyncio.wait_for(fut, 10)
-        await until(lambda: r_.muc_subject is not None or len(seen) >= 2, "the history")
-        check([b for b in seen if b] == ["m3", "m4"], seen)
+        await until(lambda: len(seen) >= 2, "the history")
+        await until(lambda: r_.muc_subject is not None, "the subject after the history")
+        got = [str(b) for b in seen if b]
+        check(got == ["m3", "m4"], got)
         # the archive, paged forwards two at a time by a client not in the room
         pages, after = [], None
         for n in range(4):
