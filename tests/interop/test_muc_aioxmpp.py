@@ -173,7 +173,7 @@ def mam_xsos():
     """XEP-0313 query, fin and result as aioxmpp XSOs (once per process)."""
     import aioxmpp
     import aioxmpp.misc
-    import aioxmpp.rsm.xso as rsm
+    import aioxmpp.rsm.xso as rsm_xso
     import aioxmpp.xso as xso
     if hasattr(mam_xsos, "done"):
         return mam_xsos.done
@@ -183,13 +183,13 @@ def mam_xsos():
     class Query(xso.XSO):
         TAG = (ns, "query")
         queryid = xso.Attr("queryid", default=None)
-        rsm = xso.Child([rsm.ResultSetMetadata])
+        rsm = xso.Child([rsm_xso.ResultSetMetadata])
 
     @aioxmpp.IQ.as_payload_class
     class Fin(xso.XSO):
         TAG = (ns, "fin")
         complete = xso.Attr("complete", type_=xso.Bool(), default=False)
-        rsm = xso.Child([rsm.ResultSetMetadata])
+        rsm = xso.Child([rsm_xso.ResultSetMetadata])
 
     class Result(xso.XSO):
         TAG = (ns, "result")
