@@ -359,13 +359,19 @@ local function enter(event, room, nick, created)
 	return true
 end
 
-local function leave(room, occ, full, stanza)
+-- codes: the status codes of the others' unavailable (333: removed for
+-- an error), also in the leaver's own with 110.
+local function leave(room, occ, full, stanza, codes)
 	local base = muc_stanza.clean_presence(stanza)
 	local gone = muc_room.remove_session(room, occ, full)
-	send_to(muc_stanza.presence(room, occ, base, true, { 110 }, { role = "none" }), full)
+	local self_codes = { 110 }
+	for _, c in ipairs(codes or {}) do
+		self_codes[#self_codes + 1] = c
+	end
+	send_to(muc_stanza.presence(room, occ, base, true, self_codes, { role = "none" }), full)
 	if gone then
 		occ.role = "none"
-		broadcast_presence(room, occ, nil, nil, base, occ, { role = "none" })
+		broadcast_presence(room, occ, codes, nil, base, occ, { role = "none" })
 		destroy_if_empty(room)
 	else
 		broadcast_presence(room, occ, nil, { 110 })
@@ -399,7 +405,7 @@ local function drop_session(room, full)
 	local occ = muc_room.occupant_of(room, full)
 	if occ then
 		leave(room, occ, full, st.presence({ type = "unavailable" })
-			:text_tag("status", "the occupant's client reported an error"))
+			:text_tag("status", "the occupant's client reported an error"), { 333 })
 	end
 end
 
