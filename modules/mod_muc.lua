@@ -8,7 +8,8 @@
 -- (entering, leaving, nick changes, groupchat, private messages,
 -- invitations, voice requests, iqs to occupants, disco, the room's MAM
 -- archive). The rules of one room are in util.muc.room, its configuration
--- form in util.muc.config, the admin and owner protocol in util.muc.admin.
+-- form in util.muc.config, the admin and owner protocol in util.muc.admin,
+-- registered nicknames in util.muc.register.
 
 local core = require "starling.core"
 local usermanager = require "core.usermanager"
@@ -20,6 +21,7 @@ local st = require "util.stanza"
 local muc_admin = require "util.muc.admin"
 local muc_config = require "util.muc.config"
 local muc_mam = require "util.muc.mam"
+local muc_register = require "util.muc.register"
 local muc_room = require "util.muc.room"
 local muc_stanza = require "util.muc.stanza"
 
@@ -55,7 +57,11 @@ local defaults = {
 	language = module:get_option_string("muc_room_default_language", nil),
 	change_subject = module:get_option_boolean("muc_room_default_change_subject", false),
 	logging = module:get_option_boolean("muc_log_by_default", false),
+	allow_register = module:get_option_boolean("allow_unaffiliated_register", false),
+	registered_only = module:get_option_boolean("muc_room_default_registered_nicks_only", false),
 }
+-- one who registered a nick enters only with it (in every room)
+local enforce_nick = module:get_option_boolean("enforce_registered_nickname", false)
 local max_history = module:get_option_integer("max_history_messages", 20, 0)
 defaults.history_length = math.min(module:get_option_integer("muc_room_default_history_length",
 	20, 0), max_history)
@@ -296,6 +302,10 @@ local function refuse_entry(room, bare, nick, x)
 	local other = room.occupants[nick]
 	if other and other.bare ~= bare then
 		return "cancel", "conflict", "that nickname is in use"
+	end
+	local err_type, condition, text = muc_register.check_nick(room, bare, nick, aff, enforce_nick)
+	if err_type then
+		return err_type, condition, text
 	elseif room.config.members_only and rank[aff] < rank.member then
 		return "auth", "registration-required", "only members may enter this room"
 	elseif room.config.password and aff ~= "owner"
@@ -349,13 +359,19 @@ local function enter(event, room, nick, created)
 	return true
 end
 
-local function leave(room, occ, full, stanza)
+-- codes: the status codes of the others' unavailable (333: removed for
+-- an error), also in the leaver's own with 110.
+local function leave(room, occ, full, stanza, codes)
 	local base = muc_stanza.clean_presence(stanza)
 	local gone = muc_room.remove_session(room, occ, full)
-	send_to(muc_stanza.presence(room, occ, base, true, { 110 }, { role = "none" }), full)
+	local self_codes = { 110 }
+	for _, c in ipairs(codes or {}) do
+		self_codes[#self_codes + 1] = c
+	end
+	send_to(muc_stanza.presence(room, occ, base, true, self_codes, { role = "none" }), full)
 	if gone then
 		occ.role = "none"
-		broadcast_presence(room, occ, nil, nil, base, occ, { role = "none" })
+		broadcast_presence(room, occ, codes, nil, base, occ, { role = "none" })
 		destroy_if_empty(room)
 	else
 		broadcast_presence(room, occ, nil, { 110 })
@@ -367,6 +383,11 @@ local function change_nick(event, room, occ, nick)
 	local other = room.occupants[nick]
 	if other and other ~= occ then
 		return presence_error(event, "cancel", "conflict", "that nickname is in use")
+	end
+	local err_type, condition, text = muc_register.check_nick(room, occ.bare, nick,
+		muc_room.affiliation(room, occ.bare), enforce_nick)
+	if err_type then
+		return presence_error(event, err_type, condition, text)
 	end
 	local new_presence = muc_stanza.clean_presence(event.stanza)
 	local unavailable = st.presence({ type = "unavailable" })
@@ -384,7 +405,7 @@ local function drop_session(room, full)
 	local occ = muc_room.occupant_of(room, full)
 	if occ then
 		leave(room, occ, full, st.presence({ type = "unavailable" })
-			:text_tag("status", "the occupant's client reported an error"))
+			:text_tag("status", "the occupant's client reported an error"), { 333 })
 	end
 end
 
@@ -719,13 +740,17 @@ local function room_disco_info(event)
 		return true
 	end
 	local stanza = event.stanza
-	if stanza.tags[1].attr.node then
+	local node = stanza.tags[1].attr.node
+	if node == muc_register.node then -- XEP-0045 7.12: my registered nick
+		return module:reply(event, muc_register.roomuser_item(room, jid.bare(stanza.attr.from),
+			st.reply(stanza):tag("query", { xmlns = NS_INFO, node = node })))
+	elseif node then
 		return bounce(event, "cancel", "item-not-found", "no such node")
 	end
 	local r = st.reply(stanza):tag("query", { xmlns = NS_INFO })
 		:tag("identity", { category = "conference", type = "text", name = room.config.name or jid.node(room.jid) }):up()
 	local features = { NS_MUC, NS_INFO, NS_ITEMS, NS_SID, NS_OID, NS_SELF_PING, NS_STABLE_ID,
-		NS_REQUEST, NS_CONFERENCE }
+		NS_REQUEST, NS_CONFERENCE, muc_register.xmlns }
 	if room.config.logging then
 		features[#features + 1] = NS_MAM
 	end
@@ -770,6 +795,12 @@ end
 
 local handle_admin = room_admin_iq(muc_admin.admin)
 local handle_owner = room_admin_iq(muc_admin.owner)
+local handle_register = room_admin_iq(function(ctx, event, room, occ, aff)
+	if room.locked and aff ~= "owner" then
+		return bounce(event, "cancel", "item-not-found", "the room is locked until its owner configures it")
+	end
+	return muc_register.iq(ctx, event, room, occ, aff)
+end)
 
 local function may_read_archive(room, bare)
 	local aff = muc_room.affiliation(room, bare)
@@ -907,6 +938,8 @@ module:hook("iq-get/bare/" .. NS_ADMIN .. ":query", handle_admin)
 module:hook("iq-set/bare/" .. NS_ADMIN .. ":query", handle_admin)
 module:hook("iq-get/bare/" .. NS_OWNER .. ":query", handle_owner)
 module:hook("iq-set/bare/" .. NS_OWNER .. ":query", handle_owner)
+module:hook("iq-get/bare/" .. muc_register.xmlns .. ":query", handle_register)
+module:hook("iq-set/bare/" .. muc_register.xmlns .. ":query", handle_register)
 module:hook("iq-set/bare/" .. NS_MAM .. ":query", handle_mam_query)
 module:hook("iq-get/bare/" .. NS_MAM .. ":query", handle_mam_form)
 module:hook("iq-get/host/" .. NS_INFO .. ":query", service_disco_info)

@@ -7,7 +7,10 @@
 -- named there into the stored vCard's PHOTO (an empty <metadata/> removes
 -- it). The same vCard's NICKNAME follows the XEP-0172 nickname node. The
 -- avatar nodes get access model "presence" as the rest of PEP, unless they
--- exist with another.
+-- exist with another. An available presence the account broadcasts
+-- without XEP-0153's <x xmlns='vcard-temp:x:update'/> (a client that
+-- knows only XEP-0084) gets one with the current avatar's sha-1, so
+-- contacts on XEP-0153 see the avatar change too.
 
 local st = require "util.stanza"
 local base64 = require "util.base64"
@@ -19,6 +22,7 @@ local NS_DATA = "urn:xmpp:avatar:data"
 local NS_META = "urn:xmpp:avatar:metadata"
 local NS_NICK = "http://jabber.org/protocol/nick"
 local NS_VCARD = "vcard-temp"
+local NS_UPDATE = "vcard-temp:x:update"
 
 local pep = module:depends("pep")
 module:depends("vcard")
@@ -129,6 +133,33 @@ local function take_nickname(username, item_el)
 	vcards:set(username, vcard)
 end
 
+-- The sha-1 of the account's avatar from its metadata node: "" when the
+-- avatar is disabled (empty metadata), nil when it never published one.
+local function avatar_hash(username)
+	local list = pep.service(username):items_of(NS_META)
+	local last = list and list[#list]
+	local meta = last and last.payload:get_child("metadata", NS_META)
+	if not meta then
+		return nil
+	end
+	local info = meta:get_child("info", NS_META)
+	return info and info.attr.id or ""
+end
+
+-- XEP-0153 3.2 on the client's behalf: the photo hash in its broadcast
+-- available presence, unless the client gave one (or none is known).
+local function add_photo_hash(event)
+	local stanza, origin = event.stanza, event.origin
+	if stanza.attr.type ~= nil or stanza:get_child("x", NS_UPDATE) or not origin.username then
+		return nil
+	end
+	local hash = avatar_hash(origin.username)
+	if hash then
+		stanza:tag("x", { xmlns = NS_UPDATE }):text_tag("photo", hash):up()
+	end
+	return nil
+end
+
 -- The changes this module makes fire the events it hooks.
 local guarded = reentry.new(function(...) module:log(...) end, "avatar")
 
@@ -149,3 +180,4 @@ end
 module:add_item("account-feature", "urn:xmpp:pep-vcard-conversion:0")
 module:hook("vcard-stored", on_vcard)
 module:hook("pep-published", on_pep)
+module:hook("presence/self", add_photo_hash, 10)

@@ -332,7 +332,7 @@ function service_mt:create(node, actor, config)
 		if not names then
 			return nil, e2
 		elseif #names >= self.max_nodes then
-			return nil, err("wait", "resource-constraint", nil, nil,
+			return nil, err("wait", "resource-constraint", "max-nodes-exceeded", nil,
 				"at most " .. self.max_nodes .. " nodes")
 		end
 	end

@@ -96,8 +96,10 @@ function M.notify(service, ctx, node, record, build, only)
 			deliver(to)
 		end
 	end
+	-- PEP's interested resources: each as the access model lets it read
+	-- (a contact's +notify is no right to a roster or whitelist node)
 	for _, to in ipairs(ctx.recipients and ctx.recipients(node, record) or {}) do
-		if not only or only[to] then
+		if (not only or only[to]) and service:may_access(record, to) then
 			deliver(to)
 		end
 	end

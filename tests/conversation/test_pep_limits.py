@@ -26,7 +26,7 @@ def test_nodes_per_account(server):
     for i in range(3):
         publish(c, "urn:example:n%d" % i, "current", note(i))
     fails(c, "set", "<publish node='urn:example:n3'><item>%s</item></publish>" % note(3),
-          "resource-constraint")
+          "resource-constraint", "max-nodes-exceeded")
     # the existing nodes still take items
     publish(c, "urn:example:n0", "current", note("again"))
 

@@ -1,11 +1,14 @@
 """What lives in PEP besides OMEMO and bookmarks: avatars (XEP-0084) kept
 in step with the vCard photo (XEP-0153, mod_vcard_legacy), the user
-nickname (XEP-0172) and vCard4 over PEP (XEP-0292)."""
+nickname (XEP-0172) and vCard4 over PEP (XEP-0292); a client that knows
+only XEP-0084 has the avatar's hash put in its presence for contacts on
+XEP-0153."""
 
 import base64
 import hashlib
 
 from harness import check, fixture
+from im import befriend, im_login
 from pubsub import PS, NS, item_ids, items, publish
 from xmpp import find, new_id, text_of
 
@@ -74,3 +77,34 @@ def test_nickname_and_vcard4_over_pep(server):
     check(text_of(el, PS + "/{%s}items/{%s}item/{urn:ietf:params:xml:ns:vcard-4.0}vcard/"
                          "{urn:ietf:params:xml:ns:vcard-4.0}fn/{urn:ietf:params:xml:ns:vcard-4.0}text"
                   % (NS, NS)) == "Ophelia", "vCard4 read back")
+
+
+def photo_of(p):
+    x = find(p, "{vcard-temp:x:update}x")
+    return None if x is None else (text_of(x, "{vcard-temp:x:update}photo") or "")
+
+
+def test_presence_carries_the_pep_avatar_hash(server):
+    alice, bob = im_login(server, "hashalice"), im_login(server, "hashbob")
+    befriend(alice, bob)
+    alice.presence(show="away")           # no avatar yet: nothing added
+    p = bob.wait_for("presence", attrs={"from": alice.jid})
+    check(photo_of(p) is None, "no hash before any avatar")
+    alice.ignore = ("presence",)
+    publish(alice, DATA, SHA1, "<data xmlns='%s'>%s</data>" % (DATA, B64))
+    publish(alice, META, SHA1, "<metadata xmlns='%s'><info id='%s' bytes='%d' type='image/png'/>"
+            "</metadata>" % (META, SHA1, len(IMAGE)))
+    alice.presence()
+    p = bob.wait_for("presence", attrs={"from": alice.jid})
+    check(photo_of(p) == SHA1, "the avatar's sha-1 in the presence")
+    # a client's own x:update is left as it is
+    alice.presence(extra="<x xmlns='vcard-temp:x:update'/>")
+    p = bob.wait_for("presence", attrs={"from": alice.jid})
+    check(photo_of(p) == "", "the client's element, untouched")
+    # avatar disabled: an empty <photo/> says so
+    publish(alice, META, "current", "<metadata xmlns='%s'/>" % META)
+    alice.presence()
+    p = bob.wait_for("presence", attrs={"from": alice.jid})
+    check(photo_of(p) == "", "no avatar")
+    check(find(find(p, "{vcard-temp:x:update}x"), "{vcard-temp:x:update}photo") is not None,
+          "<photo/> present and empty")

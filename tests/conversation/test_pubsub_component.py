@@ -2,7 +2,9 @@
 configured, purged and deleted by their owners; items published,
 retracted and read back (by id, max_items, RSM); subscriptions and their
 options; affiliations checked on every owner action; the XEP's error
-conditions; items kept across a restart."""
+conditions; the presence and roster access models read from the owner's
+roster (subscribers outside it are refused and hear nothing once it
+changes); items kept across a restart."""
 
 import signal
 
@@ -11,6 +13,7 @@ from pubsub import (EVENT, NS, NS_EVENT, NS_OWNER, OWNER, PS, config_form,
                     event_item_ids, fails, item_ids, items, ok, publish,
                     request)
 from xmpp import find, find_all, text_of
+from im import befriend, im_login, roster_set
 
 SVC = "pubsub.localhost"
 ENTRY = "<entry xmlns='http://www.w3.org/2005/Atom'><title>%s</title></entry>"
@@ -215,6 +218,41 @@ def test_whitelist_and_affiliations(server):
     check(subs == [("club", member.jid, "subscribed")], str(subs))
     publish(owner, "club", "y", ENTRY % "news", to=SVC)
     member.expect("message", child=EVENT)
+
+
+def test_presence_and_roster_access_models(server):
+    owner, friend, other = (im_login(server, n) for n in ("pao", "paf", "pax"))
+    befriend(owner, friend)
+    for c in (owner, friend, other):
+        c.ignore = ("presence",)
+    create(owner, "status", {"pubsub#access_model": "presence"})
+    publish(owner, "status", "now", ENTRY % "at home", to=SVC)
+    check(item_ids(items(friend, "status", to=SVC)) == ["now"], "a contact reads")
+    subscribe(friend, "status")
+    fails(other, "get", "<items node='status'/>", "not-authorized",
+          "presence-subscription-required", to=SVC)
+    fails(other, "set", "<subscribe node='status' jid='%s'/>" % other.jid, "not-authorized",
+          "presence-subscription-required", to=SVC)
+    # roster: the groups the owner allows, as the roster is now
+    create(owner, "inner", {"pubsub#access_model": "roster",
+                            "pubsub#roster_groups_allowed": ["Close"]})
+    fails(friend, "get", "<items node='inner'/>", "not-authorized", "not-in-roster-group",
+          to=SVC)
+    rid = roster_set(owner, friend.bare, groups=["Close"])
+    owner.wait_for("iq", attrs={"id": rid, "type": "result"})
+    subscribe(friend, "inner")
+    publish(owner, "inner", "a", ENTRY % "close ones", to=SVC)
+    msg = friend.wait_for("message", child=EVENT, attrs={"from": SVC})
+    check(event_item_ids(msg) == ["a"], "the event")
+    # out of the group: no more events, no more reading
+    rid = roster_set(owner, friend.bare, groups=["Far"])
+    owner.wait_for("iq", attrs={"id": rid, "type": "result"})
+    publish(owner, "inner", "b", ENTRY % "not for you", to=SVC)
+    fails(friend, "get", "<items node='inner'/>", "not-authorized", "not-in-roster-group",
+          to=SVC)
+    friend.roundtrip()
+    got = [m for m in friend.queue if getattr(m, "tag", "").endswith("}message")]
+    check(not got, "an event after leaving the group: %s" % got)
 
 
 def test_subscription_options(server):

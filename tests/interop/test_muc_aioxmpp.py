@@ -4,7 +4,10 @@ its own API: a room created and configured with aioxmpp's ConfigurationForm
 granting it through aioxmpp's on_muc_role_request, the topic, messages, a
 kick and a ban seen by aioxmpp's on_exit with their status codes, a
 members-only room refusing a stranger, and the configuration still there
-after a restart. The clients run on one asyncio loop inside the test."""
+after a restart; then the discussion history a newcomer asks for with
+aioxmpp's History, and the room's MAM archive paged with aioxmpp's RSM
+(aioxmpp 0.13 has no MAM service: the query and its results are XSOs
+declared here). The clients run on one asyncio loop inside the test."""
 
 import asyncio
 import signal
@@ -164,3 +167,111 @@ def test_room_with_aioxmpp(server):
     server.wait_exit()
     server.restart()
     asyncio.run(asyncio.wait_for(after_restart(server, room, owner), 60))
+
+
+def mam_xsos():
+    """XEP-0313 query, fin and result as aioxmpp XSOs (once per process)."""
+    import aioxmpp
+    import aioxmpp.misc
+    import aioxmpp.rsm.xso as rsm_xso
+    import aioxmpp.xso as xso
+    if hasattr(mam_xsos, "done"):
+        return mam_xsos.done
+    ns = "urn:xmpp:mam:2"
+
+    @aioxmpp.IQ.as_payload_class
+    class Query(xso.XSO):
+        TAG = (ns, "query")
+        queryid = xso.Attr("queryid", default=None)
+        rsm = xso.Child([rsm_xso.ResultSetMetadata])
+
+    @aioxmpp.IQ.as_payload_class
+    class Fin(xso.XSO):
+        TAG = (ns, "fin")
+        complete = xso.Attr("complete", type_=xso.Bool(), default=False)
+        rsm = xso.Child([rsm_xso.ResultSetMetadata])
+
+    class Result(xso.XSO):
+        TAG = (ns, "result")
+        queryid = xso.Attr("queryid", default=None)
+        id_ = xso.Attr("id")
+        forwarded = xso.Child([aioxmpp.misc.Forwarded])
+
+    aioxmpp.Message.xep0313_result = xso.Child([Result])
+    mam_xsos.done = Query
+    return Query
+
+
+async def mam_page(c, room, queryid, after=None, max_=2):
+    """One page of room's archive: ([(archive id, body)], fin)."""
+    import aioxmpp
+    import aioxmpp.dispatcher
+    import aioxmpp.rsm.xso as rsm
+    Query = mam_xsos()
+    got = []
+
+    def on_message(msg):
+        r = getattr(msg, "xep0313_result", None)
+        if r is not None and r.queryid == queryid:
+            got.append((r.id_, r.forwarded.stanza.body.any()))
+    disp = c.client.summon(aioxmpp.dispatcher.SimpleMessageDispatcher)
+    disp.register_callback(aioxmpp.MessageType.NORMAL, aioxmpp.JID.fromstr(room), on_message)
+    try:
+        q = Query()
+        q.queryid = queryid
+        q.rsm = rsm.ResultSetMetadata()
+        q.rsm.max_ = max_
+        if after is not None:
+            q.rsm.after = rsm.After()
+            q.rsm.after.value = after
+        iq = aioxmpp.IQ(type_=aioxmpp.IQType.SET, to=aioxmpp.JID.fromstr(room), payload=q)
+        fin = await c.client.send(iq)
+    finally:
+        disp.unregister_callback(aioxmpp.MessageType.NORMAL, aioxmpp.JID.fromstr(room))
+    return got, fin
+
+
+async def history_and_archive(server, room, owner_acct, guest_acct, reader_acct):
+    import aioxmpp
+    import aioxmpp.muc.xso
+
+    async with Client(server, owner_acct, "o") as o, Client(server, guest_acct, "g") as g, \
+            Client(server, reader_acct, "r") as r:
+        oroom = await o.join(room, "host")
+        await configure(o, room, enablelogging=True, roomname="Archived")
+        for i in range(5):
+            heard = signal_future(oroom.on_message,
+                                  lambda msg, member, source, n=i, **kw: msg.body.any() == "m%d" % n)
+            msg = aioxmpp.Message(type_=aioxmpp.MessageType.GROUPCHAT)
+            msg.body[None] = "m%d" % i
+            oroom.send_message(msg)
+            await asyncio.wait_for(heard, 10)
+        # history on entering: the last two, as aioxmpp's History asks
+        seen = []
+        r_, fut = g.muc.join(aioxmpp.JID.fromstr(room), "guest", autorejoin=False,
+                             history=aioxmpp.muc.xso.History(maxstanzas=2))
+        r_.on_message.connect(lambda msg, member, source, **kw: seen.append(msg.body.any()))
+        await asyncio.wait_for(fut, 10)
+        await until(lambda: len(seen) >= 2, "the history")
+        await until(lambda: r_.muc_subject is not None, "the subject after the history")
+        got = [str(b) for b in seen if b]
+        check(got == ["m3", "m4"], got)
+        # the archive, paged forwards two at a time by a client not in the room
+        pages, after = [], None
+        for n in range(4):
+            got, fin = await mam_page(r, room, "q%d" % n, after)
+            pages.append([body for _, body in got])
+            check(fin.rsm is not None and fin.rsm.first is not None or not got, fin)
+            if fin.complete:
+                break
+            after = fin.rsm.last.value
+            check(after == got[-1][0], (after, got))
+        check(pages == [["m0", "m1"], ["m2", "m3"], ["m4"]], pages)
+        check(fin.complete, "the last page says complete")
+
+
+@time_limit(120)
+def test_history_and_archive_with_aioxmpp(server):
+    room = room_jid("aioarch")
+    owner, guest, reader = (server.account(p) for p in ("aarch", "aguest", "areader"))
+    asyncio.run(asyncio.wait_for(history_and_archive(server, room, owner, guest, reader), 90))

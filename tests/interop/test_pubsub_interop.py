@@ -2,7 +2,8 @@
 (its xep_0060, xep_0163 and xep_0084 plugins; slixmpp has no xep_0402, so
 Bookmarks 2 goes through its xep_0060 with publish-options and is read
 back through its xep_0048 from private storage) and aioxmpp 0.13.3 (its
-PubSubClient). Each scenario runs in its own process
+PubSubClient: create, subscribe, publish with the event, items and
+max_items, retract with notify, unsubscribe, delete). Each scenario runs in its own process
 (tests/lib/pubsub_agent.py) and reports what the library saw."""
 
 import json
@@ -59,4 +60,9 @@ def test_aioxmpp_pubsub_component_and_pep(server):
     check(out["published_id"] == "first" and out["event"] == "first", repr(out))
     check(out["items"] == [["first", "hello"]], repr(out))
     check(out["subscriptions"] == ["aio"], repr(out))
+    check(out["newest_two"] == ["second", "third"], repr(out))
+    check(out["retract_event"] == "first", repr(out))
+    check(out["after_retract"] == ["second", "third"], repr(out))
+    check(out["subscriptions_after"] == [], repr(out))
+    check(out["deleted"] is True, repr(out))
     check(out["pep_items"] == [["current", "pep"]], repr(out))

@@ -168,6 +168,7 @@ async def slixmpp_pubsub(args, accounts):
 async def aioxmpp_pubsub(args, accounts):
     """aioxmpp's PubSubClient at the component and at an account (PEP)."""
     import aioxmpp
+    import aioxmpp.errors
     import aioxmpp.pubsub
     import aioxmpp.xso
     from xmpp_agent import hook_aioxmpp_sasl
@@ -208,6 +209,33 @@ async def aioxmpp_pubsub(args, accounts):
         out["items"] = [(i.id_, i.registered_payload.text) for i in items.payload.items]
         subs = await sps.get_subscriptions(svc)
         out["subscriptions"] = [s.node for s in subs.subscriptions]
+        # more items, the newest asked for with max_items; a retraction
+        # the subscriber hears of (notify), then no more events once
+        # unsubscribed; the node's deletion
+        for n in ("second", "third"):
+            entry.text = n
+            await ops.publish(svc, "aio", entry, id_=n)
+        items = await sps.get_items(svc, "aio", max_items=2)
+        out["newest_two"] = sorted(i.id_ for i in items.payload.items)
+        got_retract = asyncio.get_running_loop().create_future()
+
+        def retracted(jid, node, id_, **kw):
+            if not got_retract.done():
+                got_retract.set_result(id_)
+        sps.on_item_retracted.connect(retracted)
+        await ops.retract(svc, "aio", "first", notify=True)
+        out["retract_event"] = await bounded(got_retract)
+        items = await sps.get_items(svc, "aio")
+        out["after_retract"] = sorted(i.id_ for i in items.payload.items)
+        await sps.unsubscribe(svc, "aio")
+        subs = await sps.get_subscriptions(svc)
+        out["subscriptions_after"] = [s.node for s in subs.subscriptions]
+        await ops.delete(svc, "aio")
+        try:
+            await sps.get_items(svc, "aio")
+            out["deleted"] = False
+        except aioxmpp.errors.XMPPCancelError as e:
+            out["deleted"] = e.condition == aioxmpp.ErrorCondition.ITEM_NOT_FOUND
         # PEP: the account's own service, read by a stranger with access open
         owner_bare = owner.local_jid.bare()
         form = aioxmpp.forms.Data(aioxmpp.forms.DataType.SUBMIT)

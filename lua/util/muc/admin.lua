@@ -26,7 +26,7 @@ local NS_OWNER = "http://jabber.org/protocol/muc#owner"
 
 local AFF, ROLE = muc_room.AFFILIATIONS, muc_room.ROLES
 local ERROR_TYPE = { forbidden = "auth", ["not-allowed"] = "cancel", conflict = "cancel",
-	["item-not-found"] = "cancel" }
+	["item-not-found"] = "cancel", ["jid-malformed"] = "modify" }
 
 local M = {}
 
@@ -51,8 +51,13 @@ local function affiliation_list(ctx, event, room, actor_aff, want)
 	sort(list)
 	local r = st.reply(event.stanza):tag("query", { xmlns = NS_ADMIN })
 	for _, bare in ipairs(list) do
-		local occ = muc_room.occupant_by_bare(room, bare)
-		r:tag("item", { affiliation = want, jid = bare, nick = occ and occ.nick }):up()
+		-- the registered nick (XEP-0045 9.5), else the one in use
+		local nick = muc_room.reserved_nick(room, bare)
+		if not nick then
+			local occ = muc_room.occupant_by_bare(room, bare)
+			nick = occ and occ.nick
+		end
+		r:tag("item", { affiliation = want, jid = bare, nick = nick }):up()
 	end
 	return ctx.reply(event, r)
 end
@@ -91,7 +96,16 @@ local function read_item(room, item, actor, actor_aff)
 		end
 		local bare = item.attr.jid and jid.prep(item.attr.jid)
 		bare = bare and jid.bare(bare)
-		if not bare and nick and room.occupants[nick] then
+		local reserve -- a nick given with the JID is the one registered for it
+		if bare and nick and AFF[aff] >= AFF.member then
+			reserve = jid.resourceprep(nick)
+			local holder = reserve and muc_room.nick_holder(room, reserve)
+			if not reserve then
+				return nil, "jid-malformed", "that is not a nickname"
+			elseif holder and holder ~= bare then
+				return nil, "conflict", "another user registered that nickname"
+			end
+		elseif not bare and nick and room.occupants[nick] then
 			bare = room.occupants[nick].bare
 		end
 		if not bare then
@@ -101,7 +115,7 @@ local function read_item(room, item, actor, actor_aff)
 		if err then
 			return nil, err, "you may not change that affiliation"
 		end
-		return { bare = bare, affiliation = aff, reason = reason }
+		return { bare = bare, affiliation = aff, reason = reason, reserve = reserve }
 	elseif role then
 		if not ROLE[role] then
 			return nil, "bad-request", "no such role"
@@ -135,6 +149,11 @@ end
 
 local function apply_affiliation(ctx, room, a, actor)
 	room.affiliations[a.bare] = a.affiliation ~= "none" and a.affiliation or nil
+	if AFF[a.affiliation] < AFF.member then
+		muc_room.reserve(room, a.bare, nil) -- a registration is a membership
+	elseif a.reserve then
+		muc_room.reserve(room, a.bare, a.reserve)
+	end
 	ctx.save(room)
 	local extra = { actor = actor and actor.nick, reason = a.reason }
 	for _, occ in pairs(room.occupants) do
@@ -187,12 +206,19 @@ function M.admin(ctx, event, room, actor, actor_aff)
 	return fail(ctx, event, "bad-request", "ask for a role or an affiliation")
 end
 
+-- Sets bare's affiliation (and registered nick: reserve, or nil to keep
+-- it) as an admin's item would, telling the room; actor is an occupant
+-- or nil. The caller checked it may.
+function M.set_affiliation(ctx, room, bare, affiliation, reserve, actor)
+	apply_affiliation(ctx, room, { bare = bare, affiliation = affiliation, reserve = reserve }, actor)
+end
+
 -- --- owner ------------------------------------------------------------------------
 
 local function destroy(ctx, event, room, el)
 	local alt = el.attr.jid and jid.prep(el.attr.jid)
 	local how = { role = "none", destroy = { jid = alt, reason = el:get_child_text("reason") } }
-	room.affiliations = {}
+	room.affiliations, room.reserved, room.holders = {}, {}, {}
 	for _, occ in pairs(room.occupants) do
 		ctx.send_to_occupant(occ, muc_stanza.presence(room, occ,
 			st.presence({ type = "unavailable" }), false, nil, how))

@@ -14,7 +14,10 @@
 -- persistent, public, members_only, moderated, password (nil: none),
 -- whois ("moderators" or "anyone"), max_users (0: the service's cap),
 -- allow_invites, change_subject, history_length, allowpm ("anyone",
--- "participants", "moderators", "none"), logging, language.
+-- "participants", "moderators", "none"), logging, language,
+-- allow_register (users without an affiliation may register a nick and
+-- become members, XEP-0045 7.10), registered_only (entering needs a
+-- registered nick, and that nick).
 
 local st = require "util.stanza"
 local dataforms = require "util.dataforms"
@@ -24,6 +27,9 @@ local math_type, sort = math.type, table.sort
 
 local NS_CONFIG = "http://jabber.org/protocol/muc#roomconfig"
 local NS_INFO = "http://jabber.org/protocol/muc#roominfo"
+-- fields of our own (XEP-0045 lets a service add some; XEP-0068 wants
+-- them namespaced)
+local OWN = "{urn:xmpp:starling:muc}roomconfig_"
 
 local M = { xmlns = NS_CONFIG, info_xmlns = NS_INFO }
 
@@ -38,6 +44,7 @@ function M.defaults(opts)
 		change_subject = opts.change_subject,
 		history_length = opts.history_length,
 		allowpm = "anyone", logging = opts.logging,
+		allow_register = opts.allow_register, registered_only = opts.registered_only,
 	}
 end
 
@@ -94,6 +101,10 @@ local FIELDS = {
 		"Who may send private messages" },
 	{ "muc#roomconfig_enablelogging", "boolean", "logging", "boolean",
 		"Archive the room's messages (MAM)" },
+	{ OWN .. "allowregister", "boolean", "allow_register", "boolean",
+		"Anyone may register a nickname and so become a member" },
+	{ OWN .. "registerednicksonly", "boolean", "registered_only", "boolean",
+		"Only registered nicknames may enter (admins and owners excepted)" },
 }
 local BY_VAR = {}
 for _, f in ipairs(FIELDS) do

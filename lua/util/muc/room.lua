@@ -12,6 +12,8 @@
 --                the same nick
 --   history      the last config.history_length groupchat messages, each
 --                { stanza, when, chars }
+--   reserved     registered nicks (XEP-0045 7.10), by bare JID; holders
+--                is the same by nick (rebuilt, never stored)
 --
 -- A room is a plain table (module:shared keeps it across a reload; the
 -- functions live here, not in metatables).
@@ -29,7 +31,7 @@ function M.new(room_jid, config, salt)
 	return {
 		jid = room_jid, config = config, affiliations = {}, occupants = {},
 		by_jid = {}, count = 0, locked = false, subject = nil,
-		subject_from = nil, history = {}, salt = salt,
+		subject_from = nil, history = {}, salt = salt, reserved = {}, holders = {},
 	}
 end
 
@@ -38,7 +40,7 @@ function M.saved(room)
 	return {
 		config = room.config, affiliations = room.affiliations,
 		subject = room.subject, subject_from = room.subject_from,
-		salt = room.salt,
+		salt = room.salt, reserved = room.reserved,
 	}
 end
 
@@ -46,7 +48,44 @@ function M.from_saved(room_jid, data)
 	local room = M.new(room_jid, data.config, data.salt)
 	room.affiliations = data.affiliations or {}
 	room.subject, room.subject_from = data.subject, data.subject_from
+	for bare, nick in pairs(data.reserved or {}) do
+		M.reserve(room, bare, nick)
+	end
 	return room
+end
+
+-- --- registered nicks (XEP-0045 7.10) -----------------------------------------
+
+-- A room kept across a reload from before registrations gets its tables.
+local function reservations(room)
+	if not room.reserved then
+		room.reserved, room.holders = {}, {}
+	end
+	return room.reserved, room.holders
+end
+
+function M.reserved_nick(room, bare)
+	return (reservations(room))[bare]
+end
+
+-- The bare JID that registered nick, or nil.
+function M.nick_holder(room, nick)
+	local _, holders = reservations(room)
+	return holders[nick]
+end
+
+-- Reserves nick for bare (nil: drops bare's reservation). The caller
+-- checked that nobody else holds nick.
+function M.reserve(room, bare, nick)
+	local reserved, holders = reservations(room)
+	local old = reserved[bare]
+	if old then
+		holders[old] = nil
+	end
+	reserved[bare] = nick
+	if nick then
+		holders[nick] = bare
+	end
 end
 
 function M.affiliation(room, bare)
