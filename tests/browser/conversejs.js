@@ -50,11 +50,15 @@ function say(line) {
 // messages (it registers its handlers at presencesInitialized, after the
 // roster) and has its own status (initial presence).
 const PLUGIN = "converse.plugins.add('starling-test', { initialize() {" +
-  " const { api } = this._converse;" +
+  " const { api } = this._converse; window.__starling_api = api;" +
   " api.listen.on('connected', async () => {" +
   " await api.waitUntil('presencesInitialized');" +
   " await api.waitUntil('statusInitialized');" +
-  " window.__starling_jid = api.connection.get().jid; }); } });";
+  // the server's echo of the initial presence: the session is available
+  " api.listen.stanza('presence', {}, (p) => {" +
+  " const me = api.connection.get().jid;" +
+  " if (p.getAttribute('from') === me) window.__starling_jid = me;" +
+  " return true; }); }); } });";
 
 function page_html() {
   const settings = {
@@ -139,6 +143,11 @@ async function dump() {
         .map((e) => e.tagName + ' jid=' + e.getAttribute('jid') + ': ' +
              e.innerText.slice(0, 300)));
     process.stderr.write('chats: ' + JSON.stringify(chats) + '\n');
+    const models = await current_page.evaluate(async () =>
+      (await window.__starling_api.chats.get()).map((c) => c.get('jid') +
+        ' hidden=' + c.get('hidden') + ' minimized=' + c.get('minimized') +
+        ' messages=' + c.messages.length));
+    process.stderr.write('models: ' + JSON.stringify(models) + '\n');
   } catch (e) {
     process.stderr.write('no dump: ' + e + '\n');
   }

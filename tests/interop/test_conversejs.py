@@ -116,7 +116,7 @@ def test_conversejs_logs_in_over_websocket_and_chats(ctx, server):
     bound = page.said("LOGGED_IN", timeout=40)
     check(bound.startswith(web.jid + "/"), "Converse.js bound %r" % bound)
 
-    peer.send(bound, "Hello from slixmpp, Converse!")
+    peer.send(web.jid, "Hello from slixmpp, Converse!")
     page.tell("EXPECT Hello from slixmpp, Converse!")
     check(page.said("GOT") == "Hello from slixmpp, Converse!", "message in the page")
 
