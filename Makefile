@@ -45,7 +45,7 @@ TEST_DEPS := python3 python3-slixmpp python3-aioxmpp python3-nbxmpp python3-open
 	lua-unbound ejabberd python3-websockets python3-prometheus-client \
 	biboumi ngircd debhelper dpkg-dev fakeroot lintian systemd \
 	nodejs libjs-strophe node-xmldom \
-	python3-aiohttp coturn
+	python3-aiohttp coturn npm chromium
 
 # core/*.c (start-up, server settings, admin socket) is the "server" layer.
 LAYER_LIBS := $(foreach l,server $(notdir $(LAYERS)),$(BUILD)/lib/lib$(l).a)
@@ -146,11 +146,17 @@ run: deps
 	@mkdir -p data
 	exec $(BUILD)/starling -c example.cfg
 
-test: test-deps
+# Converse.js and playwright-core for tests/browser, at the versions of its
+# package-lock.json (tests/interop/test_conversejs.py drives chromium).
+browser-deps: tests/browser/node_modules/.package-lock.json
+tests/browser/node_modules/.package-lock.json: tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund
+
+test: test-deps browser-deps
 	$(MAKE) all unit
 	$(PYTHON) tests/run.py --build $(BUILD)
 
-test-asan: test-deps
+test-asan: test-deps browser-deps
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g" \
 		SANFLAGS="-fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 		all unit
@@ -192,4 +198,4 @@ clean:
 -include bench/bench.mk
 -include tests/fuzz/fuzz.mk
 
-.PHONY: all unit deps test-deps run test test-asan test-tsan install deb clean
+.PHONY: all unit deps test-deps browser-deps run test test-asan test-tsan install deb clean
