@@ -72,6 +72,8 @@ function serve(port, pages, mounts) {
       }
       res.writeHead(200, {
         'Content-Type': TYPES[path.extname(file)] || 'application/octet-stream',
+        // a reload asks again (strophe_bosh.js holds that request)
+        'Cache-Control': 'no-store',
       });
       res.end(data);
     });
