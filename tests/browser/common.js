@@ -104,6 +104,10 @@ async function launch(log) {
            '--no-first-run', '--disable-sync'],
   });
   const context = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+  // Note: with request interception on, playwright answers a CORS
+  // preflight (OPTIONS) itself; the page's actual cross-origin requests
+  // (upload PUT, BOSH POST) still need Starling's CORS headers, and
+  // Starling's preflight answers are tested in tests/conversation.
   await context.route('**/*', (route) => {
     const url = route.request().url();
     if (loopback(url)) return route.continue();
@@ -156,12 +160,14 @@ function run(dir, log, main) {
 }
 
 // The commands of the test, one a line: handler(cmd, text) for each until
-// QUIT or the end of stdin.
+// QUIT or the end of stdin; ABORT fails the run (run() keeps failure.png).
 async function commands(handler) {
   const lines = readline.createInterface({ input: process.stdin });
   for await (const line of lines) {
     const [cmd, ...rest] = line.split(' ');
     if (cmd === 'QUIT') break;
+    // the test failed on its side: leave the screenshot and the log
+    if (cmd === 'ABORT') throw new Error('the test failed (ABORT)');
     await handler(cmd, rest.join(' '));
   }
 }

@@ -98,6 +98,14 @@ class Page:
         return self.proc.wait(timeout_value(20))
 
     def close(self):
+        """Cleanup: a driver still running when the test ended (it failed
+        on its side) is asked to keep failure.png first."""
+        if self.proc.poll() is None:
+            try:
+                self.tell("ABORT")
+                self.proc.wait(timeout_value(10))
+            except (OSError, subprocess.TimeoutExpired):
+                pass
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
