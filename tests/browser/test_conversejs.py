@@ -77,7 +77,7 @@ def test_conversejs_chats_and_uploads_an_image_over_websocket(ctx, server):
     web, slix = server.account("web"), server.account("slix")
     contacts(server, web, slix)
     peer = Agent("slixmpp", server, slix, resource="desk")
-    peer_jid = peer.ready()
+    peer.ready()
     kept = artifacts(server.build_dir, "conversejs")
 
     page = Page(ctx, "conversejs.js",
