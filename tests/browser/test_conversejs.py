@@ -22,7 +22,7 @@ import zlib
 
 from agents import Agent
 from browser import Page, artifacts, need_browser
-from harness import check, fixture, time_limit
+from harness import check, fixture, note, time_limit
 from seed import ROSTER_SEED, roster_item
 from server import free_port
 from wsclient import wait_for_port
@@ -116,7 +116,7 @@ def test_conversejs_chats_and_uploads_an_image_over_websocket(ctx, server):
     shot = page.said("SCREENSHOT")
     with open(shot, "rb") as f:
         check(f.read(8) == b"\x89PNG\r\n\x1a\n", "the screenshot is a PNG")
-    print("screenshot of the conversation: %s" % shot)
+    note("screenshot of the conversation: %s" % shot)
     check(page.quit() == 0, "driver exit status")
     # Refused, not sent: Converse.js's login form shows its sponsors' logos
     # from conversejs.org. The chat above worked without them.
