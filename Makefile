@@ -45,7 +45,7 @@ TEST_DEPS := python3 python3-slixmpp python3-aioxmpp python3-nbxmpp python3-open
 	lua-unbound ejabberd python3-websockets python3-prometheus-client \
 	biboumi ngircd debhelper dpkg-dev fakeroot lintian systemd \
 	nodejs libjs-strophe node-xmldom \
-	python3-aiohttp coturn
+	python3-aiohttp coturn chromium
 
 # core/*.c (start-up, server settings, admin socket) is the "server" layer.
 LAYER_LIBS := $(foreach l,server $(notdir $(LAYERS)),$(BUILD)/lib/lib$(l).a)
@@ -146,11 +146,26 @@ run: deps
 	@mkdir -p data
 	exec $(BUILD)/starling -c example.cfg
 
+# playwright-core, Converse.js and strophe.js for tests/browser (chromium
+# itself is in TEST_DEPS), at the versions of its package-lock.json: npm ci
+# runs when node_modules is missing or older than the lock file. npm is
+# Debian's package unless nodejs brought its own (NodeSource's does; it
+# conflicts with Debian's npm).
+BROWSER_MODULES := tests/browser/node_modules/.package-lock.json
+browser-deps: $(BROWSER_MODULES)
+$(BROWSER_MODULES): tests/browser/package-lock.json
+	@command -v npm >/dev/null 2>&1 || $(MAKE) --no-print-directory npm-package
+	cd tests/browser && npm ci --no-audit --no-fund
+	@touch $@
+npm-package:
+	$(call need_pkgs,npm)
+
 test: test-deps
-	$(MAKE) all unit
+	$(MAKE) browser-deps all unit
 	$(PYTHON) tests/run.py --build $(BUILD)
 
 test-asan: test-deps
+	$(MAKE) browser-deps
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g" \
 		SANFLAGS="-fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 		all unit
@@ -192,4 +207,4 @@ clean:
 -include bench/bench.mk
 -include tests/fuzz/fuzz.mk
 
-.PHONY: all unit deps test-deps run test test-asan test-tsan install deb clean
+.PHONY: all unit deps test-deps browser-deps npm-package run test test-asan test-tsan install deb clean

@@ -408,9 +408,15 @@ local function get(event, rest)
 	return true
 end
 
+-- Web clients PUT and GET from their page's origin (Converse.js on its own
+-- site), so cross-origin requests are allowed, as in Prosody; the slot's
+-- secret URL is the authority, not the Origin. http_cors_override
+-- ["file_share"] narrows it.
 module:provides("http", {
 	name = "file_share",
 	default_path = "/file_share",
+	cors = { enabled = true, methods = { "GET", "HEAD", "PUT", "OPTIONS" },
+		headers = { "Content-Type", "Authorization" } },
 	route = {
 		["PUT /*"] = { head = put_head, handler = put },
 		["GET /*"] = get,

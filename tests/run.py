@@ -10,6 +10,7 @@ Runs, in this order:
   lint/luacheck      luacheck on lua/ and modules/, when .luacheckrc exists
   conversation/...   every test_* function of tests/conversation/test_*.py
   interop/...        and of tests/interop/test_*.py
+  browser/...        and of tests/browser/test_*.py (chromium, make browser-deps)
 
 Each test file runs in its own worker process (up to -j at once); each test
 has a time limit. One line per test (PASS/FAIL, name, time), details after
@@ -43,7 +44,7 @@ sys.dont_write_bytecode = True
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIB = os.path.join(ROOT, "tests", "lib")
-TEST_DIRS = ("conversation", "interop")
+TEST_DIRS = ("conversation", "interop", "browser")
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                       "runtime error:", "WARNING: ThreadSanitizer",
                       "ERROR: ThreadSanitizer")

@@ -309,10 +309,14 @@ static struct http_route *lookup(const struct http_request *req, const char **re
 	for (size_t i = 0; i < 3 && !r; i++)
 		if (hosts[i])
 			r = find(hosts[i], req, rest, other);
-	if (!r && !*other) {	/* the first host that has the path */
-		for (struct http_route *x = routes; x && !r; x = x->next) {
+	/* The first host that has the path; a CORS preflight (OPTIONS) finds
+	 * it with any method, as the request it asks for would. */
+	bool asks = strcmp(req->method, "OPTIONS") == 0;
+	if (!r && !*other) {
+		for (struct http_route *x = routes; x && !r && !*other; x = x->next) {
 			const char *rr = NULL;
-			if (path_score(x, req->path, &rr) && method_ok(x, req->method))
+			if (path_score(x, req->path, &rr) &&
+			    (asks || method_ok(x, req->method)))
 				r = find(x->host, req, rest, other);
 		}
 	}

@@ -396,3 +396,38 @@ def test_urls_from_http_host_and_the_http_port(ctx):
     check(get.startswith("http://127.0.0.1:%d/file_share/" % port), get)
     check(request("PUT", put, b"hi", dict(headers, **{"Content-Type": "text/plain"}))[0] == 201, "PUT")
     check(request("GET", get)[2] == b"hi", "GET")
+
+
+def test_web_clients_upload_from_their_own_origin(ctx, server):
+    """A web client (Converse.js on its own site) PUTs and GETs across
+    origins: the preflight allows PUT with the slot's Authorization
+    header, the answers name the Origin (as Prosody's share does);
+    http_cors_override["file_share"] turns it off."""
+    c = server.login("webup")
+    site = "http://127.0.0.1:%d" % free_port()
+    data = b"\x89PNG\r\n\x1a\n" + os.urandom(2000)
+    put, headers, get = slot(c, "from the web.png", len(data), "image/png")
+    status, h, _ = request("OPTIONS", put, headers={
+        "Origin": site, "Access-Control-Request-Method": "PUT",
+        "Access-Control-Request-Headers": "authorization,content-type"})
+    check(status == 204 and h.get("access-control-allow-origin") == site, (status, h))
+    check("PUT" in h.get("access-control-allow-methods", "").split(", "), repr(h))
+    allowed = h.get("access-control-allow-headers", "").lower().split(", ")
+    check("authorization" in allowed and "content-type" in allowed, repr(h))
+    status, h, _ = request("PUT", put, data, dict(headers, **{
+        "Content-Type": "image/png", "Origin": site}))
+    check(status == 201 and h.get("access-control-allow-origin") == site, (status, h))
+    status, h, body = request("GET", get, headers={"Origin": site})
+    check(status == 200 and body == data, "GET %d" % status)
+    check(h.get("access-control-allow-origin") == site, repr(h))
+
+    closed_srv = start(ctx, http_opts={
+        "http_cors_override": {"file_share": {"enabled": False}}})
+    c2 = closed_srv.login("webup")
+    put, headers, get = slot(c2, "same origin only.png", len(data), "image/png")
+    status, h, _ = request("OPTIONS", put, headers={
+        "Origin": site, "Access-Control-Request-Method": "PUT"})
+    check("access-control-allow-origin" not in h, "override ignored: %r" % h)
+    status, h, _ = request("PUT", put, data, dict(headers, **{
+        "Content-Type": "image/png", "Origin": site}))
+    check(status == 201 and "access-control-allow-origin" not in h, (status, h))

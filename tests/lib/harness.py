@@ -86,6 +86,7 @@ class Scope:
         self.servers = []
         self.clients = []
         self.cleanups = []
+        self.notes = []         # note(): shown on the test's PASS line
 
     def server(self, start=True, **kw):
         """Start a Server (see server.Server for the arguments)."""
@@ -128,6 +129,13 @@ server_mod.CLIENT_CREATED.append(_track_client)
 
 def current_scope():
     return _current
+
+
+def note(text):
+    """A word shown after the running test's PASS/FAIL line (e.g. where
+    an artifact it kept is)."""
+    if _current is not None:
+        _current.notes.append(text)
 
 
 # ------------------------------------------------------------ helpers
@@ -328,6 +336,7 @@ class FileRun:
             details = "\n".join(parts)
         record = {"name": name, "ok": error is None,
                   "time": time.monotonic() - t0, "details": details}
+        note = "; ".join(([note] if note else []) + scope.notes)
         if note:
             record["note"] = note
         self.emit(record)
