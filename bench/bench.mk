@@ -1,6 +1,7 @@
 # bench/bench.mk - the load generator and the side-by-side benchmark.
 # Included from the top Makefile (which sets CC, BUILD and PYTHON).
 #   make build/loadgen   the load generator (bench/loadgen/*.c)
+#   make build/nullserver  the null server of bench/perf25.py (bench/nullserver.c)
 #   make bench           build everything, run bench/run.py, append to
 #                        bench/RESULTS.md (BENCH_ARGS passes options on)
 #   make loadgen-test    the generator's own checks (bench/selftest.sh)
@@ -20,6 +21,12 @@ $(BUILD)/obj/bench/loadgen/%.o: bench/loadgen/%.c bench/loadgen/lg.h
 
 $(BUILD)/loadgen: $(LOADGEN_OBJ)
 	$(CC) $(LOADGEN_CFLAGS) -o $@ $^ $(LOADGEN_LIBS)
+
+# The generator's latency floor (bench/perf25.py): a server that does
+# nothing but canned logins and forwarding bytes.
+$(BUILD)/nullserver: bench/nullserver.c
+	@mkdir -p $(dir $@)
+	$(CC) $(LOADGEN_CFLAGS) -o $@ $<
 
 # A server that does not build is skipped by run.py (and said so), not fatal.
 bench: deps

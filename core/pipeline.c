@@ -1,5 +1,6 @@
 /* pipeline.c - the end of every loop iteration (see pipeline.h). */
 #include "pipeline.h"
+#include "bridge.h"
 #include "bosh.h"
 #include "config.h"
 #include "conn.h"
@@ -99,6 +100,7 @@ static void commit(void)
 static void on_burst_trim(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	xs_trim();
+	lx_alloc_trim();
 	malloc_trim(0);
 }
 

@@ -42,11 +42,25 @@ local function copy(direction, stanza, bare, to)
 	return c
 end
 
--- Copies to the account's carbons-enabled sessions other than `skip`
--- (a set of sessions that get the message itself).
-local function send_copies(direction, stanza, bare, skip)
+-- The account's sessions that enabled carbons, or nil when none did: one
+-- look at the account's sessions, and nothing more for a message whose
+-- account has no carbons-enabled session (most of them).
+local function enabled_sessions(bare)
+	local list
 	for _, s in ipairs(core.sessions(bare)) do
-		if s.want_carbons and not skip[s] then
+		if s.want_carbons then
+			list = list or {}
+			list[#list + 1] = s
+		end
+	end
+	return list
+end
+
+-- Copies to the sessions of `enabled` not in `skip` (a set of sessions
+-- that get the message itself).
+local function send_copies(direction, stanza, bare, enabled, skip)
+	for _, s in ipairs(enabled) do
+		if not skip[s] then
 			s:send(copy(direction, stanza, bare, s.full_jid))
 		end
 	end
@@ -55,8 +69,13 @@ end
 -- A message from one of the account's resources.
 local function outgoing(event)
 	local origin, stanza = event.origin, event.stanza
-	if origin and origin.bare_jid and eligible(stanza) then
-		send_copies("sent", stanza, origin.bare_jid, { [origin] = true })
+	local bare = origin and origin.bare_jid
+	if not bare then
+		return
+	end
+	local enabled = enabled_sessions(bare)
+	if enabled and eligible(stanza) then
+		send_copies("sent", stanza, bare, enabled, { [origin] = true })
 	end
 end
 
@@ -64,15 +83,16 @@ end
 -- get the message itself.
 local function incoming(event)
 	local stanza = event.stanza
-	if not eligible(stanza) then
-		return
-	end
 	local to = stanza.attr.to
 	local node, host, resource = jid.split(to)
 	if not node or not core.is_local_host(host) then
 		return
 	end
 	local bare = node .. "@" .. host
+	local enabled = enabled_sessions(bare)
+	if not enabled or not eligible(stanza) then
+		return
+	end
 	local skip = {}
 	if resource then
 		local target = core.session(to)
@@ -89,7 +109,7 @@ local function incoming(event)
 			skip[s] = true
 		end
 	end
-	send_copies("received", stanza, bare, skip)
+	send_copies("received", stanza, bare, enabled, skip)
 end
 
 local function toggle(event)

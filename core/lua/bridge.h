@@ -35,6 +35,9 @@ void lx_reload(void);
 /* Lua's collector: incremental, or generational (the garbage of each
  * stanza dies young and is collected without walking the whole heap). */
 void lx_gc_mode(bool incremental);
+/* Gives the small blocks the Lua allocator keeps for reuse back to malloc
+ * (lx_alloc.c); run before malloc_trim. */
+void lx_alloc_trim(void);
 
 /* The admin socket's commands (admin.h): lua/starling/admin.lua carries
  * them out, with a shell state per connection (lx_admin_cmd.c). */

@@ -4,6 +4,7 @@
 #include "lx_session.h"
 #include "lx_csi.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 static lua_State *state;
@@ -89,12 +90,25 @@ static void preload(lua_State *L, const char *name, lua_CFunction fn)
 	lua_pop(L, 1);
 }
 
+/* As lauxlib's: an error outside any protected call is fatal. */
+static int on_panic(lua_State *L)
+{
+	const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+
+	fprintf(stderr, "PANIC: unprotected error in call to Lua API (%s)\n",
+		msg ? msg : "error object is not a string");
+	return 0;	/* Lua aborts */
+}
+
 int lx_init(const char *lua_dir)
 {
-	lua_State *L = luaL_newstate();
+	/* luaL_newstate with lx_alloc.c's allocator (warnings stay off, as
+	 * luaL_newstate leaves them) */
+	lua_State *L = lua_newstate(lx_alloc, NULL);
 
 	if (!L)
 		return -1;
+	lua_atpanic(L, on_panic);
 	state = L;
 	luaL_openlibs(L);
 	lua_getglobal(L, "package");
@@ -118,6 +132,7 @@ void lx_close(void)
 	if (state)
 		lua_close(state);
 	state = NULL;
+	lx_alloc_trim();
 }
 
 /* Calls function fn of the module required as name (no arguments). */

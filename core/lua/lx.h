@@ -25,6 +25,8 @@
 #include "stanza.h"
 
 lua_State *lx_state(void);
+/* The state's lua_Alloc (lx_alloc.c): small blocks kept for reuse. */
+void *lx_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 
 /* Userdata types named by a static char array: the metatable is kept in
  * the registry under the array's address as well as under the name, so
