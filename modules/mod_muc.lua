@@ -457,10 +457,17 @@ local function archive_message(room, m, nick)
 	return sid
 end
 
+-- m to every session of every occupant: one copy routed to each in C
+-- (core.fanout), through the recipient's own delivery chain.
 local function broadcast_message(room, m)
+	local list, n = {}, 0
 	for _, o in pairs(room.occupants) do
-		send_to_occupant(o, m)
+		for full in pairs(o.sessions) do
+			n = n + 1
+			list[n] = full
+		end
 	end
+	core.fanout(m, list)
 end
 
 local function groupchat(event, room, occ)
