@@ -112,6 +112,17 @@ max_fsm_queue: 1000000
 """)
         self._chown()
 
+    def start(self):
+        # On a loaded machine ejabberd (Erlang, mnesia) may take longer
+        # than run.py's 30 s to listen: wait up to 180 s.
+        wait = bench_run.wait_port
+        bench_run.wait_port = lambda port, proc, timeout=30.0, host="127.0.0.1": \
+            wait(port, proc, 180.0, host)
+        try:
+            super().start()
+        finally:
+            bench_run.wait_port = wait
+
 
 class Conn:
     """One logged-in client; counts what it receives by patterns."""

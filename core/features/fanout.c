@@ -69,6 +69,70 @@ static struct st_attr *to_attr(struct st_doc *d)
 	return to_attr(d);
 }
 
+/* The copy being routed now (fanout_route), so that fanout_deliver_full
+ * recognizes it and writes it from its bytes without 'to' (tail: what
+ * follows "<message" when 'to' comes first), made once per copy. */
+struct copy {
+	const struct st_node *node;
+	struct shape sh;
+	bool watch;
+	bool have_tail;
+	struct sbuf tail;
+	struct copy *outer;		/* a fan-out from a handler of another */
+};
+
+static struct copy *current;
+static struct sbuf bytes;		/* one delivery's, reused */
+
+static void copy_start(struct copy *c, struct st_doc *d)
+{
+	c->node = d->root;
+	c->watch = shape_take(&c->sh, d->root);
+	c->have_tail = false;
+}
+
+/* Serializes the copy without its 'to': "<message" then the tail. */
+static void make_tail(struct copy *c, struct st_node *n)
+{
+	struct st_attr **pp, *to;
+
+	for (pp = &n->attrs; (to = *pp); pp = &to->next)
+		if (strcmp(to->name, "to") == 0)
+			break;
+	if (to)
+		*pp = to->next;
+	sbuf_reset(&c->tail);
+	st_serialize(n, NS_CLIENT, &c->tail);
+	if (to)
+		*pp = to;
+	c->have_tail = true;
+}
+
+/* The bytes of n for session_send_known(), or NULL when n is not the
+ * copy under way as it was (a handler changed it). */
+static const char *known_bytes(struct st_node *n, const char *to, size_t *len)
+{
+	struct copy *c = current;
+	size_t skip;
+
+	if (!c || c->node != n || !c->watch || !shape_same(&c->sh, n))
+		return NULL;
+	if (!c->have_tail)
+		make_tail(c, n);
+	skip = 1 + strlen(n->name);	/* "<message" */
+	if (c->tail.len < skip)
+		return NULL;
+	sbuf_reset(&bytes);
+	sbuf_addc(&bytes, '<');
+	sbuf_adds(&bytes, n->name);
+	sbuf_adds(&bytes, " to='");
+	xml_escape(&bytes, to, strlen(to));
+	sbuf_addc(&bytes, '\'');
+	sbuf_add(&bytes, c->tail.p + skip, c->tail.len - skip);
+	*len = bytes.len;
+	return bytes.p;
+}
+
 /* A copy someone kept: its 'to' must not point at the caller's string. */
 static void let_go(struct st_doc *d, const char *borrowed)
 {
@@ -81,25 +145,29 @@ static void let_go(struct st_doc *d, const char *borrowed)
 size_t fanout_route(const struct st_node *msg, const char *const *to, size_t n)
 {
 	struct st_doc *d = NULL;
-	struct shape sh;
-	bool watch = false;
+	struct copy c = { .outer = current };
 	size_t copies = 0;
 
+	sbuf_init(&c.tail);
+	current = &c;
 	for (size_t i = 0; i < n; i++) {
 		if (!d) {
 			d = st_clone(msg);
 			copies++;
-			watch = shape_take(&sh, d->root);
+			copy_start(&c, d);
 		}
 		to_attr(d)->value = to[i];
 		route_stanza(d, d->root, NULL);
-		if (d->refs > 1 || !watch || !shape_same(&sh, d->root)) {
+		if (d->refs > 1 || !c.watch || !shape_same(&c.sh, d->root)) {
 			let_go(d, to[i]);
 			d = NULL;
+			c.node = NULL;
 		}
 	}
 	if (d)
 		st_doc_unref(d);
+	current = c.outer;
+	sbuf_free(&c.tail);
 	return copies;
 }
 
@@ -109,9 +177,16 @@ int fanout_deliver_full(struct event *ev, const struct hook_handler *h)
 	const char *to = m ? st_attr_get(m, "to") : NULL;
 	struct session *s = to ? route_find_full(to) : NULL;
 
+	const char *data;
+	size_t len;
+
 	(void)h;
 	if (!s || (s->flags & (SESS_F_CLOSING | SESS_F_DEAD)))
 		return HOOK_PASS;
-	session_send(s, m);
+	data = s->framing ? NULL : known_bytes(m, to, &len);
+	if (data)
+		session_send_known(s, m, data, len);
+	else
+		session_send(s, m);
 	return HOOK_STOP;
 }
