@@ -29,7 +29,6 @@ import asyncio
 import base64
 import os
 import re
-import signal
 import sys
 import tempfile
 import time
@@ -112,45 +111,6 @@ class MucEjabberd(bench_run.Ejabberd):
 max_fsm_queue: 1000000
 """)
         self._chown()
-
-    @property
-    def pid(self):
-        """The Erlang VM's (beam.smp): the process `erl` starts is not it,
-        and CPU time must be read from the VM."""
-        if self.proc and not getattr(self, "_beam", 0):
-            self._beam = self.find_beam()
-        return getattr(self, "_beam", 0) or (self.proc.pid if self.proc else 0)
-
-    def find_beam(self):
-        mine = self.dir.encode()
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                with open("/proc/%s/cmdline" % d, "rb") as f:
-                    argv = f.read().split(b"\0")
-            except OSError:
-                continue
-            if argv and argv[0].endswith(b"beam.smp") and any(mine in x for x in argv):
-                return int(d)
-        return 0
-
-    def stop(self):
-        beam = self.pid if self.proc else 0
-        super().stop()
-        if beam and beam != getattr(self.proc, "pid", None):
-            try:
-                os.kill(beam, signal.SIGTERM)
-                for _ in range(150):
-                    with open("/proc/%d/stat" % beam) as f:
-                        if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                            break
-                    time.sleep(0.1)
-                else:
-                    os.kill(beam, signal.SIGKILL)
-            except OSError:
-                pass  # gone
-        self._beam = 0
 
     def start(self):
         # On a loaded machine ejabberd (Erlang, mnesia) may take longer
@@ -313,7 +273,8 @@ def bench(cls, work, cert, a, **kw):
     server = cls(work, cert, **kw)
     server.create_accounts("m", 1, a.occupants)
     server.create_accounts("j", 1, 1)
-    server.start()
+    if not server.alive():  # ejabberd's accounts are made through it, running
+        server.start()
     try:
         time.sleep(1)
         out = {"server": server.name, "version": server.version}
