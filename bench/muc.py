@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-"""Multi-User Chat side by side: Starling's mod_muc and Prosody's.
+"""Multi-User Chat side by side: Starling's mod_muc, Prosody's and ejabberd's.
 
     python3 bench/muc.py [--occupants 100] [--talkers 10] [--messages 100]
-                         [--rooms 1000] [--only starling,prosody]
+                         [--rooms 1000] [--only starling,prosody,ejabberd]
 
 Three figures per server, each from the server's own CPU time
 (/proc/PID/stat, user + system) and resident memory (VmRSS):
@@ -19,9 +19,9 @@ Three figures per server, each from the server's own CPU time
 
 The clients are Python (asyncio, plain TCP, SCRAM-SHA-256), in this process:
 they count stanzas without parsing them, so that the servers, not the
-clients, set the pace; both servers are driven the same way. ejabberd is
-not run here (its mod_muc needs a YAML config of its own; bench/run.py's
-ejabberd class knows only the IM modules).
+clients, set the pace; every server is driven the same way. ejabberd
+runs with bench/run.py's config and a mod_muc section (MucEjabberd says
+what is set and why).
 """
 
 import argparse
@@ -74,6 +74,54 @@ class MucProsody(bench_run.Prosody):
             f.write('\nComponent "%s" "muc"\n    muc_room_locking = false\n'
                     '    muc_max_occupants = 100000\n' % SERVICE)
         self._chown()
+
+
+class MucEjabberd(bench_run.Ejabberd):
+    """Debian's ejabberd with its mod_muc on conference.localhost. Nothing
+    that would refuse or slow the bench: no per-user or per-room shapers
+    (user_message_shaper, user_presence_shaper, room_shaper: none, the
+    defaults, written out), no minimum interval between a user's messages
+    or presences, no cap on rooms per user (max_user_conferences) or
+    occupants (max_users, and max_users_presence, above which ejabberd
+    stops broadcasting presence); history_size 20 as the others' default.
+    max_fsm_queue (a c2s session's or room's queue of stanzas not yet
+    handled, default 10,000, over which it is closed) is raised so a
+    burst never ends a session; the c2s listeners have shaper none
+    (bench/run.py)."""
+
+    def write_config(self, mam=False):
+        super().write_config(mam)
+        with open(self.cfg, "a") as f:
+            f.write(f"""  mod_muc:
+    hosts:
+      - {SERVICE}
+    access_create: all
+    history_size: 20
+    max_users: 100000
+    max_users_presence: 100000
+    max_user_conferences: 1000000
+    user_message_shaper: none
+    user_presence_shaper: none
+    room_shaper: none
+    min_message_interval: 0
+    min_presence_interval: 0
+    default_room_options:
+      max_users: 100000
+      mam: false
+max_fsm_queue: 1000000
+""")
+        self._chown()
+
+    def start(self):
+        # On a loaded machine ejabberd (Erlang, mnesia) may take longer
+        # than run.py's 30 s to listen: wait up to 180 s.
+        wait = bench_run.wait_port
+        bench_run.wait_port = lambda port, proc, timeout=30.0, host="127.0.0.1": \
+            wait(port, proc, 180.0, host)
+        try:
+            super().start()
+        finally:
+            bench_run.wait_port = wait
 
 
 class Conn:
@@ -225,7 +273,8 @@ def bench(cls, work, cert, a, **kw):
     server = cls(work, cert, **kw)
     server.create_accounts("m", 1, a.occupants)
     server.create_accounts("j", 1, 1)
-    server.start()
+    if not server.alive():  # ejabberd's accounts are made through it, running
+        server.start()
     try:
         time.sleep(1)
         out = {"server": server.name, "version": server.version}
@@ -237,40 +286,85 @@ def bench(cls, work, cert, a, **kw):
         server.stop()
 
 
+def median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def summary(runs):
+    """One row per server: the medians of its runs."""
+    f = [r["fanout"] for r in runs]
+    j = [r["joins"] for r in runs]
+    return {
+        "version": runs[0]["version"],
+        "runs": len(runs),
+        "deliveries_per_cpu_s": median([x["deliveries_per_cpu_s"] for x in f if x["complete"]]),
+        "fanout_cpu_s": median([x["cpu_s"] for x in f if x["complete"]]),
+        "joins_per_cpu_s": median([x["joins_per_cpu_s"] for x in j if x["complete"]]),
+        "joins_per_s": median([x["joins_per_s"] for x in j if x["complete"]]),
+        "kib_per_idle_room": median([x["kib_per_idle_room"] for x in j if x["complete"]]),
+        "incomplete": sum(1 for x in f + j if not x["complete"]),
+    }
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--occupants", type=int, default=100)
     p.add_argument("--talkers", type=int, default=10)
     p.add_argument("--messages", type=int, default=100)
     p.add_argument("--rooms", type=int, default=1000)
+    p.add_argument("--runs", type=int, default=1,
+                   help="runs per server, the servers taking turns; medians are shown")
     p.add_argument("--build", default="build")
-    p.add_argument("--only", default="starling,prosody")
+    p.add_argument("--only", default="starling,prosody,ejabberd")
     a = p.parse_args()
     bench_run.raise_nofile()
     work = tempfile.mkdtemp(prefix="muc-bench-")
-    os.chmod(work, 0o755)  # prosody runs as its own user
+    os.chmod(work, 0o755)  # prosody and ejabberd run as their own users
     cert = bench_run.make_cert(work)
-    results = []
+    classes = {"starling": MucStarling, "prosody": MucProsody, "ejabberd": MucEjabberd}
+    names = []
     for name in a.only.split(","):
-        if name == "starling":
-            results.append(bench(MucStarling, work, cert, a, build=a.build))
-        elif name == "prosody":
-            if not MucProsody.available(a.build):
-                print("prosody is not installed (make bench-deps)")
+        if name not in classes:
+            p.error("unknown server " + name)
+        if name != "starling" and not classes[name].available(a.build):
+            print("%s is not installed (make bench-deps)" % name)
+            continue
+        names.append(name)
+    print("machine:", bench_run.machine(), flush=True)
+    runs = {name: [] for name in names}
+    for i in range(a.runs):
+        for name in names:
+            kw = {"build": a.build} if name == "starling" else {}
+            try:
+                r = bench(classes[name], work, cert, a, **kw)
+            except RuntimeError as e:  # a server that did not start: the others go on
+                print("run %d %s: failed: %s" % (i + 1, name, e), flush=True)
                 continue
-            results.append(bench(MucProsody, work, cert, a))
-    print("machine:", bench_run.machine())
-    head = ("server", "deliveries/CPU-s", "fan-out CPU s", "joins/CPU-s", "joins/s",
+            runs[name].append(r)
+            print("run %d %s: %r" % (i + 1, name, r), flush=True)
+    print("load average after:", os.getloadavg())
+    rows = [summary(runs[n]) for n in names if runs[n]]
+    head = ("server", "runs", "deliveries/CPU-s", "fan-out CPU s", "joins/CPU-s", "joins/s",
             "KiB per idle room")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for r in results:
-        f, j = r["fanout"], r["joins"]
-        print("| %s | %s%s | %s | %s%s | %s | %s |" % (
-            r["version"], f["deliveries_per_cpu_s"], "" if f["complete"] else " (incomplete)",
-            f["cpu_s"], j["joins_per_cpu_s"], "" if j["complete"] else " (incomplete)",
-            j["joins_per_s"], j["kib_per_idle_room"]))
-    print(results)
+    for r in rows:
+        print("| %s | %d%s | %s | %s | %s | %s | %s |" % (
+            r["version"], r["runs"], " (%d incomplete)" % r["incomplete"] if r["incomplete"] else "",
+            r["deliveries_per_cpu_s"], r["fanout_cpu_s"], r["joins_per_cpu_s"], r["joins_per_s"],
+            r["kib_per_idle_room"]))
+    ours = [r for r, n in zip(rows, [n for n in names if runs[n]]) if n == "starling"]
+    peers = [r for r, n in zip(rows, [n for n in names if runs[n]]) if n != "starling"]
+    if ours and peers:
+        for key, label in (("deliveries_per_cpu_s", "fan-out per CPU-s"),
+                           ("joins_per_cpu_s", "joins per CPU-s")):
+            best = max((r[key] or 0) for r in peers)
+            if best and ours[0][key]:
+                print("starling / the better peer, %s: %.1f" % (label, ours[0][key] / best))
 
 
 if __name__ == "__main__":

@@ -78,6 +78,9 @@ local function handle_full(event)
 	return bounce(event)
 end
 
+-- a bound session of the full JID gets it in C (fanout.h); the rest of
+-- 8.5.3 is handle_full's, next on the chain
+module:hook("message/full", core.deliver_full, -1)
 module:hook("message/full", handle_full, -1)
 module:hook("message/bare", handle_bare, -1)
 module:hook("message/self", handle_self, -1)

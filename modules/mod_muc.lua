@@ -84,6 +84,21 @@ local state = module:shared("state")
 state.rooms = state.rooms or {}
 state.pending = state.pending or {}
 local rooms, pending = state.rooms, state.pending
+-- state.count: how many rooms there are, kept as rooms come and go, so
+-- that creating one does not count them all
+if not state.count then
+	state.count = 0
+	for _ in pairs(rooms) do
+		state.count = state.count + 1
+	end
+end
+
+local function add_room(room)
+	if not rooms[room.jid] then
+		state.count = state.count + 1
+	end
+	rooms[room.jid] = room
+end
 
 -- --- sending -------------------------------------------------------------------
 
@@ -128,7 +143,10 @@ local function save(room)
 end
 
 local function forget_room(room)
-	rooms[room.jid] = nil
+	if rooms[room.jid] then
+		state.count = state.count - 1
+		rooms[room.jid] = nil
+	end
 	room_store:set(jid.node(room.jid), nil)
 	module:log("debug", "room %s is gone", room.jid)
 end
@@ -149,7 +167,7 @@ local function restore_rooms()
 				if room.config.logging then
 					muc_stanza.history_from_archive(room, archive, node)
 				end
-				rooms[room_jid] = room
+				add_room(room)
 				n = n + 1
 			end
 		end
@@ -209,22 +227,22 @@ local function may_create(bare)
 	return usermanager.is_admin(bare, module.host)
 end
 
-local function rooms_owned_by(bare)
+-- Whether bare owns max rooms or more (nobody does while there are
+-- fewer rooms than that).
+local function owns_at_least(bare, max)
+	if state.count < max then
+		return false
+	end
 	local n = 0
 	for _, room in pairs(rooms) do
 		if room.affiliations[bare] == "owner" then
 			n = n + 1
+			if n >= max then
+				return true
+			end
 		end
 	end
-	return n
-end
-
-local function room_count()
-	local n = 0
-	for _ in pairs(rooms) do
-		n = n + 1
-	end
-	return n
+	return false
 end
 
 local function new_room(event, room_jid, bare)
@@ -232,18 +250,18 @@ local function new_room(event, room_jid, bare)
 		presence_error(event, "cancel", "not-allowed", "only administrators may create rooms here")
 		return nil
 	end
-	if room_count() >= max_rooms then
+	if state.count >= max_rooms then
 		presence_error(event, "wait", "resource-constraint", "the service has as many rooms as it may")
 		return nil
 	end
-	if not usermanager.is_admin(bare, module.host) and rooms_owned_by(bare) >= max_rooms_per_user then
+	if not usermanager.is_admin(bare, module.host) and owns_at_least(bare, max_rooms_per_user) then
 		presence_error(event, "cancel", "policy-violation",
 			"you own " .. max_rooms_per_user .. " rooms already")
 		return nil
 	end
 	local room = muc_room.new(room_jid, muc_config.defaults(defaults), core.random_token(16))
 	room.affiliations[bare] = "owner"
-	rooms[room_jid] = room
+	add_room(room)
 	return room
 end
 
@@ -478,10 +496,17 @@ local function archive_message(room, m, nick)
 	return sid
 end
 
+-- m to every session of every occupant: one copy routed to each in C
+-- (core.fanout), through the recipient's own delivery chain.
 local function broadcast_message(room, m)
+	local list, n = {}, 0
 	for _, o in pairs(room.occupants) do
-		send_to_occupant(o, m)
+		for full in pairs(o.sessions) do
+			n = n + 1
+			list[n] = full
+		end
 	end
+	core.fanout(m, list)
 end
 
 local function groupchat(event, room, occ)

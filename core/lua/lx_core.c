@@ -5,6 +5,7 @@
 #include "accounts.h"
 #include "lx_config.h"
 #include "conn.h"
+#include "fanout.h"
 #include "jid.h"
 #include "log.h"
 #include "lx_session.h"
@@ -44,6 +45,49 @@ static int l_route(lua_State *L)
 	route_stanza(doc, n, origin);
 	st_doc_unref(doc);
 	return 0;
+}
+
+/* core.fanout(stanza, jids): a copy of stanza routed to each JID of the
+ * array jids, as core.route would route it with that 'to' (fanout.h);
+ * returns how many copies it took. */
+static int l_fanout(lua_State *L)
+{
+	struct st_node *n = lx_stanza_check(L, 1, NULL);
+	lua_Integer k;
+	const char **to;
+	size_t copies;
+
+	luaL_checktype(L, 2, LUA_TTABLE);
+	if (!n->name || (strcmp(n->name, "message") && strcmp(n->name, "presence")))
+		return luaL_argerror(L, 1, "not a message or presence");
+	k = luaL_len(L, 2);
+	if (k <= 0) {
+		lua_pushinteger(L, 0);
+		return 1;
+	}
+	to = xmalloc((size_t)k * sizeof(*to));
+	for (lua_Integer i = 1; i <= k; i++) {
+		/* anchored in the table for the call */
+		if (lua_rawgeti(L, 2, i) != LUA_TSTRING) {
+			free(to);
+			return luaL_argerror(L, 2, "expected an array of JIDs");
+		}
+		to[i - 1] = lua_tostring(L, -1);
+		lua_pop(L, 1);
+	}
+	copies = fanout_route(n, to, (size_t)k);
+	free(to);
+	lua_pushinteger(L, (lua_Integer)copies);
+	return 1;
+}
+
+/* The data of the deliver_full native: it has none, but a native's data
+ * must not be NULL (NULL marks one collected). */
+static char deliver_full_data;
+
+static void no_ref(void *data)
+{
+	(void)data;
 }
 
 static int l_sessions(lua_State *L)
@@ -312,6 +356,7 @@ int luaopen_starling_core(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
 		{ "route", l_route },
+		{ "fanout", l_fanout },
 		{ "sessions", l_sessions },
 		{ "session", l_session },
 		{ "hosts", l_hosts },
@@ -344,6 +389,9 @@ int luaopen_starling_core(lua_State *L)
 
 	luaL_newlib(L, fns);
 	lx_hooks_register(L);
+	/* a native handler: message/full to a bound session (fanout.h) */
+	lx_native_push(L, fanout_deliver_full, &deliver_full_data, no_ref, no_ref);
+	lua_setfield(L, -2, "deliver_full");
 	lua_pushliteral(L, STARLING_VERSION);
 	lua_setfield(L, -2, "version");
 	if (dir_lua) {

@@ -230,7 +230,10 @@ int session_send_serialized(struct session *s, const char *data, size_t len)
 	return send_stanza_bytes(s, data, len);
 }
 
-int session_send(struct session *s, const struct st_node *node)
+/* session_send(), with node's bytes for a stream without framing when
+ * known (data), else serialized here. */
+static int send_node(struct session *s, const struct st_node *node,
+		     const char *data, size_t len)
 {
 	if (s->role->forward && !(s->flags & (SESS_F_CLOSING | SESS_F_DEAD)))
 		return s->role->forward(s, node);
@@ -249,9 +252,22 @@ int session_send(struct session *s, const struct st_node *node)
 	int kind = node->name ? stanza_kind(node->name) : -1;
 	if (kind >= 0)
 		stats.out[kind]++;
+	if (data && !s->framing)
+		return send_stanza_bytes(s, data, len);
 	sbuf_reset(&out_buf);
 	st_serialize(node, s->framing ? NULL : NS_CLIENT, &out_buf);
 	return send_stanza_bytes(s, out_buf.p, out_buf.len);
+}
+
+int session_send(struct session *s, const struct st_node *node)
+{
+	return send_node(s, node, NULL, 0);
+}
+
+int session_send_known(struct session *s, const struct st_node *node,
+		       const char *data, size_t len)
+{
+	return send_node(s, node, data, len);
 }
 
 int session_send_nonza(struct session *s, const struct st_node *node)

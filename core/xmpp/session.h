@@ -250,6 +250,12 @@ void session_open_stream(struct session *s);
 /* Serializes node to the client, through the session's filters (no-op
  * once closing). 0 or -EPIPE. */
 int session_send(struct session *s, const struct st_node *node);
+/* session_send() of a node whose serialization for a stream without
+ * framing is known already (data, len: a fan-out's, fanout.h): the
+ * filters see node, then those bytes go out; a framed stream gets node
+ * serialized. 0 or -errno. */
+int session_send_known(struct session *s, const struct st_node *node,
+		       const char *data, size_t len);
 /* A stanza serialized already (a filter's held one) on its way out:
  * stream management, then the connection; no filters. 0 or -errno. */
 int session_send_serialized(struct session *s, const char *data, size_t len);
