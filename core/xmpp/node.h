@@ -64,10 +64,23 @@ void node_remote_bind(unsigned node, const char *id, const char *full_jid);
 void node_remote_unbind(unsigned node, const char *full_jid);
 void node_remote_field(unsigned node, const char *full_jid, const char *name,
 		       const struct node_value *v);
-/* A stanza for our session full_jid: delivered to it as it is; routed
- * again when that session went meanwhile. Does not take doc. */
-void node_deliver(unsigned node, const char *full_jid, struct st_doc *doc,
-		  struct st_node *stanza);
+/* A stanza for our session full_jid, serialized by the sending node for
+ * jabber:client (no xmlns of its own, as session_send writes it), with
+ * the flags node_route_flags() gave it there: the bytes go to the client
+ * as they are, through XEP-0198's queue, without a tree; parsed only when
+ * the session has filters (CSI) or went meanwhile (then routed again
+ * when the flags say so). data is borrowed. */
+void node_deliver_bytes(unsigned node, const char *full_jid, unsigned flags,
+			const char *data, size_t len);
+/* What the receiving node does with a stanza whose session went. */
+#define NODE_ROUTE_F_TO_FULL 0x01	/* its 'to' is that full JID: route again */
+#define NODE_ROUTE_F_TO_BARE 0x02	/* a message to the account: again when
+					 * the account has no session left */
+unsigned node_route_flags(const char *full_jid, const struct st_node *stanza);
+/* One serialized stanza (jabber:client) back into a tree (a field's
+ * value, a stanza that needs one): the caller owns the doc; NULL when
+ * the bytes are not one element. */
+struct st_doc *node_parse(const char *data, size_t len);
 /* Close our session full_jid (another node's directory replaced it). */
 void node_close_local(const char *full_jid, const char *condition);
 /* A link to node is up: it tells us its sessions again. Returns the

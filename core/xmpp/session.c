@@ -230,6 +230,27 @@ int session_send_serialized(struct session *s, const char *data, size_t len)
 	return send_stanza_bytes(s, data, len);
 }
 
+int session_send_bytes(struct session *s, const char *data, size_t len)
+{
+	char name[16];
+	size_t n = 0;
+
+	if (s->filters)
+		return -EAGAIN;
+	if (!can_send(s))
+		return -EPIPE;
+	while (len > 1 && n + 1 < len && n < sizeof(name) - 1 &&
+	       data[n + 1] != ' ' && data[n + 1] != '>' && data[n + 1] != '/') {
+		name[n] = data[n + 1];
+		n++;
+	}
+	name[n] = '\0';
+	int kind = stanza_kind(name);
+	if (kind >= 0)
+		stats.out[kind]++;
+	return send_stanza_bytes(s, data, len);
+}
+
 int session_send(struct session *s, const struct st_node *node)
 {
 	if (s->role->forward && !(s->flags & (SESS_F_CLOSING | SESS_F_DEAD)))
