@@ -478,6 +478,12 @@ static int l_commit(lua_State *L)
 	return push_errno(L, store_commit(), "storage commit");
 }
 
+/* reload_others(): after a reload here, the other workers reload too. */
+static int l_reload_others(lua_State *L)
+{
+	return push_errno(L, node_reload_others(), "reload of the other workers");
+}
+
 int luaopen_starling_server(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
@@ -502,6 +508,7 @@ int luaopen_starling_server(lua_State *L)
 		{ "has_default_tls", l_has_default_tls },
 		{ "certificates", l_certificates },
 		{ "commit", l_commit },
+		{ "reload_others", l_reload_others },
 		{ NULL, NULL },
 	};
 

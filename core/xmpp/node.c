@@ -340,6 +340,13 @@ void node_each_local(void (*fn)(struct session *s, void *ctx), void *ctx)
 			fn(s, ctx);
 }
 
+int node_reload_others(void)
+{
+	if (!backend || !backend->reload_others)
+		return -ENOTSUP;
+	return backend->reload_others();
+}
+
 bool node_field_shared(const char *name)
 {
 	for (size_t i = 0; i < sizeof(shared_fields) / sizeof(*shared_fields); i++)

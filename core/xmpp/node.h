@@ -46,6 +46,9 @@ struct node_backend {
 		       const struct st_node *stanza);
 	/* Ask node to close its session full_jid with a stream error. */
 	void (*close)(unsigned node, const char *full_jid, const char *condition);
+	/* This node reloaded its config (starlingctl reload): every other
+	 * node reloads too. 0 or -errno. May be NULL. */
+	int (*reload_others)(void);
 };
 
 extern unsigned node_self;		/* 0: a single process */
@@ -93,6 +96,10 @@ unsigned node_up(unsigned node);
 void node_gone(unsigned node, unsigned epoch, bool announce);
 /* Calls fn for each of our bound client sessions (a new link's dump). */
 void node_each_local(void (*fn)(struct session *s, void *ctx), void *ctx);
+
+/* After an operator's reload here: the other nodes reload too (their
+ * reports go to their logs). 0, -ENOTSUP (one process), or -errno. */
+int node_reload_others(void);
 
 /* The fields of a session the other nodes see. */
 bool node_field_shared(const char *name);

@@ -6,6 +6,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,7 @@ struct link {
 };
 
 static unsigned self, count;
+static pid_t master;		/* the process that started us (workers.c) */
 static char *sock_dir;
 static struct link *links[NODE_MAX + 1];	/* by peer, when up or coming */
 static struct link *all;
@@ -287,12 +289,22 @@ static void be_close(unsigned node, const char *full_jid, const char *condition)
 	send_out(l);
 }
 
+/* The master passes the reload on to the other workers and reads the
+ * config again itself (core/workers.c). */
+static int be_reload_others(void)
+{
+	if (master <= 1 || getppid() != master)
+		return -ESRCH;	/* the master is gone: we stop soon too */
+	return kill(master, SIGHUP) == 0 ? 0 : -errno;
+}
+
 static const struct node_backend link_backend = {
 	.bound = be_bound,
 	.unbound = be_unbound,
 	.field = be_field,
 	.forward = be_forward,
 	.close = be_close,
+	.reload_others = be_reload_others,
 };
 
 /* --- frames in ---------------------------------------------------------- */
@@ -741,6 +753,7 @@ int node_link_start(unsigned node, unsigned nodes, const char *dir)
 		return -EINVAL;
 	self = node;
 	count = nodes;
+	master = getppid();
 	sock_dir = xstrdup(dir);
 	sbuf_init(&out);
 	sock_path(self, &sa);

@@ -281,8 +281,9 @@ local function fire_reloaded(old, new)
 end
 
 -- Re-reads the config file and applies the difference. Returns ok (false
--- when something failed) and the report lines. Nothing changes when the
--- file does not load or a certificate is unusable.
+-- when something failed), the report lines and whether the new config was
+-- applied. Nothing changes when the file does not load or a certificate is
+-- unusable.
 function M.reload()
 	local old = core.config()
 	local path = old and old.path
@@ -333,14 +334,23 @@ function M.reload()
 	for _, l in ipairs(lines) do
 		core.log(failed > 0 and "warn" or "info", "admin", "reload: " .. l)
 	end
-	return failed == 0, lines
+	return failed == 0, lines, true
 end
 
+-- With workers, the other workers reload too, from the same file (the
+-- master passes it on): each reports to its own log.
 local function cmd_reload(args)
 	if #args > 0 then
 		return false, { "usage: reload" }
 	end
-	return M.reload()
+	local ok, lines, applied = M.reload()
+	if applied and server.counts().node > 0 then
+		local sent, err = server.reload_others()
+		lines[#lines + 1] = sent and "the other workers reload too (see their logs)"
+			or "the other workers were not told: " .. tostring(err)
+		ok = ok and sent ~= nil
+	end
+	return ok, lines
 end
 
 -- --- modules ------------------------------------------------------------------------

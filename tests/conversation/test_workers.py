@@ -251,3 +251,56 @@ def test_worker_killed_clients_reconnect(ctx):
     bob.expect("message", attrs={"id": "welcome-back"}, skip=("presence",))
     chat(bob, alice.jid, "thanks")
     alice.expect("message", attrs={"id": "thanks"})
+
+
+def version_of(c, domain="localhost"):
+    """The server's software version (XEP-0092) as c asks it, or None
+    when no module answers (service-unavailable)."""
+    ident = new_id("v")
+    c.send("<iq type='get' to='%s' id='%s'><query xmlns='jabber:iq:version'/></iq>"
+           % (domain, ident))
+    el = c.expect("iq", attrs={"id": ident}, skip=("presence",))
+    if el.get("type") == "error":
+        check(find(el, "{jabber:client}error/{urn:ietf:params:xml:ns:xmpp-stanzas}"
+                   "service-unavailable") is not None, "version: %r" % el)
+        return None
+    check(el.get("type") == "result", "version: %r" % el)
+    return find(el, "{jabber:iq:version}query/{jabber:iq:version}name").text
+
+
+def rewrite_config(server):
+    with open(server.config_path, "w") as f:
+        f.write(server.config_text())
+
+
+@time_limit(120)
+def test_reload_reaches_every_worker(ctx):
+    """`starlingctl reload` (worker 1's admin socket): a module enabled
+    in the config file meanwhile answers the clients of both workers,
+    without a reconnection; a worker killed afterwards starts again with
+    it (the master read the file again too)."""
+    server = ctx.server(modules=MODULES, options={"workers": 2})
+    acct = server.account("alice")
+    one = login_on(server, acct, 1, resource="one")
+    two = login_on(server, acct, 2, resource="two")
+    check(version_of(one) is None and version_of(two) is None,
+          "no version module before the reload")
+
+    server.modules.append("version")
+    rewrite_config(server)
+    out = server.ctl("reload").stdout
+    check("the other workers reload too" in out, "reload: %s" % out)
+    check(version_of(one) == "Starling", "worker 1 has the module at once")
+    deadline = time.monotonic() + timeout_value(10)
+    while version_of(two) is None:
+        check(time.monotonic() < deadline, "worker 2 never loaded the module")
+        time.sleep(0.1)
+    server.wait_log(r"workers: worker 1 reloaded; the others follow", timeout=10)
+
+    pid = wait_worker(server, 2)
+    os.kill(pid, signal.SIGKILL)
+    check(two.closed_within(10), "the client of worker 2 is gone with it")
+    wait_worker(server, 2, not_pid=pid)
+    three = login_on(server, acct, 2, resource="three")
+    check(version_of(three) == "Starling", "the restarted worker runs the new config")
+    check(version_of(one) == "Starling", "worker 1 still answers")
