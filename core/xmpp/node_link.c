@@ -127,17 +127,22 @@ static void send_out(struct link *l)
 	sbuf_recycle(&out, 65536);
 }
 
-/* The first n pending bytes of l go to its connection. */
+/* The first n pending bytes of l go to its connection, in pieces the
+ * size of the write queue's pooled chunks (no large allocation per
+ * iteration); the buffer keeps its memory for the next iteration. */
+#define PIECE (16 * 1024)
+#define PENDING_KEEP ((size_t)4 << 20)
+
 static void release(struct link *l, size_t n)
 {
 	if (!n)
 		return;
-	if (l->conn)
-		conn_send(l->conn, l->pending.p, n);
+	for (size_t at = 0; at < n && l->conn; at += PIECE)
+		conn_send(l->conn, l->pending.p + at, MIN((size_t)PIECE, n - at));
 	memmove(l->pending.p, l->pending.p + n, l->pending.len - n);
 	l->pending.len -= n;
 	if (!l->pending.len)
-		sbuf_recycle(&l->pending, 65536);
+		sbuf_recycle(&l->pending, PENDING_KEEP);
 }
 
 void node_link_committed(bool handed)
@@ -479,6 +484,13 @@ static bool got_frame(struct link *l, unsigned type, struct cursor *c)
 	return true;
 }
 
+static uint32_t frame_size(const char *p)
+{
+	const unsigned char *u = (const unsigned char *)p;
+
+	return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
+}
+
 /* The whole frames of buf: how many bytes they took (the rest starts a
  * frame), or -1 when the link must close. */
 static ssize_t got_frames(struct link *l, const char *buf, size_t len)
@@ -487,8 +499,7 @@ static ssize_t got_frames(struct link *l, const char *buf, size_t len)
 	size_t used = 0;
 
 	while (!l->dead && len - used >= 4) {
-		uint32_t n = (uint32_t)p[used] << 24 | (uint32_t)p[used + 1] << 16 |
-			     (uint32_t)p[used + 2] << 8 | p[used + 3];
+		uint32_t n = frame_size(buf + used);
 		if (n < 1 || n > NODE_FRAME_MAX) {
 			log_warn("node link %u: a frame of %u bytes", l->peer, n);
 			return -1;
@@ -515,36 +526,43 @@ static void link_free(struct link *l)
 	free(l);
 }
 
+/* Bytes read: a frame begun in an earlier read is completed in l->in
+ * (taking only its own bytes: l->in stays the size of one frame), the
+ * whole frames that follow are read where they are, and the start of
+ * the next one is kept. */
 static void link_data(struct conn *conn, const char *buf, size_t len)
 {
 	struct link *l = conn->owner;
-	bool buffered = l->in.len > 0;
-	ssize_t used;
+	ssize_t used = 0;
 
-	if (buffered) {
-		sbuf_add(&l->in, buf, len);
-		buf = l->in.p;
-		len = l->in.len;
-	}
 	l->reading = true;
-	used = got_frames(l, buf, len);
+	if (l->in.len) {
+		size_t take = l->in.len < 4 ? MIN(4 - l->in.len, len) : 0;
+		sbuf_add(&l->in, buf, take);
+		buf += take;
+		len -= take;
+		if (l->in.len >= 4) {
+			uint32_t n = frame_size(l->in.p);
+			take = n > NODE_FRAME_MAX ? 0 : MIN(4 + (size_t)n - l->in.len, len);
+			sbuf_add(&l->in, buf, take);
+			buf += take;
+			len -= take;
+			if (l->in.len == 4 + (size_t)n || n > NODE_FRAME_MAX) {
+				used = got_frames(l, l->in.p, l->in.len);
+				sbuf_recycle(&l->in, 65536);
+			}
+		}
+	}
+	if (used >= 0 && !l->dead && len) {
+		used = got_frames(l, buf, len);
+		if (used >= 0 && (size_t)used < len)
+			sbuf_add(&l->in, buf + used, len - (size_t)used);
+	}
 	l->reading = false;
-	if (l->dead) {
+	if (l->dead)
 		link_free(l);
-		return;
-	}
-	if (used < 0) {
+	else if (used < 0)
 		link_close(l, "not a node link");
-		return;
-	}
-	if (buffered) {
-		memmove(l->in.p, l->in.p + used, l->in.len - (size_t)used);
-		l->in.len -= (size_t)used;
-		if (!l->in.len)
-			sbuf_recycle(&l->in, 65536);
-	} else if ((size_t)used < len) {
-		sbuf_add(&l->in, buf + used, len - (size_t)used);
-	}
 }
 
 /* The link to peer is up: every session of ours goes to it. */
