@@ -17,6 +17,9 @@ void (*node_fields_hook)(struct session *s,
 				      const struct node_value *v, void *ctx),
 			 void *ctx);
 
+void (*node_told_hook)(unsigned node, const char *host, const char *event,
+		       const char *username);
+
 static const struct node_backend *backend;
 /* One parser for the stanzas that need a tree (node_parse), kept between
  * calls (its stream header fed once); a call that leaves it mid-element
@@ -345,6 +348,24 @@ int node_reload_others(void)
 	if (!backend || !backend->reload_others)
 		return -ENOTSUP;
 	return backend->reload_others();
+}
+
+void node_tell(const char *host, const char *event, const char *username)
+{
+	if (backend && backend->tell)
+		backend->tell(host, event, username);
+}
+
+void node_told(unsigned node, const char *host, const char *event,
+	       const char *username)
+{
+	struct host *h = route_host(host);
+
+	if (!h || h->type != HOST_LOCAL || !node_told_hook) {
+		log_debug("node %u: a notice for host %s ignored", node, host);
+		return;
+	}
+	node_told_hook(node, host, event, username);
 }
 
 bool node_field_shared(const char *name)

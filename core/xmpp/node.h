@@ -49,6 +49,8 @@ struct node_backend {
 	/* This node reloaded its config (starlingctl reload): every other
 	 * node reloads too. 0 or -errno. May be NULL. */
 	int (*reload_others)(void);
+	/* A notice to every other node (node_tell). */
+	void (*tell)(const char *host, const char *event, const char *username);
 };
 
 extern unsigned node_self;		/* 0: a single process */
@@ -100,6 +102,17 @@ void node_each_local(void (*fn)(struct session *s, void *ctx), void *ctx);
 /* After an operator's reload here: the other nodes reload too (their
  * reports go to their logs). 0, -ENOTSUP (one process), or -errno. */
 int node_reload_others(void);
+
+/* A notice: event fires on host on every other node, with username
+ * (what a module keeps of that account there is stale: its own event,
+ * "mam/forget"). Goes with the iteration's output, after its commit, so
+ * the other nodes read what was written. Nothing with one process. */
+void node_tell(const char *host, const char *event, const char *username);
+/* A notice from node (the backend's), and the bridge's way to fire it. */
+void node_told(unsigned node, const char *host, const char *event,
+	       const char *username);
+extern void (*node_told_hook)(unsigned node, const char *host,
+			      const char *event, const char *username);
 
 /* The fields of a session the other nodes see. */
 bool node_field_shared(const char *name);

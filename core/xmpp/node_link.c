@@ -294,6 +294,19 @@ static void be_close(unsigned node, const char *full_jid, const char *condition)
 	send_out(l);
 }
 
+static void be_tell(const char *host, const char *event, const char *username)
+{
+	size_t at;
+
+	sbuf_reset(&out);
+	at = frame_begin(&out, NODE_FRAME_TELL);
+	put_str(&out, host);
+	put_str(&out, event);
+	put_str(&out, username);
+	frame_end(&out, at);
+	send_out(NULL);
+}
+
 /* The master passes the reload on to the other workers and reads the
  * config again itself (core/workers.c). */
 static int be_reload_others(void)
@@ -310,6 +323,7 @@ static const struct node_backend link_backend = {
 	.forward = be_forward,
 	.close = be_close,
 	.reload_others = be_reload_others,
+	.tell = be_tell,
 };
 
 /* --- frames in ---------------------------------------------------------- */
@@ -477,6 +491,13 @@ static bool got_frame(struct link *l, unsigned type, struct cursor *c)
 		if (get_str(c, jid, sizeof(jid)) && get_str(c, arg, sizeof(arg)))
 			node_close_local(jid, arg);
 		break;
+	case NODE_FRAME_TELL: {
+		char event[256];
+		if (get_str(c, arg, sizeof(arg)) && get_str(c, event, sizeof(event)) &&
+		    get_str(c, jid, sizeof(jid)))
+			node_told(l->peer, arg, event, jid);
+		break;
+	}
 	default:
 		log_debug("node link %u: a frame of type %u skipped", l->peer, type);
 		break;

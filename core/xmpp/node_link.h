@@ -28,6 +28,8 @@
  *             receiving node hands these bytes to the client as they are
  *   CLOSE  6  str full JID, str stream error condition: close that
  *             session of yours
+ *   TELL   7  str host, str event, str username: fire event on that
+ *             host with { username, host, node } (node_tell)
  * A new link first carries the binds and fields of every session of the
  * side that sends them (the dump), so a restarted node learns them all.
  * The same frames may travel on other byte streams between nodes (TCP,
@@ -49,6 +51,7 @@ enum node_frame {
 	NODE_FRAME_FIELD,
 	NODE_FRAME_ROUTE,
 	NODE_FRAME_CLOSE,
+	NODE_FRAME_TELL,
 };
 
 /* Node self of count, its links' sockets in dir (which exists). Starts

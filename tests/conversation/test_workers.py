@@ -304,3 +304,36 @@ def test_reload_reaches_every_worker(ctx):
     three = login_on(server, acct, 2, resource="three")
     check(version_of(three) == "Starling", "the restarted worker runs the new config")
     check(version_of(one) == "Starling", "worker 1 still answers")
+
+
+def set_default(c, default):
+    ident = new_id("prefs")
+    c.send("<iq type='set' id='%s'><prefs xmlns='%s' default='%s'/></iq>"
+           % (ident, NS_MAM, default))
+    el = c.expect("iq", attrs={"id": ident}, skip=("presence",))
+    check(el.get("type") == "result", "prefs: %r" % el)
+
+
+@time_limit(120)
+def test_archive_preferences_seen_by_every_worker(ctx):
+    """A message is archived for its recipient on the sender's worker,
+    which keeps the recipient's archive preferences: a change made on
+    the recipient's own worker is followed there at once (an account
+    that stops archiving has nothing archived, and archives again when
+    it asks)."""
+    server = ctx.server(modules=MODULES, options={"workers": 2})
+    alice = login_on(server, server.account("alice"), 1, resource="desk")
+    bob = login_on(server, server.account("bob"), 2, resource="phone")
+    seen_by(alice, bob)
+
+    chat(bob, alice.jid, "kept-1")      # worker 2 learns alice's preferences
+    alice.expect("message", attrs={"id": "kept-1"})
+    set_default(alice, "never")
+    chat(bob, alice.jid, "not-kept")
+    alice.expect("message", attrs={"id": "not-kept"})
+    set_default(alice, "always")
+    chat(bob, alice.jid, "kept-2")
+    alice.expect("message", attrs={"id": "kept-2"})
+    seen_by(bob, alice)                 # everything bob's worker wrote is readable
+    got = mam_bodies(alice, bob.bare)
+    check(got == ["kept-1", "kept-2"], "alice's archive: %r" % got)
