@@ -337,3 +337,38 @@ def test_archive_preferences_seen_by_every_worker(ctx):
     seen_by(bob, alice)                 # everything bob's worker wrote is readable
     got = mam_bodies(alice, bob.bare)
     check(got == ["kept-1", "kept-2"], "alice's archive: %r" % got)
+
+
+@time_limit(120)
+def test_acked_message_in_archive_when_recipient_worker_dies(ctx):
+    """A message the server acknowledged (XEP-0198 <a/>) to a recipient
+    on another worker, delivered there but not acknowledged by it, when
+    that worker is killed: the recipient's hibernated state died with
+    the process, so its resumption fails (item-not-found, on whichever
+    worker it reconnects to) and it logs in afresh; the message is in
+    its archive (the sender's worker wrote it before the <a/>)."""
+    server = ctx.server(modules=MODULES, options={"workers": 2})
+    alice_acct, bob_acct = server.account("alice"), server.account("bob")
+    alice = login_on(server, alice_acct, 1, resource="desk")
+    bob = login_on(server, bob_acct, 2, resource="phone")
+    seen_by(alice, bob)
+    befriend(alice, bob)
+    bob.send("<enable xmlns='%s' resume='true'/>" % SM)
+    smid = bob.expect("{%s}enabled" % SM, skip=("presence",)).get("id")
+    check(smid, "bob may resume")
+    acked(alice, lambda: chat(alice, bob.jid, "to-the-dying"))
+    bob.expect("message", attrs={"id": "to-the-dying"}, skip=("presence",))
+    # ... and never acknowledged by bob
+
+    pid = wait_worker(server, 2)
+    os.kill(pid, signal.SIGKILL)
+    check(bob.closed_within(10), "bob's connection is gone with its worker")
+    expect_presence(alice, bob.jid, "unavailable")
+
+    again = server.client(name="bob-again")
+    again.auth_scram(bob_acct.user, bob_acct.password)
+    again.send("<resume xmlns='%s' previd='%s' h='0'/>" % (SM, smid))
+    again.expect("{%s}failed" % SM, child="stanzas:item-not-found")
+    again.bind("phone")
+    got = mam_bodies(again, alice.bare)
+    check(got == ["to-the-dying"], "bob's archive: %r" % got)
