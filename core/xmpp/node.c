@@ -20,6 +20,8 @@ void (*node_fields_hook)(struct session *s,
 void (*node_told_hook)(unsigned node, const char *host, const char *event,
 		       const char *username);
 
+void (*node_admin_hook)(unsigned node, const char *line);
+
 static const struct node_backend *backend;
 /* One parser for the stanzas that need a tree (node_parse), kept between
  * calls (its stream header fed once); a call that leaves it mid-element
@@ -366,6 +368,18 @@ void node_told(unsigned node, const char *host, const char *event,
 		return;
 	}
 	node_told_hook(node, host, event, username);
+}
+
+void node_admin_others(const char *line)
+{
+	if (backend && backend->admin)
+		backend->admin(line);
+}
+
+void node_admin(unsigned node, const char *line)
+{
+	if (node_admin_hook)
+		node_admin_hook(node, line);
 }
 
 bool node_field_shared(const char *name)

@@ -51,6 +51,8 @@ struct node_backend {
 	int (*reload_others)(void);
 	/* A notice to every other node (node_tell). */
 	void (*tell)(const char *host, const char *event, const char *username);
+	/* An operator's command for every other node (node_admin_others). */
+	void (*admin)(const char *line);
 };
 
 extern unsigned node_self;		/* 0: a single process */
@@ -113,6 +115,13 @@ void node_told(unsigned node, const char *host, const char *event,
 	       const char *username);
 extern void (*node_told_hook)(unsigned node, const char *host,
 			      const char *event, const char *username);
+
+/* An operator's module command (starlingctl module load|unload|reload),
+ * done here: every other node does it too, reporting to its log. */
+void node_admin_others(const char *line);
+/* One from node (the backend's), and the bridge's way to run it. */
+void node_admin(unsigned node, const char *line);
+extern void (*node_admin_hook)(unsigned node, const char *line);
 
 /* The fields of a session the other nodes see. */
 bool node_field_shared(const char *name);

@@ -307,6 +307,17 @@ static void be_tell(const char *host, const char *event, const char *username)
 	send_out(NULL);
 }
 
+static void be_admin(const char *line)
+{
+	size_t at;
+
+	sbuf_reset(&out);
+	at = frame_begin(&out, NODE_FRAME_ADMIN);
+	put_str(&out, line);
+	frame_end(&out, at);
+	send_out(NULL);
+}
+
 /* The master passes the reload on to the other workers and reads the
  * config again itself (core/workers.c). */
 static int be_reload_others(void)
@@ -324,6 +335,7 @@ static const struct node_backend link_backend = {
 	.close = be_close,
 	.reload_others = be_reload_others,
 	.tell = be_tell,
+	.admin = be_admin,
 };
 
 /* --- frames in ---------------------------------------------------------- */
@@ -490,6 +502,10 @@ static bool got_frame(struct link *l, unsigned type, struct cursor *c)
 	case NODE_FRAME_CLOSE:
 		if (get_str(c, jid, sizeof(jid)) && get_str(c, arg, sizeof(arg)))
 			node_close_local(jid, arg);
+		break;
+	case NODE_FRAME_ADMIN:
+		if (get_str(c, arg, sizeof(arg)))
+			node_admin(l->peer, arg);
 		break;
 	case NODE_FRAME_TELL: {
 		char event[256];

@@ -30,6 +30,8 @@
  *             session of yours
  *   TELL   7  str host, str event, str username: fire event on that
  *             host with { username, host, node } (node_tell)
+ *   ADMIN  8  str command: an operator's module command, done here
+ *             already, to do there too (node_admin_others)
  * A new link first carries the binds and fields of every session of the
  * side that sends them (the dump), so a restarted node learns them all.
  * The same frames may travel on other byte streams between nodes (TCP,
@@ -52,6 +54,7 @@ enum node_frame {
 	NODE_FRAME_ROUTE,
 	NODE_FRAME_CLOSE,
 	NODE_FRAME_TELL,
+	NODE_FRAME_ADMIN,
 };
 
 /* Node self of count, its links' sockets in dir (which exists). Starts

@@ -489,7 +489,29 @@ local function cmd_module(args)
 	if host and not is_host(host) then
 		return false, { format("unknown host '%s'", host) }
 	end
-	return fn(name, host)
+	local ok, lines = fn(name, host)
+	-- with workers, the others do the same (each reports to its log)
+	if sub ~= "info" and server.counts().node > 0 then
+		server.admin_others(concat({ "module", sub, name, host }, " "))
+		lines[#lines + 1] = format("the other workers %s it too (see their logs)", sub)
+	end
+	return ok, lines
+end
+
+-- A module command another worker's operator gave (cmd_module): done
+-- here too, reported to the log.
+function M.from_node(node, line)
+	local args = split_words(line)
+	local fn = args[1] == "module" and args[2] ~= "info" and module_cmds[args[2] or ""]
+	if not fn or not args[3] or (args[4] and not is_host(args[4])) then
+		core.log("warn", "admin", format("worker %d sent an unknown command: %s", node, line))
+		return
+	end
+	local ok, lines = fn(args[3], args[4])
+	for _, l in ipairs(lines) do
+		core.log(ok and "info" or "warn", "admin",
+			format("module command of worker %d: %s", node, l))
+	end
 end
 
 -- --- sessions ---------------------------------------------------------------------------

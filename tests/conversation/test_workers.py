@@ -372,3 +372,34 @@ def test_acked_message_in_archive_when_recipient_worker_dies(ctx):
     again.bind("phone")
     got = mam_bodies(again, alice.bare)
     check(got == ["to-the-dying"], "bob's archive: %r" % got)
+
+
+def until_version(c, want, what):
+    deadline = time.monotonic() + timeout_value(10)
+    while version_of(c) != want:
+        check(time.monotonic() < deadline, what)
+        time.sleep(0.1)
+
+
+@time_limit(120)
+def test_module_commands_reach_every_worker(ctx):
+    """`starlingctl module unload` and `module load` (worker 1's admin
+    socket) act on both workers: the clients of either stop getting an
+    answer from the module, then get one again."""
+    server = ctx.server(modules=MODULES + ["version"], options={"workers": 2})
+    acct = server.account("alice")
+    one = login_on(server, acct, 1, resource="one")
+    two = login_on(server, acct, 2, resource="two")
+    check(version_of(one) == "Starling" and version_of(two) == "Starling",
+          "both workers have the module")
+
+    out = server.ctl("module", "unload", "version", "localhost").stdout
+    check("the other workers unload it too" in out, "unload: %s" % out)
+    check(version_of(one) is None, "worker 1 unloaded it at once")
+    until_version(two, None, "worker 2 never unloaded the module")
+
+    out = server.ctl("module", "load", "version", "localhost").stdout
+    check("the other workers load it too" in out, "load: %s" % out)
+    check(version_of(one) == "Starling", "worker 1 loaded it at once")
+    until_version(two, "Starling", "worker 2 never loaded the module")
+    server.wait_log(r"module command of worker 1: .*version", timeout=10)
