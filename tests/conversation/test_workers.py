@@ -403,3 +403,28 @@ def test_module_commands_reach_every_worker(ctx):
     check(version_of(one) == "Starling", "worker 1 loaded it at once")
     until_version(two, "Starling", "worker 2 never loaded the module")
     server.wait_log(r"module command of worker 1: .*version", timeout=10)
+
+
+@time_limit(120)
+def test_inactive_client_on_the_other_worker_gets_what_csi_lets_through(ctx):
+    """A client on worker 2 that went inactive (XEP-0352): what worker 1
+    forwards to it passes its CSI filter there, as for a local sender
+    (held presence, dropped chat state, a message with a body flushing
+    what was held, in order)."""
+    server = ctx.server(modules=MODULES + ["csi", "ping"], options={"workers": 2})
+    alice = login_on(server, server.account("alice"), 1, resource="desk")
+    bob = login_on(server, server.account("bob"), 2, resource="phone")
+    seen_by(bob, alice)
+    bob.send("<inactive xmlns='urn:xmpp:csi:0'/>")
+    bob.send("<iq type='get' id='after-inactive' to='localhost'>"
+             "<ping xmlns='urn:xmpp:ping'/></iq>")
+    bob.expect("iq", attrs={"id": "after-inactive", "type": "result"})
+    alice.send("<presence to='%s'><status>held</status></presence>" % esc(bob.jid))
+    alice.send("<message to='%s' type='chat' id='typing'><composing xmlns="
+               "'http://jabber.org/protocol/chatstates'/></message>" % esc(bob.jid))
+    chat(alice, bob.jid, "wake")
+    el = bob.expect()
+    check(el.tag == "{jabber:client}presence" and
+          el.findtext("{jabber:client}status") == "held", "first the held presence: %r" % el)
+    bob.expect("message", attrs={"id": "wake"})
+    seen_by(bob, alice)                 # and nothing else: no chat state
