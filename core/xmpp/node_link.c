@@ -169,6 +169,13 @@ void node_link_landed(void)
 	}
 }
 
+void node_link_flush(void)
+{
+	for (unsigned i = 1; i <= count; i++)
+		if (links[i] && links[i]->conn)
+			conn_flush(links[i]->conn);
+}
+
 static void put_hello(struct link *l)
 {
 	size_t at;
@@ -706,8 +713,11 @@ static void link_closed(struct conn *conn, const char *reason)
 	if (l->peer && links[l->peer] == l) {
 		links[l->peer] = NULL;
 		bool dead = process_gone(l->pid);
-		log_info("node link %u <-> %u down (%s)%s", self, l->peer, reason,
-			 dead ? ": the node died" : "");
+		if (l->up)
+			log_info("node link %u <-> %u down (%s)%s", self, l->peer, reason,
+				 dead ? ": the node died" : "");
+		else
+			log_debug("node link %u -> %u: %s", self, l->peer, reason);
 		if (l->up && dead)
 			node_gone(l->peer, l->epoch, first_alive(l->peer));
 		else if (l->up)

@@ -68,6 +68,11 @@ void node_link_stop(void);
  * before what it caused is readable there. */
 void node_link_committed(bool handed);
 void node_link_landed(void);
+/* After the release point, before the clients' output is written: the
+ * links' bytes go first, so a client never hears of something (an
+ * answer, a presence) before the other nodes could have: what it does
+ * next, through another node, finds that node told. */
+void node_link_flush(void);
 /* How many of the other nodes have a link up now. */
 unsigned node_link_up_count(void);
 
