@@ -495,6 +495,22 @@ static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
 	sdnotify("READY=1\nSTATUS=running (reloaded)");
 }
 
+/* The master of workers on SIGHUP: the config file read again, so a
+ * worker started from now on runs what the running ones reload. A file
+ * that does not load leaves the previous config. */
+static char cfg_real[PATH_MAX];
+
+static void master_reload(void)
+{
+	if (config_load(cfg_real) != 0) {
+		log_error("workers: the config does not load; a worker started "
+			  "again runs the previous one");
+		return;
+	}
+	setup_log();
+	read_session_config();
+}
+
 /* SIGUSR1: the log file again (logrotate moved it). */
 static void on_sigusr1(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -588,7 +604,8 @@ int main(int argc, char **argv)
 		}
 		if (server_write_pidfile() != 0)
 			goto out;
-		node = workers_run(nodes, node_dir, server_remove_pidfile);
+		snprintf(cfg_real, sizeof(cfg_real), "%s", real);
+		node = workers_run(nodes, node_dir, master_reload, server_remove_pidfile);
 		server_forget_pidfile();
 		ev_loop_fork(loop);
 		log_info("worker %u of %u (pid %ld)", node, nodes, (long)getpid());

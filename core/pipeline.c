@@ -162,6 +162,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 	sm_answer_owed();
 	bosh_flush();		/* held BOSH requests carry the iteration's output */
 	conn_release_queued();
+	node_link_flush();
 	conn_flush_all();
 	trim_after_burst(loop, session_free_dead());
 	store_end_read();

@@ -105,11 +105,17 @@ static unsigned reap(bool restart)
 	return n;
 }
 
-static void signal_all(int sig)
+/* sig to every worker but worker `except` (0: to all). */
+static void signal_all_but(unsigned except, int sig)
 {
 	for (unsigned i = 1; i <= n_workers; i++)
-		if (workers[i].pid > 0)
+		if (workers[i].pid > 0 && i != except)
 			kill(workers[i].pid, sig);
+}
+
+static void signal_all(int sig)
+{
+	signal_all_but(0, sig);
 }
 
 static unsigned running(void)
@@ -149,7 +155,8 @@ static void stop_all(const sigset_t *set, int sig)
 	}
 }
 
-unsigned workers_run(unsigned n, const char *dir, void (*on_exit)(void))
+unsigned workers_run(unsigned n, const char *dir, void (*on_reload)(void),
+		     void (*on_exit)(void))
 {
 	sigset_t set;
 
@@ -190,7 +197,19 @@ unsigned workers_run(unsigned n, const char *dir, void (*on_exit)(void))
 		int sig = sigtimedwait(&set, &si, &ts);
 		if (sig == SIGCHLD) {
 			reap(true);
-		} else if (sig == SIGHUP || sig == SIGUSR1) {
+		} else if (sig == SIGHUP) {
+			/* From a worker: it reloaded (starlingctl reload)
+			 * and the others follow. Our own config is read
+			 * again too: a worker started later gets it. */
+			unsigned from = si.si_code == SI_USER ? by_pid(si.si_pid) : 0;
+			if (from)
+				log_info("workers: worker %u reloaded; the others follow", from);
+			else
+				log_info("workers: reloading every worker");
+			if (on_reload)
+				on_reload();
+			signal_all_but(from, SIGHUP);
+		} else if (sig == SIGUSR1) {
 			log_info("workers: passing signal %d on", sig);
 			signal_all(sig);
 		} else if (sig == SIGTERM || sig == SIGINT) {

@@ -466,6 +466,7 @@ local function handle_prefs_set(event)
 	end
 	cache_put(origin.username, compile(stored))
 	forget_answer(origin.username)
+	module:tell_nodes("mam/forget", origin.username)
 	return module:reply(event, prefs_reply(event.stanza, default, stored.always, stored.never))
 end
 
@@ -474,12 +475,19 @@ local function forbidden(event)
 	return fail(event, "auth", "forbidden", "only the account itself may use its archive")
 end
 
-local function forget(event)
+-- What this worker keeps of an account (another worker changed it:
+-- "mam/forget").
+local function forget_here(event)
 	if cache[event.username] ~= nil then
 		cache[event.username] = nil
 		cached = cached - 1
 	end
 	forget_answer(event.username)
+end
+
+local function forget(event)
+	forget_here(event)
+	module:tell_nodes("mam/forget", event.username)
 end
 
 -- --- expiry -----------------------------------------------------------------
@@ -572,5 +580,6 @@ module:hook("resource-bind", quota_at_login)
 module:hook("message/offline/handle", unarchive_bounced, -1000)
 module:hook("message/offline/bounced", unarchive_bounced)
 module:hook("user-deleted", forget)
+module:hook("mam/forget", forget_here)
 module:hook("user-created", forget)
 module:hook("user-registered", forget)

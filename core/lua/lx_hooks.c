@@ -1,6 +1,7 @@
 /* lx_hooks.c - Lua functions as hook handlers; event tables for Lua. */
 #include "lx_hooks.h"
 #include "lx_session.h"
+#include "node.h"
 #include "route.h"
 
 #include <errno.h>
@@ -271,6 +272,41 @@ static int l_fire(lua_State *L)
 	return 1;
 }
 
+/* core.tell_nodes(host, event, username): event fires on host on every
+ * other node (node_tell). */
+static int l_tell_nodes(lua_State *L)
+{
+	struct host *h = check_host(L, 1);
+
+	node_tell(h->name, luaL_checkstring(L, 2), luaL_checkstring(L, 3));
+	return 0;
+}
+
+/* node_told_hook: another node's notice fires here with { username,
+ * host, node }. */
+static void fire_told(unsigned node, const char *host, const char *event,
+		      const char *username)
+{
+	lua_State *L = lx_state();
+	struct host *h = route_host(host);
+	struct hook_chain *ch = h ? hook_find(&h->hooks, event) : NULL;
+
+	if (!ch)
+		return;
+	lua_createtable(L, 0, 3);
+	lua_pushstring(L, username);
+	lua_setfield(L, -2, "username");
+	lua_pushstring(L, host);
+	lua_setfield(L, -2, "host");
+	lua_pushinteger(L, (lua_Integer)node);
+	lua_setfield(L, -2, "node");
+	struct event ev = { .host = h, .lua_table = lua_gettop(L),
+			    .release = release_table };
+	hook_fire(ch, &ev);
+	if (ev.release)
+		ev.release(&ev);
+}
+
 static int l_hook_errors(lua_State *L)
 {
 	lua_pushinteger(L, (lua_Integer)hook_error_count());
@@ -285,9 +321,11 @@ void lx_hooks_register(lua_State *L)
 		{ "hook_count", l_hook_count },
 		{ "fire", l_fire },
 		{ "hook_errors", l_hook_errors },
+		{ "tell_nodes", l_tell_nodes },
 		{ NULL, NULL },
 	};
 
 	luaL_setfuncs(L, fns, 0);
 	lx_gc_type(L, NATIVE_MT, native_gc);
+	node_told_hook = fire_told;
 }

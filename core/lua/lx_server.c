@@ -478,6 +478,37 @@ static int l_commit(lua_State *L)
 	return push_errno(L, store_commit(), "storage commit");
 }
 
+/* reload_others(): after a reload here, the other workers reload too. */
+static int l_reload_others(lua_State *L)
+{
+	return push_errno(L, node_reload_others(), "reload of the other workers");
+}
+
+/* admin_others(line): an operator's module command, done here, for the
+ * other workers. */
+static int l_admin_others(lua_State *L)
+{
+	node_admin_others(luaL_checkstring(L, 1));
+	return 0;
+}
+
+/* node_admin_hook: another worker's module command, run by
+ * starling.admin's from_node(node, line). */
+static void run_admin(unsigned node, const char *line)
+{
+	lua_State *L = lx_state();
+
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "starling.admin");
+	if (lx_pcall(L, 1, 1, "admin") != 0)
+		return;
+	lua_getfield(L, -1, "from_node");
+	lua_remove(L, -2);
+	lua_pushinteger(L, (lua_Integer)node);
+	lua_pushstring(L, line);
+	lx_pcall(L, 2, 0, "admin");
+}
+
 int luaopen_starling_server(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
@@ -502,6 +533,8 @@ int luaopen_starling_server(lua_State *L)
 		{ "has_default_tls", l_has_default_tls },
 		{ "certificates", l_certificates },
 		{ "commit", l_commit },
+		{ "reload_others", l_reload_others },
+		{ "admin_others", l_admin_others },
 		{ NULL, NULL },
 	};
 
@@ -517,4 +550,5 @@ void lx_server_register(void)
 	lua_pushcfunction(L, luaopen_starling_server);
 	lua_setfield(L, -2, "starling.server");
 	lua_pop(L, 1);
+	node_admin_hook = run_admin;
 }

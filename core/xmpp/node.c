@@ -3,9 +3,11 @@
 #include "node.h"
 #include "jid.h"
 #include "log.h"
+#include "xmlstream.h"
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 unsigned node_self;
 void (*node_field_set_hook)(struct session *proxy, const char *name,
@@ -15,7 +17,16 @@ void (*node_fields_hook)(struct session *s,
 				      const struct node_value *v, void *ctx),
 			 void *ctx);
 
+void (*node_told_hook)(unsigned node, const char *host, const char *event,
+		       const char *username);
+
+void (*node_admin_hook)(unsigned node, const char *line);
+
 static const struct node_backend *backend;
+/* One parser for the stanzas that need a tree (node_parse), kept between
+ * calls (its stream header fed once); a call that leaves it mid-element
+ * throws it away. */
+static struct xs *parser;
 static unsigned epochs[256];	/* per node: how many times it came up */
 
 /* A proxy's own state (role_data). */
@@ -116,6 +127,9 @@ void node_free(void)
 {
 	route_directory_hook = NULL;
 	backend = NULL;
+	if (parser)
+		xs_free(parser);
+	parser = NULL;
 }
 
 /* Our proxy of node's session full_jid, or NULL. */
@@ -184,38 +198,106 @@ void node_remote_field(unsigned node, const char *full_jid, const char *name,
 		node_field_set_hook(s, name, v);
 }
 
-void node_deliver(unsigned node, const char *full_jid, struct st_doc *doc,
-		  struct st_node *stanza)
+unsigned node_route_flags(const char *full_jid, const struct st_node *stanza)
 {
-	struct session *s = route_find_full(full_jid);
-
-	if (s && !is_proxy(s)) {
-		session_send(s, stanza);
-		return;
-	}
-	/* The session went before the stanza arrived. Addressed to it: as
-	 * for any stanza to a full JID that is not there (RFC 6121 8.5.3),
-	 * the handlers of its 'to' decide (another resource, offline
-	 * storage, an error). One copy of a stanza to the account: the
-	 * other copies went to its other sessions; a message none of them
-	 * got goes to the account again (offline storage). */
 	const char *to = st_attr_get(stanza, "to");
-	bool again = to && strcmp(to, full_jid) == 0;
-	if (!again && to && stanza->name && strcmp(stanza->name, "message") == 0) {
-		struct jid j;
-		char bare[3 * JID_PART_MAX];
-		again = jid_parse(full_jid, &j) == 0 &&
-			jid_format(&j, JID_BARE, bare, sizeof(bare)) > 0 &&
-			strcmp(to, bare) == 0 && !route_find_bare(bare);
+	size_t n;
+
+	if (!to)
+		return 0;
+	if (strcmp(to, full_jid) == 0)
+		return NODE_ROUTE_F_TO_FULL;
+	n = strlen(to);
+	if (stanza->name && strcmp(stanza->name, "message") == 0 &&
+	    strncmp(full_jid, to, n) == 0 && full_jid[n] == '/')
+		return NODE_ROUTE_F_TO_BARE;
+	return 0;
+}
+
+struct st_doc *node_parse(const char *data, size_t len)
+{
+	static const char header[] = "<stream:stream xmlns='" NS_CLIENT "' "
+		"xmlns:stream='http://etherx.jabber.org/streams'>";
+	static const struct xs_limits limits = {
+		.max_stanza = (size_t)64 << 20, .max_depth = 256, .max_attrs = 1024,
+	};
+	struct st_doc *doc = NULL;
+	enum xs_event ev;
+
+	if (!parser) {
+		parser = xs_new(&limits);
+		for (ev = xs_feed(parser, header, sizeof(header) - 1);
+		     ev == XS_STREAM_OPEN; ev = xs_next(parser))
+			;
+	}
+	for (ev = xs_feed(parser, data, len); ev != XS_NEED_MORE && ev != XS_ERROR;
+	     ev = xs_next(parser)) {
+		if (ev != XS_STANZA)
+			continue;
+		struct st_doc *d = xs_take_stanza(parser);
+		if (doc)
+			st_doc_unref(d);
+		else
+			doc = d;
+	}
+	if (ev == XS_ERROR || !doc || !xs_quiet(parser)) {
+		xs_free(parser);
+		parser = NULL;
+	}
+	if (!doc)
+		log_warn("node: a stanza from another node does not parse");
+	return doc;
+}
+
+/* The session went before the stanza arrived. Addressed to it: as for
+ * any stanza to a full JID that is not there (RFC 6121 8.5.3), the
+ * handlers of its 'to' decide (another resource, offline storage, an
+ * error). One copy of a stanza to the account: the other copies went to
+ * its other sessions; a message none of them got goes to the account
+ * again (offline storage). */
+static void deliver_gone(unsigned node, const char *full_jid, unsigned flags,
+			 const char *data, size_t len)
+{
+	char bare[3 * JID_PART_MAX];
+	const char *slash = strchr(full_jid, '/');
+	bool again = flags & NODE_ROUTE_F_TO_FULL;
+
+	if (!again && (flags & NODE_ROUTE_F_TO_BARE) && slash &&
+	    (size_t)(slash - full_jid) < sizeof(bare)) {
+		memcpy(bare, full_jid, (size_t)(slash - full_jid));
+		bare[slash - full_jid] = '\0';
+		again = !route_find_bare(bare);
 	}
 	if (!again) {
 		log_debug("node %u: %s is not here; its copy dropped", node, full_jid);
 		return;
 	}
+	struct st_doc *doc = node_parse(data, len);
+	if (!doc)
+		return;
 	log_debug("node %u: %s is not here; routing its stanza again", node, full_jid);
 	rerouting++;
-	route_stanza(doc, stanza, NULL);
+	route_stanza(doc, doc->root, NULL);
 	rerouting--;
+	st_doc_unref(doc);
+}
+
+void node_deliver_bytes(unsigned node, const char *full_jid, unsigned flags,
+			const char *data, size_t len)
+{
+	struct session *s = route_find_full(full_jid);
+
+	if (!s || is_proxy(s)) {
+		deliver_gone(node, full_jid, flags, data, len);
+		return;
+	}
+	if (session_send_bytes(s, data, len) != -EAGAIN)
+		return;
+	struct st_doc *doc = node_parse(data, len);	/* its filters want a tree */
+	if (doc) {
+		session_send(s, doc->root);
+		st_doc_unref(doc);
+	}
 }
 
 void node_close_local(const char *full_jid, const char *condition)
@@ -261,6 +343,43 @@ void node_each_local(void (*fn)(struct session *s, void *ctx), void *ctx)
 		    !(s->flags & (SESS_F_CLOSING | SESS_F_DEAD)) &&
 		    strcmp(s->role->name, "c2s") == 0)
 			fn(s, ctx);
+}
+
+int node_reload_others(void)
+{
+	if (!backend || !backend->reload_others)
+		return -ENOTSUP;
+	return backend->reload_others();
+}
+
+void node_tell(const char *host, const char *event, const char *username)
+{
+	if (backend && backend->tell)
+		backend->tell(host, event, username);
+}
+
+void node_told(unsigned node, const char *host, const char *event,
+	       const char *username)
+{
+	struct host *h = route_host(host);
+
+	if (!h || h->type != HOST_LOCAL || !node_told_hook) {
+		log_debug("node %u: a notice for host %s ignored", node, host);
+		return;
+	}
+	node_told_hook(node, host, event, username);
+}
+
+void node_admin_others(const char *line)
+{
+	if (backend && backend->admin)
+		backend->admin(line);
+}
+
+void node_admin(unsigned node, const char *line)
+{
+	if (node_admin_hook)
+		node_admin_hook(node, line);
 }
 
 bool node_field_shared(const char *name)

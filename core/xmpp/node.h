@@ -46,6 +46,13 @@ struct node_backend {
 		       const struct st_node *stanza);
 	/* Ask node to close its session full_jid with a stream error. */
 	void (*close)(unsigned node, const char *full_jid, const char *condition);
+	/* This node reloaded its config (starlingctl reload): every other
+	 * node reloads too. 0 or -errno. May be NULL. */
+	int (*reload_others)(void);
+	/* A notice to every other node (node_tell). */
+	void (*tell)(const char *host, const char *event, const char *username);
+	/* An operator's command for every other node (node_admin_others). */
+	void (*admin)(const char *line);
 };
 
 extern unsigned node_self;		/* 0: a single process */
@@ -64,10 +71,23 @@ void node_remote_bind(unsigned node, const char *id, const char *full_jid);
 void node_remote_unbind(unsigned node, const char *full_jid);
 void node_remote_field(unsigned node, const char *full_jid, const char *name,
 		       const struct node_value *v);
-/* A stanza for our session full_jid: delivered to it as it is; routed
- * again when that session went meanwhile. Does not take doc. */
-void node_deliver(unsigned node, const char *full_jid, struct st_doc *doc,
-		  struct st_node *stanza);
+/* A stanza for our session full_jid, serialized by the sending node for
+ * jabber:client (no xmlns of its own, as session_send writes it), with
+ * the flags node_route_flags() gave it there: the bytes go to the client
+ * as they are, through XEP-0198's queue, without a tree; parsed only when
+ * the session has filters (CSI) or went meanwhile (then routed again
+ * when the flags say so). data is borrowed. */
+void node_deliver_bytes(unsigned node, const char *full_jid, unsigned flags,
+			const char *data, size_t len);
+/* What the receiving node does with a stanza whose session went. */
+#define NODE_ROUTE_F_TO_FULL 0x01	/* its 'to' is that full JID: route again */
+#define NODE_ROUTE_F_TO_BARE 0x02	/* a message to the account: again when
+					 * the account has no session left */
+unsigned node_route_flags(const char *full_jid, const struct st_node *stanza);
+/* One serialized stanza (jabber:client) back into a tree (a field's
+ * value, a stanza that needs one): the caller owns the doc; NULL when
+ * the bytes are not one element. */
+struct st_doc *node_parse(const char *data, size_t len);
 /* Close our session full_jid (another node's directory replaced it). */
 void node_close_local(const char *full_jid, const char *condition);
 /* A link to node is up: it tells us its sessions again. Returns the
@@ -80,6 +100,28 @@ unsigned node_up(unsigned node);
 void node_gone(unsigned node, unsigned epoch, bool announce);
 /* Calls fn for each of our bound client sessions (a new link's dump). */
 void node_each_local(void (*fn)(struct session *s, void *ctx), void *ctx);
+
+/* After an operator's reload here: the other nodes reload too (their
+ * reports go to their logs). 0, -ENOTSUP (one process), or -errno. */
+int node_reload_others(void);
+
+/* A notice: event fires on host on every other node, with username
+ * (what a module keeps of that account there is stale: its own event,
+ * "mam/forget"). Goes with the iteration's output, after its commit, so
+ * the other nodes read what was written. Nothing with one process. */
+void node_tell(const char *host, const char *event, const char *username);
+/* A notice from node (the backend's), and the bridge's way to fire it. */
+void node_told(unsigned node, const char *host, const char *event,
+	       const char *username);
+extern void (*node_told_hook)(unsigned node, const char *host,
+			      const char *event, const char *username);
+
+/* An operator's module command (starlingctl module load|unload|reload),
+ * done here: every other node does it too, reporting to its log. */
+void node_admin_others(const char *line);
+/* One from node (the backend's), and the bridge's way to run it. */
+void node_admin(unsigned node, const char *line);
+extern void (*node_admin_hook)(unsigned node, const char *line);
 
 /* The fields of a session the other nodes see. */
 bool node_field_shared(const char *name);

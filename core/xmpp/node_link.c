@@ -1,22 +1,33 @@
-/* node_link.c - the links between the workers of one server: a stream of
- * role "node" per pair, the backend of node.h (node_link.h). */
+/* node_link.c - the links between the workers of one server: a Unix
+ * socket per pair carrying binary frames, the backend of node.h
+ * (node_link.h). */
 #include "node_link.h"
 #include "node.h"
 #include "log.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
-/* A link's own state (role_data). */
+#define HELLO_TIMEOUT 10.	/* an accepted link names itself by then */
+#define LINK_QUEUE_MAX ((size_t)1 << 30)
+
+/* One link to another node. */
 struct link {
-	unsigned peer;		/* 0 until its header named it */
-	pid_t pid;		/* the peer's, from <hello/> */
+	struct conn *conn;	/* NULL once closed */
+	unsigned peer;		/* 0 until its HELLO named it (accepted) */
+	pid_t pid;		/* the peer's, from its HELLO */
 	unsigned epoch;		/* node_up()'s, for what the peer tells */
 	bool up;
+	bool reading;		/* in link_data: a close only marks it dead */
+	bool dead;
+	double since;		/* accepted at */
+	struct sbuf in;		/* the start of a frame read in part */
 	/* Forwarded stanzas wait for the storage writes they may depend
 	 * on: queued to the connection after the iteration's commit, or,
 	 * when the commit handed archive appends to the writer, the first
@@ -25,29 +36,22 @@ struct link {
 	 * node is sent, it can read there (its archive, offline messages).
 	 * The directory's changes go at once (with the iteration's output):
 	 * they depend on no write, and the other node had better know a
-	 * session's state before the client itself could tell anyone. */
+	 * session's state before the client itself could tell anyone.
+	 * Either way a link's bytes of an iteration go out in one writev. */
 	struct sbuf pending;
 	size_t mark;
+	struct link *next;	/* every link, named or not */
 };
 
 static unsigned self, count;
+static pid_t master;		/* the process that started us (workers.c) */
 static char *sock_dir;
-static struct session *links[NODE_MAX + 1];	/* by peer, when up or coming */
+static struct link *links[NODE_MAX + 1];	/* by peer, when up or coming */
+static struct link *all;
 static int listen_fd = -1;
 static ev_io accept_w;
 static ev_timer retry_w;
 static struct sbuf out;
-
-static const struct session_config link_cfg = {
-	.preauth_timeout = 10.,
-	.idle_timeout = 1e12,		/* a link is never idle out */
-	.send_queue_limit = (size_t)1 << 30,
-};
-
-static struct link *link_of(struct session *s)
-{
-	return s->role_data;
-}
 
 static void sock_path(unsigned node, struct sockaddr_un *sa)
 {
@@ -56,145 +60,193 @@ static void sock_path(unsigned node, struct sockaddr_un *sa)
 	snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/node-%u.sock", sock_dir, node);
 }
 
-/* "node-N" -> N within 1..count, or 0. */
-static unsigned parse_node(const char *name)
+static void link_close(struct link *l, const char *reason)
 {
-	unsigned n;
-	char tail;
-
-	if (!name || sscanf(name, "node-%u%c", &n, &tail) != 1 || n < 1 || n > count)
-		return 0;
-	return n;
+	if (l->conn)
+		conn_close(l->conn, reason);
 }
 
-/* --- sending ---------------------------------------------------------- */
+/* --- frames out --------------------------------------------------------- */
 
-static void attr(struct sbuf *b, const char *name, const char *value)
+static void put_u16(struct sbuf *b, unsigned v)
 {
-	sbuf_addc(b, ' ');
-	sbuf_adds(b, name);
-	sbuf_adds(b, "='");
-	xml_escape(b, value, strlen(value));
-	sbuf_addc(b, '\'');
+	char p[2] = { (char)(v >> 8), (char)v };
+
+	sbuf_add(b, p, 2);
 }
 
-/* out to link (NULL: every link up); a forwarded stanza is held. */
-static void send_to(struct session *link, bool held)
+static void put_u32(struct sbuf *b, uint32_t v)
 {
-	if (held)
-		sbuf_add(&link_of(link)->pending, out.p, out.len);
-	else
-		session_send_raw(link, out.p, out.len);
+	char p[4] = { (char)(v >> 24), (char)(v >> 16), (char)(v >> 8), (char)v };
+
+	sbuf_add(b, p, 4);
 }
 
-static void send_out(struct session *link)
+static void put_str(struct sbuf *b, const char *s)
 {
-	if (link)
-		send_to(link, false);
-	else
+	size_t n = strlen(s);
+
+	if (n > 0xffff)
+		n = 0xffff;	/* JIDs, ids and names are far shorter */
+	put_u16(b, (unsigned)n);
+	sbuf_add(b, s, n);
+}
+
+/* Starts a frame of type in b: returns where, for frame_end. */
+static size_t frame_begin(struct sbuf *b, enum node_frame type)
+{
+	size_t at = b->len;
+
+	put_u32(b, 0);
+	sbuf_addc(b, (char)type);
+	return at;
+}
+
+static void frame_end(struct sbuf *b, size_t at)
+{
+	uint32_t n = (uint32_t)(b->len - at - 4);
+	unsigned char *p = (unsigned char *)b->p + at;
+
+	p[0] = (unsigned char)(n >> 24);
+	p[1] = (unsigned char)(n >> 16);
+	p[2] = (unsigned char)(n >> 8);
+	p[3] = (unsigned char)n;
+}
+
+/* The frame in out to link l (NULL: every link up). */
+static void send_out(struct link *l)
+{
+	if (l) {
+		if (l->conn)
+			conn_send(l->conn, out.p, out.len);
+	} else {
 		for (unsigned i = 1; i <= count; i++)
-			if (links[i] && link_of(links[i])->up)
-				send_to(links[i], false);
+			if (links[i] && links[i]->up && links[i]->conn)
+				conn_send(links[i]->conn, out.p, out.len);
+	}
 	sbuf_recycle(&out, 65536);
 }
 
-/* The first n pending bytes of link s go to its connection. */
-static void release(struct session *s, size_t n)
-{
-	struct link *l = link_of(s);
+/* The first n pending bytes of l go to its connection, in pieces the
+ * size of the write queue's pooled chunks (no large allocation per
+ * iteration); the buffer keeps its memory for the next iteration. */
+#define PIECE (16 * 1024)
+#define PENDING_KEEP ((size_t)4 << 20)
 
+static void release(struct link *l, size_t n)
+{
 	if (!n)
 		return;
-	session_send_raw(s, l->pending.p, n);
+	for (size_t at = 0; at < n && l->conn; at += PIECE)
+		conn_send(l->conn, l->pending.p + at, MIN((size_t)PIECE, n - at));
 	memmove(l->pending.p, l->pending.p + n, l->pending.len - n);
 	l->pending.len -= n;
 	if (!l->pending.len)
-		sbuf_recycle(&l->pending, 65536);
+		sbuf_recycle(&l->pending, PENDING_KEEP);
 }
 
 void node_link_committed(bool handed)
 {
 	for (unsigned i = 1; i <= count; i++) {
-		struct session *s = links[i];
-		if (!s)
+		struct link *l = links[i];
+		if (!l)
 			continue;
-		struct link *l = link_of(s);
 		if (handed)
 			l->mark = l->pending.len;
 		else
-			release(s, l->pending.len);
+			release(l, l->pending.len);
 	}
 }
 
 void node_link_landed(void)
 {
 	for (unsigned i = 1; i <= count; i++) {
-		struct session *s = links[i];
-		if (!s)
+		struct link *l = links[i];
+		if (!l)
 			continue;
-		release(s, link_of(s)->mark);
-		link_of(s)->mark = 0;
+		release(l, l->mark);
+		l->mark = 0;
 	}
 }
 
-static void put_bind(struct session *s, struct session *link)
+void node_link_flush(void)
 {
-	sbuf_reset(&out);
-	sbuf_adds(&out, "<bind");
-	attr(&out, "id", s->id);
-	attr(&out, "jid", s->full_jid);
-	sbuf_adds(&out, "/>");
-	send_out(link);
+	for (unsigned i = 1; i <= count; i++)
+		if (links[i] && links[i]->conn)
+			conn_flush(links[i]->conn);
 }
 
-static const char *const type_names[] = {
-	[NV_NIL] = "nil", [NV_BOOLEAN] = "boolean", [NV_NUMBER] = "number",
-	[NV_STRING] = "string", [NV_STANZA] = "stanza",
-};
-
-static void put_field(struct session *s, const char *name,
-		      const struct node_value *v, struct session *link)
+static void put_hello(struct link *l)
 {
-	char num[64];
+	size_t at;
 
 	sbuf_reset(&out);
-	sbuf_adds(&out, "<field");
-	attr(&out, "jid", s->full_jid);
-	attr(&out, "name", name);
-	attr(&out, "type", type_names[v->type]);
-	sbuf_addc(&out, '>');
+	at = frame_begin(&out, NODE_FRAME_HELLO);
+	put_u16(&out, NODE_LINK_VERSION);
+	put_u16(&out, self);
+	put_u16(&out, l->peer);
+	put_u32(&out, (uint32_t)getpid());
+	frame_end(&out, at);
+	send_out(l);
+}
+
+static void put_bind(struct session *s, struct link *l)
+{
+	size_t at;
+
+	sbuf_reset(&out);
+	at = frame_begin(&out, NODE_FRAME_BIND);
+	put_str(&out, s->id);
+	put_str(&out, s->full_jid);
+	frame_end(&out, at);
+	send_out(l);
+}
+
+static void put_field(struct session *s, const char *name,
+		      const struct node_value *v, struct link *l)
+{
+	size_t at;
+
+	sbuf_reset(&out);
+	at = frame_begin(&out, NODE_FRAME_FIELD);
+	put_str(&out, s->full_jid);
+	put_str(&out, name);
+	sbuf_addc(&out, (char)v->type);
 	switch (v->type) {
 	case NV_BOOLEAN:
-		sbuf_adds(&out, v->b ? "true" : "false");
+		sbuf_addc(&out, (char)v->b);
 		break;
-	case NV_NUMBER:
-		snprintf(num, sizeof(num), "%.17g", v->n);
-		sbuf_adds(&out, num);
+	case NV_NUMBER: {
+		uint64_t bits;
+		memcpy(&bits, &v->n, sizeof(bits));
+		put_u32(&out, (uint32_t)(bits >> 32));
+		put_u32(&out, (uint32_t)bits);
 		break;
+	}
 	case NV_STRING:
-		xml_escape(&out, v->s, strlen(v->s));
+		sbuf_adds(&out, v->s);
 		break;
 	case NV_STANZA:
-		st_serialize(v->stanza, NS_NODE, &out);
+		st_serialize(v->stanza, NS_CLIENT, &out);
 		break;
 	case NV_NIL:
 		break;
 	}
-	sbuf_adds(&out, "</field>");
-	send_out(link);
+	frame_end(&out, at);
+	send_out(l);
 }
 
 static void emit_field(struct session *s, const char *name,
-		       const struct node_value *v, void *link)
+		       const struct node_value *v, void *l)
 {
-	put_field(s, name, v, link);
+	put_field(s, name, v, l);
 }
 
-static void dump_one(struct session *s, void *link)
+static void dump_one(struct session *s, void *l)
 {
-	put_bind(s, link);
+	put_bind(s, l);
 	if (node_fields_hook)
-		node_fields_hook(s, emit_field, link);
+		node_fields_hook(s, emit_field, l);
 }
 
 static void be_bound(struct session *s)
@@ -204,10 +256,12 @@ static void be_bound(struct session *s)
 
 static void be_unbound(struct session *s)
 {
+	size_t at;
+
 	sbuf_reset(&out);
-	sbuf_adds(&out, "<unbind");
-	attr(&out, "jid", s->full_jid);
-	sbuf_adds(&out, "/>");
+	at = frame_begin(&out, NODE_FRAME_UNBIND);
+	put_str(&out, s->full_jid);
+	frame_end(&out, at);
 	send_out(NULL);
 }
 
@@ -216,35 +270,68 @@ static void be_field(struct session *s, const char *name, const struct node_valu
 	put_field(s, name, v, NULL);
 }
 
+/* Serialized straight into the link's pending bytes: no copy. */
 static int be_forward(unsigned node, const char *full_jid, const struct st_node *stanza)
 {
-	struct session *link = node <= count ? links[node] : NULL;
+	struct link *l = node >= 1 && node <= count ? links[node] : NULL;
+	size_t at;
 
-	if (!link || !link_of(link)->up)
+	if (!l || !l->up || !l->conn)
 		return -ENOTCONN;
-	sbuf_reset(&out);
-	sbuf_adds(&out, "<route");
-	attr(&out, "to", full_jid);
-	sbuf_addc(&out, '>');
-	st_serialize(stanza, NS_NODE, &out);
-	sbuf_adds(&out, "</route>");
-	send_to(link, true);
-	sbuf_recycle(&out, 65536);
+	at = frame_begin(&l->pending, NODE_FRAME_ROUTE);
+	sbuf_addc(&l->pending, (char)node_route_flags(full_jid, stanza));
+	put_str(&l->pending, full_jid);
+	st_serialize(stanza, NS_CLIENT, &l->pending);
+	frame_end(&l->pending, at);
 	return 0;
 }
 
 static void be_close(unsigned node, const char *full_jid, const char *condition)
 {
-	struct session *link = node <= count ? links[node] : NULL;
+	struct link *l = node >= 1 && node <= count ? links[node] : NULL;
+	size_t at;
 
-	if (!link || !link_of(link)->up)
+	if (!l || !l->up)
 		return;
 	sbuf_reset(&out);
-	sbuf_adds(&out, "<close");
-	attr(&out, "jid", full_jid);
-	attr(&out, "condition", condition);
-	sbuf_adds(&out, "/>");
-	send_out(link);
+	at = frame_begin(&out, NODE_FRAME_CLOSE);
+	put_str(&out, full_jid);
+	put_str(&out, condition);
+	frame_end(&out, at);
+	send_out(l);
+}
+
+static void be_tell(const char *host, const char *event, const char *username)
+{
+	size_t at;
+
+	sbuf_reset(&out);
+	at = frame_begin(&out, NODE_FRAME_TELL);
+	put_str(&out, host);
+	put_str(&out, event);
+	put_str(&out, username);
+	frame_end(&out, at);
+	send_out(NULL);
+}
+
+static void be_admin(const char *line)
+{
+	size_t at;
+
+	sbuf_reset(&out);
+	at = frame_begin(&out, NODE_FRAME_ADMIN);
+	put_str(&out, line);
+	frame_end(&out, at);
+	send_out(NULL);
+}
+
+/* The master passes the reload on to the other workers and reads the
+ * config again itself (core/workers.c). */
+static int be_reload_others(void)
+{
+	if (master <= 1 || getppid() != master)
+		return -ESRCH;	/* the master is gone: we stop soon too */
+	return kill(master, SIGHUP) == 0 ? 0 : -errno;
 }
 
 static const struct node_backend link_backend = {
@@ -253,128 +340,287 @@ static const struct node_backend link_backend = {
 	.field = be_field,
 	.forward = be_forward,
 	.close = be_close,
+	.reload_others = be_reload_others,
+	.tell = be_tell,
+	.admin = be_admin,
 };
 
-/* --- receiving -------------------------------------------------------- */
+/* --- frames in ---------------------------------------------------------- */
 
-static struct st_node *first_elem(const struct st_node *n)
+/* A frame's body being read. */
+struct cursor {
+	const unsigned char *p, *end;
+};
+
+static bool get_u8(struct cursor *c, unsigned *v)
 {
-	for (struct st_node *c = n->first; c; c = c->next)
-		if (c->name)
-			return c;
-	return NULL;
-}
-
-static void got_field(unsigned peer, struct st_doc *doc, struct st_node *n)
-{
-	const char *jid = st_attr_get(n, "jid"), *name = st_attr_get(n, "name");
-	const char *type = st_attr_get(n, "type");
-	const char *text = st_text(doc, n);
-	struct node_value v = { .type = NV_NIL };
-
-	if (!jid || !name || !type)
-		return;
-	if (strcmp(type, "boolean") == 0) {
-		v.type = NV_BOOLEAN;
-		v.b = strcmp(text, "true") == 0;
-	} else if (strcmp(type, "number") == 0) {
-		v.type = NV_NUMBER;
-		v.n = strtod(text, NULL);
-	} else if (strcmp(type, "string") == 0) {
-		v.type = NV_STRING;
-		v.s = text;
-	} else if (strcmp(type, "stanza") == 0) {
-		v.type = NV_STANZA;
-		if (!(v.stanza = first_elem(n)))
-			return;
-	}
-	node_remote_field(peer, jid, name, &v);
-}
-
-static void link_element(struct session *s, struct st_doc *doc)
-{
-	struct link *l = link_of(s);
-	struct st_node *n = doc->root;
-	const char *jid = st_attr_get(n, "jid");
-
-	if (!l->up || strcmp(n->ns, NS_NODE) != 0) {
-		session_close(s, "unsupported-stanza-type", NULL);
-	} else if (strcmp(n->name, "route") == 0) {
-		struct st_node *stanza = first_elem(n);
-		const char *to = st_attr_get(n, "to");
-		if (stanza && to)
-			node_deliver(l->peer, to, doc, stanza);
-	} else if (strcmp(n->name, "bind") == 0) {
-		if (jid && st_attr_get(n, "id"))
-			node_remote_bind(l->peer, st_attr_get(n, "id"), jid);
-	} else if (strcmp(n->name, "unbind") == 0) {
-		if (jid)
-			node_remote_unbind(l->peer, jid);
-	} else if (strcmp(n->name, "field") == 0) {
-		got_field(l->peer, doc, n);
-	} else if (strcmp(n->name, "close") == 0) {
-		if (jid)
-			node_close_local(jid, st_attr_get(n, "condition"));
-	} else if (strcmp(n->name, "hello") == 0) {
-		const char *pid = st_attr_get(n, "pid");
-		l->pid = pid ? (pid_t)atol(pid) : 0;
-	}
-	st_doc_unref(doc);
-}
-
-/* The link to peer is up: hello, then every session of ours. */
-static void link_up(struct session *s)
-{
-	struct link *l = link_of(s);
-	char pid[32];
-
-	l->up = true;
-	l->epoch = node_up(l->peer);
-	s->flags |= SESS_F_AUTHED | SESS_F_BOUND;
-	log_info("node link %u <-> %u up", self, l->peer);
-	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
-	sbuf_reset(&out);
-	sbuf_adds(&out, "<hello");
-	attr(&out, "pid", pid);
-	sbuf_adds(&out, "/>");
-	send_out(s);
-	node_each_local(dump_one, s);
-}
-
-/* The peer's stream header: ours answers an incoming one. */
-static bool link_header(struct session *s, const struct st_node *hdr)
-{
-	struct link *l = link_of(s);
-	unsigned from = parse_node(st_attr_get(hdr, "from"));
-	unsigned to = parse_node(st_attr_get(hdr, "to"));
-	char name[32];
-
-	if (strcmp(hdr->ns, NS_NODE) != 0 || from == 0 || from == self || to != self ||
-	    ((s->flags & SESS_F_OUTGOING) && from != l->peer)) {
-		session_close(s, "not-authorized", "not a node of this server");
-		return true;
-	}
-	if (!(s->flags & SESS_F_OUTGOING)) {
-		l->peer = from;
-		if (links[from] && links[from] != s) {	/* it started again */
-			struct session *old = links[from];
-			links[from] = NULL;
-			session_close(old, "conflict", "a newer link");
-		}
-		links[from] = s;
-		snprintf(name, sizeof(name), "node-%u", self);
-		s->host = xstrdup(name);
-		snprintf(name, sizeof(name), "node-%u", from);
-		s->peer = xstrdup(name);
-		session_open_stream(s);
-	}
-	link_up(s);
+	if (c->end - c->p < 1)
+		return false;
+	*v = *c->p++;
 	return true;
 }
 
-static void link_connected(struct session *s)
+static bool get_u16(struct cursor *c, unsigned *v)
 {
-	session_open_stream(s);
+	if (c->end - c->p < 2)
+		return false;
+	*v = (unsigned)c->p[0] << 8 | c->p[1];
+	c->p += 2;
+	return true;
+}
+
+static bool get_u32(struct cursor *c, uint32_t *v)
+{
+	if (c->end - c->p < 4)
+		return false;
+	*v = (uint32_t)c->p[0] << 24 | (uint32_t)c->p[1] << 16 |
+	     (uint32_t)c->p[2] << 8 | c->p[3];
+	c->p += 4;
+	return true;
+}
+
+/* A string into buf (NUL-terminated); false when it does not fit. */
+static bool get_str(struct cursor *c, char *buf, size_t cap)
+{
+	unsigned n;
+
+	if (!get_u16(c, &n) || (size_t)(c->end - c->p) < n || n >= cap ||
+	    memchr(c->p, '\0', n))
+		return false;
+	memcpy(buf, c->p, n);
+	buf[n] = '\0';
+	c->p += n;
+	return true;
+}
+
+#define STR_MAX (3 * 1024 + 8)	/* a full JID's parts, separators, NUL */
+
+static void link_up(struct link *l);
+
+/* HELLO: the peer names itself (and, connecting to us, the link). */
+static bool got_hello(struct link *l, struct cursor *c)
+{
+	unsigned version, from, to;
+	uint32_t pid;
+
+	if (!get_u16(c, &version) || !get_u16(c, &from) || !get_u16(c, &to) ||
+	    !get_u32(c, &pid) || version != NODE_LINK_VERSION || to != self ||
+	    from < 1 || from > count || from == self || (l->peer && from != l->peer)) {
+		log_warn("node link: refusing a peer that is not a node of this server");
+		return false;
+	}
+	l->pid = (pid_t)pid;
+	if (!l->peer) {		/* accepted: it is node `from` */
+		l->peer = from;
+		if (links[from] && links[from] != l) {	/* it started again */
+			struct link *old = links[from];
+			links[from] = NULL;
+			link_close(old, "a newer link");
+		}
+		links[from] = l;
+		put_hello(l);
+	}
+	link_up(l);
+	return true;
+}
+
+static void got_field(struct link *l, struct cursor *c)
+{
+	char jid[STR_MAX], name[256];
+	unsigned type;
+	struct node_value v = { .type = NV_NIL };
+	struct st_doc *doc = NULL;
+	struct sbuf text;
+
+	if (!get_str(c, jid, sizeof(jid)) || !get_str(c, name, sizeof(name)) ||
+	    !get_u8(c, &type))
+		return;
+	sbuf_init(&text);
+	switch (type) {
+	case NV_BOOLEAN: {
+		unsigned b;
+		if (!get_u8(c, &b))
+			goto out;
+		v.type = NV_BOOLEAN;
+		v.b = b != 0;
+		break;
+	}
+	case NV_NUMBER: {
+		uint32_t hi, lo;
+		uint64_t bits;
+		if (!get_u32(c, &hi) || !get_u32(c, &lo))
+			goto out;
+		bits = (uint64_t)hi << 32 | lo;
+		v.type = NV_NUMBER;
+		memcpy(&v.n, &bits, sizeof(v.n));
+		break;
+	}
+	case NV_STRING:
+		sbuf_add(&text, c->p, (size_t)(c->end - c->p));
+		sbuf_addc(&text, '\0');
+		v.type = NV_STRING;
+		v.s = text.p;
+		break;
+	case NV_STANZA:
+		if (!(doc = node_parse((const char *)c->p, (size_t)(c->end - c->p))))
+			goto out;
+		v.type = NV_STANZA;
+		v.stanza = doc->root;
+		break;
+	case NV_NIL:
+		break;
+	default:
+		goto out;
+	}
+	node_remote_field(l->peer, jid, name, &v);
+out:
+	if (doc)
+		st_doc_unref(doc);
+	sbuf_free(&text);
+}
+
+/* One whole frame: false when the link must close. */
+static bool got_frame(struct link *l, unsigned type, struct cursor *c)
+{
+	char jid[STR_MAX], arg[STR_MAX];
+	unsigned flags;
+
+	if (type == NODE_FRAME_HELLO)
+		return !l->up && got_hello(l, c);
+	if (!l->up)
+		return false;	/* nothing before the HELLOs */
+	switch (type) {
+	case NODE_FRAME_ROUTE:
+		if (get_u8(c, &flags) && get_str(c, jid, sizeof(jid)))
+			node_deliver_bytes(l->peer, jid, flags, (const char *)c->p,
+					   (size_t)(c->end - c->p));
+		break;
+	case NODE_FRAME_BIND:
+		if (get_str(c, arg, sizeof(arg)) && get_str(c, jid, sizeof(jid)))
+			node_remote_bind(l->peer, arg, jid);
+		break;
+	case NODE_FRAME_UNBIND:
+		if (get_str(c, jid, sizeof(jid)))
+			node_remote_unbind(l->peer, jid);
+		break;
+	case NODE_FRAME_FIELD:
+		got_field(l, c);
+		break;
+	case NODE_FRAME_CLOSE:
+		if (get_str(c, jid, sizeof(jid)) && get_str(c, arg, sizeof(arg)))
+			node_close_local(jid, arg);
+		break;
+	case NODE_FRAME_ADMIN:
+		if (get_str(c, arg, sizeof(arg)))
+			node_admin(l->peer, arg);
+		break;
+	case NODE_FRAME_TELL: {
+		char event[256];
+		if (get_str(c, arg, sizeof(arg)) && get_str(c, event, sizeof(event)) &&
+		    get_str(c, jid, sizeof(jid)))
+			node_told(l->peer, arg, event, jid);
+		break;
+	}
+	default:
+		log_debug("node link %u: a frame of type %u skipped", l->peer, type);
+		break;
+	}
+	return true;
+}
+
+static uint32_t frame_size(const char *p)
+{
+	const unsigned char *u = (const unsigned char *)p;
+
+	return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
+}
+
+/* The whole frames of buf: how many bytes they took (the rest starts a
+ * frame), or -1 when the link must close. */
+static ssize_t got_frames(struct link *l, const char *buf, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)buf;
+	size_t used = 0;
+
+	while (!l->dead && len - used >= 4) {
+		uint32_t n = frame_size(buf + used);
+		if (n < 1 || n > NODE_FRAME_MAX) {
+			log_warn("node link %u: a frame of %u bytes", l->peer, n);
+			return -1;
+		}
+		if (len - used - 4 < n)
+			break;
+		struct cursor c = { p + used + 5, p + used + 4 + n };
+		if (!got_frame(l, p[used + 4], &c))
+			return -1;
+		used += 4 + (size_t)n;
+	}
+	return (ssize_t)used;
+}
+
+static void link_free(struct link *l)
+{
+	for (struct link **pp = &all; *pp; pp = &(*pp)->next)
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
+	sbuf_free(&l->in);
+	sbuf_free(&l->pending);
+	free(l);
+}
+
+/* Bytes read: a frame begun in an earlier read is completed in l->in
+ * (taking only its own bytes: l->in stays the size of one frame), the
+ * whole frames that follow are read where they are, and the start of
+ * the next one is kept. */
+static void link_data(struct conn *conn, const char *buf, size_t len)
+{
+	struct link *l = conn->owner;
+	ssize_t used = 0;
+
+	l->reading = true;
+	if (l->in.len) {
+		size_t take = l->in.len < 4 ? MIN(4 - l->in.len, len) : 0;
+		sbuf_add(&l->in, buf, take);
+		buf += take;
+		len -= take;
+		if (l->in.len >= 4) {
+			uint32_t n = frame_size(l->in.p);
+			take = n > NODE_FRAME_MAX ? 0 : MIN(4 + (size_t)n - l->in.len, len);
+			sbuf_add(&l->in, buf, take);
+			buf += take;
+			len -= take;
+			if (l->in.len == 4 + (size_t)n || n > NODE_FRAME_MAX) {
+				used = got_frames(l, l->in.p, l->in.len);
+				sbuf_recycle(&l->in, 65536);
+			}
+		}
+	}
+	if (used >= 0 && !l->dead && len) {
+		used = got_frames(l, buf, len);
+		if (used >= 0 && (size_t)used < len)
+			sbuf_add(&l->in, buf + used, len - (size_t)used);
+	}
+	l->reading = false;
+	if (l->dead)
+		link_free(l);
+	else if (used < 0)
+		link_close(l, "not a node link");
+}
+
+/* The link to peer is up: every session of ours goes to it. */
+static void link_up(struct link *l)
+{
+	l->up = true;
+	l->epoch = node_up(l->peer);
+	log_info("node link %u <-> %u up", self, l->peer);
+	node_each_local(dump_one, l);
+}
+
+static void link_connected(struct conn *conn)
+{
+	put_hello(conn->owner);
 }
 
 /* Whether process pid is gone (or only a zombie its parent has yet to
@@ -454,61 +700,72 @@ static void watch(unsigned peer, pid_t pid, unsigned epoch)
 static bool first_alive(unsigned dead)
 {
 	for (unsigned i = 1; i < self; i++)
-		if (i != dead && links[i] && link_of(links[i])->up)
+		if (i != dead && links[i] && links[i]->up)
 			return false;
 	return true;
 }
 
-static void link_ended(struct session *s, const char *reason)
+static void link_closed(struct conn *conn, const char *reason)
 {
-	struct link *l = link_of(s);
+	struct link *l = conn->owner;
 
-	if (!l)
-		return;
-	if (l->peer && links[l->peer] == s) {
+	l->conn = NULL;		/* the connection layer frees it */
+	if (l->peer && links[l->peer] == l) {
 		links[l->peer] = NULL;
 		bool dead = process_gone(l->pid);
-		log_info("node link %u <-> %u down (%s)%s", self, l->peer, reason,
-			 dead ? ": the node died" : "");
+		if (l->up)
+			log_info("node link %u <-> %u down (%s)%s", self, l->peer, reason,
+				 dead ? ": the node died" : "");
+		else
+			log_debug("node link %u -> %u: %s", self, l->peer, reason);
 		if (l->up && dead)
 			node_gone(l->peer, l->epoch, first_alive(l->peer));
 		else if (l->up)
 			watch(l->peer, l->pid, l->epoch);
 	}
-	sbuf_free(&l->pending);
-	free(l);
-	s->role_data = NULL;
+	l->up = false;
+	if (l->reading)
+		l->dead = true;	/* link_data frees it */
+	else
+		link_free(l);
 }
 
-static const struct session_role link_role = {
-	.name = "node",
-	.ns = NS_NODE,
-	.host_type = HOST_GLOBAL,
-	.header = link_header,
+static const struct conn_events link_events = {
+	.data = link_data,
+	.closed = link_closed,
 	.connected = link_connected,
-	.element = link_element,
-	.ended = link_ended,
 };
 
 /* --- listening and connecting ------------------------------------------ */
 
 /* A link's reads come first in a loop iteration: what a node told us
  * (a session that became available) is known before a client's stanza
- * read in the same wake-up is routed by it. */
-static void link_first(struct conn *c)
+ * read in the same wake-up is routed by it. Its queue is never a reason
+ * to stop reading: two nodes that both waited for the other to read
+ * would wait for ever. */
+static struct link *link_new(int fd, struct conn *conn)
 {
-	bool active = ev_is_active(&c->rio);
+	struct link *l = xcalloc(1, sizeof(*l));
 
+	l->conn = conn ? conn : conn_new(fd, "node", 0, &link_events, l);
+	l->conn->owner = l;
+	l->conn->wq_limit = l->conn->wq_high = LINK_QUEUE_MAX;
+	l->since = now_mono();
+	sbuf_init(&l->in);
+	sbuf_init(&l->pending);
+	l->next = all;
+	all = l;
+	bool active = ev_is_active(&l->conn->rio);
 	if (active)
-		ev_io_stop(conn_loop(), &c->rio);
-	ev_set_priority(&c->rio, EV_MAXPRI);
+		ev_io_stop(conn_loop(), &l->conn->rio);
+	ev_set_priority(&l->conn->rio, EV_MAXPRI);
 	if (active)
-		ev_io_start(conn_loop(), &c->rio);
+		ev_io_start(conn_loop(), &l->conn->rio);
+	return l;
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct session_listen sl = { &link_role, &link_cfg, false };
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -521,41 +778,36 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		close(fd);
 		return;
 	}
-	session_accept(fd, "node", 0, &sl);
-	struct session *s = session_first();	/* the one just made */
-	s->role_data = xcalloc(1, sizeof(struct link));
-	if (s->conn)
-		link_first(s->conn);
+	link_new(fd, NULL);
 }
 
 static void connect_to(unsigned peer)
 {
 	struct sockaddr_un sa;
-	char from[32], to[32];
+	struct conn *conn;
+	int err = 0;
 
-	snprintf(from, sizeof(from), "node-%u", self);
-	snprintf(to, sizeof(to), "node-%u", peer);
-	struct session *s = session_new_outgoing(&link_role, &link_cfg, from, to);
-	struct link *l = xcalloc(1, sizeof(*l));
-	l->peer = peer;
-	s->role_data = l;
-	links[peer] = s;
 	sock_path(peer, &sa);
-	int r = session_connect(s, (struct sockaddr *)&sa, sizeof(sa));
-	if (r == 0)
-		link_first(s->conn);
-	if (r != 0) {
-		l->peer = 0;		/* never up: nothing to tell */
-		links[peer] = NULL;
-		session_end(s, strerror(-r));
+	conn = conn_connect((struct sockaddr *)&sa, sizeof(sa), &link_events, NULL, &err);
+	if (!conn) {
+		log_debug("node link: cannot reach node %u yet: %s", peer, strerror(-err));
+		return;
 	}
+	struct link *l = link_new(-1, conn);
+	l->peer = peer;
+	links[peer] = l;
 }
 
+/* Every half second: the links to the nodes above us that are not up
+ * are tried again; an accepted link that never said HELLO goes. */
 static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	for (unsigned i = self + 1; i <= count; i++)
 		if (!links[i])
 			connect_to(i);
+	for (struct link *l = all; l; l = l->next)
+		if (!l->peer && l->conn && now_mono() - l->since > HELLO_TIMEOUT)
+			link_close(l, "no hello");
 }
 
 int node_link_start(unsigned node, unsigned nodes, const char *dir)
@@ -566,6 +818,7 @@ int node_link_start(unsigned node, unsigned nodes, const char *dir)
 		return -EINVAL;
 	self = node;
 	count = nodes;
+	master = getppid();
 	sock_dir = xstrdup(dir);
 	sbuf_init(&out);
 	sock_path(self, &sa);
@@ -605,13 +858,17 @@ void node_link_stop(void)
 		ev_ref(conn_loop());
 		ev_timer_stop(conn_loop(), &retry_w);
 	}
-	for (unsigned i = 1; i <= count && i <= NODE_MAX; i++)
-		if (links[i]) {
-			struct session *s = links[i];
-			link_of(s)->up = false;	/* leaving: the others see us go */
-			links[i] = NULL;
-			session_close(s, "system-shutdown", NULL);
-		}
+	memset(links, 0, sizeof(links));
+	while (all) {		/* leaving: the others see us go */
+		struct link *l = all;
+		l->up = false;
+		if (l->conn)
+			conn_close(l->conn, "system-shutdown");
+		else
+			link_free(l);
+		if (all == l)	/* still listed: a close in a read */
+			all = l->next;
+	}
 	node_free();
 	sbuf_free(&out);
 	free(sock_dir);
@@ -623,6 +880,6 @@ unsigned node_link_up_count(void)
 	unsigned n = 0;
 
 	for (unsigned i = 1; i <= count; i++)
-		n += links[i] && link_of(links[i])->up;
+		n += links[i] && links[i]->up;
 	return n;
 }

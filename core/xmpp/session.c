@@ -230,6 +230,27 @@ int session_send_serialized(struct session *s, const char *data, size_t len)
 	return send_stanza_bytes(s, data, len);
 }
 
+int session_send_bytes(struct session *s, const char *data, size_t len)
+{
+	char name[16];
+	size_t n = 0;
+
+	if (s->filters || s->framing)
+		return -EAGAIN;	/* the caller parses and sends a tree */
+	if (!can_send(s))
+		return -EPIPE;
+	while (len > 1 && n + 1 < len && n < sizeof(name) - 1 &&
+	       data[n + 1] != ' ' && data[n + 1] != '>' && data[n + 1] != '/') {
+		name[n] = data[n + 1];
+		n++;
+	}
+	name[n] = '\0';
+	int kind = stanza_kind(name);
+	if (kind >= 0)
+		stats.out[kind]++;
+	return send_stanza_bytes(s, data, len);
+}
+
 /* session_send(), with node's bytes for a stream without framing when
  * known (data), else serialized here. */
 static int send_node(struct session *s, const struct st_node *node,

@@ -259,6 +259,10 @@ int session_send_known(struct session *s, const struct st_node *node,
 /* A stanza serialized already (a filter's held one) on its way out:
  * stream management, then the connection; no filters. 0 or -errno. */
 int session_send_serialized(struct session *s, const char *data, size_t len);
+/* A stanza serialized elsewhere (another node) for s, as session_send
+ * would have written it: counted and on its way out like one of
+ * session_send's. -EAGAIN when s has filters (they want a tree). */
+int session_send_bytes(struct session *s, const char *data, size_t len);
 /* Adds a filter with its data (owned by the filter: ops->detach). */
 void session_filter_add(struct session *s, const struct session_filter_ops *ops,
 			void *data);

@@ -281,8 +281,9 @@ local function fire_reloaded(old, new)
 end
 
 -- Re-reads the config file and applies the difference. Returns ok (false
--- when something failed) and the report lines. Nothing changes when the
--- file does not load or a certificate is unusable.
+-- when something failed), the report lines and whether the new config was
+-- applied. Nothing changes when the file does not load or a certificate is
+-- unusable.
 function M.reload()
 	local old = core.config()
 	local path = old and old.path
@@ -333,14 +334,23 @@ function M.reload()
 	for _, l in ipairs(lines) do
 		core.log(failed > 0 and "warn" or "info", "admin", "reload: " .. l)
 	end
-	return failed == 0, lines
+	return failed == 0, lines, true
 end
 
+-- With workers, the other workers reload too, from the same file (the
+-- master passes it on): each reports to its own log.
 local function cmd_reload(args)
 	if #args > 0 then
 		return false, { "usage: reload" }
 	end
-	return M.reload()
+	local ok, lines, applied = M.reload()
+	if applied and server.counts().node > 0 then
+		local sent, err = server.reload_others()
+		lines[#lines + 1] = sent and "the other workers reload too (see their logs)"
+			or "the other workers were not told: " .. tostring(err)
+		ok = ok and sent ~= nil
+	end
+	return ok, lines
 end
 
 -- --- modules ------------------------------------------------------------------------
@@ -479,7 +489,29 @@ local function cmd_module(args)
 	if host and not is_host(host) then
 		return false, { format("unknown host '%s'", host) }
 	end
-	return fn(name, host)
+	local ok, lines = fn(name, host)
+	-- with workers, the others do the same (each reports to its log)
+	if sub ~= "info" and server.counts().node > 0 then
+		server.admin_others(concat({ "module", sub, name, host }, " "))
+		lines[#lines + 1] = format("the other workers %s it too (see their logs)", sub)
+	end
+	return ok, lines
+end
+
+-- A module command another worker's operator gave (cmd_module): done
+-- here too, reported to the log.
+function M.from_node(node, line)
+	local args = split_words(line)
+	local fn = args[1] == "module" and args[2] ~= "info" and module_cmds[args[2] or ""]
+	if not fn or not args[3] or (args[4] and not is_host(args[4])) then
+		core.log("warn", "admin", format("worker %d sent an unknown command: %s", node, line))
+		return
+	end
+	local ok, lines = fn(args[3], args[4])
+	for _, l in ipairs(lines) do
+		core.log(ok and "info" or "warn", "admin",
+			format("module command of worker %d: %s", node, l))
+	end
 end
 
 -- --- sessions ---------------------------------------------------------------------------

@@ -146,6 +146,13 @@ function api:fire_event(event, data)
 	return core.fire(self.host, event, data)
 end
 
+-- Fires event on this host on every other node of the server (workers),
+-- with { username = username, host = ..., node = ... }: what a module
+-- keeps there of that account is stale. Nothing with one process.
+function api:tell_nodes(event, username)
+	return core.tell_nodes(self.host, event, username)
+end
+
 function api:fire_global(event, data)
 	return core.fire("*", event, data)
 end

@@ -251,3 +251,180 @@ def test_worker_killed_clients_reconnect(ctx):
     bob.expect("message", attrs={"id": "welcome-back"}, skip=("presence",))
     chat(bob, alice.jid, "thanks")
     alice.expect("message", attrs={"id": "thanks"})
+
+
+def version_of(c, domain="localhost"):
+    """The server's software version (XEP-0092) as c asks it, or None
+    when no module answers (service-unavailable)."""
+    ident = new_id("v")
+    c.send("<iq type='get' to='%s' id='%s'><query xmlns='jabber:iq:version'/></iq>"
+           % (domain, ident))
+    el = c.expect("iq", attrs={"id": ident}, skip=("presence",))
+    if el.get("type") == "error":
+        check(find(el, "{jabber:client}error/{urn:ietf:params:xml:ns:xmpp-stanzas}"
+                   "service-unavailable") is not None, "version: %r" % el)
+        return None
+    check(el.get("type") == "result", "version: %r" % el)
+    return find(el, "{jabber:iq:version}query/{jabber:iq:version}name").text
+
+
+def rewrite_config(server):
+    with open(server.config_path, "w") as f:
+        f.write(server.config_text())
+
+
+@time_limit(120)
+def test_reload_reaches_every_worker(ctx):
+    """`starlingctl reload` (worker 1's admin socket): a module enabled
+    in the config file meanwhile answers the clients of both workers,
+    without a reconnection; a worker killed afterwards starts again with
+    it (the master read the file again too)."""
+    server = ctx.server(modules=MODULES, options={"workers": 2})
+    acct = server.account("alice")
+    one = login_on(server, acct, 1, resource="one")
+    two = login_on(server, acct, 2, resource="two")
+    check(version_of(one) is None and version_of(two) is None,
+          "no version module before the reload")
+
+    server.modules.append("version")
+    rewrite_config(server)
+    out = server.ctl("reload").stdout
+    check("the other workers reload too" in out, "reload: %s" % out)
+    check(version_of(one) == "Starling", "worker 1 has the module at once")
+    deadline = time.monotonic() + timeout_value(10)
+    while version_of(two) is None:
+        check(time.monotonic() < deadline, "worker 2 never loaded the module")
+        time.sleep(0.1)
+    server.wait_log(r"workers: worker 1 reloaded; the others follow", timeout=10)
+
+    pid = wait_worker(server, 2)
+    os.kill(pid, signal.SIGKILL)
+    check(two.closed_within(10), "the client of worker 2 is gone with it")
+    wait_worker(server, 2, not_pid=pid)
+    three = login_on(server, acct, 2, resource="three")
+    check(version_of(three) == "Starling", "the restarted worker runs the new config")
+    check(version_of(one) == "Starling", "worker 1 still answers")
+
+
+def set_default(c, default):
+    ident = new_id("prefs")
+    c.send("<iq type='set' id='%s'><prefs xmlns='%s' default='%s'/></iq>"
+           % (ident, NS_MAM, default))
+    el = c.expect("iq", attrs={"id": ident}, skip=("presence",))
+    check(el.get("type") == "result", "prefs: %r" % el)
+
+
+@time_limit(120)
+def test_archive_preferences_seen_by_every_worker(ctx):
+    """A message is archived for its recipient on the sender's worker,
+    which keeps the recipient's archive preferences: a change made on
+    the recipient's own worker is followed there at once (an account
+    that stops archiving has nothing archived, and archives again when
+    it asks)."""
+    server = ctx.server(modules=MODULES, options={"workers": 2})
+    alice = login_on(server, server.account("alice"), 1, resource="desk")
+    bob = login_on(server, server.account("bob"), 2, resource="phone")
+    seen_by(alice, bob)
+
+    chat(bob, alice.jid, "kept-1")      # worker 2 learns alice's preferences
+    alice.expect("message", attrs={"id": "kept-1"})
+    set_default(alice, "never")
+    chat(bob, alice.jid, "not-kept")
+    alice.expect("message", attrs={"id": "not-kept"})
+    set_default(alice, "always")
+    chat(bob, alice.jid, "kept-2")
+    alice.expect("message", attrs={"id": "kept-2"})
+    seen_by(bob, alice)                 # everything bob's worker wrote is readable
+    got = mam_bodies(alice, bob.bare)
+    check(got == ["kept-1", "kept-2"], "alice's archive: %r" % got)
+
+
+@time_limit(120)
+def test_acked_message_in_archive_when_recipient_worker_dies(ctx):
+    """A message the server acknowledged (XEP-0198 <a/>) to a recipient
+    on another worker, delivered there but not acknowledged by it, when
+    that worker is killed: the recipient's hibernated state died with
+    the process, so its resumption fails (item-not-found, on whichever
+    worker it reconnects to) and it logs in afresh; the message is in
+    its archive (the sender's worker wrote it before the <a/>)."""
+    server = ctx.server(modules=MODULES, options={"workers": 2})
+    alice_acct, bob_acct = server.account("alice"), server.account("bob")
+    alice = login_on(server, alice_acct, 1, resource="desk")
+    bob = login_on(server, bob_acct, 2, resource="phone")
+    seen_by(alice, bob)
+    befriend(alice, bob)
+    bob.send("<enable xmlns='%s' resume='true'/>" % SM)
+    smid = bob.expect("{%s}enabled" % SM, skip=("presence",)).get("id")
+    check(smid, "bob may resume")
+    acked(alice, lambda: chat(alice, bob.jid, "to-the-dying"))
+    bob.expect("message", attrs={"id": "to-the-dying"}, skip=("presence",))
+    # ... and never acknowledged by bob
+
+    pid = wait_worker(server, 2)
+    os.kill(pid, signal.SIGKILL)
+    check(bob.closed_within(10), "bob's connection is gone with its worker")
+    expect_presence(alice, bob.jid, "unavailable")
+
+    again = server.client(name="bob-again")
+    again.auth_scram(bob_acct.user, bob_acct.password)
+    again.send("<resume xmlns='%s' previd='%s' h='0'/>" % (SM, smid))
+    again.expect("{%s}failed" % SM, child="stanzas:item-not-found")
+    again.bind("phone")
+    got = mam_bodies(again, alice.bare)
+    check(got == ["to-the-dying"], "bob's archive: %r" % got)
+
+
+def until_version(c, want, what):
+    deadline = time.monotonic() + timeout_value(10)
+    while version_of(c) != want:
+        check(time.monotonic() < deadline, what)
+        time.sleep(0.1)
+
+
+@time_limit(120)
+def test_module_commands_reach_every_worker(ctx):
+    """`starlingctl module unload` and `module load` (worker 1's admin
+    socket) act on both workers: the clients of either stop getting an
+    answer from the module, then get one again."""
+    server = ctx.server(modules=MODULES + ["version"], options={"workers": 2})
+    acct = server.account("alice")
+    one = login_on(server, acct, 1, resource="one")
+    two = login_on(server, acct, 2, resource="two")
+    check(version_of(one) == "Starling" and version_of(two) == "Starling",
+          "both workers have the module")
+
+    out = server.ctl("module", "unload", "version", "localhost").stdout
+    check("the other workers unload it too" in out, "unload: %s" % out)
+    check(version_of(one) is None, "worker 1 unloaded it at once")
+    until_version(two, None, "worker 2 never unloaded the module")
+
+    out = server.ctl("module", "load", "version", "localhost").stdout
+    check("the other workers load it too" in out, "load: %s" % out)
+    check(version_of(one) == "Starling", "worker 1 loaded it at once")
+    until_version(two, "Starling", "worker 2 never loaded the module")
+    server.wait_log(r"module command of worker 1: .*version", timeout=10)
+
+
+@time_limit(120)
+def test_inactive_client_on_the_other_worker_gets_what_csi_lets_through(ctx):
+    """A client on worker 2 that went inactive (XEP-0352): what worker 1
+    forwards to it passes its CSI filter there, as for a local sender
+    (held presence, dropped chat state, a message with a body flushing
+    what was held, in order)."""
+    server = ctx.server(modules=MODULES + ["csi", "ping"], options={"workers": 2})
+    alice = login_on(server, server.account("alice"), 1, resource="desk")
+    bob = login_on(server, server.account("bob"), 2, resource="phone")
+    seen_by(bob, alice)
+    bob.send("<inactive xmlns='urn:xmpp:csi:0'/>")
+    bob.send("<iq type='get' id='after-inactive' to='localhost'>"
+             "<ping xmlns='urn:xmpp:ping'/></iq>")
+    bob.expect("iq", attrs={"id": "after-inactive", "type": "result"})
+    alice.send("<presence to='%s'><status>held</status></presence>" % esc(bob.jid))
+    alice.send("<message to='%s' type='chat' id='typing'><composing xmlns="
+               "'http://jabber.org/protocol/chatstates'/></message>" % esc(bob.jid))
+    chat(alice, bob.jid, "wake")
+    el = bob.expect()
+    check(el.tag == "{jabber:client}presence" and
+          el.findtext("{jabber:client}status") == "held", "first the held presence: %r" % el)
+    bob.expect("message", attrs={"id": "wake"})
+    seen_by(bob, alice)                 # and nothing else: no chat state
