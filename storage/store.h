@@ -109,13 +109,38 @@ struct store_engine {
 
 extern const struct store_engine store_lmdb;	/* store_lmdb.c */
 extern const struct store_engine store_memory;	/* store_mem.c */
+extern const struct store_engine store_pg;	/* store_pg.c */
 
 /* An engine by config name: "lmdb" (also "internal", Prosody's name for
- * its default), "memory"; NULL when unknown. */
+ * its default), "memory", "sql" (also "postgresql": only once
+ * store_pg_open succeeded); NULL when unknown. */
 const struct store_engine *store_engine_find(const char *name);
 
 /* Frees everything the memory engine holds (tests; exit). */
 void store_memory_clear(void);
+
+/* ---- the PostgreSQL database (store_pg.c) ----
+ *
+ * Its batch is committed by store_commit() and store_commit_async()
+ * with LMDB's, under the same batch number (a failed commit loses it:
+ * store_take_lost). */
+
+/* Connects (conninfo: libpq's "key=value ..." or a postgresql:// URI)
+ * and makes the tables when missing. 0 or -errno (logged). */
+int store_pg_open(const char *conninfo);
+bool store_pg_is_open(void);
+/* Commits the open batch: 0, or the error of a write of it or of the
+ * commit (the batch is rolled back). */
+int store_pg_commit(void);
+/* Deletes every record of every db (tests). */
+int store_pg_clear(void);
+void store_pg_close(void);
+
+/* The engine of accounts, of the server's secret and of FAST tokens:
+ * LMDB unless the config puts accounts on PostgreSQL (shared by every
+ * node of a cluster). */
+const struct store_engine *store_accounts_engine(void);
+void store_set_accounts_engine(const struct store_engine *e);
 
 /* ---- the LMDB environment ---- */
 
