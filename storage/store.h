@@ -132,6 +132,10 @@ bool store_pg_is_open(void);
 /* Commits the open batch: 0, or the error of a write of it or of the
  * commit (the batch is rolled back). */
 int store_pg_commit(void);
+/* Whether this process runs the archive index job on PostgreSQL: one
+ * node at a time does (an advisory lock its session holds; another node
+ * takes it when that one dies). Asked once per step of the job. */
+bool store_pg_indexer(void);
 /* Deletes every record of every db (tests). */
 int store_pg_clear(void);
 void store_pg_close(void);
@@ -211,9 +215,11 @@ struct store_health {
 const struct store_health *store_health(void);
 /* The number of the batch writes go into now. */
 unsigned long store_batch_no(void);
-/* How many writes (puts and deletes of the LMDB engine) were taken so
- * far: a caller compares two readings to learn whether it wrote. */
+/* How many writes (puts and deletes of the LMDB and PostgreSQL engines)
+ * were taken so far: a caller compares two readings to learn whether it
+ * wrote. store_wrote counts one of PostgreSQL's. */
 unsigned long store_writes(void);
+void store_wrote(void);
 /* Fills nos with the numbers of batches lost since the last call (at
  * most max; older ones are dropped first). Returns how many. */
 size_t store_take_lost(unsigned long *nos, size_t max);

@@ -445,7 +445,7 @@ int store_archive_index_step(int64_t delay, size_t budget)
 						 INT64_MAX);
 		more |= rc > 0;
 	}
-	if (rc >= 0 && store_pg_is_open()) {
+	if (rc >= 0 && store_pg_indexer()) {
 		rc = store_archive_index_step_on(&store_pg, delay, budget,
 						 INT64_MAX);
 		more |= rc > 0;

@@ -64,6 +64,7 @@ static struct {
 	PGconn *conn;
 	bool in_batch;			/* BEGIN sent, no COMMIT yet */
 	int batch_err;			/* the first error of the open batch */
+	bool indexer;			/* holds the index job's lock */
 } pg;
 
 static int pg_fail(PGresult *r, const char *what)
@@ -144,18 +145,18 @@ static PGresult *pg_run(enum pg_op op, enum store_db db, int n,
 	return r;
 }
 
-/* The first write of a batch begins it. */
+/* A write joins the batch (the first begins it), counted so that its
+ * writer is told should the batch be lost (store_writes). */
 static int batch_write(void)
 {
-	int rc;
+	int rc = pg.batch_err;
 
-	if (pg.batch_err)
-		return pg.batch_err;
-	if (pg.in_batch)
-		return 0;
-	rc = pg_exec("BEGIN", "begin");
+	if (rc == 0 && !pg.in_batch) {
+		rc = pg_exec("BEGIN", "begin");
+		pg.in_batch = rc == 0;
+	}
 	if (rc == 0)
-		pg.in_batch = true;
+		store_wrote();
 	return rc;
 }
 
@@ -377,6 +378,8 @@ static int pg_setup(void)
 	char sql[512], name[16];
 	int rc = pg_exec("SET client_min_messages = warning", "set");
 
+	pg.indexer = false;		/* a new session holds no lock */
+
 	if (rc == 0)
 		rc = pg_exec("SET synchronous_commit = on", "set");
 	if (rc == 0)
@@ -406,6 +409,23 @@ static int pg_setup(void)
 		}
 	}
 	return rc;
+}
+
+/* The archive index job runs on one node at a time: the one whose
+ * session holds this advisory lock (released when it dies). */
+bool store_pg_indexer(void)
+{
+	/* a session's lock: a batch rolled back later keeps it */
+	if (!pg.conn || pg.indexer || pg.batch_err)
+		return pg.conn && pg.indexer;
+	PGresult *r = PQexec(pg.conn, "SELECT pg_try_advisory_lock(7468292)");
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+	    strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
+		pg.indexer = true;
+		log_info("store: this node runs the postgresql archive index job");
+	}
+	PQclear(r);
+	return pg.indexer;
 }
 
 int store_pg_open(const char *conninfo)
@@ -473,6 +493,9 @@ void store_pg_close(void)
 		return;
 	if (store_pg_commit() != 0)
 		log_error("store: postgresql: the last batch was lost");
+	if (pg.indexer)		/* at once: the session ends behind PQfinish */
+		pg_exec("SELECT pg_advisory_unlock_all()", "unlock");
+	pg.indexer = false;
 	PQfinish(pg.conn);
 	pg.conn = NULL;
 }
