@@ -20,6 +20,7 @@
 #include "websocket.h"
 #include "s2s.h"
 #include "sdnotify.h"
+#include "sqlstore.h"
 #include "store.h"
 #include "tls.h"
 #include "node_link.h"
@@ -114,7 +115,7 @@ static void load_secret(unsigned char secret[32])
 	struct sbuf v;
 	struct store s;
 
-	store_init(&s, &store_lmdb, "", "server-secret", STORE_KIND_KEYVAL);
+	store_init(&s, store_accounts_engine(), "", "server-secret", STORE_KIND_KEYVAL);
 	sbuf_init(&v);
 	if (store_get(&s, "", NULL, 0, &v) == 0 &&
 	    v.len == 32) {
@@ -618,6 +619,8 @@ int main(int argc, char **argv)
 		log_error("cannot open the data directory %s", data);
 		goto out;
 	}
+	if (sqlstore_open() != 0)
+		goto out;
 	load_secret(secret);
 	c2s_global_init(secret);
 	if (federating())

@@ -187,6 +187,11 @@ static void on_index(struct ev_loop *loop, ev_timer *w, int revents)
 							   budget, INT64_MAX);
 		rc = more < 0 ? more : (rc > 0 || more > 0);
 	}
+	if (rc >= 0 && store_pg_indexer()) {
+		int more = store_archive_index_step_on(&store_pg, delay_us,
+						       budget, INT64_MAX);
+		rc = more < 0 ? more : (rc > 0 || more > 0);
+	}
 	if (rc < 0)
 		log_warn("archive index: %s", strerror(-rc));
 	w->repeat = rc > 0 ? 0.001 : 1.;

@@ -631,6 +631,7 @@ void store_close(void)
 {
 	store_gen++;
 	store_archive_usage_forget(NULL, NULL);
+	store_pg_close();
 	if (!lmdb.env)
 		return;
 	store_writer_stop();
@@ -679,7 +680,13 @@ int lmdb_batch_finish(void)
 {
 	int rc = lmdb.batch_err;
 	unsigned long no = lmdb_batch_no++;
+	/* PostgreSQL's batch ends with this one, under its number */
+	int pr = store_pg_commit();
 
+	if (pr)
+		lmdb_health_lost(no);
+	if (pr && !rc)
+		rc = pr;
 	lmdb.batch_err = 0;
 	if (!lmdb.wtxn)
 		return rc;

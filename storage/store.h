@@ -109,13 +109,42 @@ struct store_engine {
 
 extern const struct store_engine store_lmdb;	/* store_lmdb.c */
 extern const struct store_engine store_memory;	/* store_mem.c */
+extern const struct store_engine store_pg;	/* store_pg.c */
 
 /* An engine by config name: "lmdb" (also "internal", Prosody's name for
- * its default), "memory"; NULL when unknown. */
+ * its default), "memory", "sql" (also "postgresql": only once
+ * store_pg_open succeeded); NULL when unknown. */
 const struct store_engine *store_engine_find(const char *name);
 
 /* Frees everything the memory engine holds (tests; exit). */
 void store_memory_clear(void);
+
+/* ---- the PostgreSQL database (store_pg.c) ----
+ *
+ * Its batch is committed by store_commit() and store_commit_async()
+ * with LMDB's, under the same batch number (a failed commit loses it:
+ * store_take_lost). */
+
+/* Connects (conninfo: libpq's "key=value ..." or a postgresql:// URI)
+ * and makes the tables when missing. 0 or -errno (logged). */
+int store_pg_open(const char *conninfo);
+bool store_pg_is_open(void);
+/* Commits the open batch: 0, or the error of a write of it or of the
+ * commit (the batch is rolled back). */
+int store_pg_commit(void);
+/* Whether this process runs the archive index job on PostgreSQL: one
+ * node at a time does (an advisory lock its session holds; another node
+ * takes it when that one dies). Asked once per step of the job. */
+bool store_pg_indexer(void);
+/* Deletes every record of every db (tests). */
+int store_pg_clear(void);
+void store_pg_close(void);
+
+/* The engine of accounts, of the server's secret and of FAST tokens:
+ * LMDB unless the config puts accounts on PostgreSQL (shared by every
+ * node of a cluster). */
+const struct store_engine *store_accounts_engine(void);
+void store_set_accounts_engine(const struct store_engine *e);
 
 /* ---- the LMDB environment ---- */
 
@@ -186,9 +215,11 @@ struct store_health {
 const struct store_health *store_health(void);
 /* The number of the batch writes go into now. */
 unsigned long store_batch_no(void);
-/* How many writes (puts and deletes of the LMDB engine) were taken so
- * far: a caller compares two readings to learn whether it wrote. */
+/* How many writes (puts and deletes of the LMDB and PostgreSQL engines)
+ * were taken so far: a caller compares two readings to learn whether it
+ * wrote. store_wrote counts one of PostgreSQL's. */
 unsigned long store_writes(void);
+void store_wrote(void);
 /* Fills nos with the numbers of batches lost since the last call (at
  * most max; older ones are dropped first). Returns how many. */
 size_t store_take_lost(unsigned long *nos, size_t max);

@@ -169,10 +169,16 @@ struct job {
 	size_t items;			/* entries written in this pass */
 };
 
-/* The memory engine's job and LMDB's (on the archive writer's thread
- * when it runs, store_writer.c), each used by one thread at a time; jp
- * is the one the calling thread is running. */
-static struct job jobs[2];
+/* The memory engine's job, LMDB's (on the archive writer's thread
+ * when it runs, store_writer.c) and PostgreSQL's, each used by one thread
+ * at a time; jp is the one the calling thread is running. */
+static struct job jobs[3];
+
+static struct job *job_of(const struct store_engine *e)
+{
+	return &jobs[e == &store_memory ? 0 : e == &store_pg ? 2 : 1];
+}
+
 static _Thread_local struct job *jp;
 
 /* The first key at or after lo and below hi, copied into out. */
@@ -399,7 +405,7 @@ static int job_run(size_t *done, size_t budget)
 
 void store_archive_index_abandon(const struct store_engine *e)
 {
-	jobs[e == &store_memory ? 0 : 1].e = NULL;	/* from until again */
+	job_of(e)->e = NULL;	/* from until again */
 }
 
 size_t store_archive_index_budget(size_t base)
@@ -416,7 +422,7 @@ int store_archive_index_step_on(const struct store_engine *e, int64_t delay,
 	size_t done = 0;
 	int rc = 0;
 
-	jp = &jobs[e == &store_memory ? 0 : 1];
+	jp = job_of(e);
 	if (!jp->e) {
 		rc = job_pick(e, delay, target_max);
 		if (rc == -ENOENT)
@@ -436,6 +442,11 @@ int store_archive_index_step(int64_t delay, size_t budget)
 						INT64_MAX);
 	if (rc >= 0 && store_is_open()) {
 		rc = store_archive_index_step_on(&store_lmdb, delay, budget,
+						 INT64_MAX);
+		more |= rc > 0;
+	}
+	if (rc >= 0 && store_pg_indexer()) {
+		rc = store_archive_index_step_on(&store_pg, delay, budget,
 						 INT64_MAX);
 		more |= rc > 0;
 	}

@@ -55,6 +55,11 @@ void lmdb_health_wrote(void)
 	writes++;
 }
 
+void store_wrote(void)
+{
+	writes++;
+}
+
 /* Whether rc means there is no room or the disk fails: the errors a
  * retry of the same write would meet again. */
 static bool lasting(int rc)

@@ -288,5 +288,8 @@ const struct store_engine *store_engine_find(const char *name)
 		return &store_lmdb;
 	if (strcmp(name, "memory") == 0)
 		return &store_memory;
+	if ((strcmp(name, "sql") == 0 || strcmp(name, "postgresql") == 0) &&
+	    store_pg_is_open())
+		return &store_pg;
 	return NULL;
 }

@@ -25,6 +25,18 @@ const struct store_db_info store_dbs[STORE_NDB] = {
 				  STORE_DB_F_COUNTER | STORE_DB_F_TRAILS },
 };
 
+static const struct store_engine *accounts_engine = &store_lmdb;
+
+const struct store_engine *store_accounts_engine(void)
+{
+	return accounts_engine;
+}
+
+void store_set_accounts_engine(const struct store_engine *e)
+{
+	accounts_engine = e;
+}
+
 /* ---- handles ---- */
 
 static const char *const kind_names[STORE_NKIND] = {
@@ -384,5 +396,7 @@ int store_purge_user(const char *host, const char *user)
 
 	if (rc == 0 && store_is_open())
 		rc = purge_in(&store_lmdb, host, user);
+	if (rc == 0 && store_pg_is_open())
+		rc = purge_in(&store_pg, host, user);
 	return rc;
 }

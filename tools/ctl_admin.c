@@ -7,6 +7,7 @@
 #include "log.h"
 #include "lx.h"
 #include "server.h"
+#include "sqlstore.h"
 #include "store.h"
 
 #include <errno.h>
@@ -397,6 +398,10 @@ static int open_store(void)
 
 	if (!data || store_open(data, (size_t)config_int("*", "storage_max_size", 1L << 30)) != 0)
 		return fail("cannot open the data directory %s", data ? data : "(path too long)");
+	if (sqlstore_open() != 0) {
+		store_close();
+		return fail("cannot open the sql database");
+	}
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "lx.h"
 #include "lx_admin.h"
+#include "sqlstore.h"
 #include "store.h"
 
 #include <dirent.h>
@@ -481,6 +482,11 @@ int main(int argc, char **argv)
 		snprintf(data, sizeof(data), "%s/%s", cfg_dir, dp);
 	if (store_open(data, (size_t)config_int("*", "storage_max_size", 1L << 30)) != 0) {
 		fail("cannot open the data directory %s", data);
+		goto out;
+	}
+	if (sqlstore_open() != 0) {
+		fail("cannot open the sql database%s", "");
+		store_close();
 		goto out;
 	}
 	rc = run(argc - optind, argv + optind);

@@ -457,7 +457,8 @@ static int l_open(lua_State *L)
 		if (!engine) {
 			lua_pushnil(L);
 			lua_pushfstring(L, "unknown storage engine '%s' (there are "
-					"'lmdb' and 'memory')", en ? en : luaL_typename(L, -2));
+					"'lmdb', 'memory' and, with the sql "
+					"option, 'sql')", en ? en : luaL_typename(L, -2));
 			return 2;
 		}
 	}

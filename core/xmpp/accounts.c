@@ -111,12 +111,12 @@ static int parse_record(const struct sbuf *b, enum sasl_hash hash,
 	return rc;
 }
 
-/* The accounts of host: always on LMDB. */
+/* The accounts of host: on LMDB, or on PostgreSQL in a cluster. */
 static struct store accounts_of(const char *host)
 {
 	struct store s;
 
-	store_init(&s, &store_lmdb, host, NULL, STORE_KIND_ACCOUNTS);
+	store_init(&s, store_accounts_engine(), host, NULL, STORE_KIND_ACCOUNTS);
 	return s;			/* host NULL: calls answer -EINVAL */
 }
 

@@ -68,7 +68,7 @@ static struct store tokens_of(const char *host)
 {
 	struct store s;
 
-	store_init(&s, &store_lmdb, host, FAST_STORE, STORE_KIND_MAP);
+	store_init(&s, store_accounts_engine(), host, FAST_STORE, STORE_KIND_MAP);
 	return s;
 }
 

@@ -43,6 +43,7 @@ static void fresh(void)
 	store_memory_clear();
 	snprintf(dir, sizeof(dir), "%s/env%d", base, ++ndirs);
 	CHECK(store_open(dir, 0) == 0);
+	both_fresh();
 }
 
 static int append(const char *user, const char *id, int64_t when,
@@ -733,7 +734,7 @@ static const char lua_test[] =
 	"for id in a:find('w', { reverse = true, limit = 555 }) do n = n + 1 end\n"
 	"assert(n == 555)\n"
 	/* an unknown engine, and engines from the config */
-	"local bad, why = store.open('h', 'x', 'keyval', 'sql')\n"
+	"local bad, why = store.open('h', 'x', 'keyval', 'mongodb')\n"
 	"assert(bad == nil and why:match('unknown storage engine'))\n"
 	"return true\n";
 

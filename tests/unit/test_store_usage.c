@@ -31,6 +31,7 @@ static void fresh(void)
 	store_memory_clear();
 	snprintf(dir, sizeof(dir), "%s/env%d", base, ++ndirs);
 	CHECK(store_open(dir, 0) == 0);
+	both_fresh();
 	CHECK(store_init(&arc, E, "h", "arc", STORE_KIND_ARCHIVE) == 0);
 }
 

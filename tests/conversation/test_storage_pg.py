@@ -1,0 +1,188 @@
+"""storage = "sql" on PostgreSQL (issue #23, item 3: the data of a domain
+served by several nodes). Each test starts its own PostgreSQL (initdb and
+pg_ctl in a temporary directory, tests/lib/pgserver.py).
+
+- The store unit tests pass on the PostgreSQL engine as on LMDB and memory.
+- Two servers (nodes) of one domain on one database, each with a data
+  directory of its own: an account made with starlingctl logs in on
+  either; a roster set on one is there on the other; a message kept
+  offline on one is delivered on the other; the archive written on one is
+  found on the other.
+- SIGKILL after acknowledgements: a new server with an empty data
+  directory on the same database has every acknowledged roster item,
+  offline message and archived message.
+- A database that does not answer: the server does not start and says why.
+"""
+
+import os
+import re
+import subprocess
+
+from harness import check, skip, time_limit
+from im import befriend, expect_push, expect_result, im_login, roster_get, roster_set
+from pgserver import PgServer, pg_bindir
+from server import ServerError, free_port
+from xmpp import esc, new_id
+
+MODULES = ["roster", "presence", "message", "iq", "carbons", "mam", "offline",
+           "disco", "smacks"]
+SM = "urn:xmpp:sm:3"
+NS_MAM = "urn:xmpp:mam:2"
+
+
+def postgres(ctx):
+    if not pg_bindir():
+        skip("PostgreSQL is not installed (Debian: postgresql)")
+    pg = PgServer().start()
+    ctx.cleanup(pg.stop)
+    return pg
+
+
+def sql_options(pg, db):
+    """The config of a node on database db, in Prosody's words."""
+    return {"sql": {"driver": "PostgreSQL", "database": db,
+                    "username": "starling", "host": "127.0.0.1",
+                    "port": pg.port},
+            "default_storage": "sql"}
+
+
+def chat(sender, to, ident):
+    sender.send("<message to='%s' type='chat' id='%s'><body>%s</body></message>"
+                % (esc(to), ident, ident))
+
+
+def enable_sm(c):
+    c.send("<enable xmlns='%s'/>" % SM)
+    c.expect("{%s}enabled" % SM, skip=("presence",))
+
+
+def acked(c, h):
+    """Until the server acknowledged h stanzas (XEP-0198 <a/>)."""
+    c.send("<r xmlns='%s'/>" % SM)
+    c.expect("{%s}a" % SM, attrs={"h": str(h)}, skip=("presence", "iq"))
+
+
+def mam_bodies(c, with_jid):
+    """The bodies of the account's archive with with_jid, oldest first."""
+    qid = new_id("mam")
+    c.send("<iq type='set' id='%s'><query xmlns='%s' queryid='%s'><x xmlns='jabber:x:data' "
+           "type='submit'><field var='FORM_TYPE' type='hidden'><value>%s</value></field>"
+           "<field var='with'><value>%s</value></field></x></query></iq>"
+           % (qid, NS_MAM, qid, NS_MAM, esc(with_jid)))
+    bodies = []
+    while True:
+        el = c.expect(skip=("presence",))
+        if el.tag.endswith("iq"):
+            check(el.get("id") == qid and el.get("type") == "result", "mam: %r" % el)
+            return bodies
+        for body in el.iter("{jabber:client}body"):
+            bodies.append(body.text)
+
+
+@time_limit(300)
+def test_store_unit_tests_on_postgresql(ctx):
+    pg = postgres(ctx)
+    env = dict(os.environ, STARLING_TEST_PG=pg.conninfo())
+    for name in ("test_store_archive", "test_store_usage"):
+        path = os.path.join(ctx.build_dir, "tests", name)
+        if not os.access(path, os.X_OK):
+            skip("%s is not built (make unit)" % path)
+        r = subprocess.run([path], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=280)
+        out = r.stdout.decode(errors="replace")
+        check(r.returncode == 0 and re.search(r"\d+ passed, 0 failed", out)
+              and "on postgresql" not in out, "%s on postgresql:\n%s" % (name, out))
+
+
+@time_limit(120)
+def test_two_nodes_share_one_database(ctx):
+    pg = postgres(ctx)
+    opts = sql_options(pg, pg.database())
+    n1 = ctx.server(modules=MODULES, options=opts)
+    n2 = ctx.server(modules=MODULES, options=opts)
+    alice_acct, bob_acct = n1.account("alice"), n2.account("bob")
+    carol_acct = n1.account("carol")
+
+    # accounts made through either node's starlingctl log in on both
+    alice = im_login(n2, alice_acct, resource="desk")
+    bob = im_login(n1, bob_acct, resource="phone")
+    bob.close()
+    check(pg.psql(opts["sql"]["database"],
+                  "SELECT count(*) FROM starling_accounts").strip() == "3",
+          "the three accounts are rows of starling_accounts")
+
+    # a roster set on node 2 is read on node 1
+    rid = roster_set(alice, carol_acct.jid, name="Carol", groups=["Friends"])
+    expect_push(alice, carol_acct.jid, name="Carol")
+    expect_result(alice, rid)
+    alice.close()
+    alice = im_login(n1, alice_acct, resource="laptop", roster=False)
+    items = roster_get(alice)
+    check(items.get(carol_acct.jid, {}).get("name") == "Carol" and
+          items[carol_acct.jid]["groups"] == ["Friends"],
+          "alice's roster on node 1: %r" % items)
+
+    # bob is offline everywhere: a message sent on node 1 is kept, in the
+    # database, and delivered when he logs in on node 2; both archives
+    # have it, whichever node is asked
+    enable_sm(alice)
+    chat(alice, bob_acct.jid, "while-away")
+    acked(alice, 1)
+    bob = im_login(n2, bob_acct, resource="phone")
+    bob.expect("message", attrs={"id": "while-away", "from": alice.jid},
+               skip=("presence",))
+    got = mam_bodies(bob, alice_acct.jid)
+    check(got == ["while-away"], "bob's archive on node 2: %r" % got)
+    alice2 = im_login(n2, alice_acct, resource="tablet")
+    got = mam_bodies(alice2, bob_acct.jid)
+    check(got == ["while-away"], "alice's archive on node 2: %r" % got)
+
+
+@time_limit(120)
+def test_sigkill_keeps_what_was_acknowledged(ctx):
+    pg = postgres(ctx)
+    opts = sql_options(pg, pg.database())
+    n1 = ctx.server(modules=MODULES, options=opts)
+    alice_acct, bob_acct = n1.account("alice"), n1.account("bob")
+    alice = im_login(n1, alice_acct, resource="desk")
+    bob = im_login(n1, bob_acct, resource="phone")
+    befriend(alice, bob)
+    bob.close()
+    enable_sm(alice)
+    want = ["m%d" % i for i in range(20)]
+    for ident in want:
+        chat(alice, bob_acct.jid, ident)
+    acked(alice, len(want))
+    n1.crash()
+
+    # a node with nothing of its own: everything comes from the database
+    n2 = ctx.server(modules=MODULES, options=opts)
+    bob = n2.login(bob_acct, resource="phone", ignore_presence=False)
+    items = roster_get(bob)
+    check(items.get(alice_acct.jid, {}).get("subscription") == "both",
+          "bob's roster after the crash: %r" % items)
+    bob.presence()
+    got = []
+    while len(got) < len(want):
+        el = bob.expect("message", skip=("presence",))
+        got.append(el.get("id"))
+    check(got == want, "offline messages after the crash: %r" % got)
+    check(mam_bodies(bob, alice_acct.jid) == want, "bob's archive after the crash")
+
+
+@time_limit(60)
+def test_database_not_answering(ctx):
+    if not pg_bindir():
+        skip("PostgreSQL is not installed (Debian: postgresql)")
+    opts = {"sql": {"driver": "PostgreSQL", "database": "starling",
+                    "host": "127.0.0.1", "port": free_port()},
+            "default_storage": "sql"}
+    srv = ctx.server(modules=MODULES, options=opts, start=False)
+    try:
+        srv.start(timeout=10)
+    except ServerError:
+        pass
+    else:
+        check(False, "the server started without its database")
+    check(re.search(r"store: cannot connect to postgresql: .*127\.0\.0\.1",
+                    srv.log_text()), "the log says why:\n" + srv.log_text())
