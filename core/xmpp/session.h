@@ -341,6 +341,11 @@ const char *session_src(const struct session *s);
 /* Called once for each session as it ends, after which nothing may refer
  * to it (the Lua bridge forgets its userdata). */
 extern void (*session_forget_hook)(struct session *s);
+/* Within the stream layer (session*.c): one element, or unframed any
+ * bytes, to the connection or its framing; counting a stanza sent. */
+int session_write(struct session *s, const char *data, size_t len);
+void session_count_out(const char *name);
+
 /* Frees the sessions that ended; called once per loop iteration. Returns
  * how many it freed. */
 size_t session_free_dead(void);
