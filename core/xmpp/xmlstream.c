@@ -673,9 +673,13 @@ out:
 }
 
 /* Parked parsers (xmlstream.h). A few contexts cover nearly every
- * client; a parser that grew past PARK_POOL_MAX (an attacker's element
- * names stay interned in expat's tables) is freed, not shared. */
-#define PARK_MAX 8
+ * client. PARK_MAX of them wait (about 1 MiB), the one parked last
+ * handed out first, so that a crowd of streams that went quiet together
+ * (a busy server whose clients wait a few seconds for their replies)
+ * comes back without a new parser each. A parser that grew past
+ * PARK_POOL_MAX (an attacker's element names stay interned in expat's
+ * tables) is freed, not shared. */
+#define PARK_MAX 64
 #define PARK_POOL_MAX (64 * 1024)
 
 static struct xs *parked[PARK_MAX];
@@ -690,7 +694,7 @@ static bool same_limits(const struct xs_limits *a, const struct xs_limits *b)
 static struct xs *park_find(const char *context, const struct xs_limits *lim,
 			    size_t *at)
 {
-	for (size_t i = 0; i < n_parked; i++) {
+	for (size_t i = n_parked; i-- > 0;) {
 		if (strcmp(parked[i]->context, context) == 0 &&
 		    same_limits(&parked[i]->lim, lim)) {
 			*at = i;
@@ -708,16 +712,13 @@ static void park_remove(size_t at)
 
 void xs_park(struct xs *xs, const char *context)
 {
-	size_t at;
-
 	if (!xs)
 		return;
 	/* a parser that still has its context was primed by it, or read
 	 * it: any other would be a stream that is somewhere else */
 	if (!context || !xs_quiet(xs) || xs->text_carry.p ||
 	    (xs->context && strcmp(xs->context, context) != 0) ||
-	    xs_mem_pool_size(xs->pool) > PARK_POOL_MAX ||
-	    park_find(context, &xs->lim, &at)) {
+	    xs_mem_pool_size(xs->pool) > PARK_POOL_MAX) {
 		xs_free(xs);
 		return;
 	}

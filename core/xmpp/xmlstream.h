@@ -91,8 +91,8 @@ int xs_prime(struct xs *xs, char *context);
  * namespace bindings, which its context spells out. So one parser can
  * serve every quiet stream with the same context and limits, one read
  * at a time, without being primed again. xs_park() gives a quiet
- * parser (xs_quiet) to a small shared cache, or frees it (not quiet, a
- * parser of that context is parked already, or it grew large);
+ * parser (xs_quiet) to a small shared cache, or frees it (not quiet,
+ * or it grew large);
  * context: the stream's, borrowed (copied the first time a parser is
  * parked). xs_unpark() takes a parked parser back for a stream of that
  * context and limits, or NULL: then xs_new() and xs_prime(). xs_trim()

@@ -597,7 +597,7 @@ static void test_park(void)
 	CHECK(xs_unpark(ctx, &tight) == NULL);
 	got = xs_unpark(ctx, &lim);
 	CHECK(got == xs);
-	CHECK(xs_unpark(ctx, &lim) == NULL);	/* taken: one stream at a time */
+	CHECK(xs_unpark(ctx, &lim) == NULL);	/* taken: one stream each */
 	CHECK(xs_feed(got, "<message><x:y/></message>", 25) == XS_STANZA);
 	d = xs_take_stanza(got);
 	CHECK(d && d->root->first && strcmp(d->root->first->ns, "urn:x") == 0);
