@@ -104,6 +104,10 @@ $(BUILD)/storage_bench: $(BUILD)/obj/bench/storage_bench.o $(LAYER_LIBS)
 $(BUILD)/tls_handshake: $(BUILD)/obj/bench/tls_handshake.o $(LAYER_LIBS)
 	$(LINK_ALL) -o $@ $< $(LINK_LIBS) $(XLDLIBS) $(LDLIBS)
 
+# OpenSSL's memory per idle connection (bench/tls_mem.c): make build/tls_mem
+$(BUILD)/tls_mem: $(BUILD)/obj/bench/tls_mem.o $(LAYER_LIBS)
+	$(LINK_ALL) -o $@ $< $(LINK_LIBS) $(XLDLIBS) $(LDLIBS)
+
 # Packages: install what is missing when root, else print the command.
 define need_pkgs
 	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \

@@ -34,7 +34,10 @@ MEASURES = [
     ("chat smacks+mam: latency p99 ms", "mam p99 ms"),
     ("chat smacks+mam / restarted open loop: msgs/s", "mam/plain msgs/s"),
     ("idle plain: server bytes/conn", "idle bytes/conn"),
+    ("idle plain, 5 s after the last login: server bytes/conn", "idle bytes/conn"),
     ("idle TLS: server bytes/conn", "idle TLS bytes/conn"),
+    ("idle STARTTLS: server bytes/conn", "idle TLS bytes/conn"),
+    ("idle direct TLS: server bytes/conn", "idle direct TLS bytes/conn"),
 ]
 
 

@@ -498,13 +498,14 @@ size_t session_writes_lost(unsigned long batch)
 /* --- input -------------------------------------------------------------- */
 
 /* An idle stream keeps no XML parser (expat's state is most of what a
- * quiet connection costs): after a quiet spell the parser is freed, and
- * the next bytes get a new one primed to the same point of the stream. */
+ * quiet connection costs): after a quiet spell the parser is parked
+ * (xs_park: shared by the quiet streams of the same context), and the
+ * next bytes take a parked one back, or get a new one primed to the
+ * same point of the stream. */
 static void on_quiet(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct session *s = container_of(t, struct session, quiet_timer);
 	double quiet = now_mono() - s->last_activity;
-	char *ctx;
 
 	ev_timer_stop(loop, t);
 	if (!s->xs || !(s->flags & SESS_F_BOUND))
@@ -517,26 +518,24 @@ static void on_quiet(struct ev_loop *loop, ev_timer *t, int revents)
 	}
 	if (!xs_quiet(s->xs))
 		return;
-	ctx = xs_take_context(s->xs);
-	if (!ctx)
+	if (!s->xs_context && !(s->xs_context = xs_take_context(s->xs)))
 		return;
-	free(s->xs_context);
-	s->xs_context = ctx;
-	xs_free(s->xs);
+	xs_park(s->xs, s->xs_context);
 	s->xs = NULL;
 	log_debug("%s: quiet, parser released", s->full_jid);
 }
 
 static int ensure_parser(struct session *s)
 {
-	char *ctx;
-
+	if (s->xs)
+		return 0;
+	if (!s->xs_context)
+		return -EINVAL;
+	s->xs = xs_unpark(s->xs_context, &s->cfg->limits);
 	if (s->xs)
 		return 0;
 	s->xs = xs_new(&s->cfg->limits);
-	ctx = s->xs_context;
-	s->xs_context = NULL;
-	return xs_prime(s->xs, ctx);
+	return xs_prime(s->xs, xstrdup(s->xs_context));
 }
 
 /* Arms the quiet timer unless it runs: a read only stamps last_activity

@@ -672,6 +672,97 @@ out:
 	return ret;
 }
 
+/* Parked parsers (xmlstream.h). A few contexts cover nearly every
+ * client. PARK_MAX of them wait (about 1 MiB), the one parked last
+ * handed out first, so that a crowd of streams that went quiet together
+ * (a busy server whose clients wait a few seconds for their replies)
+ * comes back without a new parser each. A parser that grew past
+ * PARK_POOL_MAX (an attacker's element names stay interned in expat's
+ * tables) is freed, not shared. */
+#define PARK_MAX 64
+#define PARK_POOL_MAX (64 * 1024)
+
+static struct xs *parked[PARK_MAX];
+static size_t n_parked;
+
+static bool same_limits(const struct xs_limits *a, const struct xs_limits *b)
+{
+	return a->max_stanza == b->max_stanza && a->max_depth == b->max_depth &&
+	       a->max_attrs == b->max_attrs;
+}
+
+static struct xs *park_find(const char *context, const struct xs_limits *lim,
+			    size_t *at)
+{
+	for (size_t i = n_parked; i-- > 0;) {
+		if (strcmp(parked[i]->context, context) == 0 &&
+		    same_limits(&parked[i]->lim, lim)) {
+			*at = i;
+			return parked[i];
+		}
+	}
+	return NULL;
+}
+
+static void park_remove(size_t at)
+{
+	memmove(&parked[at], &parked[at + 1], (n_parked - at - 1) * sizeof(*parked));
+	n_parked--;
+}
+
+void xs_park(struct xs *xs, const char *context)
+{
+	if (!xs)
+		return;
+	/* a parser that still has its context was primed by it, or read
+	 * it: any other would be a stream that is somewhere else */
+	if (!context || !xs_quiet(xs) || xs->text_carry.p ||
+	    (xs->context && strcmp(xs->context, context) != 0) ||
+	    xs_mem_pool_size(xs->pool) > PARK_POOL_MAX) {
+		xs_free(xs);
+		return;
+	}
+	if (!xs->context)
+		xs->context = xstrdup(context);
+	if (n_parked == PARK_MAX) {	/* the one parked longest goes */
+		xs_free(parked[0]);
+		park_remove(0);
+	}
+	xs->buf = NULL;
+	xs->len = xs->off = 0;
+	xs->rest = NULL;
+	xs->rest_len = 0;
+	parked[n_parked++] = xs;
+}
+
+struct xs *xs_unpark(const char *context, const struct xs_limits *limits)
+{
+	struct xs_limits lim = *limits;
+	struct xs *xs;
+	size_t at;
+
+	if (!lim.max_stanza)
+		lim.max_stanza = XS_DEFAULT_STANZA;
+	if (!lim.max_depth)
+		lim.max_depth = XS_DEFAULT_DEPTH;
+	if (!lim.max_attrs)
+		lim.max_attrs = XS_DEFAULT_ATTRS;
+	if (!context || !(xs = park_find(context, &lim, &at)))
+		return NULL;
+	park_remove(at);
+	/* the new stream's own counts: the slow-token guard starts afresh */
+	xs->progress = xs->fed;
+	xs->rescans = 0;
+	return xs;
+}
+
+void xs_trim(void)
+{
+	while (n_parked)
+		xs_free(parked[--n_parked]);
+	xs_mem_trim();
+}
+
 /* What a return from XML_Parse/XML_ResumeParser means for us. */
 static enum xs_event parse_result(struct xs *xs, enum XML_Status st)
 {

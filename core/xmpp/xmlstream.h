@@ -86,6 +86,20 @@ char *xs_take_context(struct xs *xs);
  * XS_STREAM_OPEN: 0, or -EINVAL when it does not parse as one. */
 int xs_prime(struct xs *xs, char *context);
 
+/* Parked parsers: a quiet parser stands at depth 1 of its stream, and
+ * everything expat then holds for the stream is the root's name and
+ * namespace bindings, which its context spells out. So one parser can
+ * serve every quiet stream with the same context and limits, one read
+ * at a time, without being primed again. xs_park() gives a quiet
+ * parser (xs_quiet) to a small shared cache, or frees it (not quiet,
+ * or it grew large);
+ * context: the stream's, borrowed (copied the first time a parser is
+ * parked). xs_unpark() takes a parked parser back for a stream of that
+ * context and limits, or NULL: then xs_new() and xs_prime(). xs_trim()
+ * frees the parked ones. */
+void xs_park(struct xs *xs, const char *context);
+struct xs *xs_unpark(const char *context, const struct xs_limits *limits);
+
 /* Bytes of the buffer given to the last xs_feed not yet parsed. */
 size_t xs_unparsed(const struct xs *xs, const char **rest);
 

@@ -30,7 +30,7 @@ static struct pool_chunk **mm_pool;	/* inside: the pool expat uses */
 
 /* Standard chunks of parsers that went away wait here for the next
  * streams, at most SPARE_MAX (1 MiB): a login then costs no mmap,
- * munmap and page faults for its parser. xs_trim, run with the periodic
+ * munmap and page faults for its parser. xs_mem_trim, run with the periodic
  * and after-burst malloc_trim, gives them back. */
 #define SPARE_MAX 64
 static struct pool_chunk *spare;
@@ -145,7 +145,16 @@ static void pool_release(struct pool_chunk *c)
 	}
 }
 
-void xs_trim(void)
+size_t xs_mem_pool_size(const struct pool_chunk *pool)
+{
+	size_t n = 0;
+
+	for (; pool; pool = pool->next)
+		n += pool->size;
+	return n;
+}
+
+void xs_mem_trim(void)
 {
 	while (spare) {
 		struct pool_chunk *c = spare;

@@ -13,7 +13,7 @@
  *   pool    a parser's chunks, a list its owner keeps (struct pool_chunk *)
  *   chunk   POOL_CHUNK bytes of pages, or more for one big block
  *   spare   standard chunks of freed parsers, kept for the next streams
- *           (xs_trim() gives them back)
+ *           (xs_mem_trim() gives them back)
  *   inside  between xs_mem_enter() and xs_mem_leave(): expat's
  *           allocations go to that pool. Every call into expat for a
  *           parser (create, parse, resume, reset, free) runs inside.
@@ -38,6 +38,11 @@ void xs_mem_free(void *obj, struct pool_chunk *pool);
 /* A namespace-aware parser (names joined with sep) whose memory comes
  * from the pool it is inside of; NULL when out of memory. Call inside. */
 XML_Parser xs_mem_parser_create(XML_Char sep);
+
+/* Bytes of pages the pool holds (0 under AddressSanitizer). */
+size_t xs_mem_pool_size(const struct pool_chunk *pool);
+/* Unmaps the spare chunks. */
+void xs_mem_trim(void);
 
 /* Expat's allocations go to *pool until xs_mem_leave(). */
 void xs_mem_enter(struct pool_chunk **pool);

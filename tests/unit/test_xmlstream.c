@@ -574,6 +574,53 @@ static void test_text_across_feeds(void)
 	xs_free(b);
 }
 
+/* Parked parsers: a quiet one is shared by streams of the same context
+ * and limits only; one with half a stanza, another context or other
+ * limits is never handed out; xs_trim empties the cache. */
+static void test_park(void)
+{
+	const char *hdr = "<s:stream xmlns:s='http://etherx.jabber.org/streams' "
+			  "xmlns='jabber:client' xmlns:x='urn:x'>";
+	const char *other = "<s:stream xmlns:s='http://etherx.jabber.org/streams' "
+			    "xmlns='jabber:client' xmlns:x='urn:other'>";
+	struct xs_limits lim = { 0 }, tight = { .max_stanza = 100 };
+	struct xs *xs = xs_new(&lim), *half = xs_new(&lim), *got;
+	struct st_doc *d;
+	char *ctx;
+
+	CHECK(xs_feed(xs, hdr, strlen(hdr)) == XS_STREAM_OPEN);
+	CHECK(xs_next(xs) == XS_NEED_MORE);
+	ctx = xs_take_context(xs);
+	CHECK(ctx != NULL);
+	xs_park(xs, ctx);
+	CHECK(xs_unpark(other, &lim) == NULL);
+	CHECK(xs_unpark(ctx, &tight) == NULL);
+	got = xs_unpark(ctx, &lim);
+	CHECK(got == xs);
+	CHECK(xs_unpark(ctx, &lim) == NULL);	/* taken: one stream each */
+	CHECK(xs_feed(got, "<message><x:y/></message>", 25) == XS_STANZA);
+	d = xs_take_stanza(got);
+	CHECK(d && d->root->first && strcmp(d->root->first->ns, "urn:x") == 0);
+	st_doc_unref(d);
+	CHECK(xs_next(got) == XS_NEED_MORE);
+	xs_park(got, ctx);
+	/* half a stanza: freed, not parked (ASan sees the parser go) */
+	CHECK(xs_feed(half, hdr, strlen(hdr)) == XS_STREAM_OPEN);
+	CHECK(xs_next(half) == XS_NEED_MORE);
+	CHECK(xs_feed(half, "<message><body>hel", 18) == XS_NEED_MORE);
+	CHECK(!xs_quiet(half));
+	xs_park(half, ctx);
+	got = xs_unpark(ctx, &lim);
+	CHECK(got == xs);	/* still the quiet one */
+	CHECK(xs_feed(got, "<message><body>x</body></message>", 33) == XS_STANZA);
+	check_body(got, "x");
+	CHECK(xs_next(got) == XS_NEED_MORE);
+	xs_park(got, ctx);
+	xs_trim();
+	CHECK(xs_unpark(ctx, &lim) == NULL);
+	free(ctx);
+}
+
 int main(void)
 {
 	RUN(test_client_stream);
@@ -590,6 +637,7 @@ int main(void)
 	RUN(test_close);
 	RUN(test_prime);
 	RUN(test_text_across_feeds);
+	RUN(test_park);
 	sbuf_free(&ev_log);
 	TEST_END();
 }
