@@ -95,27 +95,6 @@ class Tree(run.Starling):
                              capture_output=True, text=True, timeout=10)
         return out.stdout.strip()
 
-    def write_config(self, mam=False):
-        if self.modules is None:
-            return super().write_config(mam=mam)
-        crt, key = self.cert
-        mods = ", ".join('"%s"' % m for m in self.modules)
-        os.makedirs(os.path.join(self.dir, "data"), exist_ok=True)
-        with open(self.cfg, "w") as f:
-            f.write(f"""-- written by bench/perf25.py: example.cfg's modules
-interfaces = {{ "{self.host}" }}
-c2s_ports = {{ {self.port} }}
-c2s_direct_tls_ports = {{ {self.tls_port} }}
-data_path = "{self.dir}/data"
-log = {{ level = "warn" }}
-c2s_require_encryption = false
-modules_enabled = {{ {mods} }}
-modules_disabled = {{ "s2s" }}
-storage_max_size = 8589934592
-ssl = {{ certificate = "{crt}", key = "{key}" }}
-VirtualHost "{self.domain}"
-""")
-
 
 class Null(run.Server):
     """build/nullserver: canned login, messages forwarded as bytes."""

@@ -220,6 +220,7 @@ class Server:
 class Starling(Server):
     name = "starling"
     env = {"STARLING_HOME": ROOT}  # lua/ and modules/ of this tree
+    modules = None      # a module list instead of the minimal set
 
     def __init__(self, work, cert, build, **kw):
         super().__init__(work, cert, **kw)
@@ -247,6 +248,9 @@ class Starling(Server):
         crt, key = self.cert
         modules = '"roster", "presence", "message", "iq", "disco", "ping"'
         extra = ""
+        if self.modules is not None:
+            modules = ", ".join('"%s"' % m for m in self.modules)
+            extra = "storage_max_size = 8589934592\n"
         if mam:
             modules += ', "smacks", "mam"'
             # the archive's by-contact index job runs through the measured
