@@ -26,13 +26,8 @@ Results: a table, appended to bench/RESULTS.md as a dated section (not with
 time.
 """
 
-import argparse
-import datetime
-import json
 import os
-import shutil
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -114,72 +109,13 @@ def verdict(results):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--build", default="build")
-    p.add_argument("--loadgen", default=None, help="default: BUILD/loadgen")
-    p.add_argument("--servers", default="starling,prosody")
-    p.add_argument("--scale", type=float, default=1.0)
-    p.add_argument("--duration", type=float, default=20)
-    p.add_argument("--window", type=int, default=8)
-    p.add_argument("--jobs", type=int, default=1)
-    p.add_argument("--timeout", type=int, default=600)
-    p.add_argument("--results", default=os.path.join(HERE, "RESULTS.md"))
-    p.add_argument("--no-results", action="store_true")
-    a = p.parse_args()
-    a.loadgen = a.loadgen or os.path.join(run.ROOT, a.build, "loadgen")
-    if not os.access(a.loadgen, os.X_OK):
-        sys.exit("no %s: run make %s/loadgen" % (a.loadgen, a.build))
-    run.raise_nofile()
-    mach = run.machine()
-    work = tempfile.mkdtemp(prefix="starling-compbench-")
-    os.chmod(work, 0o755)
-    results, versions, notes = {}, [], []
-    try:
-        cert = run.make_cert(work)
-        for name in a.servers.split(","):
-            base = run.SERVER_CLASSES.get(name)
-            if base is None or not base.available(a.build):
-                notes.append("%s: not installed or not built; skipped" % name)
-                continue
-            run.log(name)
-            srv, r = bench(a, with_component(base), work, cert)
-            results[name] = r
-            versions.append("%s (%s)" % (name, srv.version))
-            notes.extend(srv.crashes)
-            if "error" in r:
-                notes.append("%s: %s" % (name, r["error"]))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    if not results:
-        print("nothing benchmarked: " + "; ".join(notes))
-        return 1
-    names = list(results)
-    head, rows = table(results, names)
-    verdicts = verdict(results)
-    print(run.plain(head, rows))
-    for v in verdicts + ["note: " + n for n in notes]:
-        print(v)
-    if not a.no_results:
-        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        lines = ["", "## Chat through an echo component (XEP-0114), %s" % now, "",
-                 "Command: `%s`" % " ".join(["python3", "bench/component.py"] + sys.argv[1:]),
-                 "", "Machine: %s CPUs (%s), %s memory, Linux %s; load average %s at "
-                 "the start, %.2f %.2f %.2f at the end." % (
-                     mach["nproc"], mach["cpu"], mach["memory"], mach["kernel"],
-                     mach["loadavg"], *os.getloadavg()),
-                 "Servers: %s. %d users, open loop, window %d, %d s; load generator "
-                 "and its echo component on the same host." % (
-                     ", ".join(versions), users(a), a.window, a.duration), "",
-                 run.markdown(head, rows), ""]
-        lines += ["- " + v for v in verdicts] + [""]
-        if notes:
-            lines += ["Notes:", ""] + ["- " + n for n in notes] + [""]
-        lines += ["<details><summary>raw results (JSON)</summary>", "", "```json",
-                  json.dumps(results, indent=1, sort_keys=True), "```", "</details>", ""]
-        with open(a.results, "a") as f:
-            f.write("\n".join(lines))
-        print("\nappended to " + os.path.relpath(a.results, os.getcwd()))
-    return 0
+    a = run.side_by_side_args(__doc__.split("\n")[0])
+    return run.side_by_side(
+        a, "component", with_component, bench, table, verdict,
+        "Chat through an echo component (XEP-0114)",
+        lambda versions: "Servers: %s. %d users, open loop, window %d, %d s; load "
+        "generator and its echo component on the same host." % (
+            ", ".join(versions), users(a), a.window, a.duration))
 
 
 if __name__ == "__main__":

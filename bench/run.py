@@ -902,6 +902,88 @@ def write_results(path, a, mach, servers, all_results, head, rows, notes):
         f.write("\n".join(lines))
 
 
+
+def side_by_side_args(description, **extra):
+    """The options every side-by-side bench script takes (component.py,
+    ws.py); extra: name -> (type, default) of its own."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--build", default="build")
+    p.add_argument("--loadgen", default=None, help="default: BUILD/loadgen")
+    p.add_argument("--servers", default="starling,prosody")
+    p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--duration", type=float, default=20)
+    p.add_argument("--window", type=int, default=8)
+    for name, (kind, default) in extra.items():
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=default)
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--timeout", type=int, default=600)
+    p.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    p.add_argument("--no-results", action="store_true")
+    return p.parse_args()
+
+
+def side_by_side(a, script, wrap, bench, table, verdicts, heading, describe):
+    """Runs bench(a, wrap(ServerClass), work, cert) -> (server, results) for
+    each of a.servers, prints table(results, names) -> (head, rows) and
+    verdicts(results) -> [lines], and appends them with the machine, the
+    command and the raw JSON to a.results (unless a.no_results) under
+    "## heading, date"; describe(versions) says what ran. Returns the exit
+    status."""
+    a.loadgen = a.loadgen or os.path.join(ROOT, a.build, "loadgen")
+    if not os.access(a.loadgen, os.X_OK):
+        sys.exit("no %s: run make %s/loadgen" % (a.loadgen, a.build))
+    raise_nofile()
+    mach = machine()
+    work = tempfile.mkdtemp(prefix="starling-%s-" % script)
+    os.chmod(work, 0o755)
+    results, versions, notes = {}, [], []
+    try:
+        cert = make_cert(work)
+        for name in a.servers.split(","):
+            base = SERVER_CLASSES.get(name)
+            if base is None or not base.available(a.build):
+                notes.append("%s: not installed or not built; skipped" % name)
+                continue
+            log(name)
+            srv, r = bench(a, wrap(base), work, cert)
+            results[name] = r
+            versions.append("%s (%s)" % (name, srv.version))
+            notes.extend(srv.crashes)
+            if "error" in r:
+                notes.append("%s: %s" % (name, r["error"]))
+            for key, v in sorted(r.items()):
+                if isinstance(v, dict) and "error" in v:
+                    notes.append("%s %s: %s" % (name, key, v["error"]))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if not results:
+        print("nothing benchmarked: " + "; ".join(notes))
+        return 1
+    head, body = table(results, list(results))
+    said = verdicts(results)
+    print(plain(head, body))
+    for v in said + ["note: " + n for n in notes]:
+        print(v)
+    if not a.no_results:
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        lines = ["", "## %s, %s" % (heading, now), "",
+                 "Command: `%s`" % " ".join(["python3", "bench/%s.py" % script] + sys.argv[1:]),
+                 "", "Machine: %s CPUs (%s), %s memory, Linux %s; load average %s at "
+                 "the start, %.2f %.2f %.2f at the end." % (
+                     mach["nproc"], mach["cpu"], mach["memory"], mach["kernel"],
+                     mach["loadavg"], *os.getloadavg()),
+                 describe(versions), "", markdown(head, body), ""]
+        lines += ["- " + v for v in said] + [""]
+        if notes:
+            lines += ["Notes:", ""] + ["- " + n for n in notes] + [""]
+        lines += ["<details><summary>raw results (JSON)</summary>", "", "```json",
+                  json.dumps(results, indent=1, sort_keys=True), "```", "</details>", ""]
+        with open(a.results, "a") as f:
+            f.write("\n".join(lines))
+        print("\nappended to " + os.path.relpath(a.results, os.getcwd()))
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--build", default="build")

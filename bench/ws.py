@@ -27,14 +27,9 @@ Results: a table, appended to bench/RESULTS.md as a dated section (not with
 time.
 """
 
-import argparse
-import datetime
-import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -149,78 +144,18 @@ def verdicts(a, results):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--build", default="build")
-    p.add_argument("--loadgen", default=None, help="default: BUILD/loadgen")
-    p.add_argument("--servers", default="starling,prosody")
-    p.add_argument("--scale", type=float, default=1.0)
-    p.add_argument("--duration", type=float, default=20)
-    p.add_argument("--window", type=int, default=8)
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--idle-users", type=int, default=5000)
-    p.add_argument("--settle", type=float, default=3)
-    p.add_argument("--jobs", type=int, default=1)
-    p.add_argument("--timeout", type=int, default=600)
-    p.add_argument("--results", default=os.path.join(HERE, "RESULTS.md"))
-    p.add_argument("--no-results", action="store_true")
-    a = p.parse_args()
-    a.loadgen = a.loadgen or os.path.join(run.ROOT, a.build, "loadgen")
-    if not os.access(a.loadgen, os.X_OK):
-        sys.exit("no %s: run make %s/loadgen" % (a.loadgen, a.build))
-    run.raise_nofile()
-    mach = run.machine()
-    work = tempfile.mkdtemp(prefix="starling-wsbench-")
-    os.chmod(work, 0o755)
-    results, versions, notes = {}, [], []
-    try:
-        cert = run.make_cert(work)
-        for name in a.servers.split(","):
-            base = run.SERVER_CLASSES.get(name)
-            if base is None or not base.available(a.build):
-                notes.append("%s: not installed or not built; skipped" % name)
-                continue
-            run.log(name)
-            srv, r = bench(a, with_websocket(base), work, cert)
-            results[name] = r
-            versions.append("%s (%s)" % (name, srv.version))
-            notes.extend(srv.crashes)
-            for key, v in sorted(r.items()):
-                if "error" in v:
-                    notes.append("%s %s: %s" % (name, key, v["error"]))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    if not results:
-        print("nothing benchmarked: " + "; ".join(notes))
-        return 1
-    names = list(results)
-    head, body = table(a, results, names)
-    said = verdicts(a, results)
-    print(run.plain(head, body))
-    for v in said + ["note: " + n for n in notes]:
-        print(v)
-    if not a.no_results:
-        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        lines = ["", "## Chat over WebSocket beside TCP, idle WebSocket memory, %s" % now,
-                 "", "Command: `%s`" % " ".join(["python3", "bench/ws.py"] + sys.argv[1:]),
-                 "", "Machine: %s CPUs (%s), %s memory, Linux %s; load average %s at "
-                 "the start, %.2f %.2f %.2f at the end." % (
-                     mach["nproc"], mach["cpu"], mach["memory"], mach["kernel"],
-                     mach["loadavg"], *os.getloadavg()),
-                 "Servers: %s. Chat: %d users, open loop, window %d, %g s a run, "
-                 "%d round(s) of TCP then WebSocket on one running server. Idle: "
-                 "%d connections, each transport on a freshly started server." % (
-                     ", ".join(versions), users(a), a.window, a.duration, a.rounds,
-                     idle_users(a)), "",
-                 run.markdown(head, body), ""]
-        lines += ["- " + v for v in said] + [""]
-        if notes:
-            lines += ["Notes:", ""] + ["- " + n for n in notes] + [""]
-        lines += ["<details><summary>raw results (JSON)</summary>", "", "```json",
-                  json.dumps(results, indent=1, sort_keys=True), "```", "</details>", ""]
-        with open(a.results, "a") as f:
-            f.write("\n".join(lines))
-        print("\nappended to " + os.path.relpath(a.results, os.getcwd()))
-    return 0
+    a = run.side_by_side_args(__doc__.split("\n")[0], rounds=(int, 2),
+                              idle_users=(int, 5000), settle=(float, 3))
+    return run.side_by_side(
+        a, "ws", with_websocket, bench,
+        lambda results, names: table(a, results, names),
+        lambda results: verdicts(a, results),
+        "Chat over WebSocket beside TCP, idle WebSocket memory",
+        lambda versions: "Servers: %s. Chat: %d users, open loop, window %d, %g s a "
+        "run, %d round(s) of TCP then WebSocket on one running server. Idle: %d "
+        "connections, each transport on a freshly started server." % (
+            ", ".join(versions), users(a), a.window, a.duration, a.rounds,
+            idle_users(a)))
 
 
 if __name__ == "__main__":

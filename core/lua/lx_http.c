@@ -469,10 +469,11 @@ static int call_route(lua_State *L)
 	return 0;
 }
 
-static void lua_route(struct http_request *req, const char *rest,
-		      const struct http_route *route, void *data)
+/* Calls the route's Lua handler (ref): its head handler when head, with
+ * the request and the path's rest; a failing handler's request gets a 500. */
+static void call_lua_route(struct http_request *req, const char *rest,
+			   struct lx_route *lr, int ref, bool head)
 {
-	struct lx_route *lr = data;
 	lua_State *L = lx_state();
 	int top = lua_gettop(L);
 
@@ -482,31 +483,27 @@ static void lua_route(struct http_request *req, const char *rest,
 		lua_pushstring(L, rest);
 	else
 		lua_pushnil(L);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, lr->ref);
-	lua_pushboolean(L, 0);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+	lua_pushboolean(L, head);
 	if (lx_pcall(L, 4, 0, lr->owner) != 0 && !req->answered)
 		http_respond_status(req, 500, NULL);
 	lua_settop(L, top);
+}
+
+static void lua_route(struct http_request *req, const char *rest,
+		      const struct http_route *route, void *data)
+{
+	struct lx_route *lr = data;
+
+	call_lua_route(req, rest, lr, lr->ref, false);
 }
 
 static void lua_route_head(struct http_request *req, const char *rest,
 			   const struct http_route *route, void *data)
 {
 	struct lx_route *lr = data;
-	lua_State *L = lx_state();
-	int top = lua_gettop(L);
 
-	lua_pushcfunction(L, call_route);
-	lua_pushlightuserdata(L, req);
-	if (rest)
-		lua_pushstring(L, rest);
-	else
-		lua_pushnil(L);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, lr->head_ref);
-	lua_pushboolean(L, 1);
-	if (lx_pcall(L, 4, 0, lr->owner) != 0 && !req->answered)
-		http_respond_status(req, 500, NULL);
-	lua_settop(L, top);
+	call_lua_route(req, rest, lr, lr->head_ref, true);
 }
 
 static void free_lua_route(void *data)
