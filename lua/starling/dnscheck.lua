@@ -112,14 +112,20 @@ local function own_addresses(cfg, key, helpers)
 	return set
 end
 
--- An address to suggest in a fix: a non-loopback one of set when there
--- is one.
-local function suggested_address(set)
+-- The addresses of a set, sorted.
+local function own_list(set)
 	local list = {}
 	for a in pairs(set) do
 		list[#list + 1] = a
 	end
 	sort(list)
+	return list
+end
+
+-- An address to suggest in a fix: a non-loopback one of set when there
+-- is one.
+local function suggested_address(set)
+	local list = own_list(set)
 	for _, a in ipairs(list) do
 		if not a:match("^127%.") and a ~= "::1" then
 			return a
@@ -301,14 +307,6 @@ local function services(cfg, helpers, component)
 	return list
 end
 
-local function own_list(set)
-	local list = {}
-	for a in pairs(set) do
-		list[#list + 1] = a
-	end
-	sort(list)
-	return list
-end
 
 -- Checks one host; returns the SRV target it suggests (for the
 -- components under it). parent_target: the target of the VirtualHost a
