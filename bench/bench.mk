@@ -34,7 +34,7 @@ bench: deps
 	-$(MAKE) all
 	$(PYTHON) bench/run.py --build $(BUILD) $(BENCH_ARGS)
 
-BENCH_DEPS := prosody ejabberd
+BENCH_DEPS := prosody ejabberd lua-dbi-sqlite3
 
 bench-deps: deps
 	$(call need_pkgs,$(BENCH_DEPS))

@@ -4,6 +4,7 @@ every module on; with the load generator's own floor (bench/nullserver.c).
 
     python3 bench/perf25.py [--tree .] [--build build] [--duration 20]
                             [--only open_1k,open_10k,...] [--perf DIR]
+                            [--servers starling,prosody,ejabberd]
                             [--no-results]
 
 Scenarios, each on a freshly started Starling (run.py's config: plain TCP,
@@ -26,6 +27,12 @@ p99 at 50k paced (<= 10 ms), p99 at 20k among 10,000 minus the null
 server's (<= 10 ms), full_1k / open_1k (>= 0.6). It prints a table (the
 lines bench/ab.py reads) and appends it with the raw JSON to
 bench/RESULTS.md unless --no-results.
+
+--servers runs the same scenarios (but the null server's, which is run
+once) against Debian's Prosody and ejabberd too, one after the other, each
+on its own fresh instance; their "full set" is their modules for the same
+features (run.py's Prosody.FULL, Ejabberd.FULL). The table then has a
+column per server; the issue's verdicts are Starling's.
 
 --tree runs another work tree's binaries, lua/ and modules/ with this
 script (bench/ab.py --perf25 uses it for the "before" side). --perf DIR
@@ -205,75 +212,106 @@ ROWS = [
 ]
 
 
-def table(res, derived):
+def table(res, derived, names):
+    """(label, one value per server, target) for the rows some server has."""
     rows = []
     for label, key, field, fmt, target in ROWS:
-        r = derived if key == "derived" else res.get(key)
-        if r is None:
-            continue
-        if "error" in r:
-            rows.append((label, "failed", target))
-            continue
-        v = r.get(field)
-        if v is not None:
-            rows.append((label, fmt % v, target))
+        vals, seen = [], False
+        for name in names:
+            r = derived[name] if key == "derived" else res[name].get(key)
+            if r is None:
+                vals.append("")
+            elif "error" in r:
+                vals.append("failed")
+                seen = True
+            else:
+                v = r.get(field)
+                vals.append("" if v is None else fmt % v)
+                seen = seen or v is not None
+        if seen:
+            rows.append((label, vals, target))
     return rows
 
 
+def make_server(a, name, work, cert):
+    if name == "starling":
+        return Tree(work, cert, a.tree, a.build)
+    return run.SERVER_CLASSES[name](work, cert)
+
+
+def bench_server(a, keys, name, work, cert):
+    """Every scenario of keys but the null server's against one server
+    kind: accounts made and logged in once (the SCRAM warm-up), then a
+    fresh start for each scenario, with the minimal or the full set."""
+    res = {}
+    server = make_server(a, name, work, cert)
+    wanted = [(k, kind, o) for k, kind, o in SCENARIOS if k in keys and kind != "null"]
+    if not wanted:
+        return res
+    users = max(int(o[o.index("--users") + 1]) for _, _, o in wanted)
+    t = time.monotonic()
+    server.create_accounts("u", 1, users)
+    if not server.alive():
+        server.start()
+    run.log("%s: accounts u1..u%d in %.1f s; SCRAM warm-up" % (
+        name, users, time.monotonic() - t))
+    run.run_loadgen(a, server, "login", ["--users", str(users), "--no-session",
+                                         "--concurrency", "100"],
+                    jobs=os.cpu_count() or 1)
+    server.stop()
+    full = example_modules(a.tree)
+    for key, kind, opts in wanted:
+        if name == "starling":
+            server.modules = full if kind == "full" else None
+        else:
+            server.full = kind == "full"
+        server.write_config()
+        res[key] = run_scenario(a, key, server, opts)
+    return res
+
+
+def run_scenario(a, key, server, opts):
+    try:
+        server.start()
+    except RuntimeError as e:
+        return {"error": str(e)}
+    time.sleep(1)
+    try:
+        r = run_profiled(a, key, server, opts + ["--duration", str(a.duration)])
+    finally:
+        if not server.alive():
+            r = {"error": "%s died: %s" % (server.name, server.log_tail())}
+        server.stop()
+    r["loadavg"] = "%.2f %.2f %.2f" % os.getloadavg()
+    run.log("  %s %s: %s" % (server.name, key, " ".join(
+        "%s=%s" % (f, r.get(f)) for f in ("delivered_per_s",
+                                          "delivered_per_server_cpu_s",
+                                          "latency_p50_ms", "latency_p99_ms",
+                                          "sends_skipped", "error") if f in r)))
+    return r
+
+
 def bench(a, keys):
+    """{server name: {scenario key: loadgen JSON}}; the null server's run
+    is kept under every server's name (the p99 difference is per server)."""
     work = tempfile.mkdtemp(prefix="starling-perf25-")
     os.chmod(work, 0o755)
-    res = {}
+    out = {}
     try:
         cert = run.make_cert(work)
-        star = Tree(work, cert, a.tree, a.build)
-        users = max(int(o[o.index("--users") + 1]) for k, kind, o in SCENARIOS
-                    if k in keys and kind != "null")
-        if any(kind != "null" for k, kind, _ in SCENARIOS if k in keys):
-            t = time.monotonic()
-            star.create_accounts("u", 1, users)
-            star.start()
-            run.log("accounts u1..u%d in %.1f s; SCRAM warm-up" % (users,
-                                                                 time.monotonic() - t))
-            run.run_loadgen(a, star, "login", ["--users", str(users), "--no-session",
-                                               "--concurrency", "100"],
-                            jobs=os.cpu_count() or 1)
-            star.stop()
-        full = example_modules(a.tree)
+        for name in a.servers:
+            out[name] = bench_server(a, keys, name, work, cert)
         for key, kind, opts in SCENARIOS:
-            if key not in keys:
-                continue
-            server = star
-            if kind == "null":
-                server = Null(work, cert, ROOT, a.build)
-            else:
-                star.modules = full if kind == "full" else None
-                star.write_config()
-            try:
-                server.start()
-            except RuntimeError as e:
-                res[key] = {"error": str(e)}
-                continue
-            time.sleep(1)
-            try:
-                r = run_profiled(a, key, server, opts + ["--duration", str(a.duration)])
-            finally:
-                if not server.alive():
-                    r = {"error": "%s died: %s" % (server.name, server.log_tail())}
-                server.stop()
-            r["loadavg"] = "%.2f %.2f %.2f" % os.getloadavg()
-            res[key] = r
-            run.log("  %s: %s" % (key, " ".join(
-                "%s=%s" % (f, r.get(f)) for f in ("delivered_per_s",
-                                                  "delivered_per_server_cpu_s",
-                                                  "latency_p50_ms", "latency_p99_ms",
-                                                  "sends_skipped", "error") if f in r)))
+            if key in keys and kind == "null":
+                r = run_scenario(a, key, Null(work, cert, ROOT, a.build), opts)
+                for name in a.servers:
+                    out[name][key] = r
     finally:
         if a.keep:
             run.log("kept " + work)
         else:
             shutil.rmtree(work, ignore_errors=True)
-    return res
+    return out
 
 
 def main():
@@ -292,7 +330,13 @@ def main():
     p.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
     p.add_argument("--no-results", action="store_true")
     p.add_argument("--keep", action="store_true")
+    p.add_argument("--servers", default="starling",
+                   help="comma separated: starling, prosody, ejabberd (Starling first)")
     a = p.parse_args()
+    a.servers = a.servers.split(",")
+    for name in a.servers:
+        if name not in run.SERVER_CLASSES:
+            sys.exit("unknown server %s" % name)
     a.tree = os.path.abspath(a.tree)
     a.loadgen = a.loadgen or os.path.join(ROOT, a.build, "loadgen")
     for b in (a.loadgen, os.path.join(ROOT, a.build, "nullserver")):
@@ -302,20 +346,24 @@ def main():
     mach = run.machine()
     keys = a.only.split(",") if a.only else [k for k, _, _ in SCENARIOS]
     res = bench(a, keys)
-    derived = derive(res)
-    rows = table(res, derived)
+    derived = {name: derive(res[name]) for name in a.servers}
+    rows = table(res, derived, a.servers)
     width = max(len(r[0]) for r in rows) if rows else 10
     print()
-    for label, val, target in rows:
-        print("%-*s %12s  %s" % (width, label, val, target))
+    if len(a.servers) > 1:
+        print("%-*s %s" % (width, "", " ".join("%12s" % n for n in a.servers)))
+    for label, vals, target in rows:
+        print("%-*s %s  %s" % (width, label, " ".join("%12s" % v for v in vals), target))
     if not a.no_results:
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         lines = ["", "## Issue #25 figures, %s" % now, "",
                  "Command: `%s`" % " ".join(["python3", "bench/perf25.py"] + sys.argv[1:]),
                  "", "Machine: %s CPUs (%s), load average %s at the start." % (
                      mach["nproc"], mach["cpu"], mach["loadavg"]), "",
-                 "| figure | value | target |", "|---|---:|---|"]
-        lines += ["| %s | %s | %s |" % r for r in rows]
+                 "| figure | %s | target |" % " | ".join(a.servers),
+                 "|---|%s---|" % ("---:|" * len(a.servers))]
+        lines += ["| %s | %s | %s |" % (label, " | ".join(vals), target)
+                  for label, vals, target in rows]
         lines += ["", "<details><summary>raw results (JSON)</summary>", "", "```json",
                   json.dumps(res, indent=1, sort_keys=True), "```", "</details>", ""]
         with open(a.results, "a") as f:

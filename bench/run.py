@@ -335,10 +335,20 @@ class Prosody(Server):
     def available(build):
         return shutil.which("prosody") is not None and dpkg_version("prosody") is not None
 
+    # Prosody's side of Starling's example.cfg modules (bench/perf25.py's
+    # full set): the same features, by Prosody's module names
+    FULL = ["smacks", "mam", "carbons", "csi_simple", "offline", "blocklist",
+            "cloud_notify", "pep", "bookmarks", "vcard_legacy", "private",
+            "version", "time", "uptime", "lastactivity", "register", "adhoc",
+            "admin_adhoc"]
+    full = False
+
     def write_config(self, mam=False):
         modules = '"roster", "saslauth", "tls", "disco", "ping"'
         if mam:
             modules += ', "smacks", "mam"'
+        if self.full:
+            modules += "".join(', "%s"' % m for m in self.FULL)
         # its own copy of the certificate: it runs as the prosody user
         crt, key = (os.path.join(self.dir, os.path.basename(f)) for f in self.cert)
         for src, dst in zip(self.cert, (crt, key)):
@@ -361,7 +371,13 @@ unbound = {{ resolvconf = false; hoststxt = false; forward = "{self.fed.resolver
             disabled = '"offline"'
         else:
             s2s = "s2s_ports = { }\n"
-            disabled = '"s2s", "offline"'
+            disabled = '"s2s"' if self.full else '"s2s", "offline"'
+        storage = 'storage = "internal"'
+        if self.full and dpkg_version("lua-dbi-sqlite3"):
+            # the archive on SQLite, as Prosody's documentation advises for
+            # MAM beyond a small server (its file store rewrites lists)
+            storage = ('storage = { archive = "sql" }\n'
+                       'sql = { driver = "SQLite3", database = "prosody.sqlite" }')
         with open(self.cfg, "w") as f:
             f.write(f"""-- written by bench/run.py
 pidfile = "{self.dir}/prosody.pid"
@@ -375,7 +391,7 @@ c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 authentication = "internal_hashed"
 password_hash = "SHA-256"
-storage = "internal"
+{storage}
 modules_enabled = {{ {modules} }}
 modules_disabled = {{ {disabled} }}
 default_archive_policy = true
@@ -437,9 +453,36 @@ class Ejabberd(Server):
     def available(build):
         return shutil.which("erl") is not None and dpkg_version("ejabberd") is not None
 
+    # ejabberd's side of Starling's example.cfg modules (bench/perf25.py's
+    # full set), by ejabberd's module names
+    FULL = """  mod_mam:
+    default: always
+  mod_stream_mgmt: {}
+  mod_carboncopy: {}
+  mod_client_state: {}
+  mod_offline: {}
+  mod_privacy: {}
+  mod_blocking: {}
+  mod_push: {}
+  mod_caps: {}
+  mod_pubsub:
+    plugins:
+      - flat
+      - pep
+  mod_private: {}
+  mod_vcard: {}
+  mod_version: {}
+  mod_time: {}
+  mod_last: {}
+  mod_adhoc: {}
+"""
+    full = False
+
     def write_config(self, mam=False):
         extra = ("  mod_mam:\n    default: always\n  mod_stream_mgmt: {}\n" if mam
                  else "")
+        if self.full:
+            extra = self.FULL
         pem = os.path.join(self.dir, self.domain + ".pem")
         with open(pem, "w") as out:
             for f in self.cert:
