@@ -3,7 +3,7 @@
 #   make build/loadgen   the load generator (bench/loadgen/*.c)
 #   make build/nullserver  the null server of bench/perf25.py (bench/nullserver.c)
 #   make bench           build everything, run bench/run.py, append to
-#                        bench/RESULTS.md (BENCH_ARGS passes options on)
+#                        bench/HISTORY.md (BENCH_ARGS passes options on)
 #   make loadgen-test    the generator's own checks (bench/selftest.sh)
 #   make bench-deps      install the servers to compare with (Debian's prosody
 #                        and ejabberd; run.py skips those not installed)

@@ -21,7 +21,7 @@ Server CPU is the server's utime + stime (/proc/PID/stat) over the
 measured part; "msgs per server CPU-second" is delivered / that. The
 load generator's own CPU (and the component's) is not in it.
 
-Results: a table, appended to bench/RESULTS.md as a dated section (not with
+Results: a table, appended to bench/HISTORY.md as a dated section (not with
 --no-results). Every connection goes to 127.0.0.1; every run is bounded in
 time.
 """

@@ -26,7 +26,7 @@ server CPU-second (>= 0.8), server CPU per message at 20k paced (<= 15 us),
 p99 at 50k paced (<= 10 ms), p99 at 20k among 10,000 minus the null
 server's (<= 10 ms), full_1k / open_1k (>= 0.6). It prints a table (the
 lines bench/ab.py reads) and appends it with the raw JSON to
-bench/RESULTS.md unless --no-results.
+bench/HISTORY.md unless --no-results.
 
 --servers runs the same scenarios (but the null server's, which is run
 once) against Debian's Prosody and ejabberd too, one after the other, each
@@ -327,7 +327,7 @@ def main():
     p.add_argument("--perf-calls", default="fp",
                    help="perf's --call-graph: fp, or dwarf (libc and Lua have no frame "
                    "pointers; dwarf sees through them, with bigger files)")
-    p.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    p.add_argument("--results", default=os.path.join(ROOT, "bench", "HISTORY.md"))
     p.add_argument("--no-results", action="store_true")
     p.add_argument("--keep", action="store_true")
     p.add_argument("--servers", default="starling",

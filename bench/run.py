@@ -11,7 +11,7 @@ an instance on random 127.0.0.1 ports with its own temporary config and data
 directory, creates the same accounts, runs the same load generator scenarios
 against it (build/loadgen), stops it, and prints one table with the ratios.
 The results, the machine and the exact command line are appended to
-bench/RESULTS.md as a dated section.
+bench/HISTORY.md as a dated section.
 
 Every connection goes to 127.0.0.0/8; every run is bounded in time.
 """
@@ -960,7 +960,7 @@ def side_by_side_args(description, **extra):
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=default)
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--timeout", type=int, default=600)
-    p.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    p.add_argument("--results", default=os.path.join(ROOT, "bench", "HISTORY.md"))
     p.add_argument("--no-results", action="store_true")
     return p.parse_args()
 
@@ -1044,8 +1044,8 @@ def main():
                    help="seconds the idle connections rest before memory is read")
     p.add_argument("--only", default="", help="comma separated scenario keys")
     p.add_argument("--timeout", type=int, default=600, help="seconds per loadgen run")
-    p.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
-    p.add_argument("--no-results", action="store_true", help="do not write RESULTS.md")
+    p.add_argument("--results", default=os.path.join(ROOT, "bench", "HISTORY.md"))
+    p.add_argument("--no-results", action="store_true", help="do not write HISTORY.md")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p.add_argument("--workers", type=int, default=1,
                    help="Starling's workers option (its CPU: master and workers)")

@@ -34,7 +34,7 @@ targets through the machine's resolver) and A records. Each server has a
 self-signed certificate for its domain; peers authenticate with dialback
 over STARTTLS (Prosody s2s_secure_auth = false, ejabberd mod_s2s_dialback).
 
-Results: one table, appended to bench/RESULTS.md as a dated section (not
+Results: one table, appended to bench/HISTORY.md as a dated section (not
 with --no-results). Every connection goes to 127.0.0.0/8; every run is
 bounded in time.
 """
@@ -293,7 +293,7 @@ def main():
     p.add_argument("--no-local", action="store_true",
                    help="skip Starling's local chat run")
     p.add_argument("--timeout", type=int, default=600, help="seconds per loadgen run")
-    p.add_argument("--results", default=os.path.join(HERE, "RESULTS.md"))
+    p.add_argument("--results", default=os.path.join(HERE, "HISTORY.md"))
     p.add_argument("--no-results", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     a = p.parse_args()

@@ -22,7 +22,7 @@ Idle memory: the server restarted, --idle-users connections online and
 idle over TCP, then again (restarted) over WebSocket; bytes_per_conn is the
 server's RSS growth over the connections (VmRSS before and after).
 
-Results: a table, appended to bench/RESULTS.md as a dated section (not with
+Results: a table, appended to bench/HISTORY.md as a dated section (not with
 --no-results). Every connection goes to 127.0.0.1; every run is bounded in
 time.
 """
