@@ -259,6 +259,7 @@ static void read_session_config(void)
 	c2s_cfg.max_resources = (unsigned)config_int("*", "max_resources_per_account", 32);
 	c2s_cfg.max_held_bytes = (size_t)config_int("*", "csi_max_held_bytes", 256 * 1024);
 	c2s_cfg.parser_release_after = (double)config_int("*", "c2s_parser_release_after", 2);
+	c2s_cfg.tls_compact = config_bool("*", "c2s_tls_compact", true);
 	c2s_cfg.max_unauth_per_ip = (unsigned)config_int("*", "c2s_max_unauthenticated_per_ip", 32);
 	c2s_cfg.auth_failure_delay = (double)config_int("*", "c2s_auth_failure_delay", 8);
 	/* Prosody's mod_sasl2_fast names; fast_token_expiry as well. */
