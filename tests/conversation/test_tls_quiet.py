@@ -3,7 +3,10 @@ record keys (core/net/tls13.c, c2s_tls_compact): what its client sends and
 receives afterwards, small or larger than a record, in either TLS flavour,
 reads as before; KeyUpdate from the client is answered; a close is clean."""
 
+import base64
 import re
+import subprocess
+import threading
 import time
 
 from harness import exchange, time_limit
@@ -50,3 +53,149 @@ def test_chat_after_the_tls_state_was_released(ctx):
     exchange(a, b)
     a.end_stream()
     a.expect_closed()
+
+
+def test_operator_still_sees_the_tls_of_a_released_stream(ctx):
+    srv = ctx.server(options=QUIET)
+    srv.login("operatorview")
+    _quiet(srv, "operatorview")
+    out = srv.ctl("sessions").stdout
+    line = [l for l in out.splitlines() if "operatorview" in l]
+    assert line and "TLSv1.3" in line[0] and "TLS_AES_256_GCM_SHA384" in line[0], out
+
+
+class SClient:
+    """openssl s_client on the direct TLS port, typing XML; -msg shows the
+    TLS messages each way, so what the server's record layer sent (its
+    KeyUpdate) can be seen."""
+
+    def __init__(self, srv, suite):
+        self.proc = subprocess.Popen(
+            ["openssl", "s_client", "-connect", "127.0.0.1:%d" % srv.tls_port,
+             "-servername", srv.domain, "-tls1_3", "-ciphersuites", suite,
+             "-msg"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT)
+        self.out = b""
+        self.lock = threading.Lock()
+        threading.Thread(target=self._reader, daemon=True).start()
+
+    def _reader(self):
+        while True:
+            data = self.proc.stdout.read1(65536)
+            if not data:
+                return
+            with self.lock:
+                self.out += data
+
+    def text(self):
+        with self.lock:
+            return self.out.decode("utf-8", "replace")
+
+    def wait(self, pattern, count=1, timeout=15):
+        deadline = time.monotonic() + timeout
+        while len(re.findall(pattern, self.text())) < count:
+            assert time.monotonic() < deadline, \
+                "s_client never showed %r %d times:\n%s" % (pattern, count,
+                                                         self.text()[-3000:])
+            assert self.proc.poll() is None, \
+                "s_client exited:\n%s" % self.text()[-3000:]
+            time.sleep(0.05)
+
+    def line(self, text):
+        """One write: s_client takes a read that starts with K, k or Q as
+        a command, anything else as data."""
+        self.proc.stdin.write(text.encode() + b"\n")
+        self.proc.stdin.flush()
+        time.sleep(0.3)
+
+    def login(self, srv, account):
+        header = ("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                  "xmlns:stream='http://etherx.jabber.org/streams' "
+                  "to='%s' version='1.0'>" % srv.domain)
+        self.line(header)
+        self.wait(r"</stream:features>")
+        cred = base64.b64encode(("\0%s\0%s" % (account.user, account.password))
+                                .encode()).decode()
+        self.line("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' "
+                  "mechanism='PLAIN'>%s</auth>" % cred)
+        self.wait(r"<success ")
+        self.line(header)
+        self.wait(r"</stream:features>", 2)
+        self.line("<iq type='set' id='b1'><bind "
+                  "xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+        self.wait(r"id='b1' type='result'")
+        return re.search(r"<jid>([^<]+)</jid>", self.text()).group(1)
+
+    def ping(self, pid):
+        """A roster get and its result: a stanza each way."""
+        self.line("<iq type='get' id='%s'><query xmlns='jabber:iq:roster'/>"
+                  "</iq>" % pid)
+        self.wait(r"<iq (?=[^>]*id='%s')(?=[^>]*type='result')" % pid)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def _key_updates_received(text):
+    return len(re.findall(r"<<< TLS 1\.3, Handshake \[length 0005\], KeyUpdate", text))
+
+
+def _key_update_session(srv, suite, user):
+    a = srv.account(user)
+    c = SClient(srv, suite)
+    try:
+        c.wait(r"Cipher is %s" % suite)
+        full = c.login(srv, a)
+        _quiet(srv, user)
+        c.ping("before")
+        assert _key_updates_received(c.text()) == 0
+        # KeyUpdate asking for ours: the server reads on with the new keys
+        # and sends its own KeyUpdate before its next record
+        c.line("K")
+        c.ping("after-K")
+        assert _key_updates_received(c.text()) == 1, c.text()[-3000:]
+        # one not asking for ours: no answer, reading goes on
+        c.line("k")
+        c.ping("after-k")
+        assert _key_updates_received(c.text()) == 1, c.text()[-3000:]
+        c.line("K")
+        c.ping("after-K2")
+        assert _key_updates_received(c.text()) == 2, c.text()[-3000:]
+        # a stanza larger than a record, and its answer
+        body = "x" * 40000
+        c.line("<message to='%s' id='big'><body>%s</body></message>"
+               % (full, body))
+        # (s_client's -msg lines interleave its records; they hold no x)
+        c.wait(r"id='big'[^>]*><body>[^/]*</body>")
+        got = re.search(r"id='big'[^>]*><body>([^/]*)</body>", c.text()).group(1)
+        assert got.count("x") == 40000
+        # Q: close_notify; the server closes too
+        c.line("Q")
+        c.proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while a.user in srv.ctl("sessions").stdout:
+            assert time.monotonic() < deadline, "the session outlived close_notify"
+            time.sleep(0.2)
+    finally:
+        c.close()
+
+
+@time_limit(90)
+def test_key_update_after_the_tls_state_was_released_aes256(ctx):
+    srv = ctx.server(options=QUIET)
+    _key_update_session(srv, "TLS_AES_256_GCM_SHA384", "kuaes256")
+
+
+@time_limit(90)
+def test_key_update_after_the_tls_state_was_released_aes128(ctx):
+    srv = ctx.server(options=QUIET)
+    _key_update_session(srv, "TLS_AES_128_GCM_SHA256", "kuaes128")
+
+
+@time_limit(90)
+def test_key_update_after_the_tls_state_was_released_chacha20(ctx):
+    srv = ctx.server(options=QUIET)
+    _key_update_session(srv, "TLS_CHACHA20_POLY1305_SHA256", "kuchacha")
