@@ -4,7 +4,10 @@ receives afterwards, small or larger than a record, in either TLS flavour,
 reads as before; KeyUpdate from the client is answered; a close is clean."""
 
 import base64
+import os
 import re
+import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -53,6 +56,49 @@ def test_chat_after_the_tls_state_was_released(ctx):
     exchange(a, b)
     a.end_stream()
     a.expect_closed()
+
+
+def _alert_after_raw(srv, user, raw, alert):
+    """Bytes written under the client's TLS, on its socket, to a released
+    stream: the server answers with alert (its name as OpenSSL gives it
+    to the client) and closes; other streams go on."""
+    c = srv.login(user)
+    other = srv.login(user + "peer")
+    _quiet(srv, user)
+    sock = socket.socket(fileno=os.dup(c.transport.sock.fileno()))
+    try:
+        sock.sendall(raw)
+    finally:
+        sock.close()
+    tls = c.transport.sock
+    tls.settimeout(10)
+    try:
+        data = tls.recv(65536)
+        raise AssertionError("no alert; read %r" % data)
+    except ssl.SSLError as e:
+        assert alert in str(e).lower(), e
+    exchange(other, srv.login(user + "after"))
+
+
+@time_limit(60)
+def test_forged_record_gets_bad_record_mac(ctx):
+    srv = ctx.server(options=QUIET)
+    _alert_after_raw(srv, "forger", bytes.fromhex("1703030020") + os.urandom(32),
+                     "bad record mac")
+
+
+@time_limit(60)
+def test_overlong_record_gets_record_overflow(ctx):
+    srv = ctx.server(options=QUIET)
+    _alert_after_raw(srv, "overlong", bytes.fromhex("1703034801") + b"\0" * 64,
+                     "record overflow")
+
+
+@time_limit(60)
+def test_unprotected_record_gets_unexpected_message(ctx):
+    srv = ctx.server(options=QUIET)
+    _alert_after_raw(srv, "cleartext", bytes.fromhex("160303000501000001ff"),
+                     "unexpected message")
 
 
 def test_operator_still_sees_the_tls_of_a_released_stream(ctx):
@@ -199,3 +245,23 @@ def test_key_update_after_the_tls_state_was_released_aes128(ctx):
 def test_key_update_after_the_tls_state_was_released_chacha20(ctx):
     srv = ctx.server(options=QUIET)
     _key_update_session(srv, "TLS_CHACHA20_POLY1305_SHA256", "kuchacha")
+
+
+@time_limit(90)
+def test_key_update_before_quiet_keeps_openssl(ctx):
+    """A KeyUpdate OpenSSL handled itself moves its keys on where the
+    watch cannot follow: that stream keeps its SSL, and works on."""
+    srv = ctx.server(options=QUIET)
+    a = srv.account("kuearly")
+    c = SClient(srv, "TLS_AES_256_GCM_SHA384")
+    try:
+        c.login(srv, a)
+        c.line("K")
+        c.ping("early")
+        _quiet(srv, "kuearly", "parser")
+        time.sleep(1.5)
+        assert not re.search(r"kuearly\d*@\S+: quiet, TLS state released",
+                             srv.log_text())
+        c.ping("later")
+    finally:
+        c.close()
