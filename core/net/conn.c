@@ -136,6 +136,7 @@ void conn_global_free(void)
 	chunk_pool_len = 0;
 	free(read_buf);
 	read_buf = NULL;
+	tls13_free_shared();
 }
 
 int conn_start_tls(struct conn *c, SSL_CTX *ctx)

@@ -408,7 +408,6 @@ enum tls_dane tls_peer_dane(SSL *ssl, const struct dns_tlsa *recs, size_t n)
 
 void tls_free_all(void)
 {
-	tls13_free_shared();
 	if (client_ctx)		/* connections keep their own reference */
 		SSL_CTX_free(client_ctx);
 	client_ctx = NULL;

@@ -38,7 +38,8 @@ void tls13_watch(SSL *ssl);
  * (not now: something is pending) or -ENOTSUP (never for this one). */
 int tls13_compact(struct conn *c);
 void tls13_free(struct tls13 *t);
-/* The process-wide cipher contexts (at exit). */
+/* The process-wide cipher contexts and buffers, at exit (not on reload:
+ * released streams go on using them). */
 void tls13_free_shared(void);
 
 /* What a connection's TLS is, either way: "TLSv1.3" and the suite, or

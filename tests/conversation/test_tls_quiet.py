@@ -265,3 +265,17 @@ def test_key_update_before_quiet_keeps_openssl(ctx):
         c.ping("later")
     finally:
         c.close()
+
+
+@time_limit(60)
+def test_released_streams_outlive_a_reload(ctx):
+    """A reload replaces the TLS contexts; released streams never used
+    them and chat on, with the ciphers they were given."""
+    srv = ctx.server(options=QUIET)
+    a, b = srv.login("reloada"), srv.login("reloadb", tls="direct")
+    _quiet(srv, "reloada")
+    _quiet(srv, "reloadb")
+    srv.ctl("reload")
+    srv.wait_log(r"TLS certificates reloaded")
+    exchange(a, b)
+    exchange(b, a)
