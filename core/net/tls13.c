@@ -49,7 +49,8 @@ struct dir {
 	uint8_t key[32];
 	uint8_t iv[12];
 	uint64_t seq;
-	uint64_t gen;			/* which keying the shared context holds */
+	EVP_CIPHER_CTX *x;		/* while the stream is busy; NULL when quiet */
+	bool keyed;			/* x holds key */
 };
 
 struct tls13 {
@@ -77,8 +78,6 @@ struct watch {
 };
 
 static int watch_idx = -1;
-static EVP_CIPHER_CTX *shared[2];	/* 0: open, 1: seal */
-static uint64_t shared_gen[2], next_gen;
 static uint8_t *rbuf, *wbuf;
 
 /* --- watching OpenSSL ---------------------------------------------------- */
@@ -238,7 +237,7 @@ static int expand_label(const struct suite *s, const uint8_t *secret,
 static int set_keys(const struct suite *s, struct dir *d)
 {
 	d->seq = 0;
-	d->gen = ++next_gen;
+	d->keyed = false;
 	if (expand_label(s, d->secret, "key", d->key, s->key_len) != 0 ||
 	    expand_label(s, d->secret, "iv", d->iv, sizeof(d->iv)) != 0)
 		return -EIO;
@@ -257,13 +256,14 @@ static int next_keys(const struct suite *s, struct dir *d)
 	return set_keys(s, d);
 }
 
-static void forget_shared(const struct dir *d)
+/* A cipher context costs 1.2 KB (the provider's AES-GCM state with its
+ * key schedule and GHASH table): a busy stream keeps one per direction,
+ * a quiet one none (tls13_quiet). */
+static void drop_context(struct dir *d)
 {
-	for (int i = 0; i < 2; i++)
-		if (shared[i] && shared_gen[i] == d->gen) {
-			EVP_CIPHER_CTX_reset(shared[i]);
-			shared_gen[i] = 0;
-		}
+	EVP_CIPHER_CTX_free(d->x);	/* the provider wipes its key */
+	d->x = NULL;
+	d->keyed = false;
 }
 
 /* Seals (enc 1) or opens (enc 0) len bytes at p in place under d's key
@@ -271,16 +271,16 @@ static void forget_shared(const struct dir *d)
 static int aead(const struct tls13 *t, struct dir *d, int enc,
 		 const uint8_t *hdr, uint8_t *p, size_t len)
 {
-	EVP_CIPHER_CTX *x = shared[enc];
+	EVP_CIPHER_CTX *x = d->x;
 	uint8_t nonce[12], *tag = p + len, end[16];
 	int n;
 
-	if (!x && !(x = shared[enc] = EVP_CIPHER_CTX_new()))
+	if (!x && !(x = d->x = EVP_CIPHER_CTX_new()))
 		return -ENOMEM;
-	if (shared_gen[enc] != d->gen) {
+	if (!d->keyed) {
 		if (EVP_CipherInit_ex(x, t->suite->c, NULL, d->key, NULL, enc) != 1)
 			goto fail;
-		shared_gen[enc] = d->gen;
+		d->keyed = true;
 	}
 	memcpy(nonce, d->iv, sizeof(nonce));
 	for (int i = 0; i < 8; i++)
@@ -299,7 +299,7 @@ static int aead(const struct tls13 *t, struct dir *d, int enc,
 	return 0;
 fail:
 	ERR_clear_error();
-	shared_gen[enc] = 0;
+	d->keyed = false;
 	return -EBADMSG;
 }
 
@@ -612,7 +612,7 @@ static const struct conn_ops conn_tls13_ops = {
 	.buffered = t13_buffered,
 };
 
-/* --- letting OpenSSL go ---------------------------------------------------- */
+/* --- letting OpenSSL go ------------------------------------------------ */
 
 int tls13_compact(struct conn *c)
 {
@@ -659,8 +659,8 @@ void tls13_free(struct tls13 *t)
 {
 	if (!t)
 		return;
-	forget_shared(&t->rd);
-	forget_shared(&t->wr);
+	drop_context(&t->rd);
+	drop_context(&t->wr);
 	free(t->raw);
 	if (t->plain)
 		OPENSSL_clear_free(t->plain, t->plain_len);
@@ -669,13 +669,16 @@ void tls13_free(struct tls13 *t)
 	free(t);
 }
 
+void tls13_quiet(struct conn *c)
+{
+	if (c->tls13 && !c->tls13->pend) {
+		drop_context(&c->tls13->rd);
+		drop_context(&c->tls13->wr);
+	}
+}
+
 void tls13_free_shared(void)
 {
-	for (int i = 0; i < 2; i++) {
-		EVP_CIPHER_CTX_free(shared[i]);
-		shared[i] = NULL;
-		shared_gen[i] = 0;
-	}
 	for (size_t i = 0; i < ARRAY_SIZE(suites); i++) {
 		EVP_CIPHER_free(suites[i].c);
 		EVP_MD_free(suites[i].m);

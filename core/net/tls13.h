@@ -8,7 +8,8 @@
  * record layer (RFC 8446 section 5): a traffic secret, key, IV and
  * sequence number per direction, and KeyUpdate (4.6.3). tls13_compact
  * moves a quiet server-side connection onto that (conn_tls13_ops) and
- * frees the SSL; the connection then costs about 250 bytes of TLS state.
+ * frees the SSL; the connection then keeps 320 bytes of TLS state
+ * (struct tls13).
  *
  * watch:   every server-side SSL gets a small watch (ex_data) that learns
  *          the application traffic secrets from OpenSSL's key log
@@ -18,9 +19,9 @@
  * when:    only TLS 1.3 with AES-GCM or ChaCha20-Poly1305, no peer
  *          certificate, nothing pending inside OpenSSL or in the queue,
  *          no KeyUpdate handled by OpenSSL; otherwise the SSL stays.
- * ciphers: one cipher context per direction for the whole process, keyed
- *          again when another connection's record comes (what an idle
- *          connection does not have to keep).
+ * ciphers: a cipher context per direction while the stream is busy,
+ *          made on its first record and dropped when it is quiet again
+ *          (tls13_quiet), so an idle connection keeps none.
  */
 #ifndef STARLING_TLS13_H
 #define STARLING_TLS13_H
@@ -38,8 +39,10 @@ void tls13_watch(SSL *ssl);
  * (not now: something is pending) or -ENOTSUP (never for this one). */
 int tls13_compact(struct conn *c);
 void tls13_free(struct tls13 *t);
-/* The process-wide cipher contexts and buffers, at exit (not on reload:
- * released streams go on using them). */
+/* A released stream went quiet again: its cipher contexts go. */
+void tls13_quiet(struct conn *c);
+/* The ciphers fetched and the buffers shared by all released streams,
+ * at exit (not on reload: released streams go on using them). */
 void tls13_free_shared(void);
 
 /* What a connection's TLS is, either way: "TLSv1.3" and the suite, or

@@ -500,9 +500,12 @@ size_t session_writes_lost(unsigned long batch)
 
 /* A quiet TLS 1.3 stream gives its SSL back too, keeping only the record
  * keys (tls13.h); when something is still in flight (output queued, a
- * record read ahead) it tries again after another quiet spell. */
+ * record read ahead) it tries again after another quiet spell. A stream
+ * already released drops the cipher contexts it made when busy. */
 static void quiet_tls(struct session *s)
 {
+	if (s->conn && s->conn->tls13)
+		tls13_quiet(s->conn);
 	if (!s->cfg->tls_compact || !s->conn || !s->conn->ssl)
 		return;
 	if (tls13_compact(s->conn) == -EAGAIN) {
