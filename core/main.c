@@ -42,6 +42,7 @@ static struct s2s_config s2s_cfg;
 static ev_signal sigint_w, sigterm_w, sighup_w, sigusr1_w;
 static ev_timer shutdown_timer;
 static ev_timer trim_timer;
+static ev_timer gc_tune_timer;
 static bool shutting_down;
 static char lua_dir[PATH_MAX + 64], modules_dir[PATH_MAX + 64], cfg_dir[PATH_MAX];
 
@@ -450,6 +451,11 @@ static void fire_global(const char *event)
 
 /* glibc keeps freed memory; give whole free pages back now and then, so
  * the memory of connections that went quiet or away really returns. */
+static void on_gc_tune(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	lx_gc_tune();
+}
+
 static void on_trim(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	xs_trim();
@@ -638,6 +644,8 @@ int main(int argc, char **argv)
 	pipeline_start(loop);
 	ev_timer_init(&trim_timer, on_trim, 30., 30.);
 	ev_timer_start(loop, &trim_timer);
+	ev_timer_init(&gc_tune_timer, on_gc_tune, 1., 1.);
+	ev_timer_start(loop, &gc_tune_timer);
 	ev_unref(loop);		/* the trim timer alone keeps nothing running */
 	if (!node && server_write_pidfile() != 0)
 		goto out;
