@@ -66,6 +66,7 @@ struct tls13 {
 	uint8_t hs[5];			/* a KeyUpdate split across records */
 	uint8_t hs_len;
 	bool eof, key_update_owed;
+	bool dead;			/* a fatal alert went either way: silence */
 };
 
 /* What OpenSSL's callbacks note while it still has the connection. */
@@ -326,7 +327,7 @@ static void send_alert(struct conn *c, struct tls13 *t, uint8_t desc)
 	uint8_t rec[HDR + 2 + 1 + TAG];
 	ssize_t n;
 
-	if (t->pend)
+	if (t->pend || t->dead)
 		return;
 	rec[HDR] = desc == AL_CLOSE ? 1 : 2;
 	rec[HDR + 1] = desc;
@@ -342,7 +343,7 @@ static int fail(struct conn *c, struct tls13 *t, uint8_t alert, const char *why)
 {
 	log_debug("%s:%d: TLS record layer: %s", c->ip, c->port, why);
 	send_alert(c, t, alert);
-	t->eof = true;
+	t->eof = t->dead = true;
 	return -EIO;
 }
 
@@ -430,7 +431,7 @@ static int open_records(struct conn *c, struct tls13 *t, uint8_t *buf,
 			else if (body[1] != AL_USER_CANCELED) {
 				log_debug("%s:%d: TLS alert %u from the peer",
 					  c->ip, c->port, body[1]);
-				t->eof = true;
+				t->eof = t->dead = true;
 				return -EIO;
 			}
 			break;

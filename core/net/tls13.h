@@ -8,7 +8,7 @@
  * record layer (RFC 8446 section 5): a traffic secret, key, IV and
  * sequence number per direction, and KeyUpdate (4.6.3). tls13_compact
  * moves a quiet server-side connection onto that (conn_tls13_ops) and
- * frees the SSL; the connection then keeps 320 bytes of TLS state
+ * frees the SSL; the connection then keeps 344 bytes of TLS state
  * (struct tls13).
  *
  * watch:   every server-side SSL gets a small watch (ex_data) that learns
