@@ -279,3 +279,25 @@ def test_released_streams_outlive_a_reload(ctx):
     srv.wait_log(r"TLS certificates reloaded")
     exchange(a, b)
     exchange(b, a)
+
+
+@time_limit(60)
+def test_tls12_stream_keeps_openssl_and_chats_on(ctx):
+    """Only TLS 1.3 streams are released: a quiet TLS 1.2 stream keeps its
+    SSL (its parser still goes) and goes on as before."""
+    srv = ctx.server(options=QUIET)
+    acc = srv.account("oldtls")
+    c = srv.client(version="1.2")
+    assert c.tls_version == "TLSv1.2"
+    c.auth_scram(acc.user, acc.password)
+    c.bind()
+    other = srv.login("oldtlspeer")
+    _quiet(srv, "oldtls", "parser")
+    _quiet(srv, "oldtlspeer")
+    assert not re.search(r"oldtls\d+@\S+: quiet, TLS state released",
+                         srv.log_text())
+    exchange(c, other)
+    exchange(other, c)
+    line = [l for l in srv.ctl("sessions").stdout.splitlines()
+            if acc.user + "@" in l]
+    assert line and "TLSv1.2" in line[0], line
