@@ -177,9 +177,9 @@ void lx_gc_mode(bool incremental)
  * the sweep and the free lists' pops were what grew most from 1,000 to
  * 10,000 users online (issue #25). The multiplier is kept so that about
  * GC_YOUNG_KB is allocated between two minor collections, whatever the
- * size of the heap (open-loop chat, 10,000 users over 1,000 per server
- * CPU-second: 0.60-0.74 with Lua's default, 0.87-1.01 with 256 KB, the
- * 1,000-user figure unchanged; loaded machine, same sittings). */
+ * size of the heap (open-loop chat with 10,000 users: about a fifth
+ * more messages per server CPU-second, 1,000 users unchanged;
+ * bench/RESULTS.md). */
 #define GC_YOUNG_KB 256
 
 void lx_gc_tune(void)
