@@ -42,6 +42,7 @@ static struct s2s_config s2s_cfg;
 static ev_signal sigint_w, sigterm_w, sighup_w, sigusr1_w;
 static ev_timer shutdown_timer;
 static ev_timer trim_timer;
+static ev_timer gc_tune_timer;
 static bool shutting_down;
 static char lua_dir[PATH_MAX + 64], modules_dir[PATH_MAX + 64], cfg_dir[PATH_MAX];
 
@@ -259,6 +260,7 @@ static void read_session_config(void)
 	c2s_cfg.max_resources = (unsigned)config_int("*", "max_resources_per_account", 32);
 	c2s_cfg.max_held_bytes = (size_t)config_int("*", "csi_max_held_bytes", 256 * 1024);
 	c2s_cfg.parser_release_after = (double)config_int("*", "c2s_parser_release_after", 2);
+	c2s_cfg.tls_compact = config_bool("*", "c2s_tls_compact", true);
 	c2s_cfg.max_unauth_per_ip = (unsigned)config_int("*", "c2s_max_unauthenticated_per_ip", 32);
 	c2s_cfg.auth_failure_delay = (double)config_int("*", "c2s_auth_failure_delay", 8);
 	/* Prosody's mod_sasl2_fast names; fast_token_expiry as well. */
@@ -449,6 +451,11 @@ static void fire_global(const char *event)
 
 /* glibc keeps freed memory; give whole free pages back now and then, so
  * the memory of connections that went quiet or away really returns. */
+static void on_gc_tune(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	lx_gc_tune();
+}
+
 static void on_trim(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	xs_trim();
@@ -637,6 +644,8 @@ int main(int argc, char **argv)
 	pipeline_start(loop);
 	ev_timer_init(&trim_timer, on_trim, 30., 30.);
 	ev_timer_start(loop, &trim_timer);
+	ev_timer_init(&gc_tune_timer, on_gc_tune, 1., 1.);
+	ev_timer_start(loop, &gc_tune_timer);
 	ev_unref(loop);		/* the trim timer alone keeps nothing running */
 	if (!node && server_write_pidfile() != 0)
 		goto out;

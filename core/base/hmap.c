@@ -64,7 +64,12 @@ static void grow(struct hmap *m)
 	struct hmap_slot *old = m->slots;
 	size_t oldcap = m->cap;
 
-	m->cap = oldcap ? oldcap * 2 : 16;
+	/* Sized for the live entries (at most half full), not for what the
+	 * old table held: when tombstones filled it (a directory whose
+	 * sessions come and go), it is rebuilt at the same size, so churn
+	 * alone never doubles it (issue #25: the session directory grew
+	 * with every login and logout, and its walks and misses with it). */
+	m->cap = 16;
 	while (m->count * 2 >= m->cap)
 		m->cap *= 2;
 	m->slots = xcalloc(m->cap, sizeof(*m->slots));

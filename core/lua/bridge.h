@@ -35,6 +35,9 @@ void lx_reload(void);
 /* Lua's collector: incremental, or generational (the garbage of each
  * stanza dies young and is collected without walking the whole heap). */
 void lx_gc_mode(bool incremental);
+/* Keeps the young generation near a fixed size as the heap grows (lx.c);
+ * called now and then from the loop. */
+void lx_gc_tune(void);
 /* Gives the small blocks the Lua allocator keeps for reuse back to malloc
  * (lx_alloc.c); run before malloc_trim. */
 void lx_alloc_trim(void);

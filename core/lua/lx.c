@@ -159,9 +159,43 @@ void lx_reload(void)
 	call_required("starling.admin", "reload");
 }
 
+static bool gc_generational;
+
 void lx_gc_mode(bool incremental)
 {
+	gc_generational = !incremental;
 	lua_gc(state, incremental ? LUA_GCINC : LUA_GCGEN, 0, 0, 0);
+	lx_gc_tune();
+}
+
+/* A minor collection comes when the heap has grown by genminormul
+ * percent of what it was after the last one (Lua's default 20: about
+ * 1.4 MB with the 7-8 MB heap of 1,000 or 10,000 users chatting). Young
+ * objects are then swept and put back on the allocator's free lists
+ * (lx_alloc.c) long after they were touched, and with 10,000 streams'
+ * parsers, sessions and sockets in between, that is a cache miss each:
+ * the sweep and the free lists' pops were what grew most from 1,000 to
+ * 10,000 users online (issue #25). The multiplier is kept so that about
+ * GC_YOUNG_KB is allocated between two minor collections, whatever the
+ * size of the heap (open-loop chat with 10,000 users: about a fifth
+ * more messages per server CPU-second, 1,000 users unchanged;
+ * bench/RESULTS.md). */
+#define GC_YOUNG_KB 256
+
+void lx_gc_tune(void)
+{
+	static int applied;
+	int kb, mul;
+
+	if (!state || !gc_generational)
+		return;
+	kb = lua_gc(state, LUA_GCCOUNT);
+	mul = kb > 0 ? (GC_YOUNG_KB * 100 + kb - 1) / kb : 20;
+	mul = MAX(1, MIN(mul, 20));
+	if (mul != applied) {
+		lua_gc(state, LUA_GCGEN, mul, 0);
+		applied = mul;
+	}
 }
 
 void lx_gc_type(lua_State *L, const char *tname, lua_CFunction gc)

@@ -2,6 +2,7 @@
 #include "lx_server.h"
 #include "component.h"
 #include "conn.h"
+#include "tls13.h"
 #include "fast.h"
 #include "listener.h"
 #include "log.h"
@@ -90,9 +91,9 @@ static void push_session(lua_State *L, const struct session *s)
 	set_int(L, "bytes_in", (lua_Integer)c->bytes_in);
 	set_int(L, "bytes_out", (lua_Integer)c->bytes_out);
 	set_int(L, "queued", (lua_Integer)c->wq_bytes);
-	if (c->ssl && !(c->flags & CONN_F_HANDSHAKE)) {
-		set_str(L, "tls_version", tls_version(c->ssl));
-		set_str(L, "cipher", tls_cipher(c->ssl));
+	if (conn_tls_version(c)) {
+		set_str(L, "tls_version", conn_tls_version(c));
+		set_str(L, "cipher", conn_tls_cipher(c));
 	}
 }
 

@@ -7,6 +7,7 @@
 #include "session.h"
 #include "sm.h"
 #include "tls.h"
+#include "tls13.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -250,7 +251,7 @@ static void push_field(lua_State *L, struct session *s, enum field f)
 		lua_pushboolean(L, (s->flags & SESS_F_TLS) != 0);
 		break;
 	case F_TLS_VERSION:
-		push_opt(L, s->conn && s->conn->ssl ? tls_version(s->conn->ssl) : NULL);
+		push_opt(L, s->conn ? conn_tls_version(s->conn) : NULL);
 		break;
 	case F_CONNECTED_AT:
 		lua_pushnumber(L, s->connected_at);

@@ -3,6 +3,7 @@
 #include "conn.h"
 #include "log.h"
 #include "tls.h"
+#include "tls13.h"
 #include "transport.h"
 
 #include <errno.h>
@@ -109,6 +110,7 @@ static void conn_free(struct conn *c)
 	}
 	if (c->ssl)
 		SSL_free(c->ssl);
+	tls13_free(c->tls13);
 	if (p->tls_pending)
 		SSL_CTX_free(p->tls_pending);
 	free(p);
@@ -134,6 +136,7 @@ void conn_global_free(void)
 	chunk_pool_len = 0;
 	free(read_buf);
 	read_buf = NULL;
+	tls13_free_shared();
 }
 
 int conn_start_tls(struct conn *c, SSL_CTX *ctx)
@@ -156,6 +159,7 @@ int conn_start_tls(struct conn *c, SSL_CTX *ctx)
 		return -EIO;
 	}
 	SSL_set_accept_state(c->ssl);
+	tls13_watch(c->ssl);
 	if (c->flags & CONN_F_PEER_CERT)
 		tls_request_peer_cert(c->ssl);
 	c->ops = &conn_tls_ops;

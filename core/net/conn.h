@@ -86,6 +86,7 @@ struct conn {
 	ev_io wio;
 	const struct conn_ops *ops;
 	SSL *ssl;			/* owned; NULL for plain */
+	struct tls13 *tls13;		/* owned: TLS 1.3 without its SSL (tls13.h) */
 	const struct conn_events *ev;
 	void *owner;
 	struct wq_chunk *wq_head, *wq_tail;

@@ -1,6 +1,7 @@
 /* tls.c - OpenSSL contexts, SNI selection, channel binding, and the TLS
  * transport of a connection. */
 #include "tls.h"
+#include "tls13.h"
 #include "transport.h"
 #include "certid.h"
 #include "dns.h"
@@ -120,6 +121,7 @@ SSL_CTX *tls_ctx_new(const char *cert_file, const char *key_file)
 	 * were two wasted messages per handshake. */
 	SSL_CTX_set_num_tickets(ctx, 1);
 	SSL_CTX_set_client_hello_cb(ctx, on_client_hello, NULL);
+	tls13_ctx_setup(ctx);
 	SSL_CTX_set_cipher_list(ctx,
 		"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
 		"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"

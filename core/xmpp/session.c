@@ -8,6 +8,7 @@
 #include "route.h"
 #include "store.h"
 #include "tls.h"
+#include "tls13.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -497,6 +498,25 @@ size_t session_writes_lost(unsigned long batch)
 
 /* --- input -------------------------------------------------------------- */
 
+/* A quiet TLS 1.3 stream gives its SSL back too, keeping only the record
+ * keys (tls13.h); when something is still in flight (output queued, a
+ * record read ahead) it tries again after another quiet spell. A stream
+ * already released drops the cipher contexts it made when busy. */
+static void quiet_tls(struct session *s)
+{
+	if (s->conn && s->conn->tls13)
+		tls13_quiet(s->conn);
+	if (!s->cfg->tls_compact || !s->conn || !s->conn->ssl)
+		return;
+	if (tls13_compact(s->conn) == -EAGAIN) {
+		s->quiet_timer.repeat = s->cfg->parser_release_after;
+		ev_timer_again(conn_loop(), &s->quiet_timer);
+		return;
+	}
+	if (!s->conn->ssl)
+		log_debug("%s: quiet, TLS state released", s->full_jid);
+}
+
 /* An idle stream keeps no XML parser (expat's state is most of what a
  * quiet connection costs): after a quiet spell the parser is parked
  * (xs_park: shared by the quiet streams of the same context), and the
@@ -508,7 +528,7 @@ static void on_quiet(struct ev_loop *loop, ev_timer *t, int revents)
 	double quiet = now_mono() - s->last_activity;
 
 	ev_timer_stop(loop, t);
-	if (!s->xs || !(s->flags & SESS_F_BOUND))
+	if (!(s->flags & SESS_F_BOUND))
 		return;
 	if (quiet < s->cfg->parser_release_after) {
 		/* bytes came since the timer was set: the rest of the spell */
@@ -516,13 +536,16 @@ static void on_quiet(struct ev_loop *loop, ev_timer *t, int revents)
 		ev_timer_again(loop, t);
 		return;
 	}
-	if (!xs_quiet(s->xs))
-		return;
-	if (!s->xs_context && !(s->xs_context = xs_take_context(s->xs)))
-		return;
-	xs_park(s->xs, s->xs_context);
-	s->xs = NULL;
-	log_debug("%s: quiet, parser released", s->full_jid);
+	if (s->xs) {
+		if (!xs_quiet(s->xs))
+			return;
+		if (!s->xs_context && !(s->xs_context = xs_take_context(s->xs)))
+			return;
+		xs_park(s->xs, s->xs_context);
+		s->xs = NULL;
+		log_debug("%s: quiet, parser released", s->full_jid);
+	}
+	quiet_tls(s);
 }
 
 static int ensure_parser(struct session *s)

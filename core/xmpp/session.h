@@ -170,6 +170,7 @@ struct session_config {
 	unsigned max_resources;		/* per account, 0 = unlimited */
 	size_t max_held_bytes;		/* XEP-0352 held stanzas, then flush */
 	double parser_release_after;	/* seconds quiet before the parser goes */
+	bool tls_compact;		/* ... and TLS 1.3's SSL (tls13.h) */
 	unsigned max_unauth_per_ip;	/* 0 = unlimited */
 	double fast_token_ttl;		/* XEP-0484 tokens live this long, s */
 	double fast_token_min_ttl;	/* ... and are renewed with less left */
