@@ -149,10 +149,10 @@ static void sync_done(const struct item *it)
 			conn_lost("setup");
 			return;
 		}
+		log_info("store: postgresql database %s on %s%s", PQdb(pc.conn),
+			 PQhost(pc.conn), pc.retry_wait ? ", connected again" : "");
 		pc.state = PG_UP;
 		pc.retry_wait = 0;
-		log_info("store: postgresql database %s on %s", PQdb(pc.conn),
-			 PQhost(pc.conn));
 	}
 	pc.sync_err = pc.cur_err;
 	pc.cur_err = 0;

@@ -12,17 +12,21 @@ pg_ctl in a temporary directory, tests/lib/pgserver.py).
   directory on the same database has every acknowledged roster item,
   offline message and archived message.
 - A database that does not answer: the server does not start and says why.
+- The database goes away and comes back: meanwhile logins fail with
+  temporary-auth-failure and a message that cannot be stored is answered
+  with an error (never acknowledged as kept); the server connects again by
+  itself, and then logs in and keeps messages as before.
 """
 
 import os
 import re
 import subprocess
 
-from harness import check, skip, time_limit
+from harness import check, raises, skip, time_limit
 from im import befriend, expect_push, expect_result, im_login, roster_get, roster_set
 from pgserver import PgServer, pg_bindir
 from server import ServerError, free_port
-from xmpp import esc, new_id
+from xmpp import AuthFailed, esc, new_id
 
 MODULES = ["roster", "presence", "message", "iq", "carbons", "mam", "offline",
            "disco", "smacks"]
@@ -186,3 +190,38 @@ def test_database_not_answering(ctx):
         check(False, "the server started without its database")
     check(re.search(r"store: cannot connect to postgresql: .*127\.0\.0\.1",
                     srv.log_text()), "the log says why:\n" + srv.log_text())
+
+
+@time_limit(120)
+def test_database_lost_and_back(ctx):
+    pg = postgres(ctx)
+    opts = sql_options(pg, pg.database())
+    n1 = ctx.server(modules=MODULES, options=opts)
+    alice_acct, bob_acct = n1.account("alice"), n1.account("bob")
+    alice = im_login(n1, alice_acct, resource="desk")
+    enable_sm(alice)
+    chat(alice, bob_acct.jid, "before")
+    acked(alice, 1)
+
+    pg.pause()
+    n1.wait_log(r"store: postgresql connection lost")
+    # no login while the accounts cannot be read
+    c = n1.client()
+    e = raises(AuthFailed, c.auth_plain, bob_acct.user, bob_acct.password)
+    check(e.condition == "temporary-auth-failure", "login while the database "
+          "is away: %s" % e.condition)
+    # bob is offline: the message cannot be kept, and alice is told so
+    chat(alice, bob_acct.jid, "while-away")
+    el = alice.expect("message", attrs={"id": "while-away"}, skip=("presence",))
+    check(el.get("type") == "error", "an unstored message: %r" % el)
+
+    pg.resume()
+    n1.wait_log(r"store: postgresql database \S+ on \S+, connected again",
+                timeout=40)
+    chat(alice, bob_acct.jid, "after")
+    acked(alice, 3)
+    bob = n1.login(bob_acct, resource="phone")
+    bob.presence()
+    got = [bob.expect("message", skip=("presence",)).get("id") for _ in range(2)]
+    check(got == ["before", "after"], "bob's offline messages: %r" % got)
+    bob.roundtrip()
