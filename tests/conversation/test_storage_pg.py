@@ -20,6 +20,7 @@ pg_ctl in a temporary directory, tests/lib/pgserver.py).
 
 import os
 import re
+import signal
 import subprocess
 
 from harness import check, raises, skip, time_limit
@@ -225,3 +226,95 @@ def test_database_lost_and_back(ctx):
     got = [bob.expect("message", skip=("presence",)).get("id") for _ in range(2)]
     check(got == ["before", "after"], "bob's offline messages: %r" % got)
     bob.roundtrip()
+
+
+VCARD = ("<iq type='set' id='vc1'><vCard xmlns='vcard-temp'><FN>%s</FN>"
+         "</vCard></iq>")
+PRIVATE = ("<iq type='%s' id='%s'><query xmlns='jabber:iq:private'>%s</query>"
+           "</iq>")
+
+
+def request(c, xml):
+    """Sends an iq (its id is the first id='...' in xml); its result."""
+    ident = re.search(r"id='([^']+)'", xml).group(1)
+    c.send(xml)
+    el = c.expect("iq", attrs={"id": ident}, skip=("presence", "message"))
+    check(el.get("type") == "result", "iq %s: %r" % (ident, el))
+    return el
+
+
+def halt(srv):
+    """Stops srv (SIGTERM), keeping its directory for starlingctl and a
+    restart()."""
+    srv.send_signal(signal.SIGTERM)
+    check(srv.wait_exit(10) == 0, "%s stopped cleanly" % srv.name)
+
+
+def check_user_data(srv, alice_acct, bob_acct, note):
+    """What alice kept shows on srv: her password (SCRAM), roster, private
+    XML, vCard and archive."""
+    alice = srv.login(alice_acct, resource="check")
+    items = roster_get(alice)
+    check(items.get(bob_acct.jid, {}).get("subscription") == "both",
+          "alice's roster: %r" % items)
+    el = request(alice, PRIVATE % ("get", "p2", "<note xmlns='x:migrate'/>"))
+    got = el.findtext(".//{x:migrate}note")
+    check(got == note, "alice's private XML: %r" % got)
+    el = request(alice, "<iq type='get' id='vc2'><vCard xmlns='vcard-temp'/></iq>")
+    check(el.findtext(".//{vcard-temp}FN") == "Alice A.", "alice's vCard")
+    check(mam_bodies(alice, bob_acct.jid) == ["kept-1", "kept-2"],
+          "alice's archive")
+    alice.close()
+
+
+@time_limit(180)
+def test_migrate_lmdb_to_postgresql_and_back(ctx):
+    pg = postgres(ctx)
+    db = pg.database()
+    mods = MODULES + ["private", "vcard"]
+    sql = sql_options(pg, db)["sql"]
+    # on LMDB, with the database named for starlingctl migrate
+    s1 = ctx.server(modules=mods, options={"sql": sql})
+    alice_acct, bob_acct = s1.account("alice"), s1.account("bob")
+    alice = im_login(s1, alice_acct, resource="desk")
+    bob = im_login(s1, bob_acct, resource="phone")
+    befriend(alice, bob)
+    bob.close()
+    request(alice, PRIVATE % ("set", "p1", "<note xmlns='x:migrate'>one</note>"))
+    request(alice, VCARD % "Alice A.")
+    enable_sm(alice)
+    chat(alice, bob_acct.jid, "kept-1")
+    chat(alice, bob_acct.jid, "kept-2")
+    acked(alice, 2)
+    alice.close()
+    halt(s1)
+
+    out = s1.ctl("migrate", "--from", "lmdb", "--to", "sql").stdout
+    check(re.search(r"accounts: [1-9]\d* records", out) and
+          re.search(r"archive: [1-9]\d* records", out), out)
+    # a second run finds the database holding data: refused
+    r = s1.ctl("migrate", "--from", "lmdb", "--to", "sql", check=False)
+    check(r.returncode == 1 and "already holds" in r.stderr, r.stderr)
+
+    # a new node on PostgreSQL alone: everything is there
+    s2 = ctx.server(modules=mods, options=sql_options(pg, db))
+    check_user_data(s2, alice_acct, bob_acct, "one")
+    alice = im_login(s2, alice_acct, resource="desk", roster=False)
+    request(alice, PRIVATE % ("set", "p3", "<note xmlns='x:migrate'>two</note>"))
+    alice.close()
+    s2.stop()
+
+    # and back, into a server's LMDB that already holds its own secret
+    s3 = ctx.server(modules=mods, options={"sql": sql})
+    halt(s3)
+    r = s3.ctl("migrate", "--from", "sql", "--to", "lmdb", check=False)
+    check(r.returncode == 1 and "already holds" in r.stderr, r.stderr)
+    out = s3.ctl("migrate", "--from", "sql", "--to", "lmdb", "--replace").stdout
+    check(re.search(r"removed [1-9]\d* records", out), out)
+    s3.restart()
+    check_user_data(s3, alice_acct, bob_acct, "two")
+    # bob's offline messages came along both ways
+    bob = s3.login(bob_acct, resource="phone")
+    bob.presence()
+    got = [bob.expect("message", skip=("presence",)).get("id") for _ in range(2)]
+    check(got == ["kept-1", "kept-2"], "bob's offline messages: %r" % got)
