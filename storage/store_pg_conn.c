@@ -58,6 +58,9 @@ static struct {
 	PGresult *read_res;	/* the answer of the read waited for */
 	double retry_at, retry_wait;
 	bool indexer;
+	/* the loop's waits (reads, and batch ends when not async) */
+	unsigned long waits;
+	double waited, longest;
 } pc;
 
 static double mono_now(void)
@@ -238,12 +241,24 @@ static int flush(void)
 	return 0;
 }
 
+static int wait_until(unsigned long seq, double until);
+
 /* Waits until item seq is answered: 0, or -EIO (lost, or no answer for
- * WAIT_MS). */
+ * WAIT_MS). Counted (store_pg_close logs it). */
 static int wait_for(unsigned long seq)
 {
-	double until = mono_now() + WAIT_MS / 1000.;
+	double t0 = mono_now(), until = t0 + WAIT_MS / 1000.;
+	int rc = wait_until(seq, until);
+	double took = mono_now() - t0;
 
+	pc.waits++;
+	pc.waited += took;
+	pc.longest = MAX(pc.longest, took);
+	return rc;
+}
+
+static int wait_until(unsigned long seq, double until)
+{
 	while (pc.done < seq) {
 		if (flush() || drain())
 			return -EIO;
@@ -614,6 +629,9 @@ void store_pg_close(void)
 {
 	if (pc.state == PG_CLOSED)
 		return;
+	log_info("store: postgresql: waited for %lu answers, %.1f ms in all, "
+		 "the longest %.2f ms", pc.waits, pc.waited * 1e3,
+		 pc.longest * 1e3);
 	if (pc.state == PG_UP && store_pg_commit() != 0)
 		log_error("store: postgresql: the last batch was lost");
 	if (pc.state == PG_UP && pc.indexer) {

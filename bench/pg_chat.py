@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Chat with storage on PostgreSQL (issue #23): a private PostgreSQL
+(tests/lib/pgserver.py, fsync on), Starling with default_storage = "sql"
+(accounts, rosters, archives in the database) and run.py's chat_mam
+modules (every message archived for both sides, acknowledged with
+XEP-0198 after its commit), loadgen's open-loop chat with --smacks.
+Prints delivered msgs/s, msgs per server CPU-second, latency (p50, p99,
+max: the longest a message waited, the loop's stalls included), and the
+server's own count of the loop's waits for PostgreSQL (logged at exit, by
+builds that have it).
+
+    /usr/bin/python3 bench/pg_chat.py [--build build] [--home DIR]
+        [--users 200] [--duration 10] [--runs 1]
+
+--home: the tree whose lua/ and modules/ the build uses (default: this
+one), so that an older build (git archive REV, made elsewhere) runs too.
+"""
+import argparse
+import os
+import re
+import statistics
+import sys
+import tempfile
+import shutil
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "lib"))
+
+import run  # noqa: E402
+from pgserver import PgServer, pg_bindir  # noqa: E402
+
+FIELDS = [("delivered msgs/s", "delivered_per_s", "%.0f"),
+          ("msgs per server CPU-s", "delivered_per_server_cpu_s", "%.0f"),
+          ("latency p50 ms", "latency_p50_ms", "%.2f"),
+          ("latency p99 ms", "latency_p99_ms", "%.2f"),
+          ("latency max ms", "latency_max_ms", "%.1f"),
+          ("lost", "lost", "%.0f")]
+
+
+def one_run(a, pg, work, cert):
+    db = pg.database()
+    s = run.Starling(work, cert, a.build)
+    s.env = {"STARLING_HOME": os.path.abspath(a.home)}
+    s.write_config(mam=True)
+    with open(s.cfg) as f:
+        cfg = f.read()
+    cfg = cfg.replace('log = { level = "warn" }', 'log = { level = "info" }')
+    cfg = cfg.replace("VirtualHost", (
+        'sql = { driver = "PostgreSQL", database = "%s", username = "starling", '
+        'host = "127.0.0.1", port = %d }\ndefault_storage = "sql"\n\nVirtualHost')
+        % (db, pg.port), 1)
+    with open(s.cfg, "w") as f:
+        f.write(cfg)
+    s.create_accounts("u", 1, a.users)
+    s.start()
+    try:
+        time.sleep(1)
+        run.run_loadgen(a, s, "login", ["--users", str(a.users), "--no-session",
+                                        "--concurrency", "50"])
+        r = run.run_loadgen(a, s, "chat", ["--users", str(a.users), "--window", "8",
+                                           "--smacks", "--duration", str(a.duration)])
+    finally:
+        s.stop()
+    with open(os.path.join(s.dir, "server.log"), errors="replace") as f:
+        m = re.search(r"waited for (\d+) answers, ([\d.]+) ms in all, "
+                      r"the longest ([\d.]+) ms", f.read())
+    if m:
+        r["pg_waits"] = int(m.group(1))
+        r["pg_waited_ms"] = float(m.group(2))
+        r["pg_longest_wait_ms"] = float(m.group(3))
+    return r
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--build", default="build")
+    p.add_argument("--home", default=os.path.dirname(HERE))
+    p.add_argument("--users", type=int, default=200)
+    p.add_argument("--duration", type=float, default=10)
+    p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--timeout", type=int, default=600)
+    a = p.parse_args()
+    a.build = os.path.abspath(a.build)
+    a.loadgen = os.path.join(os.path.dirname(HERE), "build", "loadgen")
+    if not pg_bindir():
+        sys.exit("PostgreSQL is not installed (Debian: postgresql)")
+    work = tempfile.mkdtemp(prefix="pgchat-")
+    pg = PgServer().start()
+    results = []
+    try:
+        cert = run.make_cert(work)
+        for i in range(a.runs):
+            with open("/proc/loadavg") as f:
+                load = " ".join(f.read().split()[:3])
+            r = one_run(a, pg, os.path.join(work, "run%d" % i), cert)
+            if "error" in r:
+                sys.exit("run %d: %s" % (i + 1, r["error"]))
+            results.append(r)
+            print("run %d (load %s): %s" % (i + 1, load, ", ".join(
+                "%s %s" % (label, fmt % r[key]) for label, key, fmt in FIELDS
+                if key in r)), flush=True)
+            if "pg_waits" in r:
+                print("  the loop waited for PostgreSQL %d times, %.1f ms in "
+                      "all, the longest %.2f ms" % (r["pg_waits"], r["pg_waited_ms"],
+                                                   r["pg_longest_wait_ms"]))
+    finally:
+        pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    if len(results) > 1:
+        print("median: " + ", ".join(
+            "%s %s" % (label, fmt % statistics.median(r[key] for r in results))
+            for label, key, fmt in FIELDS))
+
+
+if __name__ == "__main__":
+    main()
