@@ -10,7 +10,7 @@ server's own count of the loop's waits for PostgreSQL (logged at exit, by
 builds that have it).
 
     /usr/bin/python3 bench/pg_chat.py [--build build] [--home DIR]
-        [--users 200] [--duration 10] [--runs 1]
+        [--users 200] [--duration 10] [--runs 1] [--index-delay S]
 
 --home: the tree whose lua/ and modules/ the build uses (default: this
 one), so that an older build (git archive REV, made elsewhere) runs too.
@@ -47,6 +47,9 @@ def one_run(a, pg, work, cert):
     with open(s.cfg) as f:
         cfg = f.read()
     cfg = cfg.replace('log = { level = "warn" }', 'log = { level = "info" }')
+    if a.index_delay is not None:
+        cfg = cfg.replace("archive_index_delay = 0", "archive_index_delay = %d"
+                          % a.index_delay)
     cfg = cfg.replace("VirtualHost", (
         'sql = { driver = "PostgreSQL", database = "%s", username = "starling", '
         'host = "127.0.0.1", port = %d }\ndefault_storage = "sql"\n\nVirtualHost')
@@ -80,6 +83,9 @@ def main():
     p.add_argument("--users", type=int, default=200)
     p.add_argument("--duration", type=float, default=10)
     p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--index-delay", type=int, default=None,
+                   help="archive_index_delay (run.py's chat_mam: 0, the index "
+                   "job working through the run)")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--timeout", type=int, default=600)
     a = p.parse_args()

@@ -39,6 +39,13 @@ static bool handed_now;		/* this iteration's commit made the flight */
 /* The flight holds a PostgreSQL commit: the output queued before it was
  * sent is marked (conn.h) and goes when it is answered. */
 static bool pg_held;
+/* A step of the index job on PostgreSQL's archives is due: it runs in
+ * the iteration's commit, between an answer and the next send, so its
+ * reads never wait behind a commit in flight (pg_index_step). */
+static bool pg_index_due;
+static int pg_index_more;		/* what the last step returned */
+static int64_t pg_index_delay;
+static size_t pg_index_budget;
 
 /* The writer's thread: a hand-over is committed. */
 static void writer_done(void)
@@ -92,6 +99,19 @@ static void on_writer(struct ev_loop *loop, ev_async *w, int revents)
  * then: beginning one waits for the writer). PostgreSQL's commit is sent
  * and answered later: the flight holds it too, and with it every output
  * queued so far (marked), so nothing it covers goes before the answer. */
+static void pg_index_step(void)
+{
+	pg_index_due = false;
+	if (!store_pg_indexer()) {
+		pg_index_more = 0;
+		return;
+	}
+	pg_index_more = store_archive_index_step_on(&store_pg, pg_index_delay,
+						    pg_index_budget, INT64_MAX);
+	if (pg_index_more < 0)
+		log_warn("archive index: %s", strerror(-pg_index_more));
+}
+
 static void commit(void)
 {
 	bool handed;
@@ -100,6 +120,8 @@ static void commit(void)
 		flight_land();
 	if (flight_point || store_writer_busy())
 		return;			/* a flight, or the writer at the index job */
+	if (pg_index_due)
+		pg_index_step();	/* its writes join this batch */
 	store_commit_async(&handed);
 	bool pg_sent = store_pg_flight();
 	writes_lost();
@@ -211,10 +233,11 @@ static void on_index(struct ev_loop *loop, ev_timer *w, int revents)
 							   budget, INT64_MAX);
 		rc = more < 0 ? more : (rc > 0 || more > 0);
 	}
-	if (rc >= 0 && store_pg_indexer()) {
-		int more = store_archive_index_step_on(&store_pg, delay_us,
-						       budget, INT64_MAX);
-		rc = more < 0 ? more : (rc > 0 || more > 0);
+	if (store_pg_is_open()) {
+		pg_index_due = true;
+		pg_index_delay = delay_us;
+		pg_index_budget = budget;
+		rc = rc < 0 ? rc : (rc > 0 || pg_index_more > 0);
 	}
 	if (rc < 0)
 		log_warn("archive index: %s", strerror(-rc));
