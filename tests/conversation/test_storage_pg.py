@@ -12,6 +12,10 @@ pg_ctl in a temporary directory, tests/lib/pgserver.py).
   directory on the same database has every acknowledged roster item,
   offline message and archived message.
 - A database that does not answer: the server does not start and says why.
+- A write PostgreSQL refuses (its table dropped under the server): the
+  whole batch is rolled back and lost; the session that wrote into it is
+  closed with resource-constraint and never sees an <a/> covering the
+  write; the server goes on with the next batch.
 - The database goes away and comes back: meanwhile logins fail with
   temporary-auth-failure and a message that cannot be stored is answered
   with an error (never acknowledged as kept); the server connects again by
@@ -318,3 +322,36 @@ def test_migrate_lmdb_to_postgresql_and_back(ctx):
     bob.presence()
     got = [bob.expect("message", skip=("presence",)).get("id") for _ in range(2)]
     check(got == ["kept-1", "kept-2"], "bob's offline messages: %r" % got)
+
+
+@time_limit(120)
+def test_refused_write_loses_its_batch(ctx):
+    pg = postgres(ctx)
+    db = pg.database()
+    opts = sql_options(pg, db)
+    n1 = ctx.server(modules=MODULES + ["private"], options=opts)
+    alice_acct, bob_acct = n1.account("alice"), n1.account("bob")
+    alice = im_login(n1, alice_acct, resource="desk")
+    bob = im_login(n1, bob_acct, resource="phone")
+    enable_sm(alice)
+    chat(alice, bob_acct.jid, "archived")
+    acked(alice, 1)
+
+    # the archive's table goes: the next append fails in the database
+    pg.psql(db, "DROP TABLE starling_archive")
+    chat(alice, bob_acct.jid, "not-archived")
+    alice.send("<r xmlns='%s'/>" % SM)
+    alice.expect_stream_error("resource-constraint")
+    def acks(h):
+        return [text for _, way, text in alice.transcript if way == "S:"
+                and re.search(r"<a [^>]*h=['\"]%d['\"]" % h, text)]
+    check(acks(1) and not acks(2), "acks: %r, %r" % (acks(1), acks(2)))
+    check(re.search(r"store: postgresql: batch \d+ rolled back", n1.log_text()),
+          "the log says the batch was lost")
+
+    # the next batches are committed as before
+    carol = im_login(n1, n1.account("carol"), resource="desk")
+    request(carol, PRIVATE % ("set", "c1", "<note xmlns='x:after'>three</note>"))
+    el = request(carol, PRIVATE % ("get", "c2", "<note xmlns='x:after'/>"))
+    check(el.findtext(".//{x:after}note") == "three", "private XML after the loss")
+    bob.roundtrip()
