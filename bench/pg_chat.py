@@ -10,7 +10,7 @@ server's own count of the loop's waits for PostgreSQL (logged at exit, by
 builds that have it).
 
     /usr/bin/python3 bench/pg_chat.py [--build build] [--home DIR]
-        [--users 200] [--duration 10] [--runs 1] [--index-delay S]
+        [--users 200] [--duration 10] [--runs 1] [--index-delay S] [--strace]
 
 --home: the tree whose lua/ and modules/ the build uses (default: this
 one), so that an older build (git archive REV, made elsewhere) runs too.
@@ -22,6 +22,8 @@ import statistics
 import sys
 import tempfile
 import shutil
+import signal
+import subprocess
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,7 +38,36 @@ FIELDS = [("delivered msgs/s", "delivered_per_s", "%.0f"),
           ("latency p50 ms", "latency_p50_ms", "%.2f"),
           ("latency p99 ms", "latency_p99_ms", "%.2f"),
           ("latency max ms", "latency_max_ms", "%.1f"),
-          ("lost", "lost", "%.0f")]
+          ("lost", "lost", "%.0f"),
+          ("loop iteration p99 ms", "loop_p99_ms", "%.2f"),
+          ("longest loop iteration ms", "loop_longest_ms", "%.1f"),
+          ("loop iterations", "loop_iterations", "%d")]
+
+
+def loop_gaps(path, t0, t1):
+    """From strace -tt -T of the loop's epoll_wait between wall clock t0
+    and t1 (the chat run): the iterations' work (from one wait's return to
+    the next wait's call), the longest and the 99th percentile, in ms."""
+    gaps, last_end = [], None
+    day = time.mktime(time.localtime(t0)[:3] + (0, 0, 0, 0, 0, -1))
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"(?:\d+ +)?(\d+):(\d+):([\d.]+) epoll_p?wait\(.*<([\d.]+)>",
+                         line)
+            if not m:
+                continue
+            start = day + int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+            if not t0 <= start <= t1:
+                continue
+            if last_end is not None:
+                gaps.append(max(0.0, start - last_end))
+            last_end = start + float(m.group(4))
+    if not gaps:
+        return {}
+    gaps.sort()
+    return {"loop_longest_ms": gaps[-1] * 1e3,
+            "loop_p99_ms": gaps[int(len(gaps) * 0.99)] * 1e3,
+            "loop_iterations": len(gaps)}
 
 
 def one_run(a, pg, work, cert):
@@ -57,15 +88,31 @@ def one_run(a, pg, work, cert):
     with open(s.cfg, "w") as f:
         f.write(cfg)
     s.create_accounts("u", 1, a.users)
-    s.start()
+    trace = os.path.join(work, "strace.out")
+    if a.strace:
+        # the server under strace from its start (--seccomp-bpf: only the
+        # traced calls stop it); loadgen then sees strace's pid, so the
+        # CPU figures of a traced run mean nothing
+        s.launch(["strace", "-q", "-f", "--seccomp-bpf", "-tt", "-T", "-e",
+                  "trace=epoll_wait,epoll_pwait", "-o", trace, s.bin, "-c", s.cfg])
+    else:
+        s.start()
     try:
         time.sleep(1)
         run.run_loadgen(a, s, "login", ["--users", str(a.users), "--no-session",
                                         "--concurrency", "50"])
+        t0 = time.time()
         r = run.run_loadgen(a, s, "chat", ["--users", str(a.users), "--window", "8",
                                            "--smacks", "--duration", str(a.duration)])
+        t1 = time.time()
     finally:
+        if a.strace and s.alive():
+            with open("/proc/%d/task/%d/children" % (s.pid, s.pid)) as f:
+                for child in f.read().split():
+                    os.kill(int(child), signal.SIGTERM)
         s.stop()
+    if a.strace:
+        r.update(loop_gaps(trace, t0, t1))
     with open(os.path.join(s.dir, "server.log"), errors="replace") as f:
         m = re.search(r"waited for (\d+) answers, ([\d.]+) ms in all, "
                       r"the longest ([\d.]+) ms", f.read())
@@ -86,6 +133,11 @@ def main():
     p.add_argument("--index-delay", type=int, default=None,
                    help="archive_index_delay (run.py's chat_mam: 0, the index "
                    "job working through the run)")
+    p.add_argument("--strace", action="store_true",
+                   help="trace the loop's epoll_wait during the chat run: "
+                   "the longest iteration (its work and every wait inside, "
+                   "PostgreSQL's included; strace slows the server, so "
+                   "compare traced runs with traced runs)")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--timeout", type=int, default=600)
     a = p.parse_args()
@@ -118,7 +170,7 @@ def main():
     if len(results) > 1:
         print("median: " + ", ".join(
             "%s %s" % (label, fmt % statistics.median(r[key] for r in results))
-            for label, key, fmt in FIELDS))
+            for label, key, fmt in FIELDS if all(key in r for r in results)))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@
  *           does not wait for it; its answer comes through
  *           store_pg_io(), and a lost one is reported to store_health
  *           (lmdb_health_lost) under its batch's number.
+ * reader:   a second connection (store_pg_read.c) for reads of a db
+ *           with no write of ours waiting for its commit: they need not
+ *           wait behind the pipeline.
  * down:     no connection (it broke, or the server would not answer): every
  *           call fails with -EIO at once; store_pg_maintain() connects
  *           again (nonblocking) after a wait that doubles from 0.5 s to
@@ -37,6 +40,9 @@ enum pg_op {
 
 #define PG_SCAN_PAGE 256	/* the LIMIT of the scan statements */
 
+/* The statements' SQL, %s the table (store_pg_conn.c). */
+extern const char *const pg_op_sql[PGOP_N];
+
 /* Whether statements can be sent now (0), or why not: -ENXIO never
  * opened, -EIO down. */
 int pgc_ready(void);
@@ -52,5 +58,21 @@ int pgc_write_sql(const char *sql);
 PGresult *pgc_read(const char *sql, enum pg_op op, enum store_db db, int n,
 		   const void *const *vals, const size_t *lens,
 		   ExecStatusType want);
+
+/* The conninfo the engine was opened with (NULL: closed). */
+const char *pgc_conninfo(void);
+/* Counts a wait of the loop (store_pg_close logs them). */
+void pgc_count_wait(double seconds);
+
+/* ---- the reader (store_pg_read.c) ---- */
+
+/* A read of the prepared op of db (PGOP_GET, _SCAN, _RSCAN) on the
+ * reader: the result (to PQclear) when its status is want, else NULL.
+ * *used false: the reader could not answer (no connection); ask the
+ * pipeline. */
+PGresult *pgr_read(enum pg_op op, enum store_db db, int n,
+		   const void *const *vals, const size_t *lens,
+		   ExecStatusType want, bool *used);
+void pgr_close(void);
 
 #endif

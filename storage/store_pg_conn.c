@@ -61,6 +61,10 @@ static struct {
 	/* the loop's waits (reads, and batch ends when not async) */
 	unsigned long waits;
 	double waited, longest;
+	/* per db, the sequence of its last write; below synced: committed
+	 * (or lost), so the db is clean (store_pg_read.c) */
+	unsigned long dirty[STORE_NDB];
+	unsigned long synced;
 } pc;
 
 static double mono_now(void)
@@ -113,7 +117,9 @@ static void conn_lost(const char *why)
 		if (pc.q[i].kind == IT_SYNC && pc.q[i].writes && pc.q[i].report)
 			lmdb_health_lost(pc.q[i].no);
 	pc.done += pc.tail - pc.head;
+	pc.synced = pc.done;
 	pc.head = pc.tail = 0;
+	pgr_close();
 	pc.flights = 0;
 	pc.cur_err = 0;
 	if (pc.seg_writes)
@@ -204,6 +210,7 @@ static int drain(void)
 			PQclear(r);
 			struct item done = *it;
 			item_pop();
+			pc.synced = pc.done;
 			sync_done(&done);
 			if (!pc.conn)
 				return -EIO;
@@ -245,15 +252,19 @@ static int wait_until(unsigned long seq, double until);
 
 /* Waits until item seq is answered: 0, or -EIO (lost, or no answer for
  * WAIT_MS). Counted (store_pg_close logs it). */
+void pgc_count_wait(double took)
+{
+	pc.waits++;
+	pc.waited += took;
+	pc.longest = MAX(pc.longest, took);
+}
+
 static int wait_for(unsigned long seq)
 {
 	double t0 = mono_now(), until = t0 + WAIT_MS / 1000.;
 	int rc = wait_until(seq, until);
-	double took = mono_now() - t0;
 
-	pc.waits++;
-	pc.waited += took;
-	pc.longest = MAX(pc.longest, took);
+	pgc_count_wait(mono_now() - t0);
 	return rc;
 }
 
@@ -322,6 +333,7 @@ int pgc_write(enum pg_op op, enum store_db db, int n,
 		return rc;
 	item_push(IT_WRITE, false, 0);
 	pc.seg_writes = true;
+	pc.dirty[db] = pc.sent;
 	return 0;
 }
 
@@ -335,6 +347,8 @@ int pgc_write_sql(const char *sql)
 		return rc;
 	item_push(IT_WRITE, false, 0);
 	pc.seg_writes = true;
+	for (int db = 0; db < STORE_NDB; db++)
+		pc.dirty[db] = pc.sent;
 	return 0;
 }
 
@@ -343,8 +357,16 @@ PGresult *pgc_read(const char *sql, enum pg_op op, enum store_db db, int n,
 		   ExecStatusType want)
 {
 	PGresult *r;
+	bool used;
 
-	if (pgc_ready() || send(sql, op, db, n, vals, lens))
+	if (pgc_ready())
+		return NULL;
+	if (!sql && pc.dirty[db] < pc.synced) {	/* clean: the reader */
+		r = pgr_read(op, db, n, vals, lens, want, &used);
+		if (used)
+			return r;
+	}
+	if (send(sql, op, db, n, vals, lens))
 		return NULL;
 	item_push(IT_READ, false, 0);
 	if (!PQsendFlushRequest(pc.conn)) {
@@ -423,6 +445,11 @@ bool store_pg_flight(void)
 bool store_pg_pending(void)
 {
 	return pc.seg_writes || pc.seg_lost;
+}
+
+const char *pgc_conninfo(void)
+{
+	return pc.conninfo;
 }
 
 bool store_pg_up(void)
@@ -519,7 +546,7 @@ static const char counter_fn[] =
 	"FOR j IN 0 .. 7 LOOP w := set_byte(w, j, ((s >> (8 * j)) & 255)::int); "
 	"END LOOP; r := r || w; END LOOP; RETURN r; END $$";
 
-static const char *const op_sql[PGOP_N] = {
+const char *const pg_op_sql[PGOP_N] = {
 	[PGOP_GET] = "SELECT v FROM %s WHERE k = $1",
 	[PGOP_PUT] = "INSERT INTO %s (k, v) VALUES ($1, $2) "
 		   "ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v",
@@ -561,7 +588,7 @@ static void setup_send(void)
 	for (int db = 0; db < STORE_NDB; db++) {
 		snprintf(table, sizeof(table), "starling_%s", store_dbs[db].name);
 		for (int op = 0; op < PGOP_N; op++) {
-			snprintf(sql, sizeof(sql), op_sql[op], table);
+			snprintf(sql, sizeof(sql), pg_op_sql[op], table);
 			snprintf(name, sizeof(name), "s%d_%d", op, db);
 			if (PQsendPrepare(pc.conn, name, sql, 0, NULL))
 				item_push(IT_SETUP, false, 0);
@@ -641,6 +668,7 @@ void store_pg_close(void)
 		if (r)
 			PQclear(r);
 	}
+	pgr_close();
 	if (pc.conn)
 		PQfinish(pc.conn);
 	if (pc.read_res)
