@@ -16,8 +16,10 @@
  *          the output it covers until PostgreSQL answers. A write that
  *          fails rolls the whole batch back, and the batch is reported
  *          lost (store_take_lost) so that its writers never see an ack.
- * reads:   sent and waited for (the one thing that waits); they see the
- *          open batch and everything sent before them, and whatever
+ * reads:   waited for (the one thing that waits): down the pipeline,
+ *          behind everything sent before them, when the db has writes
+ *          not yet committed (so they see them), else on the reader
+ *          connection (store_pg_read.c); either way they see whatever
  *          every node committed.
  * delete:  sent without waiting, so it cannot say whether there was a
  *          record: it returns 0 either way.
