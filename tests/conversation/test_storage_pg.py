@@ -16,6 +16,9 @@ pg_ctl in a temporary directory, tests/lib/pgserver.py).
   whole batch is rolled back and lost; the session that wrote into it is
   closed with resource-constraint and never sees an <a/> covering the
   write; the server goes on with the next batch.
+- The database stops in the middle of a stream of messages to an offline
+  user: every message the sender was acknowledged (XEP-0198 <a/>) and
+  not answered with an error is delivered once the database is back.
 - The database goes away and comes back: meanwhile logins fail with
   temporary-auth-failure and a message that cannot be stored is answered
   with an error (never acknowledged as kept); the server connects again by
@@ -26,12 +29,14 @@ import os
 import re
 import signal
 import subprocess
+import threading
+import time
 
 from harness import check, raises, skip, time_limit
 from im import befriend, expect_push, expect_result, im_login, roster_get, roster_set
 from pgserver import PgServer, pg_bindir
 from server import ServerError, free_port
-from xmpp import AuthFailed, esc, new_id
+from xmpp import AuthFailed, ConnectionClosed, STREAM_END, esc, new_id
 
 MODULES = ["roster", "presence", "message", "iq", "carbons", "mam", "offline",
            "disco", "smacks"]
@@ -355,3 +360,60 @@ def test_refused_write_loses_its_batch(ctx):
     el = request(carol, PRIVATE % ("get", "c2", "<note xmlns='x:after'/>"))
     check(el.findtext(".//{x:after}note") == "three", "private XML after the loss")
     bob.roundtrip()
+
+
+@time_limit(180)
+def test_database_stops_under_traffic_loses_no_ack(ctx):
+    pg = postgres(ctx)
+    opts = sql_options(pg, pg.database())
+    n1 = ctx.server(modules=MODULES, options=opts)
+    alice_acct, bob_acct = n1.account("alice"), n1.account("bob")
+    alice = im_login(n1, alice_acct, resource="desk")
+    enable_sm(alice)
+
+    # rounds of 10 messages and an <r/> to offline bob; the database stops
+    # (immediate: what was not committed is gone) while they flow
+    stopper = threading.Timer(0.3, pg.stop_now)
+    stopper.start()
+    sent, errors, acked, closed = [], set(), 0, False
+    deadline = time.monotonic() + 20
+    try:
+        while time.monotonic() < deadline and (not errors or pg.running):
+            for _ in range(10):
+                ident = "m%d" % len(sent)
+                sent.append(ident)
+                chat(alice, bob_acct.jid, ident)
+            alice.send("<r xmlns='%s'/>" % SM)
+            while True:
+                el = alice.next_item(timeout=10)
+                if el is STREAM_END:
+                    raise ConnectionClosed("stream end")
+                if el.tag == "{%s}a" % SM:
+                    acked = int(el.get("h"))
+                    break
+                if el.tag.endswith("}message") and el.get("type") == "error":
+                    errors.add(el.get("id"))
+                elif el.tag.endswith("}error"):     # a stream error
+                    raise ConnectionClosed("stream error")
+    except (ConnectionClosed, OSError):
+        closed = True
+    stopper.join()
+    check(errors or closed, "the loss went unnoticed: %d sent, %d acked"
+          % (len(sent), acked))
+
+    pg.resume()
+    n1.wait_log(r"store: postgresql database \S+ on \S+, connected again",
+                timeout=40)
+    bob = n1.login(bob_acct, resource="phone")
+    bob.presence()
+    bob.send("<iq type='get' id='done'><ping xmlns='urn:xmpp:ping'/></iq>")
+    got = set()
+    while True:
+        el = bob.expect(skip=("presence",))
+        if el.tag.endswith("}iq"):
+            break
+        got.add(el.get("id"))
+    want = set(sent[:acked]) - errors
+    check(want <= got, "acknowledged, not refused and lost: %s (%d sent, %d "
+          "acked, %d refused, %d delivered)" % (sorted(want - got)[:10], len(sent),
+                                                acked, len(errors), len(got)))

@@ -77,6 +77,13 @@ class PgServer:
                   "-w", "stop")
         self.running = False
 
+    def stop_now(self):
+        """Stops the server at once (immediate: its clients' connections
+        break, uncommitted work is gone), keeping its data for resume()."""
+        self._run("pg_ctl", "-D", os.path.join(self.dir, "data"), "-m",
+                  "immediate", "-w", "stop")
+        self.running = False
+
     def resume(self):
         """Starts the paused server again, on the same port."""
         opts = ("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=on "
