@@ -143,8 +143,6 @@ void store_pg_set_async(bool on);
 bool store_pg_flight(void);
 /* Writes are sent that no commit covers yet. */
 bool store_pg_pending(void);
-/* Connected and ready (false while it connects again). */
-bool store_pg_up(void);
 /* For the loop's watcher: the socket (-1: none now) and the events
  * wanted (1 readable, 2 writable, or both). */
 int store_pg_fd(int *events);

@@ -452,11 +452,6 @@ const char *pgc_conninfo(void)
 	return pc.conninfo;
 }
 
-bool store_pg_up(void)
-{
-	return pc.state == PG_UP;
-}
-
 /* ---- the loop's side ---- */
 
 int store_pg_fd(int *events)
