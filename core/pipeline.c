@@ -93,12 +93,8 @@ static void on_writer(struct ev_loop *loop, ev_async *w, int revents)
 	}
 }
 
-/* The batch is committed before anything it covers is sent. The
- * archive's appends go to the writer, one hand-over at a time (while it
- * is at one, this iteration's wait for the next; and no batch is open
- * then: beginning one waits for the writer). PostgreSQL's commit is sent
- * and answered later: the flight holds it too, and with it every output
- * queued so far (marked), so nothing it covers goes before the answer. */
+/* A step of PostgreSQL's index job (pg_index_due), when nothing is in
+ * flight. */
 static void pg_index_step(void)
 {
 	pg_index_due = false;
@@ -112,6 +108,12 @@ static void pg_index_step(void)
 		log_warn("archive index: %s", strerror(-pg_index_more));
 }
 
+/* The batch is committed before anything it covers is sent. The
+ * archive's appends go to the writer, one hand-over at a time (while it
+ * is at one, this iteration's wait for the next; and no batch is open
+ * then: beginning one waits for the writer). PostgreSQL's commit is sent
+ * and answered later: the flight holds it too, and with it every output
+ * queued so far (marked), so nothing it covers goes before the answer. */
 static void commit(void)
 {
 	bool handed;
