@@ -36,7 +36,7 @@ from harness import check, raises, skip, time_limit
 from im import befriend, expect_push, expect_result, im_login, roster_get, roster_set
 from pgserver import PgServer, pg_bindir
 from server import ServerError, free_port
-from xmpp import AuthFailed, ConnectionClosed, STREAM_END, esc, new_id
+from xmpp import AuthFailed, ConnectionClosed, STREAM_END, esc, new_id, to_xml
 
 MODULES = ["roster", "presence", "message", "iq", "carbons", "mam", "offline",
            "disco", "smacks"]
@@ -218,8 +218,9 @@ def test_database_lost_and_back(ctx):
     # no login while the accounts cannot be read
     c = n1.client()
     e = raises(AuthFailed, c.auth_plain, bob_acct.user, bob_acct.password)
-    check(e.condition == "temporary-auth-failure", "login while the database "
-          "is away: %s" % e.condition)
+    check(e.condition == "temporary-auth-failure" and
+          "try again later" in to_xml(e.element), "login while the database "
+          "is away: %s" % to_xml(e.element))
     # bob is offline: the message cannot be kept, and alice is told so
     chat(alice, bob_acct.jid, "while-away")
     el = alice.expect("message", attrs={"id": "while-away"}, skip=("presence",))
