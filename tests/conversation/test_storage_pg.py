@@ -19,6 +19,11 @@ pg_ctl in a temporary directory, tests/lib/pgserver.py).
 - The database stops in the middle of a stream of messages to an offline
   user: every message the sender was acknowledged (XEP-0198 <a/>) and
   not answered with an error is delivered once the database is back.
+- starlingctl migrate: a server filled through clients on LMDB (accounts,
+  roster, private XML, vCard, archive, offline messages; a persistent MUC
+  room, a PEP item) is copied to PostgreSQL, where a server on the
+  database alone has it all; and back into an LMDB (refused while the
+  target holds records, unless --replace).
 - The database goes away and comes back: meanwhile logins fail with
   temporary-auth-failure and a message that cannot be stored is answered
   with an error (never acknowledged as kept); the server connects again by
@@ -33,6 +38,7 @@ import threading
 import time
 
 from harness import check, raises, skip, time_limit
+import muc
 from im import befriend, expect_push, expect_result, im_login, roster_get, roster_set
 from pgserver import PgServer, pg_bindir
 from server import ServerError, free_port
@@ -418,3 +424,50 @@ def test_database_stops_under_traffic_loses_no_ack(ctx):
     check(want <= got, "acknowledged, not refused and lost: %s (%d sent, %d "
           "acked, %d refused, %d delivered)" % (sorted(want - got)[:10], len(sent),
                                                 acked, len(errors), len(got)))
+
+
+NS_PUBSUB = "http://jabber.org/protocol/pubsub"
+PEP_NODE = "urn:xmpp:migrate:0"
+DISCO_INFO = "http://jabber.org/protocol/disco#info"
+
+
+@time_limit(180)
+def test_migrate_keeps_rooms_and_pep(ctx):
+    pg = postgres(ctx)
+    db = pg.database()
+    sql = sql_options(pg, db)["sql"]
+    mods = muc.MODULES + ["pep"]
+    rooms = {muc.SERVICE: ("muc", {})}
+    s1 = ctx.server(modules=mods, options={"sql": sql}, components=rooms)
+    alice_acct = s1.account("alice")
+    a = muc.login(s1, alice_acct)
+    room = muc.room_jid("kept")
+    muc.create(a, room)
+    r = muc.configure(a, room, persistentroom=True, roomname="Kept Room")
+    check(r.get("type") == "result", "room configured: %r" % r)
+    a.send("<iq type='set' id='pub1'><pubsub xmlns='%s'><publish node='%s'>"
+           "<item id='current'><note xmlns='%s'>from lmdb</note></item>"
+           "</publish></pubsub></iq>" % (NS_PUBSUB, PEP_NODE, PEP_NODE))
+    el = a.expect("iq", attrs={"id": "pub1"}, skip=("presence", "message"))
+    check(el.get("type") == "result", "published: %r" % el)
+    a.close()
+    halt(s1)
+    s1.ctl("migrate", "--from", "lmdb", "--to", "sql")
+
+    s2 = ctx.server(modules=mods, options=sql_options(pg, db), components=rooms)
+    a = muc.login(s2, alice_acct)
+    a.send("<iq type='get' id='d1' to='%s'><query xmlns='%s'/></iq>"
+           % (room, DISCO_INFO))
+    info = a.expect("iq", attrs={"id": "d1"}, skip=("presence", "message"))
+    idents = [i.get("name") for i in info.iter("{%s}identity" % DISCO_INFO)]
+    feats = {f.get("var") for f in info.iter("{%s}feature" % DISCO_INFO)}
+    check(idents == ["Kept Room"] and "muc_persistent" in feats,
+          "the room on PostgreSQL: %r %r" % (idents, feats))
+    r = muc.join(a, room, "again")
+    check(muc.item(r["self"]).get("affiliation") == "owner",
+          "alice still owns the room")
+    a.send("<iq type='get' id='pub2' to='%s'><pubsub xmlns='%s'><items node='%s'/>"
+           "</pubsub></iq>" % (alice_acct.jid, NS_PUBSUB, PEP_NODE))
+    el = a.expect("iq", attrs={"id": "pub2"}, skip=("presence", "message"))
+    check(el.findtext(".//{%s}note" % PEP_NODE) == "from lmdb",
+          "alice's PEP item on PostgreSQL: %r" % el)
