@@ -24,6 +24,9 @@ pg_ctl in a temporary directory, tests/lib/pgserver.py).
   room, a PEP item) is copied to PostgreSQL, where a server on the
   database alone has it all; and back into an LMDB (refused while the
   target holds records, unless --replace).
+- A commit the database is slow to answer (a trigger sleeps in it) does
+  not stop the server: its admin socket answers meanwhile, while the
+  writer's answer waits for the commit.
 - The database goes away and comes back: meanwhile logins fail with
   temporary-auth-failure and a message that cannot be stored is answered
   with an error (never acknowledged as kept); the server connects again by
@@ -42,7 +45,8 @@ import muc
 from im import befriend, expect_push, expect_result, im_login, roster_get, roster_set
 from pgserver import PgServer, pg_bindir
 from server import ServerError, free_port
-from xmpp import AuthFailed, ConnectionClosed, STREAM_END, esc, new_id, to_xml
+from xmpp import (AuthFailed, ConnectionClosed, ExpectError, STREAM_END, esc,
+                  new_id, to_xml)
 
 MODULES = ["roster", "presence", "message", "iq", "carbons", "mam", "offline",
            "disco", "smacks"]
@@ -471,3 +475,30 @@ def test_migrate_keeps_rooms_and_pep(ctx):
     el = a.expect("iq", attrs={"id": "pub2"}, skip=("presence", "message"))
     check(el.findtext(".//{%s}note" % PEP_NODE) == "from lmdb",
           "alice's PEP item on PostgreSQL: %r" % el)
+
+
+@time_limit(120)
+def test_slow_commit_does_not_stop_the_server(ctx):
+    pg = postgres(ctx)
+    db = pg.database()
+    n1 = ctx.server(modules=MODULES + ["private"], options=sql_options(pg, db))
+    alice = n1.login(n1.account("alice"), resource="desk")
+    pg.psql(db, "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN PERFORM pg_sleep(5); RETURN NEW; END $$")
+    pg.psql(db, "CREATE TRIGGER slow BEFORE INSERT OR UPDATE ON starling_map "
+            "FOR EACH ROW EXECUTE FUNCTION slow()")
+
+    alice.send(PRIVATE % ("set", "p1", "<note xmlns='x:slow'>slow</note>"))
+    time.sleep(0.5)             # her write is sent, its commit under way
+    # the loop goes on meanwhile: the admin socket answers...
+    out = n1.ctl("status").stdout
+    check("uptime" in out.lower(), "starlingctl status: %r" % out)
+    # ... while alice's answer still waits for her commit
+    early = []
+    try:
+        early.append(alice.next_item(timeout=0.2))
+    except ExpectError:
+        pass
+    check(not early, "alice's answer before her commit: %r" % early)
+    el = alice.expect("iq", attrs={"id": "p1"}, timeout=20)
+    check(el.get("type") == "result", "alice's write: %r" % el)
