@@ -8,6 +8,7 @@
 #include "node_link.h"
 #include "session.h"
 #include "sm.h"
+#include "sqlstore.h"
 #include "store.h"
 #include "xmlstream.h"
 
@@ -35,6 +36,16 @@ static bool probe_due;
 static unsigned long flight_point;
 static bool stop_when_idle;
 static bool handed_now;		/* this iteration's commit made the flight */
+/* The flight holds a PostgreSQL commit: the output queued before it was
+ * sent is marked (conn.h) and goes when it is answered. */
+static bool pg_held;
+/* A step of the index job on PostgreSQL's archives is due: it runs in
+ * the iteration's commit, between an answer and the next send, so its
+ * reads never wait behind a commit in flight (pg_index_step). */
+static bool pg_index_due;
+static int pg_index_more;		/* what the last step returned */
+static int64_t pg_index_delay;
+static size_t pg_index_budget;
 
 /* The writer's thread: a hand-over is committed. */
 static void writer_done(void)
@@ -63,36 +74,69 @@ static void flight_land(void)
 	sm_point_durable(flight_point);
 	flight_point = 0;
 	node_link_landed();
+	if (pg_held)
+		conn_release_marked();
+	pg_held = false;
+}
+
+/* Both the writer and PostgreSQL answered what the flight holds. */
+static bool flight_done(void)
+{
+	return flight_point && !store_writer_busy() && !store_pg_flight();
 }
 
 static void on_writer(struct ev_loop *loop, ev_async *w, int revents)
 {
-	if (flight_point && !store_writer_busy()) {
+	if (flight_done()) {
 		flight_land();
 		sm_answer_owed();	/* written at this iteration's end */
 	}
 }
 
+/* A step of PostgreSQL's index job (pg_index_due), when nothing is in
+ * flight. */
+static void pg_index_step(void)
+{
+	pg_index_due = false;
+	if (!store_pg_indexer()) {
+		pg_index_more = 0;
+		return;
+	}
+	pg_index_more = store_archive_index_step_on(&store_pg, pg_index_delay,
+						    pg_index_budget, INT64_MAX);
+	if (pg_index_more < 0)
+		log_warn("archive index: %s", strerror(-pg_index_more));
+}
+
 /* The batch is committed before anything it covers is sent. The
  * archive's appends go to the writer, one hand-over at a time (while it
  * is at one, this iteration's wait for the next; and no batch is open
- * then: beginning one waits for the writer). */
+ * then: beginning one waits for the writer). PostgreSQL's commit is sent
+ * and answered later: the flight holds it too, and with it every output
+ * queued so far (marked), so nothing it covers goes before the answer. */
 static void commit(void)
 {
 	bool handed;
 
-	if (flight_point && !store_writer_busy())
+	if (flight_done())
 		flight_land();
 	if (flight_point || store_writer_busy())
 		return;			/* a flight, or the writer at the index job */
+	if (pg_index_due)
+		pg_index_step();	/* its writes join this batch */
 	store_commit_async(&handed);
+	bool pg_sent = store_pg_flight();
 	writes_lost();
 	unsigned long point = sm_point_next();
-	handed_now = handed;
-	if (handed)
+	handed_now = handed || pg_sent;
+	if (handed_now)
 		flight_point = point;
 	else
 		sm_point_durable(point);
+	if (pg_sent) {
+		conn_mark_queued();
+		pg_held = true;
+	}
 }
 
 /* glibc keeps freed memory: when many sessions ended (a flood went
@@ -161,11 +205,15 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 	probe(loop);
 	sm_answer_owed();
 	bosh_flush();		/* held BOSH requests carry the iteration's output */
-	conn_release_queued();
+	/* not while PostgreSQL holds some: its commit, or writes that no
+	 * commit covers yet (the writer was at the index job) */
+	if (!pg_held && !store_pg_pending())
+		conn_release_queued();
 	node_link_flush();
 	conn_flush_all();
 	trim_after_burst(loop, session_free_dead());
 	store_end_read();
+	sqlstore_watch();
 	if (stop_when_idle && session_count() == 0)
 		ev_break(loop, EVBREAK_ALL);
 }
@@ -187,10 +235,11 @@ static void on_index(struct ev_loop *loop, ev_timer *w, int revents)
 							   budget, INT64_MAX);
 		rc = more < 0 ? more : (rc > 0 || more > 0);
 	}
-	if (rc >= 0 && store_pg_indexer()) {
-		int more = store_archive_index_step_on(&store_pg, delay_us,
-						       budget, INT64_MAX);
-		rc = more < 0 ? more : (rc > 0 || more > 0);
+	if (store_pg_is_open()) {
+		pg_index_due = true;
+		pg_index_delay = delay_us;
+		pg_index_budget = budget;
+		rc = rc < 0 ? rc : (rc > 0 || pg_index_more > 0);
 	}
 	if (rc < 0)
 		log_warn("archive index: %s", strerror(-rc));
@@ -216,6 +265,7 @@ void pipeline_start(struct ev_loop *loop)
 	index_timer.repeat = 1.;
 	ev_timer_again(loop, &index_timer);
 	ev_unref(loop);		/* nor the index job */
+	sqlstore_start(loop);
 }
 
 void pipeline_stop_when_idle(void)
@@ -225,8 +275,11 @@ void pipeline_stop_when_idle(void)
 
 void pipeline_finish(void)
 {
+	sqlstore_stop();	/* PostgreSQL's commits are waited for now */
 	store_commit();		/* the writer's hand-over too */
+	store_pg_commit();	/* and the flights of PostgreSQL before it */
 	writes_lost();
+	pg_held = false;
 	sm_point_durable(sm_point_next());
 	flight_point = 0;
 	sm_answer_owed();

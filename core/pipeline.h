@@ -8,8 +8,12 @@
  * hand-over: the archive appends of an iteration, given to the archive
  *            writer thread after the batch's commit; it writes and
  *            commits them while the loop goes on. One at a time.
- * flight:    a hand-over under way; it lands when the writer says it
- *            committed, and only then do the acks that cover it go.
+ * flight:    a hand-over under way, and/or PostgreSQL's commit sent
+ *            (storage/store_pg.h); it lands when the writer says it
+ *            committed and PostgreSQL answered, and only then do the
+ *            acks that cover it go. A PostgreSQL commit also holds the
+ *            output queued before it was sent (conn_mark_queued) until
+ *            it lands (conn_release_marked).
  * point:     a mark closing each iteration's stanzas (features/sm.h); it
  *            is durable when its batch and hand-over are both committed.
  *            An XEP-0198 <a/> waits for the point of the last stanza it

@@ -4,8 +4,15 @@
 #include "log.h"
 #include "store.h"
 
+#include <ev.h>
 #include <stdio.h>
 #include <strings.h>
+
+/* The connection's socket on the loop (store_pg_fd), and a timer that
+ * has a lost connection made again (store_pg_maintain). */
+static struct ev_loop *sql_loop;
+static ev_io sql_io;
+static ev_timer sql_timer;
 
 /* Adds key='value' to conninfo, quoted as libpq wants. */
 static void add_param(struct sbuf *ci, const char *key, const char *value)
@@ -87,4 +94,60 @@ int sqlstore_open(void)
 		log_info("sql: accounts are kept in postgresql");
 	}
 	return 0;
+}
+
+/* Watches what the engine wants now: its socket may change (a new
+ * connection), and so may the events (output libpq could not write). */
+void sqlstore_watch(void)
+{
+	int events, fd;
+
+	if (!sql_loop)
+		return;
+	fd = store_pg_fd(&events);
+	int want = (events & 1 ? EV_READ : 0) | (events & 2 ? EV_WRITE : 0);
+	if (ev_is_active(&sql_io) && fd == sql_io.fd &&
+	    want == (sql_io.events & (EV_READ | EV_WRITE)))
+		return;
+	ev_io_stop(sql_loop, &sql_io);
+	if (fd < 0 || !want)
+		return;
+	ev_io_set(&sql_io, fd, want);
+	ev_io_start(sql_loop, &sql_io);
+}
+
+static void on_sql_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+	store_pg_io();
+	sqlstore_watch();
+}
+
+static void on_sql_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	store_pg_maintain();
+	sqlstore_watch();
+}
+
+void sqlstore_start(struct ev_loop *loop)
+{
+	if (!store_pg_is_open())
+		return;
+	sql_loop = loop;
+	store_pg_set_async(true);
+	ev_init(&sql_io, on_sql_io);
+	ev_timer_init(&sql_timer, on_sql_timer, 0.25, 0.25);
+	ev_timer_start(loop, &sql_timer);
+	ev_unref(loop);		/* the timer keeps nothing running */
+	sqlstore_watch();
+}
+
+void sqlstore_stop(void)
+{
+	if (!sql_loop)
+		return;
+	store_pg_set_async(false);
+	ev_io_stop(sql_loop, &sql_io);
+	ev_ref(sql_loop);
+	ev_timer_stop(sql_loop, &sql_timer);
+	sql_loop = NULL;
 }

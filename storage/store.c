@@ -681,7 +681,7 @@ int lmdb_batch_finish(void)
 	int rc = lmdb.batch_err;
 	unsigned long no = lmdb_batch_no++;
 	/* PostgreSQL's batch ends with this one, under its number */
-	int pr = store_pg_commit();
+	int pr = store_pg_batch_end(no);
 
 	if (pr)
 		lmdb_health_lost(no);

@@ -129,9 +129,29 @@ void store_memory_clear(void);
  * and makes the tables when missing. 0 or -errno (logged). */
 int store_pg_open(const char *conninfo);
 bool store_pg_is_open(void);
-/* Commits the open batch: 0, or the error of a write of it or of the
- * commit (the batch is rolled back). */
+/* Commits the open batch and waits for it and every commit before it:
+ * 0, or the error of a write of it or of the commit (rolled back). */
 int store_pg_commit(void);
+/* The batch no ends (lmdb_batch_finish): its commit is sent; waited for
+ * unless async. 0, or -EIO when it is lost already (async: a loss found
+ * later is reported under no, store_take_lost). */
+int store_pg_batch_end(unsigned long no);
+/* The server's loop: batch ends do not wait (pipeline.c holds the
+ * output until store_pg_flight() is false). */
+void store_pg_set_async(bool on);
+/* A commit is sent and not answered yet. */
+bool store_pg_flight(void);
+/* Writes are sent that no commit covers yet. */
+bool store_pg_pending(void);
+/* For the loop's watcher: the socket (-1: none now) and the events
+ * wanted (1 readable, 2 writable, or both). */
+int store_pg_fd(int *events);
+/* The socket is ready: answers are handled, output flushed, a
+ * connection under way goes on. */
+void store_pg_io(void);
+/* Now and then: a lost connection is made again when its wait is over
+ * (from 0.5 s, doubling up to 30 s). */
+void store_pg_maintain(void);
 /* Whether this process runs the archive index job on PostgreSQL: one
  * node at a time does (an advisory lock its session holds; another node
  * takes it when that one dies). Asked once per step of the job. */

@@ -9,6 +9,7 @@
 #include "accounts.h"
 #include "config.h"
 #include "ctl_admin.h"
+#include "ctl_migrate.h"
 #include "jid.h"
 #include "log.h"
 #include "lx.h"
@@ -53,7 +54,13 @@ static void usage(FILE *f)
 	      "  import-prosody DATA_DIR      read a Prosody data directory (internal\n"
 	      "                               storage: accounts with their passwords,\n"
 	      "                               rosters, vCards, private XML, offline\n"
-	      "                               messages, message archives)\n", f);
+	      "                               messages, message archives)\n"
+	      "  migrate --from lmdb --to sql copy every record (accounts, rosters,\n"
+	      "                               offline, archives, rooms, PubSub...)\n"
+	      "                               into the config's sql database; or\n"
+	      "                               --from sql --to lmdb (data_path). The\n"
+	      "                               target must be empty (or --replace: emptied\n"
+	      "                               first); the server stopped\n", f);
 	ctl_admin_usage(f);
 }
 
@@ -420,6 +427,8 @@ static int run(int argc, char **argv)
 		return cmd_import(argc, argv);
 	if (strcmp(cmd, "import-prosody") == 0 && argc == 2)
 		return cmd_import_prosody(argv[1]);
+	if (strcmp(cmd, "migrate") == 0)
+		return ctl_migrate(argc, argv);
 	usage(stderr);
 	return 2;
 }

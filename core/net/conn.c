@@ -82,6 +82,8 @@ static char *read_buf;
 static struct conn *flush_list;
 static struct conn *dead_list;
 static unsigned long hold_point;	/* see conn.h, release point */
+static unsigned long mark_point;	/* the marks made so far */
+static unsigned long released_mark;	/* the mark the last release freed */
 
 static void conn_finalize(struct conn *c);
 static void conn_abort(struct conn *c, const char *reason);
@@ -314,15 +316,26 @@ static void queue_for_flush(struct conn *c)
 	flush_list = c;
 }
 
-/* Brings c's mark to the current point: the bytes it had queued when
- * conn_release_queued() was last called. Called before anything is
- * queued, so whatever c queued since its last mark came before that. */
+/* Brings c's marks to the current points: hold_mark, the bytes it had
+ * queued at the mark the last release freed; mark_bytes, at the last
+ * mark. Called before anything is queued, so whatever c queued since
+ * its last call came before the points made since. */
 static void hold_sync(struct conn *c)
 {
-	if (c->hold_pt == hold_point)
-		return;
-	c->hold_mark = c->bytes_out + c->wq_bytes;
-	c->hold_pt = hold_point;
+	uint64_t queued = c->bytes_out + c->wq_bytes;
+
+	if (c->hold_pt != hold_point) {
+		/* a release since c last queued: up to the mark it freed,
+		 * which c's own mark is when c queued after it was made;
+		 * else c queued nothing since before it */
+		c->hold_mark = c->mark_pt == released_mark ? c->mark_bytes
+							   : queued;
+		c->hold_pt = hold_point;
+	}
+	if (c->mark_pt != mark_point) {
+		c->mark_bytes = queued;
+		c->mark_pt = mark_point;
+	}
 }
 
 /* How many of c's queued bytes may be written now. */
@@ -335,6 +348,18 @@ static size_t hold_writable(struct conn *c)
 
 void conn_release_queued(void)
 {
+	conn_mark_queued();
+	conn_release_marked();
+}
+
+void conn_mark_queued(void)
+{
+	mark_point++;
+}
+
+void conn_release_marked(void)
+{
+	released_mark = mark_point;
 	hold_point++;
 }
 

@@ -12,7 +12,11 @@
  *              commit, lets what was queued so far be written; output a
  *              callback queues later in the iteration (a socket that
  *              became writable) waits for the next one, so it never goes
- *              out before the commit that covers it.
+ *              out before the commit that covers it. When the commit is
+ *              only sent (PostgreSQL's, answered later), the point is
+ *              made in two steps: conn_mark_queued() when it is sent,
+ *              conn_release_marked() when it is answered; what was
+ *              queued between the two waits for the next commit.
  * watermarks:  when the queue holds more than wq_high bytes the connection
  *              stops reading (its peer is not reading what it asked for)
  *              and resumes below wq_low; above wq_limit it is closed.
@@ -95,6 +99,8 @@ struct conn {
 	uint64_t bytes_in, bytes_out;
 	uint64_t hold_mark;		/* bytes queued at release point hold_pt */
 	unsigned long hold_pt;
+	uint64_t mark_bytes;		/* bytes queued at mark mark_pt */
+	unsigned long mark_pt;
 	double rate;			/* read limit, bytes/s; 0 = none */
 	double burst;			/* bucket size, bytes */
 	double tokens;
@@ -142,6 +148,10 @@ int conn_flush(struct conn *c);
 void conn_flush_all(void);
 /* What every connection has queued so far may be written (see the top). */
 void conn_release_queued(void);
+/* A commit covering what every connection queued so far is sent ... */
+void conn_mark_queued(void);
+/* ... and answered: what was queued up to the last mark may be written. */
+void conn_release_marked(void);
 /* Drops what c queued since the last release (the commit that covered
  * it failed, so it must not go out); returns how many bytes. */
 size_t conn_discard_unreleased(struct conn *c);

@@ -222,7 +222,11 @@ void c2s_sasl_failure(struct session *s, const char *condition)
 	if (counts && strcmp(condition, "not-authorized") == 0 && s->conn)
 		delay = ipstate_auth_failed(s->conn->ip, s->cfg->auth_failure_delay);
 	if (delay <= 0 || !s->conn) {
-		send_failure(s, condition, NULL, counts);
+		/* SASL's temporary failure is storage's (sasl.c) */
+		send_failure(s, condition, strcmp(condition,
+			     "temporary-auth-failure") == 0 ? "the account "
+			     "store does not answer; try again later" : NULL,
+			     counts);
 		return;
 	}
 	log_info("%s:%d: failed login, answering in %.1f s", s->conn->ip,

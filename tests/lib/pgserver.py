@@ -67,12 +67,30 @@ class PgServer:
         data = os.path.join(self.dir, "data")
         self._run("initdb", "-D", data, "-U", "starling", "--auth=trust",
                   "-E", "UTF8", "--no-sync")
+        self.resume()
+        return self
+
+    def pause(self):
+        """Stops the server (its clients' connections break), keeping its
+        data for resume()."""
+        self._run("pg_ctl", "-D", os.path.join(self.dir, "data"), "-m", "fast",
+                  "-w", "stop")
+        self.running = False
+
+    def stop_now(self):
+        """Stops the server at once (immediate: its clients' connections
+        break, uncommitted work is gone), keeping its data for resume()."""
+        self._run("pg_ctl", "-D", os.path.join(self.dir, "data"), "-m",
+                  "immediate", "-w", "stop")
+        self.running = False
+
+    def resume(self):
+        """Starts the paused server again, on the same port."""
         opts = ("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=on "
                 "-c max_connections=50" % (self.port, self.dir))
-        self._run("pg_ctl", "-D", data, "-o", opts, "-l",
-                  os.path.join(self.dir, "log"), "-w", "start")
+        self._run("pg_ctl", "-D", os.path.join(self.dir, "data"), "-o", opts,
+                  "-l", os.path.join(self.dir, "log"), "-w", "start")
         self.running = True
-        return self
 
     def database(self, name=None):
         """Creates a database; returns its name."""
