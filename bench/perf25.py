@@ -95,6 +95,15 @@ class Tree(run.Starling):
                              capture_output=True, text=True, timeout=10)
         return out.stdout.strip()
 
+    callgrind = None  # a file to start the server under callgrind into
+
+    def start(self):
+        argv = [self.bin, "-c", self.cfg]
+        if self.callgrind:
+            argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                    "--callgrind-out-file=" + self.callgrind] + argv
+        self.launch(argv)
+
 
 class Null(run.Server):
     """build/nullserver: canned login, messages forwarded as bytes."""
@@ -112,13 +121,31 @@ class Null(run.Server):
                      "--domain", self.domain])
 
 
+def callgrind_switch(server, on):
+    out = subprocess.run(["callgrind_control", "-i", "on" if on else "off",
+                          str(server.pid)], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0 or "OK" not in out.stdout:
+        run.log("  callgrind_control: %s %s" % (out.stdout.strip(), out.stderr.strip()))
+
+
+def callgrind_total(path):
+    """The instructions (Ir) a callgrind output file counted."""
+    total = 0
+    with open(path) as f:
+        for line in f:
+            if line.startswith("totals:") or line.startswith("summary:"):
+                total = max(total, int(line.split()[1]))
+    return total
+
+
 def run_profiled(a, key, server, opts):
     """run.run_loadgen, with `perf record -g` of the server through the
     measured part (from the generator's first "chat" progress line, a
-    second into it, until its drain begins) when --perf is given."""
-    if not a.perf:
+    second into it, until its drain begins) when --perf is given, or
+    callgrind's instruction counting over the same part (--callgrind)."""
+    if not a.perf and not a.callgrind:
         return run.run_loadgen(a, server, "chat", opts)
-    os.makedirs(a.perf, exist_ok=True)
+    os.makedirs(a.perf or a.callgrind, exist_ok=True)
     argv = [a.loadgen, "chat", "--host", server.host, "--port", str(server.port),
             "--domain", server.domain, "--password", run.PASSWORD, "--mech", server.mech,
             "--server-pid", str(server.pid), "-j", str(a.jobs), "--json",
@@ -126,6 +153,20 @@ def run_profiled(a, key, server, opts):
     lg = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     perf = None
     for line in lg.stderr:
+        if a.callgrind:
+            m = re.search(r"\] (chat|drain) .* msgs (\d+)/", line)
+            if not m:
+                continue
+            if perf is None:
+                callgrind_switch(server, True)
+                perf, first = 0, int(m.group(2))
+            else:
+                perf += 1
+                if m.group(1) == "drain" or perf >= a.duration - 2:
+                    callgrind_switch(server, False)
+                    counted = int(m.group(2)) - first
+                    break
+            continue
         if perf is None and "] chat " in line:
             perf = subprocess.Popen(["perf", "record", "--call-graph", a.perf_calls,
                                      "-F", "999", "-o",
@@ -134,14 +175,18 @@ def run_profiled(a, key, server, opts):
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         elif perf is not None and "] drain " in line:
             break
-    if perf is not None:
+    if perf is not None and not a.callgrind:
         perf.send_signal(signal.SIGINT)
         perf.wait(timeout=60)
     out, _ = lg.communicate(timeout=a.timeout)
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     if lg.returncode != 0 or not lines:
         return {"error": "loadgen exit %d" % lg.returncode}
-    return json.loads(lines[-1])
+    r = json.loads(lines[-1])
+    if a.callgrind:
+        r["callgrind_delivered"] = counted
+        server.callgrind_key = key
+    return r
 
 
 def derive(res):
@@ -202,6 +247,8 @@ ROWS = [
      ""),
     ("full set 1k: server us/msg", "full_1k", "server_us_per_msg", "%.2f", ""),
     ("full set / minimal per server CPU-s", "derived", "full_vs_minimal", "%.3f", ">= 0.6"),
+    ("open 1k: instructions/msg (callgrind)", "open_1k", "ir_per_msg", "%.0f", ""),
+    ("full set 1k: instructions/msg (callgrind)", "full_1k", "ir_per_msg", "%.0f", ""),
 ]
 
 
@@ -249,6 +296,9 @@ def bench(a, keys):
             else:
                 star.modules = full if kind == "full" else None
                 star.write_config()
+                if a.callgrind:
+                    star.callgrind = os.path.join(os.path.abspath(a.callgrind),
+                                                  key + ".callgrind")
             try:
                 server.start()
             except RuntimeError as e:
@@ -261,6 +311,13 @@ def bench(a, keys):
                 if not server.alive():
                     r = {"error": "%s died: %s" % (server.name, server.log_tail())}
                 server.stop()
+            if a.callgrind and "callgrind_delivered" in r:
+                ir = callgrind_total(server.callgrind)
+                r["callgrind_ir"] = ir
+                r["ir_per_msg"] = ir / max(1, r["callgrind_delivered"])
+                run.log("  %s: %d instructions for %d delivered messages: %.0f a message"
+                        " (%s)" % (key, ir, r["callgrind_delivered"], r["ir_per_msg"],
+                                   server.callgrind))
             r["loadavg"] = "%.2f %.2f %.2f" % os.getloadavg()
             res[key] = r
             run.log("  %s: %s" % (key, " ".join(
@@ -286,6 +343,10 @@ def main():
     p.add_argument("--only", default="", help="comma separated scenario keys")
     p.add_argument("--timeout", type=int, default=600)
     p.add_argument("--perf", default=None, help="perf record each run into this folder")
+    p.add_argument("--callgrind", default=None,
+                   help="run the server under callgrind, counting instructions over the "
+                   "measured part, into this folder (KEY.callgrind); prints instructions "
+                   "per delivered message (a figure the machine's load does not change)")
     p.add_argument("--perf-calls", default="fp",
                    help="perf's --call-graph: fp, or dwarf (libc and Lua have no frame "
                    "pointers; dwarf sees through them, with bigger files)")
