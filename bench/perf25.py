@@ -128,14 +128,24 @@ def callgrind_switch(server, on):
         run.log("  callgrind_control: %s %s" % (out.stdout.strip(), out.stderr.strip()))
 
 
-def callgrind_total(path):
-    """The instructions (Ir) a callgrind output file counted."""
-    total = 0
+def callgrind_counts(path, counted="route_from_client"):
+    """The instructions (Ir) a callgrind output file counted, and the
+    calls of the function `counted` (once per stanza a client sent: in
+    chat, per message)."""
+    total, calls, names, cfn = 0, 0, {}, None
     with open(path) as f:
         for line in f:
             if line.startswith("totals:") or line.startswith("summary:"):
                 total = max(total, int(line.split()[1]))
-    return total
+            elif line.startswith("cfn=") or line.startswith("fn="):
+                m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line.strip())
+                if m and m.group(2):
+                    names[m.group(1)] = m.group(2)
+                if line.startswith("cfn="):
+                    cfn = names.get(m.group(1)) if m else None
+            elif line.startswith("calls=") and cfn == counted:
+                calls += int(line[6:].split()[0])
+    return total, calls
 
 
 def run_profiled(a, key, server, opts):
@@ -154,17 +164,16 @@ def run_profiled(a, key, server, opts):
     perf = None
     for line in lg.stderr:
         if a.callgrind:
-            m = re.search(r"\] (chat|drain) .* msgs (\d+)/", line)
+            m = re.search(r"\] (chat|drain) ", line)
             if not m:
                 continue
             if perf is None:
                 callgrind_switch(server, True)
-                perf, first = 0, int(m.group(2))
+                perf = 0
             else:
                 perf += 1
                 if m.group(1) == "drain" or perf >= a.duration - 2:
                     callgrind_switch(server, False)
-                    counted = int(m.group(2)) - first
                     break
             continue
         if perf is None and "] chat " in line:
@@ -182,11 +191,7 @@ def run_profiled(a, key, server, opts):
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     if lg.returncode != 0 or not lines:
         return {"error": "loadgen exit %d" % lg.returncode}
-    r = json.loads(lines[-1])
-    if a.callgrind:
-        r["callgrind_delivered"] = counted
-        server.callgrind_key = key
-    return r
+    return json.loads(lines[-1])
 
 
 def derive(res):
@@ -297,12 +302,14 @@ def bench(a, keys):
                 star.modules = full if kind == "full" else None
                 star.write_config()
                 if a.callgrind:
+                    os.makedirs(a.callgrind, exist_ok=True)
                     star.callgrind = os.path.join(os.path.abspath(a.callgrind),
                                                   key + ".callgrind")
             try:
                 server.start()
             except RuntimeError as e:
                 res[key] = {"error": str(e)}
+                run.log("  %s: %s" % (key, e))
                 continue
             time.sleep(1)
             try:
@@ -311,13 +318,12 @@ def bench(a, keys):
                 if not server.alive():
                     r = {"error": "%s died: %s" % (server.name, server.log_tail())}
                 server.stop()
-            if a.callgrind and "callgrind_delivered" in r:
-                ir = callgrind_total(server.callgrind)
-                r["callgrind_ir"] = ir
-                r["ir_per_msg"] = ir / max(1, r["callgrind_delivered"])
-                run.log("  %s: %d instructions for %d delivered messages: %.0f a message"
-                        " (%s)" % (key, ir, r["callgrind_delivered"], r["ir_per_msg"],
-                                   server.callgrind))
+            if a.callgrind and "error" not in r:
+                ir, msgs = callgrind_counts(server.callgrind)
+                r["callgrind_ir"], r["callgrind_msgs"] = ir, msgs
+                r["ir_per_msg"] = ir / max(1, msgs)
+                run.log("  %s: %d instructions for %d messages routed: %.0f a message"
+                        " (%s)" % (key, ir, msgs, r["ir_per_msg"], server.callgrind))
             r["loadavg"] = "%.2f %.2f %.2f" % os.getloadavg()
             res[key] = r
             run.log("  %s: %s" % (key, " ".join(

@@ -51,7 +51,15 @@ static bool account_set(struct account *a, const struct jid_span *node,
 	memcpy(a->bare, a->node, node->len);
 	a->bare[node->len] = '@';
 	memcpy(a->bare + node->len + 1, a->host, host->len + 1);
-	return route_host(a->host) != NULL;
+	return true;
+}
+
+/* Whether a is an account of one of our hosts (the gate's store's host
+ * is, without a lookup). */
+static bool ours(const struct gate *g, const struct account *a)
+{
+	return (g->host && strcmp(a->host, g->host) == 0) ||
+	       route_host(a->host) != NULL;
 }
 
 /* The account a JID names, when it is one of ours. */
@@ -110,6 +118,8 @@ static bool over_quota(const struct gate *g, const struct account *a)
 
 static bool account_open(const struct gate *g, const struct account *a)
 {
+	if (!ours(g, a))
+		return false;
 	switch (g->kind) {
 	case GATE_RECORD:
 		return has_record(g, a);
