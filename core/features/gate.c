@@ -137,7 +137,11 @@ bool gate_open(const struct gate *g, const struct event *ev)
 
 	if (!ev->stanza)
 		return true;		/* not a stanza event: the handler's call */
-	if ((g->sides & GATE_ORIGIN) && account_of_session(&a, ev->origin) &&
+	/* origin: the session, or the account a module sends for (its Lua
+	 * origin is then a table of its own: event.account, XEP-0356) */
+	if ((g->sides & GATE_ORIGIN) &&
+	    (ev->origin ? account_of_session(&a, ev->origin)
+			: account_of_jid(&a, ev->account)) &&
 	    account_open(g, &a))
 		return true;
 	if ((g->sides & GATE_TO) &&

@@ -4,7 +4,8 @@
  * Lua when no account the handler could act for needs it.
  *
  * side:     which accounts of an event a gate looks at: the origin
- *           session's, the account a stanza's 'to' names, the account
+ *           session's (or event.account's when a module sends for an
+ *           account without a session), the account a stanza's 'to' names, the account
  *           its 'from' names (each only when it is an account of one of
  *           our hosts).
  * open:     the handler is called; a gate opens when one of its sides'
