@@ -136,8 +136,13 @@ module:hook("advertise-bind-features", advertise_bind2)
 module:hook("enable-bind-features", enable_bind2)
 module:hook("iq-set/self/" .. NS .. ":enable", toggle)
 module:hook("iq-set/self/" .. NS .. ":disable", toggle)
-module:hook("pre-message/full", outgoing, 1)
-module:hook("pre-message/bare", outgoing, 1)
-module:hook("pre-message/host", outgoing, 1)
-module:hook("message/full", incoming, 1)
-module:hook("message/bare", incoming, 1)
+-- Behind C gates (core.gate): a message whose account (the sender's on
+-- the way out, the recipient's on the way in) has no session with
+-- want_carbons set passes without entering Lua.
+local gated_outgoing = core.gate(outgoing, "carbons", "origin")
+local gated_incoming = core.gate(incoming, "carbons", "to")
+module:hook("pre-message/full", gated_outgoing, 1)
+module:hook("pre-message/bare", gated_outgoing, 1)
+module:hook("pre-message/host", gated_outgoing, 1)
+module:hook("message/full", gated_incoming, 1)
+module:hook("message/bare", gated_incoming, 1)

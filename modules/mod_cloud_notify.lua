@@ -581,7 +581,10 @@ module:hook("iq/bare", on_answer, 10)
 module:hook("iq/self", on_answer, 10)
 module:hook("smacks-hibernation-stanza-queued", on_queued)
 module:hook("smacks-hibernation-end", on_hibernation_end)
-module:hook("message/bare", on_message, 5)
-module:hook("message/full", on_message, 5)
-module:hook("presence/bare", on_subscribe, 5)
+-- Behind C gates (core.gate): a stanza to an account without a record
+-- in the store (no registration, no settings) passes without entering Lua.
+local gated_message = core.gate(on_message, "record", "to", store)
+module:hook("message/bare", gated_message, 5)
+module:hook("message/full", gated_message, 5)
+module:hook("presence/bare", core.gate(on_subscribe, "record", "to", store), 5)
 module:hook("user-deleted", on_deleted)

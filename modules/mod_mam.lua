@@ -559,11 +559,15 @@ for _, to in ipairs({ "full", "bare", "host" }) do
 	module:hook("pre-message/" .. to, outgoing, 2)
 end
 if quota_on then
+	-- Behind C gates (core.gate): an append that leaves a known usage
+	-- within the limits passes without entering Lua.
+	local gated_incoming = core.gate(after_incoming, "quota", "to", archive, limits)
+	local gated_outgoing = core.gate(after_outgoing, "quota", "origin", archive, limits)
 	for _, to in ipairs({ "full", "bare", "self" }) do
-		module:hook("message/" .. to, after_incoming, 1)
+		module:hook("message/" .. to, gated_incoming, 1)
 	end
 	for _, to in ipairs({ "full", "bare", "host" }) do
-		module:hook("pre-message/" .. to, after_outgoing, 1)
+		module:hook("pre-message/" .. to, gated_outgoing, 1)
 	end
 end
 module:hook("iq-set/self/" .. NS .. ":query", handle_query)

@@ -83,14 +83,21 @@ static struct hmap known;
  * separator (such an archive is never cached). */
 static bool known_key(const struct arch *a, struct sbuf *k)
 {
-	sbuf_reset(k);
-	sbuf_adds(k, a->e->name);
-	sbuf_addc(k, '\x1f');
+	size_t n = strlen(a->e->name);
+	char *p;
+
 	if (memchr(a->p.p, '\x1f', a->p.len))
 		return false;
+	sbuf_reset(k);
+	sbuf_reserve(k, n + a->p.len + 2);	/* one pass, no per-byte call */
+	p = k->p;
+	memcpy(p, a->e->name, n);
+	p[n] = '\x1f';
+	p += n + 1;
 	for (size_t i = 0; i < a->p.len; i++)
-		sbuf_addc(k, a->p.p[i] ? a->p.p[i] : '\x1f');
-	sbuf_addc(k, '\0');
+		p[i] = a->p.p[i] ? a->p.p[i] : '\x1f';
+	p[a->p.len] = '\0';
+	k->len = n + a->p.len + 2;
 	return true;
 }
 

@@ -389,6 +389,7 @@ int luaopen_starling_core(lua_State *L)
 
 	luaL_newlib(L, fns);
 	lx_hooks_register(L);
+	lx_gate_register(L);
 	/* a native handler: message/full to a bound session (fanout.h) */
 	lx_native_push(L, fanout_deliver_full, &deliver_full_data, no_ref, no_ref);
 	lua_setfield(L, -2, "deliver_full");

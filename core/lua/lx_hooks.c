@@ -75,16 +75,15 @@ static void push_table(lua_State *L, struct event *ev)
 
 /* --- Lua functions as handlers ---------------------------------------------- */
 
-static int call_lua(struct event *ev, const struct hook_handler *h)
+int lx_hooks_call(struct event *ev, int ref, const char *owner)
 {
-	const struct lx_handler *lh = h->data;
 	lua_State *L = lx_state();
 
 	if (!ev->lua_table)
 		push_table(L, ev);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, lh->ref);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
 	lua_pushvalue(L, ev->lua_table);
-	if (lx_pcall(L, 1, 1, h->owner) != 0) {
+	if (lx_pcall(L, 1, 1, owner) != 0) {
 		hook_error();
 		return HOOK_PASS;
 	}
@@ -97,6 +96,11 @@ static int call_lua(struct event *ev, const struct hook_handler *h)
 	else
 		lua_pop(L, 1);
 	return HOOK_STOP;
+}
+
+static int call_lua(struct event *ev, const struct hook_handler *h)
+{
+	return lx_hooks_call(ev, ((const struct lx_handler *)h->data)->ref, h->owner);
 }
 
 static void free_lua(void *data)

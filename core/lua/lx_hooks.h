@@ -25,9 +25,17 @@ void lx_native_push(lua_State *L,
 		    void *data, void (*ref)(void *data),
 		    void (*unref)(void *data));
 
+/* Calls the Lua function with registry reference ref as a handler of
+ * ev (owner names it in logs): HOOK_STOP when it returned a value. */
+int lx_hooks_call(struct event *ev, int ref, const char *owner);
+
 /* core.hook_add(host, event, fn_or_native, priority, owner),
  * core.hook_remove(host, event, fn_or_native), core.hook_count(host,
  * event), core.fire(host, event, data), core.hook_errors(). */
 void lx_hooks_register(lua_State *L);	/* into the table at -1 */
+
+/* core.gate(fn, kind, sides, ...): a Lua function behind a C gate
+ * (core/lua/lx_gate.c, core/features/gate.h). */
+void lx_gate_register(lua_State *L);	/* into the table at -1 */
 
 #endif

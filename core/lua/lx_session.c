@@ -343,6 +343,20 @@ static bool to_node_value(lua_State *L, int idx, struct node_value *v)
 	}
 }
 
+/* Session fields C reads as flags: want_carbons (mod_carbons) is
+ * SESS_F_CARBONS, so that a message to or from an account without a
+ * carbons-enabled session need not enter Lua for it (core/features/
+ * gate.h). */
+static void field_flag(struct session *s, const char *k, bool on)
+{
+	if (!s || strcmp(k, "want_carbons") != 0)
+		return;
+	if (on)
+		s->flags |= SESS_F_CARBONS;
+	else
+		s->flags &= ~SESS_F_CARBONS;
+}
+
 /* node_field_set_hook: another node's session changed a shared field;
  * its proxy here shows the new value. */
 static void set_proxy_field(struct session *s, const char *name,
@@ -377,6 +391,7 @@ static void set_proxy_field(struct session *s, const char *name,
 		lua_pushnil(L);
 		break;
 	}
+	field_flag(s, name, lua_toboolean(L, -1));
 	lua_setfield(L, -2, name);
 	lua_pop(L, 2);
 }
@@ -422,6 +437,8 @@ static int l_newindex(lua_State *L)
 	lua_pushvalue(L, 2);
 	lua_pushvalue(L, 3);
 	lua_rawset(L, -3);
+	if (k)
+		field_flag(s, k, lua_toboolean(L, 3));
 	if (s && k && node_self && node_field_shared(k)) {
 		struct node_value v;
 		if (to_node_value(L, 3, &v))

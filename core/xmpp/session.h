@@ -52,6 +52,8 @@ struct sm_state;
 #define SESS_F_ANONYMOUS  0x1000	/* SASL ANONYMOUS: a temporary account */
 #define SESS_F_OUTGOING   0x2000	/* we opened it (server-to-server) */
 #define SESS_F_REMOTE     0x4000	/* stands for a session of another node */
+#define SESS_F_CARBONS    0x8000	/* XEP-0280: its Lua field want_carbons
+					 * is true (core/features/gate.h) */
 
 /* Outgoing filters: every stanza session_send() gets passes through the
  * session's filters, in the order they were added, before it is

@@ -428,3 +428,29 @@ def test_inactive_client_on_the_other_worker_gets_what_csi_lets_through(ctx):
           el.findtext("{jabber:client}status") == "held", "first the held presence: %r" % el)
     bob.expect("message", attrs={"id": "wake"})
     seen_by(bob, alice)                 # and nothing else: no chat state
+
+
+def test_block_on_one_worker_is_honoured_on_the_other(ctx):
+    """mod_blocklist's check runs behind a C gate that reads the
+    recipient's blocklist record each time: a block made on the
+    recipient's worker refuses, at once, a message the blocked contact
+    sends through the other worker (where the check runs), and an
+    unblock lets the next one through."""
+    server = ctx.server(modules=MODULES + ["blocklist"], options={"workers": 2})
+    alice = login_on(server, server.account("alice"), 1, resource="desk")
+    bob = login_on(server, server.account("bob"), 2, resource="phone")
+    seen_by(alice, bob)
+    chat(bob, alice.bare, "before")
+    alice.expect("message", attrs={"id": "before"})
+    iq_id = new_id("block")
+    alice.send("<iq type='set' id='%s'><block xmlns='urn:xmpp:blocking'>"
+               "<item jid='%s'/></block></iq>" % (iq_id, esc(bob.bare)))
+    alice.wait_for("iq", attrs={"id": iq_id, "type": "result"})
+    chat(bob, alice.bare, "blocked")
+    bob.expect("message", attrs={"id": "blocked", "type": "error"})
+    iq_id = new_id("unblock")
+    alice.send("<iq type='set' id='%s'><unblock xmlns='urn:xmpp:blocking'>"
+               "<item jid='%s'/></unblock></iq>" % (iq_id, esc(bob.bare)))
+    alice.wait_for("iq", attrs={"id": iq_id, "type": "result"})
+    chat(bob, alice.bare, "after")
+    alice.expect("message", attrs={"id": "after"})
