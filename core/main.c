@@ -8,6 +8,7 @@
 #include "ipstate.h"
 #include "listener.h"
 #include "log.h"
+#include "loopstat.h"
 #include "pipeline.h"
 #include "config.h"
 #include "route.h"
@@ -635,6 +636,7 @@ int main(int argc, char **argv)
 	if (lx_modules("load_all") != 0)
 		goto out;
 	pipeline_start(loop);
+	loopstat_start(loop);
 	ev_timer_init(&trim_timer, on_trim, 30., 30.);
 	ev_timer_start(loop, &trim_timer);
 	ev_unref(loop);		/* the trim timer alone keeps nothing running */
