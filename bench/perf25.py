@@ -20,7 +20,14 @@ the minimal module set) unless said:
   full_1k        open_1k with example.cfg's modules_enabled (every module
                  an operator gets out of the box; s2s off as in run.py)
 
-and the verdicts (issue #25's "must show"): open_10k / open_1k in msgs per
+Each Starling run also reports its loop iterations over the measured
+part, from the server's metrics (`starlingctl metrics`, read every 2 s):
+iterations per second, the mean iteration and the longest one
+(loop_longest_ms: the "longest in the last 10 s" gauge, read from 10 s
+into the run on; loop_longest_ms_bound and loop_p99_ms_bound are bucket
+bounds of the histogram).
+
+And the verdicts (issue #25's "must show"): open_10k / open_1k in msgs per
 server CPU-second (>= 0.8), server CPU per message at 20k paced (<= 15 us),
 p99 at 50k paced (<= 10 ms), p99 at 20k among 10,000 minus the null
 server's (<= 10 ms), full_1k / open_1k (>= 0.6). It prints a table (the
@@ -112,36 +119,99 @@ class Null(run.Server):
                      "--domain", self.domain])
 
 
-def run_profiled(a, key, server, opts):
-    """run.run_loadgen, with `perf record -g` of the server through the
-    measured part (from the generator's first "chat" progress line, a
-    second into it, until its drain begins) when --perf is given."""
-    if not a.perf:
-        return run.run_loadgen(a, server, "chat", opts)
-    os.makedirs(a.perf, exist_ok=True)
+def loop_metrics(server):
+    """starlingctl metrics' loop samples ({"seconds_count": n, ...,
+    'longest_seconds{window="10s"}': s}), with the time they were read;
+    None for a server without them (the null server, an older tree)."""
+    if not isinstance(server, run.Starling):
+        return None
+    try:
+        out = subprocess.run([server.ctl, "-c", server.cfg, "metrics"], capture_output=True,
+                             text=True, timeout=30, env=server.ctl_env())
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    d = {}
+    for line in out.stdout.splitlines():
+        m = re.match(r"starling_loop_iteration_(\w+)(\{[^}]*\})? (\S+)$", line)
+        if m:
+            d[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    if not d:
+        return None
+    d["at"] = time.monotonic()
+    return d
+
+
+def loop_window(polls):
+    """The loop's iterations between the first and the last poll: how
+    many per second, the mean, the p99 (a bucket's bound) and the longest.
+    The longest is exact (the 10 s gauge read every 2 s, from 10 s into
+    the window on) when the window is long enough, else the bound of the
+    highest bucket that got an iteration."""
+    polls = [p for p in polls if p]
+    if len(polls) < 2:
+        return {}
+    first, last = polls[0], polls[-1]
+    n = last["seconds_count"] - first["seconds_count"]
+    if n <= 0:
+        return {}
+    les = sorted((float(k[len('seconds_bucket{le="'):-2]), k) for k in last
+                 if k.startswith("seconds_bucket"))
+    r = {"loop_iterations_per_s": n / (last["at"] - first["at"]),
+         "loop_mean_ms": (last["seconds_sum"] - first["seconds_sum"]) * 1e3 / n}
+    for le, k in les:
+        got = last[k] - first.get(k, 0)
+        if "loop_p99_ms_bound" not in r and got >= 0.99 * n:
+            r["loop_p99_ms_bound"] = le * 1e3
+        if got >= n:
+            r["loop_longest_ms_bound"] = le * 1e3
+            break
+    late = [p['longest_seconds{window="10s"}'] for p in polls[1:]
+            if p["at"] - first["at"] >= 10 and 'longest_seconds{window="10s"}' in p]
+    if late:
+        r["loop_longest_ms"] = max(late) * 1e3
+    return r
+
+
+def run_measured(a, key, server, opts):
+    """run.run_loadgen, reading the server's loop metrics every 2 s from
+    the generator's first "chat" progress line (a second into the
+    measured part) to its end; with `perf record -g` of the server from
+    that line until the drain begins when --perf is given."""
     argv = [a.loadgen, "chat", "--host", server.host, "--port", str(server.port),
             "--domain", server.domain, "--password", run.PASSWORD, "--mech", server.mech,
             "--server-pid", str(server.pid), "-j", str(a.jobs), "--json",
             "--scram-cache", os.path.join(server.dir, "scram-keys")] + opts
+    run.log("  $ loadgen chat %s" % " ".join(opts))
     lg = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    perf = None
+    perf, polls, polled = None, [], 0.0
+    if a.perf:
+        os.makedirs(a.perf, exist_ok=True)
     for line in lg.stderr:
-        if perf is None and "] chat " in line:
-            perf = subprocess.Popen(["perf", "record", "--call-graph", a.perf_calls,
-                                     "-F", "999", "-o",
-                                     os.path.join(a.perf, key + ".data"),
-                                     "-p", str(server.pid)],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if "] chat " in line:
+            if time.monotonic() - polled >= 2:
+                polls.append(loop_metrics(server))
+                polled = time.monotonic()
+            if a.perf and perf is None:
+                perf = subprocess.Popen(["perf", "record", "--call-graph", a.perf_calls,
+                                         "-F", "999", "-o",
+                                         os.path.join(a.perf, key + ".data"),
+                                         "-p", str(server.pid)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         elif perf is not None and "] drain " in line:
-            break
+            perf.send_signal(signal.SIGINT)
+            perf.wait(timeout=60)
+            perf = None
     if perf is not None:
         perf.send_signal(signal.SIGINT)
         perf.wait(timeout=60)
     out, _ = lg.communicate(timeout=a.timeout)
+    polls.append(loop_metrics(server))
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     if lg.returncode != 0 or not lines:
         return {"error": "loadgen exit %d" % lg.returncode}
-    return json.loads(lines[-1])
+    r = json.loads(lines[-1])
+    r.update(loop_window(polls))
+    return r
 
 
 def derive(res):
@@ -175,6 +245,7 @@ ROWS = [
     ("open 1k: msgs per server CPU-s", "open_1k", "delivered_per_server_cpu_s", "%.0f", ""),
     ("open 1k: server us/msg", "open_1k", "server_us_per_msg", "%.2f", ""),
     ("open 1k: p99 ms", "open_1k", "latency_p99_ms", "%.2f", ""),
+    ("open 1k: longest iteration ms", "open_1k", "loop_longest_ms", "%.1f", ""),
     ("open 10k: msgs/s", "open_10k", "delivered_per_s", "%.0f", ""),
     ("open 10k: msgs per server CPU-s", "open_10k", "delivered_per_server_cpu_s", "%.0f", ""),
     ("open 10k / open 1k per server CPU-s", "derived", "open_10k_vs_1k", "%.3f", ">= 0.8"),
@@ -183,15 +254,24 @@ ROWS = [
     ("paced 20k 1k: p50 ms", "paced20k_1k", "latency_p50_ms", "%.2f", ""),
     ("paced 20k 1k: p99 ms", "paced20k_1k", "latency_p99_ms", "%.2f", ""),
     ("paced 20k 1k: skipped sends", "paced20k_1k", "sends_skipped", "%.0f", ""),
+    ("paced 20k 1k: loop iterations/s", "paced20k_1k", "loop_iterations_per_s", "%.0f", ""),
+    ("paced 20k 1k: mean iteration ms", "paced20k_1k", "loop_mean_ms", "%.3f", ""),
+    ("paced 20k 1k: longest iteration ms", "paced20k_1k", "loop_longest_ms", "%.1f", ""),
     ("paced 50k 1k: msgs/s", "paced50k_1k", "delivered_per_s", "%.0f", ""),
     ("paced 50k 1k: server us/msg", "paced50k_1k", "server_us_per_msg", "%.2f", ""),
     ("paced 50k 1k: p50 ms", "paced50k_1k", "latency_p50_ms", "%.2f", ""),
     ("paced 50k 1k: p99 ms", "paced50k_1k", "latency_p99_ms", "%.2f", "<= 10"),
     ("paced 50k 1k: skipped sends", "paced50k_1k", "sends_skipped", "%.0f", ""),
+    ("paced 50k 1k: loop iterations/s", "paced50k_1k", "loop_iterations_per_s", "%.0f", ""),
+    ("paced 50k 1k: mean iteration ms", "paced50k_1k", "loop_mean_ms", "%.3f", ""),
+    ("paced 50k 1k: longest iteration ms", "paced50k_1k", "loop_longest_ms", "%.1f", ""),
     ("paced 20k 10k: msgs/s", "paced20k_10k", "delivered_per_s", "%.0f", ""),
     ("paced 20k 10k: server us/msg", "paced20k_10k", "server_us_per_msg", "%.2f", ""),
     ("paced 20k 10k: p50 ms", "paced20k_10k", "latency_p50_ms", "%.2f", ""),
     ("paced 20k 10k: p99 ms", "paced20k_10k", "latency_p99_ms", "%.2f", ""),
+    ("paced 20k 10k: loop iterations/s", "paced20k_10k", "loop_iterations_per_s", "%.0f", ""),
+    ("paced 20k 10k: mean iteration ms", "paced20k_10k", "loop_mean_ms", "%.3f", ""),
+    ("paced 20k 10k: longest iteration ms", "paced20k_10k", "loop_longest_ms", "%.1f", ""),
     ("null 20k 10k: msgs/s", "null20k_10k", "delivered_per_s", "%.0f", ""),
     ("null 20k 10k: p50 ms", "null20k_10k", "latency_p50_ms", "%.2f", ""),
     ("null 20k 10k: p99 ms", "null20k_10k", "latency_p99_ms", "%.2f", ""),
@@ -256,7 +336,7 @@ def bench(a, keys):
                 continue
             time.sleep(1)
             try:
-                r = run_profiled(a, key, server, opts + ["--duration", str(a.duration)])
+                r = run_measured(a, key, server, opts + ["--duration", str(a.duration)])
             finally:
                 if not server.alive():
                     r = {"error": "%s died: %s" % (server.name, server.log_tail())}
