@@ -11,8 +11,8 @@
  * than a quarter of that gets a chunk of its own, linked behind the
  * current one so small allocations keep filling it.
  *
- * Docs of the standard block, freed, wait in a small pool per thread for
- * the next stanza: a batch of stanzas in one loop iteration would
+ * Docs of the standard block, freed, wait in a pool per thread for the
+ * next stanza: a batch of stanzas in one loop iteration would
  * otherwise overflow glibc's thread cache and pay its slower bins.
  *
  * Walks over trees (copy, serialize) are iterative: a tree built from Lua
@@ -49,7 +49,9 @@ static struct st_arena_chunk *inline_chunk(struct st_doc *d)
 #define DOC_POOL_MAX 1
 #define DOC_POOLING false
 #else
-#define DOC_POOL_MAX 64
+/* Lua's collector frees the docs its stanza userdata held in bursts of
+ * hundreds: half a MiB of them at most */
+#define DOC_POOL_MAX 512
 #define DOC_POOLING true
 #endif
 static __thread struct st_doc *doc_pool[DOC_POOL_MAX];
