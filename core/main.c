@@ -453,6 +453,7 @@ static void fire_global(const char *event)
 static void on_trim(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	xs_trim();
+	st_doc_pool_trim();
 	lx_alloc_trim();
 	malloc_trim(0);
 }
