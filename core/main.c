@@ -8,6 +8,7 @@
 #include "ipstate.h"
 #include "listener.h"
 #include "log.h"
+#include "loopstat.h"
 #include "pipeline.h"
 #include "config.h"
 #include "route.h"
@@ -459,6 +460,7 @@ static void on_gc_tune(struct ev_loop *loop, ev_timer *w, int revents)
 static void on_trim(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	xs_trim();
+	st_doc_pool_trim();
 	lx_alloc_trim();
 	malloc_trim(0);
 }
@@ -642,6 +644,7 @@ int main(int argc, char **argv)
 	if (lx_modules("load_all") != 0)
 		goto out;
 	pipeline_start(loop);
+	loopstat_start(loop);
 	ev_timer_init(&trim_timer, on_trim, 30., 30.);
 	ev_timer_start(loop, &trim_timer);
 	ev_timer_init(&gc_tune_timer, on_gc_tune, 1., 1.);

@@ -144,6 +144,7 @@ static void commit(void)
 static void on_burst_trim(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	xs_trim();
+	st_doc_pool_trim();
 	lx_alloc_trim();
 	malloc_trim(0);
 }

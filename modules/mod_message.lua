@@ -19,22 +19,31 @@ local function bounce(event, condition)
 end
 
 -- 8.5.2: a message to localpart@domainpart (also used for chat messages to
--- a resource that is not there, and for messages with no 'to').
-local function to_bare(event, username, host)
+-- a resource that is not there, and for messages with no 'to'). bare is
+-- the JID (normalized: the router wrote it); username and host are split
+-- from it only when no session takes the message (an account with a
+-- session exists).
+local function to_bare(event, bare, username, host)
 	local stanza = event.stanza
 	local t = stanza.attr.type or "normal"
 	if t == "error" then
 		return true
 	end
-	if not core.user_exists(username, host) or t == "groupchat" then
+	if t == "groupchat" then
 		return bounce(event)
 	end
-	local list = recipients(username .. "@" .. host, t == "headline")
+	local list = recipients(bare, t == "headline")
 	if #list > 0 then
 		for _, s in ipairs(list) do
 			s:send(stanza)
 		end
 		return true
+	end
+	if not username then
+		username, host = jid.split(bare)
+	end
+	if not core.user_exists(username, host) then
+		return bounce(event)
 	end
 	if t == "headline" then
 		return true
@@ -49,13 +58,12 @@ local function to_bare(event, username, host)
 end
 
 local function handle_bare(event)
-	local username, host = jid.split(event.stanza.attr.to)
-	return to_bare(event, username, host)
+	return to_bare(event, event.stanza.attr.to)
 end
 
 local function handle_self(event)
 	local origin = event.origin
-	return to_bare(event, origin.username, origin.host)
+	return to_bare(event, origin.username .. "@" .. origin.host, origin.username, origin.host)
 end
 
 -- 8.5.3: to a full JID. A bound session of that JID gets it; otherwise
@@ -71,7 +79,7 @@ local function handle_full(event)
 	local t = stanza.attr.type or "normal"
 	if t == "chat" then
 		local username, host = jid.split(stanza.attr.to)
-		return to_bare(event, username, host)
+		return to_bare(event, username .. "@" .. host, username, host)
 	elseif t == "headline" or t == "error" then
 		return true
 	end

@@ -28,12 +28,38 @@ static int msghandler(lua_State *L)
 	return 1;
 }
 
+/* The metatables made by lx_newmetatable, by the address of their type
+ * name, as the registry holds them (for as long as the state lives, so
+ * their addresses stay): lx_testudata compares a userdata's metatable
+ * with one of these instead of looking the name up in the registry,
+ * which it does 10 times per routed message. */
+#define MT_KNOWN_MAX 32
+static struct {
+	const char *tname;
+	const void *mt;
+} mt_known[MT_KNOWN_MAX];
+static size_t mt_known_len;
+
+static const void *known_mt(const char *tname)
+{
+	for (size_t i = 0; i < mt_known_len; i++) {
+		if (mt_known[i].tname == tname)
+			return mt_known[i].mt;
+	}
+	return NULL;
+}
+
 int lx_newmetatable(lua_State *L, const char *tname)
 {
 	if (!luaL_newmetatable(L, tname))
 		return 0;
 	lua_pushvalue(L, -1);
 	lua_rawsetp(L, LUA_REGISTRYINDEX, tname);
+	if (L == state && mt_known_len < MT_KNOWN_MAX) {
+		mt_known[mt_known_len].tname = tname;
+		mt_known[mt_known_len].mt = lua_topointer(L, -1);
+		mt_known_len++;
+	}
 	return 1;
 }
 
@@ -46,10 +72,16 @@ void lx_setmetatable(lua_State *L, const char *tname)
 void *lx_testudata(lua_State *L, int idx, const char *tname)
 {
 	void *p = lua_touserdata(L, idx);
+	const void *want = L == state ? known_mt(tname) : NULL;
 	bool same;
 
 	if (!p || !lua_getmetatable(L, idx))
 		return NULL;
+	if (want) {
+		same = lua_topointer(L, -1) == want;
+		lua_pop(L, 1);
+		return same ? p : NULL;
+	}
 	lua_rawgetp(L, LUA_REGISTRYINDEX, tname);
 	same = lua_rawequal(L, -1, -2);
 	lua_pop(L, 2);
@@ -132,6 +164,7 @@ void lx_close(void)
 	if (state)
 		lua_close(state);
 	state = NULL;
+	mt_known_len = 0;
 	lx_alloc_trim();
 }
 

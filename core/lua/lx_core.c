@@ -151,11 +151,15 @@ static int l_user_exists(lua_State *L)
 	const char *user = luaL_checkstring(L, 1);
 	const char *host = luaL_checkstring(L, 2);
 	char node[JID_PART_MAX], bare[2 * JID_PART_MAX + 2];
+	size_t nl, hl = strlen(host);
 	bool exists = false;
 
-	if (jid_nodeprep(user, node) == 0 && route_host(host)) {
+	if (jid_nodeprep(user, node) == 0 && route_host(host) &&
+	    (nl = strlen(node)) + 1 + hl < sizeof(bare)) {
 		/* An account with a bound session exists: no storage read. */
-		snprintf(bare, sizeof(bare), "%s@%s", node, host);
+		memcpy(bare, node, nl);
+		bare[nl] = '@';
+		memcpy(bare + nl + 1, host, hl + 1);
 		exists = route_find_bare(bare) || accounts_exists(host, node);
 	}
 	lua_pushboolean(L, exists);

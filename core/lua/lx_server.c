@@ -6,6 +6,7 @@
 #include "fast.h"
 #include "listener.h"
 #include "log.h"
+#include "loopstat.h"
 #include "lx_config.h"
 #include "route.h"
 #include "server.h"
@@ -170,6 +171,31 @@ static int l_counts(lua_State *L)
 	set_int(L, "bosh", bosh);
 	set_kinds(L, "stanzas_in", st->in);
 	set_kinds(L, "stanzas_out", st->out);
+	return 1;
+}
+
+/* The loop's iterations (loopstat.h): { iterations, busy (seconds),
+ * longest_10s, longest_60s (seconds), buckets = { { le, count }, ... } }
+ * with the counts not cumulative and le = math.huge for the last. */
+static int l_loop(lua_State *L)
+{
+	const struct loopstat *ls = loopstat_get();
+
+	lua_createtable(L, 0, 5);
+	set_int(L, "iterations", (lua_Integer)ls->iterations);
+	set_num(L, "busy", ls->busy);
+	set_num(L, "longest_10s", loopstat_longest(10));
+	set_num(L, "longest_60s", loopstat_longest(60));
+	lua_createtable(L, LOOPSTAT_BUCKETS, 0);
+	for (int i = 0; i < LOOPSTAT_BUCKETS; i++) {
+		lua_createtable(L, 2, 0);
+		lua_pushnumber(L, loopstat_bounds[i]);
+		lua_rawseti(L, -2, 1);
+		lua_pushinteger(L, (lua_Integer)ls->buckets[i]);
+		lua_rawseti(L, -2, 2);
+		lua_rawseti(L, -2, i + 1);
+	}
+	lua_setfield(L, -2, "buckets");
 	return 1;
 }
 
@@ -515,6 +541,7 @@ int luaopen_starling_server(lua_State *L)
 	static const luaL_Reg fns[] = {
 		{ "sessions", l_sessions },
 		{ "counts", l_counts },
+		{ "loop", l_loop },
 		{ "storage", l_storage },
 		{ "revoke_tokens", l_revoke_tokens },
 		{ "s2s_close", l_s2s_close },

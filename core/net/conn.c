@@ -42,21 +42,33 @@ struct conn_priv {
 	SSL_CTX *tls_pending;		/* STARTTLS waiting for the flush */
 };
 
-/* Drained write-queue chunks of the standard size wait here for reuse,
- * so a busy server does not malloc and free 16 KiB per delivery; an idle
- * connection still holds none. */
+/* Drained write-queue chunks of the two standard sizes wait here for
+ * reuse, so a busy server does not malloc and free per delivery (a
+ * small chunk per stanza to an idle connection, 16 KiB ones for bulk);
+ * an idle connection still holds none. */
 #define CHUNK_POOL_MAX 256
-static struct wq_chunk *chunk_pool;
-static size_t chunk_pool_len;
+#define SMALL_POOL_MAX 256
+struct chunk_pool {
+	struct wq_chunk *head;
+	size_t len, max;
+};
+static struct chunk_pool big_pool = { NULL, 0, CHUNK_POOL_MAX };
+static struct chunk_pool small_pool = { NULL, 0, SMALL_POOL_MAX };
+
+static struct chunk_pool *pool_of(size_t cap)
+{
+	return cap == CHUNK_SIZE ? &big_pool : cap == SMALL_CHUNK_SIZE ? &small_pool : NULL;
+}
 
 static struct wq_chunk *chunk_get(size_t cap)
 {
+	struct chunk_pool *pool = pool_of(cap);
 	struct wq_chunk *k;
 
-	if (cap == CHUNK_SIZE && chunk_pool) {
-		k = chunk_pool;
-		chunk_pool = k->next;
-		chunk_pool_len--;
+	if (pool && pool->head) {
+		k = pool->head;
+		pool->head = k->next;
+		pool->len--;
 	} else {
 		k = xmalloc(sizeof(*k) + cap);
 	}
@@ -68,13 +80,25 @@ static struct wq_chunk *chunk_get(size_t cap)
 
 static void chunk_put(struct wq_chunk *k)
 {
-	if (k->cap == CHUNK_SIZE && chunk_pool_len < CHUNK_POOL_MAX) {
-		k->next = chunk_pool;
-		chunk_pool = k;
-		chunk_pool_len++;
+	struct chunk_pool *pool = pool_of(k->cap);
+
+	if (pool && pool->len < pool->max) {
+		k->next = pool->head;
+		pool->head = k;
+		pool->len++;
 		return;
 	}
 	free(k);
+}
+
+static void pool_free(struct chunk_pool *pool)
+{
+	while (pool->head) {
+		struct wq_chunk *k = pool->head;
+		pool->head = k->next;
+		free(k);
+	}
+	pool->len = 0;
 }
 
 static struct ev_loop *loop;
@@ -130,12 +154,8 @@ static void free_dead(void)
 void conn_global_free(void)
 {
 	free_dead();
-	while (chunk_pool) {
-		struct wq_chunk *k = chunk_pool;
-		chunk_pool = k->next;
-		free(k);
-	}
-	chunk_pool_len = 0;
+	pool_free(&big_pool);
+	pool_free(&small_pool);
 	free(read_buf);
 	read_buf = NULL;
 	tls13_free_shared();

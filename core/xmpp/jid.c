@@ -285,21 +285,34 @@ out:
 	return rc;
 }
 
+/* Appends the string s at out + *len when it fits in n with the NUL. */
+static bool put(char *out, size_t n, size_t *len, const char *s)
+{
+	size_t k = strlen(s);
+
+	if (*len + k >= n)
+		return false;
+	memcpy(out + *len, s, k);
+	*len += k;
+	return true;
+}
+
+/* Called for every routed stanza's 'to': no printf. */
 int jid_format(const struct jid *j, enum jid_form form, char *out, size_t n)
 {
 	bool node = j->has_node && form != JID_DOMAIN;
 	bool res = j->has_resource && form == JID_FULL;
-	int len;
+	size_t len = 0;
 
-	len = snprintf(out, n, "%s%s%s%s%s", node ? j->node : "",
-		       node ? "@" : "", j->domain, res ? "/" : "",
-		       res ? j->resource : "");
-	if (len < 0 || (size_t)len >= n) {
+	if ((node && (!put(out, n, &len, j->node) || !put(out, n, &len, "@"))) ||
+	    !put(out, n, &len, j->domain) ||
+	    (res && (!put(out, n, &len, "/") || !put(out, n, &len, j->resource)))) {
 		if (n)
 			out[0] = '\0';
 		return -ENOSPC;
 	}
-	return len;
+	out[len] = '\0';
+	return (int)len;
 }
 
 bool jid_split_raw(const char *s, size_t len, struct jid_span *node,

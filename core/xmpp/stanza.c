@@ -11,6 +11,10 @@
  * than a quarter of that gets a chunk of its own, linked behind the
  * current one so small allocations keep filling it.
  *
+ * Docs of the standard block, freed, wait in a pool per thread for the
+ * next stanza: a batch of stanzas in one loop iteration would
+ * otherwise overflow glibc's thread cache and pay its slower bins.
+ *
  * Walks over trees (copy, serialize) are iterative: a tree built from Lua
  * can be deeper than the C stack would like.
  */
@@ -39,13 +43,36 @@ static struct st_arena_chunk *inline_chunk(struct st_doc *d)
 	return (struct st_arena_chunk *)(d + 1);
 }
 
+/* Not under AddressSanitizer: a freed doc must stay poisoned there, so
+ * that a use after the last unref is caught. */
+#ifdef __SANITIZE_ADDRESS__
+#define DOC_POOL_MAX 1
+#define DOC_POOLING false
+#else
+/* Lua's collector frees the docs its stanza userdata held in bursts of
+ * hundreds: half a MiB of them at most */
+#define DOC_POOL_MAX 512
+#define DOC_POOLING true
+#endif
+static __thread struct st_doc *doc_pool[DOC_POOL_MAX];
+static __thread size_t doc_pool_len;
+
+void st_doc_pool_trim(void)
+{
+	while (doc_pool_len)
+		free(doc_pool[--doc_pool_len]);
+}
+
 struct st_doc *st_doc_new_sized(size_t first)
 {
 	struct st_doc *d;
 	struct st_arena_chunk *c;
 
 	first = (MAX(first, (size_t)ARENA_MIN) + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
-	d = xmalloc(sizeof(*d) + sizeof(struct st_arena_chunk) + first);
+	if (first == ARENA_FIRST && doc_pool_len)
+		d = doc_pool[--doc_pool_len];
+	else
+		d = xmalloc(sizeof(*d) + sizeof(struct st_arena_chunk) + first);
 	c = inline_chunk(d);
 	c->next = NULL;
 	c->size = first;
@@ -80,7 +107,11 @@ void st_doc_unref(struct st_doc *d)
 		if (c != inline_chunk(d))
 			free(c);
 	}
-	free(d);
+	if (DOC_POOLING && inline_chunk(d)->size == ARENA_FIRST &&
+	    doc_pool_len < DOC_POOL_MAX)
+		doc_pool[doc_pool_len++] = d;
+	else
+		free(d);
 }
 
 /* A chunk for an allocation of n bytes that does not fit the head. */

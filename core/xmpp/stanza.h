@@ -64,6 +64,8 @@ size_t st_copy_size(const struct st_node *src);
 struct st_doc *st_doc_new_for_copy(const struct st_node *src);
 struct st_doc *st_doc_ref(struct st_doc *d);
 void st_doc_unref(struct st_doc *d);	/* frees at zero */
+/* Frees the calling thread's pool of freed docs (stanza.c). */
+void st_doc_pool_trim(void);
 
 /* Arena allocation inside a doc. */
 void *st_alloc(struct st_doc *d, size_t n);

@@ -155,6 +155,14 @@ local function storage_line(st)
 		os_date("!%Y-%m-%dT%H:%M:%SZ", floor(st.since)), st.why, st.error, st.refused, st.lost)
 end
 
+-- One line on the loop's iterations (server.loop()): how many, the mean
+-- and the longest of the last minute.
+local function loop_line(l)
+	return format("loop: %d iterations, mean %.3f ms, longest %.1f ms in the last minute",
+		l.iterations, l.iterations > 0 and l.busy * 1e3 / l.iterations or 0,
+		l.longest_60s * 1e3)
+end
+
 local function cmd_status()
 	local c = server.counts()
 	local rss = require("starling.metrics").resident()
@@ -174,6 +182,7 @@ local function cmd_status()
 		"memory: " .. (rss and mib(rss) .. " resident" or "unknown"),
 		"lua memory: " .. mib(collectgarbage("count") * 1024),
 		format("hook errors: %d", c.hook_errors),
+		loop_line(server.loop()),
 		storage_line(server.storage()),
 	}
 	-- each host's certificate and when it ends (option

@@ -34,6 +34,9 @@ function M.render()
 	local function sample(name, labels, value)
 		out[#out + 1] = format("starling_%s%s %s", name, labels or "", format("%.0f", value))
 	end
+	local function seconds(name, labels, value)
+		out[#out + 1] = format("starling_%s%s %.9g", name, labels or "", value)
+	end
 	family("uptime_seconds", "gauge", "Seconds since the server started.")
 	sample("uptime_seconds", nil, core.uptime())
 	family("connections", "gauge", "Open connections by kind.")
@@ -77,6 +80,21 @@ function M.render()
 		family("resident_memory_bytes", "gauge", "Resident memory of the process.")
 		sample("resident_memory_bytes", nil, rss)
 	end
+	local loop = server.loop()
+	family("loop_iteration_seconds", "histogram",
+		"Loop iterations by length: from the poll's return to the next poll.")
+	local n = 0
+	for _, b in ipairs(loop.buckets) do
+		n = n + b[2]
+		local le = b[1] == math.huge and "+Inf" or format("%.9g", b[1])
+		sample("loop_iteration_seconds_bucket", format('{le="%s"}', le), n)
+	end
+	sample("loop_iteration_seconds_count", nil, n)
+	seconds("loop_iteration_seconds_sum", nil, loop.busy)
+	family("loop_iteration_longest_seconds", "gauge",
+		"The longest loop iteration in the last 10 or 60 seconds.")
+	seconds("loop_iteration_longest_seconds", '{window="10s"}', loop.longest_10s)
+	seconds("loop_iteration_longest_seconds", '{window="60s"}', loop.longest_60s)
 	family("lua_memory_bytes", "gauge", "Memory of the Lua state.")
 	sample("lua_memory_bytes", nil, h.lua_memory)
 	-- what modules count (module:metric / module:measure)

@@ -67,6 +67,9 @@ def test_status_counts_connections_and_sessions(server):
     check(int(fields["sessions"]) >= 1, out)
     check(re.match(r"[\d.]+ MiB resident", fields["memory"]), out)
     check(re.match(r"[\d.]+ MiB", fields["lua memory"]), out)
+    loop = re.match(r"(\d+) iterations, mean ([\d.]+) ms, longest ([\d.]+) ms in the last "
+                    r"minute$", fields["loop"])
+    check(loop and int(loop.group(1)) > 0 and float(loop.group(3)) > 0, out)
     exchange(a, a)
 
 

@@ -4,7 +4,8 @@ chunked request bodies, 404/405, routes gone with their module; the
 limits: oversized heads (431), bodies (413), slowloris (408 and closed
 after http_header_timeout), each with chatting bystanders unaffected;
 /metrics in the OpenMetrics format, parsed by prometheus_client, its
-counters moving, refused to an address not allowed."""
+counters moving, a handler that holds the loop seen as a long loop
+iteration, refused to an address not allowed."""
 
 import socket
 import time
@@ -37,6 +38,11 @@ module:provides("http", {
                 event.response:send("later " .. seen)
             end)
             return true
+        end,
+        ["GET /busy"] = function()
+            local until_ = os.clock() + 0.3
+            while os.clock() < until_ do end
+            return "done"
         end,
         ["GET /teapot"] = function() return 418 end,
         ["GET /broken"] = function() error("oops") end,
@@ -230,6 +236,33 @@ def test_metrics(server):
     check(after[("starling_http_requests_total", ())] >
           before[("starling_http_requests_total", ())], "requests not counted")
     check(after[("starling_storage_ok", ())] == 1, "storage not ok")
+
+
+def test_metrics_loop_iterations(server):
+    """A handler that holds the loop for 0.3 s of CPU is one iteration of
+    at least that long: in the histogram of iteration lengths and in the
+    longest-iteration gauges. The histogram adds up."""
+    it = "starling_loop_iteration_seconds"
+
+    def longer_than(samples, le):
+        return samples[(it + "_count", ())] - samples[(it + "_bucket", (("le", le),))]
+
+    before = metrics(server)
+    status, _, body = Http(server.http_port).get("/echo/busy")
+    check(status == 200 and body == b"done", "busy route: %d %r" % (status, body))
+    after = metrics(server)
+    check(longer_than(after, "0.25") - longer_than(before, "0.25") >= 1,
+          "no iteration over 0.25 s counted")
+    for window in ("10s", "60s"):
+        longest = after[("starling_loop_iteration_longest_seconds", (("window", window),))]
+        check(0.3 <= longest < 60, "longest in %s: %s" % (window, longest))
+    check(after[(it + "_count", ())] > before[(it + "_count", ())], "iterations not counted")
+    check(after[(it + "_sum", ())] - before[(it + "_sum", ())] >= 0.3, "busy time")
+    buckets = sorted((float(dict(k[1])["le"]), v) for k, v in after.items()
+                     if k[0] == it + "_bucket")
+    check(len(buckets) == 14, "buckets: %d" % len(buckets))
+    check(all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), "not cumulative")
+    check(buckets[-1] == (float("inf"), after[(it + "_count", ())]), "+Inf is not the count")
 
 
 def test_metrics_refused_to_other_addresses(server):
