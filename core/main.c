@@ -23,6 +23,8 @@
 #include "sqlstore.h"
 #include "store.h"
 #include "tls.h"
+#include "node.h"
+#include "node_cluster.h"
 #include "node_link.h"
 #include "workers.h"
 
@@ -475,9 +477,11 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	http_close_all();
 	/* Clients first: the unavailable presence of each goes out to its
 	 * remote contacts over the s2s streams, which close after it. */
+	node_leaving();
 	session_close_all("system-shutdown", s2s_is);
 	s2s_free_all();
 	session_close_all("system-shutdown", NULL);
+	node_cluster_stop();
 	node_link_stop();
 	pipeline_stop_when_idle();
 	ev_timer_init(&shutdown_timer, on_shutdown_timeout, 3., 0.);
@@ -541,6 +545,22 @@ static int setup_admin(const char *data, unsigned node)
 		path = mine;
 	}
 	return admin_open(path, &lx_admin_commands);
+}
+
+/* cluster = { ... }: this process is a node of a cluster (one process
+ * per node: workers and cluster together are refused). */
+static int start_cluster(unsigned nodes)
+{
+	if (nodes > 1) {
+		log_error("cluster: workers = %u and cluster together are not "
+			  "supported: run one node per process (workers = 1), as many "
+			  "nodes as cores", nodes);
+		return -1;
+	}
+	if (config_kind("*", "sql", NULL) == CONFIG_UNSET)
+		log_warn("cluster: no sql option: each node keeps its own data; the "
+			 "nodes of a cluster share theirs with storage = \"sql\"");
+	return node_cluster_start();
 }
 
 int main(int argc, char **argv)
@@ -632,6 +652,8 @@ int main(int argc, char **argv)
 		goto out;
 	if (node && node_link_start(node, nodes, node_dir) != 0)
 		goto out;
+	if (node_cluster_configured() && start_cluster(nodes) != 0)
+		goto out;
 	if (lx_modules("load_all") != 0)
 		goto out;
 	pipeline_start(loop);
@@ -653,7 +675,9 @@ int main(int argc, char **argv)
 	log_info("stopped");
 out:
 	admin_close();
+	node_cluster_stop();
 	node_link_stop();
+	node_cluster_free();
 	server_remove_pidfile();
 	listener_close_all();
 	http_close_all();

@@ -904,6 +904,10 @@ void node_link_stop(void)
 	while (all) {		/* leaving: the others see us go */
 		struct link *l = all;
 		l->up = false;
+		/* our clients' last stanzas (their unavailable presence to
+		 * contacts there) go before the close, not after a commit
+		 * the link would not live to see */
+		release(l, l->pending.len);
 		if (l->conn)
 			conn_close(l->conn, "system-shutdown");
 		else

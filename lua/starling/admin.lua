@@ -565,6 +565,32 @@ local function cmd_sessions(args)
 	return true, lines
 end
 
+-- cluster status: the cluster's nodes as Redis told them a second ago
+-- (name, id, link address, alive, sessions in its directory) and our link
+-- to each.
+local function cmd_cluster(args)
+	if args[1] ~= "status" or #args > 1 then
+		return false, { "usage: cluster status" }
+	end
+	local c = server.cluster()
+	if not c then
+		return false, { "not a node of a cluster (no cluster option)" }
+	end
+	local rows = { { "NODE", "ID", "ADDRESS", "ALIVE", "SESSIONS", "LINK" } }
+	local alive, up = 0, 0
+	sort(c.nodes, function(a, b) return a.id < b.id end)
+	for _, n in ipairs(c.nodes) do
+		alive = alive + (n.alive and 1 or 0)
+		up = up + (n.link == "up" and 1 or 0)
+		rows[#rows + 1] = { n.name, tostring(n.id), n.address, n.alive and "yes" or "no",
+			tostring(n.sessions), n.link }
+	end
+	local lines = columns(rows)
+	lines[#lines + 1] = format("%d nodes alive, %d links up, redis %s", alive, up,
+		c.redis and "answering" or "NOT ANSWERING")
+	return true, lines
+end
+
 -- s2s list | s2s close DOMAIN: the server-to-server streams.
 local function cmd_s2s(args)
 	if args[1] == "close" and args[2] and #args == 2 then
@@ -941,12 +967,13 @@ local help = {
 	"user revoke-tokens JID          end the account's FAST login tokens",
 	"log reopen                      open the log file again (after rotation)",
 	"eval CODE                       run Lua in the server (the shell)",
+	"cluster status                  the cluster's nodes, their sessions, our links",
 }
 
 local commands = {
 	status = cmd_status, metrics = cmd_metrics, reload = cmd_reload, module = cmd_module,
 	sessions = cmd_sessions, kick = cmd_kick, s2s = cmd_s2s, user = cmd_user, log = cmd_log,
-	invite = cmd_invite, components = cmd_components,
+	invite = cmd_invite, components = cmd_components, cluster = cmd_cluster,
 	help = function() return true, help end,
 }
 

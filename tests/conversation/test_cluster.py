@@ -1,0 +1,363 @@
+"""A cluster (issue #23, items 3 and 4): Starling nodes on different
+loopback addresses (127.0.0.2, 127.0.0.3, 127.0.0.4) serving one domain,
+with a private Redis (the registry, liveness and session directory,
+tests/lib/redisserver.py) and a private PostgreSQL (the data,
+tests/lib/pgserver.py). Their links are TCP with TLS, keyed by the
+cluster's secret.
+
+- Two users on different nodes chat both ways, subscribe and see each
+  other's presence; a user with a client on each node gets carbons; the
+  archive is found whichever node the user logs in to.
+  `starlingctl cluster status` lists the nodes, their sessions and links.
+- SIGKILL of a node: the other node's users see its sessions go offline
+  within 10 s (its Redis key expired), a message to them is kept offline
+  and delivered when they log in again on the node alive.
+- A node with another secret is refused (its links fail TLS, both logs
+  say so) and learns nothing of the cluster's sessions.
+- A third node joins while the others run: its users reach theirs and
+  theirs reach its.
+- workers and cluster together: the server refuses to start, saying why.
+"""
+
+import os
+import re
+import signal
+import socket
+import time
+
+from admin import Admin
+from harness import check, skip, time_limit
+from im import befriend, expect_presence, im_login
+from pgserver import PgServer, pg_bindir
+from redisserver import RedisServer, redis_installed
+from server import ServerError, free_port
+from xmpp import ABSENT, esc, find, new_id, timeout_value
+
+MODULES = ["roster", "presence", "message", "iq", "carbons", "mam", "offline",
+           "disco", "smacks"]
+SM = "urn:xmpp:sm:3"
+NS_CARBONS = "urn:xmpp:carbons:2"
+NS_MAM = "urn:xmpp:mam:2"
+FWD = "urn:xmpp:forward:0"
+SECRET = "a cluster secret for the tests only"
+
+
+def loopback_usable(ip):
+    s = socket.socket()
+    try:
+        s.bind((ip, 0))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+class Cluster:
+    """Redis and PostgreSQL for one test, and its nodes."""
+
+    def __init__(self, ctx):
+        if not redis_installed():
+            skip("Redis is not installed (Debian: redis-server)")
+        if not pg_bindir():
+            skip("PostgreSQL is not installed (Debian: postgresql)")
+        for ip in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
+            if not loopback_usable(ip):
+                skip("%s is not a usable loopback address here" % ip)
+        self.ctx = ctx
+        self.redis = RedisServer().start()
+        ctx.cleanup(self.redis.stop)
+        self.pg = PgServer().start()
+        ctx.cleanup(self.pg.stop)
+        self.db = self.pg.database()
+
+    def options(self, name, ip, secret=SECRET):
+        return {
+            "interfaces": [ip],
+            "sql": {"driver": "PostgreSQL", "database": self.db,
+                    "username": "starling", "host": "127.0.0.1",
+                    "port": self.pg.port},
+            "default_storage": "sql",
+            "cluster": {"node": name, "redis": self.redis.url,
+                        "address": "%s:%d" % (ip, free_port()),
+                        "secret": secret},
+        }
+
+    def node(self, name, ip, secret=SECRET, start=True, **extra):
+        opts = self.options(name, ip, secret)
+        opts.update(extra)
+        return self.ctx.server(name="node-" + name, modules=MODULES,
+                               options=opts, start=start)
+
+
+def admin_ok(server, *words):
+    a = Admin(server.data_dir + "/starling.sock")
+    try:
+        return a.ok(*words)
+    finally:
+        a.close()
+
+
+def cluster_status(server):
+    """{name: {"alive": bool, "sessions": int, "link": str, "address":
+    str}} from `starlingctl cluster status` on server."""
+    r = server.ctl("cluster", "status")
+    text = r.stdout if hasattr(r, "stdout") else r
+    if isinstance(text, bytes):
+        text = text.decode()
+    rows = {}
+    for line in text.splitlines()[1:]:
+        cells = line.split()
+        if len(cells) == 6 and cells[3] in ("yes", "no"):
+            rows[cells[0]] = {"id": int(cells[1]), "address": cells[2],
+                              "alive": cells[3] == "yes",
+                              "sessions": int(cells[4]), "link": cells[5]}
+    return rows, text
+
+
+def wait_status(server, want, what, timeout=15):
+    """Until want(rows) holds for server's cluster status; returns the
+    rows."""
+    deadline = time.monotonic() + timeout_value(timeout)
+    while True:
+        rows, text = cluster_status(server)
+        if want(rows):
+            return rows
+        if time.monotonic() > deadline:
+            raise AssertionError("%s: %s\n%s" % (server.name, what, text))
+        time.sleep(0.1)
+
+
+def linked(*servers):
+    """Until every node lists every other alive with its link up."""
+    names = [s.name[len("node-"):] for s in servers]
+    for s in servers:
+        me = s.name[len("node-"):]
+        wait_status(s, lambda rows: all(
+            n in rows and rows[n]["alive"] and
+            rows[n]["link"] == ("self" if n == me else "up") for n in names),
+            "not linked to %r" % names)
+
+
+def sessions_seen(server):
+    """The full JIDs server's directory has (its own and proxies)."""
+    text = admin_ok(server, "sessions")
+    return {line.split()[0] for line in text.splitlines()[1:]
+            if line.split() and "@" in line.split()[0]}
+
+
+def wait_seen(servers, jids, gone=()):
+    deadline = time.monotonic() + timeout_value(10)
+    while True:
+        views = [sessions_seen(s) for s in servers]
+        if all(j in v for v in views for j in jids) and \
+           not any(j in v for v in views for j in gone):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("the nodes do not agree on %r (gone %r): %r"
+                                 % (jids, gone, views))
+        time.sleep(0.05)
+
+
+def chat(sender, to, ident):
+    sender.send("<message to='%s' type='chat' id='%s'><body>%s</body></message>"
+                % (esc(to), ident, ident))
+
+
+def acked(c, send):
+    """Stream management on c, then send(); returns once the server
+    acknowledged it (XEP-0198 <a/>): stored in the shared database."""
+    c.send("<enable xmlns='%s'/>" % SM)
+    c.expect("{%s}enabled" % SM, skip=("presence",))
+    send()
+    c.send("<r xmlns='%s'/>" % SM)
+    c.expect("{%s}a" % SM, attrs={"h": "1"}, skip=("presence",))
+
+
+def enable_carbons(c):
+    c.send("<iq type='set' id='cb'><enable xmlns='%s'/></iq>" % NS_CARBONS)
+    c.expect("iq", attrs={"type": "result", "id": "cb"})
+
+
+def mam_bodies(c, with_jid):
+    """The bodies of the account's archive with with_jid, oldest first."""
+    qid = new_id("mam")
+    c.send("<iq type='set' id='%s'><query xmlns='%s' queryid='%s'><x xmlns='jabber:x:data' "
+           "type='submit'><field var='FORM_TYPE' type='hidden'><value>%s</value></field>"
+           "<field var='with'><value>%s</value></field></x></query></iq>"
+           % (qid, NS_MAM, qid, NS_MAM, esc(with_jid)))
+    bodies = []
+    while True:
+        el = c.expect(skip=("presence",))
+        if el.tag.endswith("iq"):
+            check(el.get("id") == qid and el.get("type") == "result", "mam: %r" % el)
+            return bodies
+        for body in el.iter("{jabber:client}body"):
+            bodies.append(body.text)
+
+
+@time_limit(180)
+def test_two_nodes_chat_subscribe_carbons_archive(ctx):
+    cl = Cluster(ctx)
+    a, b = cl.node("a", "127.0.0.2"), cl.node("b", "127.0.0.3")
+    linked(a, b)
+    alice_acct, bob_acct = a.account("alice"), b.account("bob")
+    alice = im_login(a, alice_acct, resource="desk")
+    bob = im_login(b, bob_acct, resource="phone")
+    wait_seen([a, b], [alice.jid, bob.jid])
+
+    # status on either node: both nodes, a session each, the link up
+    rows = wait_status(b, lambda r: r.get("a", {}).get("sessions") == 1 and
+                       r.get("b", {}).get("sessions") == 1, "a session on each")
+    check(rows["a"]["address"].startswith("127.0.0.2:") and rows["a"]["link"] == "up"
+          and rows["b"]["link"] == "self", "status on b: %r" % rows)
+
+    befriend(alice, bob)
+    chat(alice, bob.jid, "a2b-1")
+    bob.expect("message", attrs={"id": "a2b-1", "from": alice.jid})
+    chat(bob, alice.bare, "b2a-1")
+    alice.expect("message", attrs={"id": "b2a-1", "from": bob.jid})
+
+    # alice's second client, on node b: presence and carbons both ways
+    alice2 = im_login(b, alice_acct, resource="laptop")
+    expect_presence(bob, alice2.jid)
+    expect_presence(alice, alice2.jid)
+    alice2.ignore = ("presence",)
+    enable_carbons(alice2)
+    chat(bob, alice.jid, "b2a-2")
+    alice.expect("message", attrs={"id": "b2a-2"})
+    el = alice2.expect("message", child="{%s}received" % NS_CARBONS)
+    inner = find(el, "{%s}received/{%s}forwarded/{jabber:client}message"
+                 % (NS_CARBONS, FWD))
+    check(inner is not None and inner.get("id") == "b2a-2", "received copy: %r" % el)
+    chat(alice, bob.jid, "a2b-2")
+    bob.expect("message", attrs={"id": "a2b-2"})
+    el = alice2.expect("message", child="{%s}sent" % NS_CARBONS)
+    inner = find(el, "{%s}sent/{%s}forwarded/{jabber:client}message"
+                 % (NS_CARBONS, FWD))
+    check(inner is not None and inner.get("id") == "a2b-2", "sent copy: %r" % el)
+
+    # the archive, asked on each node
+    want = ["a2b-1", "b2a-1", "b2a-2", "a2b-2"]
+    got = mam_bodies(alice2, bob.bare)
+    check(got == want, "alice's archive on node b: %r" % got)
+    got = mam_bodies(bob, alice.bare)
+    check(got == want, "bob's archive on node b: %r" % got)
+    bob2 = im_login(a, bob_acct, resource="tablet")
+    expect_presence(bob, bob2.jid)
+    got = mam_bodies(bob2, alice.bare)
+    check(got == want, "bob's archive on node a: %r" % got)
+
+    # going offline on one node is seen on the other; the directory
+    # follows
+    alice2.send("<presence type='unavailable'/>")
+    expect_presence(bob, alice2.jid, "unavailable")
+    alice2.close()
+    bob2.close()
+    wait_seen([a, b], [alice.jid, bob.jid], gone=[alice2.jid, bob2.jid])
+    wait_status(a, lambda r: r["a"]["sessions"] == 1 and r["b"]["sessions"] == 1,
+                "the directory after two clients left")
+
+
+@time_limit(180)
+def test_killed_node_sessions_go_offline(ctx):
+    cl = Cluster(ctx)
+    a, b = cl.node("a", "127.0.0.2"), cl.node("b", "127.0.0.3")
+    linked(a, b)
+    alice_acct, bob_acct = a.account("alice"), b.account("bob")
+    alice = im_login(a, alice_acct, resource="desk")
+    bob = im_login(b, bob_acct, resource="phone")
+    wait_seen([a, b], [alice.jid, bob.jid])
+    befriend(alice, bob)
+
+    b.proc.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    el = alice.expect("presence", attrs={"from": bob.jid, "type": "unavailable"},
+                      timeout=12)
+    took = time.monotonic() - killed
+    check(took < 10, "bob went offline %.1f s after his node died" % took)
+    check(re.search(r"cluster: node b \(\d+, pid \d+\) is gone", a.log_text()),
+          "node a's log says b is gone:\n" + a.log_tail())
+    # the status: b dead, its link down, its directory emptied by a
+    rows = wait_status(a, lambda r: not r["b"]["alive"] and r["b"]["sessions"] == 0,
+                       "b is dead, without sessions")
+    check(rows["b"]["link"] == "down", "status after the kill: %r" % rows)
+    b.proc.wait()
+    b.proc = None
+
+    # bob has no session anywhere: kept offline, delivered on node a
+    acked(alice, lambda: chat(alice, bob_acct.jid, "while-away"))
+    bob = im_login(a, bob_acct, resource="phone")
+    bob.expect("message", attrs={"id": "while-away", "from": alice.jid},
+               skip=("presence",))
+    expect_presence(alice, bob.jid)
+
+
+@time_limit(120)
+def test_wrong_secret_refused(ctx):
+    cl = Cluster(ctx)
+    a = cl.node("a", "127.0.0.2")
+    alice = im_login(a, a.account("alice"), resource="desk")
+    # a node with another secret: lower or higher, one side connects and
+    # the TLS handshake fails on both
+    m = cl.node("mallory", "127.0.0.3", secret="not the cluster's secret at all")
+    a.wait_log(r"node link .*TLS handshake failed \(not a node, or another "
+               r"cluster secret\)", timeout=10)
+    m.wait_log(r"node link .*TLS handshake failed \(not a node, or another "
+               r"cluster secret\)", timeout=10)
+    rows, text = cluster_status(a)
+    check(rows.get("mallory", {}).get("link") == "down", "status on a:\n" + text)
+    check(alice.jid not in sessions_seen(m), "mallory's node learnt alice's session")
+
+
+@time_limit(180)
+def test_third_node_joins(ctx):
+    cl = Cluster(ctx)
+    a, b = cl.node("a", "127.0.0.2"), cl.node("b", "127.0.0.3")
+    linked(a, b)
+    pids = (a.proc.pid, b.proc.pid)
+    alice_acct, bob_acct, carol_acct = (a.account("alice"), a.account("bob"),
+                                        a.account("carol"))
+    alice = im_login(a, alice_acct, resource="desk")
+    bob = im_login(b, bob_acct, resource="phone")
+    befriend(alice, bob)
+
+    c = cl.node("c", "127.0.0.4")
+    linked(a, b, c)
+    check((a.proc.pid, b.proc.pid) == pids and a.running and b.running,
+          "a and b ran on")
+    # c learnt the sessions of a and b over its new links
+    wait_seen([c], [alice.jid, bob.jid])
+    carol = im_login(c, carol_acct, resource="tab")
+    wait_seen([a, b, c], [alice.jid, bob.jid, carol.jid])
+    befriend(carol, alice)
+    befriend(carol, bob)
+    chat(carol, alice.jid, "c2a")
+    alice.expect("message", attrs={"id": "c2a", "from": carol.jid})
+    chat(bob, carol.bare, "b2c")
+    carol.expect("message", attrs={"id": "b2c", "from": bob.jid})
+    rows = wait_status(c, lambda r: all(r.get(n, {}).get("sessions") == 1
+                                        for n in "abc"), "a session on each node")
+    check(rows["c"]["id"] not in (rows["a"]["id"], rows["b"]["id"]),
+          "node ids: %r" % rows)
+
+    # c leaves cleanly: its user goes offline for the others, it is no
+    # longer alive in the status
+    c.stop()
+    expect_presence(alice, carol.jid, "unavailable")
+    expect_presence(bob, carol.jid, "unavailable")
+    wait_status(a, lambda r: not r["c"]["alive"], "c left")
+
+
+@time_limit(60)
+def test_workers_and_cluster_refused(ctx):
+    cl = Cluster(ctx)
+    srv = cl.node("w", "127.0.0.2", start=False, workers=2)
+    try:
+        srv.start(timeout=10)
+    except ServerError:
+        pass
+    else:
+        check(False, "a node started with workers = 2")
+    check(re.search(r"cluster: workers = 2 and cluster together are not supported",
+                    srv.log_text()), "the log says why:\n" + srv.log_text())
