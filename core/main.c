@@ -548,15 +548,9 @@ static int setup_admin(const char *data, unsigned node)
 }
 
 /* cluster = { ... }: this process is a node of a cluster (one process
- * per node: workers and cluster together are refused). */
-static int start_cluster(unsigned nodes)
+ * per node: workers and cluster together are refused before the fork). */
+static int start_cluster(void)
 {
-	if (nodes > 1) {
-		log_error("cluster: workers = %u and cluster together are not "
-			  "supported: run one node per process (workers = 1), as many "
-			  "nodes as cores", nodes);
-		return -1;
-	}
 	if (config_kind("*", "sql", NULL) == CONFIG_UNSET)
 		log_warn("cluster: no sql option: each node keeps its own data; the "
 			 "nodes of a cluster share theirs with storage = \"sql\"");
@@ -618,6 +612,12 @@ int main(int argc, char **argv)
 		config_string("*", "workers", NULL) : NULL, config_int("*", "workers", 1));
 	char node_dir[PATH_MAX + 16];
 	snprintf(node_dir, sizeof(node_dir), "%s/nodes", data);
+	if (nodes > 1 && node_cluster_configured()) {
+		log_error("cluster: workers = %u and cluster together are not "
+			  "supported: run one node per process (workers = 1), as many "
+			  "nodes as cores", nodes);
+		goto out;
+	}
 	if (nodes > 1) {
 		if (mkdir(data, 0700) != 0 && errno != EEXIST) {
 			log_error("cannot make the data directory %s: %s", data, strerror(errno));
@@ -652,7 +652,7 @@ int main(int argc, char **argv)
 		goto out;
 	if (node && node_link_start(node, nodes, node_dir) != 0)
 		goto out;
-	if (node_cluster_configured() && start_cluster(nodes) != 0)
+	if (node_cluster_configured() && start_cluster() != 0)
 		goto out;
 	if (lx_modules("load_all") != 0)
 		goto out;
