@@ -127,10 +127,23 @@ static long take_id(redisContext *c)
 		return -1;
 	if (id > 0)
 		return id;
-	r = redisCommand(c, "INCR " PREFIX "next-id");
-	id = reply_int(r);
-	if (!reply_ok(c, r) || id < 1)
+	/* the next number no name has (a Redis that lost next-id but not
+	 * the ids, which the live nodes write again each second) */
+	bool taken[NODE_MAX + 2] = { false };
+	r = redisCommand(c, "HVALS " PREFIX "ids");
+	for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+		long v = reply_int(r->element[i]);
+		if (v >= 1 && v <= NODE_MAX)
+			taken[v] = true;
+	}
+	if (!reply_ok(c, r))
 		return -1;
+	do {
+		r = redisCommand(c, "INCR " PREFIX "next-id");
+		id = reply_int(r);
+		if (!reply_ok(c, r) || id < 1)
+			return -1;
+	} while (id <= NODE_MAX && taken[id]);
 	r = redisCommand(c, "HSETNX " PREFIX "ids %s %ld", name, id);
 	if (!reply_ok(c, r))
 		return -1;
@@ -202,6 +215,7 @@ static void announce(bool whole)
 	redisAsyncCommand(ac, no_reply, NULL, "SET " PREFIX "alive:%s %s EX %d",
 			  name, life, TTL);
 	redisAsyncCommand(ac, no_reply, NULL, "HSET " PREFIX "nodes %s %s", name, entry);
+	redisAsyncCommand(ac, no_reply, NULL, "HSETNX " PREFIX "ids %s %u", name, self);
 	if (whole) {
 		redisAsyncCommand(ac, no_reply, NULL, "DEL " PREFIX "sessions:%s", name);
 		node_each_local(dir_one, NULL);

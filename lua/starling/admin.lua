@@ -187,7 +187,15 @@ local function cmd_status()
 			left < 0 and "expired" or (floor(left / 86400) .. " days left"),
 			left < 0 and " EXPIRED" or left < soon and " EXPIRES SOON" or "")
 	end
-	if c.node > 0 then
+	local cl = server.cluster()
+	if cl then
+		local me = "?"
+		for _, n in ipairs(cl.nodes) do
+			if n.id == cl.self then me = n.name end
+		end
+		table.insert(lines, 6, format("node: %s, cluster node %d (pid %d), %d node links up",
+			me, c.node, c.pid, c.node_links))
+	elseif c.node > 0 then
 		table.insert(lines, 6, format("node: worker %d (pid %d), %d node links up",
 			c.node, c.pid, c.node_links))
 	end
@@ -212,7 +220,7 @@ end
 local restart_options = {
 	"interfaces", "c2s_ports", "c2s_direct_tls_ports", "data_path",
 	"storage_max_size", "admin_socket", "pidfile", "component_ports",
-	"component_interfaces", "workers",
+	"component_interfaces", "workers", "cluster",
 }
 
 local function option_keys(cfg, host, keys)
