@@ -11,7 +11,9 @@ cluster's secret.
   `starlingctl cluster status` lists the nodes, their sessions and links.
 - SIGKILL of a node: the other node's users see its sessions go offline
   within 10 s (its Redis key expired), a message to them is kept offline
-  and delivered when they log in again on the node alive.
+  and delivered when they log in again on the node alive. Killed and
+  started again at once (its key still there, with another pid): the
+  same, and the new life is linked under the same node number.
 - A node with another secret is refused (its links fail TLS, both logs
   say so) and learns nothing of the cluster's sessions.
 - A third node joins while the others run: its users reach theirs and
@@ -291,6 +293,38 @@ def test_killed_node_sessions_go_offline(ctx):
     bob.expect("message", attrs={"id": "while-away", "from": alice.jid},
                skip=("presence",))
     expect_presence(alice, bob.jid)
+
+
+@time_limit(180)
+def test_node_started_again_at_once(ctx):
+    """SIGKILL of node b and its start again before its Redis key could
+    expire: the key names another pid, so node a takes the old life for
+    dead (bob's old session goes offline for alice), links the new one,
+    and bob logs in on b again, seen by alice."""
+    cl = Cluster(ctx)
+    a, b = cl.node("a", "127.0.0.2"), cl.node("b", "127.0.0.3")
+    linked(a, b)
+    id_before = cluster_status(a)[0]["b"]["id"]
+    alice_acct, bob_acct = a.account("alice"), b.account("bob")
+    alice = im_login(a, alice_acct, resource="desk")
+    bob = im_login(b, bob_acct, resource="phone")
+    wait_seen([a, b], [alice.jid, bob.jid])
+    befriend(alice, bob)
+
+    b.crash()
+    killed = time.monotonic()
+    b.restart()
+    expect_presence(alice, bob.jid, "unavailable", timeout=12)
+    took = time.monotonic() - killed
+    check(took < 10, "bob went offline %.1f s after his node died" % took)
+    check(re.search(r"cluster: node b \(\d+, pid \d+\) (started again|is gone)",
+                    a.log_text()), "node a's log:\n" + a.log_tail())
+    linked(a, b)
+    check(cluster_status(a)[0]["b"]["id"] == id_before, "b kept its number")
+    bob = im_login(b, bob_acct, resource="phone")
+    expect_presence(alice, bob.jid)
+    chat(alice, bob.jid, "welcome-back")
+    bob.expect("message", attrs={"id": "welcome-back"}, skip=("presence",))
 
 
 @time_limit(120)
