@@ -635,6 +635,27 @@ static bool first_alive(unsigned dead)
 	return true;
 }
 
+/* A cluster's link whose TLS failed: a peer without our secret. Said
+ * once a minute per peer (0: the ones that connected to us), the
+ * retries every half second in between at debug. */
+#define REFUSED_LOG_EVERY 60.
+static void refused(unsigned peer, struct conn *conn)
+{
+	static double said[NODE_MAX + 1];
+	bool warn = !said[peer] || now_mono() - said[peer] >= REFUSED_LOG_EVERY;
+
+	if (warn)
+		said[peer] = now_mono();
+	if (peer)
+		log_msg(warn ? LOG_WARN : LOG_DEBUG, "core", "node link %u -> %u (%s): TLS "
+			"handshake failed (not a node, or another cluster secret)",
+			self, peer, peer_addr[peer] ? peer_addr[peer] : "?");
+	else
+		log_msg(warn ? LOG_WARN : LOG_DEBUG, "core", "node link from %s:%d refused: "
+			"TLS handshake failed (not a node, or another cluster secret)",
+			conn->ip, conn->port);
+}
+
 static void link_closed(struct conn *conn, const char *reason)
 {
 	struct link *l = conn->owner;
@@ -647,9 +668,7 @@ static void link_closed(struct conn *conn, const char *reason)
 			log_info("node link %u <-> %u down (%s)%s", self, l->peer, reason,
 				 dead ? ": the node died" : "");
 		else if (tcp && strcmp(reason, "TLS handshake failed") == 0)
-			log_warn("node link %u -> %u (%s): TLS handshake failed "
-				 "(not a node, or another cluster secret)", self, l->peer,
-				 peer_addr[l->peer] ? peer_addr[l->peer] : "?");
+			refused(l->peer, conn);
 		else
 			log_debug("node link %u -> %u: %s", self, l->peer, reason);
 		if (l->up && dead)
@@ -658,8 +677,7 @@ static void link_closed(struct conn *conn, const char *reason)
 			watch(l->peer, l->pid, l->epoch);
 	}
 	else if (tcp && !l->peer && strcmp(reason, "TLS handshake failed") == 0)
-		log_warn("node link from %s:%d refused: TLS handshake failed (not a "
-			 "node, or another cluster secret)", conn->ip, conn->port);
+		refused(0, conn);
 	l->up = false;
 	if (l->reading)
 		l->dead = true;	/* link_data frees it */
