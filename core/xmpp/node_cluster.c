@@ -29,6 +29,7 @@ static int redis_port = 6379, redis_db;
 static double started;
 static redisAsyncContext *ac;	/* NULL while not connected */
 static bool connected, answered, leaving;
+static bool redis_missed;	/* a connect failed since the last success */
 static ev_timer tick_w;
 
 /* Each registered node: name, its registry entry, its key (nil when
@@ -285,12 +286,15 @@ static void on_poll(redisAsyncContext *c, void *reply, void *data)
 static void on_connect(const redisAsyncContext *c, int status)
 {
 	if (status != REDIS_OK) {
-		log_warn("cluster: cannot reach redis at %s:%d: %s", redis_host,
-			 redis_port, c->errstr);
+		/* said once; the tries every second after it at debug */
+		log_msg(redis_missed ? LOG_DEBUG : LOG_WARN, "core", "cluster: cannot "
+			"reach redis at %s:%d: %s", redis_host, redis_port, c->errstr);
+		redis_missed = true;
 		ac = NULL;	/* hiredis frees it */
 		return;
 	}
 	log_info("cluster: connected to redis at %s:%d", redis_host, redis_port);
+	redis_missed = false;
 	connected = true;
 	if (redis_password)
 		redisAsyncCommand(ac, no_reply, NULL, "AUTH %s", redis_password);

@@ -352,7 +352,11 @@ local function cmd_reload(args)
 		return false, { "usage: reload" }
 	end
 	local ok, lines, applied = M.reload()
-	if applied and server.counts().node > 0 then
+	if applied and server.cluster() then
+		-- each machine's node has its own config file: its operator
+		-- reloads it there
+		lines[#lines + 1] = "this node only: the cluster's other nodes reload on their own"
+	elseif applied and server.counts().node > 0 then
 		local sent, err = server.reload_others()
 		lines[#lines + 1] = sent and "the other workers reload too (see their logs)"
 			or "the other workers were not told: " .. tostring(err)

@@ -14,6 +14,8 @@ cluster's secret.
   and delivered when they log in again on the node alive. Killed and
   started again at once (its key still there, with another pid): the
   same, and the new life is linked under the same node number.
+- Redis lost: the links carry on; Redis back, empty: the nodes register
+  again, nobody taken for dead.
 - A node with another secret is refused (its links fail TLS, both logs
   say so) and learns nothing of the cluster's sessions.
 - A third node joins while the others run: its users reach theirs and
@@ -208,6 +210,14 @@ def test_two_nodes_chat_subscribe_carbons_archive(ctx):
     bob = im_login(b, bob_acct, resource="phone")
     wait_seen([a, b], [alice.jid, bob.jid])
 
+    # status names the node; a reload is this node's alone
+    status = admin_ok(a, "status")
+    check(re.search(r"node: a, cluster node \d+ \(pid \d+\), 1 node links up", status),
+          status)
+    r = a.ctl("reload", check=False)
+    check(r.returncode == 0 and "this node only" in r.stdout, "reload: %s%s"
+          % (r.stdout, r.stderr))
+
     # status on either node: both nodes, a session each, the link up
     rows = wait_status(b, lambda r: r.get("a", {}).get("sessions") == 1 and
                        r.get("b", {}).get("sessions") == 1, "a session on each")
@@ -325,6 +335,46 @@ def test_node_started_again_at_once(ctx):
     expect_presence(alice, bob.jid)
     chat(alice, bob.jid, "welcome-back")
     bob.expect("message", attrs={"id": "welcome-back"}, skip=("presence",))
+
+
+@time_limit(180)
+def test_redis_lost_and_back(ctx):
+    """Redis killed: the nodes' links carry on (chat both ways), the
+    status says Redis does not answer; Redis started again, empty: the
+    nodes register again and see each other alive, nobody was taken for
+    dead (no presence went unavailable)."""
+    cl = Cluster(ctx)
+    a, b = cl.node("a", "127.0.0.2"), cl.node("b", "127.0.0.3")
+    linked(a, b)
+    alice_acct, bob_acct = a.account("alice"), b.account("bob")
+    alice = im_login(a, alice_acct, resource="desk")
+    bob = im_login(b, bob_acct, resource="phone")
+    wait_seen([a, b], [alice.jid, bob.jid])
+    befriend(alice, bob)
+
+    cl.redis.proc.kill()
+    cl.redis.proc.wait()
+    a.wait_log(r"cluster: lost redis", timeout=10)
+    deadline = time.monotonic() + timeout_value(10)
+    while "redis NOT ANSWERING" not in cluster_status(a)[1]:
+        check(time.monotonic() < deadline, "a's status still has redis answering")
+        time.sleep(0.2)
+    time.sleep(4)       # longer than a key's life: nobody may die of it
+    chat(alice, bob.jid, "no-redis-1")
+    bob.expect("message", attrs={"id": "no-redis-1", "from": alice.jid})
+    chat(bob, alice.jid, "no-redis-2")
+    alice.expect("message", attrs={"id": "no-redis-2", "from": bob.jid})
+
+    cl.redis.restart()
+    linked(a, b)
+    wait_status(a, lambda r: r["a"]["sessions"] == 1 and r["b"]["sessions"] == 1,
+                "the directory written again")
+    chat(alice, bob.jid, "redis-back")
+    bob.expect("message", attrs={"id": "redis-back", "from": alice.jid})
+    check(not re.search(r"cluster: node \S+ .* is gone", a.log_text() + b.log_text()),
+          "a node was taken for dead")
+    check(len(re.findall(r"warn .*cannot reach redis", a.log_text())) == 1,
+          "the failed connects are not warned about each second")
 
 
 @time_limit(120)

@@ -6,6 +6,7 @@ loopback port, its files in a temporary directory, nothing persisted
     r = RedisServer(); r.start()
     r.url                    # "redis://127.0.0.1:PORT/0"
     r.cli("HGETALL", "starling:nodes")
+    r.restart()              # killed, started again empty on the same port
     r.stop()
 """
 
@@ -41,7 +42,7 @@ class RedisServer:
         if not redis_installed():
             raise RuntimeError("Redis is not installed (redis-server)")
         self.dir = tempfile.mkdtemp(prefix="starling-redis-")
-        self.port = free_port()
+        self.port = self.port or free_port()
         log = open(os.path.join(self.dir, "redis.log"), "ab")
         try:
             self.proc = subprocess.Popen(
@@ -75,6 +76,11 @@ class RedisServer:
                            + [str(a) for a in args], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=10)
         return r.stdout.decode(errors="replace").rstrip("\n")
+
+    def restart(self, timeout=10):
+        """Killed (SIGKILL) and started again, empty, on the same port."""
+        self.stop()
+        return self.start(timeout)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
