@@ -306,6 +306,39 @@ def test_killed_node_sessions_go_offline(ctx):
 
 
 @time_limit(180)
+def test_dead_node_announced_once(ctx):
+    """Three nodes, carol on c with contacts on a and b: c killed, each
+    contact gets carol's unavailable presence once (the lowest-numbered
+    node alive speaks for the dead one's sessions, the other keeps
+    quiet)."""
+    cl = Cluster(ctx)
+    a, b, c = (cl.node("a", "127.0.0.2"), cl.node("b", "127.0.0.3"),
+               cl.node("c", "127.0.0.4"))
+    linked(a, b, c)
+    alice = im_login(a, a.account("alice"), resource="desk")
+    bob = im_login(b, a.account("bob"), resource="phone")
+    carol = im_login(c, a.account("carol"), resource="tab")
+    wait_seen([a, b, c], [alice.jid, bob.jid, carol.jid])
+    befriend(carol, alice)
+    befriend(carol, bob)
+
+    c.crash()
+    for contact in (alice, bob):
+        expect_presence(contact, carol.jid, "unavailable", timeout=12)
+    time.sleep(3)       # both live nodes have seen c's key gone by now
+    for contact in (alice, bob):
+        contact.roundtrip()
+        again = [el for el in contact.queue
+                 if getattr(el, "tag", "").endswith("presence")
+                 and el.get("from") == carol.jid]
+        check(not again, "%s: carol's presence again: %r" % (contact.jid, again))
+    said = [n.name for n in (a, b)
+            if re.search(r"node \d+ gone: 1 of its sessions dropped, their contacts told",
+                         n.log_text())]
+    check(len(said) == 1, "nodes that spoke for c: %r" % said)
+
+
+@time_limit(180)
 def test_node_started_again_at_once(ctx):
     """SIGKILL of node b and its start again before its Redis key could
     expire: the key names another pid, so node a takes the old life for
