@@ -19,7 +19,8 @@
 
 #define PREFIX "starling:"
 #define TICK 1.			/* the key refreshed, the others looked at */
-#define TTL 3			/* seconds a node's key outlives its last tick */
+#define TTL 4			/* seconds a node's key outlives its last tick: a
+				 * loop held up a moment (a slow disk) is no death */
 
 static struct cluster_node nodes[NODE_MAX + 1];
 static unsigned self;

@@ -11,7 +11,7 @@
  * registry:  hash starling:nodes, name -> "id address pid start": every
  *            node that ever ran, rewritten each second by the live ones.
  * liveness:  key starling:alive:NAME = "pid start", set every second with
- *            a TTL of 3 s. A node whose key is gone is dead: its link
+ *            a TTL of 4 s. A node whose key is gone is dead: its link
  *            closes, its proxies end and the lowest-numbered node alive
  *            fires resource-unbind for each (contacts see them go).
  *            A key whose pid changed is a node that started again.

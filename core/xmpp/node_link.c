@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
 
 #define HELLO_TIMEOUT 10.	/* an accepted link names itself by then */
 #define LINK_QUEUE_MAX ((size_t)1 << 30)
@@ -726,8 +727,10 @@ static void accept_tcp(int fd)
 	struct sockaddr_storage sa;
 	socklen_t len = sizeof(sa);
 	char ip[INET6_ADDRSTRLEN] = "?";
-	int port = 0;
+	int port = 0, one = 1;
 
+	/* an iteration's frames go in one write: Nagle would only delay it */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (getpeername(fd, (struct sockaddr *)&sa, &len) == 0) {
 		if (sa.ss_family == AF_INET) {
 			struct sockaddr_in *v4 = (struct sockaddr_in *)&sa;

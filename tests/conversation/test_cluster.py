@@ -392,7 +392,7 @@ def test_redis_lost_and_back(ctx):
     while "redis NOT ANSWERING" not in cluster_status(a)[1]:
         check(time.monotonic() < deadline, "a's status still has redis answering")
         time.sleep(0.2)
-    time.sleep(4)       # longer than a key's life: nobody may die of it
+    time.sleep(5)       # longer than a key's life (4 s): nobody may die of it
     chat(alice, bob.jid, "no-redis-1")
     bob.expect("message", attrs={"id": "no-redis-1", "from": alice.jid})
     chat(bob, alice.jid, "no-redis-2")
