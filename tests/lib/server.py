@@ -300,7 +300,8 @@ class Server:
         """The loopback address clients reach: the first of the
         interfaces option (127.0.0.1 by default; a cluster's node may
         have another, 127.0.0.2, ...)."""
-        return (self.options.get("interfaces") or ["127.0.0.1"])[0]
+        first = (self.options.get("interfaces") or ["127.0.0.1"])[0]
+        return "127.0.0.1" if first in ("*", "0.0.0.0") else first
 
     @property
     def running(self):
