@@ -273,6 +273,8 @@ static void on_poll(redisAsyncContext *c, void *reply, void *data)
 		return;
 	}
 	answered = true;
+	if (leaving)
+		return;		/* our links are closing: nothing to connect */
 	for (size_t i = 0; i + 3 < r->elements; i += 4) {
 		redisReply **e = r->element + i;
 		if (e[0]->type != REDIS_REPLY_STRING || e[1]->type != REDIS_REPLY_STRING ||
