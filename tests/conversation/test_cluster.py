@@ -23,19 +23,15 @@ cluster's secret.
 - workers and cluster together: the server refuses to start, saying why.
 """
 
-import os
 import re
-import signal
-import socket
 import time
 
-from admin import Admin
-from harness import check, skip, time_limit
+from cluster import (Cluster, admin_ok, cluster_status, linked, sessions_seen,
+                     wait_seen, wait_status)
+from harness import check, time_limit
 from im import befriend, expect_presence, im_login
-from pgserver import PgServer, pg_bindir
-from redisserver import RedisServer, redis_installed
-from server import ServerError, free_port
-from xmpp import ABSENT, esc, find, new_id, timeout_value
+from server import ServerError
+from xmpp import esc, find, new_id, timeout_value
 
 MODULES = ["roster", "presence", "message", "iq", "carbons", "mam", "offline",
            "disco", "smacks"]
@@ -43,124 +39,10 @@ SM = "urn:xmpp:sm:3"
 NS_CARBONS = "urn:xmpp:carbons:2"
 NS_MAM = "urn:xmpp:mam:2"
 FWD = "urn:xmpp:forward:0"
-SECRET = "a cluster secret for the tests only"
 
 
-def loopback_usable(ip):
-    s = socket.socket()
-    try:
-        s.bind((ip, 0))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-class Cluster:
-    """Redis and PostgreSQL for one test, and its nodes."""
-
-    def __init__(self, ctx):
-        if not redis_installed():
-            skip("Redis is not installed (Debian: redis-server)")
-        if not pg_bindir():
-            skip("PostgreSQL is not installed (Debian: postgresql)")
-        for ip in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
-            if not loopback_usable(ip):
-                skip("%s is not a usable loopback address here" % ip)
-        self.ctx = ctx
-        self.redis = RedisServer().start()
-        ctx.cleanup(self.redis.stop)
-        self.pg = PgServer().start()
-        ctx.cleanup(self.pg.stop)
-        self.db = self.pg.database()
-
-    def options(self, name, ip, secret=SECRET):
-        return {
-            "interfaces": [ip],
-            "sql": {"driver": "PostgreSQL", "database": self.db,
-                    "username": "starling", "host": "127.0.0.1",
-                    "port": self.pg.port},
-            "default_storage": "sql",
-            "cluster": {"node": name, "redis": self.redis.url,
-                        "address": "%s:%d" % (ip, free_port()),
-                        "secret": secret},
-        }
-
-    def node(self, name, ip, secret=SECRET, start=True, **extra):
-        opts = self.options(name, ip, secret)
-        opts.update(extra)
-        return self.ctx.server(name="node-" + name, modules=MODULES,
-                               options=opts, start=start)
-
-
-def admin_ok(server, *words):
-    a = Admin(server.data_dir + "/starling.sock")
-    try:
-        return a.ok(*words)
-    finally:
-        a.close()
-
-
-def cluster_status(server):
-    """{name: {"alive": bool, "sessions": int, "link": str, "address":
-    str}} from `starlingctl cluster status` on server."""
-    r = server.ctl("cluster", "status")
-    text = r.stdout if hasattr(r, "stdout") else r
-    if isinstance(text, bytes):
-        text = text.decode()
-    rows = {}
-    for line in text.splitlines()[1:]:
-        cells = line.split()
-        if len(cells) == 6 and cells[3] in ("yes", "no"):
-            rows[cells[0]] = {"id": int(cells[1]), "address": cells[2],
-                              "alive": cells[3] == "yes",
-                              "sessions": int(cells[4]), "link": cells[5]}
-    return rows, text
-
-
-def wait_status(server, want, what, timeout=15):
-    """Until want(rows) holds for server's cluster status; returns the
-    rows."""
-    deadline = time.monotonic() + timeout_value(timeout)
-    while True:
-        rows, text = cluster_status(server)
-        if want(rows):
-            return rows
-        if time.monotonic() > deadline:
-            raise AssertionError("%s: %s\n%s" % (server.name, what, text))
-        time.sleep(0.1)
-
-
-def linked(*servers):
-    """Until every node lists every other alive with its link up."""
-    names = [s.name[len("node-"):] for s in servers]
-    for s in servers:
-        me = s.name[len("node-"):]
-        wait_status(s, lambda rows: all(
-            n in rows and rows[n]["alive"] and
-            rows[n]["link"] == ("self" if n == me else "up") for n in names),
-            "not linked to %r" % names)
-
-
-def sessions_seen(server):
-    """The full JIDs server's directory has (its own and proxies)."""
-    text = admin_ok(server, "sessions")
-    return {line.split()[0] for line in text.splitlines()[1:]
-            if line.split() and "@" in line.split()[0]}
-
-
-def wait_seen(servers, jids, gone=()):
-    deadline = time.monotonic() + timeout_value(10)
-    while True:
-        views = [sessions_seen(s) for s in servers]
-        if all(j in v for v in views for j in jids) and \
-           not any(j in v for v in views for j in gone):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("the nodes do not agree on %r (gone %r): %r"
-                                 % (jids, gone, views))
-        time.sleep(0.05)
+def node(cl, name, ip, **kw):
+    return cl.node(name, ip, modules=MODULES, **kw)
 
 
 def chat(sender, to, ident):
@@ -203,7 +85,7 @@ def mam_bodies(c, with_jid):
 @time_limit(180)
 def test_two_nodes_chat_subscribe_carbons_archive(ctx):
     cl = Cluster(ctx)
-    a, b = cl.node("a", "127.0.0.2"), cl.node("b", "127.0.0.3")
+    a, b = node(cl, "a", "127.0.0.2"), node(cl, "b", "127.0.0.3")
     linked(a, b)
     alice_acct, bob_acct = a.account("alice"), b.account("bob")
     alice = im_login(a, alice_acct, resource="desk")
@@ -274,7 +156,7 @@ def test_two_nodes_chat_subscribe_carbons_archive(ctx):
 @time_limit(180)
 def test_killed_node_sessions_go_offline(ctx):
     cl = Cluster(ctx)
-    a, b = cl.node("a", "127.0.0.2"), cl.node("b", "127.0.0.3")
+    a, b = node(cl, "a", "127.0.0.2"), node(cl, "b", "127.0.0.3")
     linked(a, b)
     alice_acct, bob_acct = a.account("alice"), b.account("bob")
     alice = im_login(a, alice_acct, resource="desk")
@@ -282,10 +164,10 @@ def test_killed_node_sessions_go_offline(ctx):
     wait_seen([a, b], [alice.jid, bob.jid])
     befriend(alice, bob)
 
-    b.proc.send_signal(signal.SIGKILL)
+    b.proc.kill()
     killed = time.monotonic()
-    el = alice.expect("presence", attrs={"from": bob.jid, "type": "unavailable"},
-                      timeout=12)
+    alice.expect("presence", attrs={"from": bob.jid, "type": "unavailable"},
+                 timeout=12)
     took = time.monotonic() - killed
     check(took < 10, "bob went offline %.1f s after his node died" % took)
     check(re.search(r"cluster: node b \(\d+, pid \d+\) is gone", a.log_text()),
@@ -312,8 +194,8 @@ def test_dead_node_announced_once(ctx):
     node alive speaks for the dead one's sessions, the other keeps
     quiet)."""
     cl = Cluster(ctx)
-    a, b, c = (cl.node("a", "127.0.0.2"), cl.node("b", "127.0.0.3"),
-               cl.node("c", "127.0.0.4"))
+    a, b, c = (node(cl, "a", "127.0.0.2"), node(cl, "b", "127.0.0.3"),
+               node(cl, "c", "127.0.0.4"))
     linked(a, b, c)
     alice = im_login(a, a.account("alice"), resource="desk")
     bob = im_login(b, a.account("bob"), resource="phone")
@@ -345,7 +227,7 @@ def test_node_started_again_at_once(ctx):
     dead (bob's old session goes offline for alice), links the new one,
     and bob logs in on b again, seen by alice."""
     cl = Cluster(ctx)
-    a, b = cl.node("a", "127.0.0.2"), cl.node("b", "127.0.0.3")
+    a, b = node(cl, "a", "127.0.0.2"), node(cl, "b", "127.0.0.3")
     linked(a, b)
     id_before = cluster_status(a)[0]["b"]["id"]
     alice_acct, bob_acct = a.account("alice"), b.account("bob")
@@ -377,7 +259,7 @@ def test_redis_lost_and_back(ctx):
     nodes register again and see each other alive, nobody was taken for
     dead (no presence went unavailable)."""
     cl = Cluster(ctx)
-    a, b = cl.node("a", "127.0.0.2"), cl.node("b", "127.0.0.3")
+    a, b = node(cl, "a", "127.0.0.2"), node(cl, "b", "127.0.0.3")
     linked(a, b)
     alice_acct, bob_acct = a.account("alice"), b.account("bob")
     alice = im_login(a, alice_acct, resource="desk")
@@ -413,11 +295,11 @@ def test_redis_lost_and_back(ctx):
 @time_limit(120)
 def test_wrong_secret_refused(ctx):
     cl = Cluster(ctx)
-    a = cl.node("a", "127.0.0.2")
+    a = node(cl, "a", "127.0.0.2")
     alice = im_login(a, a.account("alice"), resource="desk")
     # a node with another secret: lower or higher, one side connects and
     # the TLS handshake fails on both
-    m = cl.node("mallory", "127.0.0.3", secret="not the cluster's secret at all")
+    m = node(cl, "mallory", "127.0.0.3", secret="not the cluster's secret at all")
     a.wait_log(r"node link .*TLS handshake failed \(not a node, or another "
                r"cluster secret\)", timeout=10)
     m.wait_log(r"node link .*TLS handshake failed \(not a node, or another "
@@ -430,7 +312,7 @@ def test_wrong_secret_refused(ctx):
 @time_limit(180)
 def test_third_node_joins(ctx):
     cl = Cluster(ctx)
-    a, b = cl.node("a", "127.0.0.2"), cl.node("b", "127.0.0.3")
+    a, b = node(cl, "a", "127.0.0.2"), node(cl, "b", "127.0.0.3")
     linked(a, b)
     pids = (a.proc.pid, b.proc.pid)
     alice_acct, bob_acct, carol_acct = (a.account("alice"), a.account("bob"),
@@ -439,7 +321,7 @@ def test_third_node_joins(ctx):
     bob = im_login(b, bob_acct, resource="phone")
     befriend(alice, bob)
 
-    c = cl.node("c", "127.0.0.4")
+    c = node(cl, "c", "127.0.0.4")
     linked(a, b, c)
     check((a.proc.pid, b.proc.pid) == pids and a.running and b.running,
           "a and b ran on")
@@ -469,7 +351,7 @@ def test_third_node_joins(ctx):
 @time_limit(60)
 def test_workers_and_cluster_refused(ctx):
     cl = Cluster(ctx)
-    srv = cl.node("w", "127.0.0.2", start=False, workers=2)
+    srv = node(cl, "w", "127.0.0.2", start=False, workers=2)
     try:
         srv.start(timeout=10)
     except ServerError:
