@@ -8,8 +8,13 @@ sent, then all read) and paced (each sent once the previous one arrived) (a clus
 message, summed over the nodes, and the ones of the link (read, write,
 writev on any socket are not told apart: the difference between the two
 setups is the link's). Counts do not depend on the machine's load.
+With --callgrind the nodes run under valgrind's callgrind instead, each
+setup twice (N and 2N paced messages): the difference over N is the
+instructions of a message, summed over the nodes.
 
     /usr/bin/python3 bench/cluster_link_cost.py [--build build] [--messages 2000]
+    STARLING_TEST_TIMEOUT_SCALE=10 /usr/bin/python3 bench/cluster_link_cost.py \
+        --callgrind --messages 500
 """
 import argparse
 import os
@@ -29,12 +34,35 @@ from server import Server, free_port  # noqa: E402
 MODULES = ["roster", "presence", "message", "iq"]
 
 
-def node(build, name, ip, redis):
+class CallgrindServer(Server):
+    """A node under callgrind."""
+    wrapper = None
+
+    @property
+    def binary(self):
+        return self.wrapper
+
+
+def callgrind_wrapper(build, out_dir):
+    path = os.path.join(out_dir, "starling-callgrind")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\nexec valgrind -q --tool=callgrind "
+                "--callgrind-out-file=%s/callgrind.out.%%p %s \"$@\"\n"
+                % (out_dir, os.path.abspath(os.path.join(build, "starling"))))
+    os.chmod(path, 0o755)
+    return path
+
+
+def node(build, name, ip, redis, callgrind=None):
     opts = {"interfaces": [ip], "log": {"level": "info"}}
     if redis:
         opts["cluster"] = {"node": name, "redis": redis.url,
                            "address": "%s:%d" % (ip, free_port()),
                            "secret": "a secret for the benchmark only"}
+    if callgrind:
+        srv = CallgrindServer(build, name=name, modules=MODULES, options=opts)
+        srv.wrapper = callgrind
+        return srv.start(timeout=30)
     return Server(build, name=name, modules=MODULES, options=opts).start()
 
 
@@ -58,6 +86,21 @@ def detach(p, out):
         if len(cells) >= 5 and re.match(r"^\d", cells[0]) and cells[-1] != "total":
             calls[cells[-1]] = int(cells[3])
     return calls
+
+
+def instructions_total(out_dir):
+    """The instructions in the callgrind files of out_dir (the nodes that
+    exited), which are removed."""
+    total = 0
+    for name in os.listdir(out_dir):
+        if name.startswith("callgrind.out."):
+            with open(os.path.join(out_dir, name)) as f:
+                for line in f:
+                    if line.startswith("totals:") or line.startswith("summary:"):
+                        total += int(line.split()[1])
+                        break
+            os.unlink(os.path.join(out_dir, name))
+    return total
 
 
 def burst(sender, receiver, n, paced=False):
@@ -108,10 +151,13 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--build", default="build")
     p.add_argument("--messages", type=int, default=2000)
+    p.add_argument("--callgrind", action="store_true")
     a = p.parse_args()
     n = a.messages
     redis = RedisServer().start()
     started = []
+    if a.callgrind:
+        return callgrind_main(a, redis, started)
     try:
         one = node(a.build, "one", "127.0.0.2", None)
         started.append(one)
@@ -141,6 +187,48 @@ def main():
             s.stop()
         redis.stop()
 
+
+def callgrind_run(a, redis, wrapper, out_dir, cluster, n):
+    """Instructions of a whole run (start, logins, n paced messages,
+    stop) of one node or two."""
+    servers = []
+    try:
+        if cluster:
+            servers = [node(a.build, "a", "127.0.0.2", redis, wrapper),
+                       node(a.build, "b", "127.0.0.3", redis, wrapper)]
+            wait_linked(*servers)
+        else:
+            servers = [node(a.build, "one", "127.0.0.2", None, wrapper)]
+        alice = servers[0].login("alice", resource="r")
+        bob = servers[-1].login("bob", resource="r")
+        time.sleep(3)
+        burst(alice, bob, n, paced=True)
+        alice.close()
+        bob.close()
+    finally:
+        for s in servers:
+            s.stop(timeout=60)
+    return instructions_total(out_dir)
+
+
+def callgrind_main(a, redis, started):
+    """Each setup run twice, with n and 2n paced messages: the difference
+    over n is a message's instructions, without the start-up and logins."""
+    n = a.messages
+    out_dir = tempfile.mkdtemp(prefix="callgrind-")
+    wrapper = callgrind_wrapper(a.build, out_dir)
+    try:
+        per = {}
+        for cluster in (False, True):
+            runs = [callgrind_run(a, redis, wrapper, out_dir, cluster, k)
+                    for k in (n, 2 * n)]
+            per[cluster] = (runs[1] - runs[0]) / n
+            print("%-10s paced: %8.0f instructions/msg%s" % (
+                "two nodes" if cluster else "one node", per[cluster],
+                " (both nodes)" if cluster else ""), flush=True)
+        print("the link's share: %+8.0f instructions/msg" % (per[True] - per[False]))
+    finally:
+        redis.stop()
 
 if __name__ == "__main__":
     main()
