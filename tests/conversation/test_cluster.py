@@ -17,7 +17,9 @@ cluster's secret.
 - Redis lost: the links carry on; Redis back, empty: the nodes register
   again, nobody taken for dead.
 - A node with another secret is refused (its links fail TLS, both logs
-  say so) and learns nothing of the cluster's sessions.
+  say so) and learns nothing of the cluster's sessions; plain bytes, a
+  TLS client without the key and a silent connection on a link port are
+  closed, the node carries on.
 - A third node joins while the others run: its users reach theirs and
   theirs reach its.
 - workers and cluster together: the server refuses to start, saying why.
@@ -307,6 +309,69 @@ def test_wrong_secret_refused(ctx):
     rows, text = cluster_status(a)
     check(rows.get("mallory", {}).get("link") == "down", "status on a:\n" + text)
     check(alice.jid not in sessions_seen(m), "mallory's node learnt alice's session")
+
+
+def closed_by_peer(sock, timeout):
+    """Whether the peer closes sock within timeout seconds (what it
+    sends before, a TLS alert, is read and dropped)."""
+    deadline = time.monotonic() + timeout_value(timeout)
+    try:
+        while time.monotonic() < deadline:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            if not sock.recv(4096):
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+    return False
+
+
+@time_limit(120)
+def test_link_port_refuses_what_is_not_a_node(ctx):
+    """What is not a node on a node's link port: plain bytes in the shape
+    of frames (a HELLO without TLS), a TLS client without the PSK, a
+    connection that says nothing: each is closed, the node logs the TLS
+    refusals, and its clients and links carry on."""
+    import socket
+    import ssl
+    import struct
+    cl = Cluster(ctx)
+    a, b = node(cl, "a", "127.0.0.2"), node(cl, "b", "127.0.0.3")
+    linked(a, b)
+    host, port = cluster_status(a)[0]["a"]["address"].rsplit(":", 1)
+    addr = (host, int(port))
+
+    plain = socket.create_connection(addr, 5)
+    hello = struct.pack(">BHHHI", 1, 1, 2, 1, 4242)
+    plain.sendall(struct.pack(">I", len(hello)) + hello + b"\x00" * 64)
+    check(closed_by_peer(plain, 10), "plain bytes on the link port: not closed")
+
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    tls.check_hostname = False
+    tls.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(addr, 5)
+    try:
+        tls.wrap_socket(raw, server_hostname="a").close()
+        check(False, "a TLS client without the secret got a session")
+    except (ssl.SSLError, OSError):
+        pass
+    a.wait_log(r"node link from 127\.0\.0\.\d+:\d+ refused: TLS handshake failed",
+               timeout=10)
+    silent = socket.create_connection(addr, 5)
+
+    alice, bob = a.account("alice"), a.account("bob")
+    alice_c = im_login(a, alice, resource="desk")
+    bob_c = im_login(b, bob, resource="phone")
+    wait_seen([a, b], [alice_c.jid, bob_c.jid])
+    chat(alice_c, bob_c.jid, "still-linked")
+    bob_c.expect("message", attrs={"id": "still-linked"}, skip=("presence",))
+    rows, text = cluster_status(a)
+    check(rows["b"]["link"] == "up" and a.running, "after the strangers:\n" + text)
+    # an accepted link names itself within 10 s, or goes
+    check(closed_by_peer(silent, 20), "a silent connection stayed")
 
 
 @time_limit(180)
