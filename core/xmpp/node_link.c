@@ -800,9 +800,11 @@ static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
 	for (unsigned i = self + 1; i <= count; i++)
 		if (!links[i] && (!tcp || peer_addr[i]))
 			connect_to(i);
-	for (struct link *l = all; l; l = l->next)
+	for (struct link *l = all, *next; l; l = next) {
+		next = l->next;		/* a close frees l */
 		if (!l->peer && l->conn && now_mono() - l->since > HELLO_TIMEOUT)
 			link_close(l, "no hello");
+	}
 }
 
 static void start_links(void)

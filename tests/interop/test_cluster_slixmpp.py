@@ -6,7 +6,7 @@ both ways, and a message kept offline on one node is delivered by the
 other. Each client runs in its own process (tests/lib/xmpp_agent.py)."""
 
 from agents import Agent
-from cluster import Cluster, linked
+from cluster import Cluster, linked, wait_seen
 from harness import check, time_limit
 
 MODULES = ["roster", "presence", "message", "iq", "offline"]
@@ -29,6 +29,9 @@ def test_users_on_two_nodes(ctx):
     alice_acct, bob_acct = a.account("slixcl-a"), a.account("slixcl-b")
     alice = im_agent(a, alice_acct, "one")
     bob = im_agent(b, bob_acct, "one")
+    # each node knows the other's session (a request to bob before node
+    # a heard of his would wait, stored, for his next login)
+    wait_seen([a, b], [alice.jid, bob.jid])
 
     alice.subscribe(bob_acct.jid)
     alice.wait_presence(**{"from": bob.jid, "type": "available"})
