@@ -154,6 +154,25 @@ static long take_id(redisContext *c)
 	return reply_ok(c, r) ? id : -1;
 }
 
+/* Whether a live node elsewhere has our name: its key is there and its
+ * registry entry names another address (our own earlier life, killed a
+ * moment ago, had ours). */
+static bool name_in_use(redisContext *c, char *where, size_t cap)
+{
+	redisReply *alive = redisCommand(c, "EXISTS " PREFIX "alive:%s", name);
+	redisReply *entry = redisCommand(c, "HGET " PREFIX "nodes %s", name);
+	unsigned id;
+	char addr[80] = "";
+	bool used = alive && alive->type == REDIS_REPLY_INTEGER && alive->integer == 1 &&
+		    entry && entry->type == REDIS_REPLY_STRING &&
+		    sscanf(entry->str, "%u %79s", &id, addr) == 2 && strcmp(addr, address) != 0;
+
+	snprintf(where, cap, "%s", addr);
+	freeReplyObject(alive);
+	freeReplyObject(entry);
+	return used;
+}
+
 static redisContext *connect_sync(void)
 {
 	struct timeval tv = { 3, 0 };
@@ -380,6 +399,13 @@ int node_cluster_start(void)
 
 	if (read_config() != 0 || !(c = connect_sync()))
 		return -1;
+	char other[80];
+	if (name_in_use(c, other, sizeof(other))) {
+		log_error("cluster: node name %s is in use by a live node at %s (node "
+			  "names are unique in a cluster)", name, other);
+		redisFree(c);
+		return -1;
+	}
 	id = take_id(c);
 	redisFree(c);
 	if (id < 1 || id > NODE_MAX) {

@@ -22,7 +22,8 @@ cluster's secret.
   closed, the node carries on.
 - A third node joins while the others run: its users reach theirs and
   theirs reach its.
-- workers and cluster together: the server refuses to start, saying why.
+- workers and cluster together, or a node named as a live one elsewhere:
+  the server refuses to start, saying why.
 """
 
 import re
@@ -425,3 +426,24 @@ def test_workers_and_cluster_refused(ctx):
         check(False, "a node started with workers = 2")
     check(re.search(r"cluster: workers = 2 and cluster together are not supported",
                     srv.log_text()), "the log says why:\n" + srv.log_text())
+
+
+@time_limit(60)
+def test_node_name_in_use_refused(ctx):
+    """A second node with the name of a live one (another address): it
+    does not start, and says why; the first runs on."""
+    cl = Cluster(ctx)
+    a = node(cl, "a", "127.0.0.2")
+    twin = node(cl, "a", "127.0.0.3", start=False)
+    try:
+        twin.start(timeout=10)
+    except ServerError:
+        pass
+    else:
+        check(False, "a second node named a started")
+    check(re.search(r"cluster: node name a is in use by a live node at 127\.0\.0\.2:\d+",
+                    twin.log_text()), "the log says why:\n" + twin.log_text())
+    rows, text = cluster_status(a)
+    check(rows["a"]["alive"] and rows["a"]["address"].startswith("127.0.0.2:"),
+          "a's status:\n" + text)
+
