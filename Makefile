@@ -14,7 +14,7 @@ PYTHON ?= /usr/bin/python3
 # The config file starling and starlingctl read without -c.
 DEFAULT_CONFIG ?= starling.cfg
 
-PKGS := lua5.4 libidn openssl expat libpq
+PKGS := lua5.4 libidn openssl expat libpq hiredis
 CFLAGS ?= -O2 -g
 SANFLAGS ?=
 # One folder a layer, each built as its own static library (see
@@ -39,13 +39,13 @@ LINK_ALL = $(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS)
 
 BUILD_DEPS := gcc make pkg-config libev-dev libexpat1-dev libssl-dev \
 	liblua5.4-dev liblmdb-dev libidn-dev libunbound-dev libevent-dev openssl \
-	libhttp-parser-dev libwslay-dev libpq-dev
+	libhttp-parser-dev libwslay-dev libpq-dev libhiredis-dev
 TEST_DEPS := python3 python3-slixmpp python3-aioxmpp python3-nbxmpp python3-openssl lua-check lmdb-utils prosody prosody-modules \
 	go-sendxmpp mcabber tmux sendxmpp profanity nsd ldnsutils \
 	lua-unbound ejabberd python3-websockets python3-prometheus-client \
 	biboumi ngircd debhelper dpkg-dev fakeroot lintian systemd \
 	nodejs libjs-strophe node-xmldom \
-	python3-aiohttp coturn chromium postgresql
+	python3-aiohttp coturn chromium postgresql redis-server
 
 # core/*.c (start-up, server settings, admin socket) is the "server" layer.
 LAYER_LIBS := $(foreach l,server $(notdir $(LAYERS)),$(BUILD)/lib/lib$(l).a)

@@ -24,6 +24,8 @@
 #include "sqlstore.h"
 #include "store.h"
 #include "tls.h"
+#include "node.h"
+#include "node_cluster.h"
 #include "node_link.h"
 #include "workers.h"
 
@@ -484,9 +486,11 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	http_close_all();
 	/* Clients first: the unavailable presence of each goes out to its
 	 * remote contacts over the s2s streams, which close after it. */
+	node_leaving();
 	session_close_all("system-shutdown", s2s_is);
 	s2s_free_all();
 	session_close_all("system-shutdown", NULL);
+	node_cluster_stop();
 	node_link_stop();
 	pipeline_stop_when_idle();
 	ev_timer_init(&shutdown_timer, on_shutdown_timeout, 3., 0.);
@@ -552,6 +556,16 @@ static int setup_admin(const char *data, unsigned node)
 	return admin_open(path, &lx_admin_commands);
 }
 
+/* cluster = { ... }: this process is a node of a cluster (one process
+ * per node: workers and cluster together are refused before the fork). */
+static int start_cluster(void)
+{
+	if (config_kind("*", "sql", NULL) == CONFIG_UNSET)
+		log_warn("cluster: no sql option: each node keeps its own data; the "
+			 "nodes of a cluster share theirs with storage = \"sql\"");
+	return node_cluster_start();
+}
+
 int main(int argc, char **argv)
 {
 	const char *cfg_file = STARLING_DEFAULT_CONFIG;
@@ -607,6 +621,12 @@ int main(int argc, char **argv)
 		config_string("*", "workers", NULL) : NULL, config_int("*", "workers", 1));
 	char node_dir[PATH_MAX + 16];
 	snprintf(node_dir, sizeof(node_dir), "%s/nodes", data);
+	if (nodes > 1 && node_cluster_configured()) {
+		log_error("cluster: workers = %u and cluster together are not "
+			  "supported: run one node per process (workers = 1), as many "
+			  "nodes as cores", nodes);
+		goto out;
+	}
 	if (nodes > 1) {
 		if (mkdir(data, 0700) != 0 && errno != EEXIST) {
 			log_error("cannot make the data directory %s: %s", data, strerror(errno));
@@ -641,6 +661,8 @@ int main(int argc, char **argv)
 		goto out;
 	if (node && node_link_start(node, nodes, node_dir) != 0)
 		goto out;
+	if (node_cluster_configured() && start_cluster() != 0)
+		goto out;
 	if (lx_modules("load_all") != 0)
 		goto out;
 	pipeline_start(loop);
@@ -665,7 +687,9 @@ int main(int argc, char **argv)
 	log_info("stopped");
 out:
 	admin_close();
+	node_cluster_stop();
 	node_link_stop();
+	node_cluster_free();
 	server_remove_pidfile();
 	listener_close_all();
 	http_close_all();

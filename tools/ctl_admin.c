@@ -48,6 +48,8 @@ void ctl_admin_usage(FILE *f)
 	      "  components                   external components (XEP-0114): domain,\n"
 	      "                               address, since\n"
 	      "  s2s close DOMAIN             close every stream to and from DOMAIN\n"
+	      "  cluster status               a cluster's nodes (name, id, link address,\n"
+	      "                               alive, sessions) and this node's links\n"
 	      "  user create|password JID [PASSWORD]  (prompted when not given)\n"
 	      "  user delete JID              delete the account, close its sessions\n"
 	      "  user revoke-tokens JID       end the account's FAST login tokens\n"
@@ -484,7 +486,7 @@ static int cmd_user(int argc, char **argv)
 
 static const char *const socket_cmds[] = {
 	"status", "metrics", "reload", "module", "sessions", "kick", "s2s", "log",
-	"components",
+	"components", "cluster",
 	"shell", "user", "invite",
 	"adduser", "passwd", "deluser",
 };

@@ -13,6 +13,7 @@
 #include "s2s.h"
 #include "session.h"
 #include "node.h"
+#include "node_cluster.h"
 #include "node_link.h"
 #include "store.h"
 #include "tls.h"
@@ -536,6 +537,43 @@ static void run_admin(unsigned node, const char *line)
 	lx_pcall(L, 2, 0, "admin");
 }
 
+/* cluster() -> nil (not a cluster's node), or { self = id, redis =
+ * answered, nodes = { { id, name, address, pid, alive, sessions, link =
+ * "self" | "up" | "down" }, ... } }: the directory at its last look. */
+static int l_cluster(lua_State *L)
+{
+	unsigned self = node_cluster_self();
+	int n = 0;
+
+	if (!self)
+		return 0;
+	lua_createtable(L, 0, 3);
+	set_int(L, "self", self);
+	lua_pushboolean(L, node_cluster_redis_up());
+	lua_setfield(L, -2, "redis");
+	lua_newtable(L);
+	for (unsigned id = 1; id <= NODE_MAX; id++) {
+		const struct cluster_node *c = node_cluster_node(id);
+		if (!c)
+			continue;
+		lua_createtable(L, 0, 7);
+		set_int(L, "id", c->id);
+		lua_pushstring(L, c->name);
+		lua_setfield(L, -2, "name");
+		lua_pushstring(L, c->address);
+		lua_setfield(L, -2, "address");
+		set_int(L, "pid", c->pid);
+		lua_pushboolean(L, c->alive);
+		lua_setfield(L, -2, "alive");
+		set_int(L, "sessions", c->sessions);
+		lua_pushstring(L, id == self ? "self" : node_link_is_up(id) ? "up" : "down");
+		lua_setfield(L, -2, "link");
+		lua_rawseti(L, -2, ++n);
+	}
+	lua_setfield(L, -2, "nodes");
+	return 1;
+}
+
 int luaopen_starling_server(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
@@ -563,6 +601,7 @@ int luaopen_starling_server(lua_State *L)
 		{ "commit", l_commit },
 		{ "reload_others", l_reload_others },
 		{ "admin_others", l_admin_others },
+		{ "cluster", l_cluster },
 		{ NULL, NULL },
 	};
 

@@ -336,6 +336,13 @@ void node_gone(unsigned node, unsigned epoch, bool announce)
 			 announce ? ", their contacts told" : "");
 }
 
+void node_leaving(void)
+{
+	for (struct session *s = session_first(); s; s = s->all_next)
+		if (is_proxy(s) && s->role_data)
+			((struct proxy *)s->role_data)->quiet = true;
+}
+
 void node_each_local(void (*fn)(struct session *s, void *ctx), void *ctx)
 {
 	for (struct session *s = session_first(); s; s = s->all_next)

@@ -98,6 +98,10 @@ unsigned node_up(unsigned node);
  * announce: this node speaks for the dead one's sessions, firing
  * "resource-unbind" for each (their contacts see them go offline). */
 void node_gone(unsigned node, unsigned epoch, bool announce);
+/* This node stops: its proxies end without a word to their nodes (the
+ * sessions they stand for live on), while our clients' last presence
+ * still reaches them on the way out. */
+void node_leaving(void);
 /* Calls fn for each of our bound client sessions (a new link's dump). */
 void node_each_local(void (*fn)(struct session *s, void *ctx), void *ctx);
 

@@ -1,8 +1,11 @@
-/* node_link.c - the links between the workers of one server: a Unix
- * socket per pair carrying binary frames, the backend of node.h
+/* node_link.c - the links between nodes: a Unix socket per pair of the
+ * workers of one server, or TCP with TLS between the nodes of a cluster
+ * (node_tcp.c), carrying binary frames; the backend of node.h
  * (node_link.h). */
 #include "node_link.h"
 #include "node.h"
+#include "node_frame.h"
+#include "node_tcp.h"
 #include "log.h"
 
 #include <errno.h>
@@ -13,6 +16,8 @@
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/tcp.h>
 
 #define HELLO_TIMEOUT 10.	/* an accepted link names itself by then */
 #define LINK_QUEUE_MAX ((size_t)1 << 30)
@@ -52,6 +57,11 @@ static int listen_fd = -1;
 static ev_io accept_w;
 static ev_timer retry_w;
 static struct sbuf out;
+/* A cluster's links (node_link_start_tcp): TCP with TLS to each node's
+ * address as its directory tells it (node_link_peer). */
+static bool tcp;
+static char *peer_addr[NODE_MAX + 1];
+void (*node_link_dir_hook)(struct session *s, bool bound);
 
 static void sock_path(unsigned node, struct sockaddr_un *sa)
 {
@@ -67,51 +77,6 @@ static void link_close(struct link *l, const char *reason)
 }
 
 /* --- frames out --------------------------------------------------------- */
-
-static void put_u16(struct sbuf *b, unsigned v)
-{
-	char p[2] = { (char)(v >> 8), (char)v };
-
-	sbuf_add(b, p, 2);
-}
-
-static void put_u32(struct sbuf *b, uint32_t v)
-{
-	char p[4] = { (char)(v >> 24), (char)(v >> 16), (char)(v >> 8), (char)v };
-
-	sbuf_add(b, p, 4);
-}
-
-static void put_str(struct sbuf *b, const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n > 0xffff)
-		n = 0xffff;	/* JIDs, ids and names are far shorter */
-	put_u16(b, (unsigned)n);
-	sbuf_add(b, s, n);
-}
-
-/* Starts a frame of type in b: returns where, for frame_end. */
-static size_t frame_begin(struct sbuf *b, enum node_frame type)
-{
-	size_t at = b->len;
-
-	put_u32(b, 0);
-	sbuf_addc(b, (char)type);
-	return at;
-}
-
-static void frame_end(struct sbuf *b, size_t at)
-{
-	uint32_t n = (uint32_t)(b->len - at - 4);
-	unsigned char *p = (unsigned char *)b->p + at;
-
-	p[0] = (unsigned char)(n >> 24);
-	p[1] = (unsigned char)(n >> 16);
-	p[2] = (unsigned char)(n >> 8);
-	p[3] = (unsigned char)n;
-}
 
 /* The frame in out to link l (NULL: every link up). */
 static void send_out(struct link *l)
@@ -252,6 +217,8 @@ static void dump_one(struct session *s, void *l)
 static void be_bound(struct session *s)
 {
 	dump_one(s, NULL);
+	if (node_link_dir_hook)
+		node_link_dir_hook(s, true);
 }
 
 static void be_unbound(struct session *s)
@@ -263,6 +230,8 @@ static void be_unbound(struct session *s)
 	put_str(&out, s->full_jid);
 	frame_end(&out, at);
 	send_out(NULL);
+	if (node_link_dir_hook)
+		node_link_dir_hook(s, false);
 }
 
 static void be_field(struct session *s, const char *name, const struct node_value *v)
@@ -329,6 +298,8 @@ static void be_admin(const char *line)
  * config again itself (core/workers.c). */
 static int be_reload_others(void)
 {
+	if (tcp)
+		return -ENOTSUP;	/* each machine's operator reloads its node */
 	if (master <= 1 || getppid() != master)
 		return -ESRCH;	/* the master is gone: we stop soon too */
 	return kill(master, SIGHUP) == 0 ? 0 : -errno;
@@ -346,52 +317,6 @@ static const struct node_backend link_backend = {
 };
 
 /* --- frames in ---------------------------------------------------------- */
-
-/* A frame's body being read. */
-struct cursor {
-	const unsigned char *p, *end;
-};
-
-static bool get_u8(struct cursor *c, unsigned *v)
-{
-	if (c->end - c->p < 1)
-		return false;
-	*v = *c->p++;
-	return true;
-}
-
-static bool get_u16(struct cursor *c, unsigned *v)
-{
-	if (c->end - c->p < 2)
-		return false;
-	*v = (unsigned)c->p[0] << 8 | c->p[1];
-	c->p += 2;
-	return true;
-}
-
-static bool get_u32(struct cursor *c, uint32_t *v)
-{
-	if (c->end - c->p < 4)
-		return false;
-	*v = (uint32_t)c->p[0] << 24 | (uint32_t)c->p[1] << 16 |
-	     (uint32_t)c->p[2] << 8 | c->p[3];
-	c->p += 4;
-	return true;
-}
-
-/* A string into buf (NUL-terminated); false when it does not fit. */
-static bool get_str(struct cursor *c, char *buf, size_t cap)
-{
-	unsigned n;
-
-	if (!get_u16(c, &n) || (size_t)(c->end - c->p) < n || n >= cap ||
-	    memchr(c->p, '\0', n))
-		return false;
-	memcpy(buf, c->p, n);
-	buf[n] = '\0';
-	c->p += n;
-	return true;
-}
 
 #define STR_MAX (3 * 1024 + 8)	/* a full JID's parts, separators, NUL */
 
@@ -528,13 +453,6 @@ static bool got_frame(struct link *l, unsigned type, struct cursor *c)
 	return true;
 }
 
-static uint32_t frame_size(const char *p)
-{
-	const unsigned char *u = (const unsigned char *)p;
-
-	return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
-}
-
 /* The whole frames of buf: how many bytes they took (the rest starts a
  * frame), or -1 when the link must close. */
 static ssize_t got_frames(struct link *l, const char *buf, size_t len)
@@ -618,9 +536,21 @@ static void link_up(struct link *l)
 	node_each_local(dump_one, l);
 }
 
+/* Across machines the HELLO goes once TLS is up (link_tls_ready). */
 static void link_connected(struct conn *conn)
 {
-	put_hello(conn->owner);
+	if (tcp)
+		conn_start_tls_client(conn, node_tcp_client(), NULL);
+	else
+		put_hello(conn->owner);
+}
+
+static void link_tls_ready(struct conn *conn)
+{
+	struct link *l = conn->owner;
+
+	if (l->peer)		/* ours: we speak first */
+		put_hello(l);
 }
 
 /* Whether process pid is gone (or only a zombie its parent has yet to
@@ -630,8 +560,8 @@ static bool process_gone(pid_t pid)
 	char path[64], buf[256];
 	FILE *f;
 
-	if (pid <= 0)
-		return false;
+	if (pid <= 0 || tcp)
+		return false;	/* a cluster's: its directory says (node_link_died) */
 	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
 	if (!(f = fopen(path, "r")))
 		return true;
@@ -650,6 +580,7 @@ static bool process_gone(pid_t pid)
  * early. */
 #define WATCH_EVERY 0.02
 #define WATCH_MAX 3.
+#define WATCH_MAX_TCP 10.	/* a cluster's node: its key's life and more */
 static struct watch {
 	pid_t pid;
 	unsigned epoch;
@@ -689,7 +620,7 @@ static void watch(unsigned peer, pid_t pid, unsigned epoch)
 		node_gone(peer, wa->epoch, process_gone(wa->pid) && first_alive(peer));
 	wa->pid = pid;
 	wa->epoch = epoch;
-	wa->until = now_mono() + WATCH_MAX;
+	wa->until = now_mono() + (tcp ? WATCH_MAX_TCP : WATCH_MAX);
 	if (!ev_is_active(&watch_w)) {
 		ev_timer_init(&watch_w, on_watch, WATCH_EVERY, WATCH_EVERY);
 		ev_timer_start(conn_loop(), &watch_w);
@@ -705,6 +636,27 @@ static bool first_alive(unsigned dead)
 	return true;
 }
 
+/* A cluster's link whose TLS failed: a peer without our secret. Said
+ * once a minute per peer (0: the ones that connected to us), the
+ * retries every half second in between at debug. */
+#define REFUSED_LOG_EVERY 60.
+static void refused(unsigned peer, struct conn *conn)
+{
+	static double said[NODE_MAX + 1];
+	bool warn = !said[peer] || now_mono() - said[peer] >= REFUSED_LOG_EVERY;
+
+	if (warn)
+		said[peer] = now_mono();
+	if (peer)
+		log_msg(warn ? LOG_WARN : LOG_DEBUG, "core", "node link %u -> %u (%s): TLS "
+			"handshake failed (not a node, or another cluster secret)",
+			self, peer, peer_addr[peer] ? peer_addr[peer] : "?");
+	else
+		log_msg(warn ? LOG_WARN : LOG_DEBUG, "core", "node link from %s:%d refused: "
+			"TLS handshake failed (not a node, or another cluster secret)",
+			conn->ip, conn->port);
+}
+
 static void link_closed(struct conn *conn, const char *reason)
 {
 	struct link *l = conn->owner;
@@ -716,6 +668,8 @@ static void link_closed(struct conn *conn, const char *reason)
 		if (l->up)
 			log_info("node link %u <-> %u down (%s)%s", self, l->peer, reason,
 				 dead ? ": the node died" : "");
+		else if (tcp && strcmp(reason, "TLS handshake failed") == 0)
+			refused(l->peer, conn);
 		else
 			log_debug("node link %u -> %u: %s", self, l->peer, reason);
 		if (l->up && dead)
@@ -723,6 +677,8 @@ static void link_closed(struct conn *conn, const char *reason)
 		else if (l->up)
 			watch(l->peer, l->pid, l->epoch);
 	}
+	else if (tcp && !l->peer && strcmp(reason, "TLS handshake failed") == 0)
+		refused(0, conn);
 	l->up = false;
 	if (l->reading)
 		l->dead = true;	/* link_data frees it */
@@ -734,6 +690,7 @@ static const struct conn_events link_events = {
 	.data = link_data,
 	.closed = link_closed,
 	.connected = link_connected,
+	.tls_ready = link_tls_ready,
 };
 
 /* --- listening and connecting ------------------------------------------ */
@@ -764,6 +721,32 @@ static struct link *link_new(int fd, struct conn *conn)
 	return l;
 }
 
+/* Across machines: TLS first; the peer names itself after it. */
+static void accept_tcp(int fd)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa);
+	char ip[INET6_ADDRSTRLEN] = "?";
+	int port = 0, one = 1;
+
+	/* an iteration's frames go in one write: Nagle would only delay it */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (getpeername(fd, (struct sockaddr *)&sa, &len) == 0) {
+		if (sa.ss_family == AF_INET) {
+			struct sockaddr_in *v4 = (struct sockaddr_in *)&sa;
+			inet_ntop(AF_INET, &v4->sin_addr, ip, sizeof(ip));
+			port = ntohs(v4->sin_port);
+		} else if (sa.ss_family == AF_INET6) {
+			struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&sa;
+			inet_ntop(AF_INET6, &v6->sin6_addr, ip, sizeof(ip));
+			port = ntohs(v6->sin6_port);
+		}
+	}
+	struct conn *conn = conn_new(fd, ip, port, &link_events, NULL);
+	struct link *l = link_new(-1, conn);
+	conn_start_tls(l->conn, node_tcp_server());
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct ucred cred;
@@ -772,6 +755,10 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 
 	if (fd < 0)
 		return;
+	if (tcp) {
+		accept_tcp(fd);
+		return;
+	}
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
 	    cred.uid != getuid()) {
 		log_warn("node link: refusing a peer of another user");
@@ -783,12 +770,20 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 
 static void connect_to(unsigned peer)
 {
+	struct sockaddr_storage ss;
 	struct sockaddr_un sa;
 	struct conn *conn;
+	socklen_t len = sizeof(sa);
 	int err = 0;
 
-	sock_path(peer, &sa);
-	conn = conn_connect((struct sockaddr *)&sa, sizeof(sa), &link_events, NULL, &err);
+	if (tcp) {
+		if (!peer_addr[peer] || node_tcp_addr(peer_addr[peer], &ss, &len) != 0)
+			return;
+		conn = conn_connect((struct sockaddr *)&ss, len, &link_events, NULL, &err);
+	} else {
+		sock_path(peer, &sa);
+		conn = conn_connect((struct sockaddr *)&sa, len, &link_events, NULL, &err);
+	}
 	if (!conn) {
 		log_debug("node link: cannot reach node %u yet: %s", peer, strerror(-err));
 		return;
@@ -803,11 +798,23 @@ static void connect_to(unsigned peer)
 static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	for (unsigned i = self + 1; i <= count; i++)
-		if (!links[i])
+		if (!links[i] && (!tcp || peer_addr[i]))
 			connect_to(i);
-	for (struct link *l = all; l; l = l->next)
+	for (struct link *l = all, *next; l; l = next) {
+		next = l->next;		/* a close frees l */
 		if (!l->peer && l->conn && now_mono() - l->since > HELLO_TIMEOUT)
 			link_close(l, "no hello");
+	}
+}
+
+static void start_links(void)
+{
+	ev_io_init(&accept_w, on_accept, listen_fd, EV_READ);
+	ev_io_start(conn_loop(), &accept_w);
+	ev_timer_init(&retry_w, on_retry, 0., .5);
+	ev_timer_start(conn_loop(), &retry_w);
+	ev_unref(conn_loop());		/* the retries keep nothing running */
+	node_init(self, &link_backend);
 }
 
 int node_link_start(unsigned node, unsigned nodes, const char *dir)
@@ -831,13 +838,69 @@ int node_link_start(unsigned node, unsigned nodes, const char *dir)
 		node_link_stop();
 		return r;
 	}
-	ev_io_init(&accept_w, on_accept, listen_fd, EV_READ);
-	ev_io_start(conn_loop(), &accept_w);
-	ev_timer_init(&retry_w, on_retry, 0., .5);
-	ev_timer_start(conn_loop(), &retry_w);
-	ev_unref(conn_loop());		/* the retries keep nothing running */
-	node_init(self, &link_backend);
+	start_links();
 	return 0;
+}
+
+int node_link_start_tcp(unsigned node, const char *address, const char *secret)
+{
+	int r;
+
+	if (node < 1 || node > NODE_MAX)
+		return -EINVAL;
+	if ((r = node_tcp_init(secret)) != 0) {
+		log_error("node link: cannot set up TLS");
+		return r;
+	}
+	if ((listen_fd = node_tcp_listen(address)) < 0) {
+		r = listen_fd;
+		log_error("node link: cannot listen on %s: %s", address, strerror(-r));
+		node_tcp_free();
+		return r;
+	}
+	tcp = true;
+	self = node;
+	count = NODE_MAX;
+	sbuf_init(&out);
+	start_links();
+	return 0;
+}
+
+void node_link_peer(unsigned node, const char *address)
+{
+	if (!tcp || node < 1 || node > NODE_MAX || node == self)
+		return;
+	if (address && peer_addr[node] && strcmp(address, peer_addr[node]) == 0)
+		return;
+	free(peer_addr[node]);
+	peer_addr[node] = address ? xstrdup(address) : NULL;
+}
+
+void node_link_died(unsigned node, uint32_t pid)
+{
+	struct watch *wa = &watches[node];
+	struct link *l;
+
+	if (!tcp || node < 1 || node > NODE_MAX || node == self)
+		return;
+	if (wa->epoch && (uint32_t)wa->pid == pid) {
+		node_gone(node, wa->epoch, first_alive(node));
+		wa->epoch = 0;
+	}
+	l = links[node];
+	if (l && l->up && (uint32_t)l->pid == pid) {
+		unsigned epoch = l->epoch;
+		links[node] = NULL;	/* closed here: no watch */
+		l->up = false;
+		log_info("node link %u <-> %u down: the node died", self, node);
+		link_close(l, "node-gone");
+		node_gone(node, epoch, first_alive(node));
+	}
+}
+
+bool node_link_is_up(unsigned node)
+{
+	return node >= 1 && node <= NODE_MAX && links[node] && links[node]->up;
 }
 
 void node_link_stop(void)
@@ -848,8 +911,10 @@ void node_link_stop(void)
 		ev_io_stop(conn_loop(), &accept_w);
 		close(listen_fd);
 		listen_fd = -1;
-		sock_path(self, &sa);
-		unlink(sa.sun_path);
+		if (!tcp) {
+			sock_path(self, &sa);
+			unlink(sa.sun_path);
+		}
 	}
 	if (ev_is_active(&watch_w))
 		ev_timer_stop(conn_loop(), &watch_w);
@@ -862,6 +927,10 @@ void node_link_stop(void)
 	while (all) {		/* leaving: the others see us go */
 		struct link *l = all;
 		l->up = false;
+		/* our clients' last stanzas (their unavailable presence to
+		 * contacts there) go before the close, not after a commit
+		 * the link would not live to see */
+		release(l, l->pending.len);
 		if (l->conn)
 			conn_close(l->conn, "system-shutdown");
 		else
@@ -873,6 +942,13 @@ void node_link_stop(void)
 	sbuf_free(&out);
 	free(sock_dir);
 	sock_dir = NULL;
+	for (unsigned i = 0; i <= NODE_MAX; i++) {
+		free(peer_addr[i]);
+		peer_addr[i] = NULL;
+	}
+	if (tcp)
+		node_tcp_free();
+	tcp = false;
 }
 
 unsigned node_link_up_count(void)

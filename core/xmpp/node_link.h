@@ -1,8 +1,8 @@
 /*
- * node_link.h - the links between the nodes of one machine (the workers
- * of one server): one connection per pair of nodes over a Unix socket,
- * carrying the directory's changes and forwarded stanzas in binary frames
- * (node.h is what they serve).
+ * node_link.h - the links between nodes: one connection per pair of nodes
+ * over a Unix socket (the workers of one server) or over TCP with TLS (the
+ * nodes of a cluster, node_tcp.h), carrying the directory's changes and
+ * forwarded stanzas in binary frames (node.h is what they serve).
  *
  * Node i listens on DIR/node-i.sock and connects to every node above it;
  * a link that goes is tried again every half second. The socket's
@@ -34,13 +34,19 @@
  *             already, to do there too (node_admin_others)
  * A new link first carries the binds and fields of every session of the
  * side that sends them (the dump), so a restarted node learns them all.
- * The same frames may travel on other byte streams between nodes (TCP,
- * with TLS, across machines): the format knows nothing of Unix sockets.
+ * Across machines (a cluster, node_cluster.h) the same frames travel
+ * on TCP once TLS is up (authenticated by the cluster's secret); the
+ * node numbers are the cluster's (NODE_MAX at most), the HELLO's pid is
+ * the peer's on its machine, and a node's death is its directory's word
+ * (node_link_died), not its socket's.
  */
 #ifndef STARLING_NODE_LINK_H
 #define STARLING_NODE_LINK_H
 
 #include <stdbool.h>
+#include <stdint.h>
+
+struct session;
 
 #define NODE_MAX 64
 #define NODE_LINK_VERSION 1
@@ -60,7 +66,22 @@ enum node_frame {
 /* Node self of count, its links' sockets in dir (which exists). Starts
  * listening and connecting: 0 or -errno. */
 int node_link_start(unsigned self, unsigned count, const char *dir);
+/* Node self of a cluster, listening on address ("ip:port") for links
+ * authenticated by secret: 0 or -errno. The other nodes come from
+ * node_link_peer. */
+int node_link_start_tcp(unsigned self, const char *address, const char *secret);
 void node_link_stop(void);
+/* A cluster's node is at address (the lower number of two connects), or
+ * no longer listed (NULL). */
+void node_link_peer(unsigned node, const char *address);
+/* The cluster's node, its process pid, is dead (its key expired, or it
+ * started again): its link closes and its sessions end, their contacts
+ * told by the lowest-numbered node alive. */
+void node_link_died(unsigned node, uint32_t pid);
+bool node_link_is_up(unsigned node);
+/* A local session was bound or unbound and the other nodes told (the
+ * cluster's session directory). */
+extern void (*node_link_dir_hook)(struct session *s, bool bound);
 /* The iteration's storage batch is committed (core/pipeline.c): what
  * the links carry so far goes out now, or, when archive appends were
  * handed to the writer thread (handed), once node_link_landed() says

@@ -196,7 +196,15 @@ local function cmd_status()
 			left < 0 and "expired" or (floor(left / 86400) .. " days left"),
 			left < 0 and " EXPIRED" or left < soon and " EXPIRES SOON" or "")
 	end
-	if c.node > 0 then
+	local cl = server.cluster()
+	if cl then
+		local me = "?"
+		for _, n in ipairs(cl.nodes) do
+			if n.id == cl.self then me = n.name end
+		end
+		table.insert(lines, 6, format("node: %s, cluster node %d (pid %d), %d node links up",
+			me, c.node, c.pid, c.node_links))
+	elseif c.node > 0 then
 		table.insert(lines, 6, format("node: worker %d (pid %d), %d node links up",
 			c.node, c.pid, c.node_links))
 	end
@@ -221,7 +229,7 @@ end
 local restart_options = {
 	"interfaces", "c2s_ports", "c2s_direct_tls_ports", "data_path",
 	"storage_max_size", "admin_socket", "pidfile", "component_ports",
-	"component_interfaces", "workers",
+	"component_interfaces", "workers", "cluster",
 }
 
 local function option_keys(cfg, host, keys)
@@ -353,7 +361,11 @@ local function cmd_reload(args)
 		return false, { "usage: reload" }
 	end
 	local ok, lines, applied = M.reload()
-	if applied and server.counts().node > 0 then
+	if applied and server.cluster() then
+		-- each machine's node has its own config file: its operator
+		-- reloads it there
+		lines[#lines + 1] = "this node only: the cluster's other nodes reload on their own"
+	elseif applied and server.counts().node > 0 then
 		local sent, err = server.reload_others()
 		lines[#lines + 1] = sent and "the other workers reload too (see their logs)"
 			or "the other workers were not told: " .. tostring(err)
@@ -571,6 +583,32 @@ local function cmd_sessions(args)
 	end
 	local lines = columns(rows)
 	lines[#lines + 1] = format("%d sessions", n)
+	return true, lines
+end
+
+-- cluster status: the cluster's nodes as Redis told them a second ago
+-- (name, id, link address, alive, sessions in its directory) and our link
+-- to each.
+local function cmd_cluster(args)
+	if args[1] ~= "status" or #args > 1 then
+		return false, { "usage: cluster status" }
+	end
+	local c = server.cluster()
+	if not c then
+		return false, { "not a node of a cluster (no cluster option)" }
+	end
+	local rows = { { "NODE", "ID", "ADDRESS", "ALIVE", "SESSIONS", "LINK" } }
+	local alive, up = 0, 0
+	sort(c.nodes, function(a, b) return a.id < b.id end)
+	for _, n in ipairs(c.nodes) do
+		alive = alive + (n.alive and 1 or 0)
+		up = up + (n.link == "up" and 1 or 0)
+		rows[#rows + 1] = { n.name, tostring(n.id), n.address, n.alive and "yes" or "no",
+			tostring(n.sessions), n.link }
+	end
+	local lines = columns(rows)
+	lines[#lines + 1] = format("%d nodes alive, %d links up, redis %s", alive, up,
+		c.redis and "answering" or "NOT ANSWERING")
 	return true, lines
 end
 
@@ -950,12 +988,13 @@ local help = {
 	"user revoke-tokens JID          end the account's FAST login tokens",
 	"log reopen                      open the log file again (after rotation)",
 	"eval CODE                       run Lua in the server (the shell)",
+	"cluster status                  the cluster's nodes, their sessions, our links",
 }
 
 local commands = {
 	status = cmd_status, metrics = cmd_metrics, reload = cmd_reload, module = cmd_module,
 	sessions = cmd_sessions, kick = cmd_kick, s2s = cmd_s2s, user = cmd_user, log = cmd_log,
-	invite = cmd_invite, components = cmd_components,
+	invite = cmd_invite, components = cmd_components, cluster = cmd_cluster,
 	help = function() return true, help end,
 }
 

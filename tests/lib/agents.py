@@ -57,6 +57,7 @@ class Agent:
         port = server.tls_port if direct_tls else server.port
         cmd = [sys.executable, AGENT, "--lib", lib, "--jid", jid,
                "--password", account.password, "--port", str(port),
+               "--host", getattr(server, "ip", "127.0.0.1"),
                "--priority", str(priority),
                "--lifetime", str(xmpp.timeout_value(lifetime))]
         if direct_tls:

@@ -285,7 +285,7 @@ class Server:
                 self.exit_code = self.proc.returncode
                 return False
             try:
-                socket.create_connection(("127.0.0.1", waiting[0]), 0.5).close()
+                socket.create_connection((self.ip, waiting[0]), 0.5).close()
                 waiting.pop(0)
             except OSError:
                 time.sleep(0.05)
@@ -294,6 +294,14 @@ class Server:
             self.proc.wait()
             return False
         return True
+
+    @property
+    def ip(self):
+        """The loopback address clients reach: the first of the
+        interfaces option (127.0.0.1 by default; a cluster's node may
+        have another, 127.0.0.2, ...)."""
+        first = (self.options.get("interfaces") or ["127.0.0.1"])[0]
+        return "127.0.0.1" if first in ("*", "0.0.0.0") else first
 
     @property
     def running(self):
@@ -418,7 +426,7 @@ class Server:
         open_stream is False). source: the loopback address to connect
         from (default 127.0.0.1)."""
         port = self.tls_port if tls == "direct" else self.port
-        c = xmpp.Client("127.0.0.1", port, self.domain, name=name)
+        c = xmpp.Client(self.ip, port, self.domain, name=name)
         for hook in CLIENT_CREATED:
             hook(c)
         c.connect(tls=(tls == "direct"), backend=backend, version=version,
